@@ -1,0 +1,66 @@
+"""Who acted, and the audit row every state change writes in its own transaction."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Union
+
+from django.contrib.auth.base_user import AbstractBaseUser
+
+from customers.models import ApiKey, AuditEntry, Customer
+
+SYSTEM = None
+"""The actor of cron jobs and lazy resets."""
+
+Actor = Union[AbstractBaseUser, ApiKey, None]
+
+
+def actor_label(actor: Actor) -> str:
+    if actor is None:
+        return "system"
+    if isinstance(actor, ApiKey):
+        return f"API key {actor.name} ({actor.prefix}…)"
+    return actor.get_username()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # Whole numbers stay integers so the trail reads "800 → 1,240", not "800.000000".
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    customer: Customer | None = None,
+    target_type: str = "",
+    target_id: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+    env: str | None = None,
+    customer_ref: str | None = None,
+) -> AuditEntry:
+    """Write one append-only audit entry. Call it inside the transaction of the change."""
+    return AuditEntry.objects.create(
+        actor_user=actor if isinstance(actor, AbstractBaseUser) else None,
+        actor_api_key=actor if isinstance(actor, ApiKey) else None,
+        actor_label=actor_label(actor),
+        action=action,
+        env=env if env is not None else (customer.env if customer else ""),
+        customer=customer,
+        customer_ref=customer_ref if customer_ref is not None else (customer.customer_id if customer else ""),
+        target_type=target_type,
+        target_id=str(target_id),
+        before=_jsonable(before) if before is not None else None,
+        after=_jsonable(after) if after is not None else None,
+        reason=reason,
+    )

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpResponse
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from autumn_admin.environment import switch_env
+
+admin.site.site_header = "Billing admin"
+admin.site.site_title = "Billing admin"
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")
+
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("env/", switch_env, name="switch-env"),
+    path("healthz", healthz),
+    path("admin/", admin.site.urls),
+    path("customers/", include("customers.urls")),
+]

@@ -1,0 +1,100 @@
+from django.contrib import admin
+
+from billing.models import (
+    Balance,
+    CustomerProduct,
+    CustomerReward,
+    Event,
+    Feature,
+    Invoice,
+    Price,
+    Product,
+    ProductItem,
+    Reward,
+    StripeEvent,
+)
+
+
+@admin.register(Feature)
+class FeatureAdmin(admin.ModelAdmin):
+    list_display = ("feature_id", "name", "type", "usage_type", "archived")
+    list_filter = ("type", "archived")
+    search_fields = ("feature_id", "name")
+
+
+class ProductItemInline(admin.TabularInline):
+    model = ProductItem
+    extra = 1
+    autocomplete_fields = ("feature",)
+
+
+class PriceInline(admin.TabularInline):
+    model = Price
+    extra = 1
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("product_id", "name", "version", "group", "is_add_on", "is_default", "custom_for", "archived")
+    list_filter = ("is_add_on", "is_default", "archived")
+    search_fields = ("product_id", "name")
+    inlines = [ProductItemInline, PriceInline]
+    raw_id_fields = ("custom_for", "base_product")
+
+
+@admin.register(Reward)
+class RewardAdmin(admin.ModelAdmin):
+    list_display = ("reward_id", "name", "type", "value", "duration", "duration_months", "active")
+    list_filter = ("type", "duration", "active")
+    search_fields = ("reward_id", "name")
+
+
+@admin.register(CustomerProduct)
+class CustomerProductAdmin(admin.ModelAdmin):
+    list_display = ("customer", "product", "status", "started_at", "current_period_end", "canceled_at")
+    list_filter = ("status",)
+    raw_id_fields = ("customer", "product")
+    search_fields = ("customer__customer_id",)
+
+
+@admin.register(Balance)
+class BalanceAdmin(admin.ModelAdmin):
+    """Balances are changed through the dashboard, where each edit needs a reason and is audited."""
+
+    list_display = ("customer", "feature", "allowance", "adjustment", "remaining", "unlimited", "next_reset_at")
+    raw_id_fields = ("customer", "customer_product")
+    search_fields = ("customer__customer_id", "feature__feature_id")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("customer", "feature", "event_name", "value", "timestamp")
+    raw_id_fields = ("customer",)
+    search_fields = ("customer__customer_id", "event_name")
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CustomerReward)
+class CustomerRewardAdmin(admin.ModelAdmin):
+    list_display = ("customer", "reward", "applied_at", "applied_by", "expires_at", "removed_at")
+    raw_id_fields = ("customer",)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = ("stripe_id", "customer", "status", "total", "currency", "created_at")
+    list_filter = ("status", "currency")
+    raw_id_fields = ("customer",)
+    search_fields = ("stripe_id", "customer__customer_id")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "type", "created", "received_at")
+    search_fields = ("event_id", "type")

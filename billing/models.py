@@ -1,0 +1,463 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import Customer
+
+SLUG_PATTERN = r"^[a-zA-Z0-9_-]+$"
+
+# Quantities: up to 10^15 with 6 decimals (fractional credits exist).
+QUANTITY = {"max_digits": 22, "decimal_places": 6}
+
+
+class FeatureType(models.TextChoices):
+    BOOLEAN = "boolean", "Boolean"
+    METERED = "metered", "Metered"
+    CREDIT_SYSTEM = "credit_system", "Credit system"
+
+
+class UsageType(models.TextChoices):
+    SINGLE_USE = "single_use", "Single use (consumed, resets)"
+    CONTINUOUS_USE = "continuous_use", "Continuous use (allocated, never resets)"
+
+
+class Interval(models.TextChoices):
+    LIFETIME = "lifetime", "Lifetime"
+    DAY = "day", "Day"
+    WEEK = "week", "Week"
+    MONTH = "month", "Month"
+    QUARTER = "quarter", "Quarter"
+    SEMI_ANNUAL = "semi_annual", "Half year"
+    YEAR = "year", "Year"
+
+
+class PriceInterval(models.TextChoices):
+    ONE_OFF = "one_off", "One-off"
+    MONTH = "month", "Month"
+    QUARTER = "quarter", "Quarter"
+    SEMI_ANNUAL = "semi_annual", "Half year"
+    YEAR = "year", "Year"
+
+
+class Feature(models.Model):
+    feature_id = models.CharField("ID", max_length=255, unique=True)
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=16, choices=FeatureType.choices)
+    usage_type = models.CharField(
+        max_length=16, choices=UsageType.choices, blank=True, default="",
+        help_text="For metered features: consumed each interval or allocated (seats).",
+    )
+    event_names = models.JSONField(
+        default=list, blank=True, help_text="Event names that count towards this feature when tracked."
+    )
+    unit_label = models.CharField(max_length=32, blank=True, default="")
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(feature_id__regex=SLUG_PATTERN), name="feature_id_pattern"),
+            models.CheckConstraint(condition=Q(type__in=FeatureType.values), name="feature_type_valid"),
+            models.CheckConstraint(
+                condition=Q(usage_type__in=[*UsageType.values, ""]), name="feature_usage_type_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_metered(self) -> bool:
+        return self.type != FeatureType.BOOLEAN
+
+
+class Product(models.Model):
+    """A plan. A custom product is a copy made for one customer only."""
+
+    product_id = models.CharField("ID", max_length=255)
+    name = models.CharField(max_length=255)
+    version = models.PositiveIntegerField(default=1)
+    group = models.CharField(max_length=100, blank=True, default="")
+    is_add_on = models.BooleanField("add-on", default=False)
+    is_default = models.BooleanField(default=False)
+    custom_for = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="custom_products",
+        help_text="Set on a custom product: the only customer it is for.",
+    )
+    base_product = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="custom_versions"
+    )
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product_id", "version"], condition=Q(custom_for__isnull=True),
+                name="product_id_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["custom_for", "product_id", "version"], condition=Q(custom_for__isnull=False),
+                name="custom_product_unique_per_customer",
+            ),
+            models.CheckConstraint(condition=Q(product_id__regex=SLUG_PATTERN), name="product_id_pattern"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="product_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        label = f"{self.name} (v{self.version})" if self.version > 1 else self.name
+        return f"{label} · custom" if self.custom_for_id else label
+
+    @property
+    def is_custom(self) -> bool:
+        return self.custom_for_id is not None
+
+
+class Price(models.Model):
+    """A fixed amount per interval, or a per-unit price for usage of a metered item beyond its allowance."""
+
+    class Type(models.TextChoices):
+        FIXED = "fixed", "Fixed"
+        USAGE = "usage", "Usage (overage)"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="prices")
+    type = models.CharField(max_length=8, choices=Type.choices, default=Type.FIXED)
+    feature = models.ForeignKey(
+        Feature, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For a usage price: the metered feature it charges for.",
+    )
+    amount = models.PositiveBigIntegerField(help_text="Minor units (cents) per interval, or per billing units.")
+    currency = models.CharField(max_length=3, default="usd")
+    interval = models.CharField(max_length=16, choices=PriceInterval.choices, default=PriceInterval.MONTH)
+    interval_count = models.PositiveSmallIntegerField(default=1)
+    billing_units = models.DecimalField(
+        **QUANTITY, default=Decimal(1), help_text="A usage price charges `amount` per this many units."
+    )
+    stripe_price_id = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["product", "type", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(type__in=["fixed", "usage"]), name="price_type_valid"),
+            models.CheckConstraint(
+                condition=Q(type="fixed") | Q(feature__isnull=False), name="usage_price_has_feature"
+            ),
+            models.CheckConstraint(condition=Q(billing_units__gt=0), name="price_billing_units_positive"),
+            models.CheckConstraint(condition=Q(interval__in=PriceInterval.values), name="price_interval_valid"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="price_currency_iso"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.type} {self.amount} {self.currency}"
+
+
+class ProductItem(models.Model):
+    """A feature a product includes, with its allowance and how it resets."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="items")
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="product_items")
+    included = models.DecimalField(**QUANTITY, default=Decimal(0), help_text="Included allowance.")
+    unlimited = models.BooleanField(default=False)
+    interval = models.CharField(max_length=16, choices=Interval.choices, default=Interval.MONTH)
+    interval_count = models.PositiveSmallIntegerField(default=1)
+    overage_allowed = models.BooleanField(default=False)
+    usage_limit = models.DecimalField(**QUANTITY, null=True, blank=True)
+
+    class Meta:
+        ordering = ["product", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "feature"], name="product_item_unique_feature"),
+            models.CheckConstraint(condition=Q(included__gte=0), name="item_included_non_negative"),
+            models.CheckConstraint(condition=Q(interval__in=Interval.values), name="item_interval_valid"),
+            models.CheckConstraint(condition=Q(interval_count__gte=1), name="item_interval_count_positive"),
+            models.CheckConstraint(
+                condition=Q(usage_limit__isnull=True) | Q(usage_limit__gte=0), name="item_usage_limit_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product}: {self.feature}"
+
+
+class CustomerProductStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    TRIALING = "trialing", "Trialing"
+    PAST_DUE = "past_due", "Past due"
+    SCHEDULED = "scheduled", "Scheduled"
+    EXPIRED = "expired", "Expired"
+
+
+LIVE_PRODUCT_STATUSES = (
+    CustomerProductStatus.ACTIVE, CustomerProductStatus.TRIALING, CustomerProductStatus.PAST_DUE,
+)
+
+
+class CustomerProduct(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="customer_products")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="customer_products")
+    status = models.CharField(
+        max_length=16, choices=CustomerProductStatus.choices, default=CustomerProductStatus.ACTIVE
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    quantity = models.PositiveIntegerField(default=1)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_updated_at = models.BigIntegerField(
+        null=True, blank=True, help_text="Creation time of the newest Stripe event applied (out-of-order guard)."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=CustomerProductStatus.values), name="customer_product_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="customer_product_quantity_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="cusprod_customer_status"),
+            models.Index(fields=["product", "status"], name="cusprod_product_status"),
+            models.Index(fields=["stripe_subscription_id"], name="cusprod_stripe_sub"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.product} ({self.status})"
+
+
+class Balance(models.Model):
+    """A customer's allowance of one feature (Autumn's customer entitlement).
+
+    granted = allowance + adjustment; usage = granted - remaining.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="balances")
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="balances")
+    customer_product = models.ForeignKey(
+        CustomerProduct, null=True, blank=True, on_delete=models.SET_NULL, related_name="balances",
+        help_text="The product that grants it; empty for a loose grant.",
+    )
+    allowance = models.DecimalField(**QUANTITY, default=Decimal(0))
+    adjustment = models.DecimalField(**QUANTITY, default=Decimal(0))
+    remaining = models.DecimalField(**QUANTITY, default=Decimal(0))
+    unlimited = models.BooleanField(default=False)
+    overage_allowed = models.BooleanField(default=False)
+    usage_limit = models.DecimalField(**QUANTITY, null=True, blank=True)
+    interval = models.CharField(max_length=16, choices=Interval.choices, default=Interval.MONTH)
+    interval_count = models.PositiveSmallIntegerField(default=1)
+    next_reset_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["feature__name", "id"]
+        permissions = [("adjust_balance", "Can edit a customer's feature balance")]
+        constraints = [
+            models.CheckConstraint(condition=Q(allowance__gte=0), name="balance_allowance_non_negative"),
+            models.CheckConstraint(condition=Q(interval__in=Interval.values), name="balance_interval_valid"),
+            models.CheckConstraint(
+                condition=Q(overage_allowed=True) | Q(unlimited=True) | Q(remaining__gte=0),
+                name="balance_negative_only_with_overage",
+            ),
+            models.UniqueConstraint(
+                fields=["customer_product", "feature"], condition=Q(customer_product__isnull=False),
+                name="balance_one_per_product_feature",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "feature"], name="balance_customer_feature"),
+            models.Index(fields=["next_reset_at"], name="balance_next_reset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.feature_id} {self.remaining}/{self.granted}"
+
+    @property
+    def granted(self) -> Decimal:
+        return self.allowance + self.adjustment
+
+    @property
+    def usage(self) -> Decimal:
+        return self.granted - self.remaining
+
+    @property
+    def overage(self) -> Decimal:
+        return max(Decimal(0), -self.remaining)
+
+    @property
+    def resets(self) -> bool:
+        return self.interval != Interval.LIFETIME
+
+
+class Event(models.Model):
+    """One tracked usage event. Its value is recorded in full even where the balance is capped."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    feature = models.ForeignKey(Feature, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    event_name = models.CharField(max_length=255, blank=True, default="")
+    value = models.DecimalField(**QUANTITY, default=Decimal(1))
+    timestamp = models.DateTimeField(default=timezone.now)
+    properties = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    api_key = models.ForeignKey(
+        "customers.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                name="event_idempotency_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "feature", "-timestamp", "-id"], name="event_cus_feat_time"),
+            models.Index(fields=["customer", "-timestamp", "-id"], name="event_customer_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.event_name or self.feature_id} {self.value}"
+
+
+class RewardType(models.TextChoices):
+    PERCENTAGE_DISCOUNT = "percentage_discount", "Percentage discount"
+    FIXED_DISCOUNT = "fixed_discount", "Fixed discount"
+    FREE_PRODUCT = "free_product", "Free product"
+    FEATURE_GRANT = "feature_grant", "Feature grant"
+
+
+DISCOUNT_REWARD_TYPES = (RewardType.PERCENTAGE_DISCOUNT, RewardType.FIXED_DISCOUNT)
+
+
+class RewardDuration(models.TextChoices):
+    ONE_OFF = "one_off", "Once"
+    MONTHS = "months", "Months"
+    FOREVER = "forever", "Forever"
+
+
+class Reward(models.Model):
+    reward_id = models.CharField("ID", max_length=255, unique=True)
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=24, choices=RewardType.choices)
+    value = models.DecimalField(
+        **QUANTITY, default=Decimal(0),
+        help_text="Percent off for a percentage discount; minor units off for a fixed one; units for a grant.",
+    )
+    currency = models.CharField(max_length=3, default="usd")
+    duration = models.CharField(max_length=8, choices=RewardDuration.choices, default=RewardDuration.ONE_OFF)
+    duration_months = models.PositiveSmallIntegerField(null=True, blank=True)
+    promo_codes = models.JSONField(default=list, blank=True)
+    free_product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    grant_feature = models.ForeignKey(Feature, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stripe_coupon_id = models.CharField(max_length=255, blank=True, default="")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(reward_id__regex=SLUG_PATTERN), name="reward_id_pattern"),
+            models.CheckConstraint(condition=Q(type__in=RewardType.values), name="reward_type_valid"),
+            models.CheckConstraint(condition=Q(duration__in=RewardDuration.values), name="reward_duration_valid"),
+            models.CheckConstraint(condition=Q(value__gte=0), name="reward_value_non_negative"),
+            models.CheckConstraint(
+                condition=~Q(type="percentage_discount") | Q(value__lte=100), name="reward_percentage_max_100"
+            ),
+            models.CheckConstraint(
+                condition=~Q(duration="months") | Q(duration_months__gte=1), name="reward_months_needs_count"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_discount(self) -> bool:
+        return self.type in DISCOUNT_REWARD_TYPES
+
+
+class CustomerReward(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="customer_rewards")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="customer_rewards")
+    applied_at = models.DateTimeField(default=timezone.now)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until removed (or used once).")
+    removed_at = models.DateTimeField(null=True, blank=True)
+    stripe_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-applied_at", "-id"]
+        permissions = [("apply_reward", "Can add and remove a customer's rewards")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "reward"], condition=Q(removed_at__isnull=True),
+                name="customer_reward_unique_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.reward}"
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+    UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+
+class Invoice(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="invoices")
+    stripe_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    total = models.BigIntegerField(default=0, help_text="Minor units.")
+    amount_paid = models.BigIntegerField(default=0, help_text="Minor units.")
+    currency = models.CharField(max_length=3, default="usd")
+    hosted_invoice_url = models.URLField(max_length=1000, blank=True, default="")
+    invoice_pdf = models.URLField("PDF URL", max_length=1000, blank=True, default="")
+    product_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    stripe_updated_at = models.BigIntegerField(
+        null=True, blank=True, help_text="Creation time of the newest Stripe event applied (out-of-order guard)."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=InvoiceStatus.values), name="invoice_status_valid"),
+            models.CheckConstraint(condition=Q(amount_paid__gte=0), name="invoice_amount_paid_non_negative"),
+        ]
+        indexes = [models.Index(fields=["customer", "-created_at", "-id"], name="invoice_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id or self.pk}: {self.total} {self.currency} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event already processed: each is applied once."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    created = models.BigIntegerField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}"

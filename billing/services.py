@@ -1,0 +1,464 @@
+"""The balance engine: every state change of products, balances, events and rewards.
+
+The dashboard, the REST API and the management commands all call these functions, each passing
+the actor. Each runs in one transaction, locks the rows it reads before writing them, and writes
+its audit entry in that same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from autumn_admin.audit import SYSTEM, Actor, audit_record
+from autumn_admin.errors import Conflict, ServiceError
+from billing.intervals import add_intervals, next_after
+from billing.models import (
+    LIVE_PRODUCT_STATUSES,
+    Balance,
+    CustomerProduct,
+    CustomerProductStatus,
+    CustomerReward,
+    Event,
+    Feature,
+    FeatureType,
+    Interval,
+    Price,
+    Product,
+    Reward,
+    RewardDuration,
+    UsageType,
+)
+from billing.quantities import parse_quantity
+from customers.models import ApiKey, Customer
+
+ZERO = Decimal(0)
+UNSET = object()
+
+
+def _balance_snapshot(balance: Balance) -> dict:
+    return {
+        "feature": balance.feature_id and balance.feature.feature_id,
+        "remaining": balance.remaining,
+        "granted": balance.granted,
+        "usage": balance.usage,
+        "next_reset_at": balance.next_reset_at,
+    }
+
+
+# --- resets -------------------------------------------------------------------------------------
+
+def _reset_if_due(balance: Balance, now: datetime) -> bool:
+    """Reset a locked balance whose reset time has passed. The caller saves it."""
+    if balance.next_reset_at is None or balance.next_reset_at > now or not balance.resets:
+        return False
+    before = _balance_snapshot(balance)
+    balance.remaining = balance.allowance
+    balance.adjustment = ZERO
+    balance.next_reset_at = next_after(balance.next_reset_at, balance.interval, balance.interval_count, now)
+    audit_record(
+        actor=SYSTEM, action="balance.reset", customer=balance.customer,
+        target_type="balance", target_id=balance.pk, before=before, after=_balance_snapshot(balance),
+    )
+    return True
+
+
+def balances_reset_due(*, customer: Customer | None = None, now: datetime | None = None,
+                       batch_size: int = 500) -> int:
+    """Reset every balance whose reset time has passed (of one customer, or all). Returns how many.
+
+    Reads first without a lock, so a page that has nothing to reset pays one cheap query.
+    """
+    now = now or timezone.now()
+    due = Balance.objects.filter(next_reset_at__lte=now).exclude(interval=Interval.LIFETIME)
+    if customer is not None:
+        due = due.filter(customer=customer)
+    count = 0
+    while True:
+        ids = list(due.order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return count
+        with transaction.atomic():
+            locked = Balance.objects.select_for_update().select_related("customer", "feature")
+            for balance in locked.filter(id__in=ids).order_by("id"):
+                if _reset_if_due(balance, now):
+                    balance.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
+                    count += 1
+        if customer is not None and len(ids) < batch_size:
+            return count
+
+
+# --- products -----------------------------------------------------------------------------------
+
+def _period_end(product: Product, start: datetime) -> datetime | None:
+    fixed = [p for p in product.prices.all() if p.type == Price.Type.FIXED and p.interval != "one_off"]
+    if not fixed:
+        return None
+    return add_intervals(start, fixed[0].interval, fixed[0].interval_count)
+
+
+@transaction.atomic
+def product_attach(
+    *,
+    customer: Customer,
+    product: Product,
+    actor: Actor,
+    status: str = CustomerProductStatus.ACTIVE,
+    quantity: int = 1,
+    trial_ends_at: datetime | None = None,
+    stripe_subscription_id: str = "",
+    now: datetime | None = None,
+    reason: str = "",
+) -> CustomerProduct:
+    """Put a customer on a product and create its balances.
+
+    A plan (not an add-on) replaces the customer's live plan of the same group; usage recorded on
+    the old plan's balances is carried over to the new ones, so switching plans never forgets usage.
+    """
+    now = now or timezone.now()
+    if product.custom_for_id and product.custom_for_id != customer.pk:
+        raise ServiceError("That custom product belongs to another customer.", code="product_not_found",
+                           status=404)
+    live = CustomerProduct.objects.select_for_update().filter(customer=customer, status__in=LIVE_PRODUCT_STATUSES)
+    live = list(live.select_related("product"))
+    if any(cp.product_id == product.pk for cp in live):
+        raise Conflict(f"{customer.customer_id} already has {product.name}.", code="product_already_attached")
+
+    replaced = [
+        cp for cp in live
+        if not product.is_add_on and not cp.product.is_add_on and cp.product.group == product.group
+    ]
+    carried: dict[int, Decimal] = {}
+    if replaced:
+        old_balances = Balance.objects.select_for_update().filter(customer_product__in=replaced)
+        for old in old_balances.order_by("id"):
+            _reset_if_due(old, now)
+            carried[old.feature_id] = carried.get(old.feature_id, ZERO) + old.usage
+            old.delete()
+        for cp in replaced:
+            cp.status = CustomerProductStatus.EXPIRED
+            cp.ended_at = now
+            cp.save(update_fields=["status", "ended_at"])
+
+    period_end = _period_end(product, now)
+    cp = CustomerProduct.objects.create(
+        customer=customer, product=product, status=status, started_at=now, quantity=quantity,
+        current_period_start=now if period_end else None, current_period_end=period_end,
+        trial_ends_at=trial_ends_at, stripe_subscription_id=stripe_subscription_id,
+    )
+    for item in product.items.select_related("feature").order_by("id"):
+        feature = item.feature
+        lifetime = item.interval == Interval.LIFETIME or feature.usage_type == UsageType.CONTINUOUS_USE
+        allowance = ZERO if feature.type == FeatureType.BOOLEAN else item.included * quantity
+        remaining = allowance - carried.get(feature.pk, ZERO)
+        if remaining < 0 and not item.overage_allowed:
+            remaining = ZERO
+        Balance.objects.create(
+            customer=customer, feature=feature, customer_product=cp,
+            allowance=allowance, adjustment=ZERO, remaining=remaining,
+            unlimited=item.unlimited, overage_allowed=item.overage_allowed, usage_limit=item.usage_limit,
+            interval=Interval.LIFETIME if lifetime else item.interval, interval_count=item.interval_count,
+            next_reset_at=None if lifetime else add_intervals(now, item.interval, item.interval_count),
+        )
+    audit_record(
+        actor=actor, action="product.attach", customer=customer, target_type="product",
+        target_id=product.product_id,
+        before={"products": [cp.product.product_id for cp in replaced]} if replaced else None,
+        after={"product": product.product_id, "version": product.version, "status": status},
+        reason=reason,
+    )
+    return cp
+
+
+# --- usage --------------------------------------------------------------------------------------
+
+@dataclass
+class TrackResult:
+    event: Event
+    balances: list[Balance] = field(default_factory=list)
+    replayed: bool = False
+
+
+def _deduct(balances: list[Balance], value: Decimal) -> None:
+    """Draw `value` from the balances in order. Positive remainders are used first; what is left
+    goes negative on the first balance that allows overage (up to its usage limit), and is
+    otherwise dropped: without overage a balance stops at 0 while the event keeps the full value."""
+    if any(b.unlimited for b in balances):
+        return
+    rest = value
+    if rest < 0:  # a refund gives usage back, newest grants last
+        for b in reversed(balances):
+            give = min(-rest, b.usage)
+            if give > 0:
+                b.remaining += give
+                rest += give
+        return
+    for b in balances:
+        take = min(rest, max(b.remaining, ZERO))
+        b.remaining -= take
+        rest -= take
+        if rest == 0:
+            return
+    for b in balances:
+        if b.overage_allowed:
+            floor = b.granted - b.usage_limit if b.usage_limit is not None else None
+            new = b.remaining - rest
+            b.remaining = max(new, floor) if floor is not None else new
+            return
+
+
+def feature_for_track(*, feature_id: str | None = None, event_name: str | None = None) -> Feature:
+    """The feature a track call refers to, by id or by one of its event names."""
+    if feature_id:
+        feature = Feature.objects.filter(feature_id=feature_id, archived=False).first()
+        if feature is None:
+            raise ServiceError(f"Feature {feature_id!r} not found.", code="feature_not_found", status=404)
+        return feature
+    if event_name:
+        # The catalogue is small: matching in Python works the same on SQLite and PostgreSQL.
+        features = list(Feature.objects.filter(archived=False))
+        feature = next((f for f in features if event_name in (f.event_names or [])), None) or next(
+            (f for f in features if f.feature_id == event_name), None)
+        if feature is None:
+            raise ServiceError(f"No feature is tracked by the event {event_name!r}.",
+                               code="feature_not_found", status=404)
+        return feature
+    raise ServiceError("Give a feature_id or an event_name.", code="invalid_input", field="feature_id")
+
+
+def balance_track(
+    *,
+    customer: Customer,
+    feature: Feature,
+    value,
+    actor: Actor,
+    event_name: str = "",
+    properties: dict | None = None,
+    timestamp: datetime | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> TrackResult:
+    """Record usage: deduct it from the customer's balances and write the event row, atomically.
+
+    The balance rows are locked (in id order, so concurrent tracks never deadlock) before they
+    are read, so concurrent tracks and edits never lose an update.
+    """
+    value = parse_quantity(value, field="value")
+    now = now or timezone.now()
+    if idempotency_key:
+        existing = Event.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return TrackResult(event=existing, balances=list(_feature_balances(customer, feature)), replayed=True)
+    try:
+        with transaction.atomic():
+            balances = list(
+                Balance.objects.select_for_update().filter(customer=customer, feature=feature).order_by("id")
+            )
+            for b in balances:
+                b.customer = customer
+                b.feature = feature
+                _reset_if_due(b, now)
+            _deduct(balances, value)
+            for b in balances:
+                b.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
+            event = Event.objects.create(
+                customer=customer, feature=feature, event_name=event_name or "", value=value,
+                timestamp=timestamp or now, properties=properties or {}, idempotency_key=idempotency_key or None,
+                api_key=actor if isinstance(actor, ApiKey) else None, created_at=now,
+            )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        existing = Event.objects.get(customer=customer, idempotency_key=idempotency_key)
+        return TrackResult(event=existing, balances=list(_feature_balances(customer, feature)), replayed=True)
+    return TrackResult(event=event, balances=balances)
+
+
+def _feature_balances(customer: Customer, feature: Feature):
+    return Balance.objects.filter(customer=customer, feature=feature).order_by("id")
+
+
+@dataclass
+class FeatureBalance:
+    """All of a customer's balances of one feature, added up (what check and the API report)."""
+
+    feature: Feature
+    granted: Decimal = ZERO
+    remaining: Decimal = ZERO
+    unlimited: bool = False
+    overage_allowed: bool = False
+    usage_limit: Decimal | None = None
+    next_reset_at: datetime | None = None
+    balances: list[Balance] = field(default_factory=list)
+
+    @property
+    def usage(self) -> Decimal:
+        return self.granted - self.remaining
+
+    @classmethod
+    def of(cls, feature: Feature, balances: list[Balance]) -> FeatureBalance:
+        fb = cls(feature=feature, balances=balances)
+        for b in balances:
+            fb.granted += b.granted
+            fb.remaining += b.remaining
+            fb.unlimited = fb.unlimited or b.unlimited
+            fb.overage_allowed = fb.overage_allowed or b.overage_allowed
+            if b.usage_limit is not None:
+                fb.usage_limit = (fb.usage_limit or ZERO) + b.usage_limit
+            if b.next_reset_at and (fb.next_reset_at is None or b.next_reset_at < fb.next_reset_at):
+                fb.next_reset_at = b.next_reset_at
+        return fb
+
+
+@dataclass
+class CheckResult:
+    allowed: bool
+    balance: FeatureBalance | None
+
+
+def balance_check(*, customer: Customer, feature: Feature, required_balance=1,
+                  now: datetime | None = None) -> CheckResult:
+    """May the customer use `required_balance` of the feature now? Applies due resets first."""
+    required = parse_quantity(required_balance, field="required_balance")
+    balances_reset_due(customer=customer, now=now)
+    balances = list(_feature_balances(customer, feature))
+    if not balances:
+        return CheckResult(allowed=False, balance=None)
+    fb = FeatureBalance.of(feature, balances)
+    if feature.type == FeatureType.BOOLEAN or fb.unlimited:
+        allowed = True
+    elif fb.overage_allowed:
+        allowed = fb.usage_limit is None or fb.usage + required <= fb.usage_limit
+    else:
+        allowed = fb.remaining >= required
+    return CheckResult(allowed=allowed, balance=fb)
+
+
+# --- balance edits ------------------------------------------------------------------------------
+
+def _adjust(
+    *, balance: Balance, actor: Actor, reason: str, action: str, new_value, next_reset_at,
+    expected_remaining: Decimal | None, now: datetime | None,
+) -> Balance:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Balance.objects.select_for_update().select_related("customer", "feature").get(pk=balance.pk)
+        _reset_if_due(locked, now)
+        if expected_remaining is not None and locked.remaining != expected_remaining:
+            raise Conflict(
+                "This balance changed since you opened it (usage was tracked or someone else edited it). "
+                "Check the new figures and try again.",
+                code="balance_changed", field="new_balance",
+            )
+        if locked.unlimited:
+            raise ServiceError("This balance is unlimited and can't be edited.", code="balance_unlimited")
+        new = new_value(locked)
+        if new < 0 and not locked.overage_allowed:
+            raise ServiceError(
+                "A negative balance is only possible where overage is allowed, and this feature "
+                "doesn't allow it.", code="overage_not_allowed", field="new_balance",
+            )
+        if next_reset_at is not UNSET and next_reset_at is not None:
+            if not locked.resets:
+                raise ServiceError("This balance never resets (lifetime), so it has no reset date.",
+                                   code="invalid_input", field="next_reset_at")
+            if next_reset_at <= now:
+                raise ServiceError("The next reset date must be in the future.",
+                                   code="invalid_input", field="next_reset_at")
+        before = _balance_snapshot(locked)
+        locked.adjustment += new - locked.remaining  # recorded usage never changes; granted moves
+        locked.remaining = new
+        if next_reset_at is not UNSET and next_reset_at is not None:
+            locked.next_reset_at = next_reset_at
+        locked.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
+        audit_record(
+            actor=actor, action=action, customer=locked.customer, target_type="balance",
+            target_id=locked.pk, before=before, after=_balance_snapshot(locked), reason=reason,
+        )
+    return locked
+
+
+def balance_set(*, balance: Balance, new_balance, actor: Actor, reason: str, next_reset_at=UNSET,
+                expected_remaining: Decimal | None = None, now: datetime | None = None) -> Balance:
+    """Set the balance to `new_balance` (the dashboard popup and `balances.update`).
+
+    Positive: allowance left; negative: usage to charge (overage only). Recorded as
+    `adjustment += new - old`, so usage stays as recorded and granted moves.
+    """
+    new = parse_quantity(new_balance, field="new_balance")
+    return _adjust(balance=balance, actor=actor, reason=reason, action="balance.set",
+                   new_value=lambda b: new, next_reset_at=next_reset_at,
+                   expected_remaining=expected_remaining, now=now)
+
+
+def balance_add(*, balance: Balance, delta, actor: Actor, reason: str, next_reset_at=UNSET,
+                expected_remaining: Decimal | None = None, now: datetime | None = None) -> Balance:
+    """Add `delta` (may be negative) to the balance: the same rule as `balance_set`."""
+    amount = parse_quantity(delta, field="amount")
+    return _adjust(balance=balance, actor=actor, reason=reason, action="balance.add",
+                   new_value=lambda b: b.remaining + amount, next_reset_at=next_reset_at,
+                   expected_remaining=expected_remaining, now=now)
+
+
+@transaction.atomic
+def balance_create(
+    *, customer: Customer, feature: Feature, actor: Actor, granted=0, unlimited: bool = False,
+    interval: str = Interval.LIFETIME, interval_count: int = 1, overage_allowed: bool = False,
+    reason: str = "", now: datetime | None = None,
+) -> Balance:
+    """A loose grant of a feature, outside any product."""
+    now = now or timezone.now()
+    amount = parse_quantity(granted, field="granted", allow_negative=False)
+    if interval not in Interval.values:
+        raise ServiceError(f"Unknown interval {interval!r}.", code="invalid_input", field="interval")
+    balance = Balance.objects.create(
+        customer=customer, feature=feature, customer_product=None, allowance=amount, remaining=amount,
+        unlimited=unlimited, overage_allowed=overage_allowed, interval=interval, interval_count=interval_count,
+        next_reset_at=None if interval == Interval.LIFETIME else add_intervals(now, interval, interval_count),
+    )
+    audit_record(actor=actor, action="balance.create", customer=customer, target_type="balance",
+                 target_id=balance.pk, after=_balance_snapshot(balance), reason=reason)
+    return balance
+
+
+# --- rewards ------------------------------------------------------------------------------------
+
+@transaction.atomic
+def reward_apply(*, customer: Customer, reward: Reward, actor: Actor, now: datetime | None = None) -> CustomerReward:
+    now = now or timezone.now()
+    if not reward.active:
+        raise ServiceError(f"{reward.name} is not active.", code="reward_inactive", field="reward")
+    Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    if CustomerReward.objects.filter(customer=customer, reward=reward, removed_at__isnull=True).exists():
+        raise Conflict(f"{customer.display_name} already has {reward.name}.", code="reward_already_applied",
+                       field="reward")
+    expires_at = None
+    if reward.duration == RewardDuration.MONTHS and reward.duration_months:
+        expires_at = add_intervals(now, "month", reward.duration_months)
+    applied = CustomerReward.objects.create(
+        customer=customer, reward=reward, applied_at=now, expires_at=expires_at,
+        applied_by=actor if actor is not None and not isinstance(actor, ApiKey) else None,
+    )
+    audit_record(actor=actor, action="reward.apply", customer=customer, target_type="reward",
+                 target_id=reward.reward_id, after={"reward": reward.reward_id, "expires_at": expires_at})
+    return applied
+
+
+@transaction.atomic
+def reward_remove(*, customer_reward: CustomerReward, actor: Actor, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    locked = CustomerReward.objects.select_for_update().select_related("customer", "reward").get(
+        pk=customer_reward.pk)
+    if locked.removed_at is not None:
+        return
+    locked.removed_at = now
+    locked.save(update_fields=["removed_at"])
+    audit_record(actor=actor, action="reward.remove", customer=locked.customer, target_type="reward",
+                 target_id=locked.reward.reward_id, before={"reward": locked.reward.reward_id})

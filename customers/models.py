@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+CUSTOMER_ID_PATTERN = r"^[a-zA-Z0-9_-]+$"
+CUSTOMER_ID_MAX_LENGTH = 255
+
+
+class Env(models.TextChoices):
+    SANDBOX = "sandbox", "Sandbox"
+    LIVE = "live", "Live"
+
+
+class CustomerQuerySet(models.QuerySet):
+    def alive(self):
+        return self.filter(deleted_at__isnull=True)
+
+    def deleted(self):
+        return self.filter(deleted_at__isnull=False)
+
+    def in_env(self, env: str):
+        return self.filter(env=env)
+
+
+class Customer(models.Model):
+    """A customer of the company using the dashboard, identified by the app's own id."""
+
+    customer_id = models.CharField("ID", max_length=CUSTOMER_ID_MAX_LENGTH)
+    env = models.CharField(max_length=8, choices=Env.choices, default=Env.SANDBOX)
+    name = models.CharField(max_length=255, blank=True, default="")
+    email = models.CharField(max_length=320, blank=True, default="")
+    fingerprint = models.CharField(max_length=255, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    stripe_id = models.CharField("Stripe customer", max_length=255, blank=True, default="")
+    send_email_receipts = models.BooleanField(default=False)
+    stripe_sync_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("restore_customer", "Can restore a deleted customer"),
+            ("manage_api_keys", "Can create and revoke API keys"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["env", "customer_id"],
+                condition=Q(deleted_at__isnull=True),
+                name="customer_id_unique_per_env_alive",
+            ),
+            models.CheckConstraint(
+                condition=Q(customer_id__regex=CUSTOMER_ID_PATTERN), name="customer_id_pattern"
+            ),
+            models.CheckConstraint(condition=Q(env__in=Env.values), name="customer_env_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["env", "email"], name="customer_env_email"),
+            models.Index(fields=["env", "name"], name="customer_env_name"),
+            models.Index(fields=["env", "-created_at"], name="customer_env_created"),
+            models.Index(fields=["stripe_id"], name="customer_stripe_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.customer_id
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.customer_id
+
+
+class ApiKey(models.Model):
+    """A secret key for the REST API. Only a hash of the key is stored."""
+
+    name = models.CharField(max_length=100)
+    env = models.CharField(max_length=8, choices=Env.choices)
+    prefix = models.CharField(max_length=24, help_text="The first characters, to recognise the key.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(env__in=Env.values), name="apikey_env_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to an API POST sent with an Idempotency-Key, replayed on retries."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_unique"),
+        ]
+
+
+class AuditEntry(models.Model):
+    """Append-only record of who changed what. Outlives the customer it describes."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, help_text="Who acted, as shown to people.")
+    action = models.CharField(max_length=64)
+    env = models.CharField(max_length=8, choices=Env.choices, blank=True, default="")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    customer_ref = models.CharField(max_length=CUSTOMER_ID_MAX_LENGTH, blank=True, default="")
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=255, blank=True, default="")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="audit_customer_time"),
+            models.Index(fields=["target_type", "target_id", "-created_at"], name="audit_target_time"),
+            models.Index(fields=["-created_at"], name="audit_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.customer_ref} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,189 @@
+"""State changes of customers. Each takes the actor and writes its audit entry in its transaction."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from autumn_admin.audit import Actor, audit_record
+from autumn_admin.errors import Conflict, ServiceError
+from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN, Customer, Env
+
+EDITABLE_FIELDS = ("name", "email", "fingerprint", "metadata", "send_email_receipts")
+TEXT_LIMITS = {"name": 255, "email": 320, "fingerprint": 255}
+_ID_RE = re.compile(CUSTOMER_ID_PATTERN)
+
+
+def validate_customer_id(value, *, field: str = "id") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ServiceError("A customer id is required.", code="invalid_input", field=field)
+    value = value.strip()
+    if len(value) > CUSTOMER_ID_MAX_LENGTH:
+        raise ServiceError(f"A customer id may be at most {CUSTOMER_ID_MAX_LENGTH} characters.",
+                           code="invalid_input", field=field)
+    if not _ID_RE.match(value):
+        raise ServiceError("A customer id may contain only letters, digits, '_' and '-'.",
+                           code="invalid_input", field=field)
+    return value
+
+
+def _clean_fields(fields: dict) -> dict:
+    clean = {}
+    for key, value in fields.items():
+        if key not in EDITABLE_FIELDS:
+            raise ServiceError(f"{key} can't be changed.", code="invalid_input", field=key)
+        if key in TEXT_LIMITS:
+            value = "" if value is None else value
+            if not isinstance(value, str):
+                raise ServiceError(f"{key} must be text.", code="invalid_input", field=key)
+            value = value.strip()
+            if len(value) > TEXT_LIMITS[key]:
+                raise ServiceError(f"{key} may be at most {TEXT_LIMITS[key]} characters.",
+                                   code="invalid_input", field=key)
+            if key == "email" and value:
+                try:
+                    validate_email(value)
+                except ValidationError:
+                    raise ServiceError(f"{value!r} is not a valid email address.", code="invalid_input",
+                                       field="email")
+        elif key == "metadata":
+            value = {} if value is None else value
+            if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+                raise ServiceError("metadata must be an object with text keys.", code="invalid_input",
+                                   field="metadata")
+        elif key == "send_email_receipts" and not isinstance(value, bool):
+            raise ServiceError("send_email_receipts must be true or false.", code="invalid_input", field=key)
+        clean[key] = value
+    return clean
+
+
+def _snapshot(customer: Customer, keys) -> dict:
+    return {k: getattr(customer, "customer_id" if k == "id" else k) for k in keys}
+
+
+@transaction.atomic
+def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults: bool = True,
+                    **fields) -> Customer:
+    """Create a customer and put it on the default (free) products."""
+    if env not in Env.values:
+        raise ServiceError(f"Unknown environment {env!r}.", code="invalid_input", field="env")
+    customer_id = validate_customer_id(customer_id)
+    clean = _clean_fields(fields)
+    if Customer.objects.alive().filter(env=env, customer_id=customer_id).exists():
+        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id",
+                       field="id")
+    try:
+        with transaction.atomic():
+            customer = Customer.objects.create(env=env, customer_id=customer_id, **clean)
+    except IntegrityError:
+        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id",
+                       field="id")
+    audit_record(actor=actor, action="customer.create", customer=customer, target_type="customer",
+                 target_id=customer_id, after=_snapshot(customer, ["id", *clean]))
+    if attach_defaults:
+        from billing.models import Product
+        from billing.services import product_attach
+
+        for product in Product.objects.filter(is_default=True, archived=False, custom_for__isnull=True):
+            product_attach(customer=customer, product=product, actor=actor)
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | None = None,
+                    metadata_merge: dict | None = None, reason: str = "", **fields) -> Customer:
+    """Change a customer's details. `metadata_merge` merges keys, a None value deleting its key."""
+    clean = _clean_fields(fields)
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if metadata_merge is not None:
+        merged = dict(locked.metadata or {})
+        for key, value in _clean_fields({"metadata": metadata_merge})["metadata"].items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        clean["metadata"] = merged
+    if new_customer_id is not None:
+        new_id = validate_customer_id(new_customer_id, field="new_customer_id")
+        if new_id != locked.customer_id:
+            taken = Customer.objects.alive().filter(env=locked.env, customer_id=new_id).exclude(pk=locked.pk)
+            if taken.exists():
+                raise Conflict(f"A customer with id {new_id!r} already exists.", code="duplicate_customer_id",
+                               field="new_customer_id")
+            clean["customer_id"] = new_id
+    changed = {k: v for k, v in clean.items() if getattr(locked, k) != v}
+    if not changed:
+        return locked
+    before = {("id" if k == "customer_id" else k): getattr(locked, k) for k in changed}
+    for key, value in changed.items():
+        setattr(locked, key, value)
+    try:
+        with transaction.atomic():
+            locked.save(update_fields=[*changed, "updated_at"])
+    except IntegrityError:
+        raise Conflict("That customer id is already taken.", code="duplicate_customer_id", field="new_customer_id")
+    after = {("id" if k == "customer_id" else k): v for k, v in changed.items()}
+    audit_record(actor=actor, action="customer.update", customer=locked, target_type="customer",
+                 target_id=locked.customer_id, before=before, after=after, reason=reason)
+    customer.__dict__.update({k: getattr(locked, k) for k in [*changed, "updated_at"]})
+    return locked
+
+
+@transaction.atomic
+def customer_delete(*, customer: Customer, actor: Actor, now: datetime | None = None,
+                    reason: str = "") -> Customer:
+    """Soft delete: the customer leaves lists and the API; ops can restore it. Stripe is not touched."""
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if locked.deleted_at is not None:
+        return locked
+    locked.deleted_at = now or timezone.now()
+    locked.deleted_by = actor if getattr(actor, "is_authenticated", False) else None
+    locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+    audit_record(actor=actor, action="customer.delete", customer=locked, target_type="customer",
+                 target_id=locked.customer_id, reason=reason)
+    customer.deleted_at = locked.deleted_at
+    return locked
+
+
+@transaction.atomic
+def customer_restore(*, customer: Customer, actor: Actor) -> Customer:
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if locked.deleted_at is None:
+        return locked
+    if Customer.objects.alive().filter(env=locked.env, customer_id=locked.customer_id).exists():
+        raise Conflict(
+            f"Another customer now has the id {locked.customer_id!r}; change or delete it first.",
+            code="duplicate_customer_id",
+        )
+    deleted_at = locked.deleted_at
+    locked.deleted_at = None
+    locked.deleted_by = None
+    locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+    audit_record(actor=actor, action="customer.restore", customer=locked, target_type="customer",
+                 target_id=locked.customer_id, before={"deleted_at": deleted_at})
+    return locked
+
+
+def customers_purge(*, older_than: datetime, actor: Actor) -> int:
+    """Remove for good the customers deleted before `older_than`. Their audit entries stay."""
+    purged = 0
+    for pk in Customer.objects.deleted().filter(deleted_at__lt=older_than).values_list("pk", flat=True):
+        with transaction.atomic():
+            customer = Customer.objects.select_for_update().filter(pk=pk, deleted_at__lt=older_than).first()
+            if customer is None:
+                continue
+            audit_record(actor=actor, action="customer.purge", customer=None, env=customer.env,
+                         customer_ref=customer.customer_id, target_type="customer",
+                         target_id=customer.customer_id,
+                         before={"id": customer.customer_id, "name": customer.name, "email": customer.email,
+                                 "deleted_at": customer.deleted_at})
+            # Audit entries keep customer_ref when their customer row goes (SET_NULL).
+            customer.customer_products.all().delete()  # before its custom products, which they protect
+            customer.delete()
+            purged += 1
+    return purged
