@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
@@ -12,7 +12,7 @@ from customers.models import ApiKey, AuditEntry, Customer
 SYSTEM = None
 """The actor of cron jobs and lazy resets."""
 
-Actor = Union[AbstractBaseUser, ApiKey, None]
+Actor = AbstractBaseUser | ApiKey | None
 
 
 def actor_label(actor: Actor) -> str:

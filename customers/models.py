@@ -125,6 +125,9 @@ class IdempotencyRecord(models.Model):
             models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code or 'in progress'})"
+
 
 class AuditEntry(models.Model):
     """Append-only record of who changed what. Outlives the customer it describes."""

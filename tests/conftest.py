@@ -1,0 +1,113 @@
+"""Named actors and catalogue fixtures shared by every test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PASSWORD = "correct-horse-battery"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need Chromium: skip them visibly without it, except where it is required (CI)."""
+    have_browser = os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)
+    if have_browser:
+        return
+    if os.environ.get("REQUIRE_BROWSER") == "1" and any(i.get_closest_marker("browser") for i in items):
+        raise pytest.UsageError(f"REQUIRE_BROWSER=1 but Chromium was not found at {CHROMIUM}")
+    skip = pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
+
+
+def _user(username: str, group: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD, **extra)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def ops(db) -> User:
+    return _user("olivia_ops", "Ops")
+
+
+@pytest.fixture
+def support(db) -> User:
+    return _user("sam_support", "Support")
+
+
+@pytest.fixture
+def viewer(db) -> User:
+    return _user("vera_viewer", "Viewer")
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return _user("root_admin", None, is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def ops_client(client, ops):
+    client.force_login(ops)
+    return client
+
+
+@pytest.fixture
+def catalogue(db):
+    """A small catalogue: a free plan, a flat plan, a usage plan with overage, and an add-on."""
+    from billing.models import Feature, Price, Product, ProductItem
+
+    messages = Feature.objects.create(feature_id="messages", name="Messages", type="metered",
+                                      usage_type="single_use", event_names=["message_sent"])
+    seats = Feature.objects.create(feature_id="seats", name="Seats", type="metered", usage_type="continuous_use")
+    sso = Feature.objects.create(feature_id="sso", name="SSO", type="boolean")
+    api_calls = Feature.objects.create(feature_id="api_calls", name="API calls", type="metered",
+                                       usage_type="single_use")
+    free = Product.objects.create(product_id="free", name="Free", is_default=True)
+    ProductItem.objects.create(product=free, feature=messages, included=Decimal(100), interval="month")
+    pro = Product.objects.create(product_id="pro", name="Pro")
+    Price.objects.create(product=pro, type="fixed", amount=9900, currency="usd", interval="month")
+    ProductItem.objects.create(product=pro, feature=messages, included=Decimal(5000), interval="month")
+    ProductItem.objects.create(product=pro, feature=seats, included=Decimal(10), interval="lifetime")
+    ProductItem.objects.create(product=pro, feature=sso, interval="lifetime")
+    scale = Product.objects.create(product_id="scale", name="Scale")
+    Price.objects.create(product=scale, type="fixed", amount=25000, currency="usd", interval="month")
+    Price.objects.create(product=scale, type="usage", feature=api_calls, amount=100, billing_units=1000,
+                         currency="usd", interval="month")
+    ProductItem.objects.create(product=scale, feature=api_calls, included=Decimal(100000), interval="month",
+                               overage_allowed=True)
+    ProductItem.objects.create(product=scale, feature=messages, included=Decimal(20000), interval="month")
+    addon = Product.objects.create(product_id="seats_addon", name="Extra seats", is_add_on=True)
+    Price.objects.create(product=addon, type="fixed", amount=2000, currency="usd", interval="month")
+    ProductItem.objects.create(product=addon, feature=seats, included=Decimal(10), interval="lifetime")
+    return {
+        "messages": messages, "seats": seats, "sso": sso, "api_calls": api_calls,
+        "free": free, "pro": pro, "scale": scale, "seats_addon": addon,
+    }
+
+
+@pytest.fixture
+def customer(db, catalogue):
+    """Acme Corp, in sandbox, on the free plan (the default product)."""
+    from customers.services import customer_create
+
+    return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp",
+                           email="ada@acme.test")
