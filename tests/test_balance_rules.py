@@ -1,7 +1,6 @@
 """The balance rules of PRODUCT.md, through the services every client calls."""
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -205,12 +204,12 @@ def test_reset_restores_the_allowance_and_drops_the_adjustment(customer, catalog
 
 def test_reset_skips_missed_periods(customer, catalogue):
     balance = _balance(customer, catalogue["messages"])
-    anchor = datetime(2026, 1, 31, 12, tzinfo=dt_timezone.utc)
+    anchor = datetime(2026, 1, 31, 12, tzinfo=UTC)
     Balance.objects.filter(pk=balance.pk).update(next_reset_at=anchor, remaining=3)
-    balances_reset_due(customer=customer, now=datetime(2026, 5, 10, tzinfo=dt_timezone.utc))
+    balances_reset_due(customer=customer, now=datetime(2026, 5, 10, tzinfo=UTC))
     balance.refresh_from_db()
     # Monthly from 31 Jan: 28 Feb, 31 Mar, 30 Apr, then 31 May (counted from the anchor, no drift).
-    assert balance.next_reset_at == datetime(2026, 5, 31, 12, tzinfo=dt_timezone.utc)
+    assert balance.next_reset_at == datetime(2026, 5, 31, 12, tzinfo=UTC)
     assert balance.remaining == 100
 
 

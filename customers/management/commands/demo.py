@@ -318,11 +318,11 @@ class Command(BaseCommand):
                 status = "void"
             overage = rng.choice([0, 0, 0, rng.randint(100, 9000)]) if product.product_id == "scale" else 0
             total = fixed.amount + overage
-            token = f"{rng.getrandbits(64):016x}"
+            token = f"{'test_' if customer.env == 'sandbox' else 'live_'}{rng.getrandbits(64):016x}"
             invoices.append(Invoice(
                 customer=customer, stripe_id=f"in_demo_{customer.env[0]}{customer.pk}_{k}", status=status,
                 total=total, amount_paid=total if status == "paid" else 0, currency=fixed.currency,
-                hosted_invoice_url=f"https://invoice.stripe.com/i/acct_demo/{'test_' if customer.env == 'sandbox' else 'live_'}{token}",
+                hosted_invoice_url=f"https://invoice.stripe.com/i/acct_demo/{token}",
                 invoice_pdf=f"https://pay.stripe.com/invoice/acct_demo/{token}/pdf",
                 product_ids=[product.product_id], created_at=issued,
             ))
