@@ -1,0 +1,424 @@
+"""The benchmark, end to end, in one command:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench python -m bench.run
+
+Loads the dataset (bench/generate.py; reused when already loaded), serves the app with gunicorn, and
+measures in one run on this machine: the customer page (heavy and typical customer) beside a trivial
+view, the customers list searched by email substring and by id prefix, /v1/balances.track on one hot
+balance and over many beside `pgbench -N`, every final balance checked exact, and the workers' peak
+memory. Prints a table with the ratios and writes the figures as JSON (--json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from bench import loadgen, pgbench
+from bench.generate import SCALES, Generator, Scale
+from bench.server import BENCH_SECRET_KEY, Gunicorn
+
+TARGETS = {
+    "page_ratio": 4.0,          # heavy customer page p50 ÷ trivial view p50
+    "page_queries": 15,
+    "search_p50_ms": 50.0,
+    "track_ratio": 0.35,        # track tps at 8 over many balances ÷ pgbench -N tps at 8
+    "worker_rss_mb": 150.0,
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how hard to measure."""
+
+    seconds: float = 10.0
+    warmup: float = 2.0
+    page_concurrency: tuple[int, ...] = (1, 8)
+    track_concurrency: tuple[int, ...] = (1, 8, 32)
+    min_page_requests: int = 40
+    search_queries: int = 200
+    pgbench_scale: int = 10
+    workers: int = 0  # 0: 2 × cores + 1, gunicorn's advice
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or 2 * (os.cpu_count() or 1) + 1
+
+
+PLANS = {
+    "full": Plan(),
+    "small": Plan(seconds=5.0, warmup=1.0),
+    "tiny": Plan(seconds=0.6, warmup=0.0, track_concurrency=(1, 8), min_page_requests=3, search_queries=20,
+                 pgbench_scale=1, workers=2),
+}
+
+
+def setup_django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["SECRET_KEY"] = BENCH_SECRET_KEY  # the server's key: sessions made here must be valid there
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autumn_admin.settings")
+    import django
+
+    django.setup()
+
+
+# --- what the measurements need -------------------------------------------------------------------
+
+def dashboard_session(env: str) -> tuple[object, str]:
+    """A dashboard user and a session cookie for it, with the environment switch set to `env`."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import Group, User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    user, _ = User.objects.get_or_create(username="bench_ops", defaults={"email": "bench@example.com"})
+    group = Group.objects.filter(name="Ops").first()
+    if group:
+        user.groups.add(group)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session["env"] = env
+    session.create()
+    return user, f"sessionid={session.session_key}"
+
+
+def api_key(env: str) -> str:
+    """A fresh secret key, made by the documented command."""
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("create_api_key", env=env, name="bench", stdout=out, stderr=io.StringIO())
+    match = re.search(r"am_sk_\w+_[\w-]+", out.getvalue())
+    if not match:
+        raise RuntimeError(f"create_api_key printed no key: {out.getvalue()!r}")
+    return match[0]
+
+
+def count_queries(user, env: str, paths: dict[str, str]) -> dict[str, dict]:
+    """SQL queries (and response size) of each page, rendered in-process: the second request counts."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session["env"] = env
+    session.save()
+    out = {}
+    for name, path in paths.items():
+        client.get(path)
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(path)
+        out[name] = {"path": path, "status": response.status_code, "queries": len(ctx.captured_queries),
+                     "bytes": len(response.content)}
+    return out
+
+
+def search_terms(env: str, count: int, seed: int = 11) -> dict[str, list[str]]:
+    """Realistic searches, drawn from the data: the middle of an email (surname and number) and the
+    first characters of an id, as people paste them; plus one broad term (a mail domain)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT max(id) FROM customers_customer")
+        top = cur.fetchone()[0] or 1
+        rng = random.Random(seed)
+        ids = sorted(rng.sample(range(1, top + 1), min(top, count * 4)))
+        cur.execute("SELECT email, customer_id FROM customers_customer WHERE id = ANY(%s) AND env = %s "
+                    "AND deleted_at IS NULL AND email LIKE '%%.%%@%%' LIMIT %s", [ids, env, count])
+        rows = cur.fetchall()
+    emails = [email.split("@")[0].split(".", 1)[1] for email, _ in rows]
+    prefixes = [cid[:9] for _, cid in rows]
+    return {"email": emails, "id": prefixes, "broad": ["gmail"]}
+
+
+def track_balances(customer_ids: list[str], feature_id: str, env: str) -> dict[str, Decimal]:
+    """Each customer's remaining balance of the feature (summed over its balances)."""
+    from django.db.models import Sum
+
+    from billing.models import Balance
+
+    rows = (Balance.objects.filter(customer__env=env, customer__customer_id__in=customer_ids,
+                                   customer__deleted_at__isnull=True, feature__feature_id=feature_id)
+            .values_list("customer__customer_id").annotate(total=Sum("remaining")))
+    return dict(rows)
+
+
+def hold_resets(customer_ids: list[str], feature_id: str, env: str) -> None:
+    """Keep the tracked balances from resetting in the middle of a measurement (a reset is correct
+    behaviour, but it would make the exact arithmetic of the check depend on the clock)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from billing.models import Balance
+
+    soon = timezone.now() + timedelta(days=1)
+    (Balance.objects.filter(customer__env=env, customer__customer_id__in=customer_ids, feature__feature_id=feature_id)
+     .filter(Q(next_reset_at__lt=soon)).update(next_reset_at=soon + timedelta(days=30)))
+
+
+def events_since(api_key_prefix: str, since: datetime) -> int:
+    from billing.models import Event
+
+    return Event.objects.filter(api_key__prefix=api_key_prefix, created_at__gte=since).count()
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> dict:
+    """Everything, in order: dataset, query counts, HTTP latencies and throughput, pgbench, memory."""
+    from django.core.management import call_command
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    started = datetime.now(UTC)
+    call_command("migrate", verbosity=0)
+    manifest = Generator(scale, out=out).run()
+    heavy, typical, track = manifest["heavy"], manifest["typical"], manifest["track"]
+    user, cookie = dashboard_session(heavy["env"])
+    key = api_key(track["env"])
+    key_prefix = key[:15]
+    pages = {"heavy": f"/customers/{heavy['customer_id']}/", "typical": f"/customers/{typical['customer_id']}/"}
+    terms = search_terms(heavy["env"], plan.search_queries)
+    queries = count_queries(user, heavy["env"], {
+        **pages, "search email": "/customers/?" + loadgen.urlencode({"q": terms["email"][0]}),
+        "search id": "/customers/?" + loadgen.urlencode({"q": terms["id"][0]}),
+    })
+    for name, q in queries.items():
+        say(f"  {name:<14} {q['status']} {q['queries']:>3} queries {q['bytes'] / 1024:8.1f} KiB  {q['path']}")
+
+    http: list[dict] = []
+    tracks: list[dict] = []
+    with Gunicorn(database_url, workers=plan.worker_count) as server:
+        say(f"gunicorn: {plan.worker_count} sync workers on 127.0.0.1:{server.port}")
+
+        def load(name: str, requests: list[loadgen.Request], concurrency: int, **kw) -> loadgen.Result:
+            result = loadgen.run_load(server.port, name, requests, concurrency=concurrency, seconds=plan.seconds,
+                                      warmup=plan.warmup, **kw)
+            summary = result.summary()
+            say(f"  {name:<28} c={concurrency:<3} {summary['throughput']:8.1f}/s  p50 {summary['p50_ms']:7.2f}  "
+                f"p95 {summary['p95_ms']:7.2f}  p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}"
+                f"  client cpu {summary['client_cpu_share']:.0%}")
+            if result.failures:
+                say(f"    first failure: {result.failures[0][:200]!r}")
+            return result
+
+        for c in plan.page_concurrency:
+            http.append(load("trivial view (/healthz)", [loadgen.get("/healthz", cookie=cookie)], c).summary())
+        for label, path in pages.items():
+            for c in plan.page_concurrency:
+                http.append(load(f"customer page: {label}", [loadgen.get(path, cookie=cookie)], c,
+                                 min_requests=plan.min_page_requests).summary())
+        for label in ("email", "id", "broad"):
+            requests = [loadgen.get("/customers/", cookie=cookie, query={"q": term}) for term in terms[label]]
+            for c in plan.page_concurrency if label != "broad" else (1,):
+                http.append(load(f"search: {label}", requests, c, min_requests=plan.min_page_requests).summary())
+
+        hold_resets(track["many"], track["feature_id"], track["env"])
+        for label, targets in (("hot balance", [track["hot"]]), ("many balances", track["many"])):
+            requests = [loadgen.post_json("/v1/balances.track", {"customer_id": cid, "feature_id": track["feature_id"],
+                                                                 "value": 1}, bearer=key, target=cid)
+                        for cid in targets]
+            random.Random(3).shuffle(requests)
+            for c in plan.track_concurrency:
+                before = track_balances(targets, track["feature_id"], track["env"])
+                since = datetime.now(UTC)
+                result = loadgen.run_load(server.port, f"track: {label}", requests, concurrency=c,
+                                          seconds=plan.seconds)  # no warm-up: every call counts in the check
+                after = track_balances(targets, track["feature_id"], track["env"])
+                wrong = [cid for cid in targets
+                         if after.get(cid) != before.get(cid, Decimal(0)) - result.ok_by_target[cid]]
+                events = events_since(key_prefix, since)
+                summary = result.summary() | {"exact": not wrong and events == result.ok,
+                                              "balances_checked": len(targets), "balances_wrong": len(wrong),
+                                              "events_written": events}
+                tracks.append(summary)
+                say(f"  track: {label:<21} c={c:<3} {summary['throughput']:8.1f}/s  p50 {summary['p50_ms']:7.2f}  "
+                    f"p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}  "
+                    f"exact {'yes' if summary['exact'] else 'NO'} ({len(targets)} balances, {events} events)  "
+                    f"client cpu {summary['client_cpu_share']:.0%}")
+                if result.failures:
+                    say(f"    first failure: {result.failures[0][:200]!r}")
+        memory = server.worker_memory()
+        say(f"  workers' peak RSS: {memory['peak_rss_mb_each']} MB")
+
+    pgbench.initialise(database_url, plan.pgbench_scale)
+    floors = []
+    for c in plan.track_concurrency:
+        floors.append(pgbench.run(database_url, clients=c, seconds=plan.seconds))
+        say(f"  pgbench -N {'':<18} c={c:<3} {floors[-1]['tps']:8.1f}/s  p50 {floors[-1]['p50_ms']:7.2f}  "
+            f"p99 {floors[-1]['p99_ms']:7.2f} ms")
+    hot_c = max(plan.track_concurrency)
+    floors.append(pgbench.run(database_url, clients=hot_c, seconds=plan.seconds, hot=True))
+    say(f"  pgbench hot row {'':<13} c={hot_c:<3} {floors[-1]['tps']:8.1f}/s  p99 {floors[-1]['p99_ms']:7.2f} ms")
+
+    report = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "plan": asdict(plan) | {"workers": plan.worker_count},
+        "dataset": manifest,
+        "queries": queries,
+        "search_terms": {k: v[:5] for k, v in terms.items()},
+        "http": http, "track": tracks, "pgbench": floors, "memory": memory,
+    }
+    report["ratios"] = ratios(report)
+    report["verdict"] = verdict(report)
+    return report
+
+
+def machine() -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT version()")
+        version = cur.fetchone()[0].split(" on ")[0]
+        settings = {}
+        for name in ("shared_buffers", "synchronous_commit", "fsync", "max_connections", "work_mem"):
+            cur.execute(f"SHOW {name}")
+            settings[name] = cur.fetchone()[0]
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = 0
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": mem, "python": platform.python_version(),
+            "postgresql": version, "postgresql_settings": settings, "load_average_at_start": os.getloadavg()}
+
+
+def _find(rows: list[dict], name: str, concurrency: int) -> dict | None:
+    return next((r for r in rows if r["name"] == name and r["concurrency"] == concurrency), None)
+
+
+def ratios(report: dict) -> dict:
+    out = {}
+    for c in report["plan"]["page_concurrency"]:
+        floor = _find(report["http"], "trivial view (/healthz)", c)
+        for label in ("heavy", "typical"):
+            page = _find(report["http"], f"customer page: {label}", c)
+            if floor and page and floor["p50_ms"]:
+                out[f"page {label} p50 / trivial p50 @{c}"] = round(page["p50_ms"] / floor["p50_ms"], 2)
+    for c in report["plan"]["track_concurrency"]:
+        floor = _find(report["pgbench"], "pgbench -N", c)
+        for label in ("many balances", "hot balance"):
+            track = _find(report["track"], f"track: {label}", c)
+            if floor and track and floor["tps"]:
+                out[f"track {label} / pgbench -N @{c}"] = round(track["throughput"] / floor["tps"], 3)
+    hot_floor = next((r for r in report["pgbench"] if r["name"] == "pgbench hot row"), None)
+    hot = _find(report["track"], "track: hot balance", hot_floor["concurrency"]) if hot_floor else None
+    if hot and hot_floor["tps"]:
+        out[f"track hot balance / pgbench hot row @{hot_floor['concurrency']}"] = round(
+            hot["throughput"] / hot_floor["tps"], 3)
+    return out
+
+
+def verdict(report: dict) -> dict:
+    """Each target: the measured figure and whether it is met."""
+    r, v = report["ratios"], {}
+    v["heavy page p50 ≤ 4× trivial p50 (c=1)"] = _check(r.get("page heavy p50 / trivial p50 @1"), TARGETS["page_ratio"],
+                                                        below=True)
+    v["heavy page ≤ 15 queries"] = _check(report["queries"].get("heavy", {}).get("queries"), TARGETS["page_queries"],
+                                          below=True)
+    for label in ("email", "id"):
+        row = _find(report["http"], f"search: {label}", 1)
+        v[f"search {label} p50 ≤ 50 ms (c=1)"] = _check(row and row["p50_ms"], TARGETS["search_p50_ms"], below=True)
+    v["track many @8 ≥ 0.35× pgbench -N @8"] = _check(r.get("track many balances / pgbench -N @8"),
+                                                       TARGETS["track_ratio"], below=False)
+    hot = [t for t in report["track"] if t["name"] == "track: hot balance"]
+    top = max(hot, key=lambda t: t["concurrency"]) if hot else None
+    v[f"track exact on one hot balance (c={top['concurrency'] if top else '?'})"] = {
+        "value": bool(top and top["exact"] and top["errors"] == 0), "met": bool(top and top["exact"]
+                                                                                and top["errors"] == 0)}
+    v["every tracked balance exact"] = {"value": all(t["exact"] for t in report["track"]),
+                                        "met": all(t["exact"] for t in report["track"])}
+    v["worker peak RSS ≤ 150 MB"] = _check(report["memory"]["peak_rss_mb_max"], TARGETS["worker_rss_mb"], below=True)
+    return v
+
+
+def _check(value, target, *, below: bool) -> dict:
+    if value is None:
+        return {"value": None, "target": target, "met": False}
+    return {"value": value, "target": target, "met": value <= target if below else value >= target}
+
+
+def print_report(report: dict, out=sys.stdout) -> None:
+    def say(text=""):
+        print(text, file=out)
+
+    m = report["machine"]
+    say()
+    say(f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['postgresql']}, Python {m['python']}")
+    counts = report["dataset"]["counts"]
+    say("Dataset: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
+        + f"; heavy customer {report['dataset']['heavy']['events']:,} events")
+    say()
+    say("| measurement | c | req/s | p50 ms | p95 ms | p99 ms | errors |")
+    say("|---|---|---|---|---|---|---|")
+    for row in report["http"] + report["track"]:
+        say(f"| {row['name']} | {row['concurrency']} | {row['throughput']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
+            f"{row['p99_ms']} | {row['errors']} |")
+    for row in report["pgbench"]:
+        say(f"| {row['name']} | {row['concurrency']} | {row['tps']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
+            f"{row['p99_ms']} | {row['failed']} |")
+    say()
+    say("Queries per page: " + ", ".join(f"{k} {v['queries']}" for k, v in report["queries"].items()))
+    say(f"Worker peak RSS: {report['memory']['peak_rss_mb_max']} MB (each: {report['memory']['peak_rss_mb_each']})")
+    say()
+    say("Ratios:")
+    for name, value in report["ratios"].items():
+        say(f"  {name:<52} {value}")
+    say()
+    say("Targets:")
+    for name, check in report["verdict"].items():
+        say(f"  {'met   ' if check['met'] else 'MISSED'} {name}: {check['value']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=SCALES, default="full", help="dataset size and measurement length")
+    parser.add_argument("--seconds", type=float, help="length of each measurement")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default 2 × cores + 1)")
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
+    args = parser.parse_args(argv)
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        parser.error("set DATABASE_URL to a PostgreSQL database of its own, e.g. "
+                     "postgres://postgres@127.0.0.1:5432/bench (createdb -h 127.0.0.1 -U postgres bench)")
+    plan = PLANS[args.scale]
+    if args.seconds:
+        plan = replace(plan, seconds=args.seconds)
+    if args.workers:
+        plan = replace(plan, workers=args.workers)
+    setup_django(database_url)
+    t0 = time.perf_counter()
+    report = measure(database_url, SCALES[args.scale], plan)
+    report["total_seconds"] = round(time.perf_counter() - t0, 1)
+    print_report(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+        print(f"\nFigures written to {args.json}")
+    return 0 if all(check["met"] for check in report["verdict"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
