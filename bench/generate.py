@@ -227,7 +227,7 @@ class Generator:
 
     def _created(self, k: int) -> datetime:
         span = timedelta(days=3 * self.scale.days)
-        return self.now - span + span * k / self.scale.customers
+        return self.now - span + span * (k / self.scale.customers)
 
     @staticmethod
     def _loading_session(cur) -> None:
@@ -248,7 +248,8 @@ class Generator:
         params = {**asdict(self.scale), "typical": self.typical}
         stored = dict(self._exec("SELECT key, value::text FROM bench_meta") or [])
         stored = {key: json.loads(value) for key, value in stored.items()}
-        if reuse and stored.get("params") == params and "manifest" in stored:
+        if (reuse and stored.get("params") == params and "manifest" in stored
+                and self._exec("SELECT count(*) FROM customers_customer")[0][0] == self.scale.customers):
             print("Dataset already loaded with these parameters: reusing it.", file=self.out)
             return stored["manifest"]
         customers = self._exec("SELECT count(*) FROM customers_customer")[0][0]

@@ -121,6 +121,7 @@ def run_load(port: int, name: str, requests: list[Request], *, concurrency: int,
     lock = threading.Lock()
     n = len(requests)
     deadline = hard_deadline = 0.0
+    done = [0]  # answers so far, for min_requests
     counter = itertools.count()  # shared request numbering, so threads walk the list together
     barrier = threading.Barrier(concurrency + 1)
 
@@ -132,7 +133,7 @@ def run_load(port: int, name: str, requests: list[Request], *, concurrency: int,
         barrier.wait()
         while True:
             now = time.perf_counter()
-            if now >= hard_deadline or (now >= deadline and len(result.latencies_ms) >= min_requests):
+            if now >= hard_deadline or (now >= deadline and done[0] >= min_requests):
                 break
             request = requests[next(counter) % n]
             t0 = time.perf_counter()
@@ -146,10 +147,8 @@ def run_load(port: int, name: str, requests: list[Request], *, concurrency: int,
                 ok_by_target[request.target] += 1
             elif len(failures) < 3:
                 failures.append(response[:300].decode("utf-8", "replace"))
-            if len(latencies) >= 64:  # publish progress for min_requests
-                with lock:
-                    result.latencies_ms.extend(latencies)
-                latencies.clear()
+            with lock:
+                done[0] += 1
         with lock:
             result.latencies_ms.extend(latencies)
             result.statuses.update(statuses)

@@ -1,0 +1,94 @@
+"""The benchmark at toy scale, so it cannot rot: the generator loads the test database with COPY, the
+app is served by gunicorn, every measurement runs, and every tracked balance ends exact."""
+
+import io
+
+import pytest
+from django.db import connection
+
+from bench import generate, run
+from bench.server import BENCH_SECRET_KEY
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark loads PostgreSQL (set DATABASE_URL)"),
+]
+
+SCALE = generate.Scale(customers=400, events=6_000, heavy_events=2_000, heavy_invoices=40, heavy_balances=50,
+                       track_customers=20)
+PLAN = run.Plan(seconds=0.3, warmup=0.0, page_concurrency=(1, 4), track_concurrency=(1, 8), min_page_requests=2,
+                search_queries=10, pgbench_scale=1, workers=2)
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@" if s["USER"] else ""
+    return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def bench_settings(settings):
+    settings.SECRET_KEY = BENCH_SECRET_KEY  # the served app's key: the session made here must log in there
+    return settings
+
+
+def test_generator_loads_the_shape_it_promises(bench_settings):
+    from billing.models import Balance, Event, Invoice
+    from customers.models import Customer
+
+    manifest = generate.Generator(SCALE, out=io.StringIO()).run(reuse=False)
+
+    assert Customer.objects.count() == 400
+    assert set(Customer.objects.values_list("env", flat=True)) == {"sandbox", "live"}
+    assert Event.objects.count() == 6_000
+    heavy = Customer.objects.get(customer_id="org_megacorp", env="live")
+    assert Balance.objects.filter(customer=heavy).count() == 50
+    assert Invoice.objects.filter(customer=heavy).count() == 40
+    assert Event.objects.filter(customer=heavy).count() == 2_000
+    assert manifest["counts"]["events"] == 6_000
+    # Every row is consistent with its foreign keys although the load ran without FK triggers.
+    assert not Event.objects.exclude(customer__in=Customer.objects.all()).exists()
+    assert not Balance.objects.exclude(customer__in=Customer.objects.all()).exists()
+    # The secondary indexes dropped for the load are back.
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'billing_event'")
+        names = {row[0] for row in cur.fetchall()}
+    assert {"event_customer_time", "event_cus_feat_time"} <= names
+    # A second run with the same parameters reuses the data instead of loading it again.
+    out = io.StringIO()
+    generate.Generator(SCALE, out=out).run()
+    assert "reusing it" in out.getvalue()
+
+
+def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settings):
+    out = io.StringIO()
+    report = run.measure(database_url(), SCALE, PLAN, out=out)
+    log = out.getvalue()
+
+    names = {(row["name"], row["concurrency"]) for row in report["http"]}
+    for c in PLAN.page_concurrency:
+        for name in ("trivial view (/healthz)", "customer page: heavy", "customer page: typical", "search: email",
+                     "search: id"):
+            assert (name, c) in names, log
+    for row in report["http"]:
+        assert row["requests"] > 0 and row["errors"] == 0, (row, log)
+        assert row["p50_ms"] > 0
+    assert report["queries"]["heavy"]["status"] == 200
+    assert report["queries"]["heavy"]["queries"] > 0
+
+    assert len(report["track"]) == 2 * len(PLAN.track_concurrency)
+    for row in report["track"]:
+        assert row["errors"] == 0 and row["requests"] > 0, (row, log)
+        assert row["exact"], (row, log)
+        assert row["events_written"] == row["requests"]
+
+    assert [f["name"] for f in report["pgbench"]] == ["pgbench -N", "pgbench -N", "pgbench hot row"]
+    assert all(f["tps"] > 0 for f in report["pgbench"])
+    assert 20 < report["memory"]["peak_rss_mb_max"] < 1000
+    assert "page heavy p50 / trivial p50 @1" in report["ratios"]
+    assert "track many balances / pgbench -N @8" in report["ratios"]
+
+    printed = io.StringIO()
+    run.print_report(report, out=printed)
+    assert "Targets:" in printed.getvalue()
