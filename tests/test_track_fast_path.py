@@ -1,0 +1,107 @@
+"""On PostgreSQL the common track runs as one SQL statement. It must give exactly what the general
+rule (`_deduct`) gives, case by case, and step aside whenever the case is not the common one."""
+
+import copy
+import itertools
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from billing.models import Balance, Event
+from billing.services import _deduct, balance_create, balance_track, product_attach
+from customers.models import AuditEntry
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's")
+
+D = Decimal
+STATES = [
+    # allowance, adjustment, remaining, overage_allowed, usage_limit
+    (D(100), D(0), D(100), False, None),
+    (D(100), D(0), D(3), False, None),
+    (D(100), D(0), D(0), False, None),
+    (D(100), D(20), D("7.5"), False, None),
+    (D(100), D(0), D(100), True, None),
+    (D(100), D(0), D(2), True, None),
+    (D(100), D(0), D(-40), True, None),
+    (D(100), D(0), D(10), True, D(150)),
+    (D(100), D(0), D(-45), True, D(150)),
+    (D(100), D(-30), D(5), True, D(80)),
+    (D(0), D(0), D(0), True, D(5)),
+]
+VALUES = [D(0), D(1), D("2.5"), D(10), D(60), D(1000), D(-1), D(-30), D("-0.000001")]
+
+
+@pytest.mark.parametrize(("state", "value"), list(itertools.product(STATES, VALUES)))
+def test_one_statement_track_agrees_with_the_general_rule(customer, catalogue, state, value,
+                                                          django_assert_num_queries):
+    allowance, adjustment, remaining, overage, limit = state
+    Balance.objects.filter(customer=customer).delete()
+    balance = Balance.objects.create(
+        customer=customer, feature=catalogue["messages"], allowance=allowance, adjustment=adjustment,
+        remaining=remaining, overage_allowed=overage, usage_limit=limit, interval="month",
+        next_reset_at=timezone.now() + timedelta(days=10),
+    )
+    expected = copy.copy(balance)
+    _deduct([expected], value)
+
+    with django_assert_num_queries(1):  # one round trip: the lock, the deduction and the event
+        result = balance_track(customer=customer, feature=catalogue["messages"], value=value, actor=None,
+                               properties={"case": "fast"})
+
+    balance.refresh_from_db()
+    assert balance.remaining == expected.remaining
+    assert balance.adjustment == adjustment and balance.allowance == allowance
+    assert [b.remaining for b in result.balances] == [expected.remaining]
+    event = Event.objects.get(pk=result.event.pk)
+    assert (event.value, event.customer, event.feature, event.properties) == (
+        value, customer, catalogue["messages"], {"case": "fast"})
+
+
+def test_the_answer_carries_the_stored_balance(scale_customer_api_calls):
+    customer, feature = scale_customer_api_calls
+    result = balance_track(customer=customer, feature=feature, value=D(250), actor=None)
+    stored = Balance.objects.get(customer=customer, feature=feature)
+    (answered,) = result.balances
+    assert (answered.pk, answered.remaining, answered.granted, answered.usage, answered.next_reset_at) == (
+        stored.pk, stored.remaining, stored.granted, stored.usage, stored.next_reset_at)
+    assert answered.customer_product_id == stored.customer_product_id
+    assert result.event.pk == Event.objects.get(customer=customer).pk
+
+
+@pytest.fixture
+def scale_customer_api_calls(customer, catalogue):
+    product_attach(customer=customer, product=catalogue["scale"], actor=None)
+    return customer, catalogue["api_calls"]
+
+
+def test_a_due_reset_takes_the_general_path_and_is_audited(customer, catalogue):
+    balance = Balance.objects.get(customer=customer, feature=catalogue["messages"])
+    Balance.objects.filter(pk=balance.pk).update(remaining=D(4), next_reset_at=timezone.now() - timedelta(hours=1))
+    balance_track(customer=customer, feature=catalogue["messages"], value=D(10), actor=None)
+    balance.refresh_from_db()
+    assert balance.remaining == D(90)  # reset to 100 first, then 10 used
+    assert AuditEntry.objects.filter(action="balance.reset", target_id=str(balance.pk)).count() == 1
+
+
+def test_several_balances_take_the_general_path(customer, catalogue):
+    balance_create(customer=customer, feature=catalogue["messages"], actor=None, granted=50)
+    balance_track(customer=customer, feature=catalogue["messages"], value=D(120), actor=None)
+    remaining = list(Balance.objects.filter(customer=customer, feature=catalogue["messages"])
+                     .order_by("id").values_list("remaining", flat=True))
+    assert remaining == [D(0), D(30)]
+    assert Event.objects.get(customer=customer).value == D(120)
+
+
+def test_an_unlimited_balance_takes_the_general_path(customer, catalogue):
+    Balance.objects.filter(customer=customer).update(unlimited=True, remaining=D(5))
+    balance_track(customer=customer, feature=catalogue["messages"], value=D(9), actor=None)
+    assert Balance.objects.get(customer=customer).remaining == D(5)
+    assert Event.objects.get(customer=customer).value == D(9)
+
+
+def test_no_balance_still_records_the_event(customer, catalogue):
+    balance_track(customer=customer, feature=catalogue["api_calls"], value=D(3), actor=None)
+    assert Event.objects.get(customer=customer, feature=catalogue["api_calls"]).value == D(3)
