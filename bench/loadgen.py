@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import resource
 import socket
 import threading
@@ -105,6 +106,7 @@ class Result:
             "p50_ms": round(percentile(ordered, 50), 2), "p95_ms": round(percentile(ordered, 95), 2),
             "p99_ms": round(percentile(ordered, 99), 2),
             "client_cpu_share": round(self.client_cpu_seconds / self.seconds, 2) if self.seconds else 0,
+            "load_average": round(os.getloadavg()[0], 2),  # the machine's 1-minute load when it ended
             "failures": self.failures[:3],
         }
 

@@ -3,6 +3,7 @@ INSERT a history row) on the same server and database, and the same transaction 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -39,8 +40,6 @@ def connection_args(database_url: str) -> list[str]:
 
 
 def _env(database_url: str) -> dict:
-    import os
-
     env = dict(os.environ)
     password = urlparse(database_url).password
     if password:
@@ -91,5 +90,5 @@ def run(database_url: str, *, clients: int, seconds: float, hot: bool = False) -
         "name": "pgbench hot row" if hot else "pgbench -N", "concurrency": clients, "tps": round(float(match[1]), 1),
         "transactions": len(latencies), "failed": int(failed[1]) if failed else 0,
         "p50_ms": round(percentile(latencies, 50), 2), "p95_ms": round(percentile(latencies, 95), 2),
-        "p99_ms": round(percentile(latencies, 99), 2),
+        "p99_ms": round(percentile(latencies, 99), 2), "load_average": round(os.getloadavg()[0], 2),
     }

@@ -371,14 +371,14 @@ def print_report(report: dict, out=sys.stdout) -> None:
     say("Dataset: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
         + f"; heavy customer {report['dataset']['heavy']['events']:,} events")
     say()
-    say("| measurement | c | req/s | p50 ms | p95 ms | p99 ms | errors |")
-    say("|---|---|---|---|---|---|---|")
+    say("| measurement | c | req/s | p50 ms | p95 ms | p99 ms | errors | load |")
+    say("|---|---|---|---|---|---|---|---|")
     for row in report["http"] + report["track"]:
         say(f"| {row['name']} | {row['concurrency']} | {row['throughput']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
-            f"{row['p99_ms']} | {row['errors']} |")
+            f"{row['p99_ms']} | {row['errors']} | {row['load_average']} |")
     for row in report["pgbench"]:
         say(f"| {row['name']} | {row['concurrency']} | {row['tps']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
-            f"{row['p99_ms']} | {row['failed']} |")
+            f"{row['p99_ms']} | {row['failed']} | {row['load_average']} |")
     say()
     say("Queries per page: " + ", ".join(f"{k} {v['queries']}" for k, v in report["queries"].items()))
     say(f"Worker peak RSS: {report['memory']['peak_rss_mb_max']} MB (each: {report['memory']['peak_rss_mb_each']})")

@@ -294,6 +294,8 @@ def balance_track(
 # balances, a due reset, an unlimited balance, no balance, an idempotency key — takes the general
 # path below, which this statement then has not touched.
 _BALANCE_COLUMNS = [f.column for f in Balance._meta.concrete_fields]
+_CP_COLUMNS = [f.column for f in CustomerProduct._meta.concrete_fields]
+_PRODUCT_COLUMNS = [f.column for f in Product._meta.concrete_fields]
 _TRACK_SQL = """
 WITH b AS (
     UPDATE billing_balance AS t SET
@@ -317,7 +319,11 @@ WITH b AS (
     FROM b
     RETURNING id
 )
-SELECT e.id, b.* FROM b, e
+SELECT e.id, b.*, """ + ", ".join(f'cp."{c}"' for c in _CP_COLUMNS) + ", " + ", ".join(
+    f'p."{c}"' for c in _PRODUCT_COLUMNS) + """
+FROM b CROSS JOIN e
+LEFT JOIN billing_customerproduct cp ON cp.id = b.customer_product_id
+LEFT JOIN billing_product p ON p.id = cp.product_id
 """
 
 
@@ -333,9 +339,15 @@ def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Deci
         row = cursor.fetchone()
     if row is None:
         return None
-    balance = Balance.from_db(connection.alias, None, list(_balance_values(row[1:])))
+    n_balance, n_cp = len(_BALANCE_COLUMNS), len(_CP_COLUMNS)
+    balance = _from_row(Balance, row[1:1 + n_balance])
     balance.customer = customer
     balance.feature = feature
+    if balance.customer_product_id is not None:  # loaded here so that callers describing it need no query
+        cp = _from_row(CustomerProduct, row[1 + n_balance:1 + n_balance + n_cp])
+        cp.customer = customer
+        cp.product = _from_row(Product, row[1 + n_balance + n_cp:])
+        balance.customer_product = cp
     event = Event(id=row[0], customer=customer, feature=feature, event_name=event_name, value=value,
                   timestamp=timestamp, properties=properties, idempotency_key=None, api_key=api_key, created_at=now)
     event._state.adding = False
@@ -343,13 +355,14 @@ def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Deci
     return TrackResult(event=event, balances=[balance])
 
 
-def _balance_values(raw):
-    """Database values of a RETURNING row, as the model's fields expect them."""
-    for f, value in zip(Balance._meta.concrete_fields, raw, strict=True):
-        converters = f.get_db_converters(connection) + connection.ops.get_db_converters(f)
-        for converter in converters:
+def _from_row(model, raw):
+    """A model instance from a raw row of its concrete columns, converted as the ORM would."""
+    values = []
+    for f, value in zip(model._meta.concrete_fields, raw, strict=True):
+        for converter in f.get_db_converters(connection) + connection.ops.get_db_converters(f):
             value = converter(value, f, connection)
-        yield value
+        values.append(value)
+    return model.from_db(connection.alias, None, values)
 
 
 def _feature_balances(customer: Customer, feature: Feature):

@@ -60,7 +60,7 @@ def test_one_statement_track_agrees_with_the_general_rule(customer, catalogue, s
         value, customer, catalogue["messages"], {"case": "fast"})
 
 
-def test_the_answer_carries_the_stored_balance(scale_customer_api_calls):
+def test_the_answer_carries_the_stored_balance(scale_customer_api_calls, django_assert_num_queries):
     customer, feature = scale_customer_api_calls
     result = balance_track(customer=customer, feature=feature, value=D(250), actor=None)
     stored = Balance.objects.get(customer=customer, feature=feature)
@@ -68,6 +68,8 @@ def test_the_answer_carries_the_stored_balance(scale_customer_api_calls):
     assert (answered.pk, answered.remaining, answered.granted, answered.usage, answered.next_reset_at) == (
         stored.pk, stored.remaining, stored.granted, stored.usage, stored.next_reset_at)
     assert answered.customer_product_id == stored.customer_product_id
+    with django_assert_num_queries(0):  # the product that grants it comes with the answer
+        assert answered.customer_product.product.product_id == "scale"
     assert result.event.pk == Event.objects.get(customer=customer).pk
 
 
