@@ -174,13 +174,6 @@ def stripe_status() -> StripeStatus:
     return status
 
 
-def dashboard_url(stripe_id: str) -> str:
-    """The Stripe dashboard page of a Stripe customer."""
-    if not stripe_id:
-        return ""
-    return f"https://dashboard.stripe.com/{'test/' if is_test_key() else ''}customers/{stripe_id}"
-
-
 # --- what people see when a push fails ----------------------------------------------------------
 
 def _record_failure(customer_pk: int, label: str, exc: StripeError) -> str:

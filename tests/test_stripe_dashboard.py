@@ -8,7 +8,6 @@ import pytest
 from django.test import Client
 
 from billing.models import Invoice, StripeEvent
-from billing.templatetags.stripe_tags import stripe_customer_url
 from customers.models import AuditEntry, Customer
 from tests.fake_stripe import WEBHOOK_SECRET, event, signed
 
@@ -56,23 +55,17 @@ def test_the_status_page_lists_failing_customers_and_recent_events(ops_client, c
 
 
 @pytest.mark.parametrize("role", ["support", "viewer"])
-def test_only_ops_see_the_stripe_page(client, db, request, role):
+def test_every_role_can_read_the_stripe_page(client, db, request, role, settings):
+    settings.STRIPE_SECRET_KEY = ""
     client.force_login(request.getfixturevalue(role))
-    assert client.get("/stripe/").status_code == 403
-    assert 'href="/stripe/"' not in client.get("/customers/").content.decode()
+    assert 'href="/stripe/"' in client.get("/customers/").content.decode()
+    page = client.get("/stripe/")
+    assert page.status_code == 200 and "Stripe is not connected" in page.content.decode()
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client, db):
     response = client.get("/stripe/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
-
-
-def test_the_stripe_customer_link_goes_to_the_right_dashboard(settings):
-    settings.STRIPE_SECRET_KEY = "sk_test_abc"
-    assert stripe_customer_url("cus_123") == "https://dashboard.stripe.com/test/customers/cus_123"
-    settings.STRIPE_SECRET_KEY = "sk_live_abc"
-    assert stripe_customer_url("cus_123") == "https://dashboard.stripe.com/customers/cus_123"
-    assert stripe_customer_url("") == ""
 
 
 @pytest.mark.postgres
