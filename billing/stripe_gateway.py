@@ -53,7 +53,9 @@ COUPON_DURATION = {"one_off": "once", "months": "repeating", "forever": "forever
 
 class StripeError(Exception):
     """Stripe refused or failed a call. `.message` is written for the person; nothing local changed
-    because of it. `.status` is the HTTP status the API answers with."""
+    because of it. `.code` is Stripe's error code when it gave one (`resource_missing`, …) or ours
+    (`stripe_not_connected`, `stripe_unreachable`, …); `.status` is the HTTP status the API answers
+    with: 502 by default, 503 when Stripe is not connected or rate limiting, 504 on a time-out."""
 
     def __init__(self, message: str, *, code: str = "stripe_error", status: int = 502):
         super().__init__(message)
@@ -109,7 +111,7 @@ def _translate(exc: stripe.StripeError) -> StripeError:
                            status=503)
     if isinstance(exc, (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)):
         return StripeError(f"Stripe refused the request: {said or 'invalid request'}",
-                           code=exc.code or "stripe_invalid_request", status=400 if exc.http_status != 404 else 404)
+                           code=exc.code or "stripe_invalid_request")
     return StripeError(f"Stripe had an error (HTTP {exc.http_status or '?'}); try again.", code="stripe_api_error")
 
 
@@ -161,7 +163,8 @@ def stripe_status() -> StripeStatus:
     if status is not None:
         return status
     try:
-        account = _call(_client().v1.accounts.retrieve_current).to_dict()
+        # A status line should not keep the page waiting through retries.
+        account = _call(_client().v1.accounts.retrieve_current, None, {"max_network_retries": 0}).to_dict()
     except StripeError as exc:
         status = StripeStatus(configured=True, test_mode=is_test_key(), error=exc.message)
         cache.set(cache_key, status, STATUS_ERROR_CACHE_SECONDS)

@@ -42,6 +42,13 @@ def test_the_status_page_shows_why_stripe_is_not_reachable(ops_client, fake_stri
     assert "Stripe refused the API key; check STRIPE_SECRET_KEY." in page
 
 
+def test_the_status_page_does_not_wait_through_retries(ops_client, fake_stripe):
+    fake_stripe.queue_error(500, times=3)
+    page = ops_client.get("/stripe/").content.decode()
+    assert "Not reachable" in page and "Stripe had an error (HTTP 500); try again." in page
+    assert len(fake_stripe.requests_to("GET", "/v1/account")) == 1
+
+
 def test_the_status_page_lists_failing_customers_and_recent_events(ops_client, customer, settings):
     settings.STRIPE_SECRET_KEY = ""
     Customer.objects.filter(pk=customer.pk).update(
