@@ -122,24 +122,3 @@ def customer(db, catalogue):
 
     return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp",
                            email="ada@acme.test")
-
-
-@pytest.fixture(autouse=True)
-def _roles_survive_flush(request):
-    """Live-server (transactional) tests end with a flush, which empties the groups the roles data
-    migration made; Django's serialized rollback can't restore them under Playwright. Recreate them
-    (permissions themselves come back with the flush's post_migrate)."""
-    if not {"live_server", "transactional_db"} & set(request.fixturenames):
-        return
-    request.getfixturevalue("transactional_db")
-    import importlib
-
-    from django.contrib.auth.models import Permission
-
-    roles = importlib.import_module("billing.migrations.0002_roles").ROLES
-    for name, perms in roles.items():
-        group, created = Group.objects.get_or_create(name=name)
-        if created:
-            group.permissions.set([
-                Permission.objects.get(content_type__app_label=app, codename=code) for app, code in perms
-            ])
