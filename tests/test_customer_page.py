@@ -475,3 +475,15 @@ def test_the_page_runs_a_constant_number_of_queries(client, request, role, small
     assert small == large
     with django_assert_max_num_queries(15):
         client.get("/customers/large/")
+
+
+def test_load_more_keeps_the_feature_filter(client, ops, busy, catalogue):
+    balance_track(customer=busy, feature=catalogue["seats"], value=1, actor=None)
+    login(client, ops)
+    section = element(page_of(client.get(URL + "?events_feature=messages")), "section-events")
+    assert "Seats" not in text(section)
+    link = re.search(r'hx-get="(/customers/acme_corp/events/\?[^"]+)"', section).group(1).replace("&amp;", "&")
+    assert link.endswith("&events_feature=messages")
+    more = page_of(client.get(link, HTTP_HX_REQUEST="true"))
+    assert _event_values(more) == [str(i) for i in range(26, 51)]
+    assert "events_feature=messages" in more
