@@ -487,3 +487,22 @@ def test_load_more_keeps_the_feature_filter(client, ops, busy, catalogue):
     more = page_of(client.get(link, HTTP_HX_REQUEST="true"))
     assert _event_values(more) == [str(i) for i in range(26, 51)]
     assert "events_feature=messages" in more
+
+
+def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops, customer, catalogue):
+    from billing.services import customer_product_update
+    from billing.stripe_sync import apply_invoice
+    from customers.services import customer_stripe_link
+
+    cp = product_attach(customer=customer, product=catalogue["pro"], actor=ops)
+    customer_stripe_link(customer=customer, stripe_id="cus_Q1", actor=ops)
+    customer_product_update(customer_product=cp, actor=None, status="past_due")
+    apply_invoice({"id": "in_77", "customer": "cus_Q1", "status": "open", "total": 9900, "currency": "usd",
+                   "created": 1_800_000_000}, created=1_800_000_000, reason="webhook")
+    activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(
+        page_of(login(client, ops).get(URL)), "section-sidebar-activity"), flags=re.S)]
+    assert activity[:3] == [
+        "system recorded invoice in_77 · open · $99.00 · webhook · just now",
+        "system changed Pro from active to past due · just now",
+        "olivia_ops linked to Stripe customer cus_Q1 · just now",
+    ]
