@@ -227,6 +227,8 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
             requests = [loadgen.get("/customers/", cookie=cookie, query={"q": term}) for term in terms[label]]
             for c in plan.page_concurrency if label != "broad" else (1,):
                 http.append(load(f"search: {label}", requests, c, min_requests=plan.min_page_requests).summary())
+        http.append(load("customers list, no search", [loadgen.get("/customers/", cookie=cookie)], 1,
+                         min_requests=plan.min_page_requests).summary())
 
         hold_resets(track["many"], track["feature_id"], track["env"])
         for label, targets in (("hot balance", [track["hot"]]), ("many balances", track["many"])):
