@@ -91,7 +91,8 @@ def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) ->
 
 # --- RPC forms (autumn-sdk, autumn-js) ----------------------------------------------------------
 
-@router.post("/customers.get_or_create", response={200: CustomerOut, **ERRORS}, operation_id="getOrCreateCustomer",
+@router.post("/customers.get_or_create", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="getOrCreateCustomer",
              summary="Get or create a customer")
 def customers_get_or_create(request, params: GetOrCreateCustomerParams):
     """Create the customer (on the default plans) if it doesn't exist, or return the existing one."""
@@ -99,14 +100,15 @@ def customers_get_or_create(request, params: GetOrCreateCustomerParams):
     return customer_json(load_customer(customer), expand=params.expand or ())
 
 
-@router.post("/customers.get", response={200: CustomerOut, **ERRORS}, operation_id="getCustomer",
+@router.post("/customers.get", response={200: CustomerOut, **ERRORS}, exclude_unset=True, operation_id="getCustomer",
              summary="Get a customer")
 def customers_get(request, params: GetCustomerParams):
     customer = customer_or_404(request, params.customer_id)
     return customer_json(load_customer(customer), expand=params.expand or ())
 
 
-@router.post("/customers.list", response={200: CustomerListOut, **ERRORS}, operation_id="listCustomers",
+@router.post("/customers.list", response={200: CustomerListOut, **ERRORS}, exclude_unset=True,
+             operation_id="listCustomers",
              summary="List customers")
 def customers_list(request, params: ListCustomersParams):
     """Newest first (or oldest with sort_order "asc"); pass next_cursor as start_cursor for the next page."""
@@ -143,7 +145,8 @@ def customers_list(request, params: ListCustomersParams):
     return {"list": [customer_json(c) for c in load_customers(page)], "next_cursor": next_cursor}
 
 
-@router.post("/customers.update", response={200: CustomerOut, **ERRORS}, operation_id="updateCustomer",
+@router.post("/customers.update", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="updateCustomer",
              summary="Update a customer")
 def customers_update(request, params: UpdateCustomerParams):
     """Change name, email, fingerprint, send_email_receipts, metadata (merged: a key set to null is
@@ -163,7 +166,8 @@ def customers_delete(request, params: DeleteCustomerParams):
 
 # --- the documented update form and the REST forms of API 1.2 -----------------------------------
 
-@router.post("/customers/update", response={200: CustomerOut, **ERRORS}, operation_id="updateCustomerDocumented",
+@router.post("/customers/update", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="updateCustomerDocumented",
              summary="Update a customer (documented form)")
 def customers_update_documented(request, params: UpdateCustomerParams):
     """`{"customer_id", "name", "email"}`, as in the documentation's cURL example."""
@@ -172,7 +176,8 @@ def customers_update_documented(request, params: UpdateCustomerParams):
     return customer_json(load_customer(customer))
 
 
-@router.get("/customers", response={200: LegacyCustomerListOut, **ERRORS}, operation_id="listCustomersRest",
+@router.get("/customers", response={200: LegacyCustomerListOut, **ERRORS}, exclude_unset=True,
+            operation_id="listCustomersRest",
             summary="List customers (REST)")
 def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=10**9)):
     customers = Customer.objects.alive().filter(env=request.api_key.env).order_by("-created_at", "-id")
@@ -181,7 +186,8 @@ def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: i
             "limit": limit, "offset": offset}
 
 
-@router.post("/customers", response={200: LegacyCustomerOut, **ERRORS}, operation_id="createCustomerRest",
+@router.post("/customers", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="createCustomerRest",
              summary="Create a customer (REST)")
 def customers_create_rest(request, params: LegacyCreateCustomerParams):
     """Creates the customer, or returns it if one with this id exists."""
@@ -189,7 +195,8 @@ def customers_create_rest(request, params: LegacyCreateCustomerParams):
     return customer_json(load_customer(customer), legacy=True)
 
 
-@router.get("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, operation_id="getCustomerRest",
+@router.get("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+            operation_id="getCustomerRest",
             summary="Get a customer (REST)")
 def customers_get_rest(request, customer_id: CustomerId):
     return customer_json(load_customer(customer_or_404(request, customer_id)), legacy=True)
@@ -201,14 +208,14 @@ def _update_rest(request, customer_id: str, params: LegacyUpdateCustomerParams) 
     return customer_json(load_customer(customer), legacy=True)
 
 
-@router.post("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS},
+@router.post("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
              operation_id="updateCustomerRest", summary="Update a customer (REST)")
 def customers_update_rest(request, customer_id: CustomerId, params: LegacyUpdateCustomerParams):
     """`id` in the body renames the customer; fields left out stay as they are."""
     return _update_rest(request, customer_id, params)
 
 
-@router.patch("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS},
+@router.patch("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
               operation_id="patchCustomerRest", summary="Update a customer (REST, PATCH)")
 def customers_patch_rest(request, customer_id: CustomerId, params: LegacyUpdateCustomerParams):
     """The same as POST /v1/customers/{customer_id}."""
