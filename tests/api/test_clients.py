@@ -17,8 +17,8 @@ from customers.models import AuditEntry, Customer
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 
-# The live server reads committed data; serialized_rollback brings back the roles after each flush.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# The live server runs in other threads: it sees only committed data.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

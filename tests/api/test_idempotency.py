@@ -97,7 +97,7 @@ def test_unusable_idempotency_keys_are_refused(api, customer, key):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_do_the_work_once(live_server, customer, sandbox_key, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite serialises every writer, so there is no race to win")
@@ -139,7 +139,7 @@ def test_concurrent_requests_with_one_key_do_the_work_once(live_server, customer
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_get_or_create_of_one_id_makes_one_customer(live_server, catalogue, sandbox_key):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite serialises every writer, so there is no race to win")
