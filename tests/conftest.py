@@ -122,3 +122,9 @@ def customer(db, catalogue):
 
     return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp",
                            email="ada@acme.test")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Named users are created in most tests; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

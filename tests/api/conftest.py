@@ -36,12 +36,6 @@ class ApiClient:
         return self.client.delete(f"/v1/{path}", headers=self._headers(headers))
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The named users' passwords are hashed on every test; the production hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def sandbox_key(db, ops):
     """(ApiKey, raw key) of a sandbox key created by ops."""
