@@ -69,7 +69,7 @@ def balances_check(request, params: CheckParams):
             "required_balance": to_number(required), "balance": balance, "flag": flag}
 
 
-@router.post("/balances.track", response={200: TrackOut, **ERRORS}, operation_id="track",
+@router.post("/balances.track", response={200: TrackOut, **ERRORS}, operation_id="track", exclude_unset=True,
              summary="Record usage")
 def balances_track(request, params: TrackParams):
     """Deduct `value` (default 1) from the customer's balance of the feature, named by feature_id or by
@@ -89,8 +89,10 @@ def balances_track(request, params: TrackParams):
         timestamp=from_ms(params.timestamp) if params.timestamp is not None else None,
     )
     balance, _ = _balance_or_flag(feature, list(result.balances))
-    return {"customer_id": customer.customer_id, "event_name": params.event_name, "value": to_number(value),
-            "balance": balance}
+    answer = {"customer_id": customer.customer_id, "value": to_number(value), "balance": balance}
+    if params.event_name:
+        answer["event_name"] = params.event_name
+    return answer
 
 
 @router.post("/balances.update", response={200: SuccessOut, **ERRORS}, operation_id="updateBalance",

@@ -70,7 +70,8 @@ def billing_attach(request, params: AttachParams):
     Stripe Checkout page carrying the customer's discount; the plan is attached when Stripe reports
     the payment. Without Stripe connected a paid plan answers 400 stripe_not_connected."""
     _, url = _attach(request, params.customer_id, params.plan_id, params.version, params.success_url)
-    return {"customer_id": params.customer_id, "payment_url": url, "invoice": None, "required_action": None}
+    return {"customer_id": params.customer_id, "payment_url": url, "checkout_url": url, "invoice": None,
+            "required_action": None}
 
 
 @router.post("/attach", response={200: LegacyAttachOut, **ERRORS}, operation_id="attachLegacy",

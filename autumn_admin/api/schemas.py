@@ -426,7 +426,7 @@ class CheckOut(Schema):
 
 class TrackOut(Schema):
     customer_id: str
-    event_name: str | None = None
+    event_name: str = Field(None, description="The event name usage was tracked by; absent when tracked by feature_id.")
     value: Number
     balance: BalanceOut | None
 
@@ -458,6 +458,7 @@ class InvoiceListOut(Schema):
 class AttachOut(Schema):
     customer_id: str
     payment_url: str | None
+    checkout_url: str | None = Field(description="The same as payment_url, under the name older clients read.")
     invoice: dict[str, Any] | None
     required_action: dict[str, Any] | None
 

@@ -21,6 +21,7 @@ def test_track_deducts_and_records_the_event_with_its_properties_and_time(api, c
                                            "properties": {"model": "fast"}, "timestamp": 1767225600000})
     assert response.status_code == 200
     body = response.json()
+    assert set(body) == {"customer_id", "value", "balance"}  # no event_name when tracked by feature_id
     assert (body["customer_id"], body["value"]) == ("acme_corp", 2.5)
     assert (body["balance"]["remaining"], body["balance"]["usage"]) == (97.5, 2.5)
     event = Event.objects.get(customer=customer)

@@ -12,7 +12,7 @@ import pytest
 from autumn_sdk import Autumn
 from autumn_sdk.errors import AutumnDefaultError
 
-from billing.models import Balance, Event
+from billing.models import Balance, Event, Invoice, Product
 from customers.models import AuditEntry, Customer
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
@@ -73,6 +73,25 @@ DOCUMENTED_BODY = """{
       "name": "Mr New Name",
       "email": "newemail@example.com"
     }"""
+
+
+def test_python_client_attaches_a_free_plan_and_lists_events_and_invoices(server, catalogue):
+    url, raw_key, api_key = server
+    addon = Product.objects.create(product_id="beta_access", name="Beta access", is_add_on=True)
+    addon.items.create(feature=catalogue["sso"], interval="lifetime")
+    autumn = Autumn(secret_key=raw_key, server_url=url, fail_open=False)
+    autumn.customers.get_or_create(customer_id="user_9")
+    attached = autumn.billing.attach(customer_id="user_9", plan_id="beta_access")
+    assert (attached.customer_id, attached.payment_url) == ("user_9", None)
+    assert autumn.check(customer_id="user_9", feature_id="sso").allowed is True
+    autumn.track(customer_id="user_9", feature_id="messages", value=2, properties={"model": "fast"})
+    [event] = autumn.events.list(customer_id="user_9").list
+    assert (event.feature_id, event.value, event.properties) == ("messages", 2, {"model": "fast"})
+    Invoice.objects.create(customer=Customer.objects.get(customer_id="user_9"), stripe_id="in_9", status="paid",
+                           total=2999, amount_paid=2999)
+    [invoice] = autumn.invoices.list(customer_id="user_9").list
+    assert (invoice.stripe_id, invoice.total, invoice.status) == ("in_9", 29.99, "paid")
+    assert [c.id for c in autumn.customers.list().list] == ["user_9"]
 
 
 def test_documented_curl_update_works_as_printed(server):

@@ -80,8 +80,8 @@ def free_addon(catalogue):
 
 def test_attach_of_a_free_plan_attaches_at_once(api, customer, free_addon, sandbox_key):
     response = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "beta_access"})
-    assert response.json() == {"customer_id": "acme_corp", "payment_url": None, "invoice": None,
-                               "required_action": None}
+    assert response.json() == {"customer_id": "acme_corp", "payment_url": None, "checkout_url": None,
+                               "invoice": None, "required_action": None}
     assert CustomerProduct.objects.filter(customer=customer, product=free_addon, status="active").exists()
     assert api.post("balances.check", {"customer_id": "acme_corp", "feature_id": "sso"}).json()["allowed"] is True
     entry = AuditEntry.objects.get(action="product.attach", target_id="beta_access")
@@ -134,7 +134,7 @@ def test_attach_of_a_paid_plan_returns_the_checkout_url_and_attaches_nothing_yet
     gateway = connect_stripe()
     body = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "pro",
                                        "success_url": "https://app.example/thanks"}).json()
-    assert body["payment_url"] == "https://checkout.stripe.test/c/acme_corp/pro"
+    assert body["payment_url"] == body["checkout_url"] == "https://checkout.stripe.test/c/acme_corp/pro"
     assert gateway.calls == [("checkout", "acme_corp", "pro", "https://app.example/thanks",
                               "https://app.example/thanks")]
     assert not CustomerProduct.objects.filter(customer=customer, product__product_id="pro").exists()
