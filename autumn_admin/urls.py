@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from autumn_admin.api.errors import error_response
 from autumn_admin.api.main import api
 from autumn_admin.environment import switch_env
+from billing import views as billing_views
 from customers import api_key_views
 
 admin.site.site_header = "Billing admin"
@@ -31,6 +32,8 @@ urlpatterns = [
     path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("customers/", include("customers.urls")),
+    path("stripe/", billing_views.stripe_status, name="stripe-status"),
+    path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),
     path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
     path("v1/", api.urls),

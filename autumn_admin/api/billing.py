@@ -18,7 +18,7 @@ from billing.services import product_attach
 
 router = Router(tags=["billing"])
 
-ERRORS = {(400, 401, 404, 409, 422, 502): ErrorOut}
+ERRORS = {(400, 401, 404, 409, 422, 502, 503, 504): ErrorOut}
 
 
 def _success_url(request: HttpRequest, given: str | None) -> str:
@@ -55,7 +55,7 @@ def _attach(request: HttpRequest, customer_id: str, product_id: str, version: in
         url = gw.checkout_url_for(customer=customer, product=product, success_url=success, cancel_url=success)
     except Exception as exc:
         if stripe.is_stripe_error(gw, exc):
-            raise stripe.stripe_failure(gw, exc)
+            raise stripe.stripe_failure(exc)
         raise
     # Nothing changes here until Stripe reports the payment; the checkout itself is worth a line in the trail.
     audit_record(actor=request.api_key, action="checkout.create", customer=customer, target_type="product",

@@ -33,7 +33,7 @@ from customers.services import customer_create, customer_delete, customer_update
 router = Router(tags=["customers"])
 
 ERRORS = {(400, 401, 404, 409, 422): ErrorOut}
-STRIPE_ERRORS = {(400, 401, 404, 409, 422, 502): ErrorOut}
+STRIPE_ERRORS = {(400, 401, 404, 409, 422, 502, 503, 504): ErrorOut}
 DETAIL_FIELDS = ("name", "email", "fingerprint")
 
 
@@ -76,13 +76,13 @@ def _update(request: HttpRequest, customer: Customer, params, new_customer_id: s
 def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) -> dict:
     reason = ""
     gw = stripe.gateway() if delete_in_stripe else None
-    if gw is not None and customer.stripe_id and hasattr(gw, "customer_delete_in_stripe"):
-        # Stripe first: our soft delete can be undone, Stripe's deletion can't.
+    if gw is not None and customer.stripe_id:
+        # Stripe first: if it refuses, nothing changes here (our soft delete can be undone, its deletion can't).
         try:
-            gw.customer_delete_in_stripe(customer=customer)
+            gw.customer_delete_in_stripe(customer=customer, actor=request.api_key)
         except Exception as exc:
             if stripe.is_stripe_error(gw, exc):
-                raise stripe.stripe_failure(gw, exc)
+                raise stripe.stripe_failure(exc)
             raise
         reason = "Also deleted in Stripe (delete_in_stripe)."
     customer_delete(customer=customer, actor=request.api_key, reason=reason)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-import billing
-from billing.models import CustomerProduct, Invoice, Product
+from billing.models import CustomerProduct, Invoice, Product, Reward
+from billing.services import reward_apply
 from customers.models import AuditEntry, Customer
 
 
@@ -95,81 +94,67 @@ def test_legacy_attach_answers_in_the_older_shape(api, customer, free_addon):
                     "checkout_url": None}
 
 
-class RecordingGateway(types.ModuleType):
-    """Stands in for billing.stripe_gateway: the contract the API relies on, no more."""
+@pytest.fixture
+def twenty_off(db):
+    return Reward.objects.create(reward_id="twenty_off", name="20% off for 3 months", type="percentage_discount",
+                                 value=Decimal(20), duration="months", duration_months=3)
 
-    class StripeError(Exception):
-        pass
 
-    def __init__(self, fail: bool = False):
-        super().__init__("billing.stripe_gateway")
-        self.calls = []
-        self.fail = fail
+def test_attach_of_a_paid_plan_returns_a_checkout_url_with_the_discount_and_attaches_nothing_yet(
+        api, customer, ops, twenty_off, fake_stripe):
+    reward_apply(customer=customer, reward=twenty_off, actor=ops)
+    body = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "pro",
+                                       "success_url": "https://app.example/thanks"}).json()
+    [session] = fake_stripe.sessions.values()
+    assert body["payment_url"] == body["checkout_url"] == session["url"]
+    assert body["payment_url"].startswith("https://checkout.stripe.com/")
+    [sent] = fake_stripe.requests_to("POST", "/v1/checkout/sessions")
+    assert (sent.params["mode"], sent.params["success_url"]) == ("subscription", "https://app.example/thanks")
+    assert sent.params["discounts"] == [{"coupon": Reward.objects.get().stripe_coupon_id}]
+    assert sent.params["metadata"]["product_id"] == "pro"
+    assert not CustomerProduct.objects.filter(customer=customer, product__product_id="pro").exists()
+    assert AuditEntry.objects.filter(action="checkout.create", customer=customer).count() == 1
 
-    def checkout_url_for(self, *, customer, product, success_url, cancel_url):
-        self.calls.append(("checkout", customer.customer_id, product.product_id, success_url, cancel_url))
-        if self.fail:
-            raise self.StripeError("Your card was declined")
-        return f"https://checkout.stripe.test/c/{customer.customer_id}/{product.product_id}"
+    legacy = api.post("attach", {"customer_id": "acme_corp", "product_id": "pro"}).json()
+    assert legacy["code"] == "checkout_created" and legacy["checkout_url"].startswith("https://checkout.stripe.com/")
 
-    def customer_delete_in_stripe(self, *, customer):
-        self.calls.append(("delete", customer.customer_id))
-        if self.fail:
-            raise self.StripeError("No such customer")
+
+def test_stripe_failing_a_checkout_is_reported_and_changes_nothing(api, customer, fake_stripe):
+    fake_stripe.queue_error(500, times=5, path="POST /v1/checkout/sessions")
+    response = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "pro"})
+    assert response.status_code == 502
+    assert response.json()["code"] == "stripe_error" and "Nothing was changed here" in response.json()["message"]
+    assert not AuditEntry.objects.filter(action="checkout.create").exists()
+    assert not CustomerProduct.objects.filter(customer=customer, product__product_id="pro").exists()
 
 
 @pytest.fixture
-def connect_stripe(settings, monkeypatch):
-    def connect(fail: bool = False) -> RecordingGateway:
-        gateway = RecordingGateway(fail=fail)
-        settings.STRIPE_SECRET_KEY = "sk_test_connected"
-        monkeypatch.setitem(sys.modules, "billing.stripe_gateway", gateway)
-        monkeypatch.setattr(billing, "stripe_gateway", gateway, raising=False)
-        return gateway
-
-    return connect
+def linked(customer, fake_stripe):
+    """Acme Corp, linked to its customer in (fake) Stripe."""
+    stripe_customer = fake_stripe.add_customer(name="Acme Corp", email="ada@acme.test")
+    Customer.objects.filter(pk=customer.pk).update(stripe_id=stripe_customer["id"])
+    customer.refresh_from_db()
+    return customer
 
 
-def test_attach_of_a_paid_plan_returns_the_checkout_url_and_attaches_nothing_yet(api, customer, connect_stripe):
-    gateway = connect_stripe()
-    body = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "pro",
-                                       "success_url": "https://app.example/thanks"}).json()
-    assert body["payment_url"] == body["checkout_url"] == "https://checkout.stripe.test/c/acme_corp/pro"
-    assert gateway.calls == [("checkout", "acme_corp", "pro", "https://app.example/thanks",
-                              "https://app.example/thanks")]
-    assert not CustomerProduct.objects.filter(customer=customer, product__product_id="pro").exists()
-    assert AuditEntry.objects.filter(action="checkout.create", customer=customer).exists()
-    legacy = api.post("attach", {"customer_id": "acme_corp", "product_id": "pro"}).json()
-    assert (legacy["code"], legacy["checkout_url"]) == ("checkout_created",
-                                                        "https://checkout.stripe.test/c/acme_corp/pro")
-
-
-def test_stripe_refusing_a_checkout_is_reported_and_changes_nothing(api, customer, connect_stripe):
-    connect_stripe(fail=True)
-    response = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "pro"})
-    assert response.status_code == 502
-    assert response.json()["code"] == "stripe_error" and "card was declined" in response.json()["message"]
-    assert not AuditEntry.objects.filter(action="checkout.create").exists()
-
-
-def test_delete_in_stripe_deletes_there_first_when_connected(api, customer, connect_stripe):
-    Customer.objects.filter(pk=customer.pk).update(stripe_id="cus_123")
-    gateway = connect_stripe()
+def test_delete_in_stripe_deletes_there_first_when_connected(api, linked, fake_stripe, sandbox_key):
+    stripe_id = linked.stripe_id
     assert api.post("customers.delete", {"customer_id": "acme_corp", "delete_in_stripe": True}).status_code == 200
-    assert gateway.calls == [("delete", "acme_corp")]
+    assert len(fake_stripe.requests_to("DELETE", f"/v1/customers/{stripe_id}")) == 1
+    linked.refresh_from_db()
+    assert linked.deleted_at is not None and linked.stripe_id == ""
     assert AuditEntry.objects.get(action="customer.delete").reason == "Also deleted in Stripe (delete_in_stripe)."
+    assert AuditEntry.objects.get(action="customer.stripe_unlink").actor_api_key == sandbox_key[0]
 
 
-def test_delete_in_stripe_failing_keeps_the_customer(api, customer, connect_stripe):
-    Customer.objects.filter(pk=customer.pk).update(stripe_id="cus_123")
-    connect_stripe(fail=True)
+def test_delete_in_stripe_failing_keeps_the_customer(api, linked, fake_stripe):
+    fake_stripe.queue_error(500, times=5, path="DELETE /v1/customers/*")
     response = api.post("customers.delete", {"customer_id": "acme_corp", "delete_in_stripe": True})
     assert (response.status_code, response.json()["code"]) == (502, "stripe_error")
-    assert Customer.objects.get(pk=customer.pk).deleted_at is None
+    linked.refresh_from_db()
+    assert linked.deleted_at is None and linked.stripe_id.startswith("cus_")
 
 
-def test_delete_without_delete_in_stripe_leaves_stripe_alone(api, customer, connect_stripe):
-    Customer.objects.filter(pk=customer.pk).update(stripe_id="cus_123")
-    gateway = connect_stripe()
+def test_delete_without_delete_in_stripe_leaves_stripe_alone(api, linked, fake_stripe):
     assert api.post("customers.delete", {"customer_id": "acme_corp"}).status_code == 200
-    assert gateway.calls == []
+    assert fake_stripe.requests_to("DELETE", "/v1/customers/*") == []
