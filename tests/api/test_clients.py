@@ -22,15 +22,23 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
+def autumn(server):
+    """The real Python client, failing closed. Closed after the test, so the server's keep-alive
+    connection (and its database connection) ends with it."""
+    url, raw_key, _ = server
+    with Autumn(secret_key=raw_key, server_url=url, fail_open=False) as client:
+        yield client
+
+
+@pytest.fixture
 def server(live_server, transactional_db, catalogue, sandbox_key):
     """A running server with the catalogue and a sandbox key: (base URL, raw key, ApiKey)."""
     api_key, raw = sandbox_key
     return live_server.url, raw, api_key
 
 
-def test_python_client_drives_the_documented_customer_scenario(server):
-    url, raw_key, api_key = server
-    autumn = Autumn(secret_key=raw_key, server_url=url, fail_open=False)
+def test_python_client_drives_the_documented_customer_scenario(server, autumn):
+    api_key = server[2]
 
     created = autumn.customers.get_or_create(customer_id="user_123", name="Jo Example", email="jo@example.com")
     assert (created.id, created.env, created.name) == ("user_123", "sandbox", "Jo Example")
@@ -75,11 +83,9 @@ DOCUMENTED_BODY = """{
     }"""
 
 
-def test_python_client_attaches_a_free_plan_and_lists_events_and_invoices(server, catalogue):
-    url, raw_key, api_key = server
+def test_python_client_attaches_a_free_plan_and_lists_events_and_invoices(autumn, catalogue):
     addon = Product.objects.create(product_id="beta_access", name="Beta access", is_add_on=True)
     addon.items.create(feature=catalogue["sso"], interval="lifetime")
-    autumn = Autumn(secret_key=raw_key, server_url=url, fail_open=False)
     autumn.customers.get_or_create(customer_id="user_9")
     attached = autumn.billing.attach(customer_id="user_9", plan_id="beta_access")
     assert (attached.customer_id, attached.payment_url) == ("user_9", None)
