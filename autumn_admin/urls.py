@@ -22,4 +22,5 @@ urlpatterns = [
     path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("customers/", include("customers.urls")),
+    path("customers/", include("billing.urls")),
 ]
