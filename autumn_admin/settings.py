@@ -135,6 +135,10 @@ STORAGES = {
     },
 }
 
+# Serve static/ straight from the source tree too, so a server started without collectstatic
+# (tests, the zero-setup README command) still has its CSS and htmx.
+WHITENOISE_USE_FINDERS = True
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"

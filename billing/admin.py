@@ -98,3 +98,17 @@ class InvoiceAdmin(admin.ModelAdmin):
 class StripeEventAdmin(admin.ModelAdmin):
     list_display = ("event_id", "type", "created", "received_at")
     search_fields = ("event_id", "type")
+
+
+@admin.register(ProductItem)
+class ProductItemAdmin(admin.ModelAdmin):
+    list_display = ("product", "feature", "included", "unlimited", "interval", "overage_allowed", "usage_limit")
+    list_filter = ("interval", "overage_allowed", "unlimited")
+    search_fields = ("product__product_id", "feature__feature_id")
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = ("product", "type", "feature", "amount", "currency", "interval", "billing_units")
+    list_filter = ("type", "currency", "interval")
+    search_fields = ("product__product_id",)

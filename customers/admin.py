@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from customers.models import ApiKey, AuditEntry, Customer
+from customers.models import ApiKey, AuditEntry, Customer, IdempotencyRecord
 
 
 @admin.register(Customer)
@@ -40,4 +40,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ("key", "api_key", "status_code", "created_at")
+    readonly_fields = ("api_key", "key", "request_hash", "status_code", "response_body", "created_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

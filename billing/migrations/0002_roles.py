@@ -27,7 +27,10 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
+    assign_roles(apps)
 
+
+def assign_roles(apps):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, perms in ROLES.items():

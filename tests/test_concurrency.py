@@ -1,0 +1,80 @@
+"""Concurrent tracks and edits on one balance never lose an update (PostgreSQL row locks)."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections
+
+from billing.models import Balance, Event
+from billing.services import balance_add, balance_track, product_attach
+from customers.models import AuditEntry
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL (set DATABASE_URL)"),
+]
+
+THREADS = 8
+ROUNDS = 25
+
+
+def test_eight_threads_tracking_and_editing_one_balance_end_exact(customer, catalogue, ops):
+    product_attach(customer=customer, product=catalogue["scale"], actor=ops)
+    balance = Balance.objects.get(customer=customer, feature=catalogue["api_calls"])
+    start = balance.remaining
+    barrier = threading.Barrier(THREADS)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            for i in range(ROUNDS):
+                if n % 2:
+                    balance_track(customer=customer, feature=catalogue["api_calls"], value=Decimal("3.5"), actor=None)
+                else:
+                    balance_add(balance=balance, delta=2, actor=ops, reason=f"thread {n} round {i}")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread hung: deadlock?"
+    assert errors == []
+
+    balance.refresh_from_db()
+    tracked = Decimal("3.5") * ROUNDS * (THREADS // 2)
+    added = Decimal(2) * ROUNDS * (THREADS // 2)
+    assert balance.remaining == start - tracked + added
+    assert balance.usage == tracked
+    assert balance.adjustment == added
+    assert Event.objects.filter(customer=customer).count() == ROUNDS * (THREADS // 2)
+    assert AuditEntry.objects.filter(action="balance.add").count() == ROUNDS * (THREADS // 2)
+
+
+def test_concurrent_tracks_without_overage_never_go_below_zero(customer, catalogue):
+    balance = Balance.objects.get(customer=customer, feature=catalogue["messages"])  # 100 included
+    barrier = threading.Barrier(THREADS)
+
+    def work() -> None:
+        try:
+            barrier.wait(timeout=10)
+            for _ in range(20):
+                balance_track(customer=customer, feature=catalogue["messages"], value=1, actor=None)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    balance.refresh_from_db()
+    assert balance.remaining == 0
+    assert Event.objects.filter(customer=customer).count() == THREADS * 20

@@ -1,0 +1,100 @@
+"""The ground everything stands on: settings, login, roles, demo data."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import CommandError, call_command
+
+from billing.models import Balance, Event, Invoice, Product, Reward
+from customers.models import AuditEntry, Customer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _check_settings(env: dict) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = _check_settings({"DEBUG": "0", "ALLOWED_HOSTS": "billing.example.com"})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_a_malformed_debug_flag():
+    result = _check_settings({"DEBUG": "maybe"})
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_production_starts_with_a_real_secret_key():
+    result = _check_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "billing.example.com"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_roles_exist_with_their_permissions(db):
+    perms = {g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()}
+             for g in Group.objects.prefetch_related("permissions__content_type")}
+    assert {"Ops", "Support", "Viewer"} <= set(perms)
+    assert {"billing.adjust_balance", "billing.apply_reward", "customers.restore_customer",
+            "customers.manage_api_keys", "customers.delete_customer"} <= perms["Ops"]
+    assert "billing.adjust_balance" in perms["Support"]
+    assert not {"billing.apply_reward", "customers.change_customer", "customers.delete_customer"} & perms["Support"]
+    assert all(p.split(".")[1].startswith("view_") for p in perms["Viewer"])
+
+
+@pytest.mark.parametrize("url", ["/", "/customers/", "/customers/acme_corp/"])
+def test_anonymous_visitor_is_sent_to_login(client, db, url):
+    response = client.get(url, follow=False)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_login_and_logout(client, ops):
+    response = client.post("/login/", {"username": ops.username, "password": "correct-horse-battery"}, follow=True)
+    assert response.redirect_chain[-1][0] == "/customers/"
+    assert b"Customers" in response.content
+    response = client.post("/logout/", follow=True)
+    assert response.redirect_chain[-1][0] == "/login/"
+    assert client.get("/customers/").status_code == 302
+
+
+def test_login_with_a_wrong_password_says_so(client, ops):
+    response = client.post("/login/", {"username": ops.username, "password": "nope"})
+    assert response.status_code == 200
+    assert b"correct username and password" in response.content
+
+
+def test_demo_data_is_idempotent_and_creates_the_logins(db, capsys, monkeypatch, settings):
+    settings.DEBUG = True
+    monkeypatch.setenv("DEMO_PASSWORD", "s3cret-demo")
+    call_command("demo", sandbox=6, live=2)
+    out = capsys.readouterr().out
+    assert "ops" in out and "support" in out and "viewer" in out and "admin" in out
+    counts = (Customer.objects.count(), Event.objects.count(), Invoice.objects.count(), Balance.objects.count(),
+              AuditEntry.objects.count(), Product.objects.count(), Reward.objects.count())
+    call_command("demo", sandbox=6, live=2)
+    assert (Customer.objects.count(), Event.objects.count(), Invoice.objects.count(), Balance.objects.count(),
+            AuditEntry.objects.count(), Product.objects.count(), Reward.objects.count()) == counts
+    assert Customer.objects.filter(env="sandbox").count() == 6
+    assert Customer.objects.filter(env="live").count() == 2
+    assert Event.objects.filter(customer__customer_id="acme_corp").count() > 100
+    for name, group in (("ops", "Ops"), ("support", "Support"), ("viewer", "Viewer")):
+        user = User.objects.get(username=name)
+        assert user.check_password("s3cret-demo")
+        assert list(user.groups.values_list("name", flat=True)) == [group]
+    assert User.objects.get(username="admin").is_superuser
+    acme = Customer.objects.get(customer_id="acme_corp")
+    assert AuditEntry.objects.filter(customer=acme, action="balance.set").exists()
+
+
+def test_demo_refuses_to_run_with_debug_off(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        call_command("demo", sandbox=1, live=0)
