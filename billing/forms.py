@@ -98,7 +98,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                                          label="Add a feature", empty_label="—")
     add_included = forms.CharField(label="Included", required=False,
                                    widget=forms.TextInput(attrs={"inputmode": "decimal"}))
-    add_interval = forms.ChoiceField(label="Resets", choices=Interval.choices, initial=Interval.MONTH)
+    add_interval = forms.ChoiceField(label="Resets", choices=Interval.choices, initial=Interval.MONTH, required=False)
     add_overage_allowed = forms.BooleanField(label="Overage allowed", required=False)
     reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
                              help_text="Required. Shown in the customer's activity.")
@@ -144,7 +144,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                 changes.append({"feature": item.feature, "included": included})
         feature = cleaned.get("add_feature")
         if feature is not None:
-            change = {"feature": feature, "interval": cleaned.get("add_interval"),
+            change = {"feature": feature, "interval": cleaned.get("add_interval") or Interval.MONTH,
                       "overage_allowed": cleaned.get("add_overage_allowed", False), "included": Decimal(0)}
             if feature.type == FeatureType.BOOLEAN or feature.usage_type == UsageType.CONTINUOUS_USE:
                 change["interval"] = Interval.LIFETIME  # access and seats don't reset

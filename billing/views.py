@@ -125,7 +125,7 @@ def balance_edit(request, customer_id: str, balance_pk: int):
 @require_http_methods(["GET", "POST"])
 def reward_add(request, customer_id: str):
     customer = customer_for_action(request, customer_id, APPLY_REWARD)
-    form = RewardAddForm(request.POST or None)
+    form = RewardAddForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         reward = form.cleaned_data["reward"]
         try:
@@ -161,7 +161,7 @@ def product_customize_view(request, customer_id: str, cp_pk: int):
     cp = get_object_or_404(CustomerProduct.objects.select_related("product"), pk=cp_pk, customer=customer,
                            status__in=LIVE_PRODUCT_STATUSES)
     items = list(cp.product.items.select_related("feature").order_by("id"))
-    form = ProductCustomizeForm(request.POST or None, product_items=items)
+    form = ProductCustomizeForm(request.POST if request.method == "POST" else None, product_items=items)
     if request.method == "POST" and form.is_valid():
         try:
             new_cp = product_customize(customer=customer, customer_product=cp, items=form.cleaned_data["changes"],

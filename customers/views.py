@@ -66,7 +66,7 @@ def details_edit(request, customer_id: str):
     if field == "metadata":
         form = MetadataForm(request.POST if request.method == "POST" else None, customer=customer)
     else:
-        form = DetailFieldForm(request.POST or None, field=field, customer=customer)
+        form = DetailFieldForm(request.POST if request.method == "POST" else None, field=field, customer=customer)
     if request.method == "POST" and form.is_valid():
         try:
             updated = customer_update(customer=customer, actor=request.user, **form.service_kwargs())
@@ -103,7 +103,7 @@ def _what_goes(customer: Customer) -> dict:
 @require_http_methods(["GET", "POST"])
 def customer_delete_view(request, customer_id: str):
     customer = customer_for_action(request, customer_id, DELETE_CUSTOMER)
-    form = CustomerDeleteForm(request.POST or None, customer=customer)
+    form = CustomerDeleteForm(request.POST if request.method == "POST" else None, customer=customer)
     if request.method == "POST" and form.is_valid():
         customer_delete(customer=customer, actor=request.user, reason=form.cleaned_data["reason"].strip())
         messages.success(request, f"Deleted {customer.display_name} ({customer.customer_id}). "

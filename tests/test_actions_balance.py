@@ -8,11 +8,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from tests.helpers import page_text
-
 from billing.models import Balance, Product, ProductItem
 from billing.services import balance_set, balance_track, product_attach
 from customers.models import AuditEntry
+from tests.helpers import page_text
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
