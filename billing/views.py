@@ -7,6 +7,7 @@ the refreshed parts of the customer page (htmx) or a redirect (plain form post).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib import messages
@@ -17,9 +18,9 @@ from django.views.decorators.http import require_http_methods
 from autumn_admin.errors import Conflict, ServiceError
 from autumn_admin.popups import CONFLICT, FORM_INVALID, render_popup
 from billing.forms import BalanceEditForm, ProductCustomizeForm, RewardAddForm
-from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward
-from billing.pricing import invoice_impact, usage_price
+from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price
 from billing.quantities import parse_quantity
+from billing.selectors import UpcomingInvoice, upcoming_invoice
 from billing.services import (
     balance_add,
     balance_set,
@@ -28,7 +29,7 @@ from billing.services import (
     reward_apply,
     reward_remove,
 )
-from billing.templatetags.billing_format import quantity
+from billing.templatetags.billing_format import format_qty
 from customers.fragments import page_sections
 from customers.models import AuditEntry
 from customers.permissions import APPLY_REWARD, CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
@@ -47,10 +48,29 @@ def _done(request, customer, message: str, sections: list[str], *, feature_ids=(
 
 # --- balances -----------------------------------------------------------------------------------
 
-def _impact_context(balance: Balance, proposed: Decimal | None) -> dict:
+@dataclass
+class InvoiceImpact:
+    """The next invoice now and with the balance at the proposed value."""
+
+    before: UpcomingInvoice
+    after: UpcomingInvoice | None
+    priced: bool  # does this balance's overage appear on invoices at all?
+
+    @property
+    def delta(self) -> int:
+        return 0 if self.after is None else self.after.total - self.before.total
+
+
+def _impact_context(customer, balance: Balance, proposed: Decimal | None) -> dict:
+    before = upcoming_invoice(customer)
+    after = None if proposed is None else upcoming_invoice(customer, remaining_overrides={balance.pk: proposed})
+    priced = balance.overage_allowed and not balance.unlimited and balance.customer_product_id is not None and (
+        Price.objects.filter(product_id=balance.customer_product.product_id, type=Price.Type.USAGE,
+                             feature_id=balance.feature_id).exists())
     return {"balance": balance, "proposed": proposed,
             "granted_after": None if proposed is None else balance.granted + proposed - balance.remaining,
-            "impact": invoice_impact(balance, proposed, usage_price(balance))}
+            "overage_after": None if proposed is None else max(Decimal(0), -proposed),
+            "impact": InvoiceImpact(before=before, after=after, priced=priced)}
 
 
 def _proposed(mode: str, raw, current: Decimal) -> Decimal | None:
@@ -69,7 +89,7 @@ def _balance_popup(request, customer, balance: Balance, form: BalanceEditForm, *
                      and balance.customer_product.status in LIVE_PRODUCT_STATUSES)
     return render_popup(request, "billing/balance_edit.html", {
         "customer": customer, "form": form, "history": history, "can_customize": can_customize,
-        **_impact_context(balance, proposed),
+        **_impact_context(customer, balance, proposed),
     }, status=status)
 
 
@@ -83,7 +103,7 @@ def balance_edit(request, customer_id: str, balance_pk: int):
     if request.method == "GET":
         if request.GET.get("preview"):  # the popup's live preview of what the value would do
             proposed = _proposed(request.GET.get("mode", ""), request.GET.get("value"), balance.remaining)
-            return render(request, "billing/balance_edit.html#impact", _impact_context(balance, proposed))
+            return render(request, "billing/balance_edit.html#impact", _impact_context(customer, balance, proposed))
         form = BalanceEditForm(initial={"mode": BalanceEditForm.SET, "expected_remaining": balance.remaining})
         return _balance_popup(request, customer, balance, form)
     if request.POST.get("preview"):  # "Preview" without JavaScript: show the effect, change nothing
@@ -114,7 +134,7 @@ def balance_edit(request, customer_id: str, balance_pk: int):
                 form.data["expected_remaining"] = str(balance.remaining)
         else:
             return _done(request, customer,
-                         f"{updated.feature.name} balance is now {quantity(updated.remaining)}.",
+                         f"{updated.feature.name} balance is now {format_qty(updated.remaining)}.",
                          ["upcoming-invoice", "sidebar-activity"], feature_ids=[updated.feature_id])
     proposed = _proposed(request.POST.get("mode", ""), request.POST.get("value"), balance.remaining)
     return _balance_popup(request, customer, balance, form, proposed=proposed, status=status)

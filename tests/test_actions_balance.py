@@ -92,9 +92,9 @@ def test_popup_previews_the_next_invoice_for_overage(ops_client, acme_on_scale, 
 
     html = page_text(response)
     assert response.status_code == 200 and html.lstrip().startswith('<div id="balance-impact"')
-    assert "API calls overage 0 → 5,000, $0.00 → <strong>$5.00</strong> (+$5.00)" in html
+    assert "Next invoice: API calls overage 0 → 5,000; total $250.00 → <strong>$255.00</strong> (+$5.00)." in html
     # usage is never rewritten: the charged 5,000 come out of granted
-    assert "granted 100,000 → <strong>-5,000</strong>, remaining 100,000 → <strong>-5,000</strong>" in html
+    assert "granted 100,000 → <strong>−5,000</strong>, remaining 100,000 → <strong>−5,000</strong>" in html
     assert "usage stays 0" in html
 
 
@@ -104,7 +104,7 @@ def test_preview_without_javascript_changes_nothing(ops_client, acme_on_scale, c
     response = post_edit(ops_client, acme_on_scale, api_calls, value="-1500", preview="1")
 
     assert response.status_code == 200
-    assert "$0.00 → <strong>$2.00</strong>" in page_text(response)
+    assert "total $250.00 → <strong>$252.00</strong> (+$2.00)" in page_text(response)  # a started 1,000 counts
     api_calls.refresh_from_db()
     assert api_calls.remaining == 100000 and balance_edits(api_calls) == 0
 

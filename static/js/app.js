@@ -7,6 +7,22 @@ document.addEventListener("keydown", (e) => {
   if (box) { e.preventDefault(); box.focus(); box.select(); }
 });
 
+// A clickable row (a feature on the customer page) follows its main link when clicked anywhere
+// that is not itself a control, so keyboard users still have the real link to tab to.
+document.addEventListener("click", (e) => {
+  const t = e.target;
+  if (!(t instanceof Element) || t.closest("a, button, input, select, textarea, summary, label")) return;
+  if (window.getSelection && String(window.getSelection()).length) return;  // selecting text, not clicking
+  const row = t.closest("[data-row-link]");
+  const link = row && row.querySelector("a.row-link");
+  if (link) link.click();
+});
+
+// Filters that apply as soon as they change (the form still has a submit button without JS).
+document.addEventListener("change", (e) => {
+  const t = e.target;
+  if (t instanceof HTMLElement && t.matches("[data-autosubmit]") && t.form) t.form.requestSubmit();
+
 // Popups. A <dialog data-popup> that htmx adds to the page opens as a modal; closing it (Esc, ×,
 // Cancel) removes it. A successful action answers with the refreshed page parts and an empty main
 // body, which replaces the dialog with nothing and so closes it.

@@ -1,0 +1,27 @@
+"""Money is integer minor units plus an ISO currency. Rounding happens here and nowhere else."""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+# Currencies Stripe counts in whole units (no cents).
+ZERO_DECIMAL_CURRENCIES = frozenset({
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf",
+    "xof", "xpf",
+})
+
+
+def decimals_of(currency: str) -> int:
+    return 0 if (currency or "").lower() in ZERO_DECIMAL_CURRENCIES else 2
+
+
+def round_minor(value: Decimal | int) -> int:
+    """A computed amount of minor units (a percentage of a total, say), rounded half up to a whole unit."""
+    return int(Decimal(value).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def billable_units(quantity: Decimal, billing_units: Decimal) -> int:
+    """How many price units a usage quantity costs: a started block of `billing_units` counts in full."""
+    if quantity <= 0:
+        return 0
+    return int((Decimal(quantity) / Decimal(billing_units)).to_integral_value(rounding=ROUND_CEILING))
