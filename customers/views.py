@@ -147,7 +147,8 @@ def _details_section(request, customer, *, message: str = "") -> HttpResponse:
     context = selectors.customer_page_context(customer, request=request)
     html = render_to_string("customers/detail.html#sidebar-details", context, request=request)
     if message:
-        html += page_sections(request, customer, ["sidebar-activity"], message=message)
+        html += page_sections(request, customer, ["customer-head", "sidebar-activity"], message=message,
+                              context=context)
     return retarget(reswap(HttpResponse(html), "outerHTML"), "#section-sidebar-details")
 
 
