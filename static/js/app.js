@@ -22,6 +22,7 @@ document.addEventListener("click", (e) => {
 document.addEventListener("change", (e) => {
   const t = e.target;
   if (t instanceof HTMLElement && t.matches("[data-autosubmit]") && t.form) t.form.requestSubmit();
+});
 
 // Popups. A <dialog data-popup> that htmx adds to the page opens as a modal; closing it (Esc, ×,
 // Cancel) removes it. A successful action answers with the refreshed page parts and an empty main
