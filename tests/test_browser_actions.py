@@ -264,7 +264,7 @@ def test_deleting_and_restoring_a_customer(live_server, page: Page, ops, custome
     expect(page.get_by_role("link", name="Acme Corp")).to_have_count(0)
     assert Customer.objects.get(pk=customer.pk).deleted_at is not None
 
-    page.goto(f"{live_server.url}/customers/deleted/")
+    page.get_by_role("link", name="Deleted customers").click()
     page.get_by_role("row", name=re.compile("acme_corp")).get_by_role("button", name="Restore").click()
     page.wait_for_url(re.compile(r".*/customers/acme_corp/$"))
     expect(page.get_by_role("heading", name="Acme Corp", level=1)).to_be_visible()
