@@ -237,9 +237,9 @@ def _local_day(dt: datetime) -> date:
     return timezone.localtime(dt).date()
 
 
-def _mark_title(entry: AuditEntry, feature_name: str) -> str:
+def _mark_title(entry: AuditEntry, feature_name: str, day: date) -> str:
     before, after = entry.before or {}, entry.after or {}
-    when = format_day(entry.created_at)
+    when = format_day(day)
     if entry.action == "balance.reset":
         return f"{when}: {feature_name} reset to {format_qty(after.get('remaining'))}"
     verb = "set" if entry.action == "balance.set" else "added to"
@@ -248,17 +248,28 @@ def _mark_title(entry: AuditEntry, feature_name: str) -> str:
     return f"{text} · “{entry.reason}”" if entry.reason else text
 
 
+def history_start(now: datetime, days: int = HISTORY_DAYS) -> datetime:
+    """Midnight (local time) at the start of the first day a history graph shows."""
+    first = _local_day(now) - timedelta(days=days - 1)
+    return timezone.make_aware(datetime.combine(first, datetime.min.time()))
+
+
+def balance_marks_query(customer: Customer, since: datetime) -> Q:
+    """The audit entries a history graph marks: balance resets and manual edits since `since`."""
+    return Q(customer=customer, target_type="balance", action__in=MARKED_ACTIONS, created_at__gte=since)
+
+
 def usage_history(
     customer: Customer, *, features: list[Feature] | None = None, days: int = HISTORY_DAYS,
-    now: datetime | None = None,
+    now: datetime | None = None, audit_entries: list[AuditEntry] | None = None,
 ) -> dict[int, UsageHistory]:
     """Daily usage per metered feature (keyed by feature pk) for the last `days` days, today included,
     with resets and manual balance edits marked. Two queries for all features: events summed per
-    feature and day in SQL, and the balance audit entries of the period."""
+    feature and day in SQL, and the balance audit entries of the period (none when the caller passes
+    `audit_entries` it already read, newest first, that include them)."""
     now = now or timezone.now()
-    today = _local_day(now)
-    first = today - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
+    start = history_start(now, days)
+    first = _local_day(start)
 
     totals: dict[int, dict[date, Decimal]] = defaultdict(dict)
     rows = (
@@ -272,11 +283,12 @@ def usage_history(
             day = day.date()
         totals[row["feature_id"]][day] = row["total"] or ZERO
 
-    entries = list(
-        AuditEntry.objects.filter(customer=customer, target_type="balance", action__in=MARKED_ACTIONS,
-                                  created_at__gte=start)
-        .order_by("-created_at", "-id")[:HISTORY_MARKS_LIMIT]
-    )
+    if audit_entries is None:
+        entries = list(AuditEntry.objects.filter(balance_marks_query(customer, start))
+                       .order_by("-created_at", "-id")[:HISTORY_MARKS_LIMIT])
+    else:
+        entries = [e for e in audit_entries if e.target_type == "balance" and e.action in MARKED_ACTIONS
+                   and e.created_at >= start]
     features = features if features is not None else []
     by_feature_id = {f.feature_id: f for f in features}
     wanted = {f.pk for f in features if f.is_metered}
@@ -302,7 +314,7 @@ def usage_history(
         if day not in index_of:
             continue
         mark = marks.setdefault((feature.pk, kind, day), Mark(kind=kind, day=day))
-        mark.titles.append(_mark_title(entry, feature.name))
+        mark.titles.append(_mark_title(entry, feature.name, day))
 
     result = {}
     for feature_pk in wanted:

@@ -195,10 +195,21 @@ def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
     return action.replace(".", " ").replace("_", " ")
 
 
-def customer_activity(customer: Customer, names: dict[str, dict[str, str]],
-                      limit: int = ACTIVITY_LIMIT) -> list[ActivityItem]:
-    entries = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id")[:limit]
-    return [ActivityItem(entry=e, text=_activity_text(e, names)) for e in entries]
+def page_audit_entries(customer: Customer, *, since: datetime, limit: int = ACTIVITY_LIMIT) -> list[AuditEntry]:
+    """The page's audit trail in one query, newest first: the latest `limit` entries (Activity)
+    and the balance resets and edits since `since` (the graphs' markers)."""
+    latest = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id").values("pk")[:limit]
+    wanted = Q(pk__in=latest) | billing.balance_marks_query(customer, since)
+    return list(AuditEntry.objects.filter(customer=customer).filter(wanted)
+                .order_by("-created_at", "-id")[: limit + billing.HISTORY_MARKS_LIMIT])
+
+
+def customer_activity(customer: Customer, names: dict[str, dict[str, str]], *,
+                      entries: list[AuditEntry] | None = None, limit: int = ACTIVITY_LIMIT) -> list[ActivityItem]:
+    """The latest audit entries as sentences. `entries`, newest first, saves the query."""
+    if entries is None:
+        entries = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id")[:limit]
+    return [ActivityItem(entry=e, text=_activity_text(e, names)) for e in list(entries)[:limit]]
 
 
 def user_can(request: HttpRequest | None) -> dict[str, bool]:
@@ -235,7 +246,8 @@ def customer_page_context(customer: Customer, *, request: HttpRequest | None = N
     rows = billing.product_rows(cps)
     live_rows = [r for r in rows if r.cp.status != CustomerProductStatus.EXPIRED]
     features = {b.feature_id: b.feature for b in balances}
-    history = billing.usage_history(customer, features=list(features.values()), now=now)
+    audit = page_audit_entries(customer, since=billing.history_start(now))
+    history = billing.usage_history(customer, features=list(features.values()), now=now, audit_entries=audit)
     frows = billing.feature_rows(balances, history)
     rewards = billing.customer_rewards(customer, now=now)
     upcoming = billing.upcoming_invoice(customer, cps=cps, balances=balances, rewards=rewards, now=now)
@@ -275,7 +287,7 @@ def customer_page_context(customer: Customer, *, request: HttpRequest | None = N
         "event_features": event_features,
         "event_feature": event_feature,
         "rewards": rewards,
-        "activity": customer_activity(customer, names),
+        "activity": customer_activity(customer, names, entries=audit),
         "detail_fields": detail_fields(customer),
         "metadata_items": metadata_items(customer),
         "stripe_url": stripe_dashboard_url(customer),

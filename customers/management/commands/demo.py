@@ -269,7 +269,7 @@ class Command(BaseCommand):
                 expected = base * weekday * (0.7 + 0.6 * age * growth) * rng.uniform(0.6, 1.4)
                 batches = max(1, min(6, int(expected // 40) + 1)) if expected >= 1 else int(rng.random() < expected)
                 for _ in range(batches):
-                    value = max(1, round(expected / batches))
+                    value = max(1, round(expected / batches * rng.uniform(0.4, 1.6)))
                     ts = day + timedelta(seconds=rng.randint(0, 86399))
                     if ts >= self.now:
                         continue
