@@ -99,10 +99,12 @@ def test_action_is_undone_when_its_audit_entry_cannot_be_written(ops_client, set
 
 
 def test_actions_show_in_the_activity_sidebar(ops_client, setup):
-    ops_client.post(ACTIONS["balance.set"][0](setup), ACTIONS["balance.set"][1](setup))
+    for action in ("balance.set", "product.customize"):
+        ops_client.post(ACTIONS[action][0](setup), ACTIONS[action][1](setup))
     ops_client.post("/customers/acme_corp/details/edit/?field=name", {"value": "Acme Ltd"})
 
     activity = page_text(ops_client.get("/customers/acme_corp/")).split('id="section-sidebar-activity"', 1)[1]
 
     assert "olivia_ops</span> set Messages 100 → 40 · <q>refund</q>" in activity
     assert "olivia_ops</span> changed name “Acme Corp” → “Acme Ltd”" in activity
+    assert "olivia_ops</span> made a custom Free for this customer · <q>pilot</q>" in activity
