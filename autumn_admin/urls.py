@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from autumn_admin.environment import switch_env
+from billing import views as billing_views
 
 admin.site.site_header = "Billing admin"
 admin.site.site_title = "Billing admin"
@@ -23,4 +24,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("customers/", include("customers.urls")),
     path("customers/", include("billing.urls")),
+    path("stripe/", billing_views.stripe_status, name="stripe-status"),
+    path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),
 ]

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from autumn_admin.audit import SYSTEM, Actor, audit_record
 from autumn_admin.errors import Conflict, ServiceError
+from billing import stripe_gateway
 from billing.intervals import add_intervals, next_after
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
@@ -299,6 +300,59 @@ def product_customize(
     return product_attach(customer=customer, product=custom, actor=actor, now=now, reason=reason, replace=locked)
 
 
+@transaction.atomic
+def customer_product_update(
+    *,
+    customer_product: CustomerProduct,
+    actor: Actor,
+    reason: str = "",
+    now: datetime | None = None,
+    **changes,
+) -> CustomerProduct:
+    """Change a customer product's status or dates, as its subscription moves on (Stripe webhooks).
+
+    `changes` may hold status, current_period_start, current_period_end, canceled_at, ended_at and
+    trial_ends_at. Expiring a product removes its balances (its features stop), and expiring a plan
+    puts the customer back on the default plan of its group when no other plan of that group is live.
+    """
+    allowed = {"status", "current_period_start", "current_period_end", "canceled_at", "ended_at", "trial_ends_at"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ServiceError(f"{', '.join(sorted(unknown))} can't be changed here.", code="invalid_input")
+    if "status" in changes and changes["status"] not in CustomerProductStatus.values:
+        raise ServiceError(f"Unknown status {changes['status']!r}.", code="invalid_input", field="status")
+    now = now or timezone.now()
+    locked = CustomerProduct.objects.select_for_update().select_related("product", "customer").get(
+        pk=customer_product.pk)
+    expiring = changes.get("status") == CustomerProductStatus.EXPIRED and locked.status in LIVE_PRODUCT_STATUSES
+    if expiring and changes.get("ended_at") is None:
+        changes["ended_at"] = now
+    changed = {k: v for k, v in changes.items() if getattr(locked, k) != v}
+    if not changed:
+        return locked
+    before = {k: getattr(locked, k) for k in changed}
+    for key, value in changed.items():
+        setattr(locked, key, value)
+    locked.save(update_fields=list(changed))
+    audit_record(actor=actor, action="product.update", customer=locked.customer, target_type="product",
+                 target_id=locked.product.product_id, before=before, after=changed, reason=reason)
+    if expiring:
+        Balance.objects.filter(customer_product=locked).delete()
+        product = locked.product
+        still_on_plan = CustomerProduct.objects.filter(
+            customer=locked.customer, status__in=LIVE_PRODUCT_STATUSES, product__is_add_on=False,
+            product__group=product.group,
+        ).exists()
+        if not product.is_add_on and not still_on_plan:
+            defaults = Product.objects.filter(is_default=True, archived=False, custom_for__isnull=True,
+                                              is_add_on=False, group=product.group).exclude(pk=product.pk)
+            for default in defaults:
+                product_attach(customer=locked.customer, product=default, actor=actor, now=now,
+                               reason=f"{product.name} ended")
+    customer_product.__dict__.update({k: getattr(locked, k) for k in changed})
+    return locked
+
+
 # --- usage --------------------------------------------------------------------------------------
 
 @dataclass
@@ -571,8 +625,9 @@ def reward_apply(*, customer: Customer, reward: Reward, actor: Actor, now: datet
         customer=customer, reward=reward, applied_at=now, expires_at=expires_at,
         applied_by=actor if actor is not None and not isinstance(actor, ApiKey) else None,
     )
-    audit_record(actor=actor, action="reward.apply", customer=customer, target_type="reward",
-                 target_id=reward.reward_id, after={"reward": reward.reward_id, "expires_at": expires_at})
+    entry = audit_record(actor=actor, action="reward.apply", customer=customer, target_type="reward",
+                         target_id=reward.reward_id, after={"reward": reward.reward_id, "expires_at": expires_at})
+    stripe_gateway.discounts_changed(customer=customer, reward=reward, audit_entry=entry)
     return applied
 
 
@@ -585,5 +640,6 @@ def reward_remove(*, customer_reward: CustomerReward, actor: Actor, now: datetim
         return
     locked.removed_at = now
     locked.save(update_fields=["removed_at"])
-    audit_record(actor=actor, action="reward.remove", customer=locked.customer, target_type="reward",
-                 target_id=locked.reward.reward_id, before={"reward": locked.reward.reward_id})
+    entry = audit_record(actor=actor, action="reward.remove", customer=locked.customer, target_type="reward",
+                         target_id=locked.reward.reward_id, before={"reward": locked.reward.reward_id})
+    stripe_gateway.discounts_changed(customer=locked.customer, reward=locked.reward, audit_entry=entry)

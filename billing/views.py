@@ -1,4 +1,4 @@
-"""Dashboard actions on a customer's balances, rewards and products.
+"""Dashboard actions on a customer's balances, rewards and products; the Stripe status page and webhook.
 
 Each view: load the customer with its permission check → bind the form → call the service →
 answer the popup again with the message (422, 409 for a concurrent change) or, on success,
@@ -10,15 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from autumn_admin.environment import current_env
 from autumn_admin.errors import Conflict, ServiceError
 from autumn_admin.popups import CONFLICT, FORM_INVALID, render_popup
+from billing import stripe_gateway, stripe_sync
 from billing.forms import BalanceEditForm, ProductCustomizeForm, RewardAddForm
-from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price
+from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price, StripeEvent
 from billing.quantities import parse_quantity
 from billing.selectors import UpcomingInvoice, upcoming_invoice
 from billing.services import (
@@ -31,7 +35,7 @@ from billing.services import (
 )
 from billing.templatetags.billing_format import format_qty
 from customers.fragments import page_sections
-from customers.models import AuditEntry
+from customers.models import AuditEntry, Customer
 from customers.permissions import APPLY_REWARD, CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
 
 BALANCE_EDIT_ACTIONS = ("balance.set", "balance.add")
@@ -198,3 +202,31 @@ def product_customize_view(request, customer_id: str, cp_pk: int):
                                                                    "rows": rows},
                         status=FORM_INVALID if request.method == "POST" else 200)
 
+
+# --- Stripe ------------------------------------------------------------------------------------
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    """Stripe's events: verified by signature, applied once each, in any order."""
+    try:
+        event = stripe_gateway.event_from_webhook(request.body, request.headers.get("Stripe-Signature", ""))
+    except stripe_gateway.WebhookRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    outcome = stripe_sync.process_event(event)
+    return JsonResponse({"received": True, "event": event["id"], "outcome": outcome})
+
+
+@require_GET
+def stripe_status(request):
+    """Read-only, for every role: whether Stripe is connected, recent events, customers failing to sync."""
+    env = current_env(request)
+    failing = Customer.objects.alive().filter(env=env).exclude(stripe_sync_error="").order_by("-updated_at")
+    return render(request, "billing/stripe_status.html", {
+        "status": stripe_gateway.stripe_status(),
+        "webhook_url": request.build_absolute_uri("/webhooks/stripe"),
+        "webhook_secret_set": bool(settings.STRIPE_WEBHOOK_SECRET),
+        "recent_events": StripeEvent.objects.order_by("-received_at", "-id")[:10],
+        "failing": failing[:50],
+        "linked_count": Customer.objects.alive().filter(env=env).exclude(stripe_id="").count(),
+    })

@@ -13,8 +13,16 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from billing import selectors as billing
-from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Feature, FeatureType, Product
-from billing.templatetags.billing_format import format_qty
+from billing.models import (
+    LIVE_PRODUCT_STATUSES,
+    CustomerProduct,
+    CustomerProductStatus,
+    Feature,
+    FeatureType,
+    InvoiceStatus,
+    Product,
+)
+from billing.templatetags.billing_format import format_money, format_qty
 from customers.models import AuditEntry, Customer, Env
 
 ACTIVITY_LIMIT = 12
@@ -158,6 +166,14 @@ FIELD_LABELS = {"name": "name", "email": "email", "fingerprint": "fingerprint", 
                 "id": "ID", "send_email_receipts": "email receipts"}
 
 
+def _status(value) -> str:
+    return CustomerProductStatus(value).label.lower() if value in CustomerProductStatus.values else str(value)
+
+
+def _invoice_status(value) -> str:
+    return InvoiceStatus(value).label.lower() if value in InvoiceStatus.values else str(value)
+
+
 def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
     """What happened, as a sentence without its actor: "set Messages 800 → 1,240"."""
     before, after = entry.before or {}, entry.after or {}
@@ -183,6 +199,23 @@ def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
     if action in ("reward.apply", "reward.remove"):
         reward = names["reward"].get(entry.target_id, entry.target_id)
         return f"{'applied' if action == 'reward.apply' else 'removed'} coupon {reward}"
+    if action == "product.update":
+        product = names["product"].get(entry.target_id, entry.target_id)
+        if "status" in after:
+            return f"changed {product} from {_status(before.get('status'))} to {_status(after['status'])}"
+        return f"updated {product} ({', '.join(k.replace('_', ' ') for k in after)})"
+    if action == "product.stripe_link":
+        product = names["product"].get(entry.target_id, entry.target_id)
+        return f"linked {product} to Stripe subscription {after.get('stripe_subscription_id', '')}".rstrip()
+    if action in ("invoice.create", "invoice.update"):
+        verb = "recorded" if action == "invoice.create" else "updated"
+        status = f" · {_invoice_status(after['status'])}" if "status" in after else ""
+        total = f" · {format_money(after['total'], after.get('currency', 'usd'))}" if "total" in after else ""
+        return f"{verb} invoice {entry.target_id}{status}{total}"
+    if action == "customer.stripe_link":
+        return f"linked to Stripe customer {after.get('stripe_id', '')}"
+    if action == "customer.stripe_unlink":
+        return f"unlinked from Stripe customer {before.get('stripe_id', '')}"
     if action == "customer.create":
         return "created the customer"
     if action == "customer.update":

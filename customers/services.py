@@ -128,8 +128,12 @@ def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | 
     except IntegrityError:
         raise Conflict("That customer id is already taken.", code="duplicate_customer_id", field="new_customer_id")
     after = {("id" if k == "customer_id" else k): v for k, v in changed.items()}
-    audit_record(actor=actor, action="customer.update", customer=locked, target_type="customer",
-                 target_id=locked.customer_id, before=before, after=after, reason=reason)
+    entry = audit_record(actor=actor, action="customer.update", customer=locked, target_type="customer",
+                         target_id=locked.customer_id, before=before, after=after, reason=reason)
+    if {"name", "email"} & changed.keys():
+        from billing import stripe_gateway
+
+        stripe_gateway.customer_details_changed(customer=locked, audit_entry=entry)
     customer.__dict__.update({k: getattr(locked, k) for k in [*changed, "updated_at"]})
     return locked
 
@@ -147,6 +151,28 @@ def customer_delete(*, customer: Customer, actor: Actor, now: datetime | None = 
     audit_record(actor=actor, action="customer.delete", customer=locked, target_type="customer",
                  target_id=locked.customer_id, reason=reason)
     customer.deleted_at = locked.deleted_at
+    return locked
+
+
+@transaction.atomic
+def customer_stripe_link(*, customer: Customer, stripe_id: str, actor: Actor, expected: str | None = None,
+                         reason: str = "") -> Customer:
+    """Link the customer to a Stripe customer, or unlink it with `stripe_id=""`.
+
+    With `expected`, the change happens only while the current link is that value, so a late
+    `customer.deleted` webhook or a concurrent link never overwrites a newer one.
+    """
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if (expected is not None and locked.stripe_id != expected) or locked.stripe_id == stripe_id:
+        customer.stripe_id = locked.stripe_id
+        return locked
+    before = locked.stripe_id
+    locked.stripe_id = stripe_id
+    locked.save(update_fields=["stripe_id", "updated_at"])
+    audit_record(actor=actor, action="customer.stripe_link" if stripe_id else "customer.stripe_unlink",
+                 customer=locked, target_type="customer", target_id=locked.customer_id,
+                 before={"stripe_id": before}, after={"stripe_id": stripe_id}, reason=reason)
+    customer.stripe_id = stripe_id
     return locked
 
 

@@ -150,3 +150,24 @@ def discount_rewards(db):
         "free_month": Reward.objects.create(reward_id="free_month", name="Free month", type="feature_grant",
                                             value=Decimal(100)),
     }
+
+
+@pytest.fixture
+def fake_stripe(settings, monkeypatch):
+    """A fake Stripe API on 127.0.0.1 (tests/fake_stripe.py), with the app's Stripe settings pointing at it."""
+    import stripe
+    from django.core.cache import cache
+
+    from tests.fake_stripe import API_KEY, WEBHOOK_SECRET, running_fake_stripe
+
+    # The library waits 0.5 s or more between retries; the tests only need the retries to happen.
+    monkeypatch.setattr(stripe.HTTPClient, "_sleep_time_seconds", lambda self, num_retries: 0.01)
+    with running_fake_stripe() as fake:
+        settings.STRIPE_SECRET_KEY = API_KEY
+        settings.STRIPE_API_BASE = fake.url
+        settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+        settings.STRIPE_TIMEOUT = 2
+        settings.STRIPE_MAX_NETWORK_RETRIES = 2
+        cache.clear()
+        yield fake
+    cache.clear()

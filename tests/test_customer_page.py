@@ -74,9 +74,9 @@ def test_header_names_the_customer_with_state_and_plans(client, ops, acme):
 def test_products_show_status_dates_and_the_limits_each_includes(client, ops, acme):
     section = element(page_of(login(client, ops).get(URL)), "section-products")
     pro = CustomerProduct.objects.get(customer=acme, product__product_id="pro")
-    rows = [text(r) for r in re.findall(r"<tr>.*?</tr>", section, flags=re.S) if "<th scope=\"col\"" not in r]
+    rows = [text(r) for r in re.findall(r'<tbody class="product-row">.*?</tbody>', section, flags=re.S)]
     assert rows[0] == (f"Pro pro Active {format_day(pro.started_at)} {format_day(pro.current_period_end)} — "
-                       "Messages 5,000 / month Seats 10 SSO Customize")
+                       "Includes: Messages 5,000 / month Seats 10 SSO Customize")
     assert rows[1].startswith("Extra seats add-on seats_addon Active")
     assert rows[1].endswith("Seats 10 Customize")
     # The free plan Pro replaced is kept out of the way, with when it ended.
@@ -475,3 +475,34 @@ def test_the_page_runs_a_constant_number_of_queries(client, request, role, small
     assert small == large
     with django_assert_max_num_queries(15):
         client.get("/customers/large/")
+
+
+def test_load_more_keeps_the_feature_filter(client, ops, busy, catalogue):
+    balance_track(customer=busy, feature=catalogue["seats"], value=1, actor=None)
+    login(client, ops)
+    section = element(page_of(client.get(URL + "?events_feature=messages")), "section-events")
+    assert "Seats" not in text(section)
+    link = re.search(r'hx-get="(/customers/acme_corp/events/\?[^"]+)"', section).group(1).replace("&amp;", "&")
+    assert link.endswith("&events_feature=messages")
+    more = page_of(client.get(link, HTTP_HX_REQUEST="true"))
+    assert _event_values(more) == [str(i) for i in range(26, 51)]
+    assert "events_feature=messages" in more
+
+
+def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops, customer, catalogue):
+    from billing.services import customer_product_update
+    from billing.stripe_sync import apply_invoice
+    from customers.services import customer_stripe_link
+
+    cp = product_attach(customer=customer, product=catalogue["pro"], actor=ops)
+    customer_stripe_link(customer=customer, stripe_id="cus_Q1", actor=ops)
+    customer_product_update(customer_product=cp, actor=None, status="past_due")
+    apply_invoice({"id": "in_77", "customer": "cus_Q1", "status": "open", "total": 9900, "currency": "usd",
+                   "created": 1_800_000_000}, created=1_800_000_000, reason="webhook")
+    activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(
+        page_of(login(client, ops).get(URL)), "section-sidebar-activity"), flags=re.S)]
+    assert activity[:3] == [
+        "system recorded invoice in_77 · open · $99.00 · webhook · just now",
+        "system changed Pro from active to past due · just now",
+        "olivia_ops linked to Stripe customer cus_Q1 · just now",
+    ]

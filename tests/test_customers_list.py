@@ -199,3 +199,15 @@ def test_the_search_box_is_in_the_top_bar_with_its_shortcut(client, viewer, peop
     page = page_of(client.get(LIST, {"q": "acme"}))
     assert re.search(r'<input id="global-search" type="search" name="q" value="acme"[^>]*data-hotkey="/"', page)
     assert '<label for="global-search" class="visually-hidden">Search customers</label>' in page
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes are PostgreSQL's")
+def test_search_has_trigram_indexes_on_the_expression_it_filters_by(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'customers_customer' "
+                       "AND indexname LIKE '%%_trgm'")
+        indexes = dict(cursor.fetchall())
+    assert set(indexes) == {f"customer_{c}_trgm" for c in ("customer_id", "name", "email", "fingerprint")}
+    assert "gin (upper((name)::text) gin_trgm_ops)" in indexes["customer_name_trgm"]
+    sql = str(Customer.objects.filter(name__icontains="x").query)
+    assert 'UPPER("customers_customer"."name"::text) LIKE UPPER(' in sql

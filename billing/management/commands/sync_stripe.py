@@ -1,0 +1,50 @@
+"""Backfill invoices and subscriptions from Stripe for the customers linked to a Stripe customer."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from billing import stripe_gateway, stripe_sync
+from customers.models import Customer, Env
+
+
+class Command(BaseCommand):
+    help = ("Read the invoices and subscriptions of every customer linked to Stripe (or of one) and store them. "
+            "Safe to interrupt and run again: rows are matched by their Stripe id, never duplicated.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customer", metavar="ID", help="Only this customer (its id in this app).")
+        parser.add_argument("--env", choices=Env.values, help="Only customers of this environment.")
+
+    def handle(self, *args, customer=None, env=None, **options):
+        if not stripe_gateway.is_configured():
+            raise CommandError("Stripe is not connected: set STRIPE_SECRET_KEY.")
+        customers = Customer.objects.alive().exclude(stripe_id="")
+        if env:
+            customers = customers.filter(env=env)
+        if customer:
+            customers = customers.filter(customer_id=customer)
+            if not customers.exists():
+                raise CommandError(f"No customer {customer!r} linked to a Stripe customer.")
+        pks = list(customers.order_by("id").values_list("pk", flat=True))
+        total, failed, done = len(pks), 0, 0
+        self.stdout.write(f"Reading {total} customer{'s' if total != 1 else ''} from Stripe.")
+        try:
+            for done, pk in enumerate(pks, 1):
+                c = Customer.objects.get(pk=pk)
+                label = f"[{done}/{total}] {c.customer_id} ({c.env}, {c.stripe_id})"
+                try:
+                    result = stripe_sync.backfill_customer(c)
+                except stripe_gateway.StripeError as exc:
+                    failed += 1
+                    stripe_gateway.record_backfill(c, exc)
+                    self.stderr.write(f"{label}: {exc.message}")
+                    continue
+                stripe_gateway.record_backfill(c, None)
+                if c.stripe_sync_error:
+                    stripe_gateway.retry_failed_push(c)
+                self.stdout.write(f"{label}: {result.summary()}")
+        except KeyboardInterrupt:
+            raise CommandError(f"Interrupted at customer {done} of {total}. What was read is stored; "
+                               "run the command again to finish (nothing is duplicated).")
+        if failed:
+            raise CommandError(f"{failed} of {total} customers could not be read from Stripe (see above).")
+        self.stdout.write(self.style.SUCCESS(f"Done: {total} customer{'s' if total != 1 else ''} read from Stripe."))
