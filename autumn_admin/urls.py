@@ -1,11 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
+from autumn_admin.api.errors import error_response
+from autumn_admin.api.main import api
 from autumn_admin.environment import switch_env
 from billing import views as billing_views
+from customers import api_key_views
 
 admin.site.site_header = "Billing admin"
 admin.site.site_title = "Billing admin"
@@ -13,6 +17,11 @@ admin.site.site_title = "Billing admin"
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+@csrf_exempt
+def api_not_found(request, rest: str = ""):
+    return error_response(request, 404, f"There is no endpoint {request.method} {request.path}.", "not_found")
 
 
 urlpatterns = [
@@ -26,4 +35,8 @@ urlpatterns = [
     path("customers/", include("billing.urls")),
     path("stripe/", billing_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),
+    path("api-keys/", api_key_views.api_key_list, name="api-keys"),
+    path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
+    path("v1/", api.urls),
+    re_path(r"^v1/(?P<rest>.*)$", api_not_found),
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from datetime import datetime
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -12,7 +15,7 @@ from django.utils import timezone
 
 from autumn_admin.audit import Actor, audit_record
 from autumn_admin.errors import Conflict, ServiceError
-from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN, Customer, Env
+from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN, ApiKey, Customer, Env
 
 EDITABLE_FIELDS = ("name", "email", "fingerprint", "metadata", "send_email_receipts")
 TEXT_LIMITS = {"name": 255, "email": 320, "fingerprint": 255}
@@ -213,3 +216,52 @@ def customers_purge(*, older_than: datetime, actor: Actor) -> int:
             customer.delete()
             purged += 1
     return purged
+
+
+# --- API keys -----------------------------------------------------------------------------------
+
+API_KEY_PREFIXES = {Env.SANDBOX: "am_sk_test_", Env.LIVE: "am_sk_live_"}
+API_KEY_RANDOM_LENGTH = 40
+API_KEY_NAME_MAX_LENGTH = 100
+
+
+def api_key_hash(raw_key: str) -> str:
+    """What is stored of a key: its SHA-256. The key itself is shown once and never stored."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(*, env: str, name: str, actor: Actor) -> tuple[ApiKey, str]:
+    """Make a secret key for the API in one environment. Returns the key row and the raw key."""
+    if env not in Env.values:
+        raise ServiceError(f"Unknown environment {env!r}: choose sandbox or live.", code="invalid_input",
+                           field="env")
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name:
+        raise ServiceError("Give the key a name, so people know what uses it.", code="invalid_input", field="name")
+    if len(name) > API_KEY_NAME_MAX_LENGTH:
+        raise ServiceError(f"A key name may be at most {API_KEY_NAME_MAX_LENGTH} characters.",
+                           code="invalid_input", field="name")
+    # token_urlsafe(30) is 40 characters of [A-Za-z0-9_-].
+    raw_key = API_KEY_PREFIXES[env] + secrets.token_urlsafe(30)
+    api_key = ApiKey.objects.create(
+        name=name, env=env, prefix=raw_key[: len(API_KEY_PREFIXES[env]) + 4], key_hash=api_key_hash(raw_key),
+        created_by=actor if isinstance(actor, AbstractBaseUser) else None,
+    )
+    audit_record(actor=actor, action="api_key.create", env=env, target_type="api_key", target_id=api_key.pk,
+                 after={"name": name, "env": env, "prefix": api_key.prefix})
+    return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: Actor, now: datetime | None = None) -> ApiKey:
+    """Revoke a key: from now on it answers 401. Revoking twice changes nothing."""
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if locked.revoked_at is not None:
+        return locked
+    locked.revoked_at = now or timezone.now()
+    locked.save(update_fields=["revoked_at"])
+    audit_record(actor=actor, action="api_key.revoke", env=locked.env, target_type="api_key",
+                 target_id=locked.pk, before={"name": locked.name, "prefix": locked.prefix})
+    api_key.revoked_at = locked.revoked_at
+    return locked

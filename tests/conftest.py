@@ -124,6 +124,12 @@ def customer(db, catalogue):
                            email="ada@acme.test")
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Named users are created in most tests; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # --- customer page actions ------------------------------------------------------------------------
 
 @pytest.fixture

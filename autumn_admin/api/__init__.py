@@ -1,0 +1,1 @@
+"""The REST API at /v1/ (see main.py)."""

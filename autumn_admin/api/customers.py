@@ -1,0 +1,231 @@
+"""Customers: the RPC forms Autumn's clients call, and the older REST forms."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from autumn_admin.api import stripe
+from autumn_admin.api.lookups import customer_or_404, decode_time_cursor, time_cursor
+from autumn_admin.api.schemas import (
+    CustomerId,
+    CustomerListOut,
+    CustomerOut,
+    DeleteCustomerParams,
+    ErrorOut,
+    GetCustomerParams,
+    GetOrCreateCustomerParams,
+    LegacyCreateCustomerParams,
+    LegacyCustomerListOut,
+    LegacyCustomerOut,
+    LegacyUpdateCustomerParams,
+    ListCustomersParams,
+    SuccessOut,
+    UpdateCustomerParams,
+)
+from autumn_admin.api.serializers import customer_json, load_customer, load_customers
+from autumn_admin.errors import Conflict
+from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
+from customers.models import Customer
+from customers.services import customer_create, customer_delete, customer_update
+
+router = Router(tags=["customers"])
+
+ERRORS = {(400, 401, 404, 409, 422): ErrorOut}
+STRIPE_ERRORS = {(400, 401, 404, 409, 422, 502, 503, 504): ErrorOut}
+DETAIL_FIELDS = ("name", "email", "fingerprint")
+
+
+def _get_or_create(request: HttpRequest, customer_id: str, params) -> Customer:
+    """The customer with this id, created (on the default products) if new. An existing customer
+    gets the details it lacks filled in from the request, and keeps the ones it has."""
+    api_key = request.api_key
+    existing = Customer.objects.alive().filter(env=api_key.env, customer_id=customer_id).first()
+    if existing is None:
+        fields = {k: getattr(params, k) for k in (*DETAIL_FIELDS, "metadata", "send_email_receipts")
+                  if getattr(params, k) is not None}
+        try:
+            return customer_create(env=api_key.env, customer_id=customer_id, actor=api_key, **fields)
+        except Conflict:
+            # Another request created it between our read and our insert: it is the one we want.
+            existing = Customer.objects.alive().filter(env=api_key.env, customer_id=customer_id).first()
+            if existing is None:
+                raise
+    missing = {k: getattr(params, k) for k in DETAIL_FIELDS if getattr(params, k) and not getattr(existing, k)}
+    if missing:
+        customer_update(customer=existing, actor=api_key, **missing)
+    return existing
+
+
+def _update(request: HttpRequest, customer: Customer, params, new_customer_id: str | None) -> Customer:
+    sent = params.model_fields_set
+    fields = {k: getattr(params, k) for k in DETAIL_FIELDS if k in sent}
+    if "send_email_receipts" in sent and params.send_email_receipts is not None:
+        fields["send_email_receipts"] = params.send_email_receipts
+    metadata_merge = None
+    if "metadata" in sent:
+        if params.metadata is None:
+            fields["metadata"] = {}
+        else:
+            metadata_merge = params.metadata
+    return customer_update(customer=customer, actor=request.api_key, new_customer_id=new_customer_id,
+                           metadata_merge=metadata_merge, **fields)
+
+
+def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) -> dict:
+    reason = ""
+    gw = stripe.gateway() if delete_in_stripe else None
+    if gw is not None and customer.stripe_id:
+        # Stripe first: if it refuses, nothing changes here (our soft delete can be undone, its deletion can't).
+        try:
+            gw.customer_delete_in_stripe(customer=customer, actor=request.api_key)
+        except Exception as exc:
+            if stripe.is_stripe_error(gw, exc):
+                raise stripe.stripe_failure(exc)
+            raise
+        reason = "Also deleted in Stripe (delete_in_stripe)."
+    customer_delete(customer=customer, actor=request.api_key, reason=reason)
+    return {"success": True}
+
+
+# --- RPC forms (autumn-sdk, autumn-js) ----------------------------------------------------------
+
+@router.post("/customers.get_or_create", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="getOrCreateCustomer",
+             summary="Get or create a customer")
+def customers_get_or_create(request, params: GetOrCreateCustomerParams):
+    """Create the customer (on the default plans) if it doesn't exist, or return the existing one."""
+    customer = _get_or_create(request, params.customer_id, params)
+    return customer_json(load_customer(customer), expand=params.expand or ())
+
+
+@router.post("/customers.get", response={200: CustomerOut, **ERRORS}, exclude_unset=True, operation_id="getCustomer",
+             summary="Get a customer")
+def customers_get(request, params: GetCustomerParams):
+    customer = customer_or_404(request, params.customer_id)
+    return customer_json(load_customer(customer), expand=params.expand or ())
+
+
+@router.post("/customers.list", response={200: CustomerListOut, **ERRORS}, exclude_unset=True,
+             operation_id="listCustomers",
+             summary="List customers")
+def customers_list(request, params: ListCustomersParams):
+    """Newest first (or oldest with sort_order "asc"); pass next_cursor as start_cursor for the next page."""
+    customers = Customer.objects.alive().filter(env=request.api_key.env)
+    if params.search:
+        q = params.search.strip()
+        customers = customers.filter(Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q)
+                                     | Q(fingerprint__icontains=q))
+    if params.subscription_status or params.plans:
+        statuses = {"active": LIVE_PRODUCT_STATUSES, "scheduled": [CustomerProductStatus.SCHEDULED],
+                    None: [*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED]}[params.subscription_status]
+        held = CustomerProduct.objects.filter(status__in=statuses)
+        if params.plans:
+            wanted = Q(pk__in=[])
+            for plan in params.plans:
+                one = Q(product__product_id=plan.id)
+                if plan.versions:
+                    one &= Q(product__version__in=plan.versions)
+                wanted |= one
+            held = held.filter(wanted)
+        customers = customers.filter(pk__in=held.values("customer_id"))
+    ascending = params.sort_order == "asc"
+    if params.start_cursor:
+        created_at, pk = decode_time_cursor(params.start_cursor)
+        if ascending:
+            customers = customers.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+        else:
+            customers = customers.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+    customers = customers.order_by(*(("created_at", "id") if ascending else ("-created_at", "-id")))
+    page = list(customers[: params.limit + 1])
+    more = len(page) > params.limit
+    page = page[: params.limit]
+    next_cursor = time_cursor(page[-1].created_at, page[-1].pk) if more else None
+    return {"list": [customer_json(c) for c in load_customers(page)], "next_cursor": next_cursor}
+
+
+@router.post("/customers.update", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="updateCustomer",
+             summary="Update a customer")
+def customers_update(request, params: UpdateCustomerParams):
+    """Change name, email, fingerprint, send_email_receipts, metadata (merged: a key set to null is
+    removed) or the id itself (new_customer_id). Fields left out stay as they are."""
+    customer = customer_or_404(request, params.customer_id)
+    customer = _update(request, customer, params, params.new_customer_id)
+    return customer_json(load_customer(customer))
+
+
+@router.post("/customers.delete", response={200: SuccessOut, **STRIPE_ERRORS}, operation_id="deleteCustomer",
+             summary="Delete a customer")
+def customers_delete(request, params: DeleteCustomerParams):
+    """Soft delete: the customer disappears from the API (404) and lists; ops can restore it. With
+    delete_in_stripe and Stripe connected, the Stripe customer is deleted first."""
+    return _delete(request, customer_or_404(request, params.customer_id), params.delete_in_stripe)
+
+
+# --- the documented update form and the REST forms of API 1.2 -----------------------------------
+
+@router.post("/customers/update", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="updateCustomerDocumented",
+             summary="Update a customer (documented form)")
+def customers_update_documented(request, params: UpdateCustomerParams):
+    """`{"customer_id", "name", "email"}`, as in the documentation's cURL example."""
+    customer = customer_or_404(request, params.customer_id)
+    customer = _update(request, customer, params, params.new_customer_id)
+    return customer_json(load_customer(customer))
+
+
+@router.get("/customers", response={200: LegacyCustomerListOut, **ERRORS}, exclude_unset=True,
+            operation_id="listCustomersRest",
+            summary="List customers (REST)")
+def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=10**9)):
+    customers = Customer.objects.alive().filter(env=request.api_key.env).order_by("-created_at", "-id")
+    page = list(customers[offset: offset + limit])
+    return {"list": [customer_json(c, legacy=True) for c in load_customers(page)], "total": customers.count(),
+            "limit": limit, "offset": offset}
+
+
+@router.post("/customers", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="createCustomerRest",
+             summary="Create a customer (REST)")
+def customers_create_rest(request, params: LegacyCreateCustomerParams):
+    """Creates the customer, or returns it if one with this id exists."""
+    customer = _get_or_create(request, params.id, params)
+    return customer_json(load_customer(customer), legacy=True)
+
+
+@router.get("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+            operation_id="getCustomerRest",
+            summary="Get a customer (REST)")
+def customers_get_rest(request, customer_id: CustomerId):
+    return customer_json(load_customer(customer_or_404(request, customer_id)), legacy=True)
+
+
+def _update_rest(request, customer_id: str, params: LegacyUpdateCustomerParams) -> dict:
+    customer = customer_or_404(request, customer_id)
+    customer = _update(request, customer, params, params.id)
+    return customer_json(load_customer(customer), legacy=True)
+
+
+@router.post("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+             operation_id="updateCustomerRest", summary="Update a customer (REST)")
+def customers_update_rest(request, customer_id: CustomerId, params: LegacyUpdateCustomerParams):
+    """`id` in the body renames the customer; fields left out stay as they are."""
+    return _update_rest(request, customer_id, params)
+
+
+@router.patch("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+              operation_id="patchCustomerRest", summary="Update a customer (REST, PATCH)")
+def customers_patch_rest(request, customer_id: CustomerId, params: LegacyUpdateCustomerParams):
+    """The same as POST /v1/customers/{customer_id}."""
+    return _update_rest(request, customer_id, params)
+
+
+@router.delete("/customers/{customer_id}", response={200: SuccessOut, **STRIPE_ERRORS},
+               operation_id="deleteCustomerRest", summary="Delete a customer (REST)")
+def customers_delete_rest(request, customer_id: CustomerId,
+                          delete_in_stripe: bool = Query(False, description="Also delete it in Stripe.")):
+    return _delete(request, customer_or_404(request, customer_id), delete_in_stripe)
+
+

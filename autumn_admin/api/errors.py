@@ -1,0 +1,98 @@
+"""Autumn's error body, `{"message", "code", "env"}`, for every refusal of the API."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.http import Http404, HttpRequest, HttpResponse
+
+from autumn_admin.errors import ServiceError
+
+logger = logging.getLogger("autumn_admin.api")
+
+# The services speak of one bad input; Autumn's clients know the plural.
+_CODE_ALIASES = {"invalid_input": "invalid_inputs"}
+
+
+class ApiError(Exception):
+    """A refusal of the API itself (auth, body, idempotency, lookups), answered as Autumn does."""
+
+    def __init__(self, status: int, message: str, code: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+def request_env(request: HttpRequest) -> str | None:
+    api_key = getattr(request, "api_key", None)
+    return api_key.env if api_key is not None else None
+
+
+def error_response(request: HttpRequest, status: int, message: str, code: str) -> HttpResponse:
+    body = {"message": message, "code": _CODE_ALIASES.get(code, code), "env": request_env(request)}
+    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+
+
+def _location(loc) -> str:
+    # ninja prefixes the source ("body", "query", "path") and the parameter name.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    if parts and parts[0] in ("params", "payload", "data"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _message(error: dict) -> str:
+    msg = str(error.get("msg", "is invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if error.get("type") == "missing":
+        msg = "is required"
+    return msg
+
+
+def validation_message(errors: list[dict]) -> str:
+    """One sentence naming every field at fault, e.g. `customer_id: is required; value: must be a number`."""
+    seen = []
+    for error in errors[:10]:
+        text = f"{_location(error.get('loc', ()))}: {_message(error)}"
+        if text not in seen:
+            seen.append(text)
+    return "; ".join(seen) or "The request is invalid."
+
+
+def install_handlers(api) -> None:
+    from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+    @api.exception_handler(ApiError)
+    def _api_error(request, exc: ApiError):
+        return error_response(request, exc.status, exc.message, exc.code)
+
+    @api.exception_handler(ServiceError)
+    def _service_error(request, exc: ServiceError):
+        return error_response(request, exc.status, exc.message, exc.code)
+
+    @api.exception_handler(ValidationError)
+    def _validation_error(request, exc: ValidationError):
+        return error_response(request, 422, validation_message(exc.errors), "invalid_inputs")
+
+    @api.exception_handler(AuthenticationError)
+    def _auth_error(request, exc: AuthenticationError):
+        return error_response(request, 401, "Secret key not found in Authorization header", "no_secret_key")
+
+    @api.exception_handler(HttpError)
+    def _http_error(request, exc: HttpError):
+        return error_response(request, exc.status_code, exc.message, "invalid_request")
+
+    @api.exception_handler(Http404)
+    def _not_found(request, exc: Http404):
+        return error_response(request, 404, str(exc) or "Not found.", "not_found")
+
+    @api.exception_handler(Exception)
+    def _unexpected(request, exc: Exception):
+        logger.exception("Unexpected error in %s %s", request.method, request.path)
+        return error_response(request, 500, "Something went wrong on our side. Try again later.",
+                              "internal_error")

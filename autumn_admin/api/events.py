@@ -1,0 +1,41 @@
+"""Usage events, newest first."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from ninja import Router
+
+from autumn_admin.api.lookups import customer_or_404, decode_time_cursor, time_cursor
+from autumn_admin.api.schemas import ErrorOut, EventListOut, ListEventsParams
+from autumn_admin.api.serializers import event_json, from_ms
+from billing.models import Event
+
+router = Router(tags=["events"])
+
+
+@router.post("/events.list", response={200: EventListOut, (400, 401, 404, 409, 422): ErrorOut},
+             operation_id="listEvents", summary="List usage events")
+def events_list(request, params: ListEventsParams):
+    """Events of one customer (customer_id) or of every customer of the environment, newest first,
+    optionally of some features and within custom_range (epoch ms, start inclusive, end exclusive)."""
+    events = Event.objects.filter(customer__env=request.api_key.env, customer__deleted_at__isnull=True)
+    if params.customer_id is not None:
+        events = events.filter(customer=customer_or_404(request, params.customer_id))
+    if params.feature_id is not None:
+        wanted = [params.feature_id] if isinstance(params.feature_id, str) else params.feature_id
+        events = events.filter(Q(feature__feature_id__in=wanted) | Q(feature__isnull=True, event_name__in=wanted))
+    if params.custom_range is not None:
+        if params.custom_range.start is not None:
+            events = events.filter(timestamp__gte=from_ms(params.custom_range.start))
+        if params.custom_range.end is not None:
+            events = events.filter(timestamp__lt=from_ms(params.custom_range.end))
+    if params.start_cursor:
+        timestamp, pk = decode_time_cursor(params.start_cursor)
+        events = events.filter(Q(timestamp__lt=timestamp) | Q(timestamp=timestamp, pk__lt=pk))
+    page = list(events.select_related("customer", "feature").order_by("-timestamp", "-id")[: params.limit + 1])
+    more = len(page) > params.limit
+    page = page[: params.limit]
+    return {
+        "list": [event_json(e, e.customer.customer_id) for e in page],
+        "next_cursor": time_cursor(page[-1].timestamp, page[-1].pk) if more else None,
+    }

@@ -1,0 +1,130 @@
+"""The REST API at /v1/, wire-compatible with Autumn's official clients (autumn-sdk, autumn-js).
+
+Each request passes, in order: the secret key (401), the JSON body (400), the Idempotency-Key
+(replay or 409), ninja's validation of the body (422), then the operation, which calls the same
+services as the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
+from ninja import NinjaAPI
+from ninja.parser import Parser
+
+from autumn_admin.api import balances, billing, customers, events, invoices
+from autumn_admin.api.auth import SecretKeyAuth, authenticate
+from autumn_admin.api.errors import ApiError, error_response, install_handlers
+from autumn_admin.api.idempotency import run_idempotently
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def _check_text(value, depth: int = 0) -> None:
+    """Text the database can't store (NUL, lone surrogates) is refused here, not by a 500 later."""
+    if depth > 64:
+        raise ValueError("the JSON is nested too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text may not contain the NUL character (\\u0000)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (a lone surrogate was found)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, depth + 1)
+            _check_text(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, depth + 1)
+
+
+def parse_json_body(request: HttpRequest):
+    """The request's JSON object, or an ApiError 400 saying what is wrong with the body."""
+    if hasattr(request, "api_json"):
+        return request.api_json
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError(400, "The request body is too large.", "invalid_request")
+    if not raw.strip():
+        data = {}
+    else:
+        content_type = request.content_type or ""
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise ApiError(400, f"Send the body as JSON with Content-Type: application/json "
+                                f"(got {content_type or 'no Content-Type'!r}).", "invalid_request")
+        try:
+            data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+            _check_text(data)
+        except RecursionError:
+            raise ApiError(400, "The body is not valid JSON: it is nested too deeply.", "invalid_request")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ApiError(400, f"The body is not valid JSON: {exc}.", "invalid_request")
+    if not isinstance(data, dict):
+        raise ApiError(400, f"The body must be a JSON object, not {type(data).__name__}.", "invalid_request")
+    request.api_json = data
+    return data
+
+
+class BodyParser(Parser):
+    def parse_body(self, request: HttpRequest):
+        return parse_json_body(request)
+
+
+def api_request(run):
+    """Around every operation: key, body and idempotency, before ninja validates anything."""
+
+    @wraps(run)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        try:
+            authenticate(request)
+            data = parse_json_body(request) if request.method in BODY_METHODS else None
+            if request.method in BODY_METHODS and not request.body.strip():
+                # ninja reads an empty body as "no body at all"; Autumn's clients mean {}.
+                request._body = b"{}"
+            return run_idempotently(request, data, lambda: run(request, *args, **kwargs))
+        except ApiError as exc:
+            return error_response(request, exc.status, exc.message, exc.code)
+
+    return wrapper
+
+
+api = NinjaAPI(
+    title="Billing admin API (Autumn-compatible)",
+    version="2.5.0",
+    description=(
+        "The subset of Autumn's API that the official clients (autumn-sdk, autumn-js) use, plus the older "
+        "REST forms of customers. Authenticate with `Authorization: Bearer am_sk_test_…` (sandbox) or "
+        "`am_sk_live_…` (live). Send `Idempotency-Key` on a POST to make retries safe. Errors are "
+        "`{\"message\", \"code\", \"env\"}`."
+    ),
+    urls_namespace="api",
+    auth=SecretKeyAuth(),
+    parser=BodyParser(),
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+api.add_decorator(api_request, mode="view")
+install_handlers(api)
+
+api.add_router("", customers.router)
+api.add_router("", balances.router)
+api.add_router("", events.router)
+api.add_router("", invoices.router)
+api.add_router("", billing.router)

@@ -1,0 +1,31 @@
+"""Stripe, when it is connected (billing.stripe_gateway does the talking)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from autumn_admin.api.errors import ApiError
+
+
+def gateway():
+    """The Stripe gateway module, or None when Stripe is not connected."""
+    if not settings.STRIPE_SECRET_KEY:
+        return None
+    try:
+        from billing import stripe_gateway
+    except ImportError:  # a build without the gateway acts as not connected
+        return None
+    return stripe_gateway
+
+
+def is_stripe_error(gw, exc: Exception) -> bool:
+    error_class = getattr(gw, "StripeError", None)
+    return error_class is not None and isinstance(exc, error_class)
+
+
+def stripe_failure(exc: Exception) -> ApiError:
+    """Stripe's refusal as Autumn's error body: the gateway's status (502 unless it says otherwise)."""
+    code = getattr(exc, "code", "")
+    return ApiError(getattr(exc, "status", 502),
+                    f"Stripe refused the request: {getattr(exc, 'message', str(exc))} Nothing was changed here.",
+                    code if code == "stripe_not_connected" else "stripe_error")

@@ -1,0 +1,49 @@
+"""The API keys page (/api-keys/): ops create keys, see each once, and revoke them."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from autumn_admin.environment import current_env
+from autumn_admin.errors import ServiceError
+from customers.models import ApiKey, Env
+from customers.services import API_KEY_NAME_MAX_LENGTH, api_key_create, api_key_revoke
+
+PERM = "customers.manage_api_keys"
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=API_KEY_NAME_MAX_LENGTH, help_text="What uses it, e.g. “Production backend”.")
+    env = forms.ChoiceField(label="Environment", choices=Env.choices)
+
+
+@never_cache  # the page that shows a new key must not be kept by any cache
+@permission_required(PERM, raise_exception=True)
+def api_key_list(request):
+    form = ApiKeyForm(request.POST or None, initial={"env": current_env(request)})
+    new_key = created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created, new_key = api_key_create(env=form.cleaned_data["env"], name=form.cleaned_data["name"],
+                                              actor=request.user)
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            form = ApiKeyForm(initial={"env": created.env})
+    keys = ApiKey.objects.select_related("created_by").order_by("revoked_at", "-created_at", "-id")
+    status = 201 if new_key else (422 if form.errors else 200)
+    return render(request, "customers/api_keys.html",
+                  {"form": form, "keys": keys, "new_key": new_key, "created": created}, status=status)
+
+
+@require_POST
+@permission_required(PERM, raise_exception=True)
+def api_key_revoke_view(request, pk: int):
+    api_key = get_object_or_404(ApiKey, pk=pk)
+    if api_key.revoked_at is None:
+        api_key_revoke(api_key=api_key, actor=request.user)
+        messages.success(request, f"Revoked “{api_key.name}” ({api_key.prefix}…): it no longer works.")
+    return redirect("api-keys")

@@ -1,0 +1,141 @@
+"""Autumn's real clients, unchanged, against a running server: the scenario of the seed documentation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from autumn_sdk import Autumn
+from autumn_sdk.errors import AutumnDefaultError
+
+from billing.models import Balance, Event, Invoice, Product
+from customers.models import AuditEntry, Customer
+
+JS_DIR = Path(__file__).resolve().parent.parent / "js"
+
+# The live server runs in other threads: it sees only committed data.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def autumn(server):
+    """The real Python client, failing closed. Closed after the test, so the server's keep-alive
+    connection (and its database connection) ends with it."""
+    url, raw_key, _ = server
+    with Autumn(secret_key=raw_key, server_url=url, fail_open=False) as client:
+        yield client
+
+
+@pytest.fixture
+def server(live_server, transactional_db, catalogue, sandbox_key):
+    """A running server with the catalogue and a sandbox key: (base URL, raw key, ApiKey)."""
+    api_key, raw = sandbox_key
+    return live_server.url, raw, api_key
+
+
+def test_python_client_drives_the_documented_customer_scenario(server, autumn):
+    api_key = server[2]
+
+    created = autumn.customers.get_or_create(customer_id="user_123", name="Jo Example", email="jo@example.com")
+    assert (created.id, created.env, created.name) == ("user_123", "sandbox", "Jo Example")
+    assert created.balances["messages"].granted == 100
+    assert [s.plan_id for s in created.subscriptions] == ["free"]
+
+    autumn.customers.update(customer_id="user_123", name="Mr New Name", email="newemail@example.com")
+    fetched = autumn.customers.get(customer_id="user_123")
+    assert (fetched.name, fetched.email) == ("Mr New Name", "newemail@example.com")
+
+    tracked = autumn.track(customer_id="user_123", feature_id="messages", value=30)
+    assert (tracked.value, tracked.balance.remaining, tracked.balance.usage) == (30, 70, 30)
+
+    assert autumn.check(customer_id="user_123", feature_id="messages", required_balance=70).allowed is True
+    assert autumn.check(customer_id="user_123", feature_id="messages", required_balance=71).allowed is False
+
+    assert autumn.balances.update(customer_id="user_123", feature_id="messages", remaining=500).success is True
+    balance = autumn.check(customer_id="user_123", feature_id="messages").balance
+    assert (balance.remaining, balance.granted, balance.usage) == (500, 530, 30)
+
+    assert autumn.customers.delete(customer_id="user_123").success is True
+    with pytest.raises(AutumnDefaultError) as missing:
+        autumn.customers.get(customer_id="user_123")
+    assert missing.value.status_code == 404
+    assert json.loads(missing.value.body) == {"message": "Customer user_123 not found", "code": "customer_not_found",
+                                              "env": "sandbox"}
+
+    customer = Customer.objects.get(customer_id="user_123")
+    assert customer.deleted_at is not None
+    stored = Balance.objects.get(customer=customer)
+    assert (stored.remaining, stored.adjustment) == (500, 430)
+    assert Event.objects.get(customer=customer).api_key == api_key
+    by_key = AuditEntry.objects.filter(actor_api_key=api_key, customer=customer).values_list("action", flat=True)
+    assert sorted(by_key) == ["balance.set", "customer.create", "customer.delete", "customer.update",
+                              "product.attach"]
+
+
+DOCUMENTED_BODY = """{
+      "customer_id": "user_123",
+      "name": "Mr New Name",
+      "email": "newemail@example.com"
+    }"""
+
+
+def test_python_client_attaches_a_free_plan_and_lists_events_and_invoices(autumn, catalogue):
+    addon = Product.objects.create(product_id="beta_access", name="Beta access", is_add_on=True)
+    addon.items.create(feature=catalogue["sso"], interval="lifetime")
+    autumn.customers.get_or_create(customer_id="user_9")
+    attached = autumn.billing.attach(customer_id="user_9", plan_id="beta_access")
+    assert (attached.customer_id, attached.payment_url) == ("user_9", None)
+    assert autumn.check(customer_id="user_9", feature_id="sso").allowed is True
+    autumn.track(customer_id="user_9", feature_id="messages", value=2, properties={"model": "fast"})
+    [event] = autumn.events.list(customer_id="user_9").list
+    assert (event.feature_id, event.value, event.properties) == ("messages", 2, {"model": "fast"})
+    Invoice.objects.create(customer=Customer.objects.get(customer_id="user_9"), stripe_id="in_9", status="paid",
+                           total=2999, amount_paid=2999)
+    [invoice] = autumn.invoices.list(customer_id="user_9").list
+    assert (invoice.stripe_id, invoice.total, invoice.status) == ("in_9", 29.99, "paid")
+    assert [c.id for c in autumn.customers.list().list] == ["user_9"]
+
+
+def test_documented_curl_update_works_as_printed(server):
+    url, raw_key, _ = server
+    Customer.objects.create(customer_id="user_123", env="sandbox", name="Jo")
+    # The seed documentation's command, with our server and a real key in place of its placeholders.
+    command = [
+        "curl", "-sS", "-X", "POST", f"{url}/v1/customers/update",
+        "-H", f"Authorization: Bearer {raw_key}",
+        "-H", "Content-Type: application/json",
+        "-d", DOCUMENTED_BODY,
+        "-w", "\n%{http_code}",
+    ]
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
+    body, status = out.rsplit("\n", 1)
+    assert status == "200"
+    answer = json.loads(body)
+    assert (answer["id"], answer["name"], answer["email"]) == ("user_123", "Mr New Name", "newemail@example.com")
+    customer = Customer.objects.get(customer_id="user_123")
+    assert (customer.name, customer.email) == ("Mr New Name", "newemail@example.com")
+
+
+def test_js_client_drives_the_documented_customer_scenario(server):
+    node = shutil.which("node")
+    installed = (JS_DIR / "node_modules" / "autumn-js").is_dir()
+    if node is None or not installed:
+        reason = ("node is not installed" if node is None
+                  else "autumn-js is not installed: run `npm ci --prefix tests/js`")
+        if os.environ.get("REQUIRE_NODE") == "1":
+            pytest.fail(f"REQUIRE_NODE=1 but {reason}")
+        pytest.skip(reason)
+    url, raw_key, api_key = server
+    result = subprocess.run([node, "scenario.mjs", url, raw_key, "user_js"], cwd=JS_DIR, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "scenario passed" in result.stdout
+    customer = Customer.objects.get(customer_id="user_js")
+    assert customer.deleted_at is not None and customer.name == "Mr New Name"
+    assert Event.objects.get(customer=customer).api_key == api_key
