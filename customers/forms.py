@@ -95,6 +95,7 @@ class CustomerDeleteForm(forms.Form):
                                  widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
     reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
                              help_text="Optional. Kept in the audit trail.")
+    also_delete_in_stripe = forms.BooleanField(label="Also delete in Stripe", required=False)
 
     def __init__(self, *args, customer: Customer, **kwargs):
         super().__init__(*args, **kwargs)

@@ -15,6 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from autumn_admin.environment import current_env
 from autumn_admin.errors import ServiceError
 from autumn_admin.popups import FORM_INVALID, render_popup
+from billing import stripe_gateway
 from customers import selectors
 from customers.forms import DETAIL_FIELDS, CustomerDeleteForm, DetailFieldForm, MetadataForm
 from customers.fragments import page_sections
@@ -203,10 +204,17 @@ def customer_delete_view(request, customer_id: str):
         customer_delete(customer=customer, actor=request.user, reason=form.cleaned_data["reason"].strip())
         messages.success(request, f"Deleted {customer.display_name} ({customer.customer_id}). "
                                   "Ops can restore it from Deleted customers.")
+        if form.cleaned_data["also_delete_in_stripe"] and customer.stripe_id:
+            try:
+                stripe_gateway.customer_delete_in_stripe(customer=customer, actor=request.user)
+                messages.success(request, "The customer was also deleted in Stripe.")
+            except stripe_gateway.StripeError as e:
+                messages.error(request, f"Deleted here, but not in Stripe: {e.message}")
         url = reverse("customers:list")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     return render_popup(request, "customers/delete.html", {
         "customer": customer, "form": form, "counts": _what_goes(customer),
+        "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(),
     }, status=FORM_INVALID if request.method == "POST" else 200)
 
 
