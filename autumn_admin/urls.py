@@ -32,6 +32,7 @@ urlpatterns = [
     path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("customers/", include("customers.urls")),
+    path("customers/", include("billing.urls")),
     path("stripe/", billing_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),

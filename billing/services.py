@@ -30,6 +30,7 @@ from billing.models import (
     Interval,
     Price,
     Product,
+    ProductItem,
     Reward,
     RewardDuration,
     UsageType,
@@ -114,11 +115,15 @@ def product_attach(
     stripe_subscription_id: str = "",
     now: datetime | None = None,
     reason: str = "",
+    replace: CustomerProduct | None = None,
 ) -> CustomerProduct:
     """Put a customer on a product and create its balances.
 
     A plan (not an add-on) replaces the customer's live plan of the same group; usage recorded on
     the old plan's balances is carried over to the new ones, so switching plans never forgets usage.
+
+    `replace` swaps exactly that customer product (plan or add-on) for `product` in place, as a
+    custom product does: status, quantity, billing period and reset dates stay as they were.
     """
     now = now or timezone.now()
     if product.custom_for_id and product.custom_for_id != customer.pk:
@@ -129,28 +134,51 @@ def product_attach(
     if any(cp.product_id == product.pk for cp in live):
         raise Conflict(f"{customer.customer_id} already has {product.name}.", code="product_already_attached")
 
-    replaced = [
-        cp for cp in live
-        if not product.is_add_on and not cp.product.is_add_on and cp.product.group == product.group
-    ]
+    if replace is not None:
+        replaced = [cp for cp in live if cp.pk == replace.pk]
+        if not replaced:
+            raise Conflict(f"{replace.product.name} is no longer active for {customer.customer_id}.",
+                           code="product_not_active")
+        inherit = replaced[0]
+        status, quantity = inherit.status, inherit.quantity
+        trial_ends_at, stripe_subscription_id = inherit.trial_ends_at, inherit.stripe_subscription_id
+    else:
+        inherit = None
+        replaced = [
+            cp for cp in live
+            if not product.is_add_on and not cp.product.is_add_on and cp.product.group == product.group
+        ]
     carried: dict[int, Decimal] = {}
+    kept_resets: dict[tuple[int, str, int], datetime | None] = {}
     if replaced:
         old_balances = Balance.objects.select_for_update().filter(customer_product__in=replaced)
         for old in old_balances.order_by("id"):
             _reset_if_due(old, now)
             carried[old.feature_id] = carried.get(old.feature_id, ZERO) + old.usage
+            kept_resets[(old.feature_id, old.interval, old.interval_count)] = old.next_reset_at
             old.delete()
         for cp in replaced:
             cp.status = CustomerProductStatus.EXPIRED
             cp.ended_at = now
-            cp.save(update_fields=["status", "ended_at"])
+            if inherit is not None:
+                # The Stripe subscription now belongs to the replacement; webhooks must find only it.
+                cp.stripe_subscription_id = ""
+            cp.save(update_fields=["status", "ended_at", "stripe_subscription_id"])
 
-    period_end = _period_end(product, now)
-    cp = CustomerProduct.objects.create(
-        customer=customer, product=product, status=status, started_at=now, quantity=quantity,
-        current_period_start=now if period_end else None, current_period_end=period_end,
-        trial_ends_at=trial_ends_at, stripe_subscription_id=stripe_subscription_id,
-    )
+    if inherit is not None:
+        cp = CustomerProduct.objects.create(
+            customer=customer, product=product, status=status, started_at=inherit.started_at, quantity=quantity,
+            current_period_start=inherit.current_period_start, current_period_end=inherit.current_period_end,
+            canceled_at=inherit.canceled_at, trial_ends_at=trial_ends_at,
+            stripe_subscription_id=stripe_subscription_id,
+        )
+    else:
+        period_end = _period_end(product, now)
+        cp = CustomerProduct.objects.create(
+            customer=customer, product=product, status=status, started_at=now, quantity=quantity,
+            current_period_start=now if period_end else None, current_period_end=period_end,
+            trial_ends_at=trial_ends_at, stripe_subscription_id=stripe_subscription_id,
+        )
     for item in product.items.select_related("feature").order_by("id"):
         feature = item.feature
         lifetime = item.interval == Interval.LIFETIME or feature.usage_type == UsageType.CONTINUOUS_USE
@@ -158,12 +186,15 @@ def product_attach(
         remaining = allowance - carried.get(feature.pk, ZERO)
         if remaining < 0 and not item.overage_allowed:
             remaining = ZERO
+        interval = Interval.LIFETIME if lifetime else item.interval
+        next_reset_at = None if lifetime else add_intervals(now, item.interval, item.interval_count)
+        if inherit is not None and (feature.pk, interval, item.interval_count) in kept_resets:
+            next_reset_at = kept_resets[(feature.pk, interval, item.interval_count)]
         Balance.objects.create(
             customer=customer, feature=feature, customer_product=cp,
             allowance=allowance, adjustment=ZERO, remaining=remaining,
             unlimited=item.unlimited, overage_allowed=item.overage_allowed, usage_limit=item.usage_limit,
-            interval=Interval.LIFETIME if lifetime else item.interval, interval_count=item.interval_count,
-            next_reset_at=None if lifetime else add_intervals(now, item.interval, item.interval_count),
+            interval=interval, interval_count=item.interval_count, next_reset_at=next_reset_at,
         )
     audit_record(
         actor=actor, action="product.attach", customer=customer, target_type="product",
@@ -173,6 +204,100 @@ def product_attach(
         reason=reason,
     )
     return cp
+
+
+def _item_snapshot(items) -> dict:
+    return {
+        item.feature.feature_id: ("unlimited" if item.unlimited else item.included)
+        for item in sorted(items, key=lambda i: i.feature.feature_id)
+    }
+
+
+@transaction.atomic
+def product_customize(
+    *,
+    customer: Customer,
+    customer_product: CustomerProduct,
+    items: list[dict],
+    actor: Actor,
+    reason: str,
+    now: datetime | None = None,
+) -> CustomerProduct:
+    """Make a custom version of a customer's product, for this customer only, and put it in place.
+
+    `items` lists the changes, one dict per feature: `{"feature": Feature, "included": quantity}`
+    and optionally `unlimited`, `interval`, `interval_count`, `overage_allowed` (for a feature the
+    product lacks). The custom product copies the prices and the other items. Its balances take
+    the new allowances from now on; usage so far is carried over and reset dates stay as they were.
+    This is the permanent alternative to a balance edit, which lasts only until the next reset.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
+    now = now or timezone.now()
+    locked = (CustomerProduct.objects.select_for_update().select_related("product")
+              .filter(pk=customer_product.pk, customer=customer).first())
+    if locked is None or locked.status not in LIVE_PRODUCT_STATUSES:
+        raise Conflict("That product is no longer active for this customer.", code="product_not_active")
+    source = locked.product
+    base = (source.base_product or source) if source.is_custom else source
+
+    current = {item.feature_id: item for item in source.items.select_related("feature")}
+    new_items: dict[int, ProductItem] = {
+        fid: ProductItem(feature=item.feature, included=item.included, unlimited=item.unlimited,
+                         interval=item.interval, interval_count=item.interval_count,
+                         overage_allowed=item.overage_allowed, usage_limit=item.usage_limit)
+        for fid, item in current.items()
+    }
+    seen: set[int] = set()
+    for change in items:
+        feature = change.get("feature")
+        if not isinstance(feature, Feature) or feature.archived:
+            raise ServiceError("Choose a feature.", code="invalid_input", field="feature")
+        if feature.pk in seen:
+            raise ServiceError(f"{feature.name} is listed twice.", code="invalid_input", field="feature")
+        seen.add(feature.pk)
+        unlimited = bool(change.get("unlimited", False))
+        included = ZERO
+        if feature.type != FeatureType.BOOLEAN and not unlimited:
+            included = parse_quantity(change.get("included"), field="included", allow_negative=False)
+        item = new_items.get(feature.pk)
+        if item is None:
+            lifetime = feature.type == FeatureType.BOOLEAN or feature.usage_type == UsageType.CONTINUOUS_USE
+            interval = change.get("interval") or (Interval.LIFETIME if lifetime else Interval.MONTH)
+            if interval not in Interval.values:
+                raise ServiceError(f"Unknown reset interval {interval!r}.", code="invalid_input", field="interval")
+            item = new_items[feature.pk] = ProductItem(
+                feature=feature, interval=interval, interval_count=int(change.get("interval_count") or 1),
+                overage_allowed=bool(change.get("overage_allowed", False)),
+            )
+        item.included = included
+        item.unlimited = unlimited
+    before, after = _item_snapshot(current.values()), _item_snapshot(new_items.values())
+    if before == after:
+        raise ServiceError(f"Nothing to change: these are {source.name}'s allowances already.",
+                           code="invalid_input", field="items")
+
+    taken = Product.objects.filter(custom_for=customer, product_id=base.product_id).values_list("version", flat=True)
+    version = max([base.version - 1, *taken]) + 1
+    custom = Product.objects.create(
+        product_id=base.product_id, name=base.name, version=version, group=source.group,
+        is_add_on=source.is_add_on, is_default=False, custom_for=customer, base_product=base, created_at=now,
+    )
+    for price in source.prices.all():
+        price.pk = None
+        price.product = custom
+        price.save()
+    for item in new_items.values():
+        item.product = custom
+    ProductItem.objects.bulk_create(list(new_items.values()))
+    audit_record(
+        actor=actor, action="product.customize", customer=customer, target_type="product",
+        target_id=base.product_id, before={"product": source.product_id, "items": before},
+        after={"product": custom.product_id, "version": custom.version, "custom": True, "items": after},
+        reason=reason,
+    )
+    return product_attach(customer=customer, product=custom, actor=actor, now=now, reason=reason, replace=locked)
 
 
 @transaction.atomic

@@ -193,6 +193,9 @@ def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
         product = names["product"].get(entry.target_id, entry.target_id)
         replaced = [names["product"].get(p, p) for p in before.get("products", [])]
         return f"attached {product}" + (f" (replacing {', '.join(replaced)})" if replaced else "")
+    if action == "product.customize":
+        product = names["product"].get(entry.target_id, entry.target_id)
+        return f"made a custom {product} for this customer"
     if action in ("reward.apply", "reward.remove"):
         reward = names["reward"].get(entry.target_id, entry.target_id)
         return f"{'applied' if action == 'reward.apply' else 'removed'} coupon {reward}"

@@ -130,6 +130,34 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# --- customer page actions ------------------------------------------------------------------------
+
+@pytest.fixture
+def acme_on_scale(customer, catalogue):
+    """Acme Corp moved to Scale: API calls allow overage at $1.00 per 1,000; messages don't."""
+    from billing.services import product_attach
+
+    product_attach(customer=customer, product=catalogue["scale"], actor=None)
+    return customer
+
+
+@pytest.fixture
+def discount_rewards(db):
+    """Two active discounts, one inactive one and a non-discount reward (not offered by Add Coupon)."""
+    from billing.models import Reward
+
+    return {
+        "twenty": Reward.objects.create(reward_id="twenty_off", name="20% off", type="percentage_discount",
+                                        value=Decimal(20), duration="months", duration_months=3),
+        "ten_dollars": Reward.objects.create(reward_id="ten_dollars", name="$10 off", type="fixed_discount",
+                                             value=Decimal(1000), duration="one_off"),
+        "retired": Reward.objects.create(reward_id="old_promo", name="Old promo", type="percentage_discount",
+                                         value=Decimal(50), active=False),
+        "free_month": Reward.objects.create(reward_id="free_month", name="Free month", type="feature_grant",
+                                            value=Decimal(100)),
+    }
+
+
 @pytest.fixture
 def fake_stripe(settings, monkeypatch):
     """A fake Stripe API on 127.0.0.1 (tests/fake_stripe.py), with the app's Stripe settings pointing at it."""

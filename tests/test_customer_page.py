@@ -76,9 +76,9 @@ def test_products_show_status_dates_and_the_limits_each_includes(client, ops, ac
     pro = CustomerProduct.objects.get(customer=acme, product__product_id="pro")
     rows = [text(r) for r in re.findall(r'<tbody class="product-row">.*?</tbody>', section, flags=re.S)]
     assert rows[0] == (f"Pro pro Active {format_day(pro.started_at)} {format_day(pro.current_period_end)} — "
-                       "Includes: Messages 5,000 / month Seats 10 SSO")
+                       "Includes: Messages 5,000 / month Seats 10 SSO Customize")
     assert rows[1].startswith("Extra seats add-on seats_addon Active")
-    assert rows[1].endswith("Seats 10")
+    assert rows[1].endswith("Seats 10 Customize")
     # The free plan Pro replaced is kept out of the way, with when it ended.
     assert "Ended products (1)" in text(section)
     assert re.search(r"Free free Expired .* ended", rows[2])
@@ -267,7 +267,7 @@ def test_a_malformed_paging_cursor_is_a_400(client, ops, acme):
 def test_sidebar_details_show_ids_stripe_link_and_metadata(client, ops, acme):
     section = element(page_of(login(client, ops).get(URL)), "section-sidebar-details")
     assert text(section).startswith(
-        "Details ID acme_corp Name Acme Corp ✎ Email ada@acme.test ✎ Fingerprint fp_7d2a ✎ "
+        "Details ID acme_corp ✎ Name Acme Corp ✎ Email ada@acme.test ✎ Fingerprint fp_7d2a ✎ "
         "Stripe customer cus_P9x ↗ (opens the Stripe dashboard in a new tab) "
         "Metadata plan_tier = growth seats = 12 ✎")
     assert 'href="https://dashboard.stripe.com/test/customers/cus_P9x" target="_blank" rel="noopener"' in section
@@ -289,7 +289,7 @@ def test_sidebar_rewards_and_activity(client, ops, acme):
     reward = acme.customer_rewards.get()
     rewards = text(element(page, "section-sidebar-rewards"))
     assert rewards == (f"Rewards Launch 20% 20% off · 3 months · until {format_day(reward.expires_at)} "
-                       f"applied {format_day(reward.applied_at)} by olivia_ops Add Coupon")
+                       f"applied {format_day(reward.applied_at)} by olivia_ops · Remove Add Coupon")
     activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(page, "section-sidebar-activity"),
                                               flags=re.S)]
     assert activity[:3] == [
@@ -370,7 +370,7 @@ def _controls(page: str) -> dict[str, bool]:
         "balance": f'href="/customers/acme_corp/balances/{balance.pk}/edit/"' in page,
         "details": 'href="/customers/acme_corp/details/edit/?field=name"' in page,
         "coupon": 'href="/customers/acme_corp/rewards/add/"' in page,
-        "settings": "Delete customer" in element(page, "settings-menu"),
+        "settings": ">Delete</a>" in element(page, "settings-menu"),
     }
 
 

@@ -98,3 +98,19 @@ def test_demo_refuses_to_run_with_debug_off(db, settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG is off"):
         call_command("demo", sandbox=1, live=0)
+
+
+def test_a_user_without_a_role_sees_no_customers(client, db, customer):
+    nobody = User.objects.create_user("no_role", password="x")
+    client.force_login(nobody)
+    for url in ("/customers/", "/customers/acme_corp/", "/customers/export.csv"):
+        response = client.get(url)
+        assert response.status_code == 403
+        assert b"no role yet" in response.content
+    assert client.post("/logout/").status_code == 302
+
+
+def test_the_user_menu_names_the_role(client, ops, support, viewer, superuser):
+    for user, label in ((ops, "Ops"), (support, "Support"), (viewer, "Viewer"), (superuser, "Superuser")):
+        client.force_login(user)
+        assert f'<p class="muted">{label}</p>' in client.get("/customers/").content.decode()

@@ -479,3 +479,39 @@ def test_a_success_of_another_kind_does_not_hide_an_unsent_change(linked, ops, t
     linked.refresh_from_db()
     assert linked.stripe_sync_error.startswith("Name and email not sent to Stripe")
     assert CustomerReward.objects.get().stripe_synced_at is not None
+
+
+# --- dashboard delete ---------------------------------------------------------------------------
+
+def test_dashboard_delete_offers_stripe_deletion_unchecked_and_leaves_stripe_alone_by_default(
+        linked, ops_client, fake_stripe):
+    form = ops_client.get(f"/customers/{linked.customer_id}/delete/").content.decode()
+    assert "Also delete in Stripe" in form
+    assert 'name="also_delete_in_stripe" value="on">' in form  # unchecked
+    ops_client.post(f"/customers/{linked.customer_id}/delete/", {"confirm_id": linked.customer_id})
+    linked.refresh_from_db()
+    assert linked.deleted_at is not None and linked.stripe_id
+    assert fake_stripe.requests_to("DELETE", "/v1/customers/*") == []
+
+
+def test_dashboard_delete_can_also_delete_in_stripe(linked, ops_client, fake_stripe):
+    stripe_id = linked.stripe_id
+    response = ops_client.post(f"/customers/{linked.customer_id}/delete/",
+                               {"confirm_id": linked.customer_id, "also_delete_in_stripe": "on"}, follow=True)
+    assert "The customer was also deleted in Stripe." in response.content.decode()
+    assert fake_stripe.customers[stripe_id]["deleted"] is True
+    linked.refresh_from_db()
+    assert linked.deleted_at is not None and linked.stripe_id == ""
+
+
+def test_dashboard_delete_says_when_stripe_refused_and_keeps_the_local_delete(linked, ops_client, fake_stripe):
+    fake_stripe.queue_error(500, times=3)
+    response = ops_client.post(f"/customers/{linked.customer_id}/delete/",
+                               {"confirm_id": linked.customer_id, "also_delete_in_stripe": "on"}, follow=True)
+    assert "Deleted here, but not in Stripe" in response.content.decode()
+    linked.refresh_from_db()
+    assert linked.deleted_at is not None and linked.stripe_id
+
+
+def test_dashboard_delete_without_stripe_offers_no_stripe_deletion(customer, ops_client):
+    assert "Also delete in Stripe" not in ops_client.get(f"/customers/{customer.customer_id}/delete/").content.decode()

@@ -16,6 +16,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing.models import CustomerReward
 from billing.money import decimals_of
 
 register = template.Library()
@@ -132,3 +133,12 @@ def json_compact(value):
     if value in (None, {}, []):
         return ""
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True, default=str)
+
+
+@register.filter
+def reward_terms(reward) -> str:
+    """What a reward gives and for how long: "20% off · 3 months", "$10.00 off · once"."""
+    from billing.selectors import RewardRow
+
+    row = RewardRow(applied=CustomerReward(reward=reward), now=timezone.now())
+    return f"{row.summary} · {row.duration}"

@@ -23,3 +23,28 @@ document.addEventListener("change", (e) => {
   const t = e.target;
   if (t instanceof HTMLElement && t.matches("[data-autosubmit]") && t.form) t.form.requestSubmit();
 });
+
+// Popups. A <dialog data-popup> that htmx adds to the page opens as a modal; closing it (Esc, ×,
+// Cancel) removes it. A successful action answers with the refreshed page parts and an empty main
+// body, which replaces the dialog with nothing and so closes it.
+document.addEventListener("htmx:load", (e) => {
+  const root = e.detail.elt;
+  if (!(root instanceof Element)) return;
+  const dialogs = root.matches("dialog[data-popup]") ? [root] : root.querySelectorAll("dialog[data-popup]");
+  for (const dialog of dialogs) {
+    if (!dialog.open) dialog.showModal();
+    dialog.addEventListener("close", () => dialog.remove());
+  }
+});
+document.addEventListener("click", (e) => {
+  const closer = e.target instanceof Element && e.target.closest("[data-close]");
+  if (closer) closer.closest("dialog")?.close();
+});
+// A form answered with 422 (invalid input) or 409 (changed meanwhile) carries its message: show it.
+document.addEventListener("htmx:beforeSwap", (e) => {
+  const status = e.detail.xhr.status;
+  if (status === 422 || status === 409) {
+    e.detail.shouldSwap = true;
+    e.detail.isError = false;
+  }
+});

@@ -1,0 +1,166 @@
+"""Dashboard forms for balances, rewards and custom products. They validate input; services enforce rules."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+
+from autumn_admin.errors import ServiceError
+from billing.models import DISCOUNT_REWARD_TYPES, Feature, FeatureType, Interval, Reward, UsageType
+from billing.quantities import parse_quantity
+
+
+def _quantity(raw, label: str, *, allow_negative: bool = True) -> Decimal:
+    try:
+        return parse_quantity(raw, field=label, allow_negative=allow_negative)
+    except ServiceError as e:
+        raise forms.ValidationError(e.message)
+
+
+class ServiceErrorsMixin:
+    """Show a service's refusal next to the field it names, or above the form."""
+
+    service_fields: dict[str, str] = {}
+
+    def add_service_error(self, error: ServiceError) -> None:
+        field = self.service_fields.get(error.field or "", error.field)
+        self.add_error(field if field in self.fields else None, error.message)
+
+
+class BalanceEditForm(ServiceErrorsMixin, forms.Form):
+    SET, ADD = "set", "add"
+
+    mode = forms.ChoiceField(
+        choices=[(SET, "Set new balance"), (ADD, "Add to balance")], initial=SET, widget=forms.RadioSelect,
+    )
+    value = forms.CharField(
+        label="New balance", required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "autofocus": True}),
+    )
+    next_reset_at = forms.DateTimeField(
+        label="Next reset", required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Optional. Leave empty to keep the current reset date.",
+    )
+    reason = forms.CharField(
+        max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required. Shown in the customer's activity.",
+    )
+    expected_remaining = forms.CharField(widget=forms.HiddenInput)
+
+    service_fields = {"new_balance": "value", "amount": "value", "next_reset_at": "next_reset_at",
+                      "reason": "reason"}
+
+    def clean_value(self) -> Decimal:
+        label = "The amount to add" if self.data.get("mode") == self.ADD else "The new balance"
+        return _quantity(self.cleaned_data.get("value"), label)
+
+    def clean_reason(self) -> str:
+        reason = (self.cleaned_data.get("reason") or "").strip()
+        if not reason:
+            raise forms.ValidationError("A reason is required.")
+        return reason
+
+    def clean_expected_remaining(self) -> Decimal:
+        try:
+            return Decimal(self.cleaned_data["expected_remaining"])
+        except (InvalidOperation, ValueError):
+            raise forms.ValidationError("This form is out of date: reopen it to see the current balance.")
+
+    def proposed_remaining(self, current: Decimal) -> Decimal | None:
+        """The balance the entered value leads to, for the preview; None while the value is invalid."""
+        try:
+            value = parse_quantity(self.data.get("value"))
+        except ServiceError:
+            return None
+        return current + value if self.data.get("mode") == self.ADD else value
+
+
+class RewardChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, reward: Reward) -> str:
+        return reward.name
+
+
+class RewardAddForm(ServiceErrorsMixin, forms.Form):
+    reward = RewardChoiceField(
+        queryset=Reward.objects.filter(active=True, type__in=DISCOUNT_REWARD_TYPES).order_by("name"),
+        widget=forms.RadioSelect, empty_label=None,
+        error_messages={"required": "Select a reward.", "invalid_choice": "That reward can't be added."},
+    )
+    service_fields = {"reward": "reward"}
+
+
+class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
+    """One allowance field per metered item of the product, plus one feature the product lacks."""
+
+    add_feature = forms.ModelChoiceField(queryset=Feature.objects.none(), required=False,
+                                         label="Add a feature", empty_label="—")
+    add_included = forms.CharField(label="Included", required=False,
+                                   widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+    add_interval = forms.ChoiceField(label="Resets", choices=Interval.choices, initial=Interval.MONTH, required=False)
+    add_overage_allowed = forms.BooleanField(label="Overage allowed", required=False)
+    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Required. Shown in the customer's activity.")
+
+    service_fields = {"reason": "reason", "feature": "add_feature", "interval": "add_interval"}
+
+    def __init__(self, *args, product_items, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.product_items = list(product_items)
+        have = {item.feature_id for item in self.product_items}
+        self.fields["add_feature"].queryset = Feature.objects.filter(archived=False).exclude(pk__in=have)
+        self.item_fields = []
+        for item in self.product_items:
+            if item.feature.type == FeatureType.BOOLEAN:
+                continue
+            name = f"included_{item.feature.feature_id}"
+            self.fields[name] = forms.CharField(
+                label=item.feature.name, required=False, initial="" if item.unlimited else _plain(item.included),
+                widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "unlimited"
+                                              if item.unlimited else ""}),
+            )
+            self.item_fields.append((item, name))
+
+    def clean_reason(self) -> str:
+        reason = (self.cleaned_data.get("reason") or "").strip()
+        if not reason:
+            raise forms.ValidationError("A reason is required.")
+        return reason
+
+    def clean(self):
+        cleaned = super().clean()
+        changes = []
+        for item, name in self.item_fields:
+            raw = (self.data.get(name) or "").strip()
+            if item.unlimited and not raw:
+                continue
+            try:
+                included = _quantity(raw, f"{item.feature.name}'s allowance", allow_negative=False)
+            except forms.ValidationError as e:
+                self.add_error(name, e)
+                continue
+            if item.unlimited or included != item.included:
+                changes.append({"feature": item.feature, "included": included})
+        feature = cleaned.get("add_feature")
+        if feature is not None:
+            change = {"feature": feature, "interval": cleaned.get("add_interval") or Interval.MONTH,
+                      "overage_allowed": cleaned.get("add_overage_allowed", False), "included": Decimal(0)}
+            if feature.type == FeatureType.BOOLEAN or feature.usage_type == UsageType.CONTINUOUS_USE:
+                change["interval"] = Interval.LIFETIME  # access and seats don't reset
+            if feature.type != FeatureType.BOOLEAN:
+                try:
+                    change["included"] = _quantity(cleaned.get("add_included"), "The included allowance",
+                                                   allow_negative=False)
+                except forms.ValidationError as e:
+                    self.add_error("add_included", e)
+            changes.append(change)
+        elif (cleaned.get("add_included") or "").strip():
+            self.add_error("add_feature", "Choose the feature to add.")
+        cleaned["changes"] = changes
+        return cleaned
+
+
+def _plain(value: Decimal) -> str:
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -1,0 +1,108 @@
+"""Dashboard forms for a customer's details and its deletion."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from autumn_admin.errors import ServiceError
+from customers.models import Customer
+
+# The Details fields that can be edited in place, with how they are labelled.
+DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
+
+
+class DetailFieldForm(forms.Form):
+    """One of id, name, email, fingerprint: a single text input."""
+
+    value = forms.CharField(required=False, max_length=320)
+
+    def __init__(self, *args, field: str, customer: Customer, **kwargs):
+        self.field = field
+        initial = customer.customer_id if field == "id" else getattr(customer, field)
+        kwargs.setdefault("initial", {"value": initial})
+        super().__init__(*args, **kwargs)
+        self.fields["value"].label = DETAIL_FIELDS[field]
+        self.fields["value"].widget.attrs.update({"autofocus": True, "autocomplete": "off"})
+        if field == "email":
+            self.fields["value"].widget.input_type = "email"
+        if field == "id":
+            self.fields["value"].required = True
+            self.fields["value"].max_length = 255
+            self.fields["value"].error_messages["required"] = "A customer id is required."
+
+    def service_kwargs(self) -> dict:
+        value = self.cleaned_data["value"].strip()
+        return {"new_customer_id": value} if self.field == "id" else {self.field: value}
+
+    def add_service_error(self, error: ServiceError) -> None:
+        self.add_error("value", error.message)
+
+
+class MetadataForm(forms.Form):
+    """Metadata as key/value rows. Values are text; a value that was a number, list or object in the
+    API stays as it was while its text is left unchanged."""
+
+    field = "metadata"
+    blank_rows = 2
+
+    def __init__(self, data=None, *, customer: Customer, **kwargs):
+        super().__init__(data, **kwargs)
+        self.original = dict(customer.metadata or {})
+        if data is not None:
+            self.rows = list(zip(data.getlist("key"), data.getlist("value"), strict=False))
+        else:
+            self.rows = [(k, _as_text(v)) for k, v in self.original.items()]
+            self.rows += [("", "")] * self.blank_rows
+        self.row_errors: list[str] = []
+
+    def clean(self):
+        metadata: dict = {}
+        for raw_key, raw_value in self.rows:
+            key, value = raw_key.strip(), raw_value.strip()
+            if not key and not value:
+                continue
+            if not key:
+                self.row_errors.append(f"Give the value {value[:40]!r} a key.")
+                continue
+            if len(key) > 255:
+                self.row_errors.append(f"The key {key[:40]!r}… is longer than 255 characters.")
+                continue
+            if key in metadata:
+                self.row_errors.append(f"The key {key!r} appears twice.")
+                continue
+            original = self.original.get(key)
+            metadata[key] = original if key in self.original and _as_text(original) == value else value
+        for message in self.row_errors:
+            self.add_error(None, message)
+        self.cleaned_data["metadata"] = metadata
+        return self.cleaned_data
+
+    def service_kwargs(self) -> dict:
+        return {"metadata": self.cleaned_data["metadata"]}
+
+    def add_service_error(self, error: ServiceError) -> None:
+        self.add_error(None, error.message)
+
+
+def _as_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+class CustomerDeleteForm(forms.Form):
+    confirm_id = forms.CharField(label="Type the customer id to confirm", required=False,
+                                 widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
+    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Optional. Kept in the audit trail.")
+    also_delete_in_stripe = forms.BooleanField(label="Also delete in Stripe", required=False)
+
+    def __init__(self, *args, customer: Customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.customer = customer
+
+    def clean_confirm_id(self) -> str:
+        typed = (self.cleaned_data.get("confirm_id") or "").strip()
+        if typed != self.customer.customer_id:
+            raise forms.ValidationError(f"Type {self.customer.customer_id} exactly to confirm.")
+        return typed

@@ -1,0 +1,132 @@
+"""Sidebar Details: click a field, edit it, "Update" — through the test client."""
+
+from __future__ import annotations
+
+import pytest
+
+from customers.models import AuditEntry, Customer
+from customers.services import customer_create, customer_update
+from tests.helpers import page_text
+
+EDIT = "/customers/acme_corp/details/edit/"
+
+
+@pytest.mark.parametrize(("field", "value"), [("name", "Acme Corporation"), ("email", "billing@acme.test"),
+                                              ("fingerprint", "fp_123")])
+def test_update_a_detail_field(ops_client, ops, customer, field, value):
+    form = page_text(ops_client.get(f"{EDIT}?field={field}"))
+
+    response = ops_client.post(f"{EDIT}?field={field}", {"value": value})
+
+    assert ">Update</button>" in form
+    assert response.status_code == 302 and response.url == "/customers/acme_corp/"
+    customer.refresh_from_db()
+    assert getattr(customer, field) == value
+    entry = AuditEntry.objects.get(action="customer.update", customer=customer)
+    assert entry.actor_user == ops and entry.after == {field: value}
+
+
+def test_inline_form_is_a_fragment_for_htmx(ops_client, customer):
+    response = ops_client.get(f"{EDIT}?field=name", HTTP_HX_REQUEST="true")
+
+    html = page_text(response)
+    assert html.lstrip().startswith('<form class="inline-edit"') and "<html" not in html
+    assert 'value="Acme Corp"' in html and 'hx-post="/customers/acme_corp/details/edit/?field=name"' in html
+
+
+@pytest.mark.parametrize("bad", ["not-an-email", "ada@", "@acme.test", "a b@acme.test"])
+def test_invalid_email_is_refused(ops_client, customer, bad):
+    response = ops_client.post(f"{EDIT}?field=email", {"value": bad}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 422
+    html = page_text(response)
+    assert f"'{bad}' is not a valid email address." in html and f'value="{bad}"' in html
+    customer.refresh_from_db()
+    assert customer.email == "ada@acme.test"
+    assert not AuditEntry.objects.filter(action="customer.update").exists()
+
+
+def test_changing_the_id_moves_the_page(ops_client, customer):
+    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme_corp_2"})
+
+    assert response.status_code == 302 and response.url == "/customers/acme_corp_2/"
+    customer.refresh_from_db()
+    assert customer.customer_id == "acme_corp_2"
+    assert AuditEntry.objects.get(action="customer.update").before == {"id": "acme_corp"}
+
+
+def test_changing_the_id_with_htmx_redirects_the_browser(ops_client, customer):
+    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme-2"}, HTTP_HX_REQUEST="true")
+
+    assert response.headers["HX-Redirect"] == "/customers/acme-2/"
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ("acme corp", "A customer id may contain only letters, digits, '_' and '-'."),
+    ("acme/corp", "A customer id may contain only letters, digits, '_' and '-'."),
+    ("", "A customer id is required."),
+    ("x" * 256, "at most 255 characters"),
+    ("globex", "A customer with id 'globex' already exists."),
+])
+def test_invalid_or_taken_id_is_refused(ops_client, customer, bad, message):
+    customer_create(env="sandbox", customer_id="globex", actor=None)
+
+    response = ops_client.post(f"{EDIT}?field=id", {"value": bad})
+
+    assert response.status_code == 422 and message in page_text(response)
+    customer.refresh_from_db()
+    assert customer.customer_id == "acme_corp"
+
+
+def test_id_used_in_the_other_environment_is_free_here(ops_client, customer):
+    customer_create(env="live", customer_id="globex", actor=None)
+
+    assert ops_client.post(f"{EDIT}?field=id", {"value": "globex"}).status_code == 302
+    assert Customer.objects.get(pk=customer.pk).customer_id == "globex"
+
+
+def test_metadata_edited_as_key_value_rows(ops_client, customer):
+    customer_update(customer=customer, actor=None, metadata={"plan_tier": "gold", "seats": 12, "flags": ["a"]})
+
+    form = page_text(ops_client.get(f"{EDIT}?field=metadata"))
+    response = ops_client.post(f"{EDIT}?field=metadata", {
+        "key": ["plan_tier", "seats", "flags", "region", ""],
+        "value": ["platinum", "12", "", "eu", ""],
+    })
+
+    assert 'value="plan_tier"' in form and 'value="gold"' in form and 'value="12"' in form
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    # Unchanged non-text values keep their type; an emptied value is still a key; new keys are added.
+    assert customer.metadata == {"plan_tier": "platinum", "seats": 12, "flags": "", "region": "eu"}
+
+
+def test_metadata_row_removed_by_clearing_it(ops_client, customer):
+    customer_update(customer=customer, actor=None, metadata={"a": "1", "b": "2"})
+
+    ops_client.post(f"{EDIT}?field=metadata", {"key": ["a", ""], "value": ["1", ""]})
+
+    customer.refresh_from_db()
+    assert customer.metadata == {"a": "1"}
+
+
+@pytest.mark.parametrize(("keys", "values", "message"), [
+    (["a", "a"], ["1", "2"], "The key 'a' appears twice."),
+    (["", "b"], ["orphan", "2"], "Give the value 'orphan' a key."),
+])
+def test_bad_metadata_rows_are_refused(ops_client, customer, keys, values, message):
+    customer_update(customer=customer, actor=None, metadata={"keep": "me"})
+
+    response = ops_client.post(f"{EDIT}?field=metadata", {"key": keys, "value": values})
+
+    assert response.status_code == 422 and message in page_text(response)
+    customer.refresh_from_db()
+    assert customer.metadata == {"keep": "me"}
+
+
+def test_unknown_field_goes_back_to_the_page(ops_client, customer):
+    response = ops_client.post(f"{EDIT}?field=stripe_id", {"value": "cus_evil"})
+
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.stripe_id == ""

@@ -1,0 +1,134 @@
+"""Who may use which action: every mutating endpoint × every role, and CSRF on each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+
+from billing.models import Balance, CustomerProduct, CustomerReward
+from billing.services import reward_apply
+from customers.models import AuditEntry, Customer
+from customers.services import customer_create, customer_delete
+from tests.helpers import page_text
+
+ROLES = ["anonymous", "viewer", "support", "ops", "superuser"]
+EVERYONE_WHO_EDITS = {"ops", "superuser"}
+
+
+@dataclass
+class World:
+    customer: Customer
+    messages: Balance
+    applied: CustomerReward
+    deleted: Customer
+    product: CustomerProduct
+    rewards: dict
+
+
+@pytest.fixture
+def world(customer, catalogue, discount_rewards) -> World:
+    applied = reward_apply(customer=customer, reward=discount_rewards["ten_dollars"], actor=None)
+    deleted = customer_create(env="sandbox", customer_id="globex", actor=None)
+    customer_delete(customer=deleted, actor=None)
+    return World(
+        customer=customer, messages=Balance.objects.get(customer=customer, feature=catalogue["messages"]),
+        applied=applied, deleted=deleted, product=CustomerProduct.objects.get(customer=customer, status="active"),
+        rewards=discount_rewards,
+    )
+
+
+# name: (url, POST data, roles allowed besides ops and superusers)
+ENDPOINTS = {
+    "balance edit": (
+        lambda w: f"/customers/acme_corp/balances/{w.messages.pk}/edit/",
+        lambda w: {"mode": "set", "value": "150", "reason": "goodwill", "expected_remaining": "100"},
+        {"support"},
+    ),
+    "add reward": (lambda w: "/customers/acme_corp/rewards/add/", lambda w: {"reward": w.rewards["twenty"].pk}, set()),
+    "remove reward": (lambda w: f"/customers/acme_corp/rewards/{w.applied.pk}/remove/", lambda w: {}, set()),
+    "edit details": (lambda w: "/customers/acme_corp/details/edit/?field=name", lambda w: {"value": "Acme Ltd"},
+                     set()),
+    "delete customer": (lambda w: "/customers/acme_corp/delete/", lambda w: {"confirm_id": "acme_corp"}, set()),
+    "restore customer": (lambda w: f"/customers/deleted/{w.deleted.pk}/restore/", lambda w: {}, set()),
+    "customize product": (
+        lambda w: f"/customers/acme_corp/products/{w.product.pk}/customize/",
+        lambda w: {"included_messages": "250", "reason": "deal"}, set(),
+    ),
+}
+FORMS = [name for name in ENDPOINTS if name != "restore customer"]  # restore is a button, no form page
+
+
+def client_for(role: str, request) -> Client:
+    client = Client()
+    if role != "anonymous":
+        client.force_login(request.getfixturevalue(role))
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+def test_mutating_endpoint_by_role(request, world, endpoint, role):
+    url, data, also_allowed = ENDPOINTS[endpoint]
+    client = client_for(role, request)
+    trail = AuditEntry.objects.count()
+
+    response = client.post(url(world), data(world))
+
+    if role == "anonymous":
+        assert response.status_code == 302 and response.url.startswith("/login/")
+        assert AuditEntry.objects.count() == trail
+    elif role in EVERYONE_WHO_EDITS | also_allowed:
+        assert response.status_code == 302, page_text(response)[:2000]
+        assert AuditEntry.objects.count() > trail  # it happened, and was audited
+    else:
+        assert response.status_code == 403
+        assert "Your role doesn't allow this action." in page_text(response)
+        assert AuditEntry.objects.count() == trail  # nothing happened
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("endpoint", FORMS)
+def test_action_form_by_role(request, world, endpoint, role):
+    url, _, also_allowed = ENDPOINTS[endpoint]
+
+    response = client_for(role, request).get(url(world))
+
+    expected = {"anonymous": 302}.get(role, 200 if role in EVERYONE_WHO_EDITS | also_allowed else 403)
+    assert response.status_code == expected
+
+
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+def test_post_without_csrf_token_is_refused(world, ops, endpoint):
+    url, data, _ = ENDPOINTS[endpoint]
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ops)
+    trail = AuditEntry.objects.count()
+
+    response = client.post(url(world), data(world))
+
+    assert response.status_code == 403
+    assert AuditEntry.objects.count() == trail
+
+
+def test_post_with_the_csrf_token_goes_through(world, ops):
+    url, data, _ = ENDPOINTS["balance edit"]
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ops)
+    client.get(url(world))
+
+    response = client.post(url(world), {**data(world), "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+
+    assert response.status_code == 302
+    world.messages.refresh_from_db()
+    assert world.messages.remaining == 150
+
+
+@pytest.mark.parametrize(("role", "sees_restore"), [("viewer", False), ("support", False), ("ops", True),
+                                                    ("superuser", True)])
+def test_deleted_customers_page_shows_restore_only_to_those_who_may(request, world, role, sees_restore):
+    html = page_text(client_for(role, request).get("/customers/deleted/"))
+
+    assert "globex" in html
+    assert (">Restore</button>" in html) is sees_restore
