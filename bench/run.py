@@ -83,8 +83,9 @@ def dashboard_session(env: str) -> tuple[object, str]:
 
     user, _ = User.objects.get_or_create(username="bench_ops", defaults={"email": "bench@example.com"})
     group = Group.objects.filter(name="Ops").first()
-    if group:
-        user.groups.add(group)
+    if group is None:
+        raise RuntimeError("The Ops role is missing (billing/migrations/0002_roles creates it): run migrate.")
+    user.groups.add(group)
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

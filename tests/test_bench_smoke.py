@@ -9,6 +9,7 @@ from django.db import connection
 
 from bench import generate, run
 from bench.server import BENCH_SECRET_KEY
+from tests.conftest import ensure_roles
 
 pytestmark = [
     pytest.mark.postgres,
@@ -30,6 +31,7 @@ def database_url() -> str:
 
 @pytest.fixture
 def bench_settings(settings):
+    ensure_roles()  # the benchmark logs in as an Ops user; transactional tests flush the role groups
     settings.SECRET_KEY = BENCH_SECRET_KEY  # the served app's key: the session made here must log in there
     return settings
 
