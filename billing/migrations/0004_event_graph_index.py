@@ -4,7 +4,7 @@ docs/benchmarks.md). PostgreSQL only: elsewhere nothing is created.
 The page's usage graphs sum each feature's usage per day over the last 30 days. With this covering
 index on (customer, timestamp) carrying feature and value, that is an index-only scan, instead of
 fetching one table page per few events (a customer with 2,000,000 events has ~160,000 in 30 days:
-~21,000 table pages per view). The customers search's trigram indexes are billing/0003.
+~21,000 table pages per view). The customers search's trigram indexes are in 0003.
 
 Built CONCURRENTLY, so adding it to a large live events table does not block tracking; hence a
 non-atomic migration.
@@ -33,10 +33,7 @@ def drop_index(apps, schema_editor):
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [
-        ("customers", "0001_initial"),
-        ("billing", "0003_page_search_indexes"),
-    ]
+    dependencies = [("billing", "0003_page_search_indexes")]
 
     operations = [
         migrations.RunPython(create_index, drop_index, elidable=False),
