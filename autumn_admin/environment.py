@@ -1,8 +1,7 @@
 """The sandbox/live switch of the dashboard, remembered per user session."""
 
 from django.contrib import messages
-from django.http import HttpRequest
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -25,6 +24,8 @@ def switch_env(request: HttpRequest):
         request.session[SESSION_KEY] = env
     target = request.POST.get("next", "")
     # Leaving a customer page: that customer does not exist in the other environment.
-    if not url_has_allowed_host_and_scheme(target, {request.get_host()}) or target.startswith("/customers/"):
+    # Only a path of this site: anything else ("pro", a view's name) would be taken for a view to reverse.
+    if (not target.startswith("/") or not url_has_allowed_host_and_scheme(target, {request.get_host()})
+            or target.startswith("/customers/")):
         target = "/customers/"
-    return redirect(target)
+    return HttpResponseRedirect(target)
