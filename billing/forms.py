@@ -64,9 +64,13 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
 
     def clean_expected_remaining(self) -> Decimal:
         try:
-            return Decimal(self.cleaned_data["expected_remaining"])
+            value = Decimal(self.cleaned_data["expected_remaining"])
         except (InvalidOperation, ValueError):
+            value = None
+        # A balance is always a finite number; NaN (a signalling one raises when compared) never came from us.
+        if value is None or not value.is_finite():
             raise forms.ValidationError("This form is out of date: reopen it to see the current balance.")
+        return value
 
     def proposed_remaining(self, current: Decimal) -> Decimal | None:
         """The balance the entered value leads to, for the preview; None while the value is invalid."""

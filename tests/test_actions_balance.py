@@ -306,6 +306,18 @@ def test_tampered_expected_remaining_is_refused(ops_client, customer, catalogue)
     assert messages.remaining == 100
 
 
+@pytest.mark.parametrize("tampered", ["sNaN", "NaN", "Infinity", "-inf"])
+def test_expected_remaining_that_is_not_a_finite_number_is_refused(ops_client, customer, catalogue, tampered):
+    messages = balance_of(customer, catalogue["messages"])
+
+    response = post_edit(ops_client, customer, messages, value="150", expected_remaining=tampered)
+
+    assert response.status_code == 422 and "This form is out of date" in page_text(response)
+    messages.refresh_from_db()
+    assert messages.remaining == 100
+    assert balance_edits(messages) == 0
+
+
 def test_unknown_mode_is_refused(ops_client, customer, catalogue):
     messages = balance_of(customer, catalogue["messages"])
 
