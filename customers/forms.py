@@ -66,6 +66,9 @@ class MetadataForm(forms.Form):
             if not key:
                 self.row_errors.append(f"Give the value {value[:40]!r} a key.")
                 continue
+            if "\x00" in key or "\x00" in value:  # the database can't store it
+                self.row_errors.append(f"The key {key[:40]!r} or its value contains a NUL character.")
+                continue
             if len(key) > 255:
                 self.row_errors.append(f"The key {key[:40]!r}… is longer than 255 characters.")
                 continue

@@ -113,6 +113,8 @@ def test_metadata_row_removed_by_clearing_it(ops_client, customer):
 @pytest.mark.parametrize(("keys", "values", "message"), [
     (["a", "a"], ["1", "2"], "The key 'a' appears twice."),
     (["", "b"], ["orphan", "2"], "Give the value 'orphan' a key."),
+    (["a\x00b"], ["1"], "contains a NUL character"),
+    (["plan"], ["pro\x00"], "The key 'plan' or its value contains a NUL character."),
 ])
 def test_bad_metadata_rows_are_refused(ops_client, customer, keys, values, message):
     customer_update(customer=customer, actor=None, metadata={"keep": "me"})
