@@ -488,7 +488,9 @@ def _keyset_page(qs: QuerySet, *, time_field: str, before: str | None, limit: in
 def events_page(customer: Customer, *, before: str | None = None, feature_id: str | None = None,
                 limit: int = EVENTS_PAGE_SIZE) -> Page:
     qs = Event.objects.filter(customer=customer).select_related("feature")
-    if feature_id:
+    if feature_id and "\x00" in feature_id:
+        qs = qs.none()  # no feature id has a NUL, and PostgreSQL refuses to compare with one
+    elif feature_id:
         qs = qs.filter(feature__feature_id=feature_id)
     return _keyset_page(qs, time_field="timestamp", before=before, limit=limit, name="events")
 

@@ -4,6 +4,7 @@ customer page shows."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,14 +24,17 @@ from billing.models import (
     Product,
 )
 from billing.templatetags.billing_format import format_money, format_qty
-from customers.models import AuditEntry, Customer, Env
+from customers.models import CUSTOMER_ID_PATTERN, AuditEntry, Customer, Env
 
 ACTIVITY_LIMIT = 12
+CUSTOMER_ID_RE = re.compile(CUSTOMER_ID_PATTERN)
 
 
 def get_customer_for(env: str, customer_id: str) -> Customer:
     """The live customer with this id in this environment, or a 404 (deleted and other-env ones too)."""
-    customer = Customer.objects.alive().filter(env=env, customer_id=customer_id).first()
+    # An id no customer can have (a NUL, say, which PostgreSQL refuses to compare) is looked up nowhere.
+    valid = CUSTOMER_ID_RE.fullmatch(customer_id) is not None
+    customer = Customer.objects.alive().filter(env=env, customer_id=customer_id).first() if valid else None
     if customer is None:
         raise Http404(f"No customer with the id “{customer_id}” in {Env(env).label.lower()}.")
     return customer
@@ -85,6 +89,8 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
     """The alive customers of an environment matching the filters, sorted. Search is a
     case-insensitive substring of the id, name, email or fingerprint."""
     qs = Customer.objects.alive().filter(env=env)
+    if "\x00" in filters.q or "\x00" in filters.product:
+        return qs.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
     if filters.q:
         q = filters.q
         qs = qs.filter(Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q)
