@@ -182,7 +182,12 @@ def _product_for_subscription(obj: dict, customer: Customer) -> Product | None:
         if product is not None:
             return product
     price_ids = [_id(item.get("price") or {}) for item in (obj.get("items") or {}).get("data") or []]
-    price = Price.objects.filter(stripe_price_id__in=[p for p in price_ids if p]).select_related("product").first()
+    # Custom products copy their base's prices, Stripe price ids included: only this customer's products
+    # count, its own custom one first, as for a product named in the metadata.
+    price = (Price.objects.filter(stripe_price_id__in=[p for p in price_ids if p], product__in=_products_of(customer))
+             .select_related("product")
+             .order_by(F("product__custom_for").asc(nulls_last=True), "product__archived", "-product__version", "id")
+             .first())
     return price.product if price else None
 
 

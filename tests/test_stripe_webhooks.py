@@ -285,3 +285,26 @@ def test_deleting_another_stripe_customer_leaves_the_link_alone(client, linked, 
     deliver(client, event("customer.deleted", {"id": "cus_previous", "object": "customer"}, created=100))
     linked.refresh_from_db()
     assert linked.stripe_id == "cus_acme"
+
+
+def test_a_subscription_known_only_by_its_price_never_takes_another_customers_custom_product(
+        client, linked, catalogue, webhook_secret):
+    from billing.services import product_attach, product_customize
+    from customers.services import customer_create
+
+    catalogue["pro"].prices.filter(type="fixed").update(stripe_price_id="price_pro")
+    other = customer_create(env="live", customer_id="globex", actor=None)
+    cp = product_attach(customer=other, product=catalogue["pro"], actor=None)
+    for included in ("6000", "7000"):  # a custom Pro copies Pro's prices, Stripe price ids included
+        cp = product_customize(customer=other, customer_product=cp, actor=None, reason="deal",
+                               items=[{"feature": catalogue["messages"], "included": included}])
+
+    response = deliver(client, event("customer.subscription.created", subscription(
+        metadata={}, items={"object": "list", "data": [{"id": "si_1", "price": {"id": "price_pro"}}]}),
+        created=100))
+
+    assert response.json()["outcome"] == "applied"
+
+    pro = CustomerProduct.objects.get(customer=linked, stripe_subscription_id="sub_1")
+    assert pro.product == catalogue["pro"]
+    assert Balance.objects.get(customer_product=pro, feature=catalogue["messages"]).allowance == 5000
