@@ -23,6 +23,7 @@ from billing.models import (
     Price,
     UsageType,
 )
+from billing.money import decimals_of
 from billing.quantities import to_number
 from billing.services import FeatureBalance, balances_reset_due
 from customers.models import Customer
@@ -31,8 +32,6 @@ SHOWN_PRODUCT_STATUSES = (
     CustomerProductStatus.ACTIVE, CustomerProductStatus.TRIALING, CustomerProductStatus.PAST_DUE,
     CustomerProductStatus.SCHEDULED,
 )
-ZERO_DECIMAL_CURRENCIES = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
-                           "vuv", "xaf", "xof", "xpf"}
 EXPANDED_INVOICES = 100
 
 
@@ -46,9 +45,7 @@ def from_ms(value: int) -> datetime:
 
 def major_units(amount: int, currency: str):
     """Stripe's minor units (cents) as Autumn shows money: 2999 usd → 29.99."""
-    if currency.lower() in ZERO_DECIMAL_CURRENCIES:
-        return amount
-    return to_number(Decimal(amount) / 100)
+    return to_number(Decimal(amount) / 10 ** decimals_of(currency))
 
 
 def balance_id(balance: Balance) -> str:
