@@ -35,7 +35,7 @@ from billing.models import (
     RewardDuration,
     UsageType,
 )
-from billing.quantities import parse_quantity
+from billing.quantities import MAX_ABS, parse_quantity
 from customers.models import ApiKey, Customer
 
 ZERO = Decimal(0)
@@ -626,6 +626,11 @@ def _adjust(
         if locked.unlimited:
             raise ServiceError("This balance is unlimited and can't be edited.", code="balance_unlimited")
         new = new_value(locked)
+        if abs(new) > MAX_ABS:  # adding can leave the range every quantity is kept within
+            raise ServiceError(
+                f"That would make the balance {new:,f}, beyond the largest balance "
+                f"(±{MAX_ABS:,f}).".replace(".000000", ""), code="invalid_input", field="new_balance",
+            )
         if new < 0 and not locked.overage_allowed:
             raise ServiceError(
                 "A negative balance is only possible where overage is allowed, and this feature "

@@ -197,6 +197,17 @@ def test_bad_amount_to_add_names_the_amount(ops_client, customer, catalogue):
     assert "The amount to add must be a number" in page_text(response)
 
 
+def test_adding_beyond_the_largest_balance_is_refused(ops_client, customer, catalogue):
+    messages = balance_of(customer, catalogue["messages"])
+
+    response = post_edit(ops_client, customer, messages, mode="add", value="1000000000000000")
+
+    assert response.status_code == 422
+    assert "beyond the largest balance" in page_text(response)
+    messages.refresh_from_db()
+    assert messages.remaining == 100 and balance_edits(messages) == 0
+
+
 def test_adding_below_zero_without_overage_is_refused(ops_client, customer, catalogue):
     messages = balance_of(customer, catalogue["messages"])
 
