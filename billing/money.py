@@ -11,8 +11,13 @@ ZERO_DECIMAL_CURRENCIES = frozenset({
 })
 
 
+# Currencies counted in thousandths.
+THREE_DECIMAL_CURRENCIES = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+
+
 def decimals_of(currency: str) -> int:
-    return 0 if (currency or "").lower() in ZERO_DECIMAL_CURRENCIES else 2
+    code = (currency or "").lower()
+    return 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
 
 
 def round_minor(value: Decimal | int) -> int:

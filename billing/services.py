@@ -384,9 +384,10 @@ def _deduct(balances: list[Balance], value: Decimal) -> None:
             return
     for b in balances:
         if b.overage_allowed:
-            floor = b.granted - b.usage_limit if b.usage_limit is not None else None
-            new = b.remaining - rest
-            b.remaining = max(new, floor) if floor is not None else new
+            floor = b.granted - b.usage_limit if b.usage_limit is not None else -MAX_ABS
+            # Overage stops at the usage limit, and at the largest quantity kept (-10^15): the event
+            # still records the full value, as a balance without overage stops at 0.
+            b.remaining = max(b.remaining - rest, floor, -MAX_ABS)
             return
 
 
@@ -482,8 +483,8 @@ WITH b AS (
             WHEN %(v)s < 0 THEN t.remaining + GREATEST(0, LEAST(-(%(v)s), t.allowance + t.adjustment - t.remaining))
             WHEN %(v)s <= GREATEST(t.remaining, 0) THEN t.remaining - %(v)s
             WHEN NOT t.overage_allowed THEN t.remaining - GREATEST(t.remaining, 0)
-            WHEN t.usage_limit IS NULL THEN t.remaining - %(v)s
-            ELSE GREATEST(t.remaining - %(v)s, t.allowance + t.adjustment - t.usage_limit)
+            WHEN t.usage_limit IS NULL THEN GREATEST(t.remaining - %(v)s, %(floor)s)
+            ELSE GREATEST(t.remaining - %(v)s, t.allowance + t.adjustment - t.usage_limit, %(floor)s)
         END,
         updated_at = %(now)s
     WHERE t.customer_id = %(customer)s AND t.feature_id = %(feature)s AND NOT t.unlimited
@@ -512,7 +513,8 @@ def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Deci
     props = Event._meta.get_field("properties").get_db_prep_value(properties, connection)
     with connection.cursor() as cursor:
         cursor.execute(_TRACK_SQL, {
-            "v": value, "now": now, "customer": customer.pk, "feature": feature.pk, "event_name": event_name,
+            "v": value, "floor": -MAX_ABS, "now": now, "customer": customer.pk, "feature": feature.pk,
+            "event_name": event_name,
             "timestamp": timestamp, "properties": props, "api_key": api_key.pk if api_key else None,
         })
         row = cursor.fetchone()

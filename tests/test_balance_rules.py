@@ -262,3 +262,11 @@ def test_add_on_adds_balances_beside_the_plan(customer, catalogue, ops):
 def test_attaching_a_product_twice_is_refused(customer, catalogue, ops):
     with pytest.raises(Conflict, match="already has"):
         product_attach(customer=customer, product=catalogue["free"], actor=ops)
+
+
+def test_overage_stops_at_the_largest_quantity_kept(scale_customer, catalogue):
+    for _ in range(3):
+        balance_track(customer=scale_customer, feature=catalogue["api_calls"], value=10**15, actor=None)
+    balance = _balance(scale_customer, catalogue["api_calls"])
+    assert balance.remaining == -(10**15)
+    assert Event.objects.filter(customer=scale_customer, value=10**15).count() == 3

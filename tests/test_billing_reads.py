@@ -103,6 +103,7 @@ def test_free_products_only_mean_nothing_to_charge(customer):
     (1200, "jpy", "¥1,200"),
     (99900, "chf", "CHF 999.00"),
     (1050, "pln", "10.50 PLN"),
+    (12345, "kwd", "12.345 KWD"),
 ])
 def test_money_has_its_symbol_and_the_currencys_decimals(minor, currency, expected):
     assert format_money(minor, currency) == expected
