@@ -9,11 +9,19 @@ from django import forms
 from autumn_admin.errors import ServiceError
 from billing.models import DISCOUNT_REWARD_TYPES, Feature, FeatureType, Interval, Reward, UsageType
 from billing.quantities import parse_quantity
+from billing.services import require_reason
 
 
 def _quantity(raw, label: str, *, allow_negative: bool = True) -> Decimal:
     try:
         return parse_quantity(raw, field=label, allow_negative=allow_negative)
+    except ServiceError as e:
+        raise forms.ValidationError(e.message)
+
+
+def _required_reason(raw) -> str:
+    try:
+        return require_reason(raw)
     except ServiceError as e:
         raise forms.ValidationError(e.message)
 
@@ -57,10 +65,7 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
         return _quantity(self.cleaned_data.get("value"), label)
 
     def clean_reason(self) -> str:
-        reason = (self.cleaned_data.get("reason") or "").strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+        return _required_reason(self.cleaned_data.get("reason"))
 
     def clean_expected_remaining(self) -> Decimal:
         try:
@@ -127,10 +132,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
             self.item_fields.append((item, name))
 
     def clean_reason(self) -> str:
-        reason = (self.cleaned_data.get("reason") or "").strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+        return _required_reason(self.cleaned_data.get("reason"))
 
     def clean(self):
         cleaned = super().clean()

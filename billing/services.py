@@ -52,6 +52,14 @@ def _balance_snapshot(balance: Balance) -> dict:
     }
 
 
+def require_reason(reason: str | None) -> str:
+    """Edits that change what a customer is charged need a reason, kept in the audit trail."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
+    return reason
+
+
 # --- resets -------------------------------------------------------------------------------------
 
 def _reset_if_due(balance: Balance, now: datetime) -> bool:
@@ -231,9 +239,7 @@ def product_customize(
     the new allowances from now on; usage so far is carried over and reset dates stay as they were.
     This is the permanent alternative to a balance edit, which lasts only until the next reset.
     """
-    reason = (reason or "").strip()
-    if not reason:
-        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
+    reason = require_reason(reason)
     now = now or timezone.now()
     locked = (CustomerProduct.objects.select_for_update().select_related("product")
               .filter(pk=customer_product.pk, customer=customer).first())
@@ -427,6 +433,9 @@ def balance_track(
     The balance rows are locked (in id order, so concurrent tracks never deadlock) before they
     are read, so concurrent tracks and edits never lose an update.
     """
+    if feature.type == FeatureType.BOOLEAN:
+        raise ServiceError(f"{feature.feature_id} is an on/off feature: there is no usage to track.",
+                           code="invalid_inputs")
     value = parse_quantity(value, field="value")
     now = now or timezone.now()
     if not idempotency_key and connection.vendor == "postgresql":
@@ -612,9 +621,7 @@ def _adjust(
     *, balance: Balance, actor: Actor, reason: str, action: str, new_value, next_reset_at,
     expected_remaining: Decimal | None, now: datetime | None,
 ) -> Balance:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
+    reason = require_reason(reason)
     now = now or timezone.now()
     with transaction.atomic():
         locked = Balance.objects.select_for_update().select_related("customer", "feature").get(pk=balance.pk)

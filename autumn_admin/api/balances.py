@@ -79,9 +79,6 @@ def balances_track(request, params: TrackParams):
         raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
     feature = feature_for_track(feature_id=params.feature_id, event_name=params.event_name)
-    if feature.type == FeatureType.BOOLEAN:
-        raise ApiError(400, f"{feature.feature_id} is an on/off feature: there is no usage to track.",
-                       "invalid_inputs")
     value = params.value if params.value is not None else Decimal(1)
     result = balance_track(
         customer=customer, feature=feature, value=value, actor=request.api_key,
