@@ -177,3 +177,14 @@ def fake_stripe(settings, monkeypatch):
         cache.clear()
         yield fake
     cache.clear()
+
+
+@pytest.fixture
+def linked(customer, fake_stripe):
+    """Acme Corp, linked to its customer in (fake) Stripe."""
+    from customers.models import Customer
+
+    stripe_customer = fake_stripe.add_customer(name="Acme Corp", email="ada@acme.test")
+    Customer.objects.filter(pk=customer.pk).update(stripe_id=stripe_customer["id"])
+    customer.refresh_from_db()
+    return customer

@@ -17,15 +17,6 @@ from customers.services import customer_update
 
 
 @pytest.fixture
-def linked(customer, fake_stripe):
-    """Acme Corp, linked to its customer in (fake) Stripe."""
-    stripe_customer = fake_stripe.add_customer(name="Acme Corp", email="ada@acme.test")
-    Customer.objects.filter(pk=customer.pk).update(stripe_id=stripe_customer["id"])
-    customer.refresh_from_db()
-    return customer
-
-
-@pytest.fixture
 def twenty_off(db):
     return Reward.objects.create(reward_id="twenty_off", name="20% off for 3 months", type="percentage_discount",
                                  value=Decimal(20), duration="months", duration_months=3)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.models import CustomerProduct, Invoice, Product, Reward
 from billing.services import reward_apply
-from customers.models import AuditEntry, Customer
+from customers.models import AuditEntry
 
 
 def track(api, value, feature_id="messages", customer_id="acme_corp", **extra):
@@ -126,15 +126,6 @@ def test_stripe_failing_a_checkout_is_reported_and_changes_nothing(api, customer
     assert response.json()["code"] == "stripe_error" and "Nothing was changed here" in response.json()["message"]
     assert not AuditEntry.objects.filter(action="checkout.create").exists()
     assert not CustomerProduct.objects.filter(customer=customer, product__product_id="pro").exists()
-
-
-@pytest.fixture
-def linked(customer, fake_stripe):
-    """Acme Corp, linked to its customer in (fake) Stripe."""
-    stripe_customer = fake_stripe.add_customer(name="Acme Corp", email="ada@acme.test")
-    Customer.objects.filter(pk=customer.pk).update(stripe_id=stripe_customer["id"])
-    customer.refresh_from_db()
-    return customer
 
 
 def test_delete_in_stripe_deletes_there_first_when_connected(api, linked, fake_stripe, sandbox_key):
