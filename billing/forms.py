@@ -77,14 +77,6 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
             raise forms.ValidationError("This form is out of date: reopen it to see the current balance.")
         return value
 
-    def proposed_remaining(self, current: Decimal) -> Decimal | None:
-        """The balance the entered value leads to, for the preview; None while the value is invalid."""
-        try:
-            value = parse_quantity(self.data.get("value"))
-        except ServiceError:
-            return None
-        return current + value if self.data.get("mode") == self.ADD else value
-
 
 class RewardChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, reward: Reward) -> str:
