@@ -10,12 +10,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import BadRequest
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from billing import rollup
 from billing.intervals import next_after
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
@@ -287,6 +289,42 @@ def balance_marks_query(customer: Customer, since: datetime) -> Q:
     return Q(customer=customer, target_type="balance", action__in=MARKED_ACTIONS, created_at__gte=since)
 
 
+# The rollup's days, with the zone they are counted in: one query whether or not the customer has usage.
+_DAILY_SQL = """
+SELECT r.time_zone, d.feature_id, d.day, d.value FROM billing_usagerollup r
+LEFT JOIN billing_dailyusage d ON d.customer_id = %s AND d.day >= %s
+ORDER BY r.id
+"""
+
+
+def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int, dict[date, Decimal]]:
+    """Usage per feature and local day from `first` on: from the daily rollup (billing/rollup.py), or,
+    when it counts days in another zone than the one shown (TIME_ZONE changed and the rollup was not
+    rebuilt yet), by summing the events."""
+    tz = timezone.get_current_timezone()
+    totals: dict[int, dict[date, Decimal]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(_DAILY_SQL, [customer.pk, first])
+        rows = cursor.fetchall()
+    if rows and rows[0][0] == rollup.zone_name_of(tz):
+        for _, feature_id, day, value in rows:
+            if feature_id is not None:  # None: the zone's row alone, no usage since `first`
+                totals[feature_id][day if isinstance(day, date) else date.fromisoformat(day)] = (
+                    value if isinstance(value, Decimal) else Decimal(str(value)))
+        return totals
+    rows = (
+        Event.objects.filter(customer=customer, feature__isnull=False, timestamp__gte=start)
+        .annotate(day=TruncDate("timestamp", tzinfo=tz))
+        .values("feature_id", "day").annotate(total=Sum("value")).order_by()
+    )
+    for row in rows:
+        day = row["day"]
+        if isinstance(day, datetime):
+            day = day.date()
+        totals[row["feature_id"]][day] = row["total"] or ZERO
+    return totals
+
+
 def usage_history(
     customer: Customer, *, features: list[Feature] | None = None, days: int = HISTORY_DAYS,
     now: datetime | None = None, audit_entries: list[AuditEntry] | None = None,
@@ -299,17 +337,7 @@ def usage_history(
     start = history_start(now, days)
     first = _local_day(start)
 
-    totals: dict[int, dict[date, Decimal]] = defaultdict(dict)
-    rows = (
-        Event.objects.filter(customer=customer, feature__isnull=False, timestamp__gte=start)
-        .annotate(day=TruncDate("timestamp", tzinfo=timezone.get_current_timezone()))
-        .values("feature_id", "day").annotate(total=Sum("value")).order_by()
-    )
-    for row in rows:
-        day = row["day"]
-        if isinstance(day, datetime):
-            day = day.date()
-        totals[row["feature_id"]][day] = row["total"] or ZERO
+    totals = _daily_totals(customer, first, start)
 
     if audit_entries is None:
         entries = list(AuditEntry.objects.filter(balance_marks_query(customer, start))

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from autumn_admin.audit import SYSTEM, Actor, audit_record
 from autumn_admin.errors import Conflict, ServiceError
-from billing import stripe_gateway
+from billing import rollup, stripe_gateway
 from billing.intervals import add_intervals, next_after
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
@@ -467,6 +467,7 @@ def balance_track(
                 timestamp=timestamp or now, properties=properties or {}, idempotency_key=idempotency_key or None,
                 api_key=actor if isinstance(actor, ApiKey) else None, created_at=now,
             )
+            rollup.add(customer_id=customer.pk, feature_id=feature.pk, moment=event.timestamp, value=value)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -507,6 +508,10 @@ WITH b AS (
     SELECT %(customer)s, %(feature)s, %(event_name)s, %(v)s, %(timestamp)s, %(properties)s, NULL, %(api_key)s, %(now)s
     FROM b
     RETURNING id
+), r AS (
+    INSERT INTO billing_dailyusage (customer_id, feature_id, day, value)
+    SELECT %(customer)s, %(feature)s, %(day)s, %(v)s FROM b
+    ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value
 )
 SELECT e.id, b.*, """ + ", ".join(f'cp."{c}"' for c in _CP_COLUMNS) + ", " + ", ".join(
     f'p."{c}"' for c in _PRODUCT_COLUMNS) + """
@@ -523,7 +528,7 @@ def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Deci
     with connection.cursor() as cursor:
         cursor.execute(_TRACK_SQL, {
             "v": value, "floor": -MAX_ABS, "now": now, "customer": customer.pk, "feature": feature.pk,
-            "event_name": event_name,
+            "event_name": event_name, "day": rollup.day_of(timestamp),
             "timestamp": timestamp, "properties": props, "api_key": api_key.pk if api_key else None,
         })
         row = cursor.fetchone()

@@ -5,8 +5,9 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, connections
+from django.db.models import Sum
 
-from billing.models import Balance, Event
+from billing.models import Balance, DailyUsage, Event
 from billing.services import balance_add, balance_track, product_attach
 from customers.models import AuditEntry
 
@@ -56,6 +57,8 @@ def test_eight_threads_tracking_and_editing_one_balance_end_exact(customer, cata
     assert balance.adjustment == added
     assert Event.objects.filter(customer=customer).count() == ROUNDS * (THREADS // 2)
     assert AuditEntry.objects.filter(action="balance.add").count() == ROUNDS * (THREADS // 2)
+    # The graphs' daily rollup saw every track too.
+    assert DailyUsage.objects.filter(customer=customer).aggregate(s=Sum("value"))["s"] == tracked
 
 
 def test_concurrent_tracks_without_overage_never_go_below_zero(customer, catalogue):

@@ -2,7 +2,6 @@
 
 import re
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -21,11 +20,3 @@ def test_a_search_with_one_match_still_asks_for_a_full_page(ops_client, catalogu
     listing = [q["sql"] for q in ctx.captured_queries
                if q["sql"].startswith('SELECT "customers_customer"."id"') and "ORDER BY" in q["sql"]]
     assert listing and all(re.search(r"LIMIT 50\b", sql) for sql in listing), listing
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="covering indexes are PostgreSQL's")
-def test_the_usage_graphs_have_a_covering_index_on_postgresql(db):
-    with connection.cursor() as cur:
-        cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'event_customer_time_usage'")
-        (definition,) = cur.fetchone()
-    assert "ON public.billing_event USING btree (customer_id, \"timestamp\") INCLUDE (feature_id, value)" in definition

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing import rollup
 from billing.intervals import add_intervals
 from billing.models import (
     Balance,
@@ -65,6 +66,8 @@ class Command(BaseCommand):
         for env, count in (("sandbox", sandbox), ("live", live)):
             for i in range(count):
                 created += self.create_customer(env, i, catalogue, users)
+        if created:
+            rollup.rebuild()  # the events above were written in bulk, around the track path that keeps it
         self.stdout.write(self.style.SUCCESS(
             f"Demo data ready: {created} new customers "
             f"({Customer.objects.alive().filter(env='sandbox').count()} in sandbox, "

@@ -1,0 +1,88 @@
+"""Daily usage per customer and feature (`DailyUsage`): kept by every event write, read by the graphs.
+
+A customer with millions of events has hundreds of thousands in a graph's 30 days; summing them on
+every view made the customer page linear in the customer's size. The rollup is added to in the same
+transaction as the event (`add`, or the track statement in billing/services.py), so it is exact at
+every commit, and a graph reads one row per feature and day.
+
+Days are calendar days in one time zone, recorded in `UsageRollup` (the deployment's TIME_ZONE when it
+was built). `rebuild` recomputes everything from the events, in the current TIME_ZONE: after changing
+TIME_ZONE (until then graphs sum the events instead), or after a bulk load of events.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from autumn_admin.audit import SYSTEM, audit_record
+
+UPSERT_SQL = """
+INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) VALUES (%s, %s, %s, %s)
+ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value
+"""
+
+
+def zone():
+    """The zone days are counted in when written: the deployment's TIME_ZONE."""
+    return timezone.get_default_timezone()
+
+
+def day_of(moment: datetime) -> date:
+    return timezone.localtime(moment, zone()).date()
+
+
+def add(*, customer_id: int, feature_id: int, moment: datetime, value: Decimal) -> None:
+    """Count one event's value on its day. Call inside the transaction that writes the event."""
+    with connection.cursor() as cursor:
+        cursor.execute(UPSERT_SQL, [customer_id, feature_id, day_of(moment), value])
+
+
+def zone_name_of(tz) -> str:
+    return getattr(tz, "key", None) or str(tz)
+
+
+def rebuild(*, using_zone=None, apps=None) -> int:
+    """Recompute every customer's daily usage from the events, in `using_zone` (default: TIME_ZONE).
+    Tracks that arrive meanwhile wait for the rebuild's commit, then add to the new rows. `apps`: a
+    migration's historical models."""
+    from django.apps import apps as current_apps
+
+    migrating = apps is not None
+    apps = apps or current_apps
+    DailyUsage, Event, UsageRollup = (apps.get_model("billing", name)
+                                      for name in ("DailyUsage", "Event", "UsageRollup"))
+    tz = using_zone or zone()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Writers of the rollup queue behind this until it commits; readers go on.
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE billing_dailyusage IN EXCLUSIVE MODE")
+        DailyUsage.objects.all().delete()
+        rows = (Event.objects.filter(feature__isnull=False)
+                .annotate(local_day=TruncDate("timestamp", tzinfo=tz))
+                .values("customer_id", "feature_id", "local_day").annotate(total=Sum("value")).order_by())
+        sql, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) {sql}", params)
+            count = cursor.rowcount
+        state = UsageRollup.objects.select_for_update().order_by("pk").first() or UsageRollup()
+        state.time_zone = zone_name_of(tz)
+        state.rebuilt_at = timezone.now()
+        state.save()
+        if not migrating:  # a migration's fill is recorded by the migration itself
+            audit_record(actor=SYSTEM, action="usage.rebuild", target_type="usage", target_id=state.time_zone,
+                         after={"time_zone": state.time_zone, "rows": count})
+    return count
+
+
+def current_zone_name() -> str | None:
+    """The zone the rollup counts days in now (None before it was ever built)."""
+    from billing.models import UsageRollup
+
+    return UsageRollup.objects.order_by("pk").values_list("time_zone", flat=True).first()
