@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
+from autumn_admin.api import track as api_track
 from autumn_admin.api.errors import error_response
 from autumn_admin.api.main import api
 from autumn_admin.environment import switch_env
@@ -37,6 +38,7 @@ urlpatterns = [
     path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),
     path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
+    path("v1/balances.track", api_track.balances_track),  # one round trip when it can; else the operation
     path("v1/", api.urls),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
 ]

@@ -37,6 +37,7 @@ from billing.models import (
 )
 from billing.quantities import MAX_ABS, parse_quantity
 from customers.models import ApiKey, Customer
+from customers.services import API_KEY_LAST_USED_RESOLUTION
 
 ZERO = Decimal(0)
 UNSET = object()
@@ -486,8 +487,21 @@ def balance_track(
 _BALANCE_COLUMNS = [f.column for f in Balance._meta.concrete_fields]
 _CP_COLUMNS = [f.column for f in CustomerProduct._meta.concrete_fields]
 _PRODUCT_COLUMNS = [f.column for f in Product._meta.concrete_fields]
-_TRACK_SQL = """
-WITH b AS (
+_CUSTOMER_COLUMNS = [f.column for f in Customer._meta.concrete_fields]
+_FEATURE_COLUMNS = [f.column for f in Feature._meta.concrete_fields]
+_PRICE_COLUMNS = [f.column for f in Price._meta.concrete_fields]
+
+
+def _columns(alias: str, columns: list[str]) -> str:
+    return ", ".join(f'{alias}."{c}"' for c in columns)
+
+
+def _track_statement(*, customer: str, feature: str, api_key: str, before: str = "", after: str = "",
+                     columns: str = "", joins: str = "") -> str:
+    """The one-statement track, with the customer, feature and key given as SQL expressions; `before` and
+    `after`: more CTEs (ending, resp. starting, with a comma), `columns` and `joins`: more of the answer."""
+    return ("WITH " + before + """
+b AS (
     UPDATE billing_balance AS t SET
         remaining = CASE
             WHEN %(v)s < 0 THEN t.remaining + GREATEST(0, LEAST(-(%(v)s), t.allowance + t.adjustment - t.remaining))
@@ -497,28 +511,61 @@ WITH b AS (
             ELSE GREATEST(t.remaining - %(v)s, t.allowance + t.adjustment - t.usage_limit, %(floor)s)
         END,
         updated_at = %(now)s
-    WHERE t.customer_id = %(customer)s AND t.feature_id = %(feature)s AND NOT t.unlimited
+    WHERE t.customer_id = {customer} AND t.feature_id = {feature} AND NOT t.unlimited
       AND (t.next_reset_at IS NULL OR t.next_reset_at > %(now)s OR t.interval = 'lifetime')
       AND NOT EXISTS (SELECT 1 FROM billing_balance o
-                      WHERE o.customer_id = %(customer)s AND o.feature_id = %(feature)s AND o.id <> t.id)
-    RETURNING """ + ", ".join(f't."{c}"' for c in _BALANCE_COLUMNS) + """
+                      WHERE o.customer_id = t.customer_id AND o.feature_id = t.feature_id AND o.id <> t.id)
+    RETURNING {balance_columns}
 ), e AS (
     INSERT INTO billing_event (customer_id, feature_id, event_name, value, "timestamp", properties,
                                idempotency_key, api_key_id, created_at)
-    SELECT %(customer)s, %(feature)s, %(event_name)s, %(v)s, %(timestamp)s, %(properties)s, NULL, %(api_key)s, %(now)s
+    SELECT b.customer_id, b.feature_id, %(event_name)s, %(v)s, %(timestamp)s, %(properties)s, NULL, {api_key},
+           %(now)s
     FROM b
     RETURNING id
 ), r AS (
     INSERT INTO billing_dailyusage (customer_id, feature_id, day, value)
-    SELECT %(customer)s, %(feature)s, %(day)s, %(v)s FROM b
+    SELECT b.customer_id, b.feature_id, %(day)s, %(v)s FROM b
     ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value
-)
-SELECT e.id, b.*, """ + ", ".join(f'cp."{c}"' for c in _CP_COLUMNS) + ", " + ", ".join(
-    f'p."{c}"' for c in _PRODUCT_COLUMNS) + """
+)""" + after + """
+SELECT e.id, b.*, {cp_columns}, {product_columns}""" + (", " + columns if columns else "") + """
 FROM b CROSS JOIN e
 LEFT JOIN billing_customerproduct cp ON cp.id = b.customer_product_id
 LEFT JOIN billing_product p ON p.id = cp.product_id
-"""
+""" + joins).replace("{customer}", customer).replace("{feature}", feature).replace("{api_key}", api_key).replace(
+        "{balance_columns}", _columns("t", _BALANCE_COLUMNS)).replace(
+        "{cp_columns}", _columns("cp", _CP_COLUMNS)).replace("{product_columns}", _columns("p", _PRODUCT_COLUMNS))
+
+
+_TRACK_SQL = _track_statement(customer="%(customer)s", feature="%(feature)s", api_key="%(api_key)s")
+
+# The same track for a request that names the customer and feature by their ids and brings its secret
+# key (/v1/balances.track): the key, customer and feature are looked up inside the statement, the key's
+# last use is noted (at most once a minute), and the answer's usage price comes back with the rest.
+# No row: the key, customer or feature is unknown, or the track is not the common case — nothing was
+# written, and the caller takes the general path (which gives the right error).
+_TRACK_BY_REFERENCE_SQL = _track_statement(
+    before="""k AS (
+    SELECT id FROM customers_apikey WHERE key_hash = %(key_hash)s AND env = %(env)s AND revoked_at IS NULL
+), c AS (
+    SELECT """ + _columns("c", _CUSTOMER_COLUMNS) + """ FROM customers_customer c
+    WHERE c.env = %(env)s AND c.customer_id = %(customer_id)s AND c.deleted_at IS NULL AND EXISTS (SELECT 1 FROM k)
+), f AS (
+    SELECT """ + _columns("f", _FEATURE_COLUMNS) + """ FROM billing_feature f
+    WHERE f.feature_id = %(feature_id)s AND NOT f.archived AND f.type <> 'boolean'
+),""",
+    after=""", u AS (
+    UPDATE customers_apikey SET last_used_at = %(now)s
+    WHERE id = (SELECT id FROM k) AND (last_used_at IS NULL OR last_used_at <= %(last_used_before)s)
+      AND EXISTS (SELECT 1 FROM b)
+)""",
+    customer="(SELECT id FROM c)", feature="(SELECT id FROM f)", api_key="(SELECT id FROM k)",
+    columns=", ".join(["(SELECT id FROM k)", _columns("c", _CUSTOMER_COLUMNS), _columns("f", _FEATURE_COLUMNS),
+                       _columns("pr", _PRICE_COLUMNS)]),
+    joins="""CROSS JOIN c CROSS JOIN f
+LEFT JOIN LATERAL (SELECT * FROM billing_price WHERE product_id = cp.product_id AND type = 'usage'
+                   AND feature_id = b.feature_id ORDER BY id LIMIT 1) pr ON TRUE""",
+)
 
 
 def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Decimal, event_name: str,
@@ -534,20 +581,75 @@ def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Deci
         row = cursor.fetchone()
     if row is None:
         return None
-    n_balance, n_cp = len(_BALANCE_COLUMNS), len(_CP_COLUMNS)
+    return _tracked(row, customer=customer, feature=feature, value=value, event_name=event_name,
+                    properties=properties, timestamp=timestamp, api_key_id=api_key.pk if api_key else None, now=now)
+
+
+def _tracked(row, *, customer: Customer, feature: Feature, value: Decimal, event_name: str, properties: dict,
+             timestamp: datetime, api_key_id: int | None, now: datetime) -> TrackResult:
+    """The result of a one-statement track from its row: event id, balance, customer product, product."""
+    n_balance, n_cp, n_product = len(_BALANCE_COLUMNS), len(_CP_COLUMNS), len(_PRODUCT_COLUMNS)
     balance = _from_row(Balance, row[1:1 + n_balance])
     balance.customer = customer
     balance.feature = feature
     if balance.customer_product_id is not None:  # loaded here so that callers describing it need no query
         cp = _from_row(CustomerProduct, row[1 + n_balance:1 + n_balance + n_cp])
         cp.customer = customer
-        cp.product = _from_row(Product, row[1 + n_balance + n_cp:])
+        cp.product = _from_row(Product, row[1 + n_balance + n_cp:1 + n_balance + n_cp + n_product])
         balance.customer_product = cp
     event = Event(id=row[0], customer=customer, feature=feature, event_name=event_name, value=value,
-                  timestamp=timestamp, properties=properties, idempotency_key=None, api_key=api_key, created_at=now)
+                  timestamp=timestamp, properties=properties, idempotency_key=None, api_key_id=api_key_id,
+                  created_at=now)
     event._state.adding = False
     event._state.db = connection.alias
     return TrackResult(event=event, balances=[balance])
+
+
+@dataclass
+class KeyedTrack:
+    """A track made with `balance_track_by_key`: what it found by id, and the balance's usage price."""
+
+    customer: Customer
+    feature: Feature
+    result: TrackResult
+    usage_price: Price | None
+
+
+def balance_track_by_key(*, key_hash: str, env: str, customer_id: str, feature_id: str, value,
+                         properties: dict | None = None, now: datetime | None = None) -> KeyedTrack | None:
+    """`balance_track` of `value` for a caller that names the customer and feature by their ids and holds
+    a secret key (the API's track): the key (active, of `env`), the live customer and the feature are
+    found inside the track statement, so the whole request is one round trip on PostgreSQL.
+
+    None when that does not apply — elsewhere than PostgreSQL, an unknown key, customer or feature, a
+    boolean feature, or a track that is not the common case (see `_track_in_one_statement`): nothing was
+    written, and the caller goes the general way (authenticate, look up, `balance_track`), which also
+    gives the right error."""
+    if connection.vendor != "postgresql":
+        return None
+    value = parse_quantity(value, field="value")
+    now = now or timezone.now()
+    properties = properties or {}
+    with connection.cursor() as cursor:
+        cursor.execute(_TRACK_BY_REFERENCE_SQL, {
+            "key_hash": key_hash, "env": env, "customer_id": customer_id, "feature_id": feature_id,
+            "v": value, "floor": -MAX_ABS, "now": now, "last_used_before": now - API_KEY_LAST_USED_RESOLUTION,
+            "event_name": "", "day": rollup.day_of(now), "timestamp": now,
+            "properties": Event._meta.get_field("properties").get_db_prep_value(properties, connection),
+        })
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    at = 1 + len(_BALANCE_COLUMNS) + len(_CP_COLUMNS) + len(_PRODUCT_COLUMNS)
+    api_key_id, at = row[at], at + 1
+    n_customer, n_feature = len(_CUSTOMER_COLUMNS), len(_FEATURE_COLUMNS)
+    customer = _from_row(Customer, row[at:at + n_customer])
+    feature = _from_row(Feature, row[at + n_customer:at + n_customer + n_feature])
+    price_row = row[at + n_customer + n_feature:]
+    result = _tracked(row, customer=customer, feature=feature, value=value, event_name="", properties=properties,
+                      timestamp=now, api_key_id=api_key_id, now=now)
+    return KeyedTrack(customer=customer, feature=feature, result=result,
+                      usage_price=_from_row(Price, price_row) if price_row[0] is not None else None)
 
 
 def _from_row(model, raw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -221,6 +221,8 @@ def customers_purge(*, older_than: datetime, actor: Actor) -> int:
 # --- API keys -----------------------------------------------------------------------------------
 
 API_KEY_PREFIXES = {Env.SANDBOX: "am_sk_test_", Env.LIVE: "am_sk_live_"}
+# A key's last_used_at is for people; writing it at most once a minute keeps hot keys off the write path.
+API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
 API_KEY_RANDOM_LENGTH = 40
 API_KEY_NAME_MAX_LENGTH = 100
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -11,12 +10,10 @@ from ninja.security import HttpBearer
 
 from autumn_admin.api.errors import ApiError
 from customers.models import ApiKey, Env
-from customers.services import API_KEY_PREFIXES, api_key_hash
+from customers.services import API_KEY_LAST_USED_RESOLUTION, API_KEY_PREFIXES, api_key_hash
 
 KEY_PATTERN = re.compile(r"^am_sk_(test|live)_[A-Za-z0-9_-]{40}$")
 ENV_OF_PREFIX = {"test": Env.SANDBOX, "live": Env.LIVE}
-# last_used_at is for people; writing it at most once a minute keeps hot keys off the write path.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _mask(raw: str) -> str:
@@ -43,7 +40,7 @@ def authenticate(request: HttpRequest) -> ApiKey:
     if api_key.revoked_at is not None:
         raise ApiError(401, f"This secret key was revoked: {_mask(raw)}", "invalid_secret_key")
     now = timezone.now()
-    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
+    if api_key.last_used_at is None or now - api_key.last_used_at >= API_KEY_LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     request.api_key = api_key

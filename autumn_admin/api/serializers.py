@@ -85,6 +85,9 @@ def load_customers(customers: list[Customer]) -> list[Customer]:
 
 # --- balances -----------------------------------------------------------------------------------
 
+_LOOK_UP = object()
+
+
 def _usage_price(balance: Balance) -> Price | None:
     cp = balance.customer_product
     if cp is None:
@@ -93,8 +96,10 @@ def _usage_price(balance: Balance) -> Price | None:
     return next((p for p in prices if p.type == Price.Type.USAGE and p.feature_id == balance.feature_id), None)
 
 
-def breakdown_json(balance: Balance) -> dict:
-    price = _usage_price(balance)
+def breakdown_json(balance: Balance, price: Price | None = _LOOK_UP) -> dict:
+    """One balance; its usage price is looked up in its product's prices unless the caller has it."""
+    if price is _LOOK_UP:
+        price = _usage_price(balance)
     resets = balance.interval != Interval.LIFETIME
     return {
         "id": balance_id(balance),
@@ -114,8 +119,9 @@ def breakdown_json(balance: Balance) -> dict:
     }
 
 
-def balance_json(fb: FeatureBalance) -> dict:
-    """All of a customer's balances of one feature, added up; `breakdown` lists each."""
+def balance_json(fb: FeatureBalance, prices: dict[int, Price | None] | None = None) -> dict:
+    """All of a customer's balances of one feature, added up; `breakdown` lists each. `prices`: the usage
+    price of each balance (by pk) where the caller already has it."""
     return {
         "feature_id": fb.feature.feature_id,
         "granted": to_number(fb.granted),
@@ -126,7 +132,7 @@ def balance_json(fb: FeatureBalance) -> dict:
         "overage_allowed": fb.overage_allowed,
         "max_purchase": None,
         "next_reset_at": ms(fb.next_reset_at),
-        "breakdown": [breakdown_json(b) for b in fb.balances],
+        "breakdown": [breakdown_json(b, *([prices[b.pk]] if prices and b.pk in prices else [])) for b in fb.balances],
     }
 
 
