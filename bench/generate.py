@@ -278,8 +278,8 @@ class Generator:
             self.progress.step("indexes", self._restore_indexes)
             with self._cursor() as cur:
                 cur.execute("SET session_replication_role = origin")
-        self.progress.step("daily usage", self._daily_usage)
         self.progress.step("sequences", self._sequences)
+        self.progress.step("daily usage", self._daily_usage)  # after the sequences: it writes an audit entry
         self.progress.step("vacuum analyze", self._vacuum)
         manifest = self._manifest(catalogue)
         manifest["load_seconds"] = round(time.perf_counter() - started, 1)

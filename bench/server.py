@@ -28,7 +28,7 @@ def server_env(database_url: str, static_root: str) -> dict[str, str]:
     """Production settings, minus TLS (the benchmark talks plain HTTP to 127.0.0.1)."""
     env = dict(os.environ)
     env.update({
-        "DJANGO_SETTINGS_MODULE": "autumn_admin.settings",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DATABASE_URL": database_url,
         "DEBUG": "0",
         "SECRET_KEY": BENCH_SECRET_KEY,

@@ -4,6 +4,7 @@ from billing.models import (
     Balance,
     CustomerProduct,
     CustomerReward,
+    DailyUsage,
     Event,
     Feature,
     Invoice,
@@ -12,6 +13,7 @@ from billing.models import (
     ProductItem,
     Reward,
     StripeEvent,
+    UsageRollup,
 )
 
 
@@ -78,6 +80,35 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the usage record; the graphs' daily rollup counts every event
+
+
+class DerivedAdmin(admin.ModelAdmin):
+    """Read-only: computed from the events (billing/rollup.py), changed only by tracks and rebuilds."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(DerivedAdmin):
+    list_display = ("customer", "feature", "day", "value")
+    raw_id_fields = ("customer",)
+    search_fields = ("customer__customer_id",)
+    show_full_result_count = False
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(DerivedAdmin):
+    list_display = ("time_zone", "rebuilt_at")
 
 
 @admin.register(CustomerReward)

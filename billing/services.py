@@ -568,11 +568,25 @@ LEFT JOIN LATERAL (SELECT * FROM billing_price WHERE product_id = cp.product_id 
 )
 
 
+def _prepared_cursor():
+    """A cursor whose statements PostgreSQL plans once per connection (a server-side prepared statement).
+    Planning the track statement, with its CTEs and joins, cost more than running it (~1 ms against
+    ~0.7 ms); prepared, each call only binds its values. Logged like any cursor (CaptureQueriesContext)."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+    connection.ensure_connection()
+    return connection._prepare_cursor(PreparedCursor(connection.connection))
+
+
 def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Decimal, event_name: str,
                             properties: dict, timestamp: datetime, api_key: ApiKey | None,
                             now: datetime) -> TrackResult | None:
     props = Event._meta.get_field("properties").get_db_prep_value(properties, connection)
-    with connection.cursor() as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(_TRACK_SQL, {
             "v": value, "floor": -MAX_ABS, "now": now, "customer": customer.pk, "feature": feature.pk,
             "event_name": event_name, "day": rollup.day_of(timestamp),
@@ -630,7 +644,7 @@ def balance_track_by_key(*, key_hash: str, env: str, customer_id: str, feature_i
     value = parse_quantity(value, field="value")
     now = now or timezone.now()
     properties = properties or {}
-    with connection.cursor() as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(_TRACK_BY_REFERENCE_SQL, {
             "key_hash": key_hash, "env": env, "customer_id": customer_id, "feature_id": feature_id,
             "v": value, "floor": -MAX_ABS, "now": now, "last_used_before": now - API_KEY_LAST_USED_RESOLUTION,

@@ -73,7 +73,7 @@ def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settin
 
     names = {(row["name"], row["concurrency"]) for row in report["http"]}
     for c in PLAN.page_concurrency:
-        for name in ("trivial view (/healthz)", "customer page: heavy", "customer page: typical", "search: email",
+        for name in (run.FLOOR, run.FLOOR_BARE, "customer page: heavy", "customer page: typical", "search: email",
                      "search: id"):
             assert (name, c) in names, log
     for row in report["http"]:
