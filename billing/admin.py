@@ -78,11 +78,15 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ("customer__customer_id", "event_name")
     show_full_result_count = False
 
+    # The usage record: written by tracks only, which keep the graphs' daily rollup with it.
+    def has_add_permission(self, request):
+        return False
+
     def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return False  # the usage record; the graphs' daily rollup counts every event
+        return False
 
 
 class DerivedAdmin(admin.ModelAdmin):

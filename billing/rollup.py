@@ -47,8 +47,8 @@ def zone_name_of(tz) -> str:
     return getattr(tz, "key", None) or str(tz)
 
 
-def rebuild(*, using_zone=None, apps=None) -> int:
-    """Recompute every customer's daily usage from the events, in `using_zone` (default: TIME_ZONE).
+def rebuild(*, apps=None) -> int:
+    """Recompute every customer's daily usage from the events, in TIME_ZONE (the zone tracks write in).
     Tracks that arrive meanwhile wait for the rebuild's commit, then add to the new rows. `apps`: a
     migration's historical models."""
     from django.apps import apps as current_apps
@@ -57,7 +57,7 @@ def rebuild(*, using_zone=None, apps=None) -> int:
     apps = apps or current_apps
     DailyUsage, Event, UsageRollup = (apps.get_model("billing", name)
                                       for name in ("DailyUsage", "Event", "UsageRollup"))
-    tz = using_zone or zone()
+    tz = zone()
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Writers of the rollup queue behind this until it commits; readers go on.

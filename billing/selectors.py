@@ -289,6 +289,8 @@ def balance_marks_query(customer: Customer, since: datetime) -> Q:
     return Q(customer=customer, target_type="balance", action__in=MARKED_ACTIONS, created_at__gte=since)
 
 
+QUANTUM = Decimal("0.000001")
+
 # The rollup's days, with the zone they are counted in: one query whether or not the customer has usage.
 _DAILY_SQL = """
 SELECT r.time_zone, d.feature_id, d.day, d.value FROM billing_usagerollup r
@@ -309,8 +311,9 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
     if rows and rows[0][0] == rollup.zone_name_of(tz):
         for _, feature_id, day, value in rows:
             if feature_id is not None:  # None: the zone's row alone, no usage since `first`
-                totals[feature_id][day if isinstance(day, date) else date.fromisoformat(day)] = (
-                    value if isinstance(value, Decimal) else Decimal(str(value)))
+                if not isinstance(value, Decimal):  # SQLite adds in floating point: back to 6 decimals
+                    value = Decimal(str(value)).quantize(QUANTUM)
+                totals[feature_id][day if isinstance(day, date) else date.fromisoformat(day)] = value
         return totals
     rows = (
         Event.objects.filter(customer=customer, feature__isnull=False, timestamp__gte=start)

@@ -578,8 +578,11 @@ def _prepared_cursor():
         def execute(self, query, params=None, *, prepare=None, binary=None):
             return super().execute(query, params, prepare=True, binary=binary)
 
+    # As Django's own cursor(): drop a connection that failed its health check, then (re)connect.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    return connection._prepare_cursor(PreparedCursor(connection.connection))
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(PreparedCursor(connection.connection))
 
 
 def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Decimal, event_name: str,

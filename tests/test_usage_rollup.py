@@ -56,6 +56,13 @@ def test_every_track_adds_its_value_to_the_day_it_happened(on_pro, catalogue):
     assert Event.objects.filter(customer=on_pro).aggregate(s=Sum("value"))["s"] == Decimal("18.5")
 
 
+def test_fractions_add_up_exactly_on_the_graph(client, ops, on_pro, catalogue):
+    balance_track(customer=on_pro, feature=catalogue["messages"], value="0.1", actor=None)
+    balance_track(customer=on_pro, feature=catalogue["messages"], value="0.2", actor=None)
+    client.force_login(ops)
+    assert _graph_titles(client)[-1] == f"{format_day(timezone.localdate())}: 0.3 used"
+
+
 def test_a_refund_and_a_capped_track_count_what_the_event_records(on_pro, catalogue):
     # The graph shows usage as recorded by events, in full, even where the balance stopped at zero.
     messages = catalogue["messages"]

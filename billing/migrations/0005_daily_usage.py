@@ -1,7 +1,7 @@
 """Daily usage per customer and feature, what the usage graphs read (billing/rollup.py), filled from
-the events already recorded. It replaces 0004's covering index for the graphs, and the events lose
-their separate customer index (the composite indexes start with the customer): two fewer indexes
-for every track to write.
+the events already recorded. Tracks keep adding to it from the moment this code serves; events that
+an older server writes after this migration are not in it, so deploy with the old workers stopped, or
+run `manage.py rebuild_usage_rollup` once the new ones serve. 0006 then drops the indexes it replaces.
 """
 
 import django.db.models.deletion
@@ -9,24 +9,10 @@ from decimal import Decimal
 from django.db import migrations, models
 
 
-GRAPH_INDEX = "event_customer_time_usage"
-
-
 def fill(apps, schema_editor):
     from billing import rollup
 
     rollup.rebuild(apps=apps)
-
-
-def drop_graph_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{GRAPH_INDEX}"')
-
-
-def create_graph_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{GRAPH_INDEX}" ON "billing_event" '
-                              '("customer_id", "timestamp") INCLUDE ("feature_id", "value")')
 
 
 class Migration(migrations.Migration):
@@ -45,11 +31,6 @@ class Migration(migrations.Migration):
                 ('rebuilt_at', models.DateTimeField(blank=True, null=True)),
             ],
         ),
-        migrations.AlterField(
-            model_name='event',
-            name='customer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='customers.customer'),
-        ),
         migrations.CreateModel(
             name='DailyUsage',
             fields=[
@@ -64,5 +45,4 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(fill, migrations.RunPython.noop, elidable=False),
-        migrations.RunPython(drop_graph_index, create_graph_index, elidable=False),
     ]
