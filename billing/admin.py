@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from autumn_admin.read_only_admin import ReadOnlyAdmin
 from billing.models import (
     Balance,
     CustomerProduct,
@@ -72,38 +73,19 @@ class BalanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
+    """The usage record: written by tracks only, which keep the graphs' daily rollup with it."""
+
     list_display = ("customer", "feature", "event_name", "value", "timestamp")
     raw_id_fields = ("customer",)
     search_fields = ("customer__customer_id", "event_name")
     show_full_result_count = False
 
-    # The usage record: written by tracks only, which keep the graphs' daily rollup with it.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class DerivedAdmin(admin.ModelAdmin):
-    """Read-only: computed from the events (billing/rollup.py), changed only by tracks and rebuilds."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(DailyUsage)
-class DailyUsageAdmin(DerivedAdmin):
+class DailyUsageAdmin(ReadOnlyAdmin):
+    """Computed from the events (billing/rollup.py), changed only by tracks and rebuilds."""
+
     list_display = ("customer", "feature", "day", "value")
     raw_id_fields = ("customer",)
     search_fields = ("customer__customer_id",)
@@ -111,7 +93,7 @@ class DailyUsageAdmin(DerivedAdmin):
 
 
 @admin.register(UsageRollup)
-class UsageRollupAdmin(DerivedAdmin):
+class UsageRollupAdmin(ReadOnlyAdmin):
     list_display = ("time_zone", "rebuilt_at")
 
 

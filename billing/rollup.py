@@ -22,10 +22,11 @@ from django.utils import timezone
 
 from autumn_admin.audit import SYSTEM, audit_record
 
-UPSERT_SQL = """
-INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) VALUES (%s, %s, %s, %s)
-ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value
-"""
+# How a value is added to its day (here and in the track statement, billing/services.py).
+ADD_ON_CONFLICT = ("ON CONFLICT (customer_id, day, feature_id) "
+                   "DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value")
+UPSERT_SQL = "INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) VALUES (%s, %s, %s, %s) " + \
+    ADD_ON_CONFLICT
 
 
 def zone():
@@ -47,6 +48,12 @@ def zone_name_of(tz) -> str:
     return getattr(tz, "key", None) or str(tz)
 
 
+def daily_sums(events, tz, *by: str):
+    """Usage summed per `by` columns, feature and day in `tz`: rows of (*by, feature_id, local_day, total)."""
+    return (events.filter(feature__isnull=False).annotate(local_day=TruncDate("timestamp", tzinfo=tz))
+            .values(*by, "feature_id", "local_day").annotate(total=Sum("value")).order_by())
+
+
 def rebuild(*, apps=None) -> int:
     """Recompute every customer's daily usage from the events, in TIME_ZONE (the zone tracks write in).
     Tracks that arrive meanwhile wait for the rebuild's commit, then add to the new rows. `apps`: a
@@ -64,10 +71,7 @@ def rebuild(*, apps=None) -> int:
             with connection.cursor() as cursor:
                 cursor.execute("LOCK TABLE billing_dailyusage IN EXCLUSIVE MODE")
         DailyUsage.objects.all().delete()
-        rows = (Event.objects.filter(feature__isnull=False)
-                .annotate(local_day=TruncDate("timestamp", tzinfo=tz))
-                .values("customer_id", "feature_id", "local_day").annotate(total=Sum("value")).order_by())
-        sql, params = rows.query.sql_with_params()
+        sql, params = daily_sums(Event.objects.all(), tz, "customer_id").query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) {sql}", params)
             count = cursor.rowcount

@@ -11,8 +11,7 @@ from decimal import Decimal
 
 from django.core.exceptions import BadRequest
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -315,13 +314,8 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
                     value = Decimal(str(value)).quantize(QUANTUM)
                 totals[feature_id][day if isinstance(day, date) else date.fromisoformat(day)] = value
         return totals
-    rows = (
-        Event.objects.filter(customer=customer, feature__isnull=False, timestamp__gte=start)
-        .annotate(day=TruncDate("timestamp", tzinfo=tz))
-        .values("feature_id", "day").annotate(total=Sum("value")).order_by()
-    )
-    for row in rows:
-        day = row["day"]
+    for row in rollup.daily_sums(Event.objects.filter(customer=customer, timestamp__gte=start), tz):
+        day = row["local_day"]
         if isinstance(day, datetime):
             day = day.date()
         totals[row["feature_id"]][day] = row["total"] or ZERO

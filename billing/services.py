@@ -526,7 +526,7 @@ b AS (
 ), r AS (
     INSERT INTO billing_dailyusage (customer_id, feature_id, day, value)
     SELECT b.customer_id, b.feature_id, %(day)s, %(v)s FROM b
-    ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value
+    """ + rollup.ADD_ON_CONFLICT + """
 )""" + after + """
 SELECT e.id, b.*, {cp_columns}, {product_columns}""" + (", " + columns if columns else "") + """
 FROM b CROSS JOIN e

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from autumn_admin.read_only_admin import ReadOnlyAdmin
 from customers.models import ApiKey, AuditEntry, Customer, IdempotencyRecord
 
 
@@ -22,7 +23,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Read-only: the audit trail is append-only."""
 
     list_display = ("created_at", "actor_label", "action", "customer_ref", "env", "target_type", "target_id", "reason")
@@ -32,15 +33,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(IdempotencyRecord)

@@ -20,15 +20,19 @@ def _mask(raw: str) -> str:
     return raw[:15] + "*" * max(0, min(len(raw), 60) - 15)
 
 
+def bearer_token(request: HttpRequest) -> str:
+    """The token of an `Authorization: Bearer …` header, or "" when there is none."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    return raw.strip() if scheme.lower() == "bearer" else ""
+
+
 def authenticate(request: HttpRequest) -> ApiKey:
     """The active key of the request, or an ApiError 401 with Autumn's code. Cached on the request."""
     cached = getattr(request, "api_key", None)
     if cached is not None:
         return cached
-    header = request.headers.get("Authorization", "")
-    scheme, _, raw = header.partition(" ")
-    raw = raw.strip()
-    if scheme.lower() != "bearer" or not raw:
+    raw = bearer_token(request)
+    if not raw:
         raise ApiError(401, "Secret key not found in Authorization header", "no_secret_key")
     match = KEY_PATTERN.match(raw)
     if not match:

@@ -18,7 +18,7 @@ from autumn_admin.api.schemas import (
     TrackParams,
     UpdateBalanceParams,
 )
-from autumn_admin.api.serializers import balance_id, balance_json, flag_json, from_ms
+from autumn_admin.api.serializers import balance_id, balance_json, flag_json, from_ms, track_json
 from billing.models import Balance, FeatureType, Interval
 from billing.quantities import to_number
 from billing.services import (
@@ -85,11 +85,8 @@ def balances_track(request, params: TrackParams):
         event_name=params.event_name or "", properties=params.properties,
         timestamp=from_ms(params.timestamp) if params.timestamp is not None else None,
     )
-    balance, _ = _balance_or_flag(feature, list(result.balances))
-    answer = {"customer_id": customer.customer_id, "value": to_number(value), "balance": balance}
-    if params.event_name:
-        answer["event_name"] = params.event_name
-    return answer
+    return track_json(customer=customer, feature=feature, value=value, balances=list(result.balances),
+                      event_name=params.event_name)
 
 
 @router.post("/balances.update", response={200: SuccessOut, **ERRORS}, operation_id="updateBalance",

@@ -309,3 +309,13 @@ def customer_json(customer: Customer, *, expand: Iterable[str] = (), legacy: boo
         data["products"] = [legacy_product_json(cp) for cp in products]
         data["features"] = legacy_features
     return data
+
+
+def track_json(*, customer: Customer, feature: Feature, value: Decimal, balances: list[Balance],
+               event_name: str | None = None, prices: dict[int, Price | None] | None = None) -> dict:
+    """The answer to a track: the customer's balance of the feature after it."""
+    answer = {"customer_id": customer.customer_id, "value": to_number(value),
+              "balance": balance_json(FeatureBalance.of(feature, balances), prices) if balances else None}
+    if event_name:
+        answer["event_name"] = event_name
+    return answer

@@ -14,21 +14,21 @@ PostgreSQL. The OpenAPI document describes that operation; both give the same an
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from functools import cache
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from pydantic import ValidationError
 
-from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN
+from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from autumn_admin.api.main import api, parse_json_body
-from autumn_admin.api.schemas import JSON_OBJECT_MAX_CHARS
-from autumn_admin.api.serializers import balance_json
-from autumn_admin.errors import ServiceError
-from billing.quantities import parse_quantity, to_number
-from billing.services import FeatureBalance, balance_track_by_key
-from customers.services import api_key_hash, validate_customer_id
+from autumn_admin.api.schemas import TrackParams
+from autumn_admin.api.serializers import track_json
+from billing.services import balance_track_by_key
+from customers.services import api_key_hash
 
 PATH = "balances.track"
 
@@ -54,40 +54,22 @@ def _operation():
 def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
     if IDEMPOTENCY_HEADER in request.headers:
         return None
-    scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
-    key = KEY_PATTERN.match(raw_key.strip()) if scheme.lower() == "bearer" else None
+    key = KEY_PATTERN.match(bearer_token(request))
     if key is None:
         return None
     try:
-        data = parse_json_body(request)
-    except ApiError:
+        params = TrackParams.model_validate(parse_json_body(request))  # the operation's own rules
+    except (ApiError, ValidationError):
         return None
-    if data.get("event_name") is not None or data.get("timestamp") is not None:
+    if params.event_name is not None or params.timestamp is not None or not params.feature_id:
         return None
-    customer_id, feature_id = data.get("customer_id"), data.get("feature_id")
-    value, properties = data.get("value"), data.get("properties")
-    if not isinstance(feature_id, str) or not 1 <= len(feature_id) <= 255:
-        return None
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return None
-    if properties is not None and (not isinstance(properties, dict)
-                                   or len(json.dumps(properties, default=str)) > JSON_OBJECT_MAX_CHARS):
-        return None
-    try:
-        customer_id = validate_customer_id(customer_id)
-        quantity = parse_quantity(1 if value is None else value, field="value")
-    except ServiceError:
-        return None
+    quantity = params.value if params.value is not None else Decimal(1)
     tracked = balance_track_by_key(key_hash=api_key_hash(key.group(0)), env=ENV_OF_PREFIX[key.group(1)],
-                                   customer_id=customer_id, feature_id=feature_id, value=quantity,
-                                   properties=properties)
+                                   customer_id=params.customer_id, feature_id=params.feature_id, value=quantity,
+                                   properties=params.properties)
     if tracked is None:
         return None
     balances = tracked.result.balances
-    answer = {
-        "customer_id": tracked.customer.customer_id,
-        "value": to_number(quantity),
-        "balance": balance_json(FeatureBalance.of(tracked.feature, balances),
-                                prices={balances[0].pk: tracked.usage_price}),
-    }
+    answer = track_json(customer=tracked.customer, feature=tracked.feature, value=quantity, balances=balances,
+                        prices={balances[0].pk: tracked.usage_price})
     return HttpResponse(json.dumps(answer), content_type="application/json")
