@@ -79,7 +79,7 @@ def rebuild(*, apps=None) -> int:
         state.time_zone = zone_name_of(tz)
         state.rebuilt_at = timezone.now()
         state.save()
-        if not migrating:  # a migration's fill is recorded by the migration itself
+        if not migrating:  # a migration's fill is part of the schema change, not an operator's action
             audit_record(actor=SYSTEM, action="usage.rebuild", target_type="usage", target_id=state.time_zone,
                          after={"time_zone": state.time_zone, "rows": count})
     return count
