@@ -67,11 +67,15 @@ def rebuild(*, apps=None) -> int:
     tz = zone()
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            # Writers of the rollup queue behind this until it commits; readers go on.
             with connection.cursor() as cursor:
+                # Writers of the rollup queue behind this until it commits; readers go on.
                 cursor.execute("LOCK TABLE billing_dailyusage IN EXCLUSIVE MODE")
+                # Room to aggregate millions of events in memory rather than in spill files.
+                cursor.execute("SET LOCAL work_mem = '256MB'")
         DailyUsage.objects.all().delete()
-        sql, params = daily_sums(Event.objects.all(), tz, "customer_id").query.sql_with_params()
+        # In the unique index's order, so that each insert lands beside the last one.
+        rows = daily_sums(Event.objects.all(), tz, "customer_id").order_by("customer_id", "local_day", "feature_id")
+        sql, params = rows.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) {sql}", params)
             count = cursor.rowcount
