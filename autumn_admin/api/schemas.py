@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJso
 from autumn_admin.errors import ServiceError
 from billing.quantities import parse_quantity
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
-from customers.services import TEXT_LIMITS, validate_customer_id
+from customers.services import REASON_MAX_LENGTH, TEXT_LIMITS, validate_customer_id, validate_metadata
 
 # --- value types --------------------------------------------------------------------------------
 
@@ -91,6 +91,16 @@ def _json_object(value: dict) -> dict:
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
+def _metadata(value: dict) -> dict:
+    try:
+        return validate_metadata(value)  # the dashboard's limits too
+    except ServiceError as exc:
+        raise ValueError(exc.message.removeprefix("metadata ")) from None
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
+
+
 class Params(Schema):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -104,7 +114,7 @@ class CustomerFields(Params):
     name: Name | None = Field(None, description="The customer's name; null clears it.")
     email: Email | None = Field(None, description="The customer's email address; null clears it.")
     fingerprint: Fingerprint | None = Field(None, description="A device or account fingerprint; null clears it.")
-    metadata: JsonObject | None = None
+    metadata: Metadata | None = None
     send_email_receipts: Omittable[bool] = None
 
 
@@ -135,7 +145,7 @@ class ListCustomersParams(Params):
 class UpdateCustomerParams(CustomerFields):
     customer_id: CustomerId
     new_customer_id: CustomerId | None = None
-    metadata: JsonObject | None = Field(
+    metadata: Metadata | None = Field(
         None, description="Merged into the customer's metadata: a key set to null is removed. "
                           "null for the whole object clears it.")
 
@@ -175,7 +185,8 @@ class UpdateBalanceParams(Params):
     interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
     balance_id: Annotated[str, Field(max_length=64)] | None = Field(
         None, description="Which balance (a breakdown id), when the customer has several.")
-    reason: Annotated[str, Field(max_length=500)] | None = Field(None, description="Kept in the audit trail.")
+    reason: Annotated[str, Field(max_length=REASON_MAX_LENGTH)] | None = Field(
+        None, description="Kept in the audit trail.")
     usage: Omittable[Quantity] = Field(None, description="Not accepted: recorded usage is never rewritten. Set "
                                                      "`remaining` instead.")
     included_grant: Omittable[Quantity] = Field(None, description="Not accepted: set `remaining`; a lasting "
