@@ -24,7 +24,7 @@ from customers.services import api_key_create
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="connection pools are PostgreSQL's (set DATABASE_URL)"),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the pools are PostgreSQL's (set DATABASE_URL)"),
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
