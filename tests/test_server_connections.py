@@ -162,11 +162,12 @@ def test_runserver_serves_a_burst_of_32_clients_within_its_pool(served_customer)
 
 def test_gunicorn_serves_a_burst_of_32_clients_within_its_pools(served_customer):
     port, workers, pool_max = free_port(), 4, 2
-    env = server_env(database_url(), tempfile.gettempdir())
-    env.update({"DJANGO_SETTINGS_MODULE": "autumn_admin.settings", "PGAPPNAME": APP_NAME,
-                "DB_POOL_MAX": str(pool_max)})
-    # The README's production command (DEBUG off), on a free local port.
-    command = [sys.executable, "-m", "gunicorn", "autumn_admin.wsgi", "--workers", str(workers),
-               "--bind", f"127.0.0.1:{port}"]
-    with Server(command, env, port) as server:
-        _assert_burst_served_within(port, served_customer, bound=workers * pool_max, server=server)
+    with tempfile.TemporaryDirectory(prefix="static-") as static_root:  # whitenoise indexes it at start
+        env = server_env(database_url(), static_root)
+        env.update({"DJANGO_SETTINGS_MODULE": "autumn_admin.settings", "PGAPPNAME": APP_NAME,
+                    "DB_POOL_MAX": str(pool_max)})
+        # The README's production command (DEBUG off), on a free local port.
+        command = [sys.executable, "-m", "gunicorn", "autumn_admin.wsgi", "--workers", str(workers),
+                   "--bind", f"127.0.0.1:{port}"]
+        with Server(command, env, port) as server:
+            _assert_burst_served_within(port, served_customer, bound=workers * pool_max, server=server)
