@@ -15,7 +15,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import AuditEntry, Customer
 from customers.services import api_key_create
 from tests.conftest import PASSWORD
 from tests.helpers import page_text
@@ -172,6 +172,9 @@ def test_superuser_sees_the_lockout_in_admin_and_can_clear_it(client, ops, super
     response = admin_client.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not AccessAttempt.objects.exists()
+    cleared = AuditEntry.objects.get(action="admin.delete", target_type="login_lockout")
+    assert (cleared.actor_user, cleared.reason) == (superuser, "Django admin")
+    assert cleared.before["username"] == ops.username and cleared.before["failures_since_start"] == 5
     assert _login(client, ops.username, PASSWORD).status_code == 302
     assert _logged_in(client)
 
