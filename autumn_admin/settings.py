@@ -5,6 +5,7 @@ without a real SECRET_KEY.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN
+    "axes",  # login throttling; before our apps so their admin can extend its pages
     "customers",
     "billing",
 ]
@@ -71,6 +73,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "autumn_admin.middleware.LoginRequiredMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into our lockout page
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking the password
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "autumn_admin.urls"
@@ -158,6 +166,22 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Behind a reverse proxy (one hop) that sets X-Forwarded-For: only then is that header trusted for
+# the client's address. Off by default: the address is the connection's (REMOTE_ADDR).
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+
+# Login throttling (django-axes), on the dashboard's /login/ and on /admin/login/: after
+# LOGIN_FAILURE_LIMIT failures for one username, or from one client address, every login for that
+# username or from that address is refused for LOGIN_LOCKOUT_MINUTES, even with the right password.
+# Each refused try starts the wait again; a success before the limit resets the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "autumn_admin.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "autumn_admin.login_throttle.lockout_response"
+AXES_VERBOSE = False  # no banner on every manage.py command; failures and lockouts are still logged
 
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")

@@ -172,6 +172,9 @@ FIELD_LABELS = {"name": "name", "email": "email", "fingerprint": "fingerprint", 
                 "id": "ID", "send_email_receipts": "email receipts"}
 
 
+ADMIN_VERBS = {"admin.create": "added", "admin.update": "changed", "admin.delete": "deleted"}
+
+
 def _status(value) -> str:
     return CustomerProductStatus(value).label.lower() if value in CustomerProductStatus.values else str(value)
 
@@ -234,6 +237,9 @@ def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
         return "deleted the customer"
     if action == "customer.restore":
         return "restored the customer"
+    if action in ADMIN_VERBS:
+        fields = f" ({', '.join(k.replace('_', ' ') for k in after)})" if action == "admin.update" else ""
+        return f"{ADMIN_VERBS[action]} {entry.target_type.replace('_', ' ')}{fields} in Django admin"
     return action.replace(".", " ").replace("_", " ")
 
 
