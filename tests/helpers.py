@@ -45,3 +45,12 @@ def form_values(response, **changes) -> dict:
     fields = {name: values if len(values) > 1 else values[0] for name, values in reader.fields.items()}
     fields.pop("csrfmiddlewaretoken", None)
     return {**fields, **changes}
+
+
+def customize_basis(cp) -> str:
+    """The `expected` a freshly opened Customize form of this customer product carries."""
+    from billing.forms import ProductCustomizeForm
+    from billing.models import Balance
+
+    return ProductCustomizeForm.expectation(cp.product.items.select_related("feature").order_by("id"),
+                                            Balance.objects.filter(customer_product=cp).order_by("id"))

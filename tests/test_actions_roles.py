@@ -11,7 +11,7 @@ from billing.models import Balance, CustomerProduct, CustomerReward
 from billing.services import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services import customer_create, customer_delete
-from tests.helpers import page_text
+from tests.helpers import customize_basis, page_text
 
 ROLES = ["anonymous", "viewer", "support", "ops", "superuser"]
 EVERYONE_WHO_EDITS = {"ops", "superuser"}
@@ -48,13 +48,13 @@ ENDPOINTS = {
     ),
     "add reward": (lambda w: "/customers/acme_corp/rewards/add/", lambda w: {"reward": w.rewards["twenty"].pk}, set()),
     "remove reward": (lambda w: f"/customers/acme_corp/rewards/{w.applied.pk}/remove/", lambda w: {}, set()),
-    "edit details": (lambda w: "/customers/acme_corp/details/edit/?field=name", lambda w: {"value": "Acme Ltd"},
-                     set()),
+    "edit details": (lambda w: "/customers/acme_corp/details/edit/?field=name",
+                     lambda w: {"value": "Acme Ltd", "expected": "Acme Corp"}, set()),
     "delete customer": (lambda w: "/customers/acme_corp/delete/", lambda w: {"confirm_id": "acme_corp"}, set()),
     "restore customer": (lambda w: f"/customers/deleted/{w.deleted.pk}/restore/", lambda w: {}, set()),
     "customize product": (
         lambda w: f"/customers/acme_corp/products/{w.product.pk}/customize/",
-        lambda w: {"included_messages": "250", "reason": "deal"}, set(),
+        lambda w: {"included_messages": "250", "reason": "deal", "expected": customize_basis(w.product)}, set(),
     ),
 }
 FORMS = [name for name in ENDPOINTS if name != "restore customer"]  # restore is a button, no form page

@@ -235,3 +235,98 @@ def test_metadata_post_without_what_it_was_based_on_is_refused(ops_client, custo
 
     assert response.status_code == 422 and "This form is out of date" in page_text(response)
     assert metadata_of(customer) == {"keep": "me"}
+
+
+# --- Customize (a custom product) -------------------------------------------------------------------
+
+@pytest.fixture
+def acme_on_pro(customer, catalogue):
+    cp = product_attach(customer=customer, product=catalogue["pro"], actor=None)
+    balance_track(customer=customer, feature=catalogue["messages"], value=1200, actor=None)
+    return cp
+
+
+def customize_url(cp) -> str:
+    return f"/customers/acme_corp/products/{cp.pk}/customize/"
+
+
+def custom_products(customer) -> int:
+    return Product.objects.filter(custom_for=customer).count()
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain form", "htmx"])
+def test_stale_customize_form_after_a_balance_edit_is_a_conflict(ops_client, acme_on_pro, customer, catalogue,
+                                                                 support, htmx):
+    extra = HTMX if htmx else {}
+    opened = ops_client.get(customize_url(acme_on_pro), **extra)
+    messages = Balance.objects.get(customer_product=acme_on_pro, feature=catalogue["messages"])
+    balance_set(balance=messages, new_balance=6000, actor=support, reason="goodwill")  # meanwhile
+    entries = audit_count()
+
+    response = ops_client.post(customize_url(acme_on_pro),
+                               form_values(opened, included_messages="10000", reason="enterprise deal"), **extra)
+
+    html = page_text(response)
+    assert response.status_code == 409
+    assert ("Pro changed since you opened this form: the Messages balance was edited (by sam_support, just now): "
+            "granted is now 7,200 (was 5,000). Check the new figures and try again.") in html
+    assert 'value="10000"' in html and "enterprise deal" in html  # the entries are kept
+    assert custom_products(customer) == 0 and audit_count() == entries
+    assert CustomerProduct.objects.get(pk=acme_on_pro.pk).status == "active"
+    # Having seen the new figures, submitting again creates the custom product.
+    again = ops_client.post(customize_url(acme_on_pro), form_values(response), **extra)
+    assert again.status_code == (200 if htmx else 302)
+    new_cp = CustomerProduct.objects.get(customer=customer, status="active", product__product_id="pro")
+    assert new_cp.product.is_custom
+    assert Balance.objects.get(customer_product=new_cp, feature=catalogue["messages"]).allowance == 10000
+
+
+def test_stale_customize_form_after_the_allowances_changed_is_a_conflict(ops_client, acme_on_pro, customer,
+                                                                         catalogue):
+    opened = ops_client.get(customize_url(acme_on_pro))
+    catalogue["pro"].items.filter(feature=catalogue["messages"]).update(included=Decimal(8000))  # catalogue edit
+
+    response = ops_client.post(customize_url(acme_on_pro),
+                               form_values(opened, included_seats="20", reason="more seats"))
+
+    assert response.status_code == 409
+    assert "Messages now has an allowance of 8,000 (was 5,000)" in page_text(response)
+    assert custom_products(customer) == 0
+
+
+def test_stale_customize_form_after_the_product_was_replaced_is_a_conflict(ops_client, acme_on_pro, customer,
+                                                                           ops):
+    opened = ops_client.get(customize_url(acme_on_pro))
+    first = ops_client.post(customize_url(acme_on_pro), form_values(opened, included_seats="20", reason="seats"))
+    assert first.status_code == 302
+    entries = audit_count()
+
+    response = ops_client.post(customize_url(acme_on_pro), form_values(opened, included_seats="30", reason="x"))
+
+    assert response.status_code == 409
+    assert "Pro was replaced or ended since you opened this form (by olivia_ops, just now)." in page_text(response)
+    assert custom_products(customer) == 1 and audit_count() == entries
+
+
+def test_tracked_usage_since_the_customize_form_opened_is_no_conflict(ops_client, acme_on_pro, customer,
+                                                                       catalogue):
+    opened = ops_client.get(customize_url(acme_on_pro))
+    balance_track(customer=customer, feature=catalogue["messages"], value=300, actor=None)  # carried over
+
+    response = ops_client.post(customize_url(acme_on_pro),
+                               form_values(opened, included_messages="10000", reason="deal"))
+
+    assert response.status_code == 302
+    new_cp = CustomerProduct.objects.get(customer=customer, status="active", product__product_id="pro")
+    assert Balance.objects.get(customer_product=new_cp, feature=catalogue["messages"]).usage == 1500
+
+
+@pytest.mark.parametrize("tampered", ["", "[]", '{"items": {}}', '{"items": {}, "balances": {"x": "1"}}',
+                                      '{"items": {"messages": "NaN"}, "balances": {}}'])
+def test_customize_post_without_what_it_was_based_on_is_refused(ops_client, acme_on_pro, customer, tampered):
+    response = ops_client.post(customize_url(acme_on_pro), {"included_messages": "9000", "included_seats": "10",
+                                                            "reason": "x", "expected": tampered})
+
+    assert response.status_code == 422
+    assert "This form is out of date: reopen it to see the current allowances." in page_text(response)
+    assert custom_products(customer) == 0
