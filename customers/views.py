@@ -131,7 +131,7 @@ def customer_detail(request, customer_id: str):
 def _fragment(request, customer_id: str, *, section: str, cursor_param: str, partial: str, rows_partial: str):
     """Load more / filter for a paged section: the rows (or the section) for htmx, else the page."""
     if not request.htmx:
-        url = f"/customers/{customer_id}/"
+        url = reverse("customers:detail", args=[customer_id])
         return redirect(f"{url}?{request.GET.urlencode()}#section-{section}" if request.GET else url)
     try:
         customer = selectors.get_customer_for(current_env(request), customer_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
 from billing.services import reward_apply
@@ -53,7 +54,7 @@ ACTIONS = {
         {"reason": "closed"},
     ),
     "customer.restore": (
-        lambda s: f"/customers/deleted/{s['gone'].pk}/restore/", lambda s: {},
+        lambda s: reverse("customers:restore", args=[s["gone"].pk]), lambda s: {},
         lambda s: Customer.objects.get(pk=s["gone"].pk).deleted_at,
         {"customer_ref": "globex"},
     ),

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, Invoice, Reward
@@ -357,7 +358,7 @@ def test_every_role_can_view_the_page_and_the_list(client, role, acme, request):
     assert client.get(URL + "events/", HTTP_HX_REQUEST="true").status_code == 200
 
 
-@pytest.mark.parametrize("url", [URL, "/customers/", URL + "events/", "/customers/export.csv"])
+@pytest.mark.parametrize("url", [URL, "/customers/", URL + "events/", reverse("customers:export")])
 def test_an_anonymous_visitor_is_sent_to_login(client, acme, url):
     response = client.get(url)
     assert response.status_code == 302
