@@ -149,6 +149,16 @@ def test_upcoming_invoice_itemises_fixed_prices_and_the_discount(client, ops, ac
     )
 
 
+def test_upcoming_invoice_shows_no_overage_line_before_there_is_overage(client, ops, customer, catalogue):
+    product_attach(customer=customer, product=catalogue["scale"], actor=ops)
+    balance_track(customer=customer, feature=catalogue["api_calls"], value=40_000, actor=None)
+
+    section = text(element(page_of(login(client, ops).get(URL)), "section-upcoming-invoice"))
+
+    assert "overage" not in section and "$0.00" not in section
+    assert section.endswith("Scale monthly $250.00 Total $250.00")
+
+
 def test_upcoming_invoice_charges_overage_per_started_block_of_billing_units(client, ops, customer, catalogue):
     product_attach(customer=customer, product=catalogue["scale"], actor=ops)
     balance_track(customer=customer, feature=catalogue["api_calls"], value=112_345, actor=None)
