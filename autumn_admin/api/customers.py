@@ -229,3 +229,22 @@ def customers_delete_rest(request, customer_id: CustomerId,
     return _delete(request, customer_or_404(request, customer_id), delete_in_stripe)
 
 
+# "/customers/update" is the documented update form for POST only: with any other method it is the
+# customer whose id is "update", like any other id (its POST form is POST /v1/customers.update).
+@router.get("/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+            include_in_schema=False)
+def customer_named_update_get(request):
+    return customers_get_rest(request, "update")
+
+
+@router.patch("/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+              include_in_schema=False)
+def customer_named_update_patch(request, params: LegacyUpdateCustomerParams):
+    return _update_rest(request, "update", params)
+
+
+@router.delete("/customers/update", response={200: SuccessOut, **STRIPE_ERRORS}, include_in_schema=False)
+def customer_named_update_delete(request, delete_in_stripe: bool = Query(False)):
+    return customers_delete_rest(request, "update", delete_in_stripe)
+
+
