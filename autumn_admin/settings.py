@@ -10,6 +10,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from autumn_admin.stripe_config import stripe_secrets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -159,8 +161,14 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
-STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# Each environment its own Stripe mode: STRIPE_TEST_SECRET_KEY / STRIPE_TEST_WEBHOOK_SECRET (sandbox,
+# test mode), STRIPE_LIVE_SECRET_KEY / STRIPE_LIVE_WEBHOOK_SECRET (live). The legacy STRIPE_SECRET_KEY and
+# STRIPE_WEBHOOK_SECRET fill the environment the key names. A key of the wrong mode refuses to start.
+_stripe = stripe_secrets(os.environ)
+STRIPE_TEST_SECRET_KEY = _stripe["STRIPE_TEST_SECRET_KEY"]
+STRIPE_LIVE_SECRET_KEY = _stripe["STRIPE_LIVE_SECRET_KEY"]
+STRIPE_TEST_WEBHOOK_SECRET = _stripe["STRIPE_TEST_WEBHOOK_SECRET"]
+STRIPE_LIVE_WEBHOOK_SECRET = _stripe["STRIPE_LIVE_WEBHOOK_SECRET"]
 # Only for tests and local fakes: where the stripe library sends its requests.
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 # Each Stripe request gives up after this many seconds; network errors and 5xx answers are retried
