@@ -162,7 +162,10 @@ class _InvoiceRefs:
 
 
 def _invoice_refs(obj: dict) -> _InvoiceRefs:
-    details = _dict(_dict(obj, "parent"), "subscription_details") or _dict(obj, "subscription_details")
+    # Every field is read (and so checked) even where an earlier one already answers.
+    details, older = _dict(_dict(obj, "parent"), "subscription_details"), _dict(obj, "subscription_details")
+    subscription, older_subscription = _ref(details or older, "subscription"), _ref(obj, "subscription")
+    details = details or older
     named = [_meta(_dict(obj, "metadata")), _meta(_dict(details, "metadata"))]
     price_ids = []
     for line in _dicts(_dict(obj, "lines"), "data"):
@@ -170,7 +173,7 @@ def _invoice_refs(obj: dict) -> _InvoiceRefs:
         price_ids.append(_ref(line, "price"))
         price_ids.append(_ref(_dict(_dict(line, "pricing"), "price_details"), "price"))
     return _InvoiceRefs(named=[n for n in named if n], price_ids=[p for p in price_ids if p],
-                        subscription=_ref(details, "subscription") or _ref(obj, "subscription"))
+                        subscription=subscription or older_subscription)
 
 
 def _invoice_product_ids(refs: _InvoiceRefs, customer: Customer) -> list[str]:
