@@ -88,10 +88,6 @@ def is_configured(env: str) -> bool:
     return bool(secret_key(env))
 
 
-def connected_envs() -> list[str]:
-    return [env for env in KEY_SETTING if is_configured(env)]
-
-
 _clients: dict[tuple, stripe.StripeClient] = {}
 _clients_lock = threading.Lock()
 
