@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from autumn_admin.stripe_config import stripe_secrets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -183,8 +185,14 @@ AXES_CLIENT_IP_CALLABLE = "autumn_admin.login_throttle.client_ip"
 AXES_LOCKOUT_CALLABLE = "autumn_admin.login_throttle.lockout_response"
 AXES_VERBOSE = False  # no banner on every manage.py command; failures and lockouts are still logged
 
-STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
-STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# Each environment its own Stripe mode: STRIPE_TEST_SECRET_KEY / STRIPE_TEST_WEBHOOK_SECRET (sandbox,
+# test mode), STRIPE_LIVE_SECRET_KEY / STRIPE_LIVE_WEBHOOK_SECRET (live). The legacy STRIPE_SECRET_KEY and
+# STRIPE_WEBHOOK_SECRET fill the environment the key names. A key of the wrong mode refuses to start.
+_stripe = stripe_secrets(os.environ)
+STRIPE_TEST_SECRET_KEY = _stripe["STRIPE_TEST_SECRET_KEY"]
+STRIPE_LIVE_SECRET_KEY = _stripe["STRIPE_LIVE_SECRET_KEY"]
+STRIPE_TEST_WEBHOOK_SECRET = _stripe["STRIPE_TEST_WEBHOOK_SECRET"]
+STRIPE_LIVE_WEBHOOK_SECRET = _stripe["STRIPE_LIVE_WEBHOOK_SECRET"]
 # Only for tests and local fakes: where the stripe library sends its requests.
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 # Each Stripe request gives up after this many seconds; network errors and 5xx answers are retried

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -228,25 +227,27 @@ def _customize_basis(cp: CustomerProduct) -> tuple[list, list]:
 @csrf_exempt
 @require_POST
 def stripe_webhook(request):
-    """Stripe's events: verified by signature, applied once each, in any order."""
+    """Stripe's events: verified by signature (the secret that verifies names the environment),
+    applied once each, in any order, to that environment's customers only."""
     try:
-        event = stripe_gateway.event_from_webhook(request.body, request.headers.get("Stripe-Signature", ""))
+        event, signed_for = stripe_gateway.event_from_webhook(request.body,
+                                                              request.headers.get("Stripe-Signature", ""))
     except stripe_gateway.WebhookRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    outcome = stripe_sync.process_event(event)
+    outcome = stripe_sync.process_event(event, signed_for=signed_for)
     return JsonResponse({"received": True, "event": event["id"], "outcome": outcome})
 
 
 @require_GET
 def stripe_status(request):
-    """Read-only, for every role: whether Stripe is connected, recent events, customers failing to sync."""
+    """Read-only, for every role: the current environment's Stripe connection, its recent webhook
+    events, and its customers failing to sync."""
     env = current_env(request)
     failing = Customer.objects.alive().filter(env=env).exclude(stripe_sync_error="").order_by("-updated_at")
     return render(request, "billing/stripe_status.html", {
-        "status": stripe_gateway.stripe_status(),
+        "status": stripe_gateway.stripe_status(env),
         "webhook_url": request.build_absolute_uri("/webhooks/stripe"),
-        "webhook_secret_set": bool(settings.STRIPE_WEBHOOK_SECRET),
-        "recent_events": StripeEvent.objects.order_by("-received_at", "-id")[:10],
+        "recent_events": StripeEvent.objects.filter(env=env).order_by("-received_at", "-id")[:10],
         "failing": failing[:50],
         "linked_count": Customer.objects.alive().filter(env=env).exclude(stripe_id="").count(),
     })

@@ -8,12 +8,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from billing import selectors as billing
+from billing import stripe_gateway
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
     CustomerProduct,
@@ -339,7 +339,7 @@ def customer_page_context(customer: Customer, *, request: HttpRequest | None = N
         "detail_fields": detail_fields(customer),
         "metadata_items": metadata_items(customer),
         "stripe_url": stripe_dashboard_url(customer),
-        "stripe_connected": bool(settings.STRIPE_SECRET_KEY),
+        "stripe_connected": stripe_gateway.is_configured(customer.env),
     }
 
 

@@ -235,7 +235,7 @@ def customer_delete_view(request, customer_id: str):
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     return render_popup(request, "customers/delete.html", {
         "customer": customer, "form": form, "counts": _what_goes(customer),
-        "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(),
+        "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(customer.env),
     }, status=FORM_INVALID if request.method == "POST" else 200)
 
 

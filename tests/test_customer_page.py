@@ -511,7 +511,8 @@ def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops
     customer_stripe_link(customer=customer, stripe_id="cus_Q1", actor=ops)
     customer_product_update(customer_product=cp, actor=None, status="past_due")
     apply_invoice({"id": "in_77", "customer": "cus_Q1", "status": "open", "total": 9900, "currency": "usd",
-                   "created": 1_800_000_000}, created=1_800_000_000, reason="webhook")
+                   "created": 1_800_000_000}, env="sandbox", created=1_800_000_000,
+                  reason="webhook")
     activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(
         page_of(login(client, ops).get(URL)), "section-sidebar-activity"), flags=re.S)]
     assert activity[:3] == [

@@ -75,7 +75,7 @@ def _update(request: HttpRequest, customer: Customer, params, new_customer_id: s
 
 def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) -> dict:
     reason = ""
-    gw = stripe.gateway() if delete_in_stripe else None
+    gw = stripe.gateway(customer.env) if delete_in_stripe else None
     if gw is not None and customer.stripe_id:
         # Stripe first: if it refuses, nothing changes here (our soft delete can be undone, its deletion can't).
         try:
