@@ -1,7 +1,8 @@
-from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
 from autumn_admin.environment import current_env
+from billing import stripe_gateway
+from customers.models import Env
 
 # The role a user acts in, told from the permissions the request loads anyway (no groups query).
 ROLE_BY_PERMISSION = (
@@ -18,10 +19,12 @@ def role_label(user) -> str:
 
 
 def dashboard(request):
+    """`stripe_connected` is about the environment the dashboard shows: each has its own Stripe key."""
+    env = current_env(request) if hasattr(request, "session") else Env.SANDBOX
     if not getattr(request, "user", None) or not request.user.is_authenticated:
-        return {"stripe_connected": bool(settings.STRIPE_SECRET_KEY)}
+        return {"stripe_connected": stripe_gateway.is_configured(env)}
     return {
-        "current_env": current_env(request),
-        "stripe_connected": bool(settings.STRIPE_SECRET_KEY),
+        "current_env": env,
+        "stripe_connected": stripe_gateway.is_configured(env),
         "user_role": SimpleLazyObject(lambda: role_label(request.user)),
     }

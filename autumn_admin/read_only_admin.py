@@ -1,9 +1,9 @@
 """An admin page that shows rows and changes none: for records written only by the services."""
 
-from django.contrib import admin
+from autumn_admin.audited_admin import AuditedAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False
 

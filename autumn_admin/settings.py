@@ -5,10 +5,13 @@ without a real SECRET_KEY.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from autumn_admin.stripe_config import stripe_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,6 +59,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN
+    "axes",  # login throttling; before our apps so their admin can extend its pages
     "customers",
     "billing",
 ]
@@ -71,6 +75,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "autumn_admin.middleware.LoginRequiredMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into our lockout page
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking the password
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "autumn_admin.urls"
@@ -172,14 +182,34 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
-# Only behind a TLS-terminating proxy that sets X-Forwarded-Proto on every request (BEHIND_PROXY=1) is the
-# header believed; otherwise any client could claim https, skip the redirect and get secure-only cookies.
+# Behind a reverse proxy (one hop, terminating TLS) that sets X-Forwarded-Proto and X-Forwarded-For on
+# every request: only then are those headers believed, for https and for the client's address (the
+# login throttle). Off by default: any client could send them, to skip the redirect to https and get
+# secure-only cookies over plain http, or to pose as another address; the address is REMOTE_ADDR.
 BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
-STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# Login throttling (django-axes), on the dashboard's /login/ and on /admin/login/: after
+# LOGIN_FAILURE_LIMIT failures for one username, or from one client address, every login for that
+# username or from that address is refused for LOGIN_LOCKOUT_MINUTES, even with the right password.
+# Each refused try starts the wait again; a success before the limit resets the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "autumn_admin.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "autumn_admin.login_throttle.lockout_response"
+AXES_VERBOSE = False  # no banner on every manage.py command; failures and lockouts are still logged
+
+# Each environment its own Stripe mode: STRIPE_TEST_SECRET_KEY / STRIPE_TEST_WEBHOOK_SECRET (sandbox,
+# test mode), STRIPE_LIVE_SECRET_KEY / STRIPE_LIVE_WEBHOOK_SECRET (live). The legacy STRIPE_SECRET_KEY and
+# STRIPE_WEBHOOK_SECRET fill the environment the key names. A key of the wrong mode refuses to start.
+_stripe = stripe_secrets(os.environ)
+STRIPE_TEST_SECRET_KEY = _stripe["STRIPE_TEST_SECRET_KEY"]
+STRIPE_LIVE_SECRET_KEY = _stripe["STRIPE_LIVE_SECRET_KEY"]
+STRIPE_TEST_WEBHOOK_SECRET = _stripe["STRIPE_TEST_WEBHOOK_SECRET"]
+STRIPE_LIVE_WEBHOOK_SECRET = _stripe["STRIPE_LIVE_WEBHOOK_SECRET"]
 # Only for tests and local fakes: where the stripe library sends its requests.
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 # Each Stripe request gives up after this many seconds; network errors and 5xx answers are retried

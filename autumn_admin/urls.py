@@ -42,7 +42,7 @@ urlpatterns = [
     path("env/", switch_env, name="switch-env"),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
-    path("customers/", include("customers.urls")),
+    path("", include("customers.urls")),
     path("customers/", include("billing.urls")),
     path("stripe/", billing_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from autumn_admin.audited_admin import AuditedAdmin
 from autumn_admin.read_only_admin import ReadOnlyAdmin
 from billing.models import (
     Balance,
@@ -19,7 +20,7 @@ from billing.models import (
 
 
 @admin.register(Feature)
-class FeatureAdmin(admin.ModelAdmin):
+class FeatureAdmin(AuditedAdmin):
     list_display = ("feature_id", "name", "type", "usage_type", "archived")
     list_filter = ("type", "archived")
     search_fields = ("feature_id", "name")
@@ -37,23 +38,27 @@ class PriceInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(AuditedAdmin):
     list_display = ("product_id", "name", "version", "group", "is_add_on", "is_default", "custom_for", "archived")
     list_filter = ("is_add_on", "is_default", "archived")
     search_fields = ("product_id", "name")
     inlines = [ProductItemInline, PriceInline]
-    raw_id_fields = ("custom_for", "base_product")
+    # A custom product is made for its customer on the customer page (and stays in its environment).
+    readonly_fields = ("custom_for", "base_product")
 
 
 @admin.register(Reward)
-class RewardAdmin(admin.ModelAdmin):
+class RewardAdmin(AuditedAdmin):
     list_display = ("reward_id", "name", "type", "value", "duration", "duration_months", "active")
     list_filter = ("type", "duration", "active")
     search_fields = ("reward_id", "name")
 
 
 @admin.register(CustomerProduct)
-class CustomerProductAdmin(admin.ModelAdmin):
+class CustomerProductAdmin(ReadOnlyAdmin):
+    """Attached, changed and expired on the dashboard and by Stripe's webhooks (billing/services.py), which
+    keep the balances and the default plan in step."""
+
     list_display = ("customer", "product", "status", "started_at", "current_period_end", "canceled_at")
     list_filter = ("status",)
     raw_id_fields = ("customer", "product")
@@ -61,15 +66,12 @@ class CustomerProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(Balance)
-class BalanceAdmin(admin.ModelAdmin):
-    """Balances are changed through the dashboard, where each edit needs a reason and is audited."""
+class BalanceAdmin(ReadOnlyAdmin):
+    """Balances are granted and changed through the dashboard and the API, where each edit is audited."""
 
     list_display = ("customer", "feature", "allowance", "adjustment", "remaining", "unlimited", "next_reset_at")
     raw_id_fields = ("customer", "customer_product")
     search_fields = ("customer__customer_id", "feature__feature_id")
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Event)
@@ -98,13 +100,17 @@ class UsageRollupAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CustomerReward)
-class CustomerRewardAdmin(admin.ModelAdmin):
+class CustomerRewardAdmin(ReadOnlyAdmin):
+    """Applied and removed on the customer page, which also sets the Stripe discounts."""
+
     list_display = ("customer", "reward", "applied_at", "applied_by", "expires_at", "removed_at")
     raw_id_fields = ("customer",)
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(ReadOnlyAdmin):
+    """Stripe's invoices, as its webhooks and `sync_stripe` record them."""
+
     list_display = ("stripe_id", "customer", "status", "total", "currency", "created_at")
     list_filter = ("status", "currency")
     raw_id_fields = ("customer",)
@@ -112,20 +118,22 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ReadOnlyAdmin):
+    """The webhook events already applied: each is applied once."""
+
     list_display = ("event_id", "type", "created", "received_at")
     search_fields = ("event_id", "type")
 
 
 @admin.register(ProductItem)
-class ProductItemAdmin(admin.ModelAdmin):
+class ProductItemAdmin(AuditedAdmin):
     list_display = ("product", "feature", "included", "unlimited", "interval", "overage_allowed", "usage_limit")
     list_filter = ("interval", "overage_allowed", "unlimited")
     search_fields = ("product__product_id", "feature__feature_id")
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(AuditedAdmin):
     list_display = ("product", "type", "feature", "amount", "currency", "interval", "billing_units")
     list_filter = ("type", "currency", "interval")
     search_fields = ("product__product_id",)

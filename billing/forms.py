@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 
 from django import forms
@@ -104,12 +105,15 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
     add_overage_allowed = forms.BooleanField(label="Overage allowed", required=False)
     reason = forms.CharField(max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
                              help_text="Required. Shown in the customer's activity.")
+    # What the form showed: the product's allowances and the balances' grants (JSON, see `expectation`).
+    expected = forms.CharField(required=False, widget=forms.HiddenInput)
 
     service_fields = {"reason": "reason", "feature": "add_feature", "interval": "add_interval"}
 
-    def __init__(self, *args, product_items, **kwargs):
+    def __init__(self, *args, product_items, balances=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.product_items = list(product_items)
+        self.fields["expected"].initial = self.expectation(self.product_items, balances)
         have = {item.feature_id for item in self.product_items}
         self.fields["add_feature"].queryset = Feature.objects.filter(archived=False).exclude(pk__in=have)
         self.item_fields = []
@@ -123,6 +127,32 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                                               if item.unlimited else ""}),
             )
             self.item_fields.append((item, name))
+
+    @staticmethod
+    def expectation(items, balances) -> str:
+        """The allowances and grants shown, as the hidden field carries them."""
+        def shown(unlimited: bool, value: Decimal) -> str:
+            return "unlimited" if unlimited else _plain(value)
+
+        return json.dumps({
+            "items": {item.feature.feature_id: shown(item.unlimited, item.included) for item in items},
+            "balances": {str(b.pk): shown(b.unlimited, b.granted) for b in balances},
+        }, sort_keys=True)
+
+    def clean_expected(self) -> dict:
+        """{"items": {feature_id: Decimal | "unlimited"}, "balances": {balance pk: Decimal | "unlimited"}}."""
+        try:
+            raw = json.loads(self.cleaned_data["expected"])
+            return {part: {(int(k) if part == "balances" else k): (v if v == "unlimited" else _finite(v))
+                           for k, v in raw[part].items()}
+                    for part in ("items", "balances")}
+        except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation):
+            raise forms.ValidationError("This form is out of date: reopen it to see the current allowances.")
+
+    def based_on(self, items, balances) -> None:
+        """After a conflict: the form stands on the current figures, so submitting again applies it to them."""
+        self.data = self.data.copy()
+        self.data["expected"] = self.expectation(items, balances)
 
     def clean_reason(self) -> str:
         return _required_reason(self.cleaned_data.get("reason"))
@@ -158,6 +188,13 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
             self.add_error("add_feature", "Choose the feature to add.")
         cleaned["changes"] = changes
         return cleaned
+
+
+def _finite(raw: str) -> Decimal:
+    value = Decimal(raw)
+    if not value.is_finite():
+        raise InvalidOperation
+    return value
 
 
 def _plain(value: Decimal) -> str:

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, Env
 
 SLUG_PATTERN = r"^[a-zA-Z0-9_-]+$"
 
@@ -393,7 +393,14 @@ class Reward(models.Model):
     promo_codes = models.JSONField(default=list, blank=True)
     free_product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     grant_feature = models.ForeignKey(Feature, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    stripe_coupon_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_coupon_id = models.CharField(
+        "Stripe test-mode coupon", max_length=255, blank=True, default="",
+        help_text="The coupon standing for it in Stripe's test mode, for sandbox customers.",
+    )
+    stripe_live_coupon_id = models.CharField(
+        "Stripe live-mode coupon", max_length=255, blank=True, default="",
+        help_text="The coupon standing for it in Stripe's live mode, for live customers.",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -487,6 +494,12 @@ class StripeEvent(models.Model):
     type = models.CharField(max_length=100)
     created = models.BigIntegerField()
     received_at = models.DateTimeField(default=timezone.now)
+    env = models.CharField(
+        max_length=8, choices=Env.choices, blank=True, default="",
+        help_text="The environment whose webhook signing secret verified it (empty: received before each had one).",
+    )
+    outcome = models.CharField(max_length=255, blank=True, default="",
+                               help_text="What applying it did, or why it was ignored.")
 
     class Meta:
         ordering = ["-received_at"]

@@ -621,7 +621,8 @@ def upcoming_invoice(
     now: datetime | None = None,
 ) -> UpcomingInvoice:
     """What the next invoice will charge: the fixed prices of the live products, the overage of
-    negative balances (where overage is allowed, at the product's usage price per billing units),
+    negative balances (where overage is allowed, at the product's usage price per billing units;
+    a balance not in overage gets no line),
     less the discounts of the customer's active coupons. Itemised; dated at the earliest period end.
 
     Pass what the page already loaded to avoid reading it twice. `remaining_overrides` shows the
@@ -658,6 +659,8 @@ def upcoming_invoice(
         remaining = overrides.get(b.pk, b.remaining)
         over = max(ZERO, -remaining)
         units = billable_units(over, price.billing_units)
+        if units * price.amount == 0:
+            continue  # no overage yet: nothing to charge, no $0.00 line
         per = "" if price.billing_units == 1 else f" per {format_qty(price.billing_units)}"
         lines.append(InvoiceLine(
             "overage", f"{b.feature.name} overage",

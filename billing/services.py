@@ -36,7 +36,7 @@ from billing.models import (
     UsageType,
 )
 from billing.quantities import MAX_ABS, parse_quantity
-from customers.models import ApiKey, Customer
+from customers.models import ApiKey, AuditEntry, Customer
 from customers.services import API_KEY_LAST_USED_RESOLUTION, validate_reason
 
 ZERO = Decimal(0)
@@ -228,6 +228,7 @@ def product_customize(
     actor: Actor,
     reason: str,
     now: datetime | None = None,
+    expected: dict | None = None,
 ) -> CustomerProduct:
     """Make a custom version of a customer's product, for this customer only, and put it in place.
 
@@ -236,17 +237,25 @@ def product_customize(
     product lacks). The custom product copies the prices and the other items. Its balances take
     the new allowances from now on; usage so far is carried over and reset dates stay as they were.
     This is the permanent alternative to a balance edit, which lasts only until the next reset.
+
+    `expected` (the dashboard's form) holds what the form showed: `{"items": {feature_id:
+    included or "unlimited"}, "balances": {balance pk: granted or "unlimited"}}`. If the product
+    was replaced, its allowances or a balance's grant changed since, StaleForm is raised.
     """
     reason = require_reason(reason)
     now = now or timezone.now()
     locked = (CustomerProduct.objects.select_for_update().select_related("product")
               .filter(pk=customer_product.pk, customer=customer).first())
     if locked is None or locked.status not in LIVE_PRODUCT_STATUSES:
+        if expected is not None and locked is not None:
+            _customize_replaced(customer, locked)
         raise Conflict("That product is no longer active for this customer.", code="product_not_active")
     source = locked.product
     base = (source.base_product or source) if source.is_custom else source
 
     current = {item.feature_id: item for item in source.items.select_related("feature")}
+    if expected is not None:
+        _check_customize_expected(customer, locked, current.values(), expected)
     new_items: dict[int, ProductItem] = {
         fid: ProductItem(feature=item.feature, included=item.included, unlimited=item.unlimited,
                          interval=item.interval, interval_count=item.interval_count,
@@ -302,6 +311,63 @@ def product_customize(
         reason=reason,
     )
     return product_attach(customer=customer, product=custom, actor=actor, now=now, reason=reason, replace=locked)
+
+
+def _customize_replaced(customer: Customer, cp: CustomerProduct) -> None:
+    from autumn_admin.stale import StaleForm, by_whom, last_change
+
+    who = by_whom(last_change(customer.audit_entries.filter(action__startswith="product."), lambda e: True))
+    raise StaleForm(f"{cp.product.name} was replaced or ended since you opened this form{who}. "
+                    "Reopen Customize from the customer page.", code="product_not_active")
+
+
+def _check_customize_expected(customer: Customer, cp: CustomerProduct, items, expected: dict) -> None:
+    """Refuse a custom product built on allowances or grants that changed since the form showed them.
+
+    The product and its balances are locked, so a concurrent balance edit waits or is seen here.
+    Tracked usage is no conflict: it is carried over to the custom product as it is at this moment.
+    """
+    from autumn_admin.stale import StaleForm, by_whom, last_change
+    from billing.templatetags.billing_format import format_qty
+
+    def shown(value) -> str:
+        return "unlimited" if value == "unlimited" else format_qty(value)
+
+    changes = []
+    now_items = _item_snapshot(items)
+    seen_items = expected.get("items", {})
+    names = {item.feature.feature_id: item.feature.name for item in items}
+    names.update(Feature.objects.filter(feature_id__in=set(seen_items) - set(names)).values_list("feature_id", "name"))
+    for fid in sorted(set(now_items) | set(seen_items)):
+        seen, now = seen_items.get(fid), now_items.get(fid)
+        if seen == now:
+            continue
+        if now is None:
+            changes.append(f"{names.get(fid, fid)} is no longer part of {cp.product.name}")
+        elif seen is None:
+            changes.append(f"{cp.product.name} now includes {names.get(fid, fid)} ({shown(now)})")
+        else:
+            changes.append(f"{names.get(fid, fid)} now has an allowance of {shown(now)} (was {shown(seen)})")
+    seen_balances = expected.get("balances", {})
+    balances = {b.pk: b for b in Balance.objects.select_for_update().select_related("feature")
+                .filter(customer_product=cp).order_by("id")}
+    for pk in sorted(set(balances) | set(seen_balances)):
+        balance = balances.get(pk)
+        now = None if balance is None else ("unlimited" if balance.unlimited else balance.granted)
+        if now == seen_balances.get(pk):
+            continue
+        edits = AuditEntry.objects.filter(target_type="balance", target_id=str(pk), action__startswith="balance.")
+        who = by_whom(last_change(edits, lambda e: True))
+        if balance is None:
+            changes.append(f"a balance of {cp.product.name} was removed{who}")
+        elif pk not in seen_balances:
+            changes.append(f"{balance.feature.name} got a new balance{who}, granted {shown(now)}")
+        else:
+            changes.append(f"the {balance.feature.name} balance was edited{who}: granted is now {shown(now)}"
+                           f" (was {shown(seen_balances[pk])})")
+    if changes:
+        raise StaleForm(f"{cp.product.name} changed since you opened this form: {'; '.join(changes)}. "
+                        "Check the new figures and try again.", field="items")
 
 
 @transaction.atomic

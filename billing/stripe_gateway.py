@@ -1,8 +1,15 @@
 """The one place that talks to Stripe.
 
 Rules every function here keeps:
-- Nothing is called without `STRIPE_SECRET_KEY`: the hooks do nothing, and the calls a person asks
-  for (checkout, delete in Stripe) raise `StripeError` saying Stripe is not connected.
+- Each environment has its own Stripe mode: sandbox customers (and sandbox API keys) are served only
+  with `STRIPE_TEST_SECRET_KEY`, a test-mode key, live ones only with `STRIPE_LIVE_SECRET_KEY`, a
+  live-mode key (autumn_admin/stripe_config.py refuses any other at start-up, `_client` again at each
+  call). Every function takes the environment from the customer it acts for; there is no default.
+- Nothing is called for an environment without its key: the hooks do nothing, and the calls a person
+  asks for (checkout, delete in Stripe) raise `StripeError` saying Stripe is not connected for it.
+- A webhook is verified with each environment's signing secret; the one that verifies names the
+  environment, and its event is applied to that environment's customers only, and only when the
+  event's `livemode` says the same (stripe_sync.process_event).
 - No Stripe call runs while a database row is locked. Pushes caused by a local change are registered
   with `transaction.on_commit` from inside the service and run after it commits; results are written
   back in short transactions of their own afterwards.
@@ -35,6 +42,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from autumn_admin.errors import ServiceError
+from autumn_admin.stripe_config import KEY_SETTING, MODE, WEBHOOK_SETTING, key_env
 
 logger = logging.getLogger(__name__)
 
@@ -70,25 +78,35 @@ class WebhookRejected(Exception):
 
 # --- the client ---------------------------------------------------------------------------------
 
-def is_configured() -> bool:
-    return bool(settings.STRIPE_SECRET_KEY)
+def secret_key(env: str) -> str:
+    """The Stripe secret key of an environment ("" when it has none). Unknown environments raise KeyError."""
+    return getattr(settings, KEY_SETTING[env])
+
+
+def is_configured(env: str) -> bool:
+    """Whether the environment is connected to Stripe (has its key)."""
+    return bool(secret_key(env))
 
 
 _clients: dict[tuple, stripe.StripeClient] = {}
 _clients_lock = threading.Lock()
 
 
-def _client() -> stripe.StripeClient:
-    if not is_configured():
-        raise StripeError("Stripe is not connected (STRIPE_SECRET_KEY is not set).", code="stripe_not_connected",
-                          status=503)
-    key = (settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT,
-           settings.STRIPE_MAX_NETWORK_RETRIES)
+def _client(env: str) -> stripe.StripeClient:
+    """The client of the environment's own Stripe mode; StripeError when it has no key of that mode."""
+    secret = secret_key(env)
+    if not secret:
+        raise StripeError(f"Stripe is not connected for {env} ({KEY_SETTING[env]} is not set).",
+                          code="stripe_not_connected", status=503)
+    if key_env(secret) != env:  # settings refuse this at start-up; a changed setting must not slip through
+        raise StripeError(f"Stripe is not connected for {env}: {KEY_SETTING[env]} is not a {MODE[env]}-mode key.",
+                          code="stripe_not_connected", status=503)
+    key = (secret, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT, settings.STRIPE_MAX_NETWORK_RETRIES)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = stripe.StripeClient(
-                settings.STRIPE_SECRET_KEY,
+                secret,
                 base_addresses={"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None,
                 max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
                 http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT),
@@ -97,13 +115,13 @@ def _client() -> stripe.StripeClient:
         return client
 
 
-def _translate(exc: stripe.StripeError) -> StripeError:
+def _translate(exc: stripe.StripeError, env: str) -> StripeError:
     said = (exc.user_message or "").strip()
     if isinstance(exc, stripe.APIConnectionError):
         return StripeError("Stripe did not answer in time or could not be reached; try again.",
                            code="stripe_unreachable", status=504)
     if isinstance(exc, stripe.AuthenticationError):
-        return StripeError("Stripe refused the API key; check STRIPE_SECRET_KEY.", code="stripe_auth_failed")
+        return StripeError(f"Stripe refused the API key; check {KEY_SETTING[env]}.", code="stripe_auth_failed")
     if isinstance(exc, stripe.PermissionError):
         return StripeError("The Stripe API key is not allowed to do this.", code="stripe_permission_denied")
     if isinstance(exc, stripe.RateLimitError):
@@ -115,22 +133,23 @@ def _translate(exc: stripe.StripeError) -> StripeError:
     return StripeError(f"Stripe had an error (HTTP {exc.http_status or '?'}); try again.", code="stripe_api_error")
 
 
-def _call(method, *args, **kwargs):
+def _call(env: str, method, *args):
+    """`method` (of `_client(env)`) called; Stripe's failures become StripeError."""
     try:
-        return method(*args, **kwargs)
+        return method(*args)
     except stripe.StripeError as exc:
-        logger.warning("Stripe call failed: %s", exc)
-        raise _translate(exc) from exc
+        logger.warning("Stripe call failed (%s): %s", env, exc)
+        raise _translate(exc, env) from exc
 
 
-def _paged(listing) -> Iterator[dict]:
+def _paged(env: str, listing) -> Iterator[dict]:
     """Every object of a Stripe list, following its pages; failures become StripeError."""
     try:
         for obj in listing.auto_paging_iter():
             yield obj.to_dict()
     except stripe.StripeError as exc:
-        logger.warning("Stripe list failed: %s", exc)
-        raise _translate(exc) from exc
+        logger.warning("Stripe list failed (%s): %s", env, exc)
+        raise _translate(exc, env) from exc
 
 
 def _key(*parts) -> str:
@@ -141,38 +160,53 @@ def _key(*parts) -> str:
 
 @dataclass(frozen=True)
 class StripeStatus:
+    """One environment's connection: `key_setting` and `webhook_setting` name its variables."""
+
+    env: str
     configured: bool
     connected: bool = False
     account_id: str = ""
     account_name: str = ""
-    test_mode: bool = False
     error: str = ""
 
+    @property
+    def test_mode(self) -> bool:
+        return MODE[self.env] == "test"
 
-def is_test_key(secret_key: str | None = None) -> bool:
-    return (secret_key or settings.STRIPE_SECRET_KEY or "").startswith(("sk_test_", "rk_test_"))
+    @property
+    def key_setting(self) -> str:
+        return KEY_SETTING[self.env]
+
+    @property
+    def webhook_setting(self) -> str:
+        return WEBHOOK_SETTING[self.env]
+
+    @property
+    def webhook_secret_set(self) -> bool:
+        return bool(getattr(settings, WEBHOOK_SETTING[self.env]))
 
 
-def stripe_status() -> StripeStatus:
-    """Whether Stripe is connected, and to which account (asked of Stripe at most every 5 minutes)."""
-    if not is_configured():
-        return StripeStatus(configured=False)
-    fingerprint = hashlib.sha256(f"{settings.STRIPE_SECRET_KEY}|{settings.STRIPE_API_BASE}".encode()).hexdigest()
+def stripe_status(env: str) -> StripeStatus:
+    """Whether the environment is connected to Stripe, and to which account (asked of Stripe at most
+    every 5 minutes)."""
+    if not is_configured(env):
+        return StripeStatus(env=env, configured=False)
+    fingerprint = hashlib.sha256(f"{env}|{secret_key(env)}|{settings.STRIPE_API_BASE}".encode()).hexdigest()
     cache_key = f"stripe-status:{fingerprint[:24]}"
     status = cache.get(cache_key)
     if status is not None:
         return status
     try:
         # A status line should not keep the page waiting through retries.
-        account = _call(_client().v1.accounts.retrieve_current, None, {"max_network_retries": 0}).to_dict()
+        account = _call(env, _client(env).v1.accounts.retrieve_current, None, {"max_network_retries": 0}).to_dict()
     except StripeError as exc:
-        status = StripeStatus(configured=True, test_mode=is_test_key(), error=exc.message)
+        status = StripeStatus(env=env, configured=True, error=exc.message)
         cache.set(cache_key, status, STATUS_ERROR_CACHE_SECONDS)
         return status
     name = ((account.get("settings") or {}).get("dashboard") or {}).get("display_name") or (
         (account.get("business_profile") or {}).get("name")) or account.get("email") or ""
-    status = StripeStatus(configured=True, connected=True, account_id=account.get("id", ""), account_name=name,
-                          test_mode=is_test_key())
+    status = StripeStatus(env=env, configured=True, connected=True, account_id=account.get("id", ""),
+                          account_name=name)
     cache.set(cache_key, status, STATUS_CACHE_SECONDS)
     return status
 
@@ -197,7 +231,7 @@ def _record_success(customer_pk: int, label: str) -> None:
 
 def customer_details_changed(*, customer, audit_entry) -> None:
     """Called inside customer_update when the name or email changed: push them once it commits."""
-    if is_configured() and customer.stripe_id:
+    if customer.stripe_id and is_configured(customer.env):
         transaction.on_commit(
             partial(push_customer_details, customer_pk=customer.pk,
                     idempotency_key=_key("customer-update", audit_entry.pk)),
@@ -210,10 +244,10 @@ def push_customer_details(*, customer_pk: int, idempotency_key: str) -> str:
     from customers.models import Customer
 
     customer = Customer.objects.filter(pk=customer_pk).first()
-    if customer is None or not customer.stripe_id or not is_configured():
+    if customer is None or not customer.stripe_id or not is_configured(customer.env):
         return ""
     try:
-        _call(_client().v1.customers.update, customer.stripe_id,
+        _call(customer.env, _client(customer.env).v1.customers.update, customer.stripe_id,
               {"name": customer.name, "email": customer.email}, {"idempotency_key": idempotency_key})
     except StripeError as exc:
         return _record_failure(customer.pk, DETAILS, exc)
@@ -235,7 +269,7 @@ def ensure_stripe_customer(customer) -> str:
     params = {"name": customer.name, "metadata": {"customer_id": customer.customer_id, "env": customer.env}}
     if customer.email:
         params["email"] = customer.email
-    created = _call(_client().v1.customers.create, params,
+    created = _call(customer.env, _client(customer.env).v1.customers.create, params,
                     {"idempotency_key": _key("customer-create", customer.pk, generation)})
     linked = customer_stripe_link(customer=customer, stripe_id=created.id, expected="", actor=None,
                                   reason="Stripe customer created for checkout")
@@ -254,7 +288,7 @@ def customer_delete_in_stripe(*, customer, actor=None) -> None:
     if not stripe_id:
         return
     try:
-        _call(_client().v1.customers.delete, stripe_id)
+        _call(customer.env, _client(customer.env).v1.customers.delete, stripe_id)
     except StripeError as exc:
         if exc.code != "resource_missing":
             if exc.code != "stripe_not_connected":
@@ -283,24 +317,29 @@ def coupon_params(reward) -> dict:
     return params
 
 
-def coupon_for_reward(reward) -> str:
-    """The reward's Stripe coupon id, creating the coupon the first time."""
+# Rewards are shared by both environments; a coupon exists in one Stripe mode only.
+COUPON_FIELD = {"sandbox": "stripe_coupon_id", "live": "stripe_live_coupon_id"}
+
+
+def coupon_for_reward(reward, *, env: str) -> str:
+    """The reward's coupon in the environment's Stripe mode, creating the coupon there the first time."""
     from autumn_admin.audit import audit_record
     from billing.models import Reward
 
-    if reward.stripe_coupon_id:
-        return reward.stripe_coupon_id
+    field = COUPON_FIELD[env]
+    if getattr(reward, field):
+        return getattr(reward, field)
     params = coupon_params(reward)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    coupon = _call(_client().v1.coupons.create, params,
+    coupon = _call(env, _client(env).v1.coupons.create, params,
                    {"idempotency_key": _key("reward", reward.pk, "coupon", digest)})
     with transaction.atomic():
-        stored = Reward.objects.filter(pk=reward.pk, stripe_coupon_id="").update(stripe_coupon_id=coupon.id)
+        stored = Reward.objects.filter(pk=reward.pk, **{field: ""}).update(**{field: coupon.id})
         if stored:
             audit_record(actor=None, action="reward.stripe_coupon", target_type="reward", target_id=reward.reward_id,
-                         after={"stripe_coupon_id": coupon.id})
-    reward.refresh_from_db(fields=["stripe_coupon_id"])
-    return reward.stripe_coupon_id
+                         after={field: coupon.id}, env=env)
+    reward.refresh_from_db(fields=[field])
+    return getattr(reward, field)
 
 
 def active_discounts(customer, now=None) -> list:
@@ -316,7 +355,7 @@ def active_discounts(customer, now=None) -> list:
 
 def discounts_changed(*, customer, reward, audit_entry) -> None:
     """Called inside reward_apply / reward_remove: bring the Stripe discounts in line once it commits."""
-    if is_configured() and customer.stripe_id and reward.is_discount:
+    if customer.stripe_id and reward.is_discount and is_configured(customer.env):
         transaction.on_commit(
             partial(push_discounts, customer_pk=customer.pk, idempotency_prefix=_key("rewards", audit_entry.pk)),
             robust=True,
@@ -330,17 +369,18 @@ def push_discounts(*, customer_pk: int, idempotency_prefix: str) -> str:
     from customers.models import Customer
 
     customer = Customer.objects.filter(pk=customer_pk).first()
-    if customer is None or not customer.stripe_id or not is_configured():
+    if customer is None or not customer.stripe_id or not is_configured(customer.env):
         return ""
+    env = customer.env
     rewards = active_discounts(customer)
     try:
-        coupons = [coupon_for_reward(r) for r in rewards]
-        client = _client()
-        listing = _call(client.v1.subscriptions.list, {"customer": customer.stripe_id, "limit": 100})
-        for sub in _paged(listing):
+        coupons = [coupon_for_reward(r, env=env) for r in rewards]
+        client = _client(env)
+        listing = _call(env, client.v1.subscriptions.list, {"customer": customer.stripe_id, "limit": 100})
+        for sub in _paged(env, listing):
             if sub["status"] not in LIVE_SUBSCRIPTION_STATUSES:
                 continue
-            _call(client.v1.subscriptions.update, sub["id"],
+            _call(env, client.v1.subscriptions.update, sub["id"],
                   {"discounts": [{"coupon": c} for c in coupons] or ""},
                   {"idempotency_key": _key(idempotency_prefix, sub["id"])})
     except StripeError as exc:
@@ -386,7 +426,7 @@ def checkout_url_for(*, customer, product, success_url: str, cancel_url: str) ->
     items, recurring = _line_items(product)
     if not items:
         raise ServiceError(f"{product.name} has no price to pay for.", code="product_has_no_price", field="product_id")
-    client = _client()
+    client = _client(customer.env)
     stripe_id = ensure_stripe_customer(customer)
     metadata = {"customer_id": customer.customer_id, "env": customer.env, "product_id": product.product_id,
                 "product_version": str(product.version)}
@@ -401,23 +441,25 @@ def checkout_url_for(*, customer, product, success_url: str, cancel_url: str) ->
         params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
     discounts = active_discounts(customer)
     if discounts:
-        params["discounts"] = [{"coupon": coupon_for_reward(discounts[0])}]
+        params["discounts"] = [{"coupon": coupon_for_reward(discounts[0], env=customer.env)}]
     # The library's own key covers its retries; a new attempt is a new session.
-    session = _call(client.v1.checkout.sessions.create, params)
+    session = _call(customer.env, client.v1.checkout.sessions.create, params)
     return session.url
 
 
 # --- reading from Stripe ------------------------------------------------------------------------
 
-def invoices_of(stripe_customer_id: str) -> Iterator[dict]:
-    client = _client()
-    return _paged(_call(client.v1.invoices.list, {"customer": stripe_customer_id, "limit": 100}))
+def invoices_of(customer) -> Iterator[dict]:
+    """The invoices of the customer's Stripe customer, read in its environment's Stripe mode."""
+    env = customer.env
+    return _paged(env, _call(env, _client(env).v1.invoices.list, {"customer": customer.stripe_id, "limit": 100}))
 
 
-def subscriptions_of(stripe_customer_id: str) -> Iterator[dict]:
-    client = _client()
-    return _paged(_call(client.v1.subscriptions.list,
-                        {"customer": stripe_customer_id, "status": "all", "limit": 100}))
+def subscriptions_of(customer) -> Iterator[dict]:
+    """The subscriptions (ended ones too) of the customer's Stripe customer, in its environment's mode."""
+    env = customer.env
+    return _paged(env, _call(env, _client(env).v1.subscriptions.list,
+                             {"customer": customer.stripe_id, "status": "all", "limit": 100}))
 
 
 def retry_failed_push(customer) -> str:
@@ -442,23 +484,48 @@ def record_backfill(customer, exc: StripeError | None) -> None:
 
 # --- webhooks -----------------------------------------------------------------------------------
 
-def event_from_webhook(payload: bytes, signature: str) -> dict:
-    """The event a webhook carries, once its signature (and age) is verified against
-    STRIPE_WEBHOOK_SECRET. Raises WebhookRejected otherwise."""
-    secret = settings.STRIPE_WEBHOOK_SECRET
-    if not secret:
-        raise WebhookRejected("Stripe webhooks are not set up here (STRIPE_WEBHOOK_SECRET is empty).")
+MAX_BIG_INT = 2**63 - 1
+
+
+def _is_event(data) -> bool:
+    """Whether a body has what every Stripe event has: the fields this app reads, of their types and
+    within what the database stores. What is inside `data.object` is the handlers' to check."""
+    if not isinstance(data, dict):
+        return False
+    event_id, created, envelope = data.get("id"), data.get("created"), data.get("data")
+    return (isinstance(event_id, str) and 0 < len(event_id) <= 255
+            and isinstance(data.get("type"), str) and bool(data["type"])
+            and isinstance(created, int) and not isinstance(created, bool) and 0 <= created <= MAX_BIG_INT
+            and isinstance(data.get("livemode"), bool)
+            and isinstance(envelope, dict) and isinstance(envelope.get("object"), dict))
+
+
+def event_from_webhook(payload: bytes, signature: str) -> tuple[dict, str]:
+    """The event a webhook carries and the environment whose signing secret verified it (and its
+    age): each environment's secret is tried. Raises WebhookRejected when none verifies, or when the
+    body is not a Stripe event. Whether the event is of that environment is for process_event."""
+    secrets = {env: secret for env, name in WEBHOOK_SETTING.items() if (secret := getattr(settings, name))}
+    if not secrets:
+        raise WebhookRejected(f"Stripe webhooks are not set up here ({' and '.join(WEBHOOK_SETTING.values())} "
+                              "are empty).")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret)
-    except stripe.SignatureVerificationError:
-        raise WebhookRejected("The Stripe-Signature header is missing, wrong or too old.")
-    except ValueError:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
         raise WebhookRejected("The body is not JSON.")
-    except (TypeError, AttributeError, KeyError):
+    signed_for = None
+    for env, secret in secrets.items():
+        try:
+            stripe.WebhookSignature.verify_header(text, signature, secret, stripe.Webhook.DEFAULT_TOLERANCE)
+        except stripe.SignatureVerificationError:
+            continue
+        signed_for = env
+        break
+    if signed_for is None:
+        raise WebhookRejected("The Stripe-Signature header is missing, wrong or too old.")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise WebhookRejected("The body is not JSON.")
+    if not _is_event(data):
         raise WebhookRejected("The body is not a Stripe event.")
-    data = event.to_dict()
-    obj = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) else None
-    if not (isinstance(data.get("id"), str) and data["id"] and isinstance(data.get("type"), str)
-            and isinstance(data.get("created"), int) and isinstance(obj, dict)):
-        raise WebhookRejected("The body is not a Stripe event.")
-    return data
+    return data, signed_for

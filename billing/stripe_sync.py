@@ -4,6 +4,10 @@ Nothing in this module calls Stripe (that is `stripe_gateway`). Each Stripe obje
 its Stripe id in a transaction of its own, audited with the system as actor, and guarded by
 `stripe_updated_at`: the `created` time of the newest event applied to the row, so an event that
 arrives late never overwrites newer state.
+
+Every object is applied for one environment (`env`): it is matched only with that environment's
+customers and their rows, never with the other's. Its fields are read through checked readers
+(`_str`, `_int`, `_dict`, …): a field of the wrong type raises Malformed before anything is written.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from django.db.models import F, Q
 
 from autumn_admin.audit import SYSTEM, audit_record
 from autumn_admin.errors import ServiceError
+from autumn_admin.stripe_config import MODE, WEBHOOK_SETTING
 from billing import stripe_gateway
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
@@ -29,7 +34,7 @@ from billing.models import (
     StripeEvent,
 )
 from billing.services import customer_product_update, product_attach
-from customers.models import Customer
+from customers.models import Customer, Env
 from customers.services import customer_stripe_link
 
 # When two events carry the same second, the later stage of an invoice's life wins.
@@ -51,86 +56,174 @@ ATTACH_ON = ("active", "trialing", "past_due")
 BACKFILL_CLOCK_MARGIN = 60
 
 
-def _when(value) -> datetime | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, tz=UTC)
-    return None
+MAX_BIG_INT = 2**63 - 1
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 
 
-def _id(ref) -> str | None:
-    ref = ref.get("id") if isinstance(ref, dict) else ref
-    return ref if isinstance(ref, str) and ref else None
+class Malformed(Exception):
+    """A field of a Stripe object that is not what Stripe sends (a text for a number, a list for an
+    object, …). Raised before anything is written: the event changes nothing and is recorded as ignored."""
 
 
-def _customer_for(ref) -> Customer | None:
-    stripe_id = _id(ref)
+# Readers of a Stripe object's fields: None when absent or null, Malformed when of another type.
+
+def _str(obj: dict, key: str, *, max_length: int = 255) -> str | None:
+    value = obj.get(key)
+    if value is not None and (not isinstance(value, str) or len(value) > max_length):
+        raise Malformed(f"{key} is not a text of at most {max_length} characters")
+    return value
+
+
+def _int(obj: dict, key: str) -> int | None:
+    value = obj.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_BIG_INT):
+        raise Malformed(f"{key} is not a whole number")
+    return value
+
+
+def _dict(obj: dict, key: str) -> dict:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise Malformed(f"{key} is not an object")
+    return value or {}
+
+
+def _dicts(obj: dict, key: str) -> list[dict]:
+    value = obj.get(key)
+    if value is not None and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+        raise Malformed(f"{key} is not a list of objects")
+    return value or []
+
+
+def _ref(obj: dict, key: str) -> str | None:
+    """A Stripe id, given as such or as the expanded object; "" counts as none."""
+    value = obj.get(key)
+    if isinstance(value, dict):
+        value = value.get("id")
+    if value is not None and (not isinstance(value, str) or len(value) > 255):
+        raise Malformed(f"{key} is not a Stripe id")
+    return value or None
+
+
+def _url(obj: dict, key: str) -> str:
+    value = _str(obj, key, max_length=1000) or ""
+    if value and not value.startswith("https://"):
+        raise Malformed(f"{key} is not an https URL")
+    return value
+
+
+def _when(value: int | None, key: str) -> datetime | None:
+    if value is None or value <= 0:
+        return None
+    if value > MAX_TIMESTAMP:
+        raise Malformed(f"{key} is not a time")
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _time(obj: dict, key: str) -> datetime | None:
+    return _when(_int(obj, key), key)
+
+
+def _meta(metadata: dict, key: str = "product_id") -> str | None:
+    value = metadata.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _customer_for(stripe_id: str | None, env: str) -> Customer | None:
+    """The customer of `env` linked to a Stripe customer: never one of the other environment."""
     if stripe_id is None:
         return None
-    return Customer.objects.filter(stripe_id=stripe_id).order_by(
+    return Customer.objects.filter(env=env, stripe_id=stripe_id).order_by(
         F("deleted_at").asc(nulls_first=True), "-id").first()
+
+
+def _of_env(env: str):
+    # A subquery, not a join: `select_for_update` then locks the rows asked for and no customer's.
+    return Customer.objects.filter(env=env).values("pk")
 
 
 def _products_of(customer: Customer):
     return Product.objects.filter(Q(custom_for__isnull=True) | Q(custom_for=customer))
 
 
-def _meta(obj, key: str = "product_id"):
-    value = obj.get(key) if isinstance(obj, dict) else None
-    return value if isinstance(value, str) and value else None
+def _other_env(kind: str, stripe_id: str) -> str:
+    return f"ignored: {kind} {stripe_id} belongs to a customer of the other environment"
 
 
 # --- invoices -----------------------------------------------------------------------------------
 
-def _invoice_product_ids(obj: dict, customer: Customer) -> list[str]:
-    parent = obj.get("parent") or {}
-    details = parent.get("subscription_details") or obj.get("subscription_details") or {}
-    named = [_meta(obj.get("metadata")), _meta(details.get("metadata"))]
+@dataclass
+class _InvoiceRefs:
+    """What names an invoice's products: product ids in metadata, Stripe price ids, its subscription."""
+
+    named: list[str]
+    price_ids: list[str]
+    subscription: str | None
+
+
+def _invoice_refs(obj: dict) -> _InvoiceRefs:
+    # Every field is read (and so checked) even where an earlier one already answers.
+    details, older = _dict(_dict(obj, "parent"), "subscription_details"), _dict(obj, "subscription_details")
+    subscription, older_subscription = _ref(details or older, "subscription"), _ref(obj, "subscription")
+    details = details or older
+    named = [_meta(_dict(obj, "metadata")), _meta(_dict(details, "metadata"))]
     price_ids = []
-    for line in (obj.get("lines") or {}).get("data") or []:
-        named.append(_meta(line.get("metadata")))
-        price_ids.append(_id(line.get("price")))
-        price_ids.append(_id(((line.get("pricing") or {}).get("price_details") or {}).get("price")))
-    named = [n for n in named if n]
-    known = set(_products_of(customer).filter(product_id__in=named).values_list("product_id", flat=True))
-    found = [n for n in named if n in known]
-    price_ids = [p for p in price_ids if p]
-    if price_ids:
-        found += Price.objects.filter(stripe_price_id__in=price_ids).values_list("product__product_id", flat=True)
-    subscription = _id(details.get("subscription")) or _id(obj.get("subscription"))
-    if subscription:
-        found += CustomerProduct.objects.filter(stripe_subscription_id=subscription).values_list(
+    for line in _dicts(_dict(obj, "lines"), "data"):
+        named.append(_meta(_dict(line, "metadata")))
+        price_ids.append(_ref(line, "price"))
+        price_ids.append(_ref(_dict(_dict(line, "pricing"), "price_details"), "price"))
+    return _InvoiceRefs(named=[n for n in named if n], price_ids=[p for p in price_ids if p],
+                        subscription=subscription or older_subscription)
+
+
+def _invoice_product_ids(refs: _InvoiceRefs, customer: Customer) -> list[str]:
+    known = set(_products_of(customer).filter(product_id__in=refs.named).values_list("product_id", flat=True))
+    found = [n for n in refs.named if n in known]
+    if refs.price_ids:
+        found += Price.objects.filter(stripe_price_id__in=refs.price_ids).values_list(
+            "product__product_id", flat=True)
+    if refs.subscription:
+        found += CustomerProduct.objects.filter(stripe_subscription_id=refs.subscription,
+                                                customer__env=customer.env).values_list(
             "product__product_id", flat=True)
     return list(dict.fromkeys(found))
 
 
-def apply_invoice(obj: dict, *, created: int, reason: str) -> str:
-    """Create or update the Invoice row of a Stripe invoice. Returns what happened."""
-    customer = _customer_for(obj.get("customer"))
-    stripe_id = _id(obj.get("id"))
-    if customer is None or stripe_id is None:
-        return "unknown customer"
-    status = obj.get("status") or InvoiceStatus.DRAFT
-    if status not in InvoiceStatus.values:
-        return "ignored"
+def apply_invoice(obj: dict, *, env: str, created: int, reason: str) -> str:
+    """Create or update the Invoice row of a Stripe invoice of `env`. Returns what happened."""
+    stripe_id, customer_ref = _ref(obj, "id"), _ref(obj, "customer")
+    status = _str(obj, "status") or InvoiceStatus.DRAFT
+    total, amount_paid = _int(obj, "total"), _int(obj, "amount_paid")
+    currency = _str(obj, "currency")
     fields = {
         "status": status,
-        "total": int(obj.get("total") or 0),
-        "amount_paid": max(0, int(obj.get("amount_paid") or 0)),
-        "currency": str(obj.get("currency") or "usd").lower()[:3],
-        "hosted_invoice_url": obj.get("hosted_invoice_url") or "",
-        "invoice_pdf": obj.get("invoice_pdf") or "",
-        "product_ids": _invoice_product_ids(obj, customer),
+        "total": total or 0,
+        "amount_paid": max(0, amount_paid or 0),
+        "currency": (currency or "usd").lower()[:3],
+        "hosted_invoice_url": _url(obj, "hosted_invoice_url"),
+        "invoice_pdf": _url(obj, "invoice_pdf"),
     }
+    created_at = _time(obj, "created")
+    refs = _invoice_refs(obj)
+    customer = _customer_for(customer_ref, env)
+    if customer is None or stripe_id is None:
+        return "unknown customer"
+    if status not in InvoiceStatus.values:
+        return "ignored"
+    fields["product_ids"] = _invoice_product_ids(refs, customer)
+    invoices = Invoice.objects.select_for_update().filter(stripe_id=stripe_id, customer__in=_of_env(env))
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().filter(stripe_id=stripe_id).first()
+        invoice = invoices.first()
         if invoice is None:
             try:
                 with transaction.atomic():
                     invoice = Invoice.objects.create(
                         customer=customer, stripe_id=stripe_id, stripe_updated_at=created,
-                        created_at=_when(obj.get("created")) or datetime.now(tz=UTC), **fields)
+                        created_at=created_at or datetime.now(tz=UTC), **fields)
             except IntegrityError:  # created meanwhile by a concurrent delivery: update it instead
-                invoice = Invoice.objects.select_for_update().get(stripe_id=stripe_id)
+                invoice = invoices.first()
+                if invoice is None:
+                    return _other_env("invoice", stripe_id)
             else:
                 audit_record(actor=SYSTEM, action="invoice.create", customer=customer, target_type="invoice",
                              target_id=stripe_id, after=fields, reason=reason)
@@ -156,81 +249,105 @@ def apply_invoice(obj: dict, *, created: int, reason: str) -> str:
 
 # --- subscriptions ------------------------------------------------------------------------------
 
-def _subscription_dates(obj: dict) -> dict:
+@dataclass
+class _Subscription:
+    """The fields of a Stripe subscription this app reads, checked."""
+
+    id: str | None
+    customer: str | None
+    status: str | None
+    product_id: str | None
+    product_version: int | None
+    price_ids: list[str]
+    dates: dict
+
+
+def _subscription(obj: dict) -> _Subscription:
+    items = _dicts(_dict(obj, "items"), "data")
+    metadata = _dict(obj, "metadata")
+    version = _meta(metadata, "product_version")
     # Since API version 2025-03-31 the periods live on the subscription items.
-    items = (obj.get("items") or {}).get("data") or []
-    starts = [i["current_period_start"] for i in items if isinstance(i.get("current_period_start"), int)]
-    ends = [i["current_period_end"] for i in items if isinstance(i.get("current_period_end"), int)]
-    return {
-        "current_period_start": _when(obj.get("current_period_start") or (min(starts) if starts else None)),
-        "current_period_end": _when(obj.get("current_period_end") or (max(ends) if ends else None)),
-        "trial_ends_at": _when(obj.get("trial_end")),
-        "canceled_at": _when(obj.get("canceled_at")),
-        "ended_at": _when(obj.get("ended_at")),
-    }
+    starts = [s for i in items if (s := _int(i, "current_period_start")) is not None]
+    ends = [e for i in items if (e := _int(i, "current_period_end")) is not None]
+    return _Subscription(
+        id=_ref(obj, "id"), customer=_ref(obj, "customer"), status=_str(obj, "status"),
+        product_id=_meta(metadata),
+        product_version=int(version) if version and version.isascii() and version.isdigit() and len(version) < 10
+        else None,
+        price_ids=[p for i in items if (p := _ref(i, "price"))],
+        dates={
+            "current_period_start": _when(_int(obj, "current_period_start") or (min(starts) if starts else None),
+                                          "current_period_start"),
+            "current_period_end": _when(_int(obj, "current_period_end") or (max(ends) if ends else None),
+                                        "current_period_end"),
+            "trial_ends_at": _time(obj, "trial_end"),
+            "canceled_at": _time(obj, "canceled_at"),
+            "ended_at": _time(obj, "ended_at"),
+        },
+    )
 
 
-def _product_for_subscription(obj: dict, customer: Customer) -> Product | None:
-    metadata = obj.get("metadata") or {}
-    product_id = _meta(metadata)
-    if product_id:
-        products = _products_of(customer).filter(product_id=product_id)
-        version = _meta(metadata, "product_version")
-        if version and version.isdigit():
-            products = products.filter(version=int(version))
+def _product_for_subscription(sub: _Subscription, customer: Customer) -> Product | None:
+    if sub.product_id:
+        products = _products_of(customer).filter(product_id=sub.product_id)
+        if sub.product_version is not None:
+            products = products.filter(version=sub.product_version)
         product = products.order_by(F("custom_for").asc(nulls_last=True), "archived", "-version").first()
         if product is not None:
             return product
-    price_ids = [_id(item.get("price") or {}) for item in (obj.get("items") or {}).get("data") or []]
     # Custom products copy their base's prices, Stripe price ids included: only this customer's products
     # count, its own custom one first, as for a product named in the metadata.
-    price = (Price.objects.filter(stripe_price_id__in=[p for p in price_ids if p], product__in=_products_of(customer))
+    price = (Price.objects.filter(stripe_price_id__in=sub.price_ids, product__in=_products_of(customer))
              .select_related("product")
              .order_by(F("product__custom_for").asc(nulls_last=True), "product__archived", "-product__version", "id")
              .first())
     return price.product if price else None
 
 
-def _link_or_attach(obj: dict, customer: Customer, status: str, reason: str) -> CustomerProduct | str:
+def _link_or_attach(sub: _Subscription, customer: Customer, status: str, reason: str) -> CustomerProduct | str:
     """The customer product of a subscription we haven't seen: the live one of its product not yet
     linked to Stripe, or a new one once Stripe says it is paid for."""
-    product = _product_for_subscription(obj, customer)
+    product = _product_for_subscription(sub, customer)
     if product is None:
         return "unknown product"
     cp = CustomerProduct.objects.select_for_update().filter(
         customer=customer, product=product, status__in=LIVE_PRODUCT_STATUSES, stripe_subscription_id="").first()
     if cp is not None:
-        cp.stripe_subscription_id = obj["id"]
+        cp.stripe_subscription_id = sub.id
         cp.save(update_fields=["stripe_subscription_id"])
         audit_record(actor=SYSTEM, action="product.stripe_link", customer=customer, target_type="product",
-                     target_id=product.product_id, after={"stripe_subscription_id": obj["id"]}, reason=reason)
+                     target_id=product.product_id, after={"stripe_subscription_id": sub.id}, reason=reason)
         return cp
-    if obj.get("status") not in ATTACH_ON:
+    if sub.status not in ATTACH_ON:
         return "ignored"
     try:
         with transaction.atomic():
             return product_attach(customer=customer, product=product, actor=SYSTEM, status=status,
-                                  stripe_subscription_id=obj["id"],
-                                  trial_ends_at=_when(obj.get("trial_end")), reason=reason)
+                                  stripe_subscription_id=sub.id, trial_ends_at=sub.dates["trial_ends_at"],
+                                  reason=reason)
     except ServiceError as exc:
         # A concurrent delivery of the same subscription may have attached it just now.
-        cp = CustomerProduct.objects.select_for_update().filter(stripe_subscription_id=obj["id"]).first()
+        cp = CustomerProduct.objects.select_for_update().filter(
+            stripe_subscription_id=sub.id, customer__in=_of_env(customer.env)).first()
         return cp if cp is not None else f"not attached: {exc.message}"
 
 
-def apply_subscription(obj: dict, *, created: int, reason: str) -> str:
-    """Bring the customer product of a Stripe subscription up to date. Returns what happened."""
-    customer = _customer_for(obj.get("customer"))
-    sub_id = _id(obj.get("id"))
-    if customer is None or sub_id is None:
+def apply_subscription(obj: dict, *, env: str, created: int, reason: str) -> str:
+    """Bring the customer product of a Stripe subscription of `env` up to date. Returns what happened."""
+    sub = _subscription(obj)
+    customer = _customer_for(sub.customer, env)
+    if customer is None or sub.id is None:
         return "unknown customer"
-    status = SUBSCRIPTION_STATUS.get(obj.get("status"))
+    status = SUBSCRIPTION_STATUS.get(sub.status)
     if status is None:
         return "ignored"
     with transaction.atomic():
-        cp = CustomerProduct.objects.select_for_update().filter(stripe_subscription_id=sub_id).first()
+        cp = CustomerProduct.objects.select_for_update().filter(
+            stripe_subscription_id=sub.id, customer__in=_of_env(env)).first()
         if cp is None:
-            cp = _link_or_attach(obj, customer, status, reason)
+            if CustomerProduct.objects.filter(stripe_subscription_id=sub.id).exists():
+                return _other_env("subscription", sub.id)
+            cp = _link_or_attach(sub, customer, status, reason)
             if isinstance(cp, str):
                 return cp
         last = cp.stripe_updated_at
@@ -238,7 +355,7 @@ def apply_subscription(obj: dict, *, created: int, reason: str) -> str:
             return "stale"
         if cp.status == CustomerProductStatus.EXPIRED and status != CustomerProductStatus.EXPIRED:
             return "ended"  # an ended subscription never comes back in Stripe; neither does its product here
-        dates = _subscription_dates(obj)
+        dates = dict(sub.dates)
         if status != CustomerProductStatus.EXPIRED:
             dates.pop("ended_at")
         customer_product_update(customer_product=cp, actor=SYSTEM, reason=reason, status=status, **dates)
@@ -248,9 +365,9 @@ def apply_subscription(obj: dict, *, created: int, reason: str) -> str:
 
 # --- customers ----------------------------------------------------------------------------------
 
-def apply_customer_deleted(obj: dict, *, created: int, reason: str) -> str:
-    stripe_id = _id(obj.get("id"))
-    customers = list(Customer.objects.filter(stripe_id=stripe_id)) if stripe_id else []
+def apply_customer_deleted(obj: dict, *, env: str, created: int, reason: str) -> str:
+    stripe_id = _ref(obj, "id")
+    customers = list(Customer.objects.filter(env=env, stripe_id=stripe_id)) if stripe_id else []
     for customer in customers:
         customer_stripe_link(customer=customer, stripe_id="", expected=stripe_id, actor=SYSTEM, reason=reason)
     return "unlinked" if customers else "unknown customer"
@@ -264,20 +381,46 @@ HANDLERS = {
 }
 
 
-def process_event(event: dict) -> str:
-    """Apply a verified Stripe event once: its id is stored with what it changed, in one transaction,
-    so a replay finds it and does nothing. Returns what happened."""
+def _event_env(event: dict) -> str | None:
+    livemode = event.get("livemode")
+    return None if not isinstance(livemode, bool) else Env.LIVE if livemode else Env.SANDBOX
+
+
+def _apply(event: dict, signed_for: str) -> str:
+    event_env = _event_env(event)
+    if event_env is None:
+        return "ignored: the event does not say which Stripe mode it is of (livemode)"
+    if event_env != signed_for:
+        # Signed with one environment's secret but of the other's mode: applied to neither.
+        return (f"ignored: a {MODE[event_env]}-mode event signed with the {signed_for} signing secret "
+                f"({WEBHOOK_SETTING[signed_for]}); {event_env} events count only when signed with "
+                f"{WEBHOOK_SETTING[event_env]}")
+    handler = HANDLERS.get(event["type"])
+    if handler is None:
+        return "ignored"
+    try:
+        with transaction.atomic():
+            return handler(event["data"]["object"], env=signed_for, created=event["created"],
+                           reason=f"Stripe event {event['id']} ({event['type']})")
+    except Malformed as exc:
+        return f"ignored: malformed {event['type']} ({exc})"
+
+
+def process_event(event: dict, *, signed_for: str) -> str:
+    """Apply a verified Stripe event once, to the customers of `signed_for`, the environment whose
+    signing secret verified it, and only if the event's `livemode` names the same environment. Its
+    id is stored with what it did (`outcome`, "ignored: …" saying why for an event it does not apply),
+    in one transaction, so a replay finds it and does nothing. Returns what happened."""
     with transaction.atomic():
         try:
             with transaction.atomic():
-                StripeEvent.objects.create(event_id=event["id"], type=event["type"][:100], created=event["created"])
+                row = StripeEvent.objects.create(event_id=event["id"], type=event["type"][:100],
+                                                 created=event["created"], env=signed_for)
         except IntegrityError:
             return "duplicate"
-        handler = HANDLERS.get(event["type"])
-        if handler is None:
-            return "ignored"
-        return handler(event["data"]["object"], created=event["created"],
-                       reason=f"Stripe event {event['id']} ({event['type']})")
+        outcome = _apply(event, signed_for)
+        StripeEvent.objects.filter(pk=row.pk).update(outcome=outcome[:255])
+        return outcome
 
 
 # --- backfill -----------------------------------------------------------------------------------
@@ -295,16 +438,24 @@ class BackfillResult:
         return f"{part('invoices', self.invoices)}, {part('subscriptions', self.subscriptions)}"
 
 
+def _backfilled(apply, obj: dict, **kwargs) -> str:
+    try:
+        return apply(obj, **kwargs)
+    except Malformed:
+        return "malformed"
+
+
 def backfill_customer(customer: Customer) -> BackfillResult:
-    """Read the customer's invoices and subscriptions from Stripe and apply them. Safe to repeat:
-    rows are upserted by Stripe id. Raises StripeError when Stripe fails (what was applied stays)."""
+    """Read the customer's invoices and subscriptions from its environment's Stripe mode and apply
+    them. Safe to repeat: rows are upserted by Stripe id. Raises StripeError when Stripe fails, or is
+    not connected for the customer's environment (what was applied stays)."""
     result = BackfillResult()
     read_at = int(time.time()) - BACKFILL_CLOCK_MARGIN
     reason = "Read from Stripe by sync_stripe"
-    for obj in stripe_gateway.invoices_of(customer.stripe_id):
-        outcome = apply_invoice(obj, created=read_at, reason=reason)
+    for obj in stripe_gateway.invoices_of(customer):
+        outcome = _backfilled(apply_invoice, obj, env=customer.env, created=read_at, reason=reason)
         result.invoices[outcome] = result.invoices.get(outcome, 0) + 1
-    for obj in stripe_gateway.subscriptions_of(customer.stripe_id):
-        outcome = apply_subscription(obj, created=read_at, reason=reason)
+    for obj in stripe_gateway.subscriptions_of(customer):
+        outcome = _backfilled(apply_subscription, obj, env=customer.env, created=read_at, reason=reason)
         result.subscriptions[outcome] = result.subscriptions.get(outcome, 0) + 1
     return result

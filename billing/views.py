@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from autumn_admin.environment import current_env
 from autumn_admin.errors import Conflict, ServiceError
 from autumn_admin.popups import CONFLICT, FORM_INVALID, render_popup
+from autumn_admin.stale import StaleForm
 from billing import stripe_gateway, stripe_sync
 from billing.forms import BalanceEditForm, ProductCustomizeForm, RewardAddForm
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price, StripeEvent
@@ -182,25 +182,44 @@ def reward_remove_view(request, customer_id: str, cr_pk: int):
 @require_http_methods(["GET", "POST"])
 def product_customize_view(request, customer_id: str, cp_pk: int):
     customer = customer_for_action(request, customer_id, CUSTOMIZE_PRODUCT)
-    cp = get_object_or_404(CustomerProduct.objects.select_related("product"), pk=cp_pk, customer=customer,
-                           status__in=LIVE_PRODUCT_STATUSES)
-    items = list(cp.product.items.select_related("feature").order_by("id"))
-    form = ProductCustomizeForm(request.POST if request.method == "POST" else None, product_items=items)
+    products = CustomerProduct.objects.select_related("product").filter(customer=customer)
+    if request.method == "GET":
+        products = products.filter(status__in=LIVE_PRODUCT_STATUSES)
+        balances_reset_due(customer=customer)  # the figures shown are today's
+    # A form posted after the product was replaced is answered with that conflict, not a 404.
+    cp = get_object_or_404(products, pk=cp_pk)
+    items, balances = _customize_basis(cp)
+    form = ProductCustomizeForm(request.POST if request.method == "POST" else None, product_items=items,
+                                balances=balances)
+    status = FORM_INVALID if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         try:
             new_cp = product_customize(customer=customer, customer_product=cp, items=form.cleaned_data["changes"],
-                                       actor=request.user, reason=form.cleaned_data["reason"])
+                                       actor=request.user, reason=form.cleaned_data["reason"],
+                                       expected=form.cleaned_data["expected"])
         except ServiceError as e:
+            if isinstance(e, StaleForm):
+                # Show the current figures; submitting again applies the entries to them.
+                status = CONFLICT
+                items, balances = _customize_basis(cp)
+                form = ProductCustomizeForm(request.POST, product_items=items, balances=balances)
+                form.based_on(items, balances)
+                form.is_valid()
             form.add_service_error(e)
         else:
             return _done(request, customer, f"{customer.display_name} is now on a custom {new_cp.product.name}.",
                          ["products", "features", "upcoming-invoice", "sidebar-activity"])
-    balances = {b.feature_id: b for b in cp.balances.all()}
+    by_feature = {b.feature_id: b for b in balances}
     fields = {item.pk: form[name] for item, name in form.item_fields}
-    rows = [(item, fields.get(item.pk), balances.get(item.feature_id)) for item in items]
+    rows = [(item, fields.get(item.pk), by_feature.get(item.feature_id)) for item in items]
     return render_popup(request, "billing/product_customize.html", {"customer": customer, "cp": cp, "form": form,
-                                                                   "rows": rows},
-                        status=FORM_INVALID if request.method == "POST" else 200)
+                                                                   "rows": rows}, status=status)
+
+
+def _customize_basis(cp: CustomerProduct) -> tuple[list, list]:
+    """The product's items and the balances the Customize form is based on, as stored now."""
+    return (list(cp.product.items.select_related("feature").order_by("id")),
+            list(Balance.objects.filter(customer_product=cp).order_by("id")))
 
 
 # --- Stripe ------------------------------------------------------------------------------------
@@ -208,25 +227,27 @@ def product_customize_view(request, customer_id: str, cp_pk: int):
 @csrf_exempt
 @require_POST
 def stripe_webhook(request):
-    """Stripe's events: verified by signature, applied once each, in any order."""
+    """Stripe's events: verified by signature (the secret that verifies names the environment),
+    applied once each, in any order, to that environment's customers only."""
     try:
-        event = stripe_gateway.event_from_webhook(request.body, request.headers.get("Stripe-Signature", ""))
+        event, signed_for = stripe_gateway.event_from_webhook(request.body,
+                                                              request.headers.get("Stripe-Signature", ""))
     except stripe_gateway.WebhookRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    outcome = stripe_sync.process_event(event)
+    outcome = stripe_sync.process_event(event, signed_for=signed_for)
     return JsonResponse({"received": True, "event": event["id"], "outcome": outcome})
 
 
 @require_GET
 def stripe_status(request):
-    """Read-only, for every role: whether Stripe is connected, recent events, customers failing to sync."""
+    """Read-only, for every role: the current environment's Stripe connection, its recent webhook
+    events, and its customers failing to sync."""
     env = current_env(request)
     failing = Customer.objects.alive().filter(env=env).exclude(stripe_sync_error="").order_by("-updated_at")
     return render(request, "billing/stripe_status.html", {
-        "status": stripe_gateway.stripe_status(),
+        "status": stripe_gateway.stripe_status(env),
         "webhook_url": request.build_absolute_uri("/webhooks/stripe"),
-        "webhook_secret_set": bool(settings.STRIPE_WEBHOOK_SECRET),
-        "recent_events": StripeEvent.objects.order_by("-received_at", "-id")[:10],
+        "recent_events": StripeEvent.objects.filter(env=env).order_by("-received_at", "-id")[:10],
         "failing": failing[:50],
         "linked_count": Customer.objects.alive().filter(env=env).exclude(stripe_id="").count(),
     })

@@ -1,25 +1,70 @@
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
+from django import forms
 from django.contrib import admin
 
+from autumn_admin.audited_admin import ADMIN_REASON, AuditedAdmin
+from autumn_admin.errors import ServiceError
 from autumn_admin.read_only_admin import ReadOnlyAdmin
 from customers.models import ApiKey, AuditEntry, Customer, IdempotencyRecord
+from customers.services import EDITABLE_FIELDS, _clean_fields, customer_update
+
+
+class CustomerAdminForm(forms.ModelForm):
+    """Checks the details as the service does, so a refusal is a form error, not a failed save."""
+
+    class Meta:
+        model = Customer
+        fields = EDITABLE_FIELDS
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            _clean_fields({k: cleaned[k] for k in EDITABLE_FIELDS if k in cleaned})
+        except ServiceError as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(AuditedAdmin):
+    """Only the details the dashboard edits; the environment, id, Stripe link and deletion belong to
+    the services. Customers are created through the dashboard or the API, and deleted on the dashboard."""
+
+    form = CustomerAdminForm
     list_display = ("customer_id", "name", "email", "env", "created_at", "deleted_at")
     list_filter = ("env", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("customer_id", "name", "email", "fingerprint")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("customer_id", "env", "stripe_id", "stripe_sync_error", "created_at", "updated_at",
+                       "deleted_at", "deleted_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # The dashboard's own service: its audit entry ("customer.update"), and the Stripe push of a new
+        # name or email.
+        changes = {k: form.cleaned_data[k] for k in form.changed_data if k in EDITABLE_FIELDS}
+        customer_update(customer=obj, actor=request.user, reason=ADMIN_REASON, **changes)
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin):
+    """Only the name: keys are created (shown once) and revoked on the dashboard."""
+
+    audit_target_type = "api_key"
     list_display = ("name", "prefix", "env", "created_by", "created_at", "last_used_at", "revoked_at")
     list_filter = ("env",)
-    readonly_fields = ("prefix", "key_hash", "created_by", "created_at", "last_used_at")
+    readonly_fields = ("env", "prefix", "key_hash", "created_by", "created_at", "last_used_at", "revoked_at")
 
     def has_add_permission(self, request):
         return False  # keys are created on the dashboard or with create_api_key, which show them once
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(AuditEntry)
@@ -36,7 +81,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(AuditedAdmin):
     list_display = ("key", "api_key", "status_code", "created_at")
     readonly_fields = ("api_key", "key", "request_hash", "status_code", "response_body", "created_at")
 
@@ -45,3 +90,13 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# Login lockouts (django-axes): superusers see them and may clear one; clearing is audited.
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class AuditedAccessAttemptAdmin(AuditedAdmin, AccessAttemptAdmin):
+    audit_target_type = "login_lockout"
+    audit_fields = ("username", "ip_address", "failures_since_start", "attempt_time")

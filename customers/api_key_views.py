@@ -16,14 +16,30 @@ PERM = "customers.manage_api_keys"
 
 
 class ApiKeyForm(forms.Form):
+    """A key for the environment the page shows: the page lists that environment's keys only."""
+
     name = forms.CharField(max_length=API_KEY_NAME_MAX_LENGTH, help_text="What uses it, e.g. “Production backend”.")
-    env = forms.ChoiceField(label="Environment", choices=Env.choices)
+    env = forms.ChoiceField(label="Environment", choices=Env.choices, widget=forms.HiddenInput)
+
+    def __init__(self, *args, env: str, **kwargs):
+        super().__init__(*args, initial={"env": env}, **kwargs)
+        self.page_env = env
+
+    def clean_env(self):
+        env = self.cleaned_data["env"]
+        if env != self.page_env:
+            # Posted from a page of the other environment (switched meanwhile, in another tab).
+            raise forms.ValidationError(
+                f"This page now shows {Env(self.page_env).label} keys, so no {Env(env).label} key was created. "
+                f"Switch to {Env(env).label} to create one there.")
+        return env
 
 
 @never_cache  # the page that shows a new key must not be kept by any cache
 @permission_required(PERM, raise_exception=True)
 def api_key_list(request):
-    form = ApiKeyForm(request.POST or None, initial={"env": current_env(request)})
+    env = current_env(request)
+    form = ApiKeyForm(request.POST or None, env=env)
     new_key = created = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -32,17 +48,18 @@ def api_key_list(request):
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            form = ApiKeyForm(initial={"env": created.env})
-    keys = ApiKey.objects.select_related("created_by").order_by("revoked_at", "-created_at", "-id")
+            form = ApiKeyForm(env=env)
+    keys = ApiKey.objects.filter(env=env).select_related("created_by").order_by("revoked_at", "-created_at", "-id")
     status = 201 if new_key else (422 if form.errors else 200)
     return render(request, "customers/api_keys.html",
-                  {"form": form, "keys": keys, "new_key": new_key, "created": created}, status=status)
+                  {"form": form, "keys": keys, "new_key": new_key, "created": created, "env_label": Env(env).label},
+                  status=status)
 
 
 @require_POST
 @permission_required(PERM, raise_exception=True)
 def api_key_revoke_view(request, pk: int):
-    api_key = get_object_or_404(ApiKey, pk=pk)
+    api_key = get_object_or_404(ApiKey, pk=pk, env=current_env(request))  # as listed: this environment's
     if api_key.revoked_at is None:
         api_key_revoke(api_key=api_key, actor=request.user)
         messages.success(request, f"Revoked “{api_key.name}” ({api_key.prefix}…): it no longer works.")

@@ -12,17 +12,24 @@ from customers.services import REASON_MAX_LENGTH
 
 # The Details fields that can be edited in place, with how they are labelled.
 DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
+OUT_OF_DATE = "This form is out of date: reopen it to see the current value."
+
+
+def _stored(customer: Customer, field: str):
+    return customer.customer_id if field == "id" else getattr(customer, field)
 
 
 class DetailFieldForm(forms.Form):
     """One of id, name, email, fingerprint: a single text input."""
 
     value = forms.CharField(required=False)  # the service refuses what is too long, as for the API
+    # The value the form showed: saving over a value changed since is refused (empty is a value too).
+    expected = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, field: str, customer: Customer, **kwargs):
         self.field = field
-        initial = customer.customer_id if field == "id" else getattr(customer, field)
-        kwargs.setdefault("initial", {"value": initial})
+        initial = _stored(customer, field)
+        kwargs.setdefault("initial", {"value": initial, "expected": initial})
         super().__init__(*args, **kwargs)
         self.fields["value"].label = DETAIL_FIELDS[field]
         self.fields["value"].widget.attrs.update({"autofocus": True, "autocomplete": "off"})
@@ -32,17 +39,32 @@ class DetailFieldForm(forms.Form):
             self.fields["value"].required = True
             self.fields["value"].error_messages["required"] = "A customer id is required."
 
+    def clean_expected(self) -> str:
+        if "expected" not in self.data:
+            raise forms.ValidationError(OUT_OF_DATE)
+        return self.cleaned_data["expected"]
+
     def service_kwargs(self) -> dict:
         value = self.cleaned_data["value"].strip()
-        return {"new_customer_id": value} if self.field == "id" else {self.field: value}
+        expected = {self.field: self.cleaned_data["expected"]}
+        return {"new_customer_id" if self.field == "id" else self.field: value, "expected": expected}
 
     def add_service_error(self, error: ServiceError) -> None:
         self.add_error("value", error.message)
 
+    def based_on(self, customer: Customer) -> None:
+        """After a conflict: the form now stands on the current value, so saving again replaces it."""
+        self.data = self.data.copy()
+        self.data["expected"] = _stored(customer, self.field)
+
 
 class MetadataForm(forms.Form):
     """Metadata as key/value rows. Values are text; a value that was a number, list or object in the
-    API stays as it was while its text is left unchanged."""
+    API stays as it was while its text is left unchanged.
+
+    The form carries the metadata it showed (`expected`, JSON) and saves only what was changed in
+    it, key by key: keys added or changed since by someone else are left as they are now, and a
+    key changed both here and there is a conflict."""
 
     field = "metadata"
     blank_rows = 2
@@ -50,14 +72,27 @@ class MetadataForm(forms.Form):
     def __init__(self, data=None, *, customer: Customer, **kwargs):
         super().__init__(data, **kwargs)
         self.original = dict(customer.metadata or {})
+        self.out_of_date = False
         if data is not None:
+            try:
+                shown = json.loads(data.get("expected", ""))
+            except ValueError:
+                shown = None
+            self.out_of_date = not isinstance(shown, dict)
+            self.original = shown if isinstance(shown, dict) else {}
             self.rows = list(zip(data.getlist("key"), data.getlist("value"), strict=False))
         else:
             self.rows = [(k, _as_text(v)) for k, v in self.original.items()]
             self.rows += [("", "")] * self.blank_rows
         self.row_errors: list[str] = []
 
+    @property
+    def expected_json(self) -> str:
+        return json.dumps(self.original, ensure_ascii=False)
+
     def clean(self):
+        if self.out_of_date:
+            raise forms.ValidationError(OUT_OF_DATE)
         metadata: dict = {}
         for raw_key, raw_value in self.rows:
             key, value = raw_key.strip(), raw_value.strip()
@@ -79,11 +114,30 @@ class MetadataForm(forms.Form):
         self.cleaned_data["metadata"] = metadata
         return self.cleaned_data
 
+    def changes(self) -> dict:
+        """What this form changed of what it showed: key → new value, or None for a removed key."""
+        wanted, shown = self.cleaned_data["metadata"], self.original
+        return {key: wanted.get(key) for key in [*shown, *wanted]
+                if key not in wanted or key not in shown or wanted[key] != shown[key]}
+
     def service_kwargs(self) -> dict:
-        return {"metadata": self.cleaned_data["metadata"]}
+        return {"metadata_merge": self.changes(), "expected": {"metadata": self.original}}
 
     def add_service_error(self, error: ServiceError) -> None:
         self.add_error(None, error.message)
+
+    def based_on(self, customer: Customer) -> None:
+        """After a conflict: the rows are the current metadata with this form's changes on top, and
+        the form now stands on the current metadata, so saving again applies the changes to it."""
+        current = dict(customer.metadata or {})
+        merged = dict(current)
+        for key, value in self.changes().items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        self.original = current
+        self.rows = [(k, _as_text(v)) for k, v in merged.items()] + [("", "")] * self.blank_rows
 
 
 def _as_text(value) -> str:

@@ -8,12 +8,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from billing import selectors as billing
+from billing import stripe_gateway
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
     CustomerProduct,
@@ -172,6 +172,9 @@ FIELD_LABELS = {"name": "name", "email": "email", "fingerprint": "fingerprint", 
                 "id": "ID", "send_email_receipts": "email receipts"}
 
 
+ADMIN_VERBS = {"admin.create": "added", "admin.update": "changed", "admin.delete": "deleted"}
+
+
 def _status(value) -> str:
     return CustomerProductStatus(value).label.lower() if value in CustomerProductStatus.values else str(value)
 
@@ -234,6 +237,9 @@ def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
         return "deleted the customer"
     if action == "customer.restore":
         return "restored the customer"
+    if action in ADMIN_VERBS:
+        fields = f" ({', '.join(k.replace('_', ' ') for k in after)})" if action == "admin.update" else ""
+        return f"{ADMIN_VERBS[action]} {entry.target_type.replace('_', ' ')}{fields} in Django admin"
     return action.replace(".", " ").replace("_", " ")
 
 
@@ -333,7 +339,7 @@ def customer_page_context(customer: Customer, *, request: HttpRequest | None = N
         "detail_fields": detail_fields(customer),
         "metadata_items": metadata_items(customer),
         "stripe_url": stripe_dashboard_url(customer),
-        "stripe_connected": bool(settings.STRIPE_SECRET_KEY),
+        "stripe_connected": stripe_gateway.is_configured(customer.env),
     }
 
 

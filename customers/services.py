@@ -141,11 +141,20 @@ def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults
 
 @transaction.atomic
 def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | None = None,
-                    metadata_merge: dict | None = None, reason: str = "", **fields) -> Customer:
-    """Change a customer's details. `metadata_merge` merges keys, a None value deleting its key."""
+                    metadata_merge: dict | None = None, reason: str = "", expected: dict | None = None,
+                    **fields) -> Customer:
+    """Change a customer's details. `metadata_merge` merges keys, a None value deleting its key.
+
+    `expected` (the dashboard's forms) holds the values the form showed, per field ("id", "name",
+    …, "metadata": the whole dict): a field, or a merged metadata key, that changed since is
+    refused with StaleForm. The API sends none: last write wins there.
+    """
     reason = validate_reason(reason)
     clean = _clean_fields(fields)
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if expected:
+        _check_expected(locked, expected, fields=clean, new_customer_id=new_customer_id,
+                        metadata_merge=metadata_merge)
     if metadata_merge is not None:
         merged = dict(locked.metadata or {})
         for key, value in _clean_fields({"metadata": metadata_merge})["metadata"].items():
@@ -182,6 +191,46 @@ def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | 
         stripe_gateway.customer_details_changed(customer=locked, audit_entry=entry)
     customer.__dict__.update({k: getattr(locked, k) for k in [*changed, "updated_at"]})
     return locked
+
+
+def _check_expected(locked: Customer, expected: dict, *, fields: dict, new_customer_id, metadata_merge) -> None:
+    """Refuse a change over a value that changed since the form showed it (the row is locked)."""
+    from autumn_admin.stale import MISSING, StaleForm, by_whom, last_change, quoted
+
+    updates = locked.audit_entries.filter(action="customer.update")
+    wanted = {**fields, **({"id": new_customer_id} if new_customer_id is not None else {})}
+    for field, seen in expected.items():
+        if field == "metadata" or field not in wanted:
+            continue
+        now = locked.customer_id if field == "id" else getattr(locked, field)
+        if now != seen and now != wanted[field]:
+            who = by_whom(last_change(updates, lambda e, f=field: f in (e.after or {})))
+            label = "ID" if field == "id" else field.replace("_", " ")
+            raise StaleForm(f"The {label} changed since you opened it{who}: it is now {quoted(now)}. "
+                            "Check it and update again to replace it.", field=field)
+    if "metadata" not in expected or not metadata_merge:
+        return
+    seen_all, stored = expected["metadata"] or {}, locked.metadata or {}
+    changes = []
+    for key, value in metadata_merge.items():
+        seen, now = seen_all.get(key, MISSING), stored.get(key, MISSING)
+        if now == seen or now == (MISSING if value is None else value):
+            continue
+
+        def touched(entry, key=key) -> bool:
+            before, after = (entry.before or {}).get("metadata"), (entry.after or {}).get("metadata")
+            return isinstance(after, dict) and (before or {}).get(key, MISSING) != after.get(key, MISSING)
+
+        who = by_whom(last_change(updates, touched))
+        if now is MISSING:
+            changes.append(f"“{key}” was removed{who}")
+        elif seen is MISSING:
+            changes.append(f"“{key}” was added as {quoted(now)}{who}")
+        else:
+            changes.append(f"“{key}” is now {quoted(now)}{who}")
+    if changes:
+        raise StaleForm(f"Metadata changed since you opened it: {'; '.join(changes)}. "
+                        "Check it and update again to keep your values.", field="metadata")
 
 
 @transaction.atomic

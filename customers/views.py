@@ -14,7 +14,8 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from autumn_admin.environment import current_env
 from autumn_admin.errors import ServiceError
-from autumn_admin.popups import FORM_INVALID, render_popup
+from autumn_admin.popups import CONFLICT, FORM_INVALID, render_popup
+from autumn_admin.stale import StaleForm
 from billing import stripe_gateway
 from customers import selectors
 from customers.forms import DETAIL_FIELDS, CustomerDeleteForm, DetailFieldForm, MetadataForm
@@ -130,7 +131,7 @@ def customer_detail(request, customer_id: str):
 def _fragment(request, customer_id: str, *, section: str, cursor_param: str, partial: str, rows_partial: str):
     """Load more / filter for a paged section: the rows (or the section) for htmx, else the page."""
     if not request.htmx:
-        url = f"/customers/{customer_id}/"
+        url = reverse("customers:detail", args=[customer_id])
         return redirect(f"{url}?{request.GET.urlencode()}#section-{section}" if request.GET else url)
     try:
         customer = selectors.get_customer_for(current_env(request), customer_id)
@@ -178,11 +179,16 @@ def details_edit(request, customer_id: str):
         form = MetadataForm(request.POST if request.method == "POST" else None, customer=customer)
     else:
         form = DetailFieldForm(request.POST if request.method == "POST" else None, field=field, customer=customer)
+    status = FORM_INVALID if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         try:
             updated = customer_update(customer=customer, actor=request.user, **form.service_kwargs())
         except ServiceError as e:
             form.add_service_error(e)
+            if isinstance(e, StaleForm):  # changed since it was opened: show the current value
+                status = CONFLICT
+                customer.refresh_from_db()
+                form.based_on(customer)
         else:
             what = "the ID" if field == "id" else DETAIL_FIELDS[field].lower()
             message = f"Updated {what} of {updated.display_name}."
@@ -197,7 +203,7 @@ def details_edit(request, customer_id: str):
             return redirect("customers:detail", updated.customer_id)
     return render(request, "customers/details_edit.html" + ("#field-form" if request.htmx else ""), {
         "customer": customer, "form": form, "field": field, "label": DETAIL_FIELDS[field],
-    }, status=FORM_INVALID if request.method == "POST" else 200)
+    }, status=status)
 
 
 def _what_goes(customer: Customer) -> dict:
@@ -229,7 +235,7 @@ def customer_delete_view(request, customer_id: str):
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     return render_popup(request, "customers/delete.html", {
         "customer": customer, "form": form, "counts": _what_goes(customer),
-        "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(),
+        "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(customer.env),
     }, status=FORM_INVALID if request.method == "POST" else 200)
 
 

@@ -160,7 +160,8 @@ def discount_rewards(db):
 
 @pytest.fixture
 def fake_stripe(settings, monkeypatch):
-    """A fake Stripe API on 127.0.0.1 (tests/fake_stripe.py), with the app's Stripe settings pointing at it."""
+    """A fake Stripe API on 127.0.0.1 (tests/fake_stripe.py) in test mode, with the app's Stripe settings
+    pointing at it: sandbox connected (its test-mode key and signing secret), live not connected."""
     import stripe
     from django.core.cache import cache
 
@@ -169,14 +170,28 @@ def fake_stripe(settings, monkeypatch):
     # The library waits 0.5 s or more between retries; the tests only need the retries to happen.
     monkeypatch.setattr(stripe.HTTPClient, "_sleep_time_seconds", lambda self, num_retries: 0.01)
     with running_fake_stripe() as fake:
-        settings.STRIPE_SECRET_KEY = API_KEY
+        settings.STRIPE_TEST_SECRET_KEY = API_KEY
+        settings.STRIPE_LIVE_SECRET_KEY = ""
         settings.STRIPE_API_BASE = fake.url
-        settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+        settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
+        settings.STRIPE_LIVE_WEBHOOK_SECRET = ""
         settings.STRIPE_TIMEOUT = 2
         settings.STRIPE_MAX_NETWORK_RETRIES = 2
         cache.clear()
         yield fake
     cache.clear()
+
+
+@pytest.fixture
+def fake_stripe_live(fake_stripe, settings):
+    """The same fake account's live mode (served by the same server, told apart by the key), with live
+    connected too: its live-mode key and signing secret. `fake_stripe` stays the test mode."""
+    from tests.fake_stripe import LIVE_API_KEY, LIVE_WEBHOOK_SECRET
+
+    live = fake_stripe.live_mode()
+    settings.STRIPE_LIVE_SECRET_KEY = LIVE_API_KEY
+    settings.STRIPE_LIVE_WEBHOOK_SECRET = LIVE_WEBHOOK_SECRET
+    return live
 
 
 @pytest.fixture

@@ -6,6 +6,11 @@ unknown parameters), honours Idempotency-Key like Stripe (a replayed key returns
 the same key with other parameters is refused), and records every request it receives with its
 form-encoded body decoded, so a test can assert what was sent.
 
+Like Stripe, one server holds both modes of the account, told apart by the API key: the fake a test
+gets serves test mode (`API_KEY`), and `fake.live_mode()` adds live mode (`LIVE_API_KEY`) on the same
+server, with stores, ids ("…_live…") and a request record of its own. A request whose key is neither
+is recorded by, and refused (401) from, the first.
+
 A test can queue an error answer or a delay for the next request(s):
 `fake.queue_error(500)` answers without doing anything; `fake.queue_delay(1.0)` does the work, then
 waits before answering (the client times out; its retry then gets the stored answer).
@@ -27,6 +32,8 @@ import stripe
 
 API_KEY = "sk_test_fake_key"
 WEBHOOK_SECRET = "whsec_test_secret"
+LIVE_API_KEY = "sk_live_fake_key"
+LIVE_WEBHOOK_SECRET = "whsec_live_secret"
 
 CUSTOMER_PARAMS = {"name", "email", "metadata", "description", "phone", "expand"}
 COUPON_PARAMS = {"percent_off", "amount_off", "currency", "duration", "duration_in_months", "name", "metadata",
@@ -88,6 +95,8 @@ def _missing(kind: str, object_id: str, param: str | None = None, status: int = 
 class FakeStripe:
     def __init__(self, api_key: str = API_KEY):
         self.api_key = api_key
+        self.livemode = api_key.startswith(("sk_live_", "rk_live_"))
+        self.modes: list[FakeStripe] = [self]  # the modes its server serves, told apart by key
         self.lock = threading.Lock()
         self.requests: list[Recorded] = []
         self.customers: dict[str, dict] = {}
@@ -147,15 +156,23 @@ class FakeStripe:
         pattern = re.compile("^" + re.escape(path).replace(r"\*", "[^/]+") + "$")
         return [r for r in self.requests if r.method == method.upper() and pattern.match(r.path)]
 
+    def live_mode(self, api_key: str = LIVE_API_KEY) -> FakeStripe:
+        """The account's live mode, served by the same server for requests with `api_key`."""
+        live = FakeStripe(api_key)
+        live.server, live.modes = self.server, self.modes
+        live.account = self.account  # one account, two modes
+        self.modes.append(live)
+        return live
+
     def new_id(self, prefix: str) -> str:
-        return f"{prefix}_fake{next(self._ids):05d}"
+        return f"{prefix}_{'live' if self.livemode else 'fake'}{next(self._ids):05d}"
 
     def now(self) -> int:
         return next(self._clock)
 
     def add_customer(self, **fields) -> dict:
         customer = {"id": self.new_id("cus"), "object": "customer", "name": None, "email": None,
-                    "metadata": {}, "created": self.now(), "discount": None, "livemode": False, **fields}
+                    "metadata": {}, "created": self.now(), "discount": None, "livemode": self.livemode, **fields}
         self.customers[customer["id"]] = customer
         return customer
 
@@ -166,7 +183,7 @@ class FakeStripe:
         invoice = {
             "id": invoice_id, "object": "invoice", "customer": customer, "status": status, "total": total,
             "amount_paid": total if amount_paid is None and status == "paid" else (amount_paid or 0),
-            "currency": currency, "created": self.now(), "livemode": False, "metadata": {},
+            "currency": currency, "created": self.now(), "livemode": self.livemode, "metadata": {},
             "hosted_invoice_url": f"https://invoice.stripe.com/i/{invoice_id}",
             "invoice_pdf": f"https://pay.stripe.com/invoice/{invoice_id}/pdf",
             "parent": {"type": "subscription_details", "subscription_details": {
@@ -186,7 +203,7 @@ class FakeStripe:
         sub_id = fields.pop("id", None) or self.new_id("sub")
         sub = {
             "id": sub_id, "object": "subscription", "customer": customer, "status": status,
-            "created": self.now(), "start_date": period_start, "livemode": False,
+            "created": self.now(), "start_date": period_start, "livemode": self.livemode,
             "metadata": {"product_id": product_id} if product_id else {},
             "trial_end": None, "canceled_at": None, "ended_at": None, "discounts": [],
             "items": {"object": "list", "has_more": False, "data": [{
@@ -380,7 +397,7 @@ class FakeStripe:
                 raise _missing("coupon", discount.get("coupon"), param="discounts[0][coupon]", status=400)
         if discounts and params.get("allow_promotion_codes") == "true":
             raise StripeFailure(400, "You may only specify one of these parameters: allow_promotion_codes, discounts.")
-        session_id = self.new_id("cs_test")
+        session_id = self.new_id("cs_live" if self.livemode else "cs_test")
         session = {
             "id": session_id, "object": "checkout.session", "mode": mode, "status": "open",
             "url": f"https://checkout.stripe.com/c/pay/{session_id}", "customer": params.get("customer"),
@@ -447,7 +464,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = decode_form(parse_qsl(split.query, keep_blank_values=True))
         params = decode_form(parse_qsl(body, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload, extra = self.fake.handle(self.command, split.path, query, params, headers)
+        fake = next((f for f in self.fake.modes if headers.get("authorization") == f"Bearer {f.api_key}"),
+                    self.fake)
+        status, payload, extra = fake.handle(self.command, split.path, query, params, headers)
         data = json.dumps(payload).encode()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.send_response(status)
@@ -485,10 +504,10 @@ def signed(payload: dict | str, *, secret: str = WEBHOOK_SECRET, timestamp: int 
     return body, stripe.WebhookSignature.generate_signature_header(body, secret, timestamp=timestamp)
 
 
-def event(type: str, obj: dict, *, created: int, event_id: str | None = None) -> dict:
-    """A Stripe event of `type` carrying a snapshot of `obj`."""
+def event(type: str, obj: dict, *, created: int, event_id: str | None = None, livemode: bool = False) -> dict:
+    """A Stripe event of `type` carrying a snapshot of `obj` (a test-mode event unless `livemode`)."""
     return {
         "id": event_id or f"evt_{type.replace('.', '_')}_{created}_{obj['id']}", "object": "event",
-        "type": type, "created": created, "livemode": False, "api_version": stripe.api_version,
+        "type": type, "created": created, "livemode": livemode, "api_version": stripe.api_version,
         "data": {"object": json.loads(json.dumps(obj))}, "pending_webhooks": 1,
     }

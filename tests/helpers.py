@@ -1,8 +1,56 @@
 """Small helpers for tests that read pages."""
 
 import html
+from html.parser import HTMLParser
 
 
 def page_text(response) -> str:
     """The response body with HTML entities decoded, so assertions read like the page does."""
     return html.unescape(response.content.decode())
+
+
+class _FormReader(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.fields: dict[str, list[str]] = {}
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "button", "radio", "checkbox"):
+            self.fields.setdefault(name, []).append(attrs.get("value") or "")
+        elif tag == "input" and name and "checked" in attrs:
+            self.fields.setdefault(name, []).append(attrs.get("value") or "on")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.fields.setdefault(name, []).append("")
+        elif tag == "option" and "selected" in attrs:
+            pass  # selects are filled in by the test where it matters
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.fields[self._textarea][-1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self._textarea = None
+
+
+def form_values(response, **changes) -> dict:
+    """What a browser would submit from the page's form, with `changes` typed in (a list fills
+    repeated inputs of one name). The CSRF token is left out: the test client doesn't check it."""
+    reader = _FormReader()
+    reader.feed(response.content.decode())
+    fields = {name: values if len(values) > 1 else values[0] for name, values in reader.fields.items()}
+    fields.pop("csrfmiddlewaretoken", None)
+    return {**fields, **changes}
+
+
+def customize_basis(cp) -> str:
+    """The `expected` a freshly opened Customize form of this customer product carries."""
+    from billing.forms import ProductCustomizeForm
+    from billing.models import Balance
+
+    return ProductCustomizeForm.expectation(cp.product.items.select_related("feature").order_by("id"),
+                                            Balance.objects.filter(customer_product=cp).order_by("id"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
 from billing.services import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services import customer_create, customer_delete
-from tests.helpers import page_text
+from tests.helpers import customize_basis, page_text
 
 
 @pytest.fixture
@@ -42,7 +43,8 @@ ACTIONS = {
         {"before": {"reward": "ten_dollars"}},
     ),
     "customer.update": (
-        lambda s: "/customers/acme_corp/details/edit/?field=email", lambda s: {"value": "new@acme.test"},
+        lambda s: "/customers/acme_corp/details/edit/?field=email",
+        lambda s: {"value": "new@acme.test", "expected": "ada@acme.test"},
         lambda s: Customer.objects.get(pk=s["customer"].pk).email,
         {"before": {"email": "ada@acme.test"}, "after": {"email": "new@acme.test"}},
     ),
@@ -52,13 +54,13 @@ ACTIONS = {
         {"reason": "closed"},
     ),
     "customer.restore": (
-        lambda s: f"/customers/deleted/{s['gone'].pk}/restore/", lambda s: {},
+        lambda s: reverse("customers:restore", args=[s["gone"].pk]), lambda s: {},
         lambda s: Customer.objects.get(pk=s["gone"].pk).deleted_at,
         {"customer_ref": "globex"},
     ),
     "product.customize": (
         lambda s: f"/customers/acme_corp/products/{s['cp'].pk}/customize/",
-        lambda s: {"included_messages": "300", "reason": "pilot"},
+        lambda s: {"included_messages": "300", "reason": "pilot", "expected": customize_basis(s["cp"])},
         lambda s: CustomerProduct.objects.get(pk=s["cp"].pk).status,
         {"reason": "pilot", "after": {"product": "free", "version": 1, "custom": True, "items": {"messages": 300}}},
     ),
@@ -101,7 +103,7 @@ def test_action_is_undone_when_its_audit_entry_cannot_be_written(ops_client, set
 def test_actions_show_in_the_activity_sidebar(ops_client, setup):
     for action in ("balance.set", "product.customize"):
         ops_client.post(ACTIONS[action][0](setup), ACTIONS[action][1](setup))
-    ops_client.post("/customers/acme_corp/details/edit/?field=name", {"value": "Acme Ltd"})
+    ops_client.post("/customers/acme_corp/details/edit/?field=name", {"value": "Acme Ltd", "expected": "Acme Corp"})
 
     activity = page_text(ops_client.get("/customers/acme_corp/")).split('id="section-sidebar-activity"', 1)[1]
 

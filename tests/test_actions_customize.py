@@ -11,7 +11,7 @@ from billing.models import Balance, CustomerProduct, Price, Product
 from billing.services import balance_set, balance_track, product_attach, product_customize
 from customers.models import AuditEntry
 from customers.services import customer_create
-from tests.helpers import page_text
+from tests.helpers import customize_basis, page_text
 
 
 @pytest.fixture
@@ -113,7 +113,8 @@ def test_customize_form_shows_the_items_and_creates_the_custom_product(ops_clien
 
     response = ops_client.post(url(acme_on_pro), {
         "included_messages": "10000", "included_seats": "10", "add_feature": catalogue["api_calls"].pk,
-        "add_included": "2500", "add_interval": "month", "reason": "enterprise deal"})
+        "add_included": "2500", "add_interval": "month", "reason": "enterprise deal",
+        "expected": customize_basis(acme_on_pro)})
 
     assert "Customize Pro" in form and 'name="included_messages"' in form and 'value="5000"' in form
     assert "Add a feature Pro lacks" in form and ">Create custom product</button>" in form
@@ -132,7 +133,7 @@ def test_customize_form_shows_the_items_and_creates_the_custom_product(ops_clien
      "Choose the feature to add."),
 ])
 def test_customize_form_refuses_bad_input(ops_client, acme_on_pro, data, message):
-    response = ops_client.post(url(acme_on_pro), data)
+    response = ops_client.post(url(acme_on_pro), {**data, "expected": customize_basis(acme_on_pro)})
 
     assert response.status_code == 422 and message in page_text(response)
     acme_on_pro.refresh_from_db()

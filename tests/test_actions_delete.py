@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, CustomerReward, Event, Invoice
@@ -80,7 +81,7 @@ def test_delete_is_soft_and_the_customer_leaves_lists_and_pages(ops_client, ops,
     assert "Deleted Acme Corp (acme_corp)." in listing  # the message after the redirect
     assert 'href="/customers/acme_corp/"' not in listing
     assert ops_client.get("/customers/acme_corp/").status_code == 404
-    deleted = page_text(ops_client.get("/customers/deleted/"))
+    deleted = page_text(ops_client.get(reverse("customers:deleted")))
     assert "acme_corp" in deleted and "olivia_ops" in deleted and ">Restore</button>" in deleted
 
 
@@ -94,7 +95,7 @@ def test_delete_then_restore_loses_nothing(ops_client, ops, busy_customer):
     before = snapshot(busy_customer)
     ops_client.post(DELETE, {"confirm_id": "acme_corp"})
 
-    response = ops_client.post(f"/customers/deleted/{busy_customer.pk}/restore/")
+    response = ops_client.post(reverse("customers:restore", args=[busy_customer.pk]))
 
     assert response.status_code == 302 and response.url == "/customers/acme_corp/"
     busy_customer.refresh_from_db()
@@ -102,14 +103,14 @@ def test_delete_then_restore_loses_nothing(ops_client, ops, busy_customer):
     assert snapshot(busy_customer) == before
     assert ops_client.get("/customers/acme_corp/").status_code == 200
     assert AuditEntry.objects.filter(action="customer.restore", actor_user=ops).exists()
-    assert "acme_corp" not in page_text(ops_client.get("/customers/deleted/"))
+    assert "acme_corp" not in page_text(ops_client.get(reverse("customers:deleted")))
 
 
 def test_restore_refused_while_another_customer_has_the_id(ops_client, customer):
     customer_delete(customer=customer, actor=None)
     customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="New Acme")
 
-    response = ops_client.post(f"/customers/deleted/{customer.pk}/restore/")
+    response = ops_client.post(reverse("customers:restore", args=[customer.pk]))
 
     assert response.status_code == 409
     assert "Another customer now has the id 'acme_corp'" in page_text(response)
@@ -121,14 +122,14 @@ def test_deleted_customers_of_the_other_environment_are_not_listed_or_restorable
     live = customer_create(env="live", customer_id="live_co", actor=None)
     customer_delete(customer=live, actor=None)
 
-    assert "live_co" not in page_text(ops_client.get("/customers/deleted/"))
-    assert ops_client.post(f"/customers/deleted/{live.pk}/restore/").status_code == 404
+    assert "live_co" not in page_text(ops_client.get(reverse("customers:deleted")))
+    assert ops_client.post(reverse("customers:restore", args=[live.pk])).status_code == 404
     live.refresh_from_db()
     assert live.deleted_at is not None
 
 
 def test_restore_of_a_live_customer_is_not_found(ops_client, customer):
-    assert ops_client.post(f"/customers/deleted/{customer.pk}/restore/").status_code == 404
+    assert ops_client.post(reverse("customers:restore", args=[customer.pk])).status_code == 404
 
 
 # --- purge -----------------------------------------------------------------------------------------------

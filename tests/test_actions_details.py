@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from customers.models import AuditEntry, Customer
@@ -16,7 +18,7 @@ EDIT = "/customers/acme_corp/details/edit/"
 def test_update_a_detail_field(ops_client, ops, customer, field, value):
     form = page_text(ops_client.get(f"{EDIT}?field={field}"))
 
-    response = ops_client.post(f"{EDIT}?field={field}", {"value": value})
+    response = ops_client.post(f"{EDIT}?field={field}", {"value": value, "expected": getattr(customer, field)})
 
     assert ">Update</button>" in form
     assert response.status_code == 302 and response.url == "/customers/acme_corp/"
@@ -36,7 +38,8 @@ def test_inline_form_is_a_fragment_for_htmx(ops_client, customer):
 
 @pytest.mark.parametrize("bad", ["not-an-email", "ada@", "@acme.test", "a b@acme.test"])
 def test_invalid_email_is_refused(ops_client, customer, bad):
-    response = ops_client.post(f"{EDIT}?field=email", {"value": bad}, HTTP_HX_REQUEST="true")
+    response = ops_client.post(f"{EDIT}?field=email", {"value": bad, "expected": "ada@acme.test"},
+                               HTTP_HX_REQUEST="true")
 
     assert response.status_code == 422
     html = page_text(response)
@@ -47,7 +50,7 @@ def test_invalid_email_is_refused(ops_client, customer, bad):
 
 
 def test_changing_the_id_moves_the_page(ops_client, customer):
-    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme_corp_2"})
+    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme_corp_2", "expected": "acme_corp"})
 
     assert response.status_code == 302 and response.url == "/customers/acme_corp_2/"
     customer.refresh_from_db()
@@ -56,7 +59,8 @@ def test_changing_the_id_moves_the_page(ops_client, customer):
 
 
 def test_changing_the_id_with_htmx_redirects_the_browser(ops_client, customer):
-    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme-2"}, HTTP_HX_REQUEST="true")
+    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme-2", "expected": "acme_corp"},
+                               HTTP_HX_REQUEST="true")
 
     assert response.headers["HX-Redirect"] == "/customers/acme-2/"
 
@@ -71,7 +75,7 @@ def test_changing_the_id_with_htmx_redirects_the_browser(ops_client, customer):
 def test_invalid_or_taken_id_is_refused(ops_client, customer, bad, message):
     customer_create(env="sandbox", customer_id="globex", actor=None)
 
-    response = ops_client.post(f"{EDIT}?field=id", {"value": bad})
+    response = ops_client.post(f"{EDIT}?field=id", {"value": bad, "expected": "acme_corp"})
 
     assert response.status_code == 422 and message in page_text(response)
     customer.refresh_from_db()
@@ -81,7 +85,7 @@ def test_invalid_or_taken_id_is_refused(ops_client, customer, bad, message):
 def test_id_used_in_the_other_environment_is_free_here(ops_client, customer):
     customer_create(env="live", customer_id="globex", actor=None)
 
-    assert ops_client.post(f"{EDIT}?field=id", {"value": "globex"}).status_code == 302
+    assert ops_client.post(f"{EDIT}?field=id", {"value": "globex", "expected": "acme_corp"}).status_code == 302
     assert Customer.objects.get(pk=customer.pk).customer_id == "globex"
 
 
@@ -92,6 +96,7 @@ def test_metadata_edited_as_key_value_rows(ops_client, customer):
     response = ops_client.post(f"{EDIT}?field=metadata", {
         "key": ["plan_tier", "seats", "flags", "region", ""],
         "value": ["platinum", "12", "", "eu", ""],
+        "expected": json.dumps(customer.metadata),
     })
 
     assert 'value="plan_tier"' in form and 'value="gold"' in form and 'value="12"' in form
@@ -104,7 +109,8 @@ def test_metadata_edited_as_key_value_rows(ops_client, customer):
 def test_metadata_row_removed_by_clearing_it(ops_client, customer):
     customer_update(customer=customer, actor=None, metadata={"a": "1", "b": "2"})
 
-    ops_client.post(f"{EDIT}?field=metadata", {"key": ["a", ""], "value": ["1", ""]})
+    ops_client.post(f"{EDIT}?field=metadata", {"key": ["a", ""], "value": ["1", ""],
+                                               "expected": json.dumps(customer.metadata)})
 
     customer.refresh_from_db()
     assert customer.metadata == {"a": "1"}
@@ -119,7 +125,8 @@ def test_metadata_row_removed_by_clearing_it(ops_client, customer):
 def test_bad_metadata_rows_are_refused(ops_client, customer, keys, values, message):
     customer_update(customer=customer, actor=None, metadata={"keep": "me"})
 
-    response = ops_client.post(f"{EDIT}?field=metadata", {"key": keys, "value": values})
+    response = ops_client.post(f"{EDIT}?field=metadata", {"key": keys, "value": values,
+                                                          "expected": json.dumps(customer.metadata)})
 
     assert response.status_code == 422 and message in page_text(response)
     customer.refresh_from_db()

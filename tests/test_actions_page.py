@@ -9,7 +9,7 @@ from django.test import Client
 
 from billing.models import Balance, CustomerProduct
 from billing.services import balance_track, product_attach
-from tests.helpers import page_text
+from tests.helpers import customize_basis, page_text
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PAGE = "/customers/acme_corp/"
@@ -96,7 +96,8 @@ def test_reward_add_with_htmx_refreshes_rewards_and_invoice(ops_client, customer
 
 
 def test_detail_update_with_htmx_swaps_the_details_back_in_place(ops_client, customer):
-    response = ops_client.post("/customers/acme_corp/details/edit/?field=name", {"value": "Acme Ltd"}, **HTMX)
+    response = ops_client.post("/customers/acme_corp/details/edit/?field=name",
+                               {"value": "Acme Ltd", "expected": "Acme Corp"}, **HTMX)
 
     html = page_text(response)
     assert response.headers["HX-Retarget"] == "#section-sidebar-details"
@@ -116,7 +117,8 @@ def test_customize_with_htmx_refreshes_products_and_features(ops_client, custome
     cp = CustomerProduct.objects.get(customer=customer, status="active")
 
     response = ops_client.post(f"/customers/acme_corp/products/{cp.pk}/customize/",
-                               {"included_messages": "750", "reason": "pilot"}, **HTMX)
+                               {"included_messages": "750", "reason": "pilot", "expected": customize_basis(cp)},
+                               **HTMX)
 
     html = page_text(response)
     assert '<span class="tag">custom</span>' in oob(html, "section", "section-products")

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
 from billing.services import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services import customer_create, customer_delete
-from tests.helpers import page_text
+from tests.helpers import customize_basis, page_text
 
 ROLES = ["anonymous", "viewer", "support", "ops", "superuser"]
 EVERYONE_WHO_EDITS = {"ops", "superuser"}
@@ -48,13 +49,13 @@ ENDPOINTS = {
     ),
     "add reward": (lambda w: "/customers/acme_corp/rewards/add/", lambda w: {"reward": w.rewards["twenty"].pk}, set()),
     "remove reward": (lambda w: f"/customers/acme_corp/rewards/{w.applied.pk}/remove/", lambda w: {}, set()),
-    "edit details": (lambda w: "/customers/acme_corp/details/edit/?field=name", lambda w: {"value": "Acme Ltd"},
-                     set()),
+    "edit details": (lambda w: "/customers/acme_corp/details/edit/?field=name",
+                     lambda w: {"value": "Acme Ltd", "expected": "Acme Corp"}, set()),
     "delete customer": (lambda w: "/customers/acme_corp/delete/", lambda w: {"confirm_id": "acme_corp"}, set()),
-    "restore customer": (lambda w: f"/customers/deleted/{w.deleted.pk}/restore/", lambda w: {}, set()),
+    "restore customer": (lambda w: reverse("customers:restore", args=[w.deleted.pk]), lambda w: {}, set()),
     "customize product": (
         lambda w: f"/customers/acme_corp/products/{w.product.pk}/customize/",
-        lambda w: {"included_messages": "250", "reason": "deal"}, set(),
+        lambda w: {"included_messages": "250", "reason": "deal", "expected": customize_basis(w.product)}, set(),
     ),
 }
 FORMS = [name for name in ENDPOINTS if name != "restore customer"]  # restore is a button, no form page
@@ -128,7 +129,7 @@ def test_post_with_the_csrf_token_goes_through(world, ops):
 @pytest.mark.parametrize(("role", "sees_restore"), [("viewer", False), ("support", False), ("ops", True),
                                                     ("superuser", True)])
 def test_deleted_customers_page_shows_restore_only_to_those_who_may(request, world, role, sees_restore):
-    html = page_text(client_for(role, request).get("/customers/deleted/"))
+    html = page_text(client_for(role, request).get(reverse("customers:deleted")))
 
     assert "globex" in html
     assert (">Restore</button>" in html) is sees_restore

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from billing.models import Balance, CustomerReward
 from billing.services import balance_track
 from customers.models import AuditEntry, Customer
+from customers.services import customer_update
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -234,6 +235,33 @@ def test_updating_customer_properties(live_server, page: Page, ops, customer):
     details.get_by_role("button", name="Update").click()
     page.wait_for_url(re.compile(r".*/customers/acme_new/$"))
     assert Customer.objects.get(pk=customer.pk).customer_id == "acme_new"
+
+
+def test_stale_details_edit_shows_the_conflict_and_the_current_value(live_server, page: Page, ops, support,
+                                                                   customer):
+    log_in(page, live_server, ops)
+    open_customer(page, live_server)
+    details = page.locator("#section-sidebar-details")
+    details.get_by_role("link", name="Edit email").click()
+    email = details.get_by_role("textbox", name="Email")
+    expect(email).to_have_value("ada@acme.test")
+    # Meanwhile, in another tab, a colleague changes the email.
+    customer_update(customer=customer, actor=support, email="billing@acme.test", expected={"email": "ada@acme.test"})
+
+    email.fill("ada.new@acme.test")
+    details.get_by_role("button", name="Update").click()
+
+    expect(details.get_by_role("alert")).to_have_text(
+        "The email changed since you opened it (by sam_support, just now): it is now “billing@acme.test”. "
+        "Check it and update again to replace it.")
+    expect(email).to_have_value("ada.new@acme.test")  # what was typed is kept
+    assert Customer.objects.get(pk=customer.pk).email == "billing@acme.test"
+    assert AuditEntry.objects.filter(action="customer.update").count() == 1
+    # Having read it, updating again replaces it.
+    details.get_by_role("button", name="Update").click()
+    expect(details.get_by_role("textbox", name="Email")).to_have_count(0)
+    expect(details).to_contain_text("ada.new@acme.test")
+    assert Customer.objects.get(pk=customer.pk).email == "ada.new@acme.test"
 
 
 # --- Deleting a Customer --------------------------------------------------------------------------------------

@@ -81,3 +81,39 @@ def test_concurrent_tracks_without_overage_never_go_below_zero(customer, catalog
     balance.refresh_from_db()
     assert balance.remaining == 0
     assert Event.objects.filter(customer=customer).count() == THREADS * 20
+
+
+def test_concurrent_saves_of_forms_opened_on_one_value_never_both_pass(customer, ops, support):
+    """Two people save the name from forms that both showed "Acme Corp": one wins, the other is told."""
+    from autumn_admin.stale import StaleForm
+    from customers.models import Customer
+    from customers.services import customer_update
+
+    barrier = threading.Barrier(THREADS)
+    saved: list[str] = []
+    refused: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            customer_update(customer=Customer.objects.get(pk=customer.pk), actor=ops if n % 2 else support,
+                            name=f"Acme {n}", expected={"name": "Acme Corp"})
+            saved.append(f"Acme {n}")
+        except StaleForm as exc:
+            refused.append(exc.message)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert len(saved) == 1 and len(refused) == THREADS - 1
+    assert Customer.objects.get(pk=customer.pk).name == saved[0]
+    assert all(f"it is now “{saved[0]}”" in message for message in refused)
+    assert AuditEntry.objects.filter(action="customer.update").count() == 1

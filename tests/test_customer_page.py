@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, Invoice, Reward
@@ -146,6 +147,16 @@ def test_upcoming_invoice_itemises_fixed_prices_and_the_discount(client, ops, ac
         "Pro monthly $99.00 Extra seats monthly $20.00 Launch 20% 20% off · 3 months −$23.80 "
         "Subtotal $119.00 Total $95.20"
     )
+
+
+def test_upcoming_invoice_shows_no_overage_line_before_there_is_overage(client, ops, customer, catalogue):
+    product_attach(customer=customer, product=catalogue["scale"], actor=ops)
+    balance_track(customer=customer, feature=catalogue["api_calls"], value=40_000, actor=None)
+
+    section = text(element(page_of(login(client, ops).get(URL)), "section-upcoming-invoice"))
+
+    assert "overage" not in section and "$0.00" not in section
+    assert section.endswith("Scale monthly $250.00 Total $250.00")
 
 
 def test_upcoming_invoice_charges_overage_per_started_block_of_billing_units(client, ops, customer, catalogue):
@@ -357,7 +368,7 @@ def test_every_role_can_view_the_page_and_the_list(client, role, acme, request):
     assert client.get(URL + "events/", HTTP_HX_REQUEST="true").status_code == 200
 
 
-@pytest.mark.parametrize("url", [URL, "/customers/", URL + "events/", "/customers/export.csv"])
+@pytest.mark.parametrize("url", [URL, "/customers/", URL + "events/", reverse("customers:export")])
 def test_an_anonymous_visitor_is_sent_to_login(client, acme, url):
     response = client.get(url)
     assert response.status_code == 302
@@ -500,7 +511,8 @@ def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops
     customer_stripe_link(customer=customer, stripe_id="cus_Q1", actor=ops)
     customer_product_update(customer_product=cp, actor=None, status="past_due")
     apply_invoice({"id": "in_77", "customer": "cus_Q1", "status": "open", "total": 9900, "currency": "usd",
-                   "created": 1_800_000_000}, created=1_800_000_000, reason="webhook")
+                   "created": 1_800_000_000}, env="sandbox", created=1_800_000_000,
+                  reason="webhook")
     activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(
         page_of(login(client, ops).get(URL)), "section-sidebar-activity"), flags=re.S)]
     assert activity[:3] == [

@@ -89,11 +89,12 @@ def test_backfill_can_be_interrupted_and_run_again(customer, catalogue, fake_str
     assert sorted(Invoice.objects.values_list("stripe_id", flat=True)) == sorted(fake_stripe.invoices)
 
 
-def test_a_customer_stripe_fails_for_is_reported_and_the_others_still_run(customer, catalogue, fake_stripe):
+def test_a_customer_stripe_fails_for_is_reported_and_the_others_still_run(customer, catalogue, fake_stripe,
+                                                                          fake_stripe_live):
     link(customer, fake_stripe)
     globex = customer_create(env="live", customer_id="globex", actor=None, name="Globex")
-    globex_stripe = link(globex, fake_stripe)
-    fake_stripe.add_invoice(customer=globex_stripe)
+    globex_stripe = link(globex, fake_stripe_live)
+    fake_stripe_live.add_invoice(customer=globex_stripe)
     fake_stripe.queue_error(500, times=3)
 
     with pytest.raises(CommandError, match="1 of 2 customers could not be read"):
@@ -123,7 +124,7 @@ def test_backfill_names_what_it_cannot_do(customer, fake_stripe, settings):
         sync("--customer", "nobody")
     with pytest.raises(CommandError, match="No customer 'acme_corp' linked"):
         sync("--customer", "acme_corp")  # exists, but has no Stripe id
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     with pytest.raises(CommandError, match="Stripe is not connected"):
         sync()
     assert fake_stripe.requests == []
@@ -134,8 +135,8 @@ def test_a_webhook_event_older_than_the_backfill_does_not_undo_it(customer, fake
     fake_stripe.add_invoice(customer=stripe_id, status="paid", id="in_1")
     sync()
     old = {**fake_stripe.invoices["in_1"], "status": "open", "amount_paid": 0}
-    outcome = stripe_sync.process_event({"id": "evt_old", "type": "invoice.finalized",
+    outcome = stripe_sync.process_event({"id": "evt_old", "type": "invoice.finalized", "livemode": False,
                                          "created": fake_stripe.invoices["in_1"]["created"],
-                                         "data": {"object": old}})
+                                         "data": {"object": old}}, signed_for="sandbox")
     assert outcome == "stale"
     assert Invoice.objects.get().status == "paid"

@@ -13,7 +13,7 @@ from tests.fake_stripe import WEBHOOK_SECRET, event, signed
 
 
 def test_without_stripe_the_dashboard_runs_and_says_stripe_is_not_connected(ops_client, customer, settings):
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     customers = ops_client.get("/customers/")
     assert customers.status_code == 200
     assert "Stripe <span class=\"muted\">(not connected)</span>" in customers.content.decode()
@@ -36,10 +36,11 @@ def test_the_status_page_names_the_connected_account_and_asks_stripe_only_once_i
 
 
 def test_the_status_page_shows_why_stripe_is_not_reachable(ops_client, fake_stripe, settings):
-    settings.STRIPE_SECRET_KEY = "sk_live_revoked"
+    settings.STRIPE_LIVE_SECRET_KEY = "sk_live_revoked"
+    ops_client.post("/env/", {"env": "live"})
     page = ops_client.get("/stripe/").content.decode()
     assert "Not reachable" in page and "live mode" in page
-    assert "Stripe refused the API key; check STRIPE_SECRET_KEY." in page
+    assert "Stripe refused the API key; check STRIPE_LIVE_SECRET_KEY." in page
 
 
 def test_the_status_page_does_not_wait_through_retries(ops_client, fake_stripe):
@@ -50,10 +51,10 @@ def test_the_status_page_does_not_wait_through_retries(ops_client, fake_stripe):
 
 
 def test_the_status_page_lists_failing_customers_and_recent_events(ops_client, customer, settings):
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     Customer.objects.filter(pk=customer.pk).update(
         stripe_sync_error="Name and email not sent to Stripe: Stripe had an error (HTTP 500); try again.")
-    StripeEvent.objects.create(event_id="evt_123", type="invoice.paid", created=1)
+    StripeEvent.objects.create(event_id="evt_123", type="invoice.paid", created=1, env="sandbox")
     page = ops_client.get("/stripe/").content.decode()
     assert 'href="/customers/acme_corp/"' in page
     assert "Name and email not sent to Stripe: Stripe had an error (HTTP 500); try again." in page
@@ -63,7 +64,7 @@ def test_the_status_page_lists_failing_customers_and_recent_events(ops_client, c
 
 @pytest.mark.parametrize("role", ["support", "viewer"])
 def test_every_role_can_read_the_stripe_page(client, db, request, role, settings):
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     client.force_login(request.getfixturevalue(role))
     assert 'href="/stripe/"' in client.get("/customers/").content.decode()
     page = client.get("/stripe/")
@@ -85,7 +86,7 @@ def test_two_deliveries_of_one_event_at_once_apply_it_once(catalogue, settings):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite's in-memory test database locks whole tables across threads")
 
-    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
     customer = customer_create(env="sandbox", customer_id="acme_corp", actor=None)
     Customer.objects.filter(pk=customer.pk).update(stripe_id="cus_acme")
     invoice = {"id": "in_1", "object": "invoice", "customer": "cus_acme", "status": "paid", "total": 500,

@@ -68,7 +68,7 @@ def test_edits_that_stripe_does_not_hold_or_unlinked_customers_send_nothing(
 
 def test_without_a_stripe_key_nothing_is_called(linked, ops, twenty_off, fake_stripe, settings,
                                                 django_capture_on_commit_callbacks):
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         edit(linked, ops, name="Offline Name")
         reward_apply(customer=linked, reward=twenty_off, actor=ops)
@@ -155,12 +155,12 @@ def test_a_4xx_is_not_retried_and_stripes_reason_is_shown(linked, ops, fake_stri
 
 
 def test_a_refused_api_key_is_reported(linked, ops, fake_stripe, settings, django_capture_on_commit_callbacks):
-    settings.STRIPE_SECRET_KEY = "sk_test_revoked"
+    settings.STRIPE_TEST_SECRET_KEY = "sk_test_revoked"
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, name="New Name")
     linked.refresh_from_db()
     assert linked.stripe_sync_error == ("Name and email not sent to Stripe: Stripe refused the API key; "
-                                        "check STRIPE_SECRET_KEY.")
+                                        "check STRIPE_TEST_SECRET_KEY.")
 
 
 def test_time_outs_are_retried_then_reported(linked, ops, fake_stripe, settings,
@@ -352,7 +352,7 @@ def test_checkout_uses_stripe_prices_and_converts_quarters(linked, catalogue, fa
 def test_checkout_refuses_products_without_a_price_and_needs_stripe(linked, catalogue, fake_stripe, settings):
     with pytest.raises(ServiceError, match="Free has no price to pay for"):
         checkout_url_for(customer=linked, product=catalogue["free"], **URLS)
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     with pytest.raises(StripeError) as refused:
         checkout_url_for(customer=linked, product=catalogue["pro"], **URLS)
     assert refused.value.code == "stripe_not_connected"

@@ -18,7 +18,7 @@ URL = "/webhooks/stripe"
 
 @pytest.fixture
 def webhook_secret(settings):
-    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_signed_json_that_is_not_an_event_is_refused(client, db, webhook_secret,
 
 
 def test_without_a_webhook_secret_every_event_is_refused(client, linked, settings):
-    settings.STRIPE_WEBHOOK_SECRET = ""
+    settings.STRIPE_TEST_WEBHOOK_SECRET = ""
     response = deliver(client, event("invoice.paid", invoice(), created=100))
     assert response.status_code == 400
     assert StripeEvent.objects.count() == 0

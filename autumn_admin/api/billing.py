@@ -13,6 +13,7 @@ from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, product_or_404
 from autumn_admin.api.schemas import AttachOut, AttachParams, ErrorOut, LegacyAttachOut, LegacyAttachParams
 from autumn_admin.audit import audit_record
+from autumn_admin.stripe_config import KEY_SETTING
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, Product
 from billing.services import product_attach
 
@@ -46,10 +47,11 @@ def _attach(request: HttpRequest, customer_id: str, product_id: str, version: in
         return product.product_id, None
     if CustomerProduct.objects.filter(customer=customer, product=product, status__in=LIVE_PRODUCT_STATUSES).exists():
         raise ApiError(409, f"{customer.customer_id} already has {product.name}.", "product_already_attached")
-    gw = stripe.gateway()
+    gw = stripe.gateway(customer.env)
     if gw is None:
-        raise ApiError(400, f"{product.name} is a paid plan and Stripe is not connected, so there is no checkout to "
-                            "send the customer to. Connect Stripe (STRIPE_SECRET_KEY) first.",
+        raise ApiError(400, f"{product.name} is a paid plan and Stripe is not connected for {customer.env}, so there "
+                            "is no checkout to send the customer to. Connect Stripe "
+                            f"({KEY_SETTING[customer.env]}) first.",
                        "stripe_not_connected")
     try:
         url = gw.checkout_url_for(customer=customer, product=product, success_url=success, cancel_url=success)

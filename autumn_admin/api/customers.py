@@ -75,7 +75,7 @@ def _update(request: HttpRequest, customer: Customer, params, new_customer_id: s
 
 def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) -> dict:
     reason = ""
-    gw = stripe.gateway() if delete_in_stripe else None
+    gw = stripe.gateway(customer.env) if delete_in_stripe else None
     if gw is not None and customer.stripe_id:
         # Stripe first: if it refuses, nothing changes here (our soft delete can be undone, its deletion can't).
         try:
@@ -227,5 +227,24 @@ def customers_patch_rest(request, customer_id: CustomerId, params: LegacyUpdateC
 def customers_delete_rest(request, customer_id: CustomerId,
                           delete_in_stripe: bool = Query(False, description="Also delete it in Stripe.")):
     return _delete(request, customer_or_404(request, customer_id), delete_in_stripe)
+
+
+# "/customers/update" is the documented update form for POST only: with any other method it is the
+# customer whose id is "update", like any other id (its POST form is POST /v1/customers.update).
+@router.get("/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+            include_in_schema=False)
+def customer_named_update_get(request):
+    return customers_get_rest(request, "update")
+
+
+@router.patch("/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
+              include_in_schema=False)
+def customer_named_update_patch(request, params: LegacyUpdateCustomerParams):
+    return _update_rest(request, "update", params)
+
+
+@router.delete("/customers/update", response={200: SuccessOut, **STRIPE_ERRORS}, include_in_schema=False)
+def customer_named_update_delete(request, delete_in_stripe: bool = Query(False)):
+    return customers_delete_rest(request, "update", delete_in_stripe)
 
 

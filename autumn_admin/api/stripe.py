@@ -1,21 +1,18 @@
-"""Stripe, when it is connected (billing.stripe_gateway does the talking)."""
+"""Stripe, when the environment is connected (billing.stripe_gateway does the talking)."""
 
 from __future__ import annotations
-
-from django.conf import settings
 
 from autumn_admin.api.errors import ApiError
 
 
-def gateway():
-    """The Stripe gateway module, or None when Stripe is not connected."""
-    if not settings.STRIPE_SECRET_KEY:
-        return None
+def gateway(env: str):
+    """The Stripe gateway module, or None when `env` (the API key's and its customers' environment)
+    is not connected to Stripe. The gateway then serves that environment's customers with its key only."""
     try:
         from billing import stripe_gateway
     except ImportError:  # a build without the gateway acts as not connected
         return None
-    return stripe_gateway
+    return stripe_gateway if stripe_gateway.is_configured(env) else None
 
 
 def is_stripe_error(gw, exc: Exception) -> bool:

@@ -89,7 +89,7 @@ def test_delete_is_soft_and_a_restored_customer_comes_back(api, customer, ops):
 
 
 def test_delete_without_stripe_connected_deletes_here_only(api, customer, settings):
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     assert api.post("customers.delete", {"customer_id": "acme_corp", "delete_in_stripe": True}).json() == {
         "success": True}
     assert Customer.objects.get(pk=customer.pk).deleted_at is not None

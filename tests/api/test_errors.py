@@ -159,7 +159,7 @@ def test_rename_to_an_existing_id_is_a_conflict(api, customer):
 
 
 def test_paid_plan_without_stripe_says_stripe_is_not_connected(api, customer, settings):
-    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_TEST_SECRET_KEY = ""
     before = snapshot()
     body = assert_refused(api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "pro"}), 400,
                           "stripe_not_connected", "Stripe is not connected")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from autumn_admin.errors import ServiceError
@@ -23,7 +25,8 @@ def test_a_two_megabyte_metadata_value_is_refused_by_the_dashboard_and_the_api(o
     customer_update(customer=customer, actor=None, metadata={"keep": "me"})
     edits = _customer_edits()
 
-    page = ops_client.post(f"{EDIT}?field=metadata", {"key": ["keep", "notes"], "value": ["me", TWO_MB]},
+    page = ops_client.post(f"{EDIT}?field=metadata", {"key": ["keep", "notes"], "value": ["me", TWO_MB],
+                                                      "expected": json.dumps(customer.metadata)},
                            HTTP_HX_REQUEST="true")
     answer = api.post("customers.update", {"customer_id": "acme_corp", "metadata": {"notes": TWO_MB}})
 
@@ -50,7 +53,8 @@ def test_metadata_merged_through_the_api_cannot_grow_past_the_limit(api, custome
 
 def test_a_metadata_key_over_255_characters_is_refused_by_the_dashboard_and_the_api(ops_client, api, customer):
     key = "k" * 256
-    page = ops_client.post(f"{EDIT}?field=metadata", {"key": [key], "value": ["1"]}, HTTP_HX_REQUEST="true")
+    page = ops_client.post(f"{EDIT}?field=metadata", {"key": [key], "value": ["1"], "expected": "{}"},
+                           HTTP_HX_REQUEST="true")
     answer = api.post("customers.update", {"customer_id": "acme_corp", "metadata": {key: 1}})
 
     assert page.status_code == 422

@@ -1,0 +1,79 @@
+"""Which Stripe keys each environment uses, read once at start-up (settings.py) from the environment.
+
+Sandbox talks only to Stripe's test mode and live only to its live mode, each with its own secret key
+and webhook signing secret. A key whose prefix names the other mode, or no mode, stops the app from
+starting. STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET, from before each environment had its own, still
+work: for the one environment the key's prefix names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from django.core.exceptions import ImproperlyConfigured
+
+KEY_PREFIXES = {"sandbox": ("sk_test_", "rk_test_"), "live": ("sk_live_", "rk_live_")}
+MODE = {"sandbox": "test", "live": "live"}
+KEY_SETTING = {"sandbox": "STRIPE_TEST_SECRET_KEY", "live": "STRIPE_LIVE_SECRET_KEY"}
+WEBHOOK_SETTING = {"sandbox": "STRIPE_TEST_WEBHOOK_SECRET", "live": "STRIPE_LIVE_WEBHOOK_SECRET"}
+LEGACY_KEY, LEGACY_WEBHOOK = "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"
+
+
+def key_env(key: str) -> str | None:
+    """The environment a Stripe secret key's prefix names ("sandbox" for test mode), or None."""
+    return next((env for env, prefixes in KEY_PREFIXES.items() if key.startswith(prefixes)), None)
+
+
+def _mode_of(name: str, key: str) -> str:
+    env = key_env(key)
+    if env is None:
+        # Never repeat a secret in a message: a Stripe-looking prefix is all it shows.
+        head = re.match(r"[a-z]{2,5}_[a-z]{2,5}_", key)
+        said = f"it starts with {head.group()!r}" if head else "it has no Stripe key prefix"
+        raise ImproperlyConfigured(
+            f"{name} is not a Stripe secret key: {said}, not sk_test_/rk_test_ (test mode) or "
+            "sk_live_/rk_live_ (live mode).")
+    return env
+
+
+def stripe_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """STRIPE_TEST_SECRET_KEY, STRIPE_LIVE_SECRET_KEY, STRIPE_TEST_WEBHOOK_SECRET and
+    STRIPE_LIVE_WEBHOOK_SECRET as the settings hold them ("" when not set), from `environ`.
+    Raises ImproperlyConfigured, with what to change, for a key of the wrong mode (or of none) and for
+    a legacy variable that says something else than the new one of its environment."""
+    def read(name: str) -> str:
+        return (environ.get(name) or "").strip()
+
+    keys = {env: read(name) for env, name in KEY_SETTING.items()}
+    hooks = {env: read(name) for env, name in WEBHOOK_SETTING.items()}
+    for env, key in keys.items():
+        if key and (found := _mode_of(KEY_SETTING[env], key)) != env:
+            raise ImproperlyConfigured(
+                f"{KEY_SETTING[env]} must be a {MODE[env]}-mode key ({' or '.join(p + '…' for p in KEY_PREFIXES[env])}"
+                f"), but it is a {MODE[found]}-mode key: {env} talks to Stripe's {MODE[env]} mode only. "
+                f"Put the {MODE[found]}-mode key in {KEY_SETTING[found]}.")
+    legacy_key, legacy_hook = read(LEGACY_KEY), read(LEGACY_WEBHOOK)
+    if legacy_key:
+        env = _mode_of(LEGACY_KEY, legacy_key)
+        if keys[env] and keys[env] != legacy_key:
+            raise ImproperlyConfigured(
+                f"{LEGACY_KEY} and {KEY_SETTING[env]} both set the {env} Stripe key, to different keys. "
+                f"Keep {KEY_SETTING[env]} and remove {LEGACY_KEY}.")
+        keys[env] = legacy_key
+        if legacy_hook:
+            if hooks[env] and hooks[env] != legacy_hook:
+                raise ImproperlyConfigured(
+                    f"{LEGACY_WEBHOOK} and {WEBHOOK_SETTING[env]} both set the {env} webhook signing secret, to "
+                    f"different secrets. Keep {WEBHOOK_SETTING[env]} and remove {LEGACY_WEBHOOK}.")
+            hooks[env] = legacy_hook
+    elif legacy_hook:
+        raise ImproperlyConfigured(
+            f"{LEGACY_WEBHOOK} is the signing secret of the environment {LEGACY_KEY} names, and {LEGACY_KEY} "
+            f"is not set: use {WEBHOOK_SETTING['sandbox']} or {WEBHOOK_SETTING['live']} instead.")
+    if hooks["sandbox"] and hooks["sandbox"] == hooks["live"]:
+        raise ImproperlyConfigured(
+            f"{WEBHOOK_SETTING['sandbox']} and {WEBHOOK_SETTING['live']} are the same secret. Stripe signs "
+            "test-mode and live-mode events with the secrets of two different endpoints: set each to its own.")
+    return {**{KEY_SETTING[env]: key for env, key in keys.items()},
+            **{WEBHOOK_SETTING[env]: hook for env, hook in hooks.items()}}
