@@ -113,11 +113,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; a busy timeout keeps concurrent requests from failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif env_bool("DB_PREPARED_STATEMENTS", True):
-    # Lets the track statement be prepared once per connection (billing/services.py, _prepared_cursor);
-    # no other query is, as the threshold is never reached. Turn off (DB_PREPARED_STATEMENTS=0) behind a
-    # connection pooler in transaction mode that cannot keep prepared statements.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+else:
+    if env_bool("DB_POOL", True):
+        # Each process keeps a pool of at most DB_POOL_MAX connections that requests borrow and give back
+        # (psycopg_pool, Django's built-in pool), so a burst of requests - one thread each under runserver -
+        # waits for a connection instead of opening one per thread until PostgreSQL has "too many clients".
+        # Workers × DB_POOL_MAX must stay under PostgreSQL's max_connections (100 by default). The pool
+        # checks a connection before lending it (CONN_HEALTH_CHECKS); it needs CONN_MAX_AGE = 0.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DB_POOL_MIN", "1")),
+            "max_size": int(os.environ.get("DB_POOL_MAX", "10")),
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),  # seconds a request waits for one
+        }
+    if env_bool("DB_PREPARED_STATEMENTS", True):
+        # Lets the track statement be prepared once per connection (billing/services.py, _prepared_cursor);
+        # no other query is, as the threshold is never reached. A pooled connection keeps its prepared
+        # statement from one request to the next. Turn off (DB_PREPARED_STATEMENTS=0) behind a connection
+        # pooler in transaction mode that cannot keep prepared statements.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -167,11 +181,14 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Behind a reverse proxy (one hop) that sets X-Forwarded-For: only then is that header trusted for
-# the client's address. Off by default: the address is the connection's (REMOTE_ADDR).
+# Behind a reverse proxy (one hop, terminating TLS) that sets X-Forwarded-Proto and X-Forwarded-For on
+# every request: only then are those headers believed, for https and for the client's address (the
+# login throttle). Off by default: any client could send them, to skip the redirect to https and get
+# secure-only cookies over plain http, or to pose as another address; the address is REMOTE_ADDR.
 BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Login throttling (django-axes), on the dashboard's /login/ and on /admin/login/: after
 # LOGIN_FAILURE_LIMIT failures for one username, or from one client address, every login for that

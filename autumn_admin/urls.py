@@ -2,11 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
 from django.urls import include, path, re_path
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
 from autumn_admin.api import track as api_track
-from autumn_admin.api.errors import error_response
+from autumn_admin.api.errors import error_response, internal_error_response
 from autumn_admin.api.main import api
 from autumn_admin.environment import switch_env
 from billing import views as billing_views
@@ -24,6 +25,15 @@ def healthz(request):
 def api_not_found(request, rest: str = ""):
     return error_response(request, 404, f"There is no endpoint {request.method} {request.path}.", "not_found")
 
+
+def server_error(request):
+    """Django's 500 (DEBUG off) for what fails outside the API's own handling: JSON under /v1/."""
+    if request.path.startswith("/v1/"):
+        return internal_error_response(request)
+    return defaults.server_error(request)
+
+
+handler500 = server_error
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),

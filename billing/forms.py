@@ -11,6 +11,7 @@ from autumn_admin.errors import ServiceError
 from billing.models import DISCOUNT_REWARD_TYPES, Feature, FeatureType, Interval, Reward, UsageType
 from billing.quantities import parse_quantity
 from billing.services import require_reason
+from customers.services import REASON_MAX_LENGTH
 
 
 def _quantity(raw, label: str, *, allow_negative: bool = True) -> Decimal:
@@ -53,7 +54,7 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
         help_text="Optional. Leave empty to keep the current reset date.",
     )
     reason = forms.CharField(
-        max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required. Shown in the customer's activity.",
     )
     expected_remaining = forms.CharField(widget=forms.HiddenInput)
@@ -102,7 +103,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                                    widget=forms.TextInput(attrs={"inputmode": "decimal"}))
     add_interval = forms.ChoiceField(label="Resets", choices=Interval.choices, initial=Interval.MONTH, required=False)
     add_overage_allowed = forms.BooleanField(label="Overage allowed", required=False)
-    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
                              help_text="Required. Shown in the customer's activity.")
     # What the form showed: the product's allowances and the balances' grants (JSON, see `expectation`).
     expected = forms.CharField(required=False, widget=forms.HiddenInput)

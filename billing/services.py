@@ -37,7 +37,7 @@ from billing.models import (
 )
 from billing.quantities import MAX_ABS, parse_quantity
 from customers.models import ApiKey, AuditEntry, Customer
-from customers.services import API_KEY_LAST_USED_RESOLUTION
+from customers.services import API_KEY_LAST_USED_RESOLUTION, validate_reason
 
 ZERO = Decimal(0)
 UNSET = object()
@@ -55,10 +55,7 @@ def _balance_snapshot(balance: Balance) -> dict:
 
 def require_reason(reason: str | None) -> str:
     """Edits that change what a customer is charged need a reason, kept in the audit trail."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
-    return reason
+    return validate_reason(reason, required=True)
 
 
 # --- resets -------------------------------------------------------------------------------------

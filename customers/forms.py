@@ -8,6 +8,7 @@ from django import forms
 
 from autumn_admin.errors import ServiceError
 from customers.models import Customer
+from customers.services import REASON_MAX_LENGTH
 
 # The Details fields that can be edited in place, with how they are labelled.
 DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
@@ -21,7 +22,7 @@ def _stored(customer: Customer, field: str):
 class DetailFieldForm(forms.Form):
     """One of id, name, email, fingerprint: a single text input."""
 
-    value = forms.CharField(required=False, max_length=320)
+    value = forms.CharField(required=False)  # the service refuses what is too long, as for the API
     # The value the form showed: saving over a value changed since is refused (empty is a value too).
     expected = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
 
@@ -36,7 +37,6 @@ class DetailFieldForm(forms.Form):
             self.fields["value"].widget.input_type = "email"
         if field == "id":
             self.fields["value"].required = True
-            self.fields["value"].max_length = 255
             self.fields["value"].error_messages["required"] = "A customer id is required."
 
     def clean_expected(self) -> str:
@@ -104,9 +104,6 @@ class MetadataForm(forms.Form):
             if "\x00" in key or "\x00" in value:  # the database can't store it
                 self.row_errors.append(f"The key {key[:40]!r} or its value contains a NUL character.")
                 continue
-            if len(key) > 255:
-                self.row_errors.append(f"The key {key[:40]!r}… is longer than 255 characters.")
-                continue
             if key in metadata:
                 self.row_errors.append(f"The key {key!r} appears twice.")
                 continue
@@ -150,7 +147,7 @@ def _as_text(value) -> str:
 class CustomerDeleteForm(forms.Form):
     confirm_id = forms.CharField(label="Type the customer id to confirm", required=False,
                                  widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
-    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
                              help_text="Optional. Kept in the audit trail.")
     also_delete_in_stripe = forms.BooleanField(label="Also delete in Stripe", required=False)
 

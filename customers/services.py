@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -18,7 +19,12 @@ from autumn_admin.errors import Conflict, ServiceError
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN, ApiKey, Customer, Env
 
 EDITABLE_FIELDS = ("name", "email", "fingerprint", "metadata", "send_email_receipts")
+# The limits of what a customer may hold, the same for the dashboard and the API (both come here).
 TEXT_LIMITS = {"name": 255, "email": 320, "fingerprint": 255}
+METADATA_MAX_CHARS = 65536  # the whole object, written as JSON
+METADATA_KEY_MAX_LENGTH = 255
+METADATA_MAX_DEPTH = 32  # objects and lists within one another
+REASON_MAX_LENGTH = 500  # a reason kept in the audit trail
 _ID_RE = re.compile(CUSTOMER_ID_PATTERN)
 
 
@@ -33,6 +39,45 @@ def validate_customer_id(value, *, field: str = "id") -> str:
         raise ServiceError("A customer id may contain only letters, digits, '_' and '-'.",
                            code="invalid_input", field=field)
     return value
+
+
+def _depth(value) -> int:
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def validate_metadata(value, *, field: str = "metadata") -> dict:
+    """A customer's metadata as it may be stored: an object with text keys, within the limits above."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise ServiceError("metadata must be an object with text keys.", code="invalid_input", field=field)
+    for key in value:
+        if len(key) > METADATA_KEY_MAX_LENGTH:
+            raise ServiceError(f"metadata keys may be at most {METADATA_KEY_MAX_LENGTH} characters; "
+                               f"{key[:40]!r}… has {len(key):,}.", code="invalid_input", field=field)
+    if _depth(value) > METADATA_MAX_DEPTH:
+        raise ServiceError(f"metadata may be nested at most {METADATA_MAX_DEPTH} levels deep.",
+                           code="invalid_input", field=field)
+    size = len(json.dumps(value, default=str))
+    if size > METADATA_MAX_CHARS:
+        raise ServiceError(f"metadata may be at most {METADATA_MAX_CHARS:,} characters as JSON; this is "
+                           f"{size:,}.", code="invalid_input", field=field)
+    return value
+
+
+def validate_reason(reason, *, required: bool = False) -> str:
+    """A reason for the audit trail: text of at most REASON_MAX_LENGTH characters, perhaps required."""
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if required and not reason:
+        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ServiceError(f"A reason may be at most {REASON_MAX_LENGTH} characters; this one has {len(reason):,}.",
+                           code="invalid_input", field="reason")
+    return reason
 
 
 def _clean_fields(fields: dict) -> dict:
@@ -55,10 +100,7 @@ def _clean_fields(fields: dict) -> dict:
                     raise ServiceError(f"{value!r} is not a valid email address.", code="invalid_input",
                                        field="email")
         elif key == "metadata":
-            value = {} if value is None else value
-            if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
-                raise ServiceError("metadata must be an object with text keys.", code="invalid_input",
-                                   field="metadata")
+            value = validate_metadata({} if value is None else value)
         elif key == "send_email_receipts" and not isinstance(value, bool):
             raise ServiceError("send_email_receipts must be true or false.", code="invalid_input", field=key)
         clean[key] = value
@@ -107,6 +149,7 @@ def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | 
     …, "metadata": the whole dict): a field, or a merged metadata key, that changed since is
     refused with StaleForm. The API sends none: last write wins there.
     """
+    reason = validate_reason(reason)
     clean = _clean_fields(fields)
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
     if expected:
@@ -119,7 +162,7 @@ def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | 
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        clean["metadata"] = merged
+        clean["metadata"] = validate_metadata(merged)  # merges may not grow it past the limits either
     if new_customer_id is not None:
         new_id = validate_customer_id(new_customer_id, field="new_customer_id")
         if new_id != locked.customer_id:
@@ -194,6 +237,7 @@ def _check_expected(locked: Customer, expected: dict, *, fields: dict, new_custo
 def customer_delete(*, customer: Customer, actor: Actor, now: datetime | None = None,
                     reason: str = "") -> Customer:
     """Soft delete: the customer leaves lists and the API; ops can restore it. Stripe is not touched."""
+    reason = validate_reason(reason)
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
     if locked.deleted_at is not None:
         return locked

@@ -115,3 +115,44 @@ def test_the_user_menu_names_the_role(client, ops, support, viewer, superuser):
     for user, label in ((ops, "Ops"), (support, "Support"), (viewer, "Viewer"), (superuser, "Superuser")):
         client.force_login(user)
         assert f'<p class="muted">{label}</p>' in client.get("/customers/").content.decode()
+
+
+_FORWARDED_HTTPS = """
+import django
+django.setup()
+from django.test import Client
+for proto in ("https", "http"):
+    response = Client().get("/healthz", headers={"X-Forwarded-Proto": proto})
+    print(proto, response.status_code, response.get("Location", ""), sep="|")
+"""
+
+
+def _served_as(env: dict) -> dict[str, tuple[str, str]]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "BEHIND_PROXY")}
+    result = subprocess.run([sys.executable, "-c", _FORWARDED_HTTPS], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env={**clean, "DJANGO_SETTINGS_MODULE": "autumn_admin.settings",
+                                             "DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "testserver",
+                                             **env})
+    assert result.returncode == 0, result.stderr
+    return {proto: (status, location) for proto, status, location in
+            (line.split("|") for line in result.stdout.splitlines())}
+
+
+def test_production_does_not_believe_a_forwarded_https_header_unless_behind_a_proxy():
+    answers = _served_as({})
+    # Any client can send the header: without a proxy that sets it, the request is still plain http.
+    assert answers["https"] == ("301", "https://testserver/healthz")
+    assert answers["http"] == ("301", "https://testserver/healthz")
+
+
+def test_behind_a_proxy_the_forwarded_https_header_is_believed():
+    answers = _served_as({"BEHIND_PROXY": "1"})
+    assert answers["https"] == ("200", "")
+    assert answers["http"] == ("301", "https://testserver/healthz")
+
+
+def test_a_malformed_behind_proxy_flag_refuses_to_start():
+    result = _check_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "billing.example.com",
+                              "BEHIND_PROXY": "perhaps"})
+    assert result.returncode != 0
+    assert "BEHIND_PROXY must be a boolean" in result.stderr

@@ -17,7 +17,7 @@ from ninja.parser import Parser
 
 from autumn_admin.api import balances, billing, customers, events, invoices
 from autumn_admin.api.auth import SecretKeyAuth, authenticate
-from autumn_admin.api.errors import ApiError, error_response, install_handlers
+from autumn_admin.api.errors import ApiError, error_response, install_handlers, json_on_unexpected_error
 from autumn_admin.api.idempotency import run_idempotently
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -88,8 +88,10 @@ class BodyParser(Parser):
 
 
 def api_request(run):
-    """Around every operation: key, body and idempotency, before ninja validates anything."""
+    """Around every operation: key, body and idempotency, before ninja validates anything. ninja answers
+    an operation's own unexpected errors (errors.install_handlers); these steps run outside it."""
 
+    @json_on_unexpected_error
     @wraps(run)
     def wrapper(request: HttpRequest, *args, **kwargs):
         try:

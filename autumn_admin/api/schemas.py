@@ -2,13 +2,15 @@
 OpenAPI document from them, so the document describes exactly what is served.
 
 Request models are strict (a string is not a number, 1 is not true) and ignore unknown keys, as
-Autumn's API does. Response models list every key the official clients require, null where empty.
+Autumn's API does. A number or boolean with a default may be left out, but an explicit null is refused
+like any other wrong type (`Omittable`): null never silently means the default. Response models list
+every key the official clients require, null where empty.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -16,12 +18,25 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJso
 from autumn_admin.errors import ServiceError
 from billing.quantities import parse_quantity
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
-from customers.services import TEXT_LIMITS, validate_customer_id
+from customers.services import REASON_MAX_LENGTH, TEXT_LIMITS, validate_customer_id, validate_metadata
 
 # --- value types --------------------------------------------------------------------------------
 
 MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
 JSON_OBJECT_MAX_CHARS = 65536
+
+T = TypeVar("T")
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may not be null: leave it out to use the default")
+    return value
+
+
+Omittable = Annotated[T, BeforeValidator(_not_null)]
+"""A request field that may be left out (its default applies) but not sent as null. Give it the default
+`= None` (pydantic does not validate defaults) and treat None as "not sent"."""
 
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
 """A JSON number in a response: integers stay integers."""
@@ -76,6 +91,16 @@ def _json_object(value: dict) -> dict:
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
+def _metadata(value: dict) -> dict:
+    try:
+        return validate_metadata(value)  # the dashboard's limits too
+    except ServiceError as exc:
+        raise ValueError(exc.message.removeprefix("metadata ")) from None
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
+
+
 class Params(Schema):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -89,8 +114,8 @@ class CustomerFields(Params):
     name: Name | None = Field(None, description="The customer's name; null clears it.")
     email: Email | None = Field(None, description="The customer's email address; null clears it.")
     fingerprint: Fingerprint | None = Field(None, description="A device or account fingerprint; null clears it.")
-    metadata: JsonObject | None = None
-    send_email_receipts: bool | None = None
+    metadata: Metadata | None = None
+    send_email_receipts: Omittable[bool] = None
 
 
 class GetOrCreateCustomerParams(CustomerFields):
@@ -105,12 +130,12 @@ class GetCustomerParams(Params):
 
 class PlanFilter(Params):
     id: Slug
-    versions: list[Annotated[int, Field(ge=1, le=1_000_000)]] | None = None
+    versions: Omittable[list[Annotated[int, Field(ge=1, le=1_000_000)]]] = None
 
 
 class ListCustomersParams(Params):
     start_cursor: Cursor = ""
-    limit: Annotated[int, Field(ge=1, le=1000)] = 50
+    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
     search: Annotated[str, Field(max_length=255)] | None = None
     plans: list[PlanFilter] | None = None
     subscription_status: Literal["active", "scheduled"] | None = None
@@ -120,21 +145,21 @@ class ListCustomersParams(Params):
 class UpdateCustomerParams(CustomerFields):
     customer_id: CustomerId
     new_customer_id: CustomerId | None = None
-    metadata: JsonObject | None = Field(
+    metadata: Metadata | None = Field(
         None, description="Merged into the customer's metadata: a key set to null is removed. "
                           "null for the whole object clears it.")
 
 
 class DeleteCustomerParams(Params):
     customer_id: CustomerId
-    delete_in_stripe: bool = False
+    delete_in_stripe: Omittable[bool] = False
 
 
 class CheckParams(Params):
     customer_id: CustomerId
     feature_id: Slug
-    required_balance: Quantity | None = None
-    send_event: bool = False
+    required_balance: Omittable[Quantity] = None
+    send_event: Omittable[bool] = False
     properties: JsonObject | None = None
 
 
@@ -142,9 +167,9 @@ class TrackParams(Params):
     customer_id: CustomerId
     feature_id: Slug | None = None
     event_name: Slug | None = None
-    value: Quantity | None = None
+    value: Omittable[Quantity] = None
     properties: JsonObject | None = None
-    timestamp: EpochMs | None = None
+    timestamp: Omittable[EpochMs] = None
 
 
 ApiInterval = Literal["one_off", "day", "week", "month", "quarter", "semi_annual", "year"]
@@ -153,41 +178,42 @@ ApiInterval = Literal["one_off", "day", "week", "month", "quarter", "semi_annual
 class UpdateBalanceParams(Params):
     customer_id: CustomerId
     feature_id: Slug
-    remaining: Quantity | None = Field(None, description="The new balance (the dashboard's rule: usage stays as "
+    remaining: Omittable[Quantity] = Field(None, description="The new balance (the dashboard's rule: usage stays as "
                                                          "recorded, granted moves).")
-    add_to_balance: Quantity | None = Field(None, description="Added to the balance; negative subtracts.")
-    next_reset_at: EpochMs | None = None
+    add_to_balance: Omittable[Quantity] = Field(None, description="Added to the balance; negative subtracts.")
+    next_reset_at: Omittable[EpochMs] = None
     interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
     balance_id: Annotated[str, Field(max_length=64)] | None = Field(
         None, description="Which balance (a breakdown id), when the customer has several.")
-    reason: Annotated[str, Field(max_length=500)] | None = Field(None, description="Kept in the audit trail.")
-    usage: Quantity | None = Field(None, description="Not accepted: recorded usage is never rewritten. Set "
+    reason: Annotated[str, Field(max_length=REASON_MAX_LENGTH)] | None = Field(
+        None, description="Kept in the audit trail.")
+    usage: Omittable[Quantity] = Field(None, description="Not accepted: recorded usage is never rewritten. Set "
                                                      "`remaining` instead.")
-    included_grant: Quantity | None = Field(None, description="Not accepted: set `remaining`; a lasting "
+    included_grant: Omittable[Quantity] = Field(None, description="Not accepted: set `remaining`; a lasting "
                                                               "allowance belongs in a (custom) plan.")
 
 
 class ResetParams(Params):
     interval: ApiInterval
-    interval_count: Annotated[int, Field(ge=1, le=1000)] = 1
+    interval_count: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 1
 
 
 class CreateBalanceParams(Params):
     customer_id: CustomerId
     feature_id: Slug
-    included_grant: Quantity | None = None
-    unlimited: bool = False
+    included_grant: Omittable[Quantity] = None
+    unlimited: Omittable[bool] = False
     reset: ResetParams | None = None
 
 
 class TimeRange(Params):
-    start: EpochMs | None = None
-    end: EpochMs | None = None
+    start: Omittable[EpochMs] = None
+    end: Omittable[EpochMs] = None
 
 
 class ListEventsParams(Params):
     start_cursor: Cursor = ""
-    limit: Annotated[int, Field(ge=1, le=1000)] = 50
+    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
     customer_id: CustomerId | None = None
     feature_id: Slug | list[Slug] | None = None
     custom_range: TimeRange | None = None
@@ -198,7 +224,7 @@ InvoiceStatus = Literal["draft", "open", "void", "paid", "uncollectible"]
 
 class ListInvoicesParams(Params):
     start_cursor: Cursor = ""
-    limit: Annotated[int, Field(ge=1, le=1000)] = 50
+    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
     customer_id: CustomerId | None = None
     status: list[InvoiceStatus] | None = None
 
@@ -209,14 +235,14 @@ Url = Annotated[str, Field(min_length=1, max_length=2000)]
 class AttachParams(Params):
     customer_id: CustomerId
     plan_id: Slug
-    version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    version: Omittable[Annotated[int, Field(ge=1, le=1_000_000)]] = None
     success_url: Url | None = None
 
 
 class LegacyAttachParams(Params):
     customer_id: CustomerId
     product_id: Slug
-    version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    version: Omittable[Annotated[int, Field(ge=1, le=1_000_000)]] = None
     success_url: Url | None = None
 
 

@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from pydantic import ValidationError
 
 from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
-from autumn_admin.api.errors import ApiError
+from autumn_admin.api.errors import ApiError, json_on_unexpected_error
 from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from autumn_admin.api.main import api, parse_json_body
 from autumn_admin.api.schemas import TrackParams
@@ -34,6 +34,7 @@ PATH = "balances.track"
 
 
 @csrf_exempt
+@json_on_unexpected_error
 def balances_track(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         answer = _in_one_round_trip(request)
@@ -64,10 +65,12 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
     if params.event_name is not None or params.timestamp is not None or not params.feature_id:
         return None
     quantity = params.value if params.value is not None else Decimal(1)
-    tracked = balance_track_by_key(key_hash=api_key_hash(key.group(0)), env=ENV_OF_PREFIX[key.group(1)],
+    request.api_key_env = ENV_OF_PREFIX[key.group(1)]  # for an error answered before the key is checked
+    tracked = balance_track_by_key(key_hash=api_key_hash(key.group(0)), env=request.api_key_env,
                                    customer_id=params.customer_id, feature_id=params.feature_id, value=quantity,
                                    properties=params.properties)
     if tracked is None:
+        del request.api_key_env  # the operation checks the key and answers
         return None
     balances = tracked.result.balances
     answer = track_json(customer=tracked.customer, feature=tracked.feature, value=quantity, balances=balances,

@@ -174,3 +174,43 @@ def test_unknown_endpoint_answers_json_404(api):
 def test_wrong_method_is_refused(api, customer):
     response = api.get("customers.get")
     assert response.status_code == 405
+
+
+# A number or boolean with a default may be left out; sent as null it is a wrong type, never the default.
+EXPLICIT_NULLS = [
+    ("balances.track", {"customer_id": "acme_corp", "feature_id": "messages", "value": None}, "value"),
+    ("balances.track", {"customer_id": "acme_corp", "feature_id": "messages", "timestamp": None}, "timestamp"),
+    ("balances.check", {"customer_id": "acme_corp", "feature_id": "messages", "required_balance": None},
+     "required_balance"),
+    ("balances.check", {"customer_id": "acme_corp", "feature_id": "messages", "send_event": None}, "send_event"),
+    ("balances.update", {"customer_id": "acme_corp", "feature_id": "messages", "remaining": None}, "remaining"),
+    ("balances.update", {"customer_id": "acme_corp", "feature_id": "messages", "add_to_balance": None},
+     "add_to_balance"),
+    ("balances.update", {"customer_id": "acme_corp", "feature_id": "messages", "remaining": 5,
+                         "next_reset_at": None}, "next_reset_at"),
+    ("balances.update", {"customer_id": "acme_corp", "feature_id": "messages", "remaining": 5, "usage": None},
+     "usage"),
+    ("balances.create", {"customer_id": "acme_corp", "feature_id": "seats", "included_grant": None},
+     "included_grant"),
+    ("balances.create", {"customer_id": "acme_corp", "feature_id": "seats", "unlimited": None}, "unlimited"),
+    ("balances.create", {"customer_id": "acme_corp", "feature_id": "seats", "included_grant": 3,
+                         "reset": {"interval": "month", "interval_count": None}}, "reset.interval_count"),
+    ("customers.get_or_create", {"customer_id": "globex", "send_email_receipts": None}, "send_email_receipts"),
+    ("customers.update", {"customer_id": "acme_corp", "send_email_receipts": None}, "send_email_receipts"),
+    ("customers.delete", {"customer_id": "acme_corp", "delete_in_stripe": None}, "delete_in_stripe"),
+    ("customers.list", {"limit": None}, "limit"),
+    ("customers.list", {"plans": [{"id": "pro", "versions": None}]}, "plans.0.versions"),
+    ("events.list", {"limit": None}, "limit"),
+    ("events.list", {"custom_range": {"start": None}}, "custom_range.start"),
+    ("invoices.list", {"limit": None}, "limit"),
+    ("billing.attach", {"customer_id": "acme_corp", "plan_id": "scale", "version": None}, "version"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), EXPLICIT_NULLS,
+                         ids=[f"{path}-{field}" for path, _, field in EXPLICIT_NULLS])
+def test_explicit_null_for_a_number_or_boolean_is_refused_not_taken_as_the_default(api, customer, path, body,
+                                                                                    field):
+    before = snapshot()
+    assert_refused(api.post(path, body), 422, "invalid_inputs", f"{field}: may not be null")
+    assert snapshot() == before
