@@ -121,7 +121,8 @@ class InvoiceAdmin(ReadOnlyAdmin):
 class StripeEventAdmin(ReadOnlyAdmin):
     """The webhook events already applied: each is applied once."""
 
-    list_display = ("event_id", "type", "created", "received_at")
+    list_display = ("event_id", "type", "env", "outcome", "created", "received_at")
+    list_filter = ("env", "type")
     search_fields = ("event_id", "type")
 
 
