@@ -19,8 +19,11 @@ ADMIN_REASON = "Django admin"
 def _audited_fields(obj: models.Model, names=None) -> list[models.Field]:
     if names is not None:
         return [obj._meta.get_field(name) for name in names]
-    return [f for f in obj._meta.concrete_fields
-            if not getattr(f, "auto_now", False) and not isinstance(f, models.BinaryField)]
+    return [
+        f
+        for f in obj._meta.concrete_fields
+        if not getattr(f, "auto_now", False) and not isinstance(f, models.BinaryField)
+    ]
 
 
 def snapshot(obj: models.Model, names=None) -> dict:
@@ -66,9 +69,17 @@ class AuditedAdmin(admin.ModelAdmin):
         customer = customer_of(obj)
         env = getattr(obj, "env", None) if "env" in {f.name for f in obj._meta.concrete_fields} else None
         target_type = (self.audit_target_type if isinstance(obj, self.model) else None) or obj._meta.model_name
-        audit_record(actor=request.user, action=f"admin.{verb}", customer=customer, env=env,
-                     target_type=target_type, target_id=target_id, before=before, after=after,
-                     reason=ADMIN_REASON)
+        audit_record(
+            actor=request.user,
+            action=f"admin.{verb}",
+            customer=customer,
+            env=env,
+            target_type=target_type,
+            target_id=target_id,
+            before=before,
+            after=after,
+            reason=ADMIN_REASON,
+        )
 
     def _audit_saved(self, request, obj, before: dict | None) -> None:
         after = self._stored(obj)  # as stored, so values compare in the database's own types
@@ -77,8 +88,14 @@ class AuditedAdmin(admin.ModelAdmin):
             return
         changed = [k for k in after if after[k] != before.get(k)]
         if changed:
-            self._audit(request, obj, "update", target_id=obj.pk,
-                        before={k: before.get(k) for k in changed}, after={k: after[k] for k in changed})
+            self._audit(
+                request,
+                obj,
+                "update",
+                target_id=obj.pk,
+                before={k: before.get(k) for k in changed},
+                after={k: after[k] for k in changed},
+            )
 
     def _audit_deleted(self, request, obj) -> None:
         self._audit(request, obj, "delete", target_id=obj.pk, before=snapshot(obj, self._fields_for(obj)))

@@ -25,7 +25,10 @@ def switch_env(request: HttpRequest):
     target = request.POST.get("next", "")
     # Leaving a customer page: that customer does not exist in the other environment.
     # Only a path of this site: anything else ("pro", a view's name) would be taken for a view to reverse.
-    if (not target.startswith("/") or not url_has_allowed_host_and_scheme(target, {request.get_host()})
-            or target.startswith("/customers/")):
+    if (
+        not target.startswith("/")
+        or not url_has_allowed_host_and_scheme(target, {request.get_host()})
+        or target.startswith("/customers/")
+    ):
         target = "/customers/"
     return HttpResponseRedirect(target)

@@ -10,8 +10,9 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, *, code: str = "invalid_request", field: str | None = None,
-                 status: int | None = None):
+    def __init__(
+        self, message: str, *, code: str = "invalid_request", field: str | None = None, status: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.code = code

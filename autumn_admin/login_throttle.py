@@ -50,10 +50,15 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
     cool_off = get_cool_off(request)
     seconds = int(cool_off.total_seconds())
     admin_login = request.path.startswith(reverse("admin:login"))
-    response = render(request, "registration/locked_out.html", {
-        "duration": duration_text(seconds),
-        "failure_limit": settings.AXES_FAILURE_LIMIT,
-        "login_url": reverse("admin:login") if admin_login else reverse("login"),
-    }, status=429)
+    response = render(
+        request,
+        "registration/locked_out.html",
+        {
+            "duration": duration_text(seconds),
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+            "login_url": reverse("admin:login") if admin_login else reverse("login"),
+        },
+        status=429,
+    )
     response["Retry-After"] = str(seconds)
     return response

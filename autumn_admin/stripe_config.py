@@ -33,7 +33,8 @@ def _mode_of(name: str, key: str) -> str:
         said = f"it starts with {head.group()!r}" if head else "it has no Stripe key prefix"
         raise ImproperlyConfigured(
             f"{name} is not a Stripe secret key: {said}, not sk_test_/rk_test_ (test mode) or "
-            "sk_live_/rk_live_ (live mode).")
+            "sk_live_/rk_live_ (live mode)."
+        )
     return env
 
 
@@ -42,6 +43,7 @@ def stripe_secrets(environ: Mapping[str, str]) -> dict[str, str]:
     STRIPE_LIVE_WEBHOOK_SECRET as the settings hold them ("" when not set), from `environ`.
     Raises ImproperlyConfigured, with what to change, for a key of the wrong mode (or of none) and for
     a legacy variable that says something else than the new one of its environment."""
+
     def read(name: str) -> str:
         return (environ.get(name) or "").strip()
 
@@ -52,28 +54,35 @@ def stripe_secrets(environ: Mapping[str, str]) -> dict[str, str]:
             raise ImproperlyConfigured(
                 f"{KEY_SETTING[env]} must be a {MODE[env]}-mode key ({' or '.join(p + '…' for p in KEY_PREFIXES[env])}"
                 f"), but it is a {MODE[found]}-mode key: {env} talks to Stripe's {MODE[env]} mode only. "
-                f"Put the {MODE[found]}-mode key in {KEY_SETTING[found]}.")
+                f"Put the {MODE[found]}-mode key in {KEY_SETTING[found]}."
+            )
     legacy_key, legacy_hook = read(LEGACY_KEY), read(LEGACY_WEBHOOK)
     if legacy_key:
         env = _mode_of(LEGACY_KEY, legacy_key)
         if keys[env] and keys[env] != legacy_key:
             raise ImproperlyConfigured(
                 f"{LEGACY_KEY} and {KEY_SETTING[env]} both set the {env} Stripe key, to different keys. "
-                f"Keep {KEY_SETTING[env]} and remove {LEGACY_KEY}.")
+                f"Keep {KEY_SETTING[env]} and remove {LEGACY_KEY}."
+            )
         keys[env] = legacy_key
         if legacy_hook:
             if hooks[env] and hooks[env] != legacy_hook:
                 raise ImproperlyConfigured(
                     f"{LEGACY_WEBHOOK} and {WEBHOOK_SETTING[env]} both set the {env} webhook signing secret, to "
-                    f"different secrets. Keep {WEBHOOK_SETTING[env]} and remove {LEGACY_WEBHOOK}.")
+                    f"different secrets. Keep {WEBHOOK_SETTING[env]} and remove {LEGACY_WEBHOOK}."
+                )
             hooks[env] = legacy_hook
     elif legacy_hook:
         raise ImproperlyConfigured(
             f"{LEGACY_WEBHOOK} is the signing secret of the environment {LEGACY_KEY} names, and {LEGACY_KEY} "
-            f"is not set: use {WEBHOOK_SETTING['sandbox']} or {WEBHOOK_SETTING['live']} instead.")
+            f"is not set: use {WEBHOOK_SETTING['sandbox']} or {WEBHOOK_SETTING['live']} instead."
+        )
     if hooks["sandbox"] and hooks["sandbox"] == hooks["live"]:
         raise ImproperlyConfigured(
             f"{WEBHOOK_SETTING['sandbox']} and {WEBHOOK_SETTING['live']} are the same secret. Stripe signs "
-            "test-mode and live-mode events with the secrets of two different endpoints: set each to its own.")
-    return {**{KEY_SETTING[env]: key for env, key in keys.items()},
-            **{WEBHOOK_SETTING[env]: hook for env, hook in hooks.items()}}
+            "test-mode and live-mode events with the secrets of two different endpoints: set each to its own."
+        )
+    return {
+        **{KEY_SETTING[env]: key for env, key in keys.items()},
+        **{WEBHOOK_SETTING[env]: hook for env, hook in hooks.items()},
+    }

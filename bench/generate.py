@@ -26,25 +26,166 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-FIRST = ["ada", "grace", "alan", "linus", "margaret", "ken", "barbara", "dennis", "frances", "edsger", "radia",
-         "tim", "hedy", "john", "katherine", "donald", "sophie", "guido", "anita", "bjarne", "joan", "niklaus",
-         "olivia", "liam", "emma", "noah", "amelia", "oliver", "ava", "elijah", "mia", "lucas", "isabella",
-         "mateo", "zoe", "kai", "nora", "leo", "aria", "ezra", "maya", "hugo", "ines", "yuki", "priya", "omar",
-         "fatima", "chen", "sofia", "ivan"]
-LAST = ["lovelace", "hopper", "turing", "torvalds", "hamilton", "thompson", "liskov", "ritchie", "allen",
-        "dijkstra", "perlman", "lamarr", "mccarthy", "johnson", "knuth", "wilson", "rossum", "borg", "stroustrup",
-        "clarke", "wirth", "smith", "garcia", "martin", "mueller", "rossi", "dubois", "tanaka", "kim", "singh",
-        "nguyen", "silva", "cohen", "novak", "larsen", "jensen", "petrov", "haddad", "okafor", "mendes",
-        "schmidt", "moreau", "kowalski", "berg", "fischer", "lopez", "walker", "young", "king", "wright"]
-DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "proton.me", "icloud.com", "fastmail.com", "hey.com",
-           "acme.io", "globex.com", "initech.dev", "hooli.xyz", "umbrella.co", "stark.ai", "wayne.tech",
-           "wonka.shop", "cyberdyne.net", "aperture.science", "tyrell.corp", "oscorp.org", "vandelay.biz"]
-HEAVY_RESOURCES = ["api_calls", "messages", "ai_credits", "input_tokens", "output_tokens", "storage_gb",
-                   "bandwidth_gb", "emails", "sms", "seats", "builds", "build_minutes", "deployments",
-                   "functions", "invocations", "queries", "rows_read", "rows_written", "images", "videos",
-                   "transcripts", "embeddings", "searches", "webhooks", "exports"]
-REGIONS = ['{"region": "eu-west-1"}', '{"region": "us-east-1"}', '{"region": "ap-south-1"}',
-           '{"region": "eu-west-1", "model": "large"}', '{"region": "us-east-1", "model": "small"}']
+FIRST = [
+    "ada",
+    "grace",
+    "alan",
+    "linus",
+    "margaret",
+    "ken",
+    "barbara",
+    "dennis",
+    "frances",
+    "edsger",
+    "radia",
+    "tim",
+    "hedy",
+    "john",
+    "katherine",
+    "donald",
+    "sophie",
+    "guido",
+    "anita",
+    "bjarne",
+    "joan",
+    "niklaus",
+    "olivia",
+    "liam",
+    "emma",
+    "noah",
+    "amelia",
+    "oliver",
+    "ava",
+    "elijah",
+    "mia",
+    "lucas",
+    "isabella",
+    "mateo",
+    "zoe",
+    "kai",
+    "nora",
+    "leo",
+    "aria",
+    "ezra",
+    "maya",
+    "hugo",
+    "ines",
+    "yuki",
+    "priya",
+    "omar",
+    "fatima",
+    "chen",
+    "sofia",
+    "ivan",
+]
+LAST = [
+    "lovelace",
+    "hopper",
+    "turing",
+    "torvalds",
+    "hamilton",
+    "thompson",
+    "liskov",
+    "ritchie",
+    "allen",
+    "dijkstra",
+    "perlman",
+    "lamarr",
+    "mccarthy",
+    "johnson",
+    "knuth",
+    "wilson",
+    "rossum",
+    "borg",
+    "stroustrup",
+    "clarke",
+    "wirth",
+    "smith",
+    "garcia",
+    "martin",
+    "mueller",
+    "rossi",
+    "dubois",
+    "tanaka",
+    "kim",
+    "singh",
+    "nguyen",
+    "silva",
+    "cohen",
+    "novak",
+    "larsen",
+    "jensen",
+    "petrov",
+    "haddad",
+    "okafor",
+    "mendes",
+    "schmidt",
+    "moreau",
+    "kowalski",
+    "berg",
+    "fischer",
+    "lopez",
+    "walker",
+    "young",
+    "king",
+    "wright",
+]
+DOMAINS = [
+    "gmail.com",
+    "outlook.com",
+    "yahoo.com",
+    "proton.me",
+    "icloud.com",
+    "fastmail.com",
+    "hey.com",
+    "acme.io",
+    "globex.com",
+    "initech.dev",
+    "hooli.xyz",
+    "umbrella.co",
+    "stark.ai",
+    "wayne.tech",
+    "wonka.shop",
+    "cyberdyne.net",
+    "aperture.science",
+    "tyrell.corp",
+    "oscorp.org",
+    "vandelay.biz",
+]
+HEAVY_RESOURCES = [
+    "api_calls",
+    "messages",
+    "ai_credits",
+    "input_tokens",
+    "output_tokens",
+    "storage_gb",
+    "bandwidth_gb",
+    "emails",
+    "sms",
+    "seats",
+    "builds",
+    "build_minutes",
+    "deployments",
+    "functions",
+    "invocations",
+    "queries",
+    "rows_read",
+    "rows_written",
+    "images",
+    "videos",
+    "transcripts",
+    "embeddings",
+    "searches",
+    "webhooks",
+    "exports",
+]
+REGIONS = [
+    '{"region": "eu-west-1"}',
+    '{"region": "us-east-1"}',
+    '{"region": "ap-south-1"}',
+    '{"region": "eu-west-1", "model": "large"}',
+    '{"region": "us-east-1", "model": "small"}',
+]
 TYPICAL_PROPS = ["{}", "{}", "{}", '{"endpoint": "/search"}', '{"endpoint": "/chat"}']
 VALUES = ["1", "1", "1", "2", "1", "5", "1", "10", "3", "1", "0.5", "1", "25", "1", "2", "100"]
 
@@ -126,6 +267,7 @@ def ts(dt: datetime) -> str:
 
 # --- COPY plumbing --------------------------------------------------------------------------------
 
+
 def _copy_text(value) -> str:
     if value is None:
         return "\\N"
@@ -195,13 +337,31 @@ class Progress:
 # --- the generator --------------------------------------------------------------------------------
 
 APP_TABLES = [
-    "billing_dailyusage", "billing_event", "billing_balance", "billing_invoice", "billing_customerreward",
-    "billing_customerproduct", "billing_price", "billing_productitem", "billing_reward", "billing_product",
+    "billing_dailyusage",
+    "billing_event",
+    "billing_balance",
+    "billing_invoice",
+    "billing_customerreward",
+    "billing_customerproduct",
+    "billing_price",
+    "billing_productitem",
+    "billing_reward",
+    "billing_product",
     "billing_feature",
-    "customers_auditentry", "customers_idempotencyrecord", "customers_apikey", "customers_customer",
+    "customers_auditentry",
+    "customers_idempotencyrecord",
+    "customers_apikey",
+    "customers_customer",
 ]
-LOADED_TABLES = ["customers_customer", "billing_customerproduct", "billing_balance", "billing_invoice",
-                 "billing_event", "billing_dailyusage", "customers_auditentry"]
+LOADED_TABLES = [
+    "customers_customer",
+    "billing_customerproduct",
+    "billing_balance",
+    "billing_invoice",
+    "billing_event",
+    "billing_dailyusage",
+    "customers_auditentry",
+]
 
 
 class Generator:
@@ -249,14 +409,20 @@ class Generator:
         params = {**asdict(self.scale), "typical": self.typical}
         stored = dict(self._exec("SELECT key, value::text FROM bench_meta") or [])
         stored = {key: json.loads(value) for key, value in stored.items()}
-        if (reuse and stored.get("params") == params and "manifest" in stored
-                and self._exec("SELECT count(*) FROM customers_customer")[0][0] == self.scale.customers):
+        if (
+            reuse
+            and stored.get("params") == params
+            and "manifest" in stored
+            and self._exec("SELECT count(*) FROM customers_customer")[0][0] == self.scale.customers
+        ):
             print("Dataset already loaded with these parameters: reusing it.", file=self.out)
             return stored["manifest"]
         customers = self._exec("SELECT count(*) FROM customers_customer")[0][0]
         if customers and "params" not in stored:
-            raise SystemExit("This database holds customers the generator did not make: use a separate database "
-                             "(e.g. createdb bench and DATABASE_URL=postgres://…/bench).")
+            raise SystemExit(
+                "This database holds customers the generator did not make: use a separate database "
+                "(e.g. createdb bench and DATABASE_URL=postgres://…/bench)."
+            )
         started = time.perf_counter()
         print(f"Generating {self.scale}", file=self.out, flush=True)
         self._exec("DELETE FROM bench_meta WHERE key <> 'dropped_indexes'")
@@ -297,11 +463,16 @@ class Generator:
             """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
                JOIN pg_class t ON t.oid = i.indrelid
                WHERE t.relname = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-               ORDER BY 1""", [LOADED_TABLES])
+               ORDER BY 1""",
+            [LOADED_TABLES],
+        )
         if not rows:
             return
-        self._exec("INSERT INTO bench_meta VALUES ('dropped_indexes', %s) ON CONFLICT (key) DO UPDATE "
-                   "SET value = EXCLUDED.value", [json.dumps([d for _, d in rows])])
+        self._exec(
+            "INSERT INTO bench_meta VALUES ('dropped_indexes', %s) ON CONFLICT (key) DO UPDATE "
+            "SET value = EXCLUDED.value",
+            [json.dumps([d for _, d in rows])],
+        )
         for name, _ in rows:
             self._exec(f"DROP INDEX {name}")
 
@@ -311,8 +482,11 @@ class Generator:
             return 0
         definitions = json.loads(stored[0][0])
         for definition in definitions:
-            self._exec(definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1)
-                       .replace("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX IF NOT EXISTS", 1))
+            self._exec(
+                definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1).replace(
+                    "CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX IF NOT EXISTS", 1
+                )
+            )
         self._exec("DELETE FROM bench_meta WHERE key = 'dropped_indexes'")
         return len(definitions)
 
@@ -330,8 +504,10 @@ class Generator:
 
     def _sequences(self) -> int:
         for table in APP_TABLES:
-            self._exec(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                       f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)")
+            self._exec(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+            )
         return len(APP_TABLES)
 
     def _vacuum(self) -> int:
@@ -348,8 +524,13 @@ class Generator:
         from billing.models import Feature, Price, Product, ProductItem, Reward
 
         def feature(fid, name, ftype="metered", usage="single_use"):
-            return Feature.objects.create(feature_id=fid, name=name, type=ftype, usage_type=usage,
-                                          event_names=[fid.rstrip("s") + "_used"] if ftype != "boolean" else [])
+            return Feature.objects.create(
+                feature_id=fid,
+                name=name,
+                type=ftype,
+                usage_type=usage,
+                event_names=[fid.rstrip("s") + "_used"] if ftype != "boolean" else [],
+            )
 
         f = {
             "messages": feature("messages", "Messages"),
@@ -367,36 +548,78 @@ class Generator:
         products = {}
         for pid, name, amount, items in (
             ("free", "Free", 0, [("messages", 100, False, month), ("api_calls", 1000, False, month)]),
-            ("pro", "Pro", 9900, [("messages", 5000, False, month), ("api_calls", 50_000, False, month),
-                                  ("seats", 10, False, {"interval": "lifetime"}), ("sso", 0, False,
-                                                                                    {"interval": "lifetime"})]),
-            ("scale", "Scale", 25000, [("messages", 20_000, True, month), ("api_calls", 250_000, True, month),
-                                       ("seats", 50, False, {"interval": "lifetime"}),
-                                       ("sso", 0, False, {"interval": "lifetime"})]),
+            (
+                "pro",
+                "Pro",
+                9900,
+                [
+                    ("messages", 5000, False, month),
+                    ("api_calls", 50_000, False, month),
+                    ("seats", 10, False, {"interval": "lifetime"}),
+                    ("sso", 0, False, {"interval": "lifetime"}),
+                ],
+            ),
+            (
+                "scale",
+                "Scale",
+                25000,
+                [
+                    ("messages", 20_000, True, month),
+                    ("api_calls", 250_000, True, month),
+                    ("seats", 50, False, {"interval": "lifetime"}),
+                    ("sso", 0, False, {"interval": "lifetime"}),
+                ],
+            ),
         ):
             product = Product.objects.create(product_id=pid, name=name, is_default=pid == "free")
             if amount:
                 Price.objects.create(product=product, type="fixed", amount=amount, currency="usd", interval="month")
             for fid, included, overage, interval in items:
-                ProductItem.objects.create(product=product, feature=f[fid], included=included,
-                                           overage_allowed=overage, **interval)
+                ProductItem.objects.create(
+                    product=product, feature=f[fid], included=included, overage_allowed=overage, **interval
+                )
             products[pid] = product
-        Price.objects.create(product=products["scale"], type="usage", feature=f["api_calls"], amount=100,
-                             billing_units=1000, currency="usd", interval="month")
+        Price.objects.create(
+            product=products["scale"],
+            type="usage",
+            feature=f["api_calls"],
+            amount=100,
+            billing_units=1000,
+            currency="usd",
+            interval="month",
+        )
         base = Product.objects.create(product_id="enterprise", name="Enterprise")
         Price.objects.create(product=base, type="fixed", amount=500_000, currency="usd", interval="month")
-        custom = Product.objects.create(product_id="enterprise", name="Enterprise (Megacorp)", base_product=base,
-                                        custom_for_id=1)
+        custom = Product.objects.create(
+            product_id="enterprise", name="Enterprise (Megacorp)", base_product=base, custom_for_id=1
+        )
         Price.objects.create(product=custom, type="fixed", amount=420_000, currency="usd", interval="month")
         for n, feat in enumerate(heavy):
-            ProductItem.objects.create(product=custom, feature=feat, included=1_000_000 * (1 + n % 5),
-                                       overage_allowed=n % 3 == 0, interval="month")
+            ProductItem.objects.create(
+                product=custom,
+                feature=feat,
+                included=1_000_000 * (1 + n % 5),
+                overage_allowed=n % 3 == 0,
+                interval="month",
+            )
         products["enterprise"] = custom
-        rewards = [Reward.objects.create(reward_id="partner_10", name="10% off forever (partner)",
-                                         type="percentage_discount", value=Decimal(10), duration="forever"),
-                   Reward.objects.create(reward_id="spring_20", name="20% off for 3 months",
-                                         type="percentage_discount", value=Decimal(20), duration="months",
-                                         duration_months=3)]
+        rewards = [
+            Reward.objects.create(
+                reward_id="partner_10",
+                name="10% off forever (partner)",
+                type="percentage_discount",
+                value=Decimal(10),
+                duration="forever",
+            ),
+            Reward.objects.create(
+                reward_id="spring_20",
+                name="20% off for 3 months",
+                type="percentage_discount",
+                value=Decimal(20),
+                duration="months",
+                duration_months=3,
+            ),
+        ]
         return {"features": f, "heavy_features": heavy, "products": products, "rewards": rewards}
 
     # - bulk tables (COPY)
@@ -404,8 +627,22 @@ class Generator:
     def customers(self) -> int:
         from customers.models import Customer
 
-        table = Table(Customer, ["id", "customer_id", "env", "name", "email", "fingerprint", "metadata", "stripe_id",
-                                 "created_at", "updated_at", "deleted_at"])
+        table = Table(
+            Customer,
+            [
+                "id",
+                "customer_id",
+                "env",
+                "name",
+                "email",
+                "fingerprint",
+                "metadata",
+                "stripe_id",
+                "created_at",
+                "updated_at",
+                "deleted_at",
+            ],
+        )
         scale, typical = self.scale, self.typical
         rng = random.Random(scale.seed)
         now = ts(self.now)
@@ -425,8 +662,10 @@ class Generator:
                 stripe = f"cus_B{k:012d}" if plan != FREE else ""
                 deleted = now if is_deleted(k, scale, typical) else "\\N"
                 env = "sandbox" if is_sandbox(k) else "live"
-                yield (f"{k + 1}\t{customer_ref(k)}\t{env}\t{name}\t{email}\t{fingerprint}\t{metadata}\t{stripe}\t"
-                       f"{created}\t{created}\t{deleted}")
+                yield (
+                    f"{k + 1}\t{customer_ref(k)}\t{env}\t{name}\t{email}\t{fingerprint}\t{metadata}\t{stripe}\t"
+                    f"{created}\t{created}\t{deleted}"
+                )
 
         with self._cursor() as cur:
             return table.load(cur, lines())
@@ -434,8 +673,19 @@ class Generator:
     def customer_products(self, cat: dict) -> int:
         from billing.models import CustomerProduct
 
-        table = Table(CustomerProduct, ["id", "customer_id", "product_id", "status", "started_at",
-                                        "current_period_start", "current_period_end", "stripe_subscription_id"])
+        table = Table(
+            CustomerProduct,
+            [
+                "id",
+                "customer_id",
+                "product_id",
+                "status",
+                "started_at",
+                "current_period_start",
+                "current_period_end",
+                "stripe_subscription_id",
+            ],
+        )
         pids = {code: cat["products"][PLAN_NAMES[code]].pk for code in PLAN_NAMES}
         scale, typical, now = self.scale, self.typical, self.now
 
@@ -461,11 +711,28 @@ class Generator:
     def balances(self, cat: dict) -> int:
         from billing.models import Balance, ProductItem
 
-        table = Table(Balance, ["id", "customer_id", "feature_id", "customer_product_id", "allowance", "adjustment",
-                                "remaining", "unlimited", "overage_allowed", "interval", "next_reset_at",
-                                "created_at", "updated_at"])
-        items = {code: list(ProductItem.objects.filter(product=cat["products"][PLAN_NAMES[code]]).order_by("id"))
-                 for code in PLAN_NAMES}
+        table = Table(
+            Balance,
+            [
+                "id",
+                "customer_id",
+                "feature_id",
+                "customer_product_id",
+                "allowance",
+                "adjustment",
+                "remaining",
+                "unlimited",
+                "overage_allowed",
+                "interval",
+                "next_reset_at",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        items = {
+            code: list(ProductItem.objects.filter(product=cat["products"][PLAN_NAMES[code]]).order_by("id"))
+            for code in PLAN_NAMES
+        }
         scale, typical, now = self.scale, self.typical, self.now
         rng = random.Random(scale.seed + 1)
 
@@ -482,9 +749,11 @@ class Generator:
                     used = rng.randrange(allowance + 1) if allowance else 0
                     if item.overage_allowed and k % 7 == 0:
                         used = allowance + rng.randrange(1000)  # in overage
-                    yield (f"{pk}\t{k + 1}\t{item.feature_id}\t{k + 1}\t{allowance}\t0\t{allowance - used}\t"
-                           f"f\t{'t' if item.overage_allowed else 'f'}\t{item.interval}\t"
-                           f"{next_reset}\t{created}\t{created}")
+                    yield (
+                        f"{pk}\t{k + 1}\t{item.feature_id}\t{k + 1}\t{allowance}\t0\t{allowance - used}\t"
+                        f"f\t{'t' if item.overage_allowed else 'f'}\t{item.interval}\t"
+                        f"{next_reset}\t{created}\t{created}"
+                    )
 
         with self._cursor() as cur:
             return table.load(cur, lines())
@@ -492,8 +761,22 @@ class Generator:
     def invoices(self) -> int:
         from billing.models import Invoice
 
-        table = Table(Invoice, ["id", "customer_id", "stripe_id", "status", "total", "amount_paid", "currency",
-                                "hosted_invoice_url", "invoice_pdf", "product_ids", "created_at"])
+        table = Table(
+            Invoice,
+            [
+                "id",
+                "customer_id",
+                "stripe_id",
+                "status",
+                "total",
+                "amount_paid",
+                "currency",
+                "hosted_invoice_url",
+                "invoice_pdf",
+                "product_ids",
+                "created_at",
+            ],
+        )
         scale, typical, now = self.scale, self.typical, self.now
 
         def lines():
@@ -511,9 +794,11 @@ class Generator:
                     total = amount + (n * 37 % 900) * 100 if plan != PRO else amount
                     token = f"B{pk:012d}"
                     issued = ts(now - timedelta(hours=6 * n if k == 0 else 24 * 30 * n, seconds=k % 3600))
-                    yield (f"{pk}\t{k + 1}\tin_{token}\t{status}\t{total}\t{total if status == 'paid' else 0}\tusd\t"
-                           f"https://invoice.stripe.com/i/acct_bench/{token}\t"
-                           f"https://pay.stripe.com/invoice/acct_bench/{token}/pdf\t{products}\t{issued}")
+                    yield (
+                        f"{pk}\t{k + 1}\tin_{token}\t{status}\t{total}\t{total if status == 'paid' else 0}\tusd\t"
+                        f"https://invoice.stripe.com/i/acct_bench/{token}\t"
+                        f"https://pay.stripe.com/invoice/acct_bench/{token}/pdf\t{products}\t{issued}"
+                    )
 
         with self._cursor() as cur:
             return table.load(cur, lines())
@@ -523,8 +808,21 @@ class Generator:
         else's as they would arrive; an event only belongs to a customer that existed by then."""
         from billing.models import Event
 
-        table = Table(Event, ["id", "customer_id", "feature_id", "event_name", "value", "timestamp", "properties",
-                              "idempotency_key", "api_key_id", "created_at"])
+        table = Table(
+            Event,
+            [
+                "id",
+                "customer_id",
+                "feature_id",
+                "event_name",
+                "value",
+                "timestamp",
+                "properties",
+                "idempotency_key",
+                "api_key_id",
+                "created_at",
+            ],
+        )
         scale, typical = self.scale, self.typical
         n_events, n_heavy, n_customers = scale.events, scale.heavy_events, scale.customers
         heavy_ids = [f.pk for f in cat["heavy_features"]]
@@ -600,16 +898,33 @@ class Generator:
     def audit_entries(self, cat: dict) -> int:
         from customers.models import AuditEntry
 
-        table = Table(AuditEntry, ["id", "created_at", "actor_label", "action", "env", "customer_id", "customer_ref",
-                                   "target_type", "target_id", "before", "after", "reason"])
+        table = Table(
+            AuditEntry,
+            [
+                "id",
+                "created_at",
+                "actor_label",
+                "action",
+                "env",
+                "customer_id",
+                "customer_ref",
+                "target_type",
+                "target_id",
+                "before",
+                "after",
+                "reason",
+            ],
+        )
         heavy_balances = list(range(1, len(cat["heavy_features"]) + 1))  # customer 1's balances come first
 
         def lines():
             for n in range(300):
                 when = ts(self.now - timedelta(hours=29 * n))
                 balance = heavy_balances[n % len(heavy_balances)]
-                yield (f"{n + 1}\t{when}\tsupport\tbalance.add\tlive\t1\torg_megacorp\tbalance\t{balance}\t"
-                       f'{{"remaining": {1000 + n}}}\t{{"remaining": {1500 + n}}}\tGoodwill credit, ticket #{4000 + n}')
+                yield (
+                    f"{n + 1}\t{when}\tsupport\tbalance.add\tlive\t1\torg_megacorp\tbalance\t{balance}\t"
+                    f'{{"remaining": {1000 + n}}}\t{{"remaining": {1500 + n}}}\tGoodwill credit, ticket #{4000 + n}'
+                )
 
         with self._cursor() as cur:
             count = table.load(cur, lines())
@@ -623,16 +938,22 @@ class Generator:
     def _manifest(self, cat: dict) -> dict:
         scale, typical = self.scale, self.typical
         track = [customer_ref(5 * j) for j in range(1, scale.track_customers + 1)]
-        counts = dict(self._exec(
-            "SELECT 'customers', count(*) FROM customers_customer UNION ALL "
-            "SELECT 'balances', count(*) FROM billing_balance UNION ALL "
-            "SELECT 'invoices', count(*) FROM billing_invoice UNION ALL "
-            "SELECT 'events', count(*) FROM billing_event UNION ALL "
-            "SELECT 'customer_products', count(*) FROM billing_customerproduct"))
-        heavy = dict(self._exec(
-            "SELECT 'balances', count(*) FROM billing_balance WHERE customer_id = 1 UNION ALL "
-            "SELECT 'invoices', count(*) FROM billing_invoice WHERE customer_id = 1 UNION ALL "
-            "SELECT 'events', count(*) FROM billing_event WHERE customer_id = 1"))
+        counts = dict(
+            self._exec(
+                "SELECT 'customers', count(*) FROM customers_customer UNION ALL "
+                "SELECT 'balances', count(*) FROM billing_balance UNION ALL "
+                "SELECT 'invoices', count(*) FROM billing_invoice UNION ALL "
+                "SELECT 'events', count(*) FROM billing_event UNION ALL "
+                "SELECT 'customer_products', count(*) FROM billing_customerproduct"
+            )
+        )
+        heavy = dict(
+            self._exec(
+                "SELECT 'balances', count(*) FROM billing_balance WHERE customer_id = 1 UNION ALL "
+                "SELECT 'invoices', count(*) FROM billing_invoice WHERE customer_id = 1 UNION ALL "
+                "SELECT 'events', count(*) FROM billing_event WHERE customer_id = 1"
+            )
+        )
         typical_events = self._exec("SELECT count(*) FROM billing_event WHERE customer_id = %s", [typical + 1])[0][0]
         size = self._exec("SELECT pg_database_size(current_database())")[0][0]
         return {
@@ -641,8 +962,7 @@ class Generator:
             "counts": counts,
             "sandbox_customers": sum(1 for k in range(scale.customers) if is_sandbox(k)),
             "heavy": {"customer_id": "org_megacorp", "env": "live", **heavy},
-            "typical": {"customer_id": customer_ref(typical), "env": "live", "events": typical_events,
-                        "plan": "pro"},
+            "typical": {"customer_id": customer_ref(typical), "env": "live", "events": typical_events, "plan": "pro"},
             "track": {"env": "sandbox", "feature_id": "api_calls", "hot": track[0], "many": track},
             "database_bytes": size,
         }
@@ -656,8 +976,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="regenerate even if a matching dataset is loaded")
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
-    overrides = {k: getattr(args, k) for k in ("customers", "events", "heavy_events", "heavy_invoices",
-                                                "track_customers") if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("customers", "events", "heavy_events", "heavy_invoices", "track_customers")
+        if getattr(args, k) is not None
+    }
     scale = replace(scale, **overrides)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autumn_admin.settings")
     import django

@@ -34,8 +34,10 @@ def get(path: str, *, cookie: str = "", query: dict | None = None, target: str =
 
 def post_json(path: str, payload: dict, *, bearer: str = "", target: str = "") -> Request:
     body = json.dumps(payload).encode()
-    headers = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+    headers = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    )
     if bearer:
         headers += f"Authorization: Bearer {bearer}\r\n"
     return Request((headers + "\r\n").encode() + body, target)
@@ -100,10 +102,15 @@ class Result:
     def summary(self) -> dict:
         ordered = sorted(self.latencies_ms)
         return {
-            "name": self.name, "concurrency": self.concurrency, "requests": self.requests, "errors": self.errors,
+            "name": self.name,
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "errors": self.errors,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "seconds": round(self.seconds, 2), "throughput": round(self.throughput, 1),
-            "p50_ms": round(percentile(ordered, 50), 2), "p95_ms": round(percentile(ordered, 95), 2),
+            "seconds": round(self.seconds, 2),
+            "throughput": round(self.throughput, 1),
+            "p50_ms": round(percentile(ordered, 50), 2),
+            "p95_ms": round(percentile(ordered, 95), 2),
             "p99_ms": round(percentile(ordered, 99), 2),
             "client_cpu_share": round(self.client_cpu_seconds / self.seconds, 2) if self.seconds else 0,
             "load_average": round(os.getloadavg()[0], 2),  # the machine's 1-minute load when it ended
@@ -111,8 +118,17 @@ class Result:
         }
 
 
-def run_load(port: int, name: str, requests: list[Request], *, concurrency: int, seconds: float,
-             warmup: float = 0.0, min_requests: int = 0, max_seconds: float | None = None) -> Result:
+def run_load(
+    port: int,
+    name: str,
+    requests: list[Request],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float = 0.0,
+    min_requests: int = 0,
+    max_seconds: float | None = None,
+) -> Result:
     """Drive `requests` (round-robin, each thread starting at its own offset) for `seconds` (and until
     `min_requests` answers, within `max_seconds`), after `warmup` seconds that are not recorded."""
     if not requests:

@@ -50,29 +50,48 @@ def _env(database_url: str) -> dict:
 def initialise(database_url: str, scale: int) -> None:
     """pgbench's tables at this scale factor (100,000 accounts each), made once and kept."""
     args = connection_args(database_url)
-    probe = subprocess.run(
-        ["psql", "-XAtc", "SELECT count(*) FROM pgbench_branches", *args], capture_output=True, text=True,
-        env=_env(database_url),
-    ) if shutil.which("psql") else None
+    probe = (
+        subprocess.run(
+            ["psql", "-XAtc", "SELECT count(*) FROM pgbench_branches", *args],
+            capture_output=True,
+            text=True,
+            env=_env(database_url),
+        )
+        if shutil.which("psql")
+        else None
+    )
     if probe is not None and probe.returncode == 0 and probe.stdout.strip() == str(scale):
         return
-    subprocess.run([pgbench_binary(), "-i", "-q", "-s", str(scale), *args], check=True, capture_output=True,
-                   env=_env(database_url))
+    subprocess.run(
+        [pgbench_binary(), "-i", "-q", "-s", str(scale), *args], check=True, capture_output=True, env=_env(database_url)
+    )
 
 
 def run(database_url: str, *, clients: int, seconds: float, hot: bool = False) -> dict:
     """One pgbench run; its tps and the latency percentiles of every transaction (from its log)."""
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as tmp:
-        cmd = [pgbench_binary(), "-n", "-c", str(clients), "-j", str(min(clients, 2)),
-               "-T", str(max(1, round(seconds))), "-l", "--log-prefix", f"{tmp}/log"]
+        cmd = [
+            pgbench_binary(),
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(max(1, round(seconds))),
+            "-l",
+            "--log-prefix",
+            f"{tmp}/log",
+        ]
         if hot:
             script = Path(tmp) / "hot.sql"
             script.write_text(HOT_SCRIPT)
             cmd += ["-f", str(script)]
         else:
             cmd += ["-N"]
-        done = subprocess.run([*cmd, *connection_args(database_url)], capture_output=True, text=True,
-                              env=_env(database_url))
+        done = subprocess.run(
+            [*cmd, *connection_args(database_url)], capture_output=True, text=True, env=_env(database_url)
+        )
         if done.returncode != 0:
             raise RuntimeError(f"pgbench failed: {done.stderr[-2000:]}")
         match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
@@ -87,8 +106,13 @@ def run(database_url: str, *, clients: int, seconds: float, hot: bool = False) -
         latencies.sort()
         failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
     return {
-        "name": "pgbench hot row" if hot else "pgbench -N", "concurrency": clients, "tps": round(float(match[1]), 1),
-        "transactions": len(latencies), "failed": int(failed[1]) if failed else 0,
-        "p50_ms": round(percentile(latencies, 50), 2), "p95_ms": round(percentile(latencies, 95), 2),
-        "p99_ms": round(percentile(latencies, 99), 2), "load_average": round(os.getloadavg()[0], 2),
+        "name": "pgbench hot row" if hot else "pgbench -N",
+        "concurrency": clients,
+        "tps": round(float(match[1]), 1),
+        "transactions": len(latencies),
+        "failed": int(failed[1]) if failed else 0,
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "load_average": round(os.getloadavg()[0], 2),
     }

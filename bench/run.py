@@ -35,10 +35,10 @@ FLOOR = "trivial view, logged in (/bench/floor/)"
 FLOOR_BARE = "trivial view, public (/healthz)"
 
 TARGETS = {
-    "page_ratio": 4.0,          # heavy customer page p50 ÷ trivial view p50 (logged in, as every page is)
+    "page_ratio": 4.0,  # heavy customer page p50 ÷ trivial view p50 (logged in, as every page is)
     "page_queries": 15,
     "search_p50_ms": 50.0,
-    "track_ratio": 0.35,        # track tps at 8 over many balances ÷ pgbench -N tps at 8
+    "track_ratio": 0.35,  # track tps at 8 over many balances ÷ pgbench -N tps at 8
     "worker_rss_mb": 150.0,
 }
 
@@ -64,8 +64,15 @@ class Plan:
 PLANS = {
     "full": Plan(),
     "small": Plan(seconds=5.0, warmup=1.0),
-    "tiny": Plan(seconds=0.6, warmup=0.0, track_concurrency=(1, 8), min_page_requests=3, search_queries=20,
-                 pgbench_scale=1, workers=2),
+    "tiny": Plan(
+        seconds=0.6,
+        warmup=0.0,
+        track_concurrency=(1, 8),
+        min_page_requests=3,
+        search_queries=20,
+        pgbench_scale=1,
+        workers=2,
+    ),
 }
 
 
@@ -79,6 +86,7 @@ def setup_django(database_url: str) -> None:
 
 
 # --- what the measurements need -------------------------------------------------------------------
+
 
 def dashboard_session(env: str) -> tuple[object, str]:
     """A dashboard user and a session cookie for it, with the environment switch set to `env`."""
@@ -128,8 +136,12 @@ def count_queries(user, env: str, paths: dict[str, str]) -> dict[str, dict]:
         client.get(path)
         with CaptureQueriesContext(connection) as ctx:
             response = client.get(path)
-        out[name] = {"path": path, "status": response.status_code, "queries": len(ctx.captured_queries),
-                     "bytes": len(response.content)}
+        out[name] = {
+            "path": path,
+            "status": response.status_code,
+            "queries": len(ctx.captured_queries),
+            "bytes": len(response.content),
+        }
     return out
 
 
@@ -143,8 +155,11 @@ def search_terms(env: str, count: int, seed: int = 11) -> dict[str, list[str]]:
         top = cur.fetchone()[0] or 1
         rng = random.Random(seed)
         ids = sorted(rng.sample(range(1, top + 1), min(top, count * 4)))
-        cur.execute("SELECT email, customer_id FROM customers_customer WHERE id = ANY(%s) AND env = %s "
-                    "AND deleted_at IS NULL AND email LIKE '%%.%%@%%' LIMIT %s", [ids, env, count])
+        cur.execute(
+            "SELECT email, customer_id FROM customers_customer WHERE id = ANY(%s) AND env = %s "
+            "AND deleted_at IS NULL AND email LIKE '%%.%%@%%' LIMIT %s",
+            [ids, env, count],
+        )
         rows = cur.fetchall()
     emails = [email.split("@")[0].split(".", 1)[1] for email, _ in rows]
     prefixes = [cid[:9] for _, cid in rows]
@@ -157,9 +172,16 @@ def track_balances(customer_ids: list[str], feature_id: str, env: str) -> dict[s
 
     from billing.models import Balance
 
-    rows = (Balance.objects.filter(customer__env=env, customer__customer_id__in=customer_ids,
-                                   customer__deleted_at__isnull=True, feature__feature_id=feature_id)
-            .values_list("customer__customer_id").annotate(total=Sum("remaining")))
+    rows = (
+        Balance.objects.filter(
+            customer__env=env,
+            customer__customer_id__in=customer_ids,
+            customer__deleted_at__isnull=True,
+            feature__feature_id=feature_id,
+        )
+        .values_list("customer__customer_id")
+        .annotate(total=Sum("remaining"))
+    )
     return dict(rows)
 
 
@@ -172,8 +194,13 @@ def hold_resets(customer_ids: list[str], feature_id: str, env: str) -> None:
     from billing.models import Balance
 
     soon = timezone.now() + timedelta(days=1)
-    (Balance.objects.filter(customer__env=env, customer__customer_id__in=customer_ids, feature__feature_id=feature_id)
-     .filter(Q(next_reset_at__lt=soon)).update(next_reset_at=soon + timedelta(days=30)))
+    (
+        Balance.objects.filter(
+            customer__env=env, customer__customer_id__in=customer_ids, feature__feature_id=feature_id
+        )
+        .filter(Q(next_reset_at__lt=soon))
+        .update(next_reset_at=soon + timedelta(days=30))
+    )
 
 
 def events_since(api_key_prefix: str, since: datetime) -> int:
@@ -183,6 +210,7 @@ def events_since(api_key_prefix: str, since: datetime) -> int:
 
 
 # --- the run --------------------------------------------------------------------------------------
+
 
 def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> dict:
     """Everything, in order: dataset, query counts, HTTP latencies and throughput, pgbench, memory."""
@@ -200,10 +228,15 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
     key_prefix = key[:15]
     pages = {"heavy": f"/customers/{heavy['customer_id']}/", "typical": f"/customers/{typical['customer_id']}/"}
     terms = search_terms(heavy["env"], plan.search_queries)
-    queries = count_queries(user, heavy["env"], {
-        **pages, "search email": "/customers/?" + loadgen.urlencode({"q": terms["email"][0]}),
-        "search id": "/customers/?" + loadgen.urlencode({"q": terms["id"][0]}),
-    })
+    queries = count_queries(
+        user,
+        heavy["env"],
+        {
+            **pages,
+            "search email": "/customers/?" + loadgen.urlencode({"q": terms["email"][0]}),
+            "search id": "/customers/?" + loadgen.urlencode({"q": terms["id"][0]}),
+        },
+    )
     for name, q in queries.items():
         say(f"  {name:<14} {q['status']} {q['queries']:>3} queries {q['bytes'] / 1024:8.1f} KiB  {q['path']}")
 
@@ -213,12 +246,15 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
         say(f"gunicorn: {plan.worker_count} sync workers on 127.0.0.1:{server.port}")
 
         def load(name: str, requests: list[loadgen.Request], concurrency: int, **kw) -> loadgen.Result:
-            result = loadgen.run_load(server.port, name, requests, concurrency=concurrency, seconds=plan.seconds,
-                                      warmup=plan.warmup, **kw)
+            result = loadgen.run_load(
+                server.port, name, requests, concurrency=concurrency, seconds=plan.seconds, warmup=plan.warmup, **kw
+            )
             summary = result.summary()
-            say(f"  {name:<28} c={concurrency:<3} {summary['throughput']:8.1f}/s  p50 {summary['p50_ms']:7.2f}  "
+            say(
+                f"  {name:<28} c={concurrency:<3} {summary['throughput']:8.1f}/s  p50 {summary['p50_ms']:7.2f}  "
                 f"p95 {summary['p95_ms']:7.2f}  p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}"
-                f"  client cpu {summary['client_cpu_share']:.0%}")
+                f"  client cpu {summary['client_cpu_share']:.0%}"
+            )
             if result.failures:
                 say(f"    first failure: {result.failures[0][:200]!r}")
             return result
@@ -229,38 +265,63 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
             http.append(load(FLOOR, [loadgen.get("/bench/floor/", cookie=cookie)], c).summary())
         for label, path in pages.items():
             for c in plan.page_concurrency:
-                http.append(load(f"customer page: {label}", [loadgen.get(path, cookie=cookie)], c,
-                                 min_requests=plan.min_page_requests).summary())
+                http.append(
+                    load(
+                        f"customer page: {label}",
+                        [loadgen.get(path, cookie=cookie)],
+                        c,
+                        min_requests=plan.min_page_requests,
+                    ).summary()
+                )
         for label in ("email", "id", "broad"):
             requests = [loadgen.get("/customers/", cookie=cookie, query={"q": term}) for term in terms[label]]
             for c in plan.page_concurrency if label != "broad" else (1,):
                 http.append(load(f"search: {label}", requests, c, min_requests=plan.min_page_requests).summary())
-        http.append(load("customers list, no search", [loadgen.get("/customers/", cookie=cookie)], 1,
-                         min_requests=plan.min_page_requests).summary())
+        http.append(
+            load(
+                "customers list, no search",
+                [loadgen.get("/customers/", cookie=cookie)],
+                1,
+                min_requests=plan.min_page_requests,
+            ).summary()
+        )
 
         hold_resets(track["many"], track["feature_id"], track["env"])
         for label, targets in (("hot balance", [track["hot"]]), ("many balances", track["many"])):
-            requests = [loadgen.post_json("/v1/balances.track", {"customer_id": cid, "feature_id": track["feature_id"],
-                                                                 "value": 1}, bearer=key, target=cid)
-                        for cid in targets]
+            requests = [
+                loadgen.post_json(
+                    "/v1/balances.track",
+                    {"customer_id": cid, "feature_id": track["feature_id"], "value": 1},
+                    bearer=key,
+                    target=cid,
+                )
+                for cid in targets
+            ]
             random.Random(3).shuffle(requests)
             for c in plan.track_concurrency:
                 before = track_balances(targets, track["feature_id"], track["env"])
                 since = datetime.now(UTC)
-                result = loadgen.run_load(server.port, f"track: {label}", requests, concurrency=c,
-                                          seconds=plan.seconds)  # no warm-up: every call counts in the check
+                result = loadgen.run_load(
+                    server.port, f"track: {label}", requests, concurrency=c, seconds=plan.seconds
+                )  # no warm-up: every call counts in the check
                 after = track_balances(targets, track["feature_id"], track["env"])
-                wrong = [cid for cid in targets
-                         if after.get(cid) != before.get(cid, Decimal(0)) - result.ok_by_target[cid]]
+                wrong = [
+                    cid for cid in targets if after.get(cid) != before.get(cid, Decimal(0)) - result.ok_by_target[cid]
+                ]
                 events = events_since(key_prefix, since)
-                summary = result.summary() | {"exact": not wrong and events == result.ok,
-                                              "balances_checked": len(targets), "balances_wrong": len(wrong),
-                                              "events_written": events}
+                summary = result.summary() | {
+                    "exact": not wrong and events == result.ok,
+                    "balances_checked": len(targets),
+                    "balances_wrong": len(wrong),
+                    "events_written": events,
+                }
                 tracks.append(summary)
-                say(f"  track: {label:<21} c={c:<3} {summary['throughput']:8.1f}/s  p50 {summary['p50_ms']:7.2f}  "
+                say(
+                    f"  track: {label:<21} c={c:<3} {summary['throughput']:8.1f}/s  p50 {summary['p50_ms']:7.2f}  "
                     f"p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}  "
                     f"exact {'yes' if summary['exact'] else 'NO'} ({len(targets)} balances, {events} events)  "
-                    f"client cpu {summary['client_cpu_share']:.0%}")
+                    f"client cpu {summary['client_cpu_share']:.0%}"
+                )
                 if result.failures:
                     say(f"    first failure: {result.failures[0][:200]!r}")
         memory = server.worker_memory()
@@ -270,8 +331,10 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
     floors = []
     for c in plan.track_concurrency:
         floors.append(pgbench.run(database_url, clients=c, seconds=plan.seconds))
-        say(f"  pgbench -N {'':<18} c={c:<3} {floors[-1]['tps']:8.1f}/s  p50 {floors[-1]['p50_ms']:7.2f}  "
-            f"p99 {floors[-1]['p99_ms']:7.2f} ms")
+        say(
+            f"  pgbench -N {'':<18} c={c:<3} {floors[-1]['tps']:8.1f}/s  p50 {floors[-1]['p50_ms']:7.2f}  "
+            f"p99 {floors[-1]['p99_ms']:7.2f} ms"
+        )
     hot_c = max(plan.track_concurrency)
     floors.append(pgbench.run(database_url, clients=hot_c, seconds=plan.seconds, hot=True))
     say(f"  pgbench hot row {'':<13} c={hot_c:<3} {floors[-1]['tps']:8.1f}/s  p99 {floors[-1]['p99_ms']:7.2f} ms")
@@ -283,7 +346,10 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
         "dataset": manifest,
         "queries": queries,
         "search_terms": {k: v[:5] for k, v in terms.items()},
-        "http": http, "track": tracks, "pgbench": floors, "memory": memory,
+        "http": http,
+        "track": tracks,
+        "pgbench": floors,
+        "memory": memory,
     }
     report["ratios"] = ratios(report)
     report["verdict"] = verdict(report)
@@ -302,8 +368,11 @@ def machine() -> dict:
             settings[name] = cur.fetchone()[0]
     cpu = ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     mem = 0
@@ -311,8 +380,15 @@ def machine() -> dict:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
     except (OSError, ValueError, IndexError):
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": mem, "python": platform.python_version(),
-            "postgresql": version, "postgresql_settings": settings, "load_average_at_start": os.getloadavg()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": mem,
+        "python": platform.python_version(),
+        "postgresql": version,
+        "postgresql_settings": settings,
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def _find(rows: list[dict], name: str, concurrency: int) -> dict | None:
@@ -338,7 +414,8 @@ def ratios(report: dict) -> dict:
     hot = _find(report["track"], "track: hot balance", hot_floor["concurrency"]) if hot_floor else None
     if hot and hot_floor["tps"]:
         out[f"track hot balance / pgbench hot row @{hot_floor['concurrency']}"] = round(
-            hot["throughput"] / hot_floor["tps"], 3)
+            hot["throughput"] / hot_floor["tps"], 3
+        )
     return out
 
 
@@ -346,21 +423,27 @@ def verdict(report: dict) -> dict:
     """Each target: the measured figure and whether it is met."""
     r, v = report["ratios"], {}
     v["heavy page p50 ≤ 4× logged-in trivial view p50 (c=1)"] = _check(
-        r.get("page heavy p50 / trivial p50 @1"), TARGETS["page_ratio"], below=True)
-    v["heavy page ≤ 15 queries"] = _check(report["queries"].get("heavy", {}).get("queries"), TARGETS["page_queries"],
-                                          below=True)
+        r.get("page heavy p50 / trivial p50 @1"), TARGETS["page_ratio"], below=True
+    )
+    v["heavy page ≤ 15 queries"] = _check(
+        report["queries"].get("heavy", {}).get("queries"), TARGETS["page_queries"], below=True
+    )
     for label in ("email", "id"):
         row = _find(report["http"], f"search: {label}", 1)
         v[f"search {label} p50 ≤ 50 ms (c=1)"] = _check(row and row["p50_ms"], TARGETS["search_p50_ms"], below=True)
-    v["track many @8 ≥ 0.35× pgbench -N @8"] = _check(r.get("track many balances / pgbench -N @8"),
-                                                       TARGETS["track_ratio"], below=False)
+    v["track many @8 ≥ 0.35× pgbench -N @8"] = _check(
+        r.get("track many balances / pgbench -N @8"), TARGETS["track_ratio"], below=False
+    )
     hot = [t for t in report["track"] if t["name"] == "track: hot balance"]
     top = max(hot, key=lambda t: t["concurrency"]) if hot else None
     v[f"track exact on one hot balance (c={top['concurrency'] if top else '?'})"] = {
-        "value": bool(top and top["exact"] and top["errors"] == 0), "met": bool(top and top["exact"]
-                                                                                and top["errors"] == 0)}
-    v["every tracked balance exact"] = {"value": all(t["exact"] for t in report["track"]),
-                                        "met": all(t["exact"] for t in report["track"])}
+        "value": bool(top and top["exact"] and top["errors"] == 0),
+        "met": bool(top and top["exact"] and top["errors"] == 0),
+    }
+    v["every tracked balance exact"] = {
+        "value": all(t["exact"] for t in report["track"]),
+        "met": all(t["exact"] for t in report["track"]),
+    }
     v["worker peak RSS ≤ 150 MB"] = _check(report["memory"]["peak_rss_mb_max"], TARGETS["worker_rss_mb"], below=True)
     return v
 
@@ -379,17 +462,24 @@ def print_report(report: dict, out=sys.stdout) -> None:
     say()
     say(f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['postgresql']}, Python {m['python']}")
     counts = report["dataset"]["counts"]
-    say("Dataset: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
-        + f"; heavy customer {report['dataset']['heavy']['events']:,} events")
+    say(
+        "Dataset: "
+        + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
+        + f"; heavy customer {report['dataset']['heavy']['events']:,} events"
+    )
     say()
     say("| measurement | c | req/s | p50 ms | p95 ms | p99 ms | errors | load |")
     say("|---|---|---|---|---|---|---|---|")
     for row in report["http"] + report["track"]:
-        say(f"| {row['name']} | {row['concurrency']} | {row['throughput']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
-            f"{row['p99_ms']} | {row['errors']} | {row['load_average']} |")
+        say(
+            f"| {row['name']} | {row['concurrency']} | {row['throughput']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
+            f"{row['p99_ms']} | {row['errors']} | {row['load_average']} |"
+        )
     for row in report["pgbench"]:
-        say(f"| {row['name']} | {row['concurrency']} | {row['tps']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
-            f"{row['p99_ms']} | {row['failed']} | {row['load_average']} |")
+        say(
+            f"| {row['name']} | {row['concurrency']} | {row['tps']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
+            f"{row['p99_ms']} | {row['failed']} | {row['load_average']} |"
+        )
     say()
     say("Queries per page: " + ", ".join(f"{k} {v['queries']}" for k, v in report["queries"].items()))
     say(f"Worker peak RSS: {report['memory']['peak_rss_mb_max']} MB (each: {report['memory']['peak_rss_mb_each']})")
@@ -412,8 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     database_url = os.environ.get("DATABASE_URL", "")
     if not database_url.startswith(("postgres://", "postgresql://")):
-        parser.error("set DATABASE_URL to a PostgreSQL database of its own, e.g. "
-                     "postgres://postgres@127.0.0.1:5432/bench (createdb -h 127.0.0.1 -U postgres bench)")
+        parser.error(
+            "set DATABASE_URL to a PostgreSQL database of its own, e.g. "
+            "postgres://postgres@127.0.0.1:5432/bench (createdb -h 127.0.0.1 -U postgres bench)"
+        )
     plan = PLANS[args.scale]
     if args.seconds:
         plan = replace(plan, seconds=args.seconds)

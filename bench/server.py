@@ -27,20 +27,22 @@ def free_port() -> int:
 def server_env(database_url: str, static_root: str) -> dict[str, str]:
     """Production settings, minus TLS (the benchmark talks plain HTTP to 127.0.0.1)."""
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": database_url,
-        "DEBUG": "0",
-        "SECRET_KEY": BENCH_SECRET_KEY,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_HSTS_SECONDS": "0",
-        "STATIC_ROOT": static_root,
-        "CONN_MAX_AGE": "600",
-        "LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": database_url,
+            "DEBUG": "0",
+            "SECRET_KEY": BENCH_SECRET_KEY,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "SECURE_HSTS_SECONDS": "0",
+            "STATIC_ROOT": static_root,
+            "CONN_MAX_AGE": "600",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
@@ -55,13 +57,34 @@ class Gunicorn:
         self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
 
     def __enter__(self) -> Gunicorn:
-        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT,
-                       env=self.env, check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=self.env, check=True
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "autumn_admin.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--worker-class", "sync", "--backlog", "2048", "--timeout", "120",
-             "--log-level", "warning", "--access-logfile", "-" if os.environ.get("BENCH_ACCESS_LOG") else "/dev/null"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "autumn_admin.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--worker-class",
+                "sync",
+                "--backlog",
+                "2048",
+                "--timeout",
+                "120",
+                "--log-level",
+                "warning",
+                "--access-logfile",
+                "-" if os.environ.get("BENCH_ACCESS_LOG") else "/dev/null",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -109,6 +132,9 @@ class Gunicorn:
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
             peaks.append(int(fields["VmHWM"].split()[0]) / 1024)
             current.append(int(fields["VmRSS"].split()[0]) / 1024)
-        return {"workers": len(peaks), "peak_rss_mb_max": round(max(peaks, default=0), 1),
-                "peak_rss_mb_each": [round(p, 1) for p in sorted(peaks)],
-                "rss_mb_now_max": round(max(current, default=0), 1)}
+        return {
+            "workers": len(peaks),
+            "peak_rss_mb_max": round(max(peaks, default=0), 1),
+            "peak_rss_mb_each": [round(p, 1) for p in sorted(peaks)],
+            "rss_mb_now_max": round(max(current, default=0), 1),
+        }

@@ -42,25 +42,30 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
     SET, ADD = "set", "add"
 
     mode = forms.ChoiceField(
-        choices=[(SET, "Set new balance"), (ADD, "Add to balance")], initial=SET, widget=forms.RadioSelect,
+        choices=[(SET, "Set new balance"), (ADD, "Add to balance")],
+        initial=SET,
+        widget=forms.RadioSelect,
     )
     value = forms.CharField(
-        label="New balance", required=False,
+        label="New balance",
+        required=False,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "autofocus": True}),
     )
     next_reset_at = forms.DateTimeField(
-        label="Next reset", required=False,
+        label="Next reset",
+        required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text="Optional. Leave empty to keep the current reset date.",
     )
     reason = forms.CharField(
-        max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required. Shown in the customer's activity.",
     )
     expected_remaining = forms.CharField(widget=forms.HiddenInput)
 
-    service_fields = {"new_balance": "value", "amount": "value", "next_reset_at": "next_reset_at",
-                      "reason": "reason"}
+    service_fields = {"new_balance": "value", "amount": "value", "next_reset_at": "next_reset_at", "reason": "reason"}
 
     def clean_value(self) -> Decimal:
         label = "The amount to add" if self.data.get("mode") == self.ADD else "The new balance"
@@ -88,7 +93,8 @@ class RewardChoiceField(forms.ModelChoiceField):
 class RewardAddForm(ServiceErrorsMixin, forms.Form):
     reward = RewardChoiceField(
         queryset=Reward.objects.filter(active=True, type__in=DISCOUNT_REWARD_TYPES).order_by("name"),
-        widget=forms.RadioSelect, empty_label=None,
+        widget=forms.RadioSelect,
+        empty_label=None,
         error_messages={"required": "Select a reward.", "invalid_choice": "That reward can't be added."},
     )
     service_fields = {"reward": "reward"}
@@ -97,14 +103,20 @@ class RewardAddForm(ServiceErrorsMixin, forms.Form):
 class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
     """One allowance field per metered item of the product, plus one feature the product lacks."""
 
-    add_feature = forms.ModelChoiceField(queryset=Feature.objects.none(), required=False,
-                                         label="Add a feature", empty_label="—")
-    add_included = forms.CharField(label="Included", required=False,
-                                   widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+    add_feature = forms.ModelChoiceField(
+        queryset=Feature.objects.none(), required=False, label="Add a feature", empty_label="—"
+    )
+    add_included = forms.CharField(
+        label="Included", required=False, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+    )
     add_interval = forms.ChoiceField(label="Resets", choices=Interval.choices, initial=Interval.MONTH, required=False)
     add_overage_allowed = forms.BooleanField(label="Overage allowed", required=False)
-    reason = forms.CharField(max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Required. Shown in the customer's activity.")
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required. Shown in the customer's activity.",
+    )
     # What the form showed: the product's allowances and the balances' grants (JSON, see `expectation`).
     expected = forms.CharField(required=False, widget=forms.HiddenInput)
 
@@ -122,30 +134,41 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                 continue
             name = f"included_{item.feature.feature_id}"
             self.fields[name] = forms.CharField(
-                label=item.feature.name, required=False, initial="" if item.unlimited else _plain(item.included),
-                widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "unlimited"
-                                              if item.unlimited else ""}),
+                label=item.feature.name,
+                required=False,
+                initial="" if item.unlimited else _plain(item.included),
+                widget=forms.TextInput(
+                    attrs={"inputmode": "decimal", "placeholder": "unlimited" if item.unlimited else ""}
+                ),
             )
             self.item_fields.append((item, name))
 
     @staticmethod
     def expectation(items, balances) -> str:
         """The allowances and grants shown, as the hidden field carries them."""
+
         def shown(unlimited: bool, value: Decimal) -> str:
             return "unlimited" if unlimited else _plain(value)
 
-        return json.dumps({
-            "items": {item.feature.feature_id: shown(item.unlimited, item.included) for item in items},
-            "balances": {str(b.pk): shown(b.unlimited, b.granted) for b in balances},
-        }, sort_keys=True)
+        return json.dumps(
+            {
+                "items": {item.feature.feature_id: shown(item.unlimited, item.included) for item in items},
+                "balances": {str(b.pk): shown(b.unlimited, b.granted) for b in balances},
+            },
+            sort_keys=True,
+        )
 
     def clean_expected(self) -> dict:
         """{"items": {feature_id: Decimal | "unlimited"}, "balances": {balance pk: Decimal | "unlimited"}}."""
         try:
             raw = json.loads(self.cleaned_data["expected"])
-            return {part: {(int(k) if part == "balances" else k): (v if v == "unlimited" else _finite(v))
-                           for k, v in raw[part].items()}
-                    for part in ("items", "balances")}
+            return {
+                part: {
+                    (int(k) if part == "balances" else k): (v if v == "unlimited" else _finite(v))
+                    for k, v in raw[part].items()
+                }
+                for part in ("items", "balances")
+            }
         except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation):
             raise forms.ValidationError("This form is out of date: reopen it to see the current allowances.")
 
@@ -173,14 +196,19 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                 changes.append({"feature": item.feature, "included": included})
         feature = cleaned.get("add_feature")
         if feature is not None:
-            change = {"feature": feature, "interval": cleaned.get("add_interval") or Interval.MONTH,
-                      "overage_allowed": cleaned.get("add_overage_allowed", False), "included": Decimal(0)}
+            change = {
+                "feature": feature,
+                "interval": cleaned.get("add_interval") or Interval.MONTH,
+                "overage_allowed": cleaned.get("add_overage_allowed", False),
+                "included": Decimal(0),
+            }
             if feature.type == FeatureType.BOOLEAN or feature.usage_type == UsageType.CONTINUOUS_USE:
                 change["interval"] = Interval.LIFETIME  # access and seats don't reset
             if feature.type != FeatureType.BOOLEAN:
                 try:
-                    change["included"] = _quantity(cleaned.get("add_included"), "The included allowance",
-                                                   allow_negative=False)
+                    change["included"] = _quantity(
+                        cleaned.get("add_included"), "The included allowance", allow_negative=False
+                    )
                 except forms.ValidationError as e:
                     self.add_error("add_included", e)
             changes.append(change)

@@ -49,7 +49,10 @@ class Feature(models.Model):
     name = models.CharField(max_length=255)
     type = models.CharField(max_length=16, choices=FeatureType.choices)
     usage_type = models.CharField(
-        max_length=16, choices=UsageType.choices, blank=True, default="",
+        max_length=16,
+        choices=UsageType.choices,
+        blank=True,
+        default="",
         help_text="For metered features: consumed each interval or allocated (seats).",
     )
     event_names = models.JSONField(
@@ -87,7 +90,11 @@ class Product(models.Model):
     is_add_on = models.BooleanField("add-on", default=False)
     is_default = models.BooleanField(default=False)
     custom_for = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="custom_products",
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="custom_products",
         help_text="Set on a custom product: the only customer it is for.",
     )
     base_product = models.ForeignKey(
@@ -100,11 +107,13 @@ class Product(models.Model):
         ordering = ["name", "-version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["product_id", "version"], condition=Q(custom_for__isnull=True),
+                fields=["product_id", "version"],
+                condition=Q(custom_for__isnull=True),
                 name="product_id_version_unique",
             ),
             models.UniqueConstraint(
-                fields=["custom_for", "product_id", "version"], condition=Q(custom_for__isnull=False),
+                fields=["custom_for", "product_id", "version"],
+                condition=Q(custom_for__isnull=False),
                 name="custom_product_unique_per_customer",
             ),
             models.CheckConstraint(condition=Q(product_id__regex=SLUG_PATTERN), name="product_id_pattern"),
@@ -130,7 +139,11 @@ class Price(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="prices")
     type = models.CharField(max_length=8, choices=Type.choices, default=Type.FIXED)
     feature = models.ForeignKey(
-        Feature, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        Feature,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="For a usage price: the metered feature it charges for.",
     )
     amount = models.PositiveBigIntegerField(help_text="Minor units (cents) per interval, or per billing units.")
@@ -195,7 +208,9 @@ class CustomerProductStatus(models.TextChoices):
 
 
 LIVE_PRODUCT_STATUSES = (
-    CustomerProductStatus.ACTIVE, CustomerProductStatus.TRIALING, CustomerProductStatus.PAST_DUE,
+    CustomerProductStatus.ACTIVE,
+    CustomerProductStatus.TRIALING,
+    CustomerProductStatus.PAST_DUE,
 )
 
 
@@ -244,7 +259,11 @@ class Balance(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="balances")
     feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="balances")
     customer_product = models.ForeignKey(
-        CustomerProduct, null=True, blank=True, on_delete=models.SET_NULL, related_name="balances",
+        CustomerProduct,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="balances",
         help_text="The product that grants it; empty for a loose grant.",
     )
     allowance = models.DecimalField(**QUANTITY, default=Decimal(0))
@@ -270,7 +289,8 @@ class Balance(models.Model):
                 name="balance_negative_only_with_overage",
             ),
             models.UniqueConstraint(
-                fields=["customer_product", "feature"], condition=Q(customer_product__isnull=False),
+                fields=["customer_product", "feature"],
+                condition=Q(customer_product__isnull=False),
                 name="balance_one_per_product_feature",
             ),
         ]
@@ -310,16 +330,15 @@ class Event(models.Model):
     timestamp = models.DateTimeField(default=timezone.now)
     properties = models.JSONField(default=dict, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
-    api_key = models.ForeignKey(
-        "customers.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    api_key = models.ForeignKey("customers.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-timestamp", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["customer", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                fields=["customer", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
                 name="event_idempotency_unique",
             ),
         ]
@@ -384,7 +403,8 @@ class Reward(models.Model):
     name = models.CharField(max_length=255)
     type = models.CharField(max_length=24, choices=RewardType.choices)
     value = models.DecimalField(
-        **QUANTITY, default=Decimal(0),
+        **QUANTITY,
+        default=Decimal(0),
         help_text="Percent off for a percentage discount; minor units off for a fixed one; units for a grant.",
     )
     currency = models.CharField(max_length=3, default="usd")
@@ -394,11 +414,17 @@ class Reward(models.Model):
     free_product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     grant_feature = models.ForeignKey(Feature, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     stripe_coupon_id = models.CharField(
-        "Stripe test-mode coupon", max_length=255, blank=True, default="",
+        "Stripe test-mode coupon",
+        max_length=255,
+        blank=True,
+        default="",
         help_text="The coupon standing for it in Stripe's test mode, for sandbox customers.",
     )
     stripe_live_coupon_id = models.CharField(
-        "Stripe live-mode coupon", max_length=255, blank=True, default="",
+        "Stripe live-mode coupon",
+        max_length=255,
+        blank=True,
+        default="",
         help_text="The coupon standing for it in Stripe's live mode, for live customers.",
     )
     active = models.BooleanField(default=True)
@@ -443,7 +469,8 @@ class CustomerReward(models.Model):
         permissions = [("apply_reward", "Can add and remove a customer's rewards")]
         constraints = [
             models.UniqueConstraint(
-                fields=["customer", "reward"], condition=Q(removed_at__isnull=True),
+                fields=["customer", "reward"],
+                condition=Q(removed_at__isnull=True),
                 name="customer_reward_unique_active",
             ),
         ]
@@ -495,11 +522,15 @@ class StripeEvent(models.Model):
     created = models.BigIntegerField()
     received_at = models.DateTimeField(default=timezone.now)
     env = models.CharField(
-        max_length=8, choices=Env.choices, blank=True, default="",
+        max_length=8,
+        choices=Env.choices,
+        blank=True,
+        default="",
         help_text="The environment whose webhook signing secret verified it (empty: received before each had one).",
     )
-    outcome = models.CharField(max_length=255, blank=True, default="",
-                               help_text="What applying it did, or why it was ignored.")
+    outcome = models.CharField(
+        max_length=255, blank=True, default="", help_text="What applying it did, or why it was ignored."
+    )
 
     class Meta:
         ordering = ["-received_at"]

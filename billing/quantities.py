@@ -29,7 +29,8 @@ def parse_quantity(raw, *, field: str = "value", allow_negative: bool = True) ->
     if abs(value) > MAX_ABS:
         raise ServiceError(
             f"{field} must be between -1,000,000,000,000,000 and 1,000,000,000,000,000.",
-            code="invalid_input", field=field,
+            code="invalid_input",
+            field=field,
         )
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_DECIMALS:

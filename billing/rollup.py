@@ -23,10 +23,12 @@ from django.utils import timezone
 from autumn_admin.audit import SYSTEM, audit_record
 
 # How a value is added to its day (here and in the track statement, billing/services.py).
-ADD_ON_CONFLICT = ("ON CONFLICT (customer_id, day, feature_id) "
-                   "DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value")
-UPSERT_SQL = "INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) VALUES (%s, %s, %s, %s) " + \
-    ADD_ON_CONFLICT
+ADD_ON_CONFLICT = (
+    "ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value"
+)
+UPSERT_SQL = (
+    "INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) VALUES (%s, %s, %s, %s) " + ADD_ON_CONFLICT
+)
 
 
 def zone():
@@ -50,8 +52,13 @@ def zone_name_of(tz) -> str:
 
 def daily_sums(events, tz, *by: str):
     """Usage summed per `by` columns, feature and day in `tz`: rows of (*by, feature_id, local_day, total)."""
-    return (events.filter(feature__isnull=False).annotate(local_day=TruncDate("timestamp", tzinfo=tz))
-            .values(*by, "feature_id", "local_day").annotate(total=Sum("value")).order_by())
+    return (
+        events.filter(feature__isnull=False)
+        .annotate(local_day=TruncDate("timestamp", tzinfo=tz))
+        .values(*by, "feature_id", "local_day")
+        .annotate(total=Sum("value"))
+        .order_by()
+    )
 
 
 def rebuild(*, apps=None) -> int:
@@ -62,8 +69,9 @@ def rebuild(*, apps=None) -> int:
 
     migrating = apps is not None
     apps = apps or current_apps
-    DailyUsage, Event, UsageRollup = (apps.get_model("billing", name)
-                                      for name in ("DailyUsage", "Event", "UsageRollup"))
+    DailyUsage, Event, UsageRollup = (
+        apps.get_model("billing", name) for name in ("DailyUsage", "Event", "UsageRollup")
+    )
     tz = zone()
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -84,8 +92,13 @@ def rebuild(*, apps=None) -> int:
         state.rebuilt_at = timezone.now()
         state.save()
         if not migrating:  # a migration's fill is part of the schema change, not an operator's action
-            audit_record(actor=SYSTEM, action="usage.rebuild", target_type="usage", target_id=state.time_zone,
-                         after={"time_zone": state.time_zone, "rows": count})
+            audit_record(
+                actor=SYSTEM,
+                action="usage.rebuild",
+                target_type="usage",
+                target_id=state.time_zone,
+                after={"time_zone": state.time_zone, "rows": count},
+            )
     return count
 
 

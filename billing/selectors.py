@@ -48,12 +48,19 @@ HISTORY_MARKS_LIMIT = 500
 MARKED_ACTIONS = ("balance.reset", "balance.set", "balance.add")
 
 STATUS_ORDER = {
-    CustomerProductStatus.PAST_DUE: 0, CustomerProductStatus.ACTIVE: 1, CustomerProductStatus.TRIALING: 2,
-    CustomerProductStatus.SCHEDULED: 3, CustomerProductStatus.EXPIRED: 4,
+    CustomerProductStatus.PAST_DUE: 0,
+    CustomerProductStatus.ACTIVE: 1,
+    CustomerProductStatus.TRIALING: 2,
+    CustomerProductStatus.SCHEDULED: 3,
+    CustomerProductStatus.EXPIRED: 4,
 }
 INTERVAL_WORDS = {
-    "day": ("day", "days"), "week": ("week", "weeks"), "month": ("month", "months"),
-    "quarter": ("quarter", "quarters"), "semi_annual": ("half year", "half years"), "year": ("year", "years"),
+    "day": ("day", "days"),
+    "week": ("week", "weeks"),
+    "month": ("month", "months"),
+    "quarter": ("quarter", "quarters"),
+    "semi_annual": ("half year", "half years"),
+    "year": ("year", "years"),
 }
 PRICE_CADENCE = {"month": "monthly", "quarter": "quarterly", "semi_annual": "every 6 months", "year": "yearly"}
 
@@ -76,6 +83,7 @@ def cadence(interval: str, count: int = 1) -> str:
 
 
 # --- products ------------------------------------------------------------------------------------
+
 
 @dataclass
 class Limit:
@@ -130,12 +138,14 @@ def product_rows(cps: list[CustomerProduct]) -> list[ProductRow]:
             for item in cp.product.items.all()
         ]
         rows.append(ProductRow(cp=cp, limits=limits))
-    rows.sort(key=lambda r: (STATUS_ORDER.get(r.cp.status, 9), r.cp.product.is_add_on, -r.cp.started_at.timestamp(),
-                             -r.cp.pk))
+    rows.sort(
+        key=lambda r: (STATUS_ORDER.get(r.cp.status, 9), r.cp.product.is_add_on, -r.cp.started_at.timestamp(), -r.cp.pk)
+    )
     return rows
 
 
 # --- balances and their history ------------------------------------------------------------------
+
 
 def _balances_query(customer: Customer) -> QuerySet[Balance]:
     return Balance.objects.filter(customer=customer).select_related("feature", "customer_product__product")
@@ -241,20 +251,31 @@ class UsageHistory:
         """The graph's inline SVG, built here rather than in the template: a page with 50 metered
         features has 1,500 day bars, and rendering them node by node dominated the page's time."""
         w, h = self.width, self.height
-        label = (f"Daily usage of {self.feature_name} over the last {len(self.days)} days: "
-                 f"{format_qty(self.total)} in total, at most {format_qty(self.peak)} a day")
-        parts = [f'<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-                 f'aria-label="{escape(label)}">\n',
-                 f'            <line class="base" x1="0" x2="{w}" y1="{h}" y2="{h}"/>\n            ']
+        label = (
+            f"Daily usage of {self.feature_name} over the last {len(self.days)} days: "
+            f"{format_qty(self.total)} in total, at most {format_qty(self.peak)} a day"
+        )
+        parts = [
+            f'<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
+            f'aria-label="{escape(label)}">\n',
+            f'            <line class="base" x1="0" x2="{w}" y1="{h}" y2="{h}"/>\n            ',
+        ]
         for d in self.days:
-            bar = (f'<rect class="bar" x="{d.bar_x}" y="{d.bar_y}" width="{GRAPH_BAR}" height="{d.bar_height}"/>'
-                   if d.height else "")
-            parts.append(f'<g class="day"><title>{escape(d.title)}</title><rect class="hit" x="{d.x}" y="0" '
-                         f'width="{GRAPH_SLOT}" height="{h}"/>{bar}</g>')
+            bar = (
+                f'<rect class="bar" x="{d.bar_x}" y="{d.bar_y}" width="{GRAPH_BAR}" height="{d.bar_height}"/>'
+                if d.height
+                else ""
+            )
+            parts.append(
+                f'<g class="day"><title>{escape(d.title)}</title><rect class="hit" x="{d.x}" y="0" '
+                f'width="{GRAPH_SLOT}" height="{h}"/>{bar}</g>'
+            )
         parts.append("\n            ")
         for m in self.resets:
-            parts.append(f'<g class="reset"><title>{escape(m.title)}</title><rect class="hit" x="{m.x - 3}" y="0" '
-                         f'width="6" height="{h}"/><line x1="{m.x}" x2="{m.x}" y1="0" y2="{h}"/></g>')
+            parts.append(
+                f'<g class="reset"><title>{escape(m.title)}</title><rect class="hit" x="{m.x - 3}" y="0" '
+                f'width="6" height="{h}"/><line x1="{m.x}" x2="{m.x}" y1="0" y2="{h}"/></g>'
+            )
         parts.append("\n            ")
         for m in self.edits:
             parts.append(f'<g class="edit"><title>{escape(m.title)}</title><path d="{m.triangle}"/></g>')
@@ -272,8 +293,10 @@ def _mark_title(entry: AuditEntry, feature_name: str, day: date) -> str:
     if entry.action == "balance.reset":
         return f"{when}: {feature_name} reset to {format_qty(after.get('remaining'))}"
     verb = "set" if entry.action == "balance.set" else "added to"
-    text = (f"{when}: {entry.actor_label} {verb} {feature_name} "
-            f"{format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}")
+    text = (
+        f"{when}: {entry.actor_label} {verb} {feature_name} "
+        f"{format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}"
+    )
     return f"{text} · “{entry.reason}”" if entry.reason else text
 
 
@@ -323,8 +346,12 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
 
 
 def usage_history(
-    customer: Customer, *, features: list[Feature] | None = None, days: int = HISTORY_DAYS,
-    now: datetime | None = None, audit_entries: list[AuditEntry] | None = None,
+    customer: Customer,
+    *,
+    features: list[Feature] | None = None,
+    days: int = HISTORY_DAYS,
+    now: datetime | None = None,
+    audit_entries: list[AuditEntry] | None = None,
 ) -> dict[int, UsageHistory]:
     """Daily usage per metered feature (keyed by feature pk) for the last `days` days, today included,
     with resets and manual balance edits marked. Two queries for all features: events summed per
@@ -337,11 +364,17 @@ def usage_history(
     totals = _daily_totals(customer, first, start)
 
     if audit_entries is None:
-        entries = list(AuditEntry.objects.filter(balance_marks_query(customer, start))
-                       .order_by("-created_at", "-id")[:HISTORY_MARKS_LIMIT])
+        entries = list(
+            AuditEntry.objects.filter(balance_marks_query(customer, start)).order_by("-created_at", "-id")[
+                :HISTORY_MARKS_LIMIT
+            ]
+        )
     else:
-        entries = [e for e in audit_entries if e.target_type == "balance" and e.action in MARKED_ACTIONS
-                   and e.created_at >= start]
+        entries = [
+            e
+            for e in audit_entries
+            if e.target_type == "balance" and e.action in MARKED_ACTIONS and e.created_at >= start
+        ]
     features = features if features is not None else []
     by_feature_id = {f.feature_id: f for f in features}
     wanted = {f.pk for f in features if f.is_metered}
@@ -379,16 +412,28 @@ def usage_history(
         bars = []
         for i, value in enumerate(values):
             height = float(value / peak * area) if peak > 0 and value > 0 else 0.0
-            bars.append(DayBar(day=first + timedelta(days=i), value=value, x=i * GRAPH_SLOT,
-                               height=max(height, 1.5) if value > 0 else 0.0))
+            bars.append(
+                DayBar(
+                    day=first + timedelta(days=i),
+                    value=value,
+                    x=i * GRAPH_SLOT,
+                    height=max(height, 1.5) if value > 0 else 0.0,
+                )
+            )
         resets, edits = [], []
         for (pk, kind, day), mark in sorted(marks.items(), key=lambda kv: kv[0][2]):
             if pk != feature_pk:
                 continue
             mark.x = index_of[day] * GRAPH_SLOT
             (resets if kind == "reset" else edits).append(mark)
-        result[feature_pk] = UsageHistory(days=bars, resets=resets, edits=edits, total=sum(values, ZERO),
-                                          peak=peak, feature_name=names.get(feature_pk, ""))
+        result[feature_pk] = UsageHistory(
+            days=bars,
+            resets=resets,
+            edits=edits,
+            total=sum(values, ZERO),
+            peak=peak,
+            feature_name=names.get(feature_pk, ""),
+        )
     return result
 
 
@@ -510,8 +555,9 @@ def _keyset_page(qs: QuerySet, *, time_field: str, before: str | None, limit: in
     return Page(items=items, next_cursor=next_cursor, before=before)
 
 
-def events_page(customer: Customer, *, before: str | None = None, feature_id: str | None = None,
-                limit: int = EVENTS_PAGE_SIZE) -> Page:
+def events_page(
+    customer: Customer, *, before: str | None = None, feature_id: str | None = None, limit: int = EVENTS_PAGE_SIZE
+) -> Page:
     qs = Event.objects.filter(customer=customer).select_related("feature")
     if feature_id and "\x00" in feature_id:
         qs = qs.none()  # no feature id has a NUL, and PostgreSQL refuses to compare with one
@@ -526,6 +572,7 @@ def invoices_page(customer: Customer, *, before: str | None = None, limit: int =
 
 
 # --- rewards -------------------------------------------------------------------------------------
+
 
 @dataclass
 class RewardRow:
@@ -579,14 +626,16 @@ def customer_rewards(customer: Customer, *, now: datetime | None = None) -> list
 
 # --- the upcoming invoice -----------------------------------------------------------------------
 
+
 def _next_billing_date(cp: CustomerProduct, now: datetime) -> datetime | None:
     """When the product next bills: its current period end, moved on by whole billing intervals
     when that date has passed without the period being renewed (no Stripe sync yet, say)."""
     end = cp.current_period_end or cp.trial_ends_at
     if end is None or end > now:
         return end
-    recurring = next((p for p in cp.product.prices.all()
-                      if p.type == Price.Type.FIXED and p.interval != "one_off"), None)
+    recurring = next(
+        (p for p in cp.product.prices.all() if p.type == Price.Type.FIXED and p.interval != "one_off"), None
+    )
     if recurring is None:
         return end
     return next_after(end, recurring.interval, recurring.interval_count, now)
@@ -616,8 +665,12 @@ class UpcomingInvoice:
 
 
 def upcoming_invoice(
-    customer: Customer, *, cps: list[CustomerProduct] | None = None, balances: list[Balance] | None = None,
-    rewards: list[RewardRow] | None = None, remaining_overrides: dict[int, Decimal] | None = None,
+    customer: Customer,
+    *,
+    cps: list[CustomerProduct] | None = None,
+    balances: list[Balance] | None = None,
+    rewards: list[RewardRow] | None = None,
+    remaining_overrides: dict[int, Decimal] | None = None,
     now: datetime | None = None,
 ) -> UpcomingInvoice:
     """What the next invoice will charge: the fixed prices of the live products, the overage of
@@ -652,8 +705,14 @@ def upcoming_invoice(
     for b in sorted(balances, key=lambda b: (b.feature.name.lower(), b.pk)):
         if b.customer_product_id not in live_ids or not b.overage_allowed or b.unlimited:
             continue
-        price = next((p for p in prices_by_cp[b.customer_product_id]
-                      if p.type == Price.Type.USAGE and p.feature_id == b.feature_id), None)
+        price = next(
+            (
+                p
+                for p in prices_by_cp[b.customer_product_id]
+                if p.type == Price.Type.USAGE and p.feature_id == b.feature_id
+            ),
+            None,
+        )
         if price is None:
             continue
         remaining = overrides.get(b.pk, b.remaining)
@@ -662,11 +721,15 @@ def upcoming_invoice(
         if units * price.amount == 0:
             continue  # no overage yet: nothing to charge, no $0.00 line
         per = "" if price.billing_units == 1 else f" per {format_qty(price.billing_units)}"
-        lines.append(InvoiceLine(
-            "overage", f"{b.feature.name} overage",
-            f"{format_qty(over)} × {format_money(price.amount, price.currency)}{per}",
-            units * price.amount, price.currency,
-        ))
+        lines.append(
+            InvoiceLine(
+                "overage",
+                f"{b.feature.name} overage",
+                f"{format_qty(over)} × {format_money(price.amount, price.currency)}{per}",
+                units * price.amount,
+                price.currency,
+            )
+        )
 
     currencies = {line.currency for line in lines}
     currency = lines[0].currency if lines else "usd"
@@ -676,8 +739,13 @@ def upcoming_invoice(
     applies_on = date_ or now
 
     running = subtotal
-    discounts = [r for r in rewards if r.reward.is_discount and not r.expired
-                 and (r.applied.expires_at is None or r.applied.expires_at > applies_on)]
+    discounts = [
+        r
+        for r in rewards
+        if r.reward.is_discount
+        and not r.expired
+        and (r.applied.expires_at is None or r.applied.expires_at > applies_on)
+    ]
     # Percentages first, each on what is left, then fixed amounts; never below zero.
     discounts.sort(key=lambda r: r.reward.type != RewardType.PERCENTAGE_DISCOUNT)
     for r in discounts:
@@ -693,5 +761,11 @@ def upcoming_invoice(
             lines.append(InvoiceLine("discount", reward.name, f"{r.summary} · {r.duration}", -off, currency))
         running -= off
 
-    return UpcomingInvoice(lines=lines, currency=currency, date=date_, subtotal=subtotal, total=running,
-                           mixed_currencies=len(currencies) > 1)
+    return UpcomingInvoice(
+        lines=lines,
+        currency=currency,
+        date=date_,
+        subtotal=subtotal,
+        total=running,
+        mixed_currencies=len(currencies) > 1,
+    )

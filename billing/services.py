@@ -60,6 +60,7 @@ def require_reason(reason: str | None) -> str:
 
 # --- resets -------------------------------------------------------------------------------------
 
+
 def _reset_if_due(balance: Balance, now: datetime) -> bool:
     """Reset a locked balance whose reset time has passed. The caller saves it."""
     if balance.next_reset_at is None or balance.next_reset_at > now or not balance.resets:
@@ -69,14 +70,18 @@ def _reset_if_due(balance: Balance, now: datetime) -> bool:
     balance.adjustment = ZERO
     balance.next_reset_at = next_after(balance.next_reset_at, balance.interval, balance.interval_count, now)
     audit_record(
-        actor=SYSTEM, action="balance.reset", customer=balance.customer,
-        target_type="balance", target_id=balance.pk, before=before, after=_balance_snapshot(balance),
+        actor=SYSTEM,
+        action="balance.reset",
+        customer=balance.customer,
+        target_type="balance",
+        target_id=balance.pk,
+        before=before,
+        after=_balance_snapshot(balance),
     )
     return True
 
 
-def balances_reset_due(*, customer: Customer | None = None, now: datetime | None = None,
-                       batch_size: int = 500) -> int:
+def balances_reset_due(*, customer: Customer | None = None, now: datetime | None = None, batch_size: int = 500) -> int:
     """Reset every balance whose reset time has passed (of one customer, or all). Returns how many.
 
     Reads first without a lock, so a page that has nothing to reset pays one cheap query.
@@ -101,6 +106,7 @@ def balances_reset_due(*, customer: Customer | None = None, now: datetime | None
 
 
 # --- products -----------------------------------------------------------------------------------
+
 
 def _period_end(product: Product, start: datetime) -> datetime | None:
     fixed = [p for p in product.prices.all() if p.type == Price.Type.FIXED and p.interval != "one_off"]
@@ -133,8 +139,7 @@ def product_attach(
     """
     now = now or timezone.now()
     if product.custom_for_id and product.custom_for_id != customer.pk:
-        raise ServiceError("That custom product belongs to another customer.", code="product_not_found",
-                           status=404)
+        raise ServiceError("That custom product belongs to another customer.", code="product_not_found", status=404)
     live = CustomerProduct.objects.select_for_update().filter(customer=customer, status__in=LIVE_PRODUCT_STATUSES)
     live = list(live.select_related("product"))
     if any(cp.product_id == product.pk for cp in live):
@@ -143,15 +148,17 @@ def product_attach(
     if replace is not None:
         replaced = [cp for cp in live if cp.pk == replace.pk]
         if not replaced:
-            raise Conflict(f"{replace.product.name} is no longer active for {customer.customer_id}.",
-                           code="product_not_active")
+            raise Conflict(
+                f"{replace.product.name} is no longer active for {customer.customer_id}.", code="product_not_active"
+            )
         inherit = replaced[0]
         status, quantity = inherit.status, inherit.quantity
         trial_ends_at, stripe_subscription_id = inherit.trial_ends_at, inherit.stripe_subscription_id
     else:
         inherit = None
         replaced = [
-            cp for cp in live
+            cp
+            for cp in live
             if not product.is_add_on and not cp.product.is_add_on and cp.product.group == product.group
         ]
     carried: dict[int, Decimal] = {}
@@ -173,17 +180,29 @@ def product_attach(
 
     if inherit is not None:
         cp = CustomerProduct.objects.create(
-            customer=customer, product=product, status=status, started_at=inherit.started_at, quantity=quantity,
-            current_period_start=inherit.current_period_start, current_period_end=inherit.current_period_end,
-            canceled_at=inherit.canceled_at, trial_ends_at=trial_ends_at,
+            customer=customer,
+            product=product,
+            status=status,
+            started_at=inherit.started_at,
+            quantity=quantity,
+            current_period_start=inherit.current_period_start,
+            current_period_end=inherit.current_period_end,
+            canceled_at=inherit.canceled_at,
+            trial_ends_at=trial_ends_at,
             stripe_subscription_id=stripe_subscription_id,
         )
     else:
         period_end = _period_end(product, now)
         cp = CustomerProduct.objects.create(
-            customer=customer, product=product, status=status, started_at=now, quantity=quantity,
-            current_period_start=now if period_end else None, current_period_end=period_end,
-            trial_ends_at=trial_ends_at, stripe_subscription_id=stripe_subscription_id,
+            customer=customer,
+            product=product,
+            status=status,
+            started_at=now,
+            quantity=quantity,
+            current_period_start=now if period_end else None,
+            current_period_end=period_end,
+            trial_ends_at=trial_ends_at,
+            stripe_subscription_id=stripe_subscription_id,
         )
     for item in product.items.select_related("feature").order_by("id"):
         feature = item.feature
@@ -197,13 +216,24 @@ def product_attach(
         if inherit is not None and (feature.pk, interval, item.interval_count) in kept_resets:
             next_reset_at = kept_resets[(feature.pk, interval, item.interval_count)]
         Balance.objects.create(
-            customer=customer, feature=feature, customer_product=cp,
-            allowance=allowance, adjustment=ZERO, remaining=remaining,
-            unlimited=item.unlimited, overage_allowed=item.overage_allowed, usage_limit=item.usage_limit,
-            interval=interval, interval_count=item.interval_count, next_reset_at=next_reset_at,
+            customer=customer,
+            feature=feature,
+            customer_product=cp,
+            allowance=allowance,
+            adjustment=ZERO,
+            remaining=remaining,
+            unlimited=item.unlimited,
+            overage_allowed=item.overage_allowed,
+            usage_limit=item.usage_limit,
+            interval=interval,
+            interval_count=item.interval_count,
+            next_reset_at=next_reset_at,
         )
     audit_record(
-        actor=actor, action="product.attach", customer=customer, target_type="product",
+        actor=actor,
+        action="product.attach",
+        customer=customer,
+        target_type="product",
         target_id=product.product_id,
         before={"products": [cp.product.product_id for cp in replaced]} if replaced else None,
         after={"product": product.product_id, "version": product.version, "status": status},
@@ -244,8 +274,12 @@ def product_customize(
     """
     reason = require_reason(reason)
     now = now or timezone.now()
-    locked = (CustomerProduct.objects.select_for_update().select_related("product")
-              .filter(pk=customer_product.pk, customer=customer).first())
+    locked = (
+        CustomerProduct.objects.select_for_update()
+        .select_related("product")
+        .filter(pk=customer_product.pk, customer=customer)
+        .first()
+    )
     if locked is None or locked.status not in LIVE_PRODUCT_STATUSES:
         if expected is not None and locked is not None:
             _customize_replaced(customer, locked)
@@ -257,9 +291,15 @@ def product_customize(
     if expected is not None:
         _check_customize_expected(customer, locked, current.values(), expected)
     new_items: dict[int, ProductItem] = {
-        fid: ProductItem(feature=item.feature, included=item.included, unlimited=item.unlimited,
-                         interval=item.interval, interval_count=item.interval_count,
-                         overage_allowed=item.overage_allowed, usage_limit=item.usage_limit)
+        fid: ProductItem(
+            feature=item.feature,
+            included=item.included,
+            unlimited=item.unlimited,
+            interval=item.interval,
+            interval_count=item.interval_count,
+            overage_allowed=item.overage_allowed,
+            usage_limit=item.usage_limit,
+        )
         for fid, item in current.items()
     }
     seen: set[int] = set()
@@ -281,21 +321,31 @@ def product_customize(
             if interval not in Interval.values:
                 raise ServiceError(f"Unknown reset interval {interval!r}.", code="invalid_input", field="interval")
             item = new_items[feature.pk] = ProductItem(
-                feature=feature, interval=interval, interval_count=int(change.get("interval_count") or 1),
+                feature=feature,
+                interval=interval,
+                interval_count=int(change.get("interval_count") or 1),
                 overage_allowed=bool(change.get("overage_allowed", False)),
             )
         item.included = included
         item.unlimited = unlimited
     before, after = _item_snapshot(current.values()), _item_snapshot(new_items.values())
     if before == after:
-        raise ServiceError(f"Nothing to change: these are {source.name}'s allowances already.",
-                           code="invalid_input", field="items")
+        raise ServiceError(
+            f"Nothing to change: these are {source.name}'s allowances already.", code="invalid_input", field="items"
+        )
 
     taken = Product.objects.filter(custom_for=customer, product_id=base.product_id).values_list("version", flat=True)
     version = max([base.version - 1, *taken]) + 1
     custom = Product.objects.create(
-        product_id=base.product_id, name=base.name, version=version, group=source.group,
-        is_add_on=source.is_add_on, is_default=False, custom_for=customer, base_product=base, created_at=now,
+        product_id=base.product_id,
+        name=base.name,
+        version=version,
+        group=source.group,
+        is_add_on=source.is_add_on,
+        is_default=False,
+        custom_for=customer,
+        base_product=base,
+        created_at=now,
     )
     for price in source.prices.all():
         price.pk = None
@@ -305,8 +355,12 @@ def product_customize(
         item.product = custom
     ProductItem.objects.bulk_create(list(new_items.values()))
     audit_record(
-        actor=actor, action="product.customize", customer=customer, target_type="product",
-        target_id=base.product_id, before={"product": source.product_id, "items": before},
+        actor=actor,
+        action="product.customize",
+        customer=customer,
+        target_type="product",
+        target_id=base.product_id,
+        before={"product": source.product_id, "items": before},
         after={"product": custom.product_id, "version": custom.version, "custom": True, "items": after},
         reason=reason,
     )
@@ -317,8 +371,11 @@ def _customize_replaced(customer: Customer, cp: CustomerProduct) -> None:
     from autumn_admin.stale import StaleForm, by_whom, last_change
 
     who = by_whom(last_change(customer.audit_entries.filter(action__startswith="product."), lambda e: True))
-    raise StaleForm(f"{cp.product.name} was replaced or ended since you opened this form{who}. "
-                    "Reopen Customize from the customer page.", code="product_not_active")
+    raise StaleForm(
+        f"{cp.product.name} was replaced or ended since you opened this form{who}. "
+        "Reopen Customize from the customer page.",
+        code="product_not_active",
+    )
 
 
 def _check_customize_expected(customer: Customer, cp: CustomerProduct, items, expected: dict) -> None:
@@ -349,8 +406,13 @@ def _check_customize_expected(customer: Customer, cp: CustomerProduct, items, ex
         else:
             changes.append(f"{names.get(fid, fid)} now has an allowance of {shown(now)} (was {shown(seen)})")
     seen_balances = expected.get("balances", {})
-    balances = {b.pk: b for b in Balance.objects.select_for_update().select_related("feature")
-                .filter(customer_product=cp).order_by("id")}
+    balances = {
+        b.pk: b
+        for b in Balance.objects.select_for_update()
+        .select_related("feature")
+        .filter(customer_product=cp)
+        .order_by("id")
+    }
     for pk in sorted(set(balances) | set(seen_balances)):
         balance = balances.get(pk)
         now = None if balance is None else ("unlimited" if balance.unlimited else balance.granted)
@@ -363,11 +425,16 @@ def _check_customize_expected(customer: Customer, cp: CustomerProduct, items, ex
         elif pk not in seen_balances:
             changes.append(f"{balance.feature.name} got a new balance{who}, granted {shown(now)}")
         else:
-            changes.append(f"the {balance.feature.name} balance was edited{who}: granted is now {shown(now)}"
-                           f" (was {shown(seen_balances[pk])})")
+            changes.append(
+                f"the {balance.feature.name} balance was edited{who}: granted is now {shown(now)}"
+                f" (was {shown(seen_balances[pk])})"
+            )
     if changes:
-        raise StaleForm(f"{cp.product.name} changed since you opened this form: {'; '.join(changes)}. "
-                        "Check the new figures and try again.", field="items")
+        raise StaleForm(
+            f"{cp.product.name} changed since you opened this form: {'; '.join(changes)}. "
+            "Check the new figures and try again.",
+            field="items",
+        )
 
 
 @transaction.atomic
@@ -392,8 +459,9 @@ def customer_product_update(
     if "status" in changes and changes["status"] not in CustomerProductStatus.values:
         raise ServiceError(f"Unknown status {changes['status']!r}.", code="invalid_input", field="status")
     now = now or timezone.now()
-    locked = CustomerProduct.objects.select_for_update().select_related("product", "customer").get(
-        pk=customer_product.pk)
+    locked = (
+        CustomerProduct.objects.select_for_update().select_related("product", "customer").get(pk=customer_product.pk)
+    )
     expiring = changes.get("status") == CustomerProductStatus.EXPIRED and locked.status in LIVE_PRODUCT_STATUSES
     if expiring and changes.get("ended_at") is None:
         changes["ended_at"] = now
@@ -404,26 +472,39 @@ def customer_product_update(
     for key, value in changed.items():
         setattr(locked, key, value)
     locked.save(update_fields=list(changed))
-    audit_record(actor=actor, action="product.update", customer=locked.customer, target_type="product",
-                 target_id=locked.product.product_id, before=before, after=changed, reason=reason)
+    audit_record(
+        actor=actor,
+        action="product.update",
+        customer=locked.customer,
+        target_type="product",
+        target_id=locked.product.product_id,
+        before=before,
+        after=changed,
+        reason=reason,
+    )
     if expiring:
         Balance.objects.filter(customer_product=locked).delete()
         product = locked.product
         still_on_plan = CustomerProduct.objects.filter(
-            customer=locked.customer, status__in=LIVE_PRODUCT_STATUSES, product__is_add_on=False,
+            customer=locked.customer,
+            status__in=LIVE_PRODUCT_STATUSES,
+            product__is_add_on=False,
             product__group=product.group,
         ).exists()
         if not product.is_add_on and not still_on_plan:
-            defaults = Product.objects.filter(is_default=True, archived=False, custom_for__isnull=True,
-                                              is_add_on=False, group=product.group).exclude(pk=product.pk)
+            defaults = Product.objects.filter(
+                is_default=True, archived=False, custom_for__isnull=True, is_add_on=False, group=product.group
+            ).exclude(pk=product.pk)
             for default in defaults:
-                product_attach(customer=locked.customer, product=default, actor=actor, now=now,
-                               reason=f"{product.name} ended")
+                product_attach(
+                    customer=locked.customer, product=default, actor=actor, now=now, reason=f"{product.name} ended"
+                )
     customer_product.__dict__.update({k: getattr(locked, k) for k in changed})
     return locked
 
 
 # --- usage --------------------------------------------------------------------------------------
+
 
 @dataclass
 class TrackResult:
@@ -472,10 +553,12 @@ def feature_for_track(*, feature_id: str | None = None, event_name: str | None =
         # The catalogue is small: matching in Python works the same on SQLite and PostgreSQL.
         features = list(Feature.objects.filter(archived=False))
         feature = next((f for f in features if event_name in (f.event_names or [])), None) or next(
-            (f for f in features if f.feature_id == event_name), None)
+            (f for f in features if f.feature_id == event_name), None
+        )
         if feature is None:
-            raise ServiceError(f"No feature is tracked by the event {event_name!r}.",
-                               code="feature_not_found", status=404)
+            raise ServiceError(
+                f"No feature is tracked by the event {event_name!r}.", code="feature_not_found", status=404
+            )
         return feature
     raise ServiceError("Give a feature_id or an event_name.", code="invalid_input", field="feature_id")
 
@@ -498,15 +581,21 @@ def balance_track(
     are read, so concurrent tracks and edits never lose an update.
     """
     if feature.type == FeatureType.BOOLEAN:
-        raise ServiceError(f"{feature.feature_id} is an on/off feature: there is no usage to track.",
-                           code="invalid_inputs")
+        raise ServiceError(
+            f"{feature.feature_id} is an on/off feature: there is no usage to track.", code="invalid_inputs"
+        )
     value = parse_quantity(value, field="value")
     now = now or timezone.now()
     if not idempotency_key and connection.vendor == "postgresql":
         fast = _track_in_one_statement(
-            customer=customer, feature=feature, value=value, event_name=event_name or "",
-            properties=properties or {}, timestamp=timestamp or now,
-            api_key=actor if isinstance(actor, ApiKey) else None, now=now,
+            customer=customer,
+            feature=feature,
+            value=value,
+            event_name=event_name or "",
+            properties=properties or {},
+            timestamp=timestamp or now,
+            api_key=actor if isinstance(actor, ApiKey) else None,
+            now=now,
         )
         if fast is not None:
             return fast
@@ -527,9 +616,15 @@ def balance_track(
             for b in balances:
                 b.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
             event = Event.objects.create(
-                customer=customer, feature=feature, event_name=event_name or "", value=value,
-                timestamp=timestamp or now, properties=properties or {}, idempotency_key=idempotency_key or None,
-                api_key=actor if isinstance(actor, ApiKey) else None, created_at=now,
+                customer=customer,
+                feature=feature,
+                event_name=event_name or "",
+                value=value,
+                timestamp=timestamp or now,
+                properties=properties or {},
+                idempotency_key=idempotency_key or None,
+                api_key=actor if isinstance(actor, ApiKey) else None,
+                created_at=now,
             )
             rollup.add(customer_id=customer.pk, feature_id=feature.pk, moment=event.timestamp, value=value)
     except IntegrityError:
@@ -559,11 +654,16 @@ def _columns(alias: str, columns: list[str]) -> str:
     return ", ".join(f'{alias}."{c}"' for c in columns)
 
 
-def _track_statement(*, customer: str, feature: str, api_key: str, before: str = "", after: str = "",
-                     columns: str = "", joins: str = "") -> str:
+def _track_statement(
+    *, customer: str, feature: str, api_key: str, before: str = "", after: str = "", columns: str = "", joins: str = ""
+) -> str:
     """The one-statement track, with the customer, feature and key given as SQL expressions; `before` and
     `after`: more CTEs (ending, resp. starting, with a comma), `columns` and `joins`: more of the answer."""
-    return ("WITH " + before + """
+    return (
+        (
+            "WITH "
+            + before
+            + """
 b AS (
     UPDATE billing_balance AS t SET
         remaining = CASE
@@ -589,15 +689,28 @@ b AS (
 ), r AS (
     INSERT INTO billing_dailyusage (customer_id, feature_id, day, value)
     SELECT b.customer_id, b.feature_id, %(day)s, %(v)s FROM b
-    """ + rollup.ADD_ON_CONFLICT + """
-)""" + after + """
-SELECT e.id, b.*, {cp_columns}, {product_columns}""" + (", " + columns if columns else "") + """
+    """
+            + rollup.ADD_ON_CONFLICT
+            + """
+)"""
+            + after
+            + """
+SELECT e.id, b.*, {cp_columns}, {product_columns}"""
+            + (", " + columns if columns else "")
+            + """
 FROM b CROSS JOIN e
 LEFT JOIN billing_customerproduct cp ON cp.id = b.customer_product_id
 LEFT JOIN billing_product p ON p.id = cp.product_id
-""" + joins).replace("{customer}", customer).replace("{feature}", feature).replace("{api_key}", api_key).replace(
-        "{balance_columns}", _columns("t", _BALANCE_COLUMNS)).replace(
-        "{cp_columns}", _columns("cp", _CP_COLUMNS)).replace("{product_columns}", _columns("p", _PRODUCT_COLUMNS))
+"""
+            + joins
+        )
+        .replace("{customer}", customer)
+        .replace("{feature}", feature)
+        .replace("{api_key}", api_key)
+        .replace("{balance_columns}", _columns("t", _BALANCE_COLUMNS))
+        .replace("{cp_columns}", _columns("cp", _CP_COLUMNS))
+        .replace("{product_columns}", _columns("p", _PRODUCT_COLUMNS))
+    )
 
 
 _TRACK_SQL = _track_statement(customer="%(customer)s", feature="%(feature)s", api_key="%(api_key)s")
@@ -611,10 +724,14 @@ _TRACK_BY_REFERENCE_SQL = _track_statement(
     before="""k AS (
     SELECT id FROM customers_apikey WHERE key_hash = %(key_hash)s AND env = %(env)s AND revoked_at IS NULL
 ), c AS (
-    SELECT """ + _columns("c", _CUSTOMER_COLUMNS) + """ FROM customers_customer c
+    SELECT """
+    + _columns("c", _CUSTOMER_COLUMNS)
+    + """ FROM customers_customer c
     WHERE c.env = %(env)s AND c.customer_id = %(customer_id)s AND c.deleted_at IS NULL AND EXISTS (SELECT 1 FROM k)
 ), f AS (
-    SELECT """ + _columns("f", _FEATURE_COLUMNS) + """ FROM billing_feature f
+    SELECT """
+    + _columns("f", _FEATURE_COLUMNS)
+    + """ FROM billing_feature f
     WHERE f.feature_id = %(feature_id)s AND NOT f.archived AND f.type <> 'boolean'
 ),""",
     after=""", u AS (
@@ -622,9 +739,17 @@ _TRACK_BY_REFERENCE_SQL = _track_statement(
     WHERE id = (SELECT id FROM k) AND (last_used_at IS NULL OR last_used_at <= %(last_used_before)s)
       AND EXISTS (SELECT 1 FROM b)
 )""",
-    customer="(SELECT id FROM c)", feature="(SELECT id FROM f)", api_key="(SELECT id FROM k)",
-    columns=", ".join(["(SELECT id FROM k)", _columns("c", _CUSTOMER_COLUMNS), _columns("f", _FEATURE_COLUMNS),
-                       _columns("pr", _PRICE_COLUMNS)]),
+    customer="(SELECT id FROM c)",
+    feature="(SELECT id FROM f)",
+    api_key="(SELECT id FROM k)",
+    columns=", ".join(
+        [
+            "(SELECT id FROM k)",
+            _columns("c", _CUSTOMER_COLUMNS),
+            _columns("f", _FEATURE_COLUMNS),
+            _columns("pr", _PRICE_COLUMNS),
+        ]
+    ),
     joins="""CROSS JOIN c CROSS JOIN f
 LEFT JOIN LATERAL (SELECT * FROM billing_price WHERE product_id = cp.product_id AND type = 'usage'
                    AND feature_id = b.feature_id ORDER BY id LIMIT 1) pr ON TRUE""",
@@ -648,38 +773,84 @@ def _prepared_cursor():
         return connection._prepare_cursor(PreparedCursor(connection.connection))
 
 
-def _track_in_one_statement(*, customer: Customer, feature: Feature, value: Decimal, event_name: str,
-                            properties: dict, timestamp: datetime, api_key: ApiKey | None,
-                            now: datetime) -> TrackResult | None:
+def _track_in_one_statement(
+    *,
+    customer: Customer,
+    feature: Feature,
+    value: Decimal,
+    event_name: str,
+    properties: dict,
+    timestamp: datetime,
+    api_key: ApiKey | None,
+    now: datetime,
+) -> TrackResult | None:
     props = Event._meta.get_field("properties").get_db_prep_value(properties, connection)
     with _prepared_cursor() as cursor:
-        cursor.execute(_TRACK_SQL, {
-            "v": value, "floor": -MAX_ABS, "now": now, "customer": customer.pk, "feature": feature.pk,
-            "event_name": event_name, "day": rollup.day_of(timestamp),
-            "timestamp": timestamp, "properties": props, "api_key": api_key.pk if api_key else None,
-        })
+        cursor.execute(
+            _TRACK_SQL,
+            {
+                "v": value,
+                "floor": -MAX_ABS,
+                "now": now,
+                "customer": customer.pk,
+                "feature": feature.pk,
+                "event_name": event_name,
+                "day": rollup.day_of(timestamp),
+                "timestamp": timestamp,
+                "properties": props,
+                "api_key": api_key.pk if api_key else None,
+            },
+        )
         row = cursor.fetchone()
     if row is None:
         return None
-    return _tracked(row, customer=customer, feature=feature, value=value, event_name=event_name,
-                    properties=properties, timestamp=timestamp, api_key_id=api_key.pk if api_key else None, now=now)
+    return _tracked(
+        row,
+        customer=customer,
+        feature=feature,
+        value=value,
+        event_name=event_name,
+        properties=properties,
+        timestamp=timestamp,
+        api_key_id=api_key.pk if api_key else None,
+        now=now,
+    )
 
 
-def _tracked(row, *, customer: Customer, feature: Feature, value: Decimal, event_name: str, properties: dict,
-             timestamp: datetime, api_key_id: int | None, now: datetime) -> TrackResult:
+def _tracked(
+    row,
+    *,
+    customer: Customer,
+    feature: Feature,
+    value: Decimal,
+    event_name: str,
+    properties: dict,
+    timestamp: datetime,
+    api_key_id: int | None,
+    now: datetime,
+) -> TrackResult:
     """The result of a one-statement track from its row: event id, balance, customer product, product."""
     n_balance, n_cp, n_product = len(_BALANCE_COLUMNS), len(_CP_COLUMNS), len(_PRODUCT_COLUMNS)
-    balance = _from_row(Balance, row[1:1 + n_balance])
+    balance = _from_row(Balance, row[1 : 1 + n_balance])
     balance.customer = customer
     balance.feature = feature
     if balance.customer_product_id is not None:  # loaded here so that callers describing it need no query
-        cp = _from_row(CustomerProduct, row[1 + n_balance:1 + n_balance + n_cp])
+        cp = _from_row(CustomerProduct, row[1 + n_balance : 1 + n_balance + n_cp])
         cp.customer = customer
-        cp.product = _from_row(Product, row[1 + n_balance + n_cp:1 + n_balance + n_cp + n_product])
+        cp.product = _from_row(Product, row[1 + n_balance + n_cp : 1 + n_balance + n_cp + n_product])
         balance.customer_product = cp
-    event = Event(id=row[0], customer=customer, feature=feature, event_name=event_name, value=value,
-                  timestamp=timestamp, properties=properties, idempotency_key=None, api_key_id=api_key_id,
-                  created_at=now)
+    event = Event(
+        id=row[0],
+        customer=customer,
+        feature=feature,
+        event_name=event_name,
+        value=value,
+        timestamp=timestamp,
+        properties=properties,
+        idempotency_key=None,
+        api_key_id=api_key_id,
+        created_at=now,
+    )
     event._state.adding = False
     event._state.db = connection.alias
     return TrackResult(event=event, balances=[balance])
@@ -695,8 +866,16 @@ class KeyedTrack:
     usage_price: Price | None
 
 
-def balance_track_by_key(*, key_hash: str, env: str, customer_id: str, feature_id: str, value,
-                         properties: dict | None = None, now: datetime | None = None) -> KeyedTrack | None:
+def balance_track_by_key(
+    *,
+    key_hash: str,
+    env: str,
+    customer_id: str,
+    feature_id: str,
+    value,
+    properties: dict | None = None,
+    now: datetime | None = None,
+) -> KeyedTrack | None:
     """`balance_track` of `value` for a caller that names the customer and feature by their ids and holds
     a secret key (the API's track): the key (active, of `env`), the live customer and the feature are
     found inside the track statement, so the whole request is one round trip on PostgreSQL.
@@ -711,25 +890,49 @@ def balance_track_by_key(*, key_hash: str, env: str, customer_id: str, feature_i
     now = now or timezone.now()
     properties = properties or {}
     with _prepared_cursor() as cursor:
-        cursor.execute(_TRACK_BY_REFERENCE_SQL, {
-            "key_hash": key_hash, "env": env, "customer_id": customer_id, "feature_id": feature_id,
-            "v": value, "floor": -MAX_ABS, "now": now, "last_used_before": now - API_KEY_LAST_USED_RESOLUTION,
-            "event_name": "", "day": rollup.day_of(now), "timestamp": now,
-            "properties": Event._meta.get_field("properties").get_db_prep_value(properties, connection),
-        })
+        cursor.execute(
+            _TRACK_BY_REFERENCE_SQL,
+            {
+                "key_hash": key_hash,
+                "env": env,
+                "customer_id": customer_id,
+                "feature_id": feature_id,
+                "v": value,
+                "floor": -MAX_ABS,
+                "now": now,
+                "last_used_before": now - API_KEY_LAST_USED_RESOLUTION,
+                "event_name": "",
+                "day": rollup.day_of(now),
+                "timestamp": now,
+                "properties": Event._meta.get_field("properties").get_db_prep_value(properties, connection),
+            },
+        )
         row = cursor.fetchone()
     if row is None:
         return None
     at = 1 + len(_BALANCE_COLUMNS) + len(_CP_COLUMNS) + len(_PRODUCT_COLUMNS)
     api_key_id, at = row[at], at + 1
     n_customer, n_feature = len(_CUSTOMER_COLUMNS), len(_FEATURE_COLUMNS)
-    customer = _from_row(Customer, row[at:at + n_customer])
-    feature = _from_row(Feature, row[at + n_customer:at + n_customer + n_feature])
-    price_row = row[at + n_customer + n_feature:]
-    result = _tracked(row, customer=customer, feature=feature, value=value, event_name="", properties=properties,
-                      timestamp=now, api_key_id=api_key_id, now=now)
-    return KeyedTrack(customer=customer, feature=feature, result=result,
-                      usage_price=_from_row(Price, price_row) if price_row[0] is not None else None)
+    customer = _from_row(Customer, row[at : at + n_customer])
+    feature = _from_row(Feature, row[at + n_customer : at + n_customer + n_feature])
+    price_row = row[at + n_customer + n_feature :]
+    result = _tracked(
+        row,
+        customer=customer,
+        feature=feature,
+        value=value,
+        event_name="",
+        properties=properties,
+        timestamp=now,
+        api_key_id=api_key_id,
+        now=now,
+    )
+    return KeyedTrack(
+        customer=customer,
+        feature=feature,
+        result=result,
+        usage_price=_from_row(Price, price_row) if price_row[0] is not None else None,
+    )
 
 
 def _from_row(model, raw):
@@ -784,8 +987,9 @@ class CheckResult:
     balance: FeatureBalance | None
 
 
-def balance_check(*, customer: Customer, feature: Feature, required_balance=1,
-                  now: datetime | None = None) -> CheckResult:
+def balance_check(
+    *, customer: Customer, feature: Feature, required_balance=1, now: datetime | None = None
+) -> CheckResult:
     """May the customer use `required_balance` of the feature now? Applies due resets first."""
     required = parse_quantity(required_balance, field="required_balance")
     balances_reset_due(customer=customer, now=now)
@@ -804,9 +1008,17 @@ def balance_check(*, customer: Customer, feature: Feature, required_balance=1,
 
 # --- balance edits ------------------------------------------------------------------------------
 
+
 def _adjust(
-    *, balance: Balance, actor: Actor, reason: str, action: str, new_value, next_reset_at,
-    expected_remaining: Decimal | None, now: datetime | None,
+    *,
+    balance: Balance,
+    actor: Actor,
+    reason: str,
+    action: str,
+    new_value,
+    next_reset_at,
+    expected_remaining: Decimal | None,
+    now: datetime | None,
 ) -> Balance:
     reason = require_reason(reason)
     now = now or timezone.now()
@@ -817,28 +1029,37 @@ def _adjust(
             raise Conflict(
                 "This balance changed since you opened it (usage was tracked or someone else edited it). "
                 "Check the new figures and try again.",
-                code="balance_changed", field="new_balance",
+                code="balance_changed",
+                field="new_balance",
             )
         if locked.unlimited:
             raise ServiceError("This balance is unlimited and can't be edited.", code="balance_unlimited")
         new = new_value(locked)
         if abs(new) > MAX_ABS:  # adding can leave the range every quantity is kept within
             raise ServiceError(
-                f"That would make the balance {new:,f}, beyond the largest balance "
-                f"(±{MAX_ABS:,f}).".replace(".000000", ""), code="invalid_input", field="new_balance",
+                f"That would make the balance {new:,f}, beyond the largest balance (±{MAX_ABS:,f}).".replace(
+                    ".000000", ""
+                ),
+                code="invalid_input",
+                field="new_balance",
             )
         if new < 0 and not locked.overage_allowed:
             raise ServiceError(
-                "A negative balance is only possible where overage is allowed, and this feature "
-                "doesn't allow it.", code="overage_not_allowed", field="new_balance",
+                "A negative balance is only possible where overage is allowed, and this feature doesn't allow it.",
+                code="overage_not_allowed",
+                field="new_balance",
             )
         if next_reset_at is not UNSET and next_reset_at is not None:
             if not locked.resets:
-                raise ServiceError("This balance never resets (lifetime), so it has no reset date.",
-                                   code="invalid_input", field="next_reset_at")
+                raise ServiceError(
+                    "This balance never resets (lifetime), so it has no reset date.",
+                    code="invalid_input",
+                    field="next_reset_at",
+                )
             if next_reset_at <= now:
-                raise ServiceError("The next reset date must be in the future.",
-                                   code="invalid_input", field="next_reset_at")
+                raise ServiceError(
+                    "The next reset date must be in the future.", code="invalid_input", field="next_reset_at"
+                )
         before = _balance_snapshot(locked)
         locked.adjustment += new - locked.remaining  # recorded usage never changes; granted moves
         locked.remaining = new
@@ -846,39 +1067,83 @@ def _adjust(
             locked.next_reset_at = next_reset_at
         locked.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
         audit_record(
-            actor=actor, action=action, customer=locked.customer, target_type="balance",
-            target_id=locked.pk, before=before, after=_balance_snapshot(locked), reason=reason,
+            actor=actor,
+            action=action,
+            customer=locked.customer,
+            target_type="balance",
+            target_id=locked.pk,
+            before=before,
+            after=_balance_snapshot(locked),
+            reason=reason,
         )
     return locked
 
 
-def balance_set(*, balance: Balance, new_balance, actor: Actor, reason: str, next_reset_at=UNSET,
-                expected_remaining: Decimal | None = None, now: datetime | None = None) -> Balance:
+def balance_set(
+    *,
+    balance: Balance,
+    new_balance,
+    actor: Actor,
+    reason: str,
+    next_reset_at=UNSET,
+    expected_remaining: Decimal | None = None,
+    now: datetime | None = None,
+) -> Balance:
     """Set the balance to `new_balance` (the dashboard popup and `balances.update`).
 
     Positive: allowance left; negative: usage to charge (overage only). Recorded as
     `adjustment += new - old`, so usage stays as recorded and granted moves.
     """
     new = parse_quantity(new_balance, field="new_balance")
-    return _adjust(balance=balance, actor=actor, reason=reason, action="balance.set",
-                   new_value=lambda b: new, next_reset_at=next_reset_at,
-                   expected_remaining=expected_remaining, now=now)
+    return _adjust(
+        balance=balance,
+        actor=actor,
+        reason=reason,
+        action="balance.set",
+        new_value=lambda b: new,
+        next_reset_at=next_reset_at,
+        expected_remaining=expected_remaining,
+        now=now,
+    )
 
 
-def balance_add(*, balance: Balance, delta, actor: Actor, reason: str, next_reset_at=UNSET,
-                expected_remaining: Decimal | None = None, now: datetime | None = None) -> Balance:
+def balance_add(
+    *,
+    balance: Balance,
+    delta,
+    actor: Actor,
+    reason: str,
+    next_reset_at=UNSET,
+    expected_remaining: Decimal | None = None,
+    now: datetime | None = None,
+) -> Balance:
     """Add `delta` (may be negative) to the balance: the same rule as `balance_set`."""
     amount = parse_quantity(delta, field="amount")
-    return _adjust(balance=balance, actor=actor, reason=reason, action="balance.add",
-                   new_value=lambda b: b.remaining + amount, next_reset_at=next_reset_at,
-                   expected_remaining=expected_remaining, now=now)
+    return _adjust(
+        balance=balance,
+        actor=actor,
+        reason=reason,
+        action="balance.add",
+        new_value=lambda b: b.remaining + amount,
+        next_reset_at=next_reset_at,
+        expected_remaining=expected_remaining,
+        now=now,
+    )
 
 
 @transaction.atomic
 def balance_create(
-    *, customer: Customer, feature: Feature, actor: Actor, granted=0, unlimited: bool = False,
-    interval: str = Interval.LIFETIME, interval_count: int = 1, overage_allowed: bool = False,
-    reason: str = "", now: datetime | None = None,
+    *,
+    customer: Customer,
+    feature: Feature,
+    actor: Actor,
+    granted=0,
+    unlimited: bool = False,
+    interval: str = Interval.LIFETIME,
+    interval_count: int = 1,
+    overage_allowed: bool = False,
+    reason: str = "",
+    now: datetime | None = None,
 ) -> Balance:
     """A loose grant of a feature, outside any product."""
     now = now or timezone.now()
@@ -886,16 +1151,31 @@ def balance_create(
     if interval not in Interval.values:
         raise ServiceError(f"Unknown interval {interval!r}.", code="invalid_input", field="interval")
     balance = Balance.objects.create(
-        customer=customer, feature=feature, customer_product=None, allowance=amount, remaining=amount,
-        unlimited=unlimited, overage_allowed=overage_allowed, interval=interval, interval_count=interval_count,
+        customer=customer,
+        feature=feature,
+        customer_product=None,
+        allowance=amount,
+        remaining=amount,
+        unlimited=unlimited,
+        overage_allowed=overage_allowed,
+        interval=interval,
+        interval_count=interval_count,
         next_reset_at=None if interval == Interval.LIFETIME else add_intervals(now, interval, interval_count),
     )
-    audit_record(actor=actor, action="balance.create", customer=customer, target_type="balance",
-                 target_id=balance.pk, after=_balance_snapshot(balance), reason=reason)
+    audit_record(
+        actor=actor,
+        action="balance.create",
+        customer=customer,
+        target_type="balance",
+        target_id=balance.pk,
+        after=_balance_snapshot(balance),
+        reason=reason,
+    )
     return balance
 
 
 # --- rewards ------------------------------------------------------------------------------------
+
 
 @transaction.atomic
 def reward_apply(*, customer: Customer, reward: Reward, actor: Actor, now: datetime | None = None) -> CustomerReward:
@@ -904,17 +1184,27 @@ def reward_apply(*, customer: Customer, reward: Reward, actor: Actor, now: datet
         raise ServiceError(f"{reward.name} is not active.", code="reward_inactive", field="reward")
     Customer.objects.select_for_update().filter(pk=customer.pk).first()
     if CustomerReward.objects.filter(customer=customer, reward=reward, removed_at__isnull=True).exists():
-        raise Conflict(f"{customer.display_name} already has {reward.name}.", code="reward_already_applied",
-                       field="reward")
+        raise Conflict(
+            f"{customer.display_name} already has {reward.name}.", code="reward_already_applied", field="reward"
+        )
     expires_at = None
     if reward.duration == RewardDuration.MONTHS and reward.duration_months:
         expires_at = add_intervals(now, "month", reward.duration_months)
     applied = CustomerReward.objects.create(
-        customer=customer, reward=reward, applied_at=now, expires_at=expires_at,
+        customer=customer,
+        reward=reward,
+        applied_at=now,
+        expires_at=expires_at,
         applied_by=actor if actor is not None and not isinstance(actor, ApiKey) else None,
     )
-    entry = audit_record(actor=actor, action="reward.apply", customer=customer, target_type="reward",
-                         target_id=reward.reward_id, after={"reward": reward.reward_id, "expires_at": expires_at})
+    entry = audit_record(
+        actor=actor,
+        action="reward.apply",
+        customer=customer,
+        target_type="reward",
+        target_id=reward.reward_id,
+        after={"reward": reward.reward_id, "expires_at": expires_at},
+    )
     stripe_gateway.discounts_changed(customer=customer, reward=reward, audit_entry=entry)
     return applied
 
@@ -922,12 +1212,17 @@ def reward_apply(*, customer: Customer, reward: Reward, actor: Actor, now: datet
 @transaction.atomic
 def reward_remove(*, customer_reward: CustomerReward, actor: Actor, now: datetime | None = None) -> None:
     now = now or timezone.now()
-    locked = CustomerReward.objects.select_for_update().select_related("customer", "reward").get(
-        pk=customer_reward.pk)
+    locked = CustomerReward.objects.select_for_update().select_related("customer", "reward").get(pk=customer_reward.pk)
     if locked.removed_at is not None:
         return
     locked.removed_at = now
     locked.save(update_fields=["removed_at"])
-    entry = audit_record(actor=actor, action="reward.remove", customer=locked.customer, target_type="reward",
-                         target_id=locked.reward.reward_id, before={"reward": locked.reward.reward_id})
+    entry = audit_record(
+        actor=actor,
+        action="reward.remove",
+        customer=locked.customer,
+        target_type="reward",
+        target_id=locked.reward.reward_id,
+        before={"reward": locked.reward.reward_id},
+    )
     stripe_gateway.discounts_changed(customer=locked.customer, reward=locked.reward, audit_entry=entry)

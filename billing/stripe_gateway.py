@@ -78,6 +78,7 @@ class WebhookRejected(Exception):
 
 # --- the client ---------------------------------------------------------------------------------
 
+
 def secret_key(env: str) -> str:
     """The Stripe secret key of an environment ("" when it has none). Unknown environments raise KeyError."""
     return getattr(settings, KEY_SETTING[env])
@@ -96,11 +97,17 @@ def _client(env: str) -> stripe.StripeClient:
     """The client of the environment's own Stripe mode; StripeError when it has no key of that mode."""
     secret = secret_key(env)
     if not secret:
-        raise StripeError(f"Stripe is not connected for {env} ({KEY_SETTING[env]} is not set).",
-                          code="stripe_not_connected", status=503)
+        raise StripeError(
+            f"Stripe is not connected for {env} ({KEY_SETTING[env]} is not set).",
+            code="stripe_not_connected",
+            status=503,
+        )
     if key_env(secret) != env:  # settings refuse this at start-up; a changed setting must not slip through
-        raise StripeError(f"Stripe is not connected for {env}: {KEY_SETTING[env]} is not a {MODE[env]}-mode key.",
-                          code="stripe_not_connected", status=503)
+        raise StripeError(
+            f"Stripe is not connected for {env}: {KEY_SETTING[env]} is not a {MODE[env]}-mode key.",
+            code="stripe_not_connected",
+            status=503,
+        )
     key = (secret, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT, settings.STRIPE_MAX_NETWORK_RETRIES)
     with _clients_lock:
         client = _clients.get(key)
@@ -118,18 +125,21 @@ def _client(env: str) -> stripe.StripeClient:
 def _translate(exc: stripe.StripeError, env: str) -> StripeError:
     said = (exc.user_message or "").strip()
     if isinstance(exc, stripe.APIConnectionError):
-        return StripeError("Stripe did not answer in time or could not be reached; try again.",
-                           code="stripe_unreachable", status=504)
+        return StripeError(
+            "Stripe did not answer in time or could not be reached; try again.", code="stripe_unreachable", status=504
+        )
     if isinstance(exc, stripe.AuthenticationError):
         return StripeError(f"Stripe refused the API key; check {KEY_SETTING[env]}.", code="stripe_auth_failed")
     if isinstance(exc, stripe.PermissionError):
         return StripeError("The Stripe API key is not allowed to do this.", code="stripe_permission_denied")
     if isinstance(exc, stripe.RateLimitError):
-        return StripeError("Stripe is limiting the request rate; try again in a minute.", code="stripe_rate_limited",
-                           status=503)
+        return StripeError(
+            "Stripe is limiting the request rate; try again in a minute.", code="stripe_rate_limited", status=503
+        )
     if isinstance(exc, (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)):
-        return StripeError(f"Stripe refused the request: {said or 'invalid request'}",
-                           code=exc.code or "stripe_invalid_request")
+        return StripeError(
+            f"Stripe refused the request: {said or 'invalid request'}", code=exc.code or "stripe_invalid_request"
+        )
     return StripeError(f"Stripe had an error (HTTP {exc.http_status or '?'}); try again.", code="stripe_api_error")
 
 
@@ -157,6 +167,7 @@ def _key(*parts) -> str:
 
 
 # --- status -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class StripeStatus:
@@ -203,15 +214,19 @@ def stripe_status(env: str) -> StripeStatus:
         status = StripeStatus(env=env, configured=True, error=exc.message)
         cache.set(cache_key, status, STATUS_ERROR_CACHE_SECONDS)
         return status
-    name = ((account.get("settings") or {}).get("dashboard") or {}).get("display_name") or (
-        (account.get("business_profile") or {}).get("name")) or account.get("email") or ""
-    status = StripeStatus(env=env, configured=True, connected=True, account_id=account.get("id", ""),
-                          account_name=name)
+    name = (
+        ((account.get("settings") or {}).get("dashboard") or {}).get("display_name")
+        or ((account.get("business_profile") or {}).get("name"))
+        or account.get("email")
+        or ""
+    )
+    status = StripeStatus(env=env, configured=True, connected=True, account_id=account.get("id", ""), account_name=name)
     cache.set(cache_key, status, STATUS_CACHE_SECONDS)
     return status
 
 
 # --- what people see when a push fails ----------------------------------------------------------
+
 
 def _record_failure(customer_pk: int, label: str, exc: StripeError) -> str:
     from customers.models import Customer
@@ -229,12 +244,14 @@ def _record_success(customer_pk: int, label: str) -> None:
 
 # --- customers ----------------------------------------------------------------------------------
 
+
 def customer_details_changed(*, customer, audit_entry) -> None:
     """Called inside customer_update when the name or email changed: push them once it commits."""
     if customer.stripe_id and is_configured(customer.env):
         transaction.on_commit(
-            partial(push_customer_details, customer_pk=customer.pk,
-                    idempotency_key=_key("customer-update", audit_entry.pk)),
+            partial(
+                push_customer_details, customer_pk=customer.pk, idempotency_key=_key("customer-update", audit_entry.pk)
+            ),
             robust=True,
         )
 
@@ -247,8 +264,13 @@ def push_customer_details(*, customer_pk: int, idempotency_key: str) -> str:
     if customer is None or not customer.stripe_id or not is_configured(customer.env):
         return ""
     try:
-        _call(customer.env, _client(customer.env).v1.customers.update, customer.stripe_id,
-              {"name": customer.name, "email": customer.email}, {"idempotency_key": idempotency_key})
+        _call(
+            customer.env,
+            _client(customer.env).v1.customers.update,
+            customer.stripe_id,
+            {"name": customer.name, "email": customer.email},
+            {"idempotency_key": idempotency_key},
+        )
     except StripeError as exc:
         return _record_failure(customer.pk, DETAILS, exc)
     _record_success(customer.pk, DETAILS)
@@ -264,15 +286,25 @@ def ensure_stripe_customer(customer) -> str:
         return customer.stripe_id
     # A new key after each unlink: within Stripe's 24 h key memory a re-created customer must not
     # replay the Stripe customer that was deleted.
-    generation = AuditEntry.objects.filter(customer=customer, action="customer.stripe_unlink").order_by(
-        "-id").values_list("id", flat=True).first() or 0
+    generation = (
+        AuditEntry.objects.filter(customer=customer, action="customer.stripe_unlink")
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+        or 0
+    )
     params = {"name": customer.name, "metadata": {"customer_id": customer.customer_id, "env": customer.env}}
     if customer.email:
         params["email"] = customer.email
-    created = _call(customer.env, _client(customer.env).v1.customers.create, params,
-                    {"idempotency_key": _key("customer-create", customer.pk, generation)})
-    linked = customer_stripe_link(customer=customer, stripe_id=created.id, expected="", actor=None,
-                                  reason="Stripe customer created for checkout")
+    created = _call(
+        customer.env,
+        _client(customer.env).v1.customers.create,
+        params,
+        {"idempotency_key": _key("customer-create", customer.pk, generation)},
+    )
+    linked = customer_stripe_link(
+        customer=customer, stripe_id=created.id, expected="", actor=None, reason="Stripe customer created for checkout"
+    )
     return linked.stripe_id
 
 
@@ -295,18 +327,21 @@ def customer_delete_in_stripe(*, customer, actor=None) -> None:
                 _record_failure(customer.pk, DELETE, exc)
             raise
     _record_success(customer.pk, DELETE)
-    customer_stripe_link(customer=customer, stripe_id="", expected=stripe_id, actor=actor,
-                         reason="Deleted in Stripe")
+    customer_stripe_link(customer=customer, stripe_id="", expected=stripe_id, actor=actor, reason="Deleted in Stripe")
 
 
 # --- coupons and discounts ----------------------------------------------------------------------
+
 
 def coupon_params(reward) -> dict:
     """The Stripe coupon that stands for a discount reward."""
     if not reward.is_discount:
         raise ServiceError(f"{reward.name} is not a discount, so it has no Stripe coupon.", code="not_a_discount")
-    params: dict = {"duration": COUPON_DURATION[reward.duration], "name": reward.name[:40],
-                    "metadata": {"reward_id": reward.reward_id}}
+    params: dict = {
+        "duration": COUPON_DURATION[reward.duration],
+        "name": reward.name[:40],
+        "metadata": {"reward_id": reward.reward_id},
+    }
     if reward.duration == "months":
         params["duration_in_months"] = reward.duration_months
     if reward.type == "percentage_discount":
@@ -331,13 +366,20 @@ def coupon_for_reward(reward, *, env: str) -> str:
         return getattr(reward, field)
     params = coupon_params(reward)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    coupon = _call(env, _client(env).v1.coupons.create, params,
-                   {"idempotency_key": _key("reward", reward.pk, "coupon", digest)})
+    coupon = _call(
+        env, _client(env).v1.coupons.create, params, {"idempotency_key": _key("reward", reward.pk, "coupon", digest)}
+    )
     with transaction.atomic():
         stored = Reward.objects.filter(pk=reward.pk, **{field: ""}).update(**{field: coupon.id})
         if stored:
-            audit_record(actor=None, action="reward.stripe_coupon", target_type="reward", target_id=reward.reward_id,
-                         after={field: coupon.id}, env=env)
+            audit_record(
+                actor=None,
+                action="reward.stripe_coupon",
+                target_type="reward",
+                target_id=reward.reward_id,
+                after={field: coupon.id},
+                env=env,
+            )
     reward.refresh_from_db(fields=[field])
     return getattr(reward, field)
 
@@ -347,9 +389,16 @@ def active_discounts(customer, now=None) -> list:
     from billing.models import DISCOUNT_REWARD_TYPES, CustomerReward
 
     now = now or timezone.now()
-    applied = CustomerReward.objects.filter(
-        customer=customer, removed_at__isnull=True, reward__type__in=DISCOUNT_REWARD_TYPES,
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).select_related("reward").order_by("-applied_at", "-id")
+    applied = (
+        CustomerReward.objects.filter(
+            customer=customer,
+            removed_at__isnull=True,
+            reward__type__in=DISCOUNT_REWARD_TYPES,
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("reward")
+        .order_by("-applied_at", "-id")
+    )
     return [cr.reward for cr in applied]
 
 
@@ -380,18 +429,24 @@ def push_discounts(*, customer_pk: int, idempotency_prefix: str) -> str:
         for sub in _paged(env, listing):
             if sub["status"] not in LIVE_SUBSCRIPTION_STATUSES:
                 continue
-            _call(env, client.v1.subscriptions.update, sub["id"],
-                  {"discounts": [{"coupon": c} for c in coupons] or ""},
-                  {"idempotency_key": _key(idempotency_prefix, sub["id"])})
+            _call(
+                env,
+                client.v1.subscriptions.update,
+                sub["id"],
+                {"discounts": [{"coupon": c} for c in coupons] or ""},
+                {"idempotency_key": _key(idempotency_prefix, sub["id"])},
+            )
     except StripeError as exc:
         return _record_failure(customer.pk, DISCOUNTS, exc)
     CustomerReward.objects.filter(customer=customer, reward__in=rewards, removed_at__isnull=True).update(
-        stripe_synced_at=timezone.now())
+        stripe_synced_at=timezone.now()
+    )
     _record_success(customer.pk, DISCOUNTS)
     return ""
 
 
 # --- checkout -----------------------------------------------------------------------------------
+
 
 def _line_items(product) -> tuple[list[dict], bool]:
     items, recurring = [], False
@@ -407,8 +462,11 @@ def _line_items(product) -> tuple[list[dict], bool]:
         if price.stripe_price_id:
             items.append({"price": price.stripe_price_id, "quantity": 1})
             continue
-        data = {"currency": price.currency, "unit_amount": price.amount,
-                "product_data": {"name": product.name, "metadata": {"product_id": product.product_id}}}
+        data = {
+            "currency": price.currency,
+            "unit_amount": price.amount,
+            "product_data": {"name": product.name, "metadata": {"product_id": product.product_id}},
+        }
         if price.interval != "one_off":
             interval, count = STRIPE_INTERVAL[price.interval]
             data["recurring"] = {"interval": interval, "interval_count": count * price.interval_count}
@@ -428,11 +486,19 @@ def checkout_url_for(*, customer, product, success_url: str, cancel_url: str) ->
         raise ServiceError(f"{product.name} has no price to pay for.", code="product_has_no_price", field="product_id")
     client = _client(customer.env)
     stripe_id = ensure_stripe_customer(customer)
-    metadata = {"customer_id": customer.customer_id, "env": customer.env, "product_id": product.product_id,
-                "product_version": str(product.version)}
+    metadata = {
+        "customer_id": customer.customer_id,
+        "env": customer.env,
+        "product_id": product.product_id,
+        "product_version": str(product.version),
+    }
     params: dict = {
-        "mode": "subscription" if recurring else "payment", "customer": stripe_id, "line_items": items,
-        "success_url": success_url, "cancel_url": cancel_url, "client_reference_id": customer.customer_id,
+        "mode": "subscription" if recurring else "payment",
+        "customer": stripe_id,
+        "line_items": items,
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "client_reference_id": customer.customer_id,
         "metadata": metadata,
     }
     if recurring:
@@ -449,6 +515,7 @@ def checkout_url_for(*, customer, product, success_url: str, cancel_url: str) ->
 
 # --- reading from Stripe ------------------------------------------------------------------------
 
+
 def invoices_of(customer) -> Iterator[dict]:
     """The invoices of the customer's Stripe customer, read in its environment's Stripe mode."""
     env = customer.env
@@ -458,8 +525,10 @@ def invoices_of(customer) -> Iterator[dict]:
 def subscriptions_of(customer) -> Iterator[dict]:
     """The subscriptions (ended ones too) of the customer's Stripe customer, in its environment's mode."""
     env = customer.env
-    return _paged(env, _call(env, _client(env).v1.subscriptions.list,
-                             {"customer": customer.stripe_id, "status": "all", "limit": 100}))
+    return _paged(
+        env,
+        _call(env, _client(env).v1.subscriptions.list, {"customer": customer.stripe_id, "status": "all", "limit": 100}),
+    )
 
 
 def retry_failed_push(customer) -> str:
@@ -493,11 +562,18 @@ def _is_event(data) -> bool:
     if not isinstance(data, dict):
         return False
     event_id, created, envelope = data.get("id"), data.get("created"), data.get("data")
-    return (isinstance(event_id, str) and 0 < len(event_id) <= 255
-            and isinstance(data.get("type"), str) and bool(data["type"])
-            and isinstance(created, int) and not isinstance(created, bool) and 0 <= created <= MAX_BIG_INT
-            and isinstance(data.get("livemode"), bool)
-            and isinstance(envelope, dict) and isinstance(envelope.get("object"), dict))
+    return (
+        isinstance(event_id, str)
+        and 0 < len(event_id) <= 255
+        and isinstance(data.get("type"), str)
+        and bool(data["type"])
+        and isinstance(created, int)
+        and not isinstance(created, bool)
+        and 0 <= created <= MAX_BIG_INT
+        and isinstance(data.get("livemode"), bool)
+        and isinstance(envelope, dict)
+        and isinstance(envelope.get("object"), dict)
+    )
 
 
 def event_from_webhook(payload: bytes, signature: str) -> tuple[dict, str]:
@@ -506,8 +582,9 @@ def event_from_webhook(payload: bytes, signature: str) -> tuple[dict, str]:
     body is not a Stripe event. Whether the event is of that environment is for process_event."""
     secrets = {env: secret for env, name in WEBHOOK_SETTING.items() if (secret := getattr(settings, name))}
     if not secrets:
-        raise WebhookRejected(f"Stripe webhooks are not set up here ({' and '.join(WEBHOOK_SETTING.values())} "
-                              "are empty).")
+        raise WebhookRejected(
+            f"Stripe webhooks are not set up here ({' and '.join(WEBHOOK_SETTING.values())} are empty)."
+        )
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:

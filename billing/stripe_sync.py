@@ -67,6 +67,7 @@ class Malformed(Exception):
 
 # Readers of a Stripe object's fields: None when absent or null, Malformed when of another type.
 
+
 def _str(obj: dict, key: str, *, max_length: int = 255) -> str | None:
     value = obj.get(key)
     if value is not None and (not isinstance(value, str) or len(value) > max_length):
@@ -133,8 +134,11 @@ def _customer_for(stripe_id: str | None, env: str) -> Customer | None:
     """The customer of `env` linked to a Stripe customer: never one of the other environment."""
     if stripe_id is None:
         return None
-    return Customer.objects.filter(env=env, stripe_id=stripe_id).order_by(
-        F("deleted_at").asc(nulls_first=True), "-id").first()
+    return (
+        Customer.objects.filter(env=env, stripe_id=stripe_id)
+        .order_by(F("deleted_at").asc(nulls_first=True), "-id")
+        .first()
+    )
 
 
 def _of_env(env: str):
@@ -151,6 +155,7 @@ def _other_env(kind: str, stripe_id: str) -> str:
 
 
 # --- invoices -----------------------------------------------------------------------------------
+
 
 @dataclass
 class _InvoiceRefs:
@@ -172,20 +177,22 @@ def _invoice_refs(obj: dict) -> _InvoiceRefs:
         named.append(_meta(_dict(line, "metadata")))
         price_ids.append(_ref(line, "price"))
         price_ids.append(_ref(_dict(_dict(line, "pricing"), "price_details"), "price"))
-    return _InvoiceRefs(named=[n for n in named if n], price_ids=[p for p in price_ids if p],
-                        subscription=subscription or older_subscription)
+    return _InvoiceRefs(
+        named=[n for n in named if n],
+        price_ids=[p for p in price_ids if p],
+        subscription=subscription or older_subscription,
+    )
 
 
 def _invoice_product_ids(refs: _InvoiceRefs, customer: Customer) -> list[str]:
     known = set(_products_of(customer).filter(product_id__in=refs.named).values_list("product_id", flat=True))
     found = [n for n in refs.named if n in known]
     if refs.price_ids:
-        found += Price.objects.filter(stripe_price_id__in=refs.price_ids).values_list(
-            "product__product_id", flat=True)
+        found += Price.objects.filter(stripe_price_id__in=refs.price_ids).values_list("product__product_id", flat=True)
     if refs.subscription:
-        found += CustomerProduct.objects.filter(stripe_subscription_id=refs.subscription,
-                                                customer__env=customer.env).values_list(
-            "product__product_id", flat=True)
+        found += CustomerProduct.objects.filter(
+            stripe_subscription_id=refs.subscription, customer__env=customer.env
+        ).values_list("product__product_id", flat=True)
     return list(dict.fromkeys(found))
 
 
@@ -218,19 +225,31 @@ def apply_invoice(obj: dict, *, env: str, created: int, reason: str) -> str:
             try:
                 with transaction.atomic():
                     invoice = Invoice.objects.create(
-                        customer=customer, stripe_id=stripe_id, stripe_updated_at=created,
-                        created_at=created_at or datetime.now(tz=UTC), **fields)
+                        customer=customer,
+                        stripe_id=stripe_id,
+                        stripe_updated_at=created,
+                        created_at=created_at or datetime.now(tz=UTC),
+                        **fields,
+                    )
             except IntegrityError:  # created meanwhile by a concurrent delivery: update it instead
                 invoice = invoices.first()
                 if invoice is None:
                     return _other_env("invoice", stripe_id)
             else:
-                audit_record(actor=SYSTEM, action="invoice.create", customer=customer, target_type="invoice",
-                             target_id=stripe_id, after=fields, reason=reason)
+                audit_record(
+                    actor=SYSTEM,
+                    action="invoice.create",
+                    customer=customer,
+                    target_type="invoice",
+                    target_id=stripe_id,
+                    after=fields,
+                    reason=reason,
+                )
                 return "created"
         last = invoice.stripe_updated_at
-        if last is not None and (created < last or (
-                created == last and INVOICE_STAGE[status] < INVOICE_STAGE.get(invoice.status, 0))):
+        if last is not None and (
+            created < last or (created == last and INVOICE_STAGE[status] < INVOICE_STAGE.get(invoice.status, 0))
+        ):
             return "stale"
         if not fields["product_ids"]:
             del fields["product_ids"]  # a snapshot that names no product doesn't forget the ones we knew
@@ -242,12 +261,21 @@ def apply_invoice(obj: dict, *, env: str, created: int, reason: str) -> str:
         invoice.save(update_fields=[*changed, "stripe_updated_at"])
         if not changed:
             return "unchanged"
-        audit_record(actor=SYSTEM, action="invoice.update", customer=invoice.customer, target_type="invoice",
-                     target_id=stripe_id, before=before, after=changed, reason=reason)
+        audit_record(
+            actor=SYSTEM,
+            action="invoice.update",
+            customer=invoice.customer,
+            target_type="invoice",
+            target_id=stripe_id,
+            before=before,
+            after=changed,
+            reason=reason,
+        )
         return "updated"
 
 
 # --- subscriptions ------------------------------------------------------------------------------
+
 
 @dataclass
 class _Subscription:
@@ -270,16 +298,21 @@ def _subscription(obj: dict) -> _Subscription:
     starts = [s for i in items if (s := _int(i, "current_period_start")) is not None]
     ends = [e for i in items if (e := _int(i, "current_period_end")) is not None]
     return _Subscription(
-        id=_ref(obj, "id"), customer=_ref(obj, "customer"), status=_str(obj, "status"),
+        id=_ref(obj, "id"),
+        customer=_ref(obj, "customer"),
+        status=_str(obj, "status"),
         product_id=_meta(metadata),
-        product_version=int(version) if version and version.isascii() and version.isdigit() and len(version) < 10
+        product_version=int(version)
+        if version and version.isascii() and version.isdigit() and len(version) < 10
         else None,
         price_ids=[p for i in items if (p := _ref(i, "price"))],
         dates={
-            "current_period_start": _when(_int(obj, "current_period_start") or (min(starts) if starts else None),
-                                          "current_period_start"),
-            "current_period_end": _when(_int(obj, "current_period_end") or (max(ends) if ends else None),
-                                        "current_period_end"),
+            "current_period_start": _when(
+                _int(obj, "current_period_start") or (min(starts) if starts else None), "current_period_start"
+            ),
+            "current_period_end": _when(
+                _int(obj, "current_period_end") or (max(ends) if ends else None), "current_period_end"
+            ),
             "trial_ends_at": _time(obj, "trial_end"),
             "canceled_at": _time(obj, "canceled_at"),
             "ended_at": _time(obj, "ended_at"),
@@ -297,10 +330,12 @@ def _product_for_subscription(sub: _Subscription, customer: Customer) -> Product
             return product
     # Custom products copy their base's prices, Stripe price ids included: only this customer's products
     # count, its own custom one first, as for a product named in the metadata.
-    price = (Price.objects.filter(stripe_price_id__in=sub.price_ids, product__in=_products_of(customer))
-             .select_related("product")
-             .order_by(F("product__custom_for").asc(nulls_last=True), "product__archived", "-product__version", "id")
-             .first())
+    price = (
+        Price.objects.filter(stripe_price_id__in=sub.price_ids, product__in=_products_of(customer))
+        .select_related("product")
+        .order_by(F("product__custom_for").asc(nulls_last=True), "product__archived", "-product__version", "id")
+        .first()
+    )
     return price.product if price else None
 
 
@@ -310,25 +345,44 @@ def _link_or_attach(sub: _Subscription, customer: Customer, status: str, reason:
     product = _product_for_subscription(sub, customer)
     if product is None:
         return "unknown product"
-    cp = CustomerProduct.objects.select_for_update().filter(
-        customer=customer, product=product, status__in=LIVE_PRODUCT_STATUSES, stripe_subscription_id="").first()
+    cp = (
+        CustomerProduct.objects.select_for_update()
+        .filter(customer=customer, product=product, status__in=LIVE_PRODUCT_STATUSES, stripe_subscription_id="")
+        .first()
+    )
     if cp is not None:
         cp.stripe_subscription_id = sub.id
         cp.save(update_fields=["stripe_subscription_id"])
-        audit_record(actor=SYSTEM, action="product.stripe_link", customer=customer, target_type="product",
-                     target_id=product.product_id, after={"stripe_subscription_id": sub.id}, reason=reason)
+        audit_record(
+            actor=SYSTEM,
+            action="product.stripe_link",
+            customer=customer,
+            target_type="product",
+            target_id=product.product_id,
+            after={"stripe_subscription_id": sub.id},
+            reason=reason,
+        )
         return cp
     if sub.status not in ATTACH_ON:
         return "ignored"
     try:
         with transaction.atomic():
-            return product_attach(customer=customer, product=product, actor=SYSTEM, status=status,
-                                  stripe_subscription_id=sub.id, trial_ends_at=sub.dates["trial_ends_at"],
-                                  reason=reason)
+            return product_attach(
+                customer=customer,
+                product=product,
+                actor=SYSTEM,
+                status=status,
+                stripe_subscription_id=sub.id,
+                trial_ends_at=sub.dates["trial_ends_at"],
+                reason=reason,
+            )
     except ServiceError as exc:
         # A concurrent delivery of the same subscription may have attached it just now.
-        cp = CustomerProduct.objects.select_for_update().filter(
-            stripe_subscription_id=sub.id, customer__in=_of_env(customer.env)).first()
+        cp = (
+            CustomerProduct.objects.select_for_update()
+            .filter(stripe_subscription_id=sub.id, customer__in=_of_env(customer.env))
+            .first()
+        )
         return cp if cp is not None else f"not attached: {exc.message}"
 
 
@@ -342,8 +396,11 @@ def apply_subscription(obj: dict, *, env: str, created: int, reason: str) -> str
     if status is None:
         return "ignored"
     with transaction.atomic():
-        cp = CustomerProduct.objects.select_for_update().filter(
-            stripe_subscription_id=sub.id, customer__in=_of_env(env)).first()
+        cp = (
+            CustomerProduct.objects.select_for_update()
+            .filter(stripe_subscription_id=sub.id, customer__in=_of_env(env))
+            .first()
+        )
         if cp is None:
             if CustomerProduct.objects.filter(stripe_subscription_id=sub.id).exists():
                 return _other_env("subscription", sub.id)
@@ -365,6 +422,7 @@ def apply_subscription(obj: dict, *, env: str, created: int, reason: str) -> str
 
 # --- customers ----------------------------------------------------------------------------------
 
+
 def apply_customer_deleted(obj: dict, *, env: str, created: int, reason: str) -> str:
     stripe_id = _ref(obj, "id")
     customers = list(Customer.objects.filter(env=env, stripe_id=stripe_id)) if stripe_id else []
@@ -374,8 +432,10 @@ def apply_customer_deleted(obj: dict, *, env: str, created: int, reason: str) ->
 
 
 HANDLERS = {
-    **{f"invoice.{name}": apply_invoice for name in (
-        "created", "finalized", "updated", "paid", "payment_failed", "voided", "marked_uncollectible")},
+    **{
+        f"invoice.{name}": apply_invoice
+        for name in ("created", "finalized", "updated", "paid", "payment_failed", "voided", "marked_uncollectible")
+    },
     **{f"customer.subscription.{name}": apply_subscription for name in ("created", "updated", "deleted")},
     "customer.deleted": apply_customer_deleted,
 }
@@ -392,16 +452,22 @@ def _apply(event: dict, signed_for: str) -> str:
         return "ignored: the event does not say which Stripe mode it is of (livemode)"
     if event_env != signed_for:
         # Signed with one environment's secret but of the other's mode: applied to neither.
-        return (f"ignored: a {MODE[event_env]}-mode event signed with the {signed_for} signing secret "
-                f"({WEBHOOK_SETTING[signed_for]}); {event_env} events count only when signed with "
-                f"{WEBHOOK_SETTING[event_env]}")
+        return (
+            f"ignored: a {MODE[event_env]}-mode event signed with the {signed_for} signing secret "
+            f"({WEBHOOK_SETTING[signed_for]}); {event_env} events count only when signed with "
+            f"{WEBHOOK_SETTING[event_env]}"
+        )
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return "ignored"
     try:
         with transaction.atomic():
-            return handler(event["data"]["object"], env=signed_for, created=event["created"],
-                           reason=f"Stripe event {event['id']} ({event['type']})")
+            return handler(
+                event["data"]["object"],
+                env=signed_for,
+                created=event["created"],
+                reason=f"Stripe event {event['id']} ({event['type']})",
+            )
     except Malformed as exc:
         return f"ignored: malformed {event['type']} ({exc})"
 
@@ -414,8 +480,9 @@ def process_event(event: dict, *, signed_for: str) -> str:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                row = StripeEvent.objects.create(event_id=event["id"], type=event["type"][:100],
-                                                 created=event["created"], env=signed_for)
+                row = StripeEvent.objects.create(
+                    event_id=event["id"], type=event["type"][:100], created=event["created"], env=signed_for
+                )
         except IntegrityError:
             return "duplicate"
         outcome = _apply(event, signed_for)
@@ -424,6 +491,7 @@ def process_event(event: dict, *, signed_for: str) -> str:
 
 
 # --- backfill -----------------------------------------------------------------------------------
+
 
 @dataclass
 class BackfillResult:
@@ -435,6 +503,7 @@ class BackfillResult:
             total = sum(counts.values())
             detail = ", ".join(f"{n} {what}" for what, n in sorted(counts.items()) if what != "unchanged")
             return f"{total} {name}" + (f" ({detail})" if detail else "")
+
         return f"{part('invoices', self.invoices)}, {part('subscriptions', self.subscriptions)}"
 
 

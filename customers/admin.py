@@ -35,8 +35,16 @@ class CustomerAdmin(AuditedAdmin):
     list_display = ("customer_id", "name", "email", "env", "created_at", "deleted_at")
     list_filter = ("env", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("customer_id", "name", "email", "fingerprint")
-    readonly_fields = ("customer_id", "env", "stripe_id", "stripe_sync_error", "created_at", "updated_at",
-                       "deleted_at", "deleted_by")
+    readonly_fields = (
+        "customer_id",
+        "env",
+        "stripe_id",
+        "stripe_sync_error",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "deleted_by",
+    )
 
     def has_add_permission(self, request):
         return False

@@ -31,7 +31,8 @@ class ApiKeyForm(forms.Form):
             # Posted from a page of the other environment (switched meanwhile, in another tab).
             raise forms.ValidationError(
                 f"This page now shows {Env(self.page_env).label} keys, so no {Env(env).label} key was created. "
-                f"Switch to {Env(env).label} to create one there.")
+                f"Switch to {Env(env).label} to create one there."
+            )
         return env
 
 
@@ -43,17 +44,21 @@ def api_key_list(request):
     new_key = created = None
     if request.method == "POST" and form.is_valid():
         try:
-            created, new_key = api_key_create(env=form.cleaned_data["env"], name=form.cleaned_data["name"],
-                                              actor=request.user)
+            created, new_key = api_key_create(
+                env=form.cleaned_data["env"], name=form.cleaned_data["name"], actor=request.user
+            )
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             form = ApiKeyForm(env=env)
     keys = ApiKey.objects.filter(env=env).select_related("created_by").order_by("revoked_at", "-created_at", "-id")
     status = 201 if new_key else (422 if form.errors else 200)
-    return render(request, "customers/api_keys.html",
-                  {"form": form, "keys": keys, "new_key": new_key, "created": created, "env_label": Env(env).label},
-                  status=status)
+    return render(
+        request,
+        "customers/api_keys.html",
+        {"form": form, "keys": keys, "new_key": new_key, "created": created, "env_label": Env(env).label},
+        status=status,
+    )
 
 
 @require_POST

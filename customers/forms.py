@@ -117,8 +117,11 @@ class MetadataForm(forms.Form):
     def changes(self) -> dict:
         """What this form changed of what it showed: key → new value, or None for a removed key."""
         wanted, shown = self.cleaned_data["metadata"], self.original
-        return {key: wanted.get(key) for key in [*shown, *wanted]
-                if key not in wanted or key not in shown or wanted[key] != shown[key]}
+        return {
+            key: wanted.get(key)
+            for key in [*shown, *wanted]
+            if key not in wanted or key not in shown or wanted[key] != shown[key]
+        }
 
     def service_kwargs(self) -> dict:
         return {"metadata_merge": self.changes(), "expected": {"metadata": self.original}}
@@ -145,10 +148,17 @@ def _as_text(value) -> str:
 
 
 class CustomerDeleteForm(forms.Form):
-    confirm_id = forms.CharField(label="Type the customer id to confirm", required=False,
-                                 widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
-    reason = forms.CharField(max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Optional. Kept in the audit trail.")
+    confirm_id = forms.CharField(
+        label="Type the customer id to confirm",
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional. Kept in the audit trail.",
+    )
     also_delete_in_stripe = forms.BooleanField(label="Also delete in Stripe", required=False)
 
     def __init__(self, *args, customer: Customer, **kwargs):

@@ -14,8 +14,15 @@ from customers.selectors import customer_page_context
 PAGE = "customers/detail.html"
 
 
-def page_sections(request: HttpRequest, customer: Customer, names: Iterable[str], *,
-                  feature_ids: Iterable[int] = (), message: str = "", context: dict | None = None) -> str:
+def page_sections(
+    request: HttpRequest,
+    customer: Customer,
+    names: Iterable[str],
+    *,
+    feature_ids: Iterable[int] = (),
+    message: str = "",
+    context: dict | None = None,
+) -> str:
     """Out-of-band swaps of the named page partials (and the balance rows of these features),
     plus a status message. The response's main content is empty, which closes the popup."""
     context = context if context is not None else customer_page_context(customer, request=request)
@@ -25,7 +32,7 @@ def page_sections(request: HttpRequest, customer: Customer, names: Iterable[str]
         if fb.feature.pk in wanted:
             parts.append(render_oob(f"{PAGE}#balance-row", {**context, "fb": fb}, request))
     if message:
-        parts.append(format_html('<div hx-swap-oob="beforeend:body"><p class="toast" role="status">{}</p></div>',
-                                 message))
+        parts.append(
+            format_html('<div hx-swap-oob="beforeend:body"><p class="toast" role="status">{}</p></div>', message)
+        )
     return "\n".join(parts)
-

@@ -58,9 +58,7 @@ class Customer(models.Model):
                 condition=Q(deleted_at__isnull=True),
                 name="customer_id_unique_per_env_alive",
             ),
-            models.CheckConstraint(
-                condition=Q(customer_id__regex=CUSTOMER_ID_PATTERN), name="customer_id_pattern"
-            ),
+            models.CheckConstraint(condition=Q(customer_id__regex=CUSTOMER_ID_PATTERN), name="customer_id_pattern"),
             models.CheckConstraint(condition=Q(env__in=Env.values), name="customer_env_valid"),
         ]
         indexes = [
@@ -136,9 +134,7 @@ class AuditEntry(models.Model):
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    actor_api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_label = models.CharField(max_length=150, help_text="Who acted, as shown to people.")
     action = models.CharField(max_length=64)
     env = models.CharField(max_length=8, choices=Env.choices, blank=True, default="")

@@ -93,8 +93,9 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
         return qs.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
     if filters.q:
         q = filters.q
-        qs = qs.filter(Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q)
-                       | Q(fingerprint__icontains=q))
+        qs = qs.filter(
+            Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q) | Q(fingerprint__icontains=q)
+        )
     if filters.product:
         qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(product__product_id=filters.product)))
     if filters.status:
@@ -109,20 +110,25 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
 def with_live_products(qs: QuerySet[Customer]) -> QuerySet[Customer]:
     """Attach each customer's live products as `live_products` (one query per page or chunk)."""
     live = CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES).select_related("product")
-    return qs.prefetch_related(Prefetch("customer_products", queryset=live.order_by("started_at", "id"),
-                                        to_attr="live_products"))
+    return qs.prefetch_related(
+        Prefetch("customer_products", queryset=live.order_by("started_at", "id"), to_attr="live_products")
+    )
 
 
 def product_choices() -> list[tuple[str, str]]:
     """(product id, name) of the catalogue's products, for the list's product filter."""
     seen: dict[str, str] = {}
-    for product_id, name in (Product.objects.filter(custom_for__isnull=True)
-                             .order_by("name", "product_id", "-version").values_list("product_id", "name")):
+    for product_id, name in (
+        Product.objects.filter(custom_for__isnull=True)
+        .order_by("name", "product_id", "-version")
+        .values_list("product_id", "name")
+    ):
         seen.setdefault(product_id, name)
     return sorted(seen.items(), key=lambda kv: kv[1].lower())
 
 
 # --- the customer page --------------------------------------------------------------------------
+
 
 def customer_status(live: list[CustomerProduct]) -> tuple[str, str]:
     """The one badge the header shows: past due wins, then active, then trialing."""
@@ -142,8 +148,11 @@ def stripe_dashboard_url(customer: Customer) -> str:
 
 def detail_fields(customer: Customer) -> list[tuple[str, str, str]]:
     """(field, label, value) of the editable text details, in the order the sidebar shows them."""
-    return [("name", "Name", customer.name), ("email", "Email", customer.email),
-            ("fingerprint", "Fingerprint", customer.fingerprint)]
+    return [
+        ("name", "Name", customer.name),
+        ("email", "Email", customer.email),
+        ("fingerprint", "Fingerprint", customer.fingerprint),
+    ]
 
 
 def metadata_items(customer: Customer) -> list[tuple[str, str]]:
@@ -168,8 +177,14 @@ class ActivityItem:
         return self.entry.reason
 
 
-FIELD_LABELS = {"name": "name", "email": "email", "fingerprint": "fingerprint", "metadata": "metadata",
-                "id": "ID", "send_email_receipts": "email receipts"}
+FIELD_LABELS = {
+    "name": "name",
+    "email": "email",
+    "fingerprint": "fingerprint",
+    "metadata": "metadata",
+    "id": "ID",
+    "send_email_receipts": "email receipts",
+}
 
 
 ADMIN_VERBS = {"admin.create": "added", "admin.update": "changed", "admin.delete": "deleted"}
@@ -192,8 +207,7 @@ def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
     if action == "balance.set":
         return f"set {feature} {format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}"
     if action == "balance.add":
-        return (f"added to {feature}: {format_qty(before.get('remaining'))} → "
-                f"{format_qty(after.get('remaining'))}")
+        return f"added to {feature}: {format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}"
     if action == "balance.reset":
         return f"reset {feature} to {format_qty(after.get('remaining'))}"
     if action == "balance.create":
@@ -248,12 +262,20 @@ def page_audit_entries(customer: Customer, *, since: datetime, limit: int = ACTI
     and the balance resets and edits since `since` (the graphs' markers)."""
     latest = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id").values("pk")[:limit]
     wanted = Q(pk__in=latest) | billing.balance_marks_query(customer, since)
-    return list(AuditEntry.objects.filter(customer=customer).filter(wanted)
-                .order_by("-created_at", "-id")[: limit + billing.HISTORY_MARKS_LIMIT])
+    return list(
+        AuditEntry.objects.filter(customer=customer)
+        .filter(wanted)
+        .order_by("-created_at", "-id")[: limit + billing.HISTORY_MARKS_LIMIT]
+    )
 
 
-def customer_activity(customer: Customer, names: dict[str, dict[str, str]], *,
-                      entries: list[AuditEntry] | None = None, limit: int = ACTIVITY_LIMIT) -> list[ActivityItem]:
+def customer_activity(
+    customer: Customer,
+    names: dict[str, dict[str, str]],
+    *,
+    entries: list[AuditEntry] | None = None,
+    limit: int = ACTIVITY_LIMIT,
+) -> list[ActivityItem]:
     """The latest audit entries as sentences. `entries`, newest first, saves the query."""
     if entries is None:
         entries = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id")[:limit]
@@ -273,8 +295,9 @@ def user_can(request: HttpRequest | None) -> dict[str, bool]:
     }
 
 
-def customer_page_context(customer: Customer, *, request: HttpRequest | None = None,
-                          now: datetime | None = None) -> dict:
+def customer_page_context(
+    customer: Customer, *, request: HttpRequest | None = None, now: datetime | None = None
+) -> dict:
     """Everything the customer page and each of its fragments need, in a constant number of queries.
 
     Due balance resets are applied first. Query parameters read from the request:
@@ -301,8 +324,7 @@ def customer_page_context(customer: Customer, *, request: HttpRequest | None = N
     upcoming = billing.upcoming_invoice(customer, cps=cps, balances=balances, rewards=rewards, now=now)
 
     event_feature = params.get("events_feature", "").strip()[:255]
-    events = billing.events_page(customer, before=params.get("events_before") or None,
-                                 feature_id=event_feature or None)
+    events = billing.events_page(customer, before=params.get("events_before") or None, feature_id=event_feature or None)
     invoices = billing.invoices_page(customer, before=params.get("invoices_before") or None)
 
     product_names = {cp.product.product_id: cp.product.name for cp in cps}
@@ -313,8 +335,9 @@ def customer_page_context(customer: Customer, *, request: HttpRequest | None = N
     }
     for invoice in invoices.items:
         invoice.product_names = [product_names.get(p, p) for p in invoice.product_ids or []]
-    event_features = sorted({f.feature_id: f for f in features.values() if f.is_metered}.values(),
-                            key=lambda f: f.name.lower())
+    event_features = sorted(
+        {f.feature_id: f for f in features.values() if f.is_metered}.values(), key=lambda f: f.name.lower()
+    )
     live = [r.cp for r in rows if r.is_live]  # plans before add-ons
     return {
         "customer": customer,
@@ -350,18 +373,24 @@ def section_context(customer: Customer, section: str, *, request: HttpRequest | 
     context = {"customer": customer, "detail_url": f"/customers/{customer.customer_id}/"}
     if section == "events":
         event_feature = params.get("events_feature", "").strip()[:255]
-        context["events"] = billing.events_page(customer, before=params.get("events_before") or None,
-                                                feature_id=event_feature or None)
+        context["events"] = billing.events_page(
+            customer, before=params.get("events_before") or None, feature_id=event_feature or None
+        )
         context["event_feature"] = event_feature
         context["event_features"] = list(
-            Feature.objects.filter(balances__customer=customer).exclude(type=FeatureType.BOOLEAN)
-            .distinct().order_by("name")
+            Feature.objects.filter(balances__customer=customer)
+            .exclude(type=FeatureType.BOOLEAN)
+            .distinct()
+            .order_by("name")
         )
     elif section == "invoices":
         invoices = billing.invoices_page(customer, before=params.get("invoices_before") or None)
         ids = {p for invoice in invoices.items for p in invoice.product_ids or []}
-        names = dict(Product.objects.filter(product_id__in=ids).filter(
-            Q(custom_for__isnull=True) | Q(custom_for=customer)).values_list("product_id", "name"))
+        names = dict(
+            Product.objects.filter(product_id__in=ids)
+            .filter(Q(custom_for__isnull=True) | Q(custom_for=customer))
+            .values_list("product_id", "name")
+        )
         for invoice in invoices.items:
             invoice.product_names = [names.get(p, p) for p in invoice.product_ids or []]
         context["invoices"] = invoices

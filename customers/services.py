@@ -33,11 +33,13 @@ def validate_customer_id(value, *, field: str = "id") -> str:
         raise ServiceError("A customer id is required.", code="invalid_input", field=field)
     value = value.strip()
     if len(value) > CUSTOMER_ID_MAX_LENGTH:
-        raise ServiceError(f"A customer id may be at most {CUSTOMER_ID_MAX_LENGTH} characters.",
-                           code="invalid_input", field=field)
+        raise ServiceError(
+            f"A customer id may be at most {CUSTOMER_ID_MAX_LENGTH} characters.", code="invalid_input", field=field
+        )
     if not _ID_RE.match(value):
-        raise ServiceError("A customer id may contain only letters, digits, '_' and '-'.",
-                           code="invalid_input", field=field)
+        raise ServiceError(
+            "A customer id may contain only letters, digits, '_' and '-'.", code="invalid_input", field=field
+        )
     return value
 
 
@@ -57,15 +59,22 @@ def validate_metadata(value, *, field: str = "metadata") -> dict:
         raise ServiceError("metadata must be an object with text keys.", code="invalid_input", field=field)
     for key in value:
         if len(key) > METADATA_KEY_MAX_LENGTH:
-            raise ServiceError(f"metadata keys may be at most {METADATA_KEY_MAX_LENGTH} characters; "
-                               f"{key[:40]!r}… has {len(key):,}.", code="invalid_input", field=field)
+            raise ServiceError(
+                f"metadata keys may be at most {METADATA_KEY_MAX_LENGTH} characters; {key[:40]!r}… has {len(key):,}.",
+                code="invalid_input",
+                field=field,
+            )
     if _depth(value) > METADATA_MAX_DEPTH:
-        raise ServiceError(f"metadata may be nested at most {METADATA_MAX_DEPTH} levels deep.",
-                           code="invalid_input", field=field)
+        raise ServiceError(
+            f"metadata may be nested at most {METADATA_MAX_DEPTH} levels deep.", code="invalid_input", field=field
+        )
     size = len(json.dumps(value, default=str))
     if size > METADATA_MAX_CHARS:
-        raise ServiceError(f"metadata may be at most {METADATA_MAX_CHARS:,} characters as JSON; this is "
-                           f"{size:,}.", code="invalid_input", field=field)
+        raise ServiceError(
+            f"metadata may be at most {METADATA_MAX_CHARS:,} characters as JSON; this is {size:,}.",
+            code="invalid_input",
+            field=field,
+        )
     return value
 
 
@@ -75,8 +84,11 @@ def validate_reason(reason, *, required: bool = False) -> str:
     if required and not reason:
         raise ServiceError("A reason is required.", code="invalid_input", field="reason")
     if len(reason) > REASON_MAX_LENGTH:
-        raise ServiceError(f"A reason may be at most {REASON_MAX_LENGTH} characters; this one has {len(reason):,}.",
-                           code="invalid_input", field="reason")
+        raise ServiceError(
+            f"A reason may be at most {REASON_MAX_LENGTH} characters; this one has {len(reason):,}.",
+            code="invalid_input",
+            field="reason",
+        )
     return reason
 
 
@@ -91,14 +103,14 @@ def _clean_fields(fields: dict) -> dict:
                 raise ServiceError(f"{key} must be text.", code="invalid_input", field=key)
             value = value.strip()
             if len(value) > TEXT_LIMITS[key]:
-                raise ServiceError(f"{key} may be at most {TEXT_LIMITS[key]} characters.",
-                                   code="invalid_input", field=key)
+                raise ServiceError(
+                    f"{key} may be at most {TEXT_LIMITS[key]} characters.", code="invalid_input", field=key
+                )
             if key == "email" and value:
                 try:
                     validate_email(value)
                 except ValidationError:
-                    raise ServiceError(f"{value!r} is not a valid email address.", code="invalid_input",
-                                       field="email")
+                    raise ServiceError(f"{value!r} is not a valid email address.", code="invalid_input", field="email")
         elif key == "metadata":
             value = validate_metadata({} if value is None else value)
         elif key == "send_email_receipts" and not isinstance(value, bool):
@@ -112,24 +124,27 @@ def _snapshot(customer: Customer, keys) -> dict:
 
 
 @transaction.atomic
-def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults: bool = True,
-                    **fields) -> Customer:
+def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults: bool = True, **fields) -> Customer:
     """Create a customer and put it on the default (free) products."""
     if env not in Env.values:
         raise ServiceError(f"Unknown environment {env!r}.", code="invalid_input", field="env")
     customer_id = validate_customer_id(customer_id)
     clean = _clean_fields(fields)
     if Customer.objects.alive().filter(env=env, customer_id=customer_id).exists():
-        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id",
-                       field="id")
+        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field="id")
     try:
         with transaction.atomic():
             customer = Customer.objects.create(env=env, customer_id=customer_id, **clean)
     except IntegrityError:
-        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id",
-                       field="id")
-    audit_record(actor=actor, action="customer.create", customer=customer, target_type="customer",
-                 target_id=customer_id, after=_snapshot(customer, ["id", *clean]))
+        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field="id")
+    audit_record(
+        actor=actor,
+        action="customer.create",
+        customer=customer,
+        target_type="customer",
+        target_id=customer_id,
+        after=_snapshot(customer, ["id", *clean]),
+    )
     if attach_defaults:
         from billing.models import Product
         from billing.services import product_attach
@@ -140,9 +155,16 @@ def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | None = None,
-                    metadata_merge: dict | None = None, reason: str = "", expected: dict | None = None,
-                    **fields) -> Customer:
+def customer_update(
+    *,
+    customer: Customer,
+    actor: Actor,
+    new_customer_id: str | None = None,
+    metadata_merge: dict | None = None,
+    reason: str = "",
+    expected: dict | None = None,
+    **fields,
+) -> Customer:
     """Change a customer's details. `metadata_merge` merges keys, a None value deleting its key.
 
     `expected` (the dashboard's forms) holds the values the form showed, per field ("id", "name",
@@ -153,8 +175,7 @@ def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | 
     clean = _clean_fields(fields)
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
     if expected:
-        _check_expected(locked, expected, fields=clean, new_customer_id=new_customer_id,
-                        metadata_merge=metadata_merge)
+        _check_expected(locked, expected, fields=clean, new_customer_id=new_customer_id, metadata_merge=metadata_merge)
     if metadata_merge is not None:
         merged = dict(locked.metadata or {})
         for key, value in _clean_fields({"metadata": metadata_merge})["metadata"].items():
@@ -168,8 +189,11 @@ def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | 
         if new_id != locked.customer_id:
             taken = Customer.objects.alive().filter(env=locked.env, customer_id=new_id).exclude(pk=locked.pk)
             if taken.exists():
-                raise Conflict(f"A customer with id {new_id!r} already exists.", code="duplicate_customer_id",
-                               field="new_customer_id")
+                raise Conflict(
+                    f"A customer with id {new_id!r} already exists.",
+                    code="duplicate_customer_id",
+                    field="new_customer_id",
+                )
             clean["customer_id"] = new_id
     changed = {k: v for k, v in clean.items() if getattr(locked, k) != v}
     if not changed:
@@ -183,8 +207,16 @@ def customer_update(*, customer: Customer, actor: Actor, new_customer_id: str | 
     except IntegrityError:
         raise Conflict("That customer id is already taken.", code="duplicate_customer_id", field="new_customer_id")
     after = {("id" if k == "customer_id" else k): v for k, v in changed.items()}
-    entry = audit_record(actor=actor, action="customer.update", customer=locked, target_type="customer",
-                         target_id=locked.customer_id, before=before, after=after, reason=reason)
+    entry = audit_record(
+        actor=actor,
+        action="customer.update",
+        customer=locked,
+        target_type="customer",
+        target_id=locked.customer_id,
+        before=before,
+        after=after,
+        reason=reason,
+    )
     if {"name", "email"} & changed.keys():
         from billing import stripe_gateway
 
@@ -206,8 +238,11 @@ def _check_expected(locked: Customer, expected: dict, *, fields: dict, new_custo
         if now != seen and now != wanted[field]:
             who = by_whom(last_change(updates, lambda e, f=field: f in (e.after or {})))
             label = "ID" if field == "id" else field.replace("_", " ")
-            raise StaleForm(f"The {label} changed since you opened it{who}: it is now {quoted(now)}. "
-                            "Check it and update again to replace it.", field=field)
+            raise StaleForm(
+                f"The {label} changed since you opened it{who}: it is now {quoted(now)}. "
+                "Check it and update again to replace it.",
+                field=field,
+            )
     if "metadata" not in expected or not metadata_merge:
         return
     seen_all, stored = expected["metadata"] or {}, locked.metadata or {}
@@ -229,13 +264,15 @@ def _check_expected(locked: Customer, expected: dict, *, fields: dict, new_custo
         else:
             changes.append(f"“{key}” is now {quoted(now)}{who}")
     if changes:
-        raise StaleForm(f"Metadata changed since you opened it: {'; '.join(changes)}. "
-                        "Check it and update again to keep your values.", field="metadata")
+        raise StaleForm(
+            f"Metadata changed since you opened it: {'; '.join(changes)}. "
+            "Check it and update again to keep your values.",
+            field="metadata",
+        )
 
 
 @transaction.atomic
-def customer_delete(*, customer: Customer, actor: Actor, now: datetime | None = None,
-                    reason: str = "") -> Customer:
+def customer_delete(*, customer: Customer, actor: Actor, now: datetime | None = None, reason: str = "") -> Customer:
     """Soft delete: the customer leaves lists and the API; ops can restore it. Stripe is not touched."""
     reason = validate_reason(reason)
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
@@ -244,15 +281,22 @@ def customer_delete(*, customer: Customer, actor: Actor, now: datetime | None = 
     locked.deleted_at = now or timezone.now()
     locked.deleted_by = actor if getattr(actor, "is_authenticated", False) else None
     locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
-    audit_record(actor=actor, action="customer.delete", customer=locked, target_type="customer",
-                 target_id=locked.customer_id, reason=reason)
+    audit_record(
+        actor=actor,
+        action="customer.delete",
+        customer=locked,
+        target_type="customer",
+        target_id=locked.customer_id,
+        reason=reason,
+    )
     customer.deleted_at = locked.deleted_at
     return locked
 
 
 @transaction.atomic
-def customer_stripe_link(*, customer: Customer, stripe_id: str, actor: Actor, expected: str | None = None,
-                         reason: str = "") -> Customer:
+def customer_stripe_link(
+    *, customer: Customer, stripe_id: str, actor: Actor, expected: str | None = None, reason: str = ""
+) -> Customer:
     """Link the customer to a Stripe customer, or unlink it with `stripe_id=""`.
 
     With `expected`, the change happens only while the current link is that value, so a late
@@ -265,9 +309,16 @@ def customer_stripe_link(*, customer: Customer, stripe_id: str, actor: Actor, ex
     before = locked.stripe_id
     locked.stripe_id = stripe_id
     locked.save(update_fields=["stripe_id", "updated_at"])
-    audit_record(actor=actor, action="customer.stripe_link" if stripe_id else "customer.stripe_unlink",
-                 customer=locked, target_type="customer", target_id=locked.customer_id,
-                 before={"stripe_id": before}, after={"stripe_id": stripe_id}, reason=reason)
+    audit_record(
+        actor=actor,
+        action="customer.stripe_link" if stripe_id else "customer.stripe_unlink",
+        customer=locked,
+        target_type="customer",
+        target_id=locked.customer_id,
+        before={"stripe_id": before},
+        after={"stripe_id": stripe_id},
+        reason=reason,
+    )
     customer.stripe_id = stripe_id
     return locked
 
@@ -286,8 +337,14 @@ def customer_restore(*, customer: Customer, actor: Actor) -> Customer:
     locked.deleted_at = None
     locked.deleted_by = None
     locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
-    audit_record(actor=actor, action="customer.restore", customer=locked, target_type="customer",
-                 target_id=locked.customer_id, before={"deleted_at": deleted_at})
+    audit_record(
+        actor=actor,
+        action="customer.restore",
+        customer=locked,
+        target_type="customer",
+        target_id=locked.customer_id,
+        before={"deleted_at": deleted_at},
+    )
     return locked
 
 
@@ -299,11 +356,21 @@ def customers_purge(*, older_than: datetime, actor: Actor) -> int:
             customer = Customer.objects.select_for_update().filter(pk=pk, deleted_at__lt=older_than).first()
             if customer is None:
                 continue
-            audit_record(actor=actor, action="customer.purge", customer=None, env=customer.env,
-                         customer_ref=customer.customer_id, target_type="customer",
-                         target_id=customer.customer_id,
-                         before={"id": customer.customer_id, "name": customer.name, "email": customer.email,
-                                 "deleted_at": customer.deleted_at})
+            audit_record(
+                actor=actor,
+                action="customer.purge",
+                customer=None,
+                env=customer.env,
+                customer_ref=customer.customer_id,
+                target_type="customer",
+                target_id=customer.customer_id,
+                before={
+                    "id": customer.customer_id,
+                    "name": customer.name,
+                    "email": customer.email,
+                    "deleted_at": customer.deleted_at,
+                },
+            )
             # Audit entries keep customer_ref when their customer row goes (SET_NULL).
             customer.customer_products.all().delete()  # before its custom products, which they protect
             customer.delete()
@@ -329,22 +396,31 @@ def api_key_hash(raw_key: str) -> str:
 def api_key_create(*, env: str, name: str, actor: Actor) -> tuple[ApiKey, str]:
     """Make a secret key for the API in one environment. Returns the key row and the raw key."""
     if env not in Env.values:
-        raise ServiceError(f"Unknown environment {env!r}: choose sandbox or live.", code="invalid_input",
-                           field="env")
+        raise ServiceError(f"Unknown environment {env!r}: choose sandbox or live.", code="invalid_input", field="env")
     name = (name or "").strip() if isinstance(name, str) else ""
     if not name:
         raise ServiceError("Give the key a name, so people know what uses it.", code="invalid_input", field="name")
     if len(name) > API_KEY_NAME_MAX_LENGTH:
-        raise ServiceError(f"A key name may be at most {API_KEY_NAME_MAX_LENGTH} characters.",
-                           code="invalid_input", field="name")
+        raise ServiceError(
+            f"A key name may be at most {API_KEY_NAME_MAX_LENGTH} characters.", code="invalid_input", field="name"
+        )
     # token_urlsafe(30) is 40 characters of [A-Za-z0-9_-].
     raw_key = API_KEY_PREFIXES[env] + secrets.token_urlsafe(30)
     api_key = ApiKey.objects.create(
-        name=name, env=env, prefix=raw_key[: len(API_KEY_PREFIXES[env]) + 4], key_hash=api_key_hash(raw_key),
+        name=name,
+        env=env,
+        prefix=raw_key[: len(API_KEY_PREFIXES[env]) + 4],
+        key_hash=api_key_hash(raw_key),
         created_by=actor if isinstance(actor, AbstractBaseUser) else None,
     )
-    audit_record(actor=actor, action="api_key.create", env=env, target_type="api_key", target_id=api_key.pk,
-                 after={"name": name, "env": env, "prefix": api_key.prefix})
+    audit_record(
+        actor=actor,
+        action="api_key.create",
+        env=env,
+        target_type="api_key",
+        target_id=api_key.pk,
+        after={"name": name, "env": env, "prefix": api_key.prefix},
+    )
     return api_key, raw_key
 
 
@@ -356,7 +432,13 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor, now: datetime | None = None
         return locked
     locked.revoked_at = now or timezone.now()
     locked.save(update_fields=["revoked_at"])
-    audit_record(actor=actor, action="api_key.revoke", env=locked.env, target_type="api_key",
-                 target_id=locked.pk, before={"name": locked.name, "prefix": locked.prefix})
+    audit_record(
+        actor=actor,
+        action="api_key.revoke",
+        env=locked.env,
+        target_type="api_key",
+        target_id=locked.pk,
+        before={"name": locked.name, "prefix": locked.prefix},
+    )
     api_key.revoked_at = locked.revoked_at
     return locked

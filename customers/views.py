@@ -61,11 +61,20 @@ def customer_list(request):
     page = FullPagePaginator(selectors.with_live_products(customers), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "customers/list.html", {
-        "page": page, "filters": filters, "q": filters.q, "query": query.urlencode(), "env": env,
-        "product_choices": selectors.product_choices(), "status_choices": selectors.STATUS_FILTERS,
-        "sort_choices": selectors.SORTS,
-    })
+    return render(
+        request,
+        "customers/list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "q": filters.q,
+            "query": query.urlencode(),
+            "env": env,
+            "product_choices": selectors.product_choices(),
+            "status_choices": selectors.STATUS_FILTERS,
+            "sort_choices": selectors.SORTS,
+        },
+    )
 
 
 class _Echo:
@@ -88,16 +97,24 @@ def customer_export(request):
     writer = csv.writer(_Echo())
 
     def lines():
-        yield writer.writerow(["id", "name", "email", "fingerprint", "products", "status", "stripe_id",
-                               "created_at", "metadata"])
+        yield writer.writerow(
+            ["id", "name", "email", "fingerprint", "products", "status", "stripe_id", "created_at", "metadata"]
+        )
         for c in rows:
             live = c.live_products
-            yield writer.writerow([
-                c.customer_id, _csv_safe(c.name), _csv_safe(c.email), _csv_safe(c.fingerprint),
-                " ".join(cp.product.product_id for cp in live),
-                selectors.customer_status(live)[0], c.stripe_id, c.created_at.isoformat(),
-                json.dumps(c.metadata, ensure_ascii=False, sort_keys=True) if c.metadata else "",
-            ])
+            yield writer.writerow(
+                [
+                    c.customer_id,
+                    _csv_safe(c.name),
+                    _csv_safe(c.email),
+                    _csv_safe(c.fingerprint),
+                    " ".join(cp.product.product_id for cp in live),
+                    selectors.customer_status(live)[0],
+                    c.stripe_id,
+                    c.created_at.isoformat(),
+                    json.dumps(c.metadata, ensure_ascii=False, sort_keys=True) if c.metadata else "",
+                ]
+            )
 
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
@@ -109,10 +126,17 @@ def _not_found(request, customer_id: str, exc: Http404):
     """The customer page's own 404, also shown while developing with DEBUG on."""
     env = current_env(request)
     other = Env.LIVE if env == Env.SANDBOX else Env.SANDBOX
-    return render(request, "404.html", {
-        "exception": str(exc), "customer_id": customer_id, "env_label": Env(env).label,
-        "other_env_label": Env(other).label,
-    }, status=404)
+    return render(
+        request,
+        "404.html",
+        {
+            "exception": str(exc),
+            "customer_id": customer_id,
+            "env_label": Env(env).label,
+            "other_env_label": Env(other).label,
+        },
+        status=404,
+    )
 
 
 @require_GET
@@ -147,25 +171,39 @@ def _fragment(request, customer_id: str, *, section: str, cursor_param: str, par
 
 @require_GET
 def customer_events(request, customer_id: str):
-    return _fragment(request, customer_id, section="events", cursor_param="events_before", partial="events",
-                     rows_partial="event-rows")
+    return _fragment(
+        request,
+        customer_id,
+        section="events",
+        cursor_param="events_before",
+        partial="events",
+        rows_partial="event-rows",
+    )
 
 
 @require_GET
 def customer_invoices(request, customer_id: str):
-    return _fragment(request, customer_id, section="invoices", cursor_param="invoices_before",
-                     partial="invoices", rows_partial="invoice-rows")
+    return _fragment(
+        request,
+        customer_id,
+        section="invoices",
+        cursor_param="invoices_before",
+        partial="invoices",
+        rows_partial="invoice-rows",
+    )
 
 
 # --- actions: details, delete, restore ------------------------------------------------------------
+
 
 def _details_section(request, customer, *, message: str = "") -> HttpResponse:
     """The sidebar's Details, swapped back in place of an inline form (htmx)."""
     context = selectors.customer_page_context(customer, request=request)
     html = render_to_string("customers/detail.html#sidebar-details", context, request=request)
     if message:
-        html += page_sections(request, customer, ["customer-head", "sidebar-activity"], message=message,
-                              context=context)
+        html += page_sections(
+            request, customer, ["customer-head", "sidebar-activity"], message=message, context=context
+        )
     return retarget(reswap(HttpResponse(html), "outerHTML"), "#section-sidebar-details")
 
 
@@ -201,9 +239,17 @@ def details_edit(request, customer_id: str):
                 return _details_section(request, updated, message=message)
             messages.success(request, message)
             return redirect("customers:detail", updated.customer_id)
-    return render(request, "customers/details_edit.html" + ("#field-form" if request.htmx else ""), {
-        "customer": customer, "form": form, "field": field, "label": DETAIL_FIELDS[field],
-    }, status=status)
+    return render(
+        request,
+        "customers/details_edit.html" + ("#field-form" if request.htmx else ""),
+        {
+            "customer": customer,
+            "form": form,
+            "field": field,
+            "label": DETAIL_FIELDS[field],
+        },
+        status=status,
+    )
 
 
 def _what_goes(customer: Customer) -> dict:
@@ -223,8 +269,10 @@ def customer_delete_view(request, customer_id: str):
     form = CustomerDeleteForm(request.POST if request.method == "POST" else None, customer=customer)
     if request.method == "POST" and form.is_valid():
         customer_delete(customer=customer, actor=request.user, reason=form.cleaned_data["reason"].strip())
-        messages.success(request, f"Deleted {customer.display_name} ({customer.customer_id}). "
-                                  "Ops can restore it from Deleted customers.")
+        messages.success(
+            request,
+            f"Deleted {customer.display_name} ({customer.customer_id}). Ops can restore it from Deleted customers.",
+        )
         if form.cleaned_data["also_delete_in_stripe"] and customer.stripe_id:
             try:
                 stripe_gateway.customer_delete_in_stripe(customer=customer, actor=request.user)
@@ -233,16 +281,27 @@ def customer_delete_view(request, customer_id: str):
                 messages.error(request, f"Deleted here, but not in Stripe: {e.message}")
         url = reverse("customers:list")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    return render_popup(request, "customers/delete.html", {
-        "customer": customer, "form": form, "counts": _what_goes(customer),
-        "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(customer.env),
-    }, status=FORM_INVALID if request.method == "POST" else 200)
+    return render_popup(
+        request,
+        "customers/delete.html",
+        {
+            "customer": customer,
+            "form": form,
+            "counts": _what_goes(customer),
+            "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(customer.env),
+        },
+        status=FORM_INVALID if request.method == "POST" else 200,
+    )
 
 
 def deleted_list(request, *, error: str = "", status: int = 200):
     require_perm(request, "customers.view_customer")
-    customers = (Customer.objects.deleted().filter(env=current_env(request)).select_related("deleted_by")
-                 .order_by("-deleted_at", "-id"))
+    customers = (
+        Customer.objects.deleted()
+        .filter(env=current_env(request))
+        .select_related("deleted_by")
+        .order_by("-deleted_at", "-id")
+    )
     page = Paginator(customers, 50).get_page(request.GET.get("page"))
     return render(request, "customers/deleted_list.html", {"page": page, "error": error}, status=status)
 

@@ -14,8 +14,14 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync 
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PASSWORD = "correct-horse-battery"
 
@@ -86,12 +92,14 @@ def catalogue(db):
     """A small catalogue: a free plan, a flat plan, a usage plan with overage, and an add-on."""
     from billing.models import Feature, Price, Product, ProductItem
 
-    messages = Feature.objects.create(feature_id="messages", name="Messages", type="metered",
-                                      usage_type="single_use", event_names=["message_sent"])
+    messages = Feature.objects.create(
+        feature_id="messages", name="Messages", type="metered", usage_type="single_use", event_names=["message_sent"]
+    )
     seats = Feature.objects.create(feature_id="seats", name="Seats", type="metered", usage_type="continuous_use")
     sso = Feature.objects.create(feature_id="sso", name="SSO", type="boolean")
-    api_calls = Feature.objects.create(feature_id="api_calls", name="API calls", type="metered",
-                                       usage_type="single_use")
+    api_calls = Feature.objects.create(
+        feature_id="api_calls", name="API calls", type="metered", usage_type="single_use"
+    )
     free = Product.objects.create(product_id="free", name="Free", is_default=True)
     ProductItem.objects.create(product=free, feature=messages, included=Decimal(100), interval="month")
     pro = Product.objects.create(product_id="pro", name="Pro")
@@ -101,17 +109,25 @@ def catalogue(db):
     ProductItem.objects.create(product=pro, feature=sso, interval="lifetime")
     scale = Product.objects.create(product_id="scale", name="Scale")
     Price.objects.create(product=scale, type="fixed", amount=25000, currency="usd", interval="month")
-    Price.objects.create(product=scale, type="usage", feature=api_calls, amount=100, billing_units=1000,
-                         currency="usd", interval="month")
-    ProductItem.objects.create(product=scale, feature=api_calls, included=Decimal(100000), interval="month",
-                               overage_allowed=True)
+    Price.objects.create(
+        product=scale, type="usage", feature=api_calls, amount=100, billing_units=1000, currency="usd", interval="month"
+    )
+    ProductItem.objects.create(
+        product=scale, feature=api_calls, included=Decimal(100000), interval="month", overage_allowed=True
+    )
     ProductItem.objects.create(product=scale, feature=messages, included=Decimal(20000), interval="month")
     addon = Product.objects.create(product_id="seats_addon", name="Extra seats", is_add_on=True)
     Price.objects.create(product=addon, type="fixed", amount=2000, currency="usd", interval="month")
     ProductItem.objects.create(product=addon, feature=seats, included=Decimal(10), interval="lifetime")
     return {
-        "messages": messages, "seats": seats, "sso": sso, "api_calls": api_calls,
-        "free": free, "pro": pro, "scale": scale, "seats_addon": addon,
+        "messages": messages,
+        "seats": seats,
+        "sso": sso,
+        "api_calls": api_calls,
+        "free": free,
+        "pro": pro,
+        "scale": scale,
+        "seats_addon": addon,
     }
 
 
@@ -120,8 +136,7 @@ def customer(db, catalogue):
     """Acme Corp, in sandbox, on the free plan (the default product)."""
     from customers.services import customer_create
 
-    return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp",
-                           email="ada@acme.test")
+    return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp", email="ada@acme.test")
 
 
 @pytest.fixture(autouse=True)
@@ -131,6 +146,7 @@ def _fast_password_hashing(settings):
 
 
 # --- customer page actions ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def acme_on_scale(customer, catalogue):
@@ -147,14 +163,23 @@ def discount_rewards(db):
     from billing.models import Reward
 
     return {
-        "twenty": Reward.objects.create(reward_id="twenty_off", name="20% off", type="percentage_discount",
-                                        value=Decimal(20), duration="months", duration_months=3),
-        "ten_dollars": Reward.objects.create(reward_id="ten_dollars", name="$10 off", type="fixed_discount",
-                                             value=Decimal(1000), duration="one_off"),
-        "retired": Reward.objects.create(reward_id="old_promo", name="Old promo", type="percentage_discount",
-                                         value=Decimal(50), active=False),
-        "free_month": Reward.objects.create(reward_id="free_month", name="Free month", type="feature_grant",
-                                            value=Decimal(100)),
+        "twenty": Reward.objects.create(
+            reward_id="twenty_off",
+            name="20% off",
+            type="percentage_discount",
+            value=Decimal(20),
+            duration="months",
+            duration_months=3,
+        ),
+        "ten_dollars": Reward.objects.create(
+            reward_id="ten_dollars", name="$10 off", type="fixed_discount", value=Decimal(1000), duration="one_off"
+        ),
+        "retired": Reward.objects.create(
+            reward_id="old_promo", name="Old promo", type="percentage_discount", value=Decimal(50), active=False
+        ),
+        "free_month": Reward.objects.create(
+            reward_id="free_month", name="Free month", type="feature_grant", value=Decimal(100)
+        ),
     }
 
 

@@ -36,11 +36,32 @@ LIVE_API_KEY = "sk_live_fake_key"
 LIVE_WEBHOOK_SECRET = "whsec_live_secret"
 
 CUSTOMER_PARAMS = {"name", "email", "metadata", "description", "phone", "expand"}
-COUPON_PARAMS = {"percent_off", "amount_off", "currency", "duration", "duration_in_months", "name", "metadata",
-                 "id", "expand"}
-SESSION_PARAMS = {"mode", "customer", "line_items", "discounts", "success_url", "cancel_url", "metadata",
-                  "client_reference_id", "subscription_data", "payment_intent_data", "invoice_creation",
-                  "allow_promotion_codes", "expand"}
+COUPON_PARAMS = {
+    "percent_off",
+    "amount_off",
+    "currency",
+    "duration",
+    "duration_in_months",
+    "name",
+    "metadata",
+    "id",
+    "expand",
+}
+SESSION_PARAMS = {
+    "mode",
+    "customer",
+    "line_items",
+    "discounts",
+    "success_url",
+    "cancel_url",
+    "metadata",
+    "client_reference_id",
+    "subscription_data",
+    "payment_intent_data",
+    "invoice_creation",
+    "allow_promotion_codes",
+    "expand",
+}
 SUBSCRIPTION_UPDATE_PARAMS = {"discounts", "metadata", "expand"}
 STRIPE_INTERVALS = {"day", "week", "month", "year"}
 
@@ -60,12 +81,24 @@ class Recorded:
 
 
 class StripeFailure(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
-        self.body = {"error": {k: v for k, v in {
-            "type": type, "message": message, "code": code, "param": param}.items() if v is not None}}
+        self.body = {
+            "error": {
+                k: v
+                for k, v in {"type": type, "message": message, "code": code, "param": param}.items()
+                if v is not None
+            }
+        }
 
 
 def decode_form(pairs: list[tuple[str, str]]) -> dict:
@@ -104,9 +137,13 @@ class FakeStripe:
         self.sessions: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
-        self.account = {"id": "acct_fake123", "object": "account", "email": "billing@example.test",
-                        "settings": {"dashboard": {"display_name": "Example Billing Ltd"}},
-                        "business_profile": {"name": "Example Billing"}}
+        self.account = {
+            "id": "acct_fake123",
+            "object": "account",
+            "email": "billing@example.test",
+            "settings": {"dashboard": {"display_name": "Example Billing Ltd"}},
+            "business_profile": {"name": "Example Billing"},
+        }
         self._idempotency: dict[str, tuple[str, dict, int, dict]] = {}
         self._faults: list = []
         self._ids = itertools.count(1)
@@ -121,13 +158,25 @@ class FakeStripe:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def queue_error(self, status: int, *, type: str | None = None, message: str = "Something went wrong.",
-                    code: str | None = None, times: int = 1, path: str | None = None) -> None:
+    def queue_error(
+        self,
+        status: int,
+        *,
+        type: str | None = None,
+        message: str = "Something went wrong.",
+        code: str | None = None,
+        times: int = 1,
+        path: str | None = None,
+    ) -> None:
         """The next `times` requests (to `path`, "METHOD /v1/…" with `*` for an id, if given) answer
         `status` with Stripe's error body, and change nothing."""
         if type is None:
-            type = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
-                    429: "rate_limit_error"}.get(status, "api_error")
+            type = {
+                400: "invalid_request_error",
+                401: "invalid_request_error",
+                404: "invalid_request_error",
+                429: "rate_limit_error",
+            }.get(status, "api_error")
         failure = StripeFailure(status, message, type=type, code=code)
         with self.lock:
             self._faults.extend([(self._matcher(path), "error", failure)] * times)
@@ -171,46 +220,111 @@ class FakeStripe:
         return next(self._clock)
 
     def add_customer(self, **fields) -> dict:
-        customer = {"id": self.new_id("cus"), "object": "customer", "name": None, "email": None,
-                    "metadata": {}, "created": self.now(), "discount": None, "livemode": self.livemode, **fields}
+        customer = {
+            "id": self.new_id("cus"),
+            "object": "customer",
+            "name": None,
+            "email": None,
+            "metadata": {},
+            "created": self.now(),
+            "discount": None,
+            "livemode": self.livemode,
+            **fields,
+        }
         self.customers[customer["id"]] = customer
         return customer
 
-    def add_invoice(self, *, customer: str, status: str = "paid", total: int = 9900, amount_paid: int | None = None,
-                    currency: str = "usd", product_id: str | None = None, subscription: str | None = None,
-                    **fields) -> dict:
+    def add_invoice(
+        self,
+        *,
+        customer: str,
+        status: str = "paid",
+        total: int = 9900,
+        amount_paid: int | None = None,
+        currency: str = "usd",
+        product_id: str | None = None,
+        subscription: str | None = None,
+        **fields,
+    ) -> dict:
         invoice_id = fields.pop("id", None) or self.new_id("in")
         invoice = {
-            "id": invoice_id, "object": "invoice", "customer": customer, "status": status, "total": total,
+            "id": invoice_id,
+            "object": "invoice",
+            "customer": customer,
+            "status": status,
+            "total": total,
             "amount_paid": total if amount_paid is None and status == "paid" else (amount_paid or 0),
-            "currency": currency, "created": self.now(), "livemode": self.livemode, "metadata": {},
+            "currency": currency,
+            "created": self.now(),
+            "livemode": self.livemode,
+            "metadata": {},
             "hosted_invoice_url": f"https://invoice.stripe.com/i/{invoice_id}",
             "invoice_pdf": f"https://pay.stripe.com/invoice/{invoice_id}/pdf",
-            "parent": {"type": "subscription_details", "subscription_details": {
-                "subscription": subscription, "metadata": {"product_id": product_id} if product_id else {}},
-            } if subscription else None,
-            "lines": {"object": "list", "has_more": False, "data": [{
-                "id": self.new_id("il"), "object": "line_item", "amount": total, "currency": currency,
-                "metadata": {"product_id": product_id} if product_id else {},
-            }]},
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": subscription,
+                    "metadata": {"product_id": product_id} if product_id else {},
+                },
+            }
+            if subscription
+            else None,
+            "lines": {
+                "object": "list",
+                "has_more": False,
+                "data": [
+                    {
+                        "id": self.new_id("il"),
+                        "object": "line_item",
+                        "amount": total,
+                        "currency": currency,
+                        "metadata": {"product_id": product_id} if product_id else {},
+                    }
+                ],
+            },
             **fields,
         }
         self.invoices[invoice_id] = invoice
         return invoice
 
-    def add_subscription(self, *, customer: str, status: str = "active", product_id: str | None = None,
-                         period_start: int = 1_760_000_000, period_end: int = 1_762_678_400, **fields) -> dict:
+    def add_subscription(
+        self,
+        *,
+        customer: str,
+        status: str = "active",
+        product_id: str | None = None,
+        period_start: int = 1_760_000_000,
+        period_end: int = 1_762_678_400,
+        **fields,
+    ) -> dict:
         sub_id = fields.pop("id", None) or self.new_id("sub")
         sub = {
-            "id": sub_id, "object": "subscription", "customer": customer, "status": status,
-            "created": self.now(), "start_date": period_start, "livemode": self.livemode,
+            "id": sub_id,
+            "object": "subscription",
+            "customer": customer,
+            "status": status,
+            "created": self.now(),
+            "start_date": period_start,
+            "livemode": self.livemode,
             "metadata": {"product_id": product_id} if product_id else {},
-            "trial_end": None, "canceled_at": None, "ended_at": None, "discounts": [],
-            "items": {"object": "list", "has_more": False, "data": [{
-                "id": self.new_id("si"), "object": "subscription_item", "quantity": 1,
-                "current_period_start": period_start, "current_period_end": period_end,
-                "price": {"id": self.new_id("price"), "object": "price", "product": self.new_id("prod")},
-            }]},
+            "trial_end": None,
+            "canceled_at": None,
+            "ended_at": None,
+            "discounts": [],
+            "items": {
+                "object": "list",
+                "has_more": False,
+                "data": [
+                    {
+                        "id": self.new_id("si"),
+                        "object": "subscription_item",
+                        "quantity": 1,
+                        "current_period_start": period_start,
+                        "current_period_end": period_end,
+                        "price": {"id": self.new_id("price"), "object": "price", "product": self.new_id("prod")},
+                    }
+                ],
+            },
             **fields,
         }
         self.subscriptions[sub_id] = sub
@@ -245,8 +359,11 @@ class FakeStripe:
                 first_path, first_params, status, body = self._idempotency[key]
                 if (first_path, first_params) != (path, params):
                     failure = StripeFailure(
-                        400, "Keys for idempotent requests can only be used with the same parameters they were "
-                        "first used with.", type="idempotency_error")
+                        400,
+                        "Keys for idempotent requests can only be used with the same parameters they were "
+                        "first used with.",
+                        type="idempotency_error",
+                    )
                     return 400, failure.body, {}
                 return status, body, {"Idempotent-Replayed": "true"}
             try:
@@ -304,8 +421,9 @@ class FakeStripe:
         self._only(params, CUSTOMER_PARAMS)
         if params.get("email") and "@" not in params["email"]:
             raise StripeFailure(400, "Invalid email address: " + params["email"], code="email_invalid", param="email")
-        return self.add_customer(name=params.get("name"), email=params.get("email"),
-                                 metadata=params.get("metadata") or {})
+        return self.add_customer(
+            name=params.get("name"), email=params.get("email"), metadata=params.get("metadata") or {}
+        )
 
     def _customer_update(self, customer_id: str, params: dict) -> dict:
         customer = self._live_customer(customer_id)
@@ -328,8 +446,9 @@ class FakeStripe:
         if duration not in ("once", "repeating", "forever"):
             raise StripeFailure(400, "Invalid duration: must be one of once, repeating, or forever", param="duration")
         if duration == "repeating" and not params.get("duration_in_months"):
-            raise StripeFailure(400, "Coupons with duration=repeating must specify duration_in_months.",
-                                param="duration_in_months")
+            raise StripeFailure(
+                400, "Coupons with duration=repeating must specify duration_in_months.", param="duration_in_months"
+            )
         if ("percent_off" in params) == ("amount_off" in params):
             raise StripeFailure(400, "You must pass exactly one of percent_off or amount_off.", param="percent_off")
         if "amount_off" in params and not params.get("currency"):
@@ -340,12 +459,17 @@ class FakeStripe:
         if coupon_id in self.coupons:
             raise StripeFailure(400, "Coupon already exists.", code="resource_already_exists", param="id")
         coupon = {
-            "id": coupon_id, "object": "coupon", "valid": True, "created": self.now(),
+            "id": coupon_id,
+            "object": "coupon",
+            "valid": True,
+            "created": self.now(),
             "percent_off": float(params["percent_off"]) if "percent_off" in params else None,
             "amount_off": int(params["amount_off"]) if "amount_off" in params else None,
-            "currency": params.get("currency"), "duration": duration,
+            "currency": params.get("currency"),
+            "duration": duration,
             "duration_in_months": int(params["duration_in_months"]) if params.get("duration_in_months") else None,
-            "name": params.get("name"), "metadata": params.get("metadata") or {},
+            "name": params.get("name"),
+            "metadata": params.get("metadata") or {},
         }
         self.coupons[coupon_id] = coupon
         return coupon
@@ -356,39 +480,48 @@ class FakeStripe:
         if mode not in ("payment", "subscription", "setup"):
             raise StripeFailure(400, "Missing required param: mode.", code="parameter_missing", param="mode")
         if not params.get("success_url"):
-            raise StripeFailure(400, "Missing required param: success_url.", code="parameter_missing",
-                                param="success_url")
+            raise StripeFailure(
+                400, "Missing required param: success_url.", code="parameter_missing", param="success_url"
+            )
         if params.get("customer"):
             self._live_customer(params["customer"], param="customer", status=400)
         items = params.get("line_items") or []
         if not items:
-            raise StripeFailure(400, "line_items is required in payment and subscription mode.",
-                                param="line_items")
+            raise StripeFailure(400, "line_items is required in payment and subscription mode.", param="line_items")
         recurring = 0
         for index, item in enumerate(items):
             data = item.get("price_data")
             if data:
                 if not data.get("currency") or "unit_amount" not in data:
-                    raise StripeFailure(400, "price_data needs currency and unit_amount.",
-                                        param=f"line_items[{index}][price_data]")
+                    raise StripeFailure(
+                        400, "price_data needs currency and unit_amount.", param=f"line_items[{index}][price_data]"
+                    )
                 if not (data.get("product") or (data.get("product_data") or {}).get("name")):
-                    raise StripeFailure(400, "Missing required param: line_items[][price_data][product_data][name].",
-                                        param=f"line_items[{index}][price_data][product_data][name]")
+                    raise StripeFailure(
+                        400,
+                        "Missing required param: line_items[][price_data][product_data][name].",
+                        param=f"line_items[{index}][price_data][product_data][name]",
+                    )
                 if "recurring" in data:
                     if data["recurring"].get("interval") not in STRIPE_INTERVALS:
-                        raise StripeFailure(400, "Invalid recurring interval.",
-                                            param=f"line_items[{index}][price_data][recurring][interval]")
+                        raise StripeFailure(
+                            400,
+                            "Invalid recurring interval.",
+                            param=f"line_items[{index}][price_data][recurring][interval]",
+                        )
                     recurring += 1
             elif item.get("price"):
                 recurring += 1  # prices made in Stripe are treated as recurring here
             else:
                 raise StripeFailure(400, "Each line item needs price or price_data.", param=f"line_items[{index}]")
         if mode == "payment" and recurring:
-            raise StripeFailure(400, "You must be in subscription mode to specify a recurring price.",
-                                param="line_items")
+            raise StripeFailure(
+                400, "You must be in subscription mode to specify a recurring price.", param="line_items"
+            )
         if mode == "subscription" and not recurring:
-            raise StripeFailure(400, "You must provide at least one recurring price in subscription mode.",
-                                param="line_items")
+            raise StripeFailure(
+                400, "You must provide at least one recurring price in subscription mode.", param="line_items"
+            )
         discounts = params.get("discounts") or []
         if len(discounts) > 1:
             raise StripeFailure(400, "You may only specify one discount.", param="discounts")
@@ -399,11 +532,18 @@ class FakeStripe:
             raise StripeFailure(400, "You may only specify one of these parameters: allow_promotion_codes, discounts.")
         session_id = self.new_id("cs_live" if self.livemode else "cs_test")
         session = {
-            "id": session_id, "object": "checkout.session", "mode": mode, "status": "open",
-            "url": f"https://checkout.stripe.com/c/pay/{session_id}", "customer": params.get("customer"),
-            "success_url": params["success_url"], "cancel_url": params.get("cancel_url"),
-            "metadata": params.get("metadata") or {}, "client_reference_id": params.get("client_reference_id"),
-            "discounts": discounts, "created": self.now(),
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": mode,
+            "status": "open",
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "customer": params.get("customer"),
+            "success_url": params["success_url"],
+            "cancel_url": params.get("cancel_url"),
+            "metadata": params.get("metadata") or {},
+            "client_reference_id": params.get("client_reference_id"),
+            "discounts": discounts,
+            "created": self.now(),
         }
         self.sessions[session_id] = session
         return session
@@ -412,8 +552,7 @@ class FakeStripe:
         sub = self._get(self.subscriptions, "subscription", sub_id)
         self._only(params, SUBSCRIPTION_UPDATE_PARAMS)
         if sub["status"] in ("canceled", "incomplete_expired"):
-            raise StripeFailure(400, "A canceled subscription can only update its cancellation_details and "
-                                "metadata.")
+            raise StripeFailure(400, "A canceled subscription can only update its cancellation_details and metadata.")
         if "discounts" in params:
             discounts = params["discounts"] or []
             if discounts == "":
@@ -443,7 +582,7 @@ class FakeStripe:
             ids = [r["id"] for r in rows]
             if query["starting_after"] not in ids:
                 raise _missing("object", query["starting_after"], param="starting_after", status=400)
-            rows = rows[ids.index(query["starting_after"]) + 1:]
+            rows = rows[ids.index(query["starting_after"]) + 1 :]
         limit = int(query.get("limit", 10))
         if not 1 <= limit <= 100:
             raise StripeFailure(400, "Invalid integer: limit must be between 1 and 100.", param="limit")
@@ -464,8 +603,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = decode_form(parse_qsl(split.query, keep_blank_values=True))
         params = decode_form(parse_qsl(body, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        fake = next((f for f in self.fake.modes if headers.get("authorization") == f"Bearer {f.api_key}"),
-                    self.fake)
+        fake = next((f for f in self.fake.modes if headers.get("authorization") == f"Bearer {f.api_key}"), self.fake)
         status, payload, extra = fake.handle(self.command, split.path, query, params, headers)
         data = json.dumps(payload).encode()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -507,7 +645,12 @@ def signed(payload: dict | str, *, secret: str = WEBHOOK_SECRET, timestamp: int 
 def event(type: str, obj: dict, *, created: int, event_id: str | None = None, livemode: bool = False) -> dict:
     """A Stripe event of `type` carrying a snapshot of `obj` (a test-mode event unless `livemode`)."""
     return {
-        "id": event_id or f"evt_{type.replace('.', '_')}_{created}_{obj['id']}", "object": "event",
-        "type": type, "created": created, "livemode": livemode, "api_version": stripe.api_version,
-        "data": {"object": json.loads(json.dumps(obj))}, "pending_webhooks": 1,
+        "id": event_id or f"evt_{type.replace('.', '_')}_{created}_{obj['id']}",
+        "object": "event",
+        "type": type,
+        "created": created,
+        "livemode": livemode,
+        "api_version": stripe.api_version,
+        "data": {"object": json.loads(json.dumps(obj))},
+        "pending_webhooks": 1,
     }

@@ -52,5 +52,7 @@ def customize_basis(cp) -> str:
     from billing.forms import ProductCustomizeForm
     from billing.models import Balance
 
-    return ProductCustomizeForm.expectation(cp.product.items.select_related("feature").order_by("id"),
-                                            Balance.objects.filter(customer_product=cp).order_by("id"))
+    return ProductCustomizeForm.expectation(
+        cp.product.items.select_related("feature").order_by("id"),
+        Balance.objects.filter(customer_product=cp).order_by("id"),
+    )

@@ -51,7 +51,7 @@ def element(page: str, element_id: str) -> str:
     finder.feed(page)
     assert finder.start is not None, f"no element with id={element_id!r}"
     end = page.index(">", finder.end) + 1 if finder.end is not None else len(page)
-    return page[finder.start:end]
+    return page[finder.start : end]
 
 
 def text(fragment: str) -> str:

@@ -18,7 +18,10 @@ def setup(customer, catalogue, discount_rewards):
     gone = customer_create(env="sandbox", customer_id="globex", actor=None)
     customer_delete(customer=gone, actor=None)
     return {
-        "customer": customer, "gone": gone, "applied": applied, "rewards": discount_rewards,
+        "customer": customer,
+        "gone": gone,
+        "applied": applied,
+        "rewards": discount_rewards,
         "balance": Balance.objects.get(customer=customer, feature=catalogue["messages"]),
         "cp": CustomerProduct.objects.get(customer=customer, status="active"),
     }
@@ -33,12 +36,14 @@ ACTIONS = {
         {"reason": "refund", "before": {"remaining": 100}, "after": {"remaining": 40}},
     ),
     "reward.apply": (
-        lambda s: "/customers/acme_corp/rewards/add/", lambda s: {"reward": s["rewards"]["twenty"].pk},
+        lambda s: "/customers/acme_corp/rewards/add/",
+        lambda s: {"reward": s["rewards"]["twenty"].pk},
         lambda s: CustomerReward.objects.filter(removed_at__isnull=True).count(),
         {"target_id": "twenty_off"},
     ),
     "reward.remove": (
-        lambda s: f"/customers/acme_corp/rewards/{s['applied'].pk}/remove/", lambda s: {},
+        lambda s: f"/customers/acme_corp/rewards/{s['applied'].pk}/remove/",
+        lambda s: {},
         lambda s: CustomerReward.objects.get(pk=s["applied"].pk).removed_at,
         {"before": {"reward": "ten_dollars"}},
     ),
@@ -49,12 +54,14 @@ ACTIONS = {
         {"before": {"email": "ada@acme.test"}, "after": {"email": "new@acme.test"}},
     ),
     "customer.delete": (
-        lambda s: "/customers/acme_corp/delete/", lambda s: {"confirm_id": "acme_corp", "reason": "closed"},
+        lambda s: "/customers/acme_corp/delete/",
+        lambda s: {"confirm_id": "acme_corp", "reason": "closed"},
         lambda s: Customer.objects.get(pk=s["customer"].pk).deleted_at,
         {"reason": "closed"},
     ),
     "customer.restore": (
-        lambda s: reverse("customers:restore", args=[s["gone"].pk]), lambda s: {},
+        lambda s: reverse("customers:restore", args=[s["gone"].pk]),
+        lambda s: {},
         lambda s: Customer.objects.get(pk=s["gone"].pk).deleted_at,
         {"customer_ref": "globex"},
     ),

@@ -26,18 +26,25 @@ def balance_of(customer, feature) -> Balance:
 
 def post_edit(client, customer, balance, *, htmx=False, **data):
     balance.refresh_from_db()
-    form = {"mode": "set", "value": "", "reason": "goodwill after outage",
-            "expected_remaining": str(balance.remaining), "next_reset_at": ""}
+    form = {
+        "mode": "set",
+        "value": "",
+        "reason": "goodwill after outage",
+        "expected_remaining": str(balance.remaining),
+        "next_reset_at": "",
+    }
     form.update(data)
     return client.post(edit_url(customer, balance), form, **(HTMX if htmx else {}))
 
 
 def balance_edits(balance) -> int:
-    return AuditEntry.objects.filter(target_type="balance", target_id=str(balance.pk),
-                                     action__in=["balance.set", "balance.add"]).count()
+    return AuditEntry.objects.filter(
+        target_type="balance", target_id=str(balance.pk), action__in=["balance.set", "balance.add"]
+    ).count()
 
 
 # --- what the popup shows --------------------------------------------------------------------------
+
 
 def test_popup_shows_figures_reset_note_and_custom_product_offer(ops_client, customer, catalogue):
     messages = balance_of(customer, catalogue["messages"])
@@ -111,6 +118,7 @@ def test_preview_without_javascript_changes_nothing(ops_client, acme_on_scale, c
 
 # --- what "Update" stores ----------------------------------------------------------------------------
 
+
 def test_update_sets_the_balance_and_keeps_recorded_usage(ops_client, ops, customer, catalogue):
     messages = balance_of(customer, catalogue["messages"])
     balance_track(customer=customer, feature=catalogue["messages"], value=30, actor=None)
@@ -151,8 +159,9 @@ def test_update_can_move_the_next_reset_date(ops_client, customer, catalogue):
     messages = balance_of(customer, catalogue["messages"])
     new_reset = (timezone.now() + timedelta(days=3)).replace(second=0, microsecond=0)
 
-    response = post_edit(ops_client, customer, messages, value="150",
-                         next_reset_at=new_reset.strftime("%Y-%m-%dT%H:%M"))
+    response = post_edit(
+        ops_client, customer, messages, value="150", next_reset_at=new_reset.strftime("%Y-%m-%dT%H:%M")
+    )
 
     assert response.status_code == 302
     messages.refresh_from_db()
@@ -161,17 +170,21 @@ def test_update_can_move_the_next_reset_date(ops_client, customer, catalogue):
 
 # --- bad input: the popup again with a clear message, nothing stored ----------------------------------
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("", "The new balance is required."),
-    ("lots", "The new balance must be a number, not 'lots'."),
-    ("NaN", "The new balance must be a number, not NaN."),
-    ("infinity", "The new balance must be a finite number."),
-    ("-Infinity", "The new balance must be a finite number."),
-    ("1.1234567", "The new balance may have at most 6 decimals."),
-    ("1000000000000001", "The new balance must be between -1,000,000,000,000,000 and 1,000,000,000,000,000."),
-    ("-1e16", "The new balance must be between"),
-    ("-5", "A negative balance is only possible where overage is allowed"),
-])
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "The new balance is required."),
+        ("lots", "The new balance must be a number, not 'lots'."),
+        ("NaN", "The new balance must be a number, not NaN."),
+        ("infinity", "The new balance must be a finite number."),
+        ("-Infinity", "The new balance must be a finite number."),
+        ("1.1234567", "The new balance may have at most 6 decimals."),
+        ("1000000000000001", "The new balance must be between -1,000,000,000,000,000 and 1,000,000,000,000,000."),
+        ("-1e16", "The new balance must be between"),
+        ("-5", "A negative balance is only possible where overage is allowed"),
+    ],
+)
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
 def test_bad_new_balance_reshows_the_popup_and_stores_nothing(ops_client, customer, catalogue, value, message, htmx):
     messages = balance_of(customer, catalogue["messages"])
@@ -289,8 +302,10 @@ def test_change_since_the_popup_opened_is_refused_then_applies_to_new_figures(op
     opened_at = str(messages.remaining)
     balance_track(customer=customer, feature=catalogue["messages"], value=40, actor=None)  # meanwhile
 
-    response = ops_client.post(edit_url(customer, messages), {
-        "mode": "set", "value": "200", "reason": "goodwill", "expected_remaining": opened_at})
+    response = ops_client.post(
+        edit_url(customer, messages),
+        {"mode": "set", "value": "200", "reason": "goodwill", "expected_remaining": opened_at},
+    )
 
     html = page_text(response)
     assert response.status_code == 409
@@ -300,8 +315,10 @@ def test_change_since_the_popup_opened_is_refused_then_applies_to_new_figures(op
     assert messages.remaining == 60 and balance_edits(messages) == 0
     # Having seen the new figures, submitting the re-shown form applies the edit.
     assert 'name="expected_remaining" value="60.000000"' in html or 'name="expected_remaining" value="60"' in html
-    again = ops_client.post(edit_url(customer, messages), {
-        "mode": "set", "value": "200", "reason": "goodwill", "expected_remaining": str(messages.remaining)})
+    again = ops_client.post(
+        edit_url(customer, messages),
+        {"mode": "set", "value": "200", "reason": "goodwill", "expected_remaining": str(messages.remaining)},
+    )
     assert again.status_code == 302
     messages.refresh_from_db()
     assert messages.remaining == 200
@@ -341,14 +358,16 @@ def test_unknown_mode_is_refused(ops_client, customer, catalogue):
 
 # --- scoping -------------------------------------------------------------------------------------------
 
+
 def test_balance_of_another_customer_is_not_found(ops_client, customer, catalogue):
     from customers.services import customer_create
 
     other = customer_create(env="sandbox", customer_id="globex", actor=None)
     theirs = balance_of(other, catalogue["messages"])
 
-    response = ops_client.post(edit_url(customer, theirs), {"mode": "set", "value": "1", "reason": "x",
-                                                            "expected_remaining": "100"})
+    response = ops_client.post(
+        edit_url(customer, theirs), {"mode": "set", "value": "1", "reason": "x", "expected_remaining": "100"}
+    )
 
     assert response.status_code == 404
     theirs.refresh_from_db()

@@ -30,37 +30,58 @@ def test_custom_product_takes_the_place_of_the_original(acme_on_pro, customer, c
     balance_set(balance=messages_before, new_balance=4000, actor=ops, reason="temporary bump")
 
     new_cp = product_customize(
-        customer=customer, customer_product=acme_on_pro, actor=ops, reason="enterprise deal",
-        items=[{"feature": catalogue["messages"], "included": Decimal(10000)},
-               {"feature": catalogue["api_calls"], "included": Decimal(500), "interval": "month"}],
+        customer=customer,
+        customer_product=acme_on_pro,
+        actor=ops,
+        reason="enterprise deal",
+        items=[
+            {"feature": catalogue["messages"], "included": Decimal(10000)},
+            {"feature": catalogue["api_calls"], "included": Decimal(500), "interval": "month"},
+        ],
     )
 
     custom = new_cp.product
     assert custom.is_custom and custom.custom_for == customer and custom.base_product == catalogue["pro"]
     assert (custom.product_id, custom.name, custom.version) == ("pro", "Pro", 1)
     assert {(i.feature.feature_id, i.included) for i in custom.items.all()} == {
-        ("messages", 10000), ("seats", 10), ("sso", 0), ("api_calls", 500)}
+        ("messages", 10000),
+        ("seats", 10),
+        ("sso", 0),
+        ("api_calls", 500),
+    }
     assert list(custom.prices.values_list("type", "amount")) == [("fixed", 9900)]
     acme_on_pro.refresh_from_db()
     assert acme_on_pro.status == "expired" and acme_on_pro.stripe_subscription_id == ""
     assert (new_cp.status, new_cp.started_at, new_cp.current_period_end, new_cp.stripe_subscription_id) == (
-        "active", acme_on_pro.started_at, acme_on_pro.current_period_end, "sub_1")
+        "active",
+        acme_on_pro.started_at,
+        acme_on_pro.current_period_end,
+        "sub_1",
+    )
     messages = Balance.objects.get(customer_product=new_cp, feature=catalogue["messages"])
     # Usage so far is carried over, the reset date stays, the temporary edit gives way to the new allowance.
     assert (messages.allowance, messages.usage, messages.remaining) == (10000, 1200, 8800)
     assert messages.next_reset_at == messages_before.next_reset_at
     assert Balance.objects.get(customer_product=new_cp, feature=catalogue["api_calls"]).remaining == 500
     assert not Balance.objects.filter(customer_product=acme_on_pro).exists()
-    actions = list(AuditEntry.objects.filter(customer=customer, reason="enterprise deal")
-                   .order_by("id").values_list("action", flat=True))
+    actions = list(
+        AuditEntry.objects.filter(customer=customer, reason="enterprise deal")
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
     assert actions == ["product.customize", "product.attach"]
     entry = AuditEntry.objects.get(action="product.customize")
     assert entry.before["items"]["messages"] == 5000 and entry.after["items"]["messages"] == 10000
 
 
 def test_custom_product_is_for_that_customer_only(acme_on_pro, customer, catalogue, ops):
-    new_cp = product_customize(customer=customer, customer_product=acme_on_pro, actor=ops, reason="deal",
-                               items=[{"feature": catalogue["messages"], "included": 6000}])
+    new_cp = product_customize(
+        customer=customer,
+        customer_product=acme_on_pro,
+        actor=ops,
+        reason="deal",
+        items=[{"feature": catalogue["messages"], "included": 6000}],
+    )
     other = customer_create(env="sandbox", customer_id="globex", actor=None)
 
     with pytest.raises(ServiceError, match="belongs to another customer"):
@@ -68,23 +89,36 @@ def test_custom_product_is_for_that_customer_only(acme_on_pro, customer, catalog
 
 
 def test_customizing_again_makes_a_new_version(acme_on_pro, customer, catalogue, ops):
-    first = product_customize(customer=customer, customer_product=acme_on_pro, actor=ops, reason="deal",
-                              items=[{"feature": catalogue["messages"], "included": 6000}])
-    second = product_customize(customer=customer, customer_product=first, actor=ops, reason="bigger deal",
-                               items=[{"feature": catalogue["messages"], "included": 7000}])
+    first = product_customize(
+        customer=customer,
+        customer_product=acme_on_pro,
+        actor=ops,
+        reason="deal",
+        items=[{"feature": catalogue["messages"], "included": 6000}],
+    )
+    second = product_customize(
+        customer=customer,
+        customer_product=first,
+        actor=ops,
+        reason="bigger deal",
+        items=[{"feature": catalogue["messages"], "included": 7000}],
+    )
 
     assert second.product.version == 2 and second.product.base_product == catalogue["pro"]
     assert Balance.objects.get(customer_product=second, feature=catalogue["messages"]).remaining == 7000 - 1200
 
 
-@pytest.mark.parametrize(("items", "message"), [
-    ([], "Nothing to change"),
-    ([{"feature": "messages", "included": 5000}], "Nothing to change"),
-    ([{"feature": "messages", "included": -1}], "must not be negative"),
-    ([{"feature": "messages", "included": "NaN"}], "must be a number"),
-    ([{"feature": "messages", "included": 1}, {"feature": "messages", "included": 2}], "listed twice"),
-    ([{"feature": "api_calls", "included": 5, "interval": "fortnight"}], "Unknown reset interval"),
-])
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([], "Nothing to change"),
+        ([{"feature": "messages", "included": 5000}], "Nothing to change"),
+        ([{"feature": "messages", "included": -1}], "must not be negative"),
+        ([{"feature": "messages", "included": "NaN"}], "must be a number"),
+        ([{"feature": "messages", "included": 1}, {"feature": "messages", "included": 2}], "listed twice"),
+        ([{"feature": "api_calls", "included": 5, "interval": "fortnight"}], "Unknown reset interval"),
+    ],
+)
 def test_customize_refuses_bad_changes(acme_on_pro, customer, catalogue, ops, items, message):
     items = [{**i, "feature": catalogue[i["feature"]]} for i in items]
     with pytest.raises(ServiceError, match=message):
@@ -97,8 +131,13 @@ def test_customize_refuses_bad_changes(acme_on_pro, customer, catalogue, ops, it
 def test_customize_an_add_on_keeps_the_plan(customer, catalogue, ops):
     addon = product_attach(customer=customer, product=catalogue["seats_addon"], actor=None)
 
-    new_cp = product_customize(customer=customer, customer_product=addon, actor=ops, reason="more seats",
-                               items=[{"feature": catalogue["seats"], "included": 25}])
+    new_cp = product_customize(
+        customer=customer,
+        customer_product=addon,
+        actor=ops,
+        reason="more seats",
+        items=[{"feature": catalogue["seats"], "included": 25}],
+    )
 
     assert new_cp.product.is_add_on
     live = CustomerProduct.objects.filter(customer=customer, status="active")
@@ -108,13 +147,22 @@ def test_customize_an_add_on_keeps_the_plan(customer, catalogue, ops):
 
 # --- the dashboard form -------------------------------------------------------------------------------
 
+
 def test_customize_form_shows_the_items_and_creates_the_custom_product(ops_client, acme_on_pro, catalogue):
     form = page_text(ops_client.get(url(acme_on_pro)))
 
-    response = ops_client.post(url(acme_on_pro), {
-        "included_messages": "10000", "included_seats": "10", "add_feature": catalogue["api_calls"].pk,
-        "add_included": "2500", "add_interval": "month", "reason": "enterprise deal",
-        "expected": customize_basis(acme_on_pro)})
+    response = ops_client.post(
+        url(acme_on_pro),
+        {
+            "included_messages": "10000",
+            "included_seats": "10",
+            "add_feature": catalogue["api_calls"].pk,
+            "add_included": "2500",
+            "add_interval": "month",
+            "reason": "enterprise deal",
+            "expected": customize_basis(acme_on_pro),
+        },
+    )
 
     assert "Customize Pro" in form and 'name="included_messages"' in form and 'value="5000"' in form
     assert "Add a feature Pro lacks" in form and ">Create custom product</button>" in form
@@ -124,14 +172,19 @@ def test_customize_form_shows_the_items_and_creates_the_custom_product(ops_clien
     assert Balance.objects.get(customer_product=new_cp, feature=catalogue["api_calls"]).allowance == 2500
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"included_messages": "5000", "included_seats": "10", "reason": "x"}, "Nothing to change"),
-    ({"included_messages": "lots", "included_seats": "10", "reason": "x"}, "Messages's allowance must be a number"),
-    ({"included_messages": "-3", "included_seats": "10", "reason": "x"}, "must not be negative"),
-    ({"included_messages": "6000", "included_seats": "10", "reason": ""}, "A reason is required."),
-    ({"included_messages": "5000", "included_seats": "10", "add_included": "5", "reason": "x"},
-     "Choose the feature to add."),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"included_messages": "5000", "included_seats": "10", "reason": "x"}, "Nothing to change"),
+        ({"included_messages": "lots", "included_seats": "10", "reason": "x"}, "Messages's allowance must be a number"),
+        ({"included_messages": "-3", "included_seats": "10", "reason": "x"}, "must not be negative"),
+        ({"included_messages": "6000", "included_seats": "10", "reason": ""}, "A reason is required."),
+        (
+            {"included_messages": "5000", "included_seats": "10", "add_included": "5", "reason": "x"},
+            "Choose the feature to add.",
+        ),
+    ],
+)
 def test_customize_form_refuses_bad_input(ops_client, acme_on_pro, data, message):
     response = ops_client.post(url(acme_on_pro), {**data, "expected": customize_basis(acme_on_pro)})
 

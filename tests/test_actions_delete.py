@@ -25,8 +25,12 @@ def busy_customer(customer, catalogue, discount_rewards, ops):
     product_attach(customer=customer, product=catalogue["seats_addon"], actor=ops)
     for _ in range(3):
         balance_track(customer=customer, feature=catalogue["messages"], value=5, actor=None)
-    balance_set(balance=Balance.objects.get(customer=customer, feature=catalogue["messages"]), new_balance=200,
-                actor=ops, reason="goodwill")
+    balance_set(
+        balance=Balance.objects.get(customer=customer, feature=catalogue["messages"]),
+        new_balance=200,
+        actor=ops,
+        reason="goodwill",
+    )
     reward_apply(customer=customer, reward=discount_rewards["twenty"], actor=ops)
     Invoice.objects.create(customer=customer, stripe_id="in_1", status="paid", total=9900, amount_paid=9900)
     Invoice.objects.create(customer=customer, stripe_id="in_2", status="open", total=9900)
@@ -35,14 +39,19 @@ def busy_customer(customer, catalogue, discount_rewards, ops):
 
 def snapshot(customer) -> dict:
     return {
-        "products": sorted(CustomerProduct.objects.filter(customer=customer).values_list("product__product_id",
-                                                                                          "status")),
-        "balances": sorted(Balance.objects.filter(customer=customer).values_list("feature__feature_id", "allowance",
-                                                                                  "adjustment", "remaining")),
+        "products": sorted(
+            CustomerProduct.objects.filter(customer=customer).values_list("product__product_id", "status")
+        ),
+        "balances": sorted(
+            Balance.objects.filter(customer=customer).values_list(
+                "feature__feature_id", "allowance", "adjustment", "remaining"
+            )
+        ),
         "events": Event.objects.filter(customer=customer).count(),
         "invoices": sorted(Invoice.objects.filter(customer=customer).values_list("stripe_id", "total")),
-        "rewards": list(CustomerReward.objects.filter(customer=customer).values_list("reward__reward_id",
-                                                                                     "removed_at")),
+        "rewards": list(
+            CustomerReward.objects.filter(customer=customer).values_list("reward__reward_id", "removed_at")
+        ),
         "details": Customer.objects.filter(pk=customer.pk).values("customer_id", "name", "email", "metadata").get(),
     }
 
@@ -52,8 +61,12 @@ def test_delete_confirmation_lists_what_goes_and_says_stripe_is_untouched(ops_cl
 
     html = page_text(response)
     assert response.status_code == 200
-    for count in ("<strong>2</strong> active products", "<strong>2</strong> feature balances",
-                  "<strong>3</strong> events", "<strong>2</strong> invoices"):
+    for count in (
+        "<strong>2</strong> active products",
+        "<strong>2</strong> feature balances",
+        "<strong>3</strong> events",
+        "<strong>2</strong> invoices",
+    ):
         assert count in html
     assert "This does not delete the customer in Stripe." in html
     assert "Type acme_corp to confirm" in html.replace('<span class="mono">', "").replace("</span>", "")
@@ -134,6 +147,7 @@ def test_restore_of_a_live_customer_is_not_found(ops_client, customer):
 
 # --- purge -----------------------------------------------------------------------------------------------
 
+
 def test_purge_removes_old_deleted_customers_for_good_and_keeps_the_audit_trail(busy_customer, catalogue, capsys):
     recent = customer_create(env="sandbox", customer_id="recent", actor=None)
     alive = customer_create(env="sandbox", customer_id="alive", actor=None)
@@ -177,8 +191,13 @@ def test_purge_of_a_customer_with_a_custom_product(customer, catalogue, ops):
     from billing.services import product_customize
 
     cp = CustomerProduct.objects.get(customer=customer, status="active")
-    product_customize(customer=customer, customer_product=cp, actor=ops, reason="deal",
-                      items=[{"feature": catalogue["messages"], "included": Decimal(999)}])
+    product_customize(
+        customer=customer,
+        customer_product=cp,
+        actor=ops,
+        reason="deal",
+        items=[{"feature": catalogue["messages"], "included": Decimal(999)}],
+    )
     customer_delete(customer=customer, actor=None, now=timezone.now() - timedelta(days=31))
 
     call_command("purge_deleted_customers", "--older-than", "30d")

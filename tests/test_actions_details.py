@@ -13,8 +13,9 @@ from tests.helpers import page_text
 EDIT = "/customers/acme_corp/details/edit/"
 
 
-@pytest.mark.parametrize(("field", "value"), [("name", "Acme Corporation"), ("email", "billing@acme.test"),
-                                              ("fingerprint", "fp_123")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("name", "Acme Corporation"), ("email", "billing@acme.test"), ("fingerprint", "fp_123")]
+)
 def test_update_a_detail_field(ops_client, ops, customer, field, value):
     form = page_text(ops_client.get(f"{EDIT}?field={field}"))
 
@@ -38,8 +39,9 @@ def test_inline_form_is_a_fragment_for_htmx(ops_client, customer):
 
 @pytest.mark.parametrize("bad", ["not-an-email", "ada@", "@acme.test", "a b@acme.test"])
 def test_invalid_email_is_refused(ops_client, customer, bad):
-    response = ops_client.post(f"{EDIT}?field=email", {"value": bad, "expected": "ada@acme.test"},
-                               HTTP_HX_REQUEST="true")
+    response = ops_client.post(
+        f"{EDIT}?field=email", {"value": bad, "expected": "ada@acme.test"}, HTTP_HX_REQUEST="true"
+    )
 
     assert response.status_code == 422
     html = page_text(response)
@@ -59,19 +61,21 @@ def test_changing_the_id_moves_the_page(ops_client, customer):
 
 
 def test_changing_the_id_with_htmx_redirects_the_browser(ops_client, customer):
-    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme-2", "expected": "acme_corp"},
-                               HTTP_HX_REQUEST="true")
+    response = ops_client.post(f"{EDIT}?field=id", {"value": "acme-2", "expected": "acme_corp"}, HTTP_HX_REQUEST="true")
 
     assert response.headers["HX-Redirect"] == "/customers/acme-2/"
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    ("acme corp", "A customer id may contain only letters, digits, '_' and '-'."),
-    ("acme/corp", "A customer id may contain only letters, digits, '_' and '-'."),
-    ("", "A customer id is required."),
-    ("x" * 256, "at most 255 characters"),
-    ("globex", "A customer with id 'globex' already exists."),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("acme corp", "A customer id may contain only letters, digits, '_' and '-'."),
+        ("acme/corp", "A customer id may contain only letters, digits, '_' and '-'."),
+        ("", "A customer id is required."),
+        ("x" * 256, "at most 255 characters"),
+        ("globex", "A customer with id 'globex' already exists."),
+    ],
+)
 def test_invalid_or_taken_id_is_refused(ops_client, customer, bad, message):
     customer_create(env="sandbox", customer_id="globex", actor=None)
 
@@ -93,11 +97,14 @@ def test_metadata_edited_as_key_value_rows(ops_client, customer):
     customer_update(customer=customer, actor=None, metadata={"plan_tier": "gold", "seats": 12, "flags": ["a"]})
 
     form = page_text(ops_client.get(f"{EDIT}?field=metadata"))
-    response = ops_client.post(f"{EDIT}?field=metadata", {
-        "key": ["plan_tier", "seats", "flags", "region", ""],
-        "value": ["platinum", "12", "", "eu", ""],
-        "expected": json.dumps(customer.metadata),
-    })
+    response = ops_client.post(
+        f"{EDIT}?field=metadata",
+        {
+            "key": ["plan_tier", "seats", "flags", "region", ""],
+            "value": ["platinum", "12", "", "eu", ""],
+            "expected": json.dumps(customer.metadata),
+        },
+    )
 
     assert 'value="plan_tier"' in form and 'value="gold"' in form and 'value="12"' in form
     assert response.status_code == 302
@@ -109,24 +116,29 @@ def test_metadata_edited_as_key_value_rows(ops_client, customer):
 def test_metadata_row_removed_by_clearing_it(ops_client, customer):
     customer_update(customer=customer, actor=None, metadata={"a": "1", "b": "2"})
 
-    ops_client.post(f"{EDIT}?field=metadata", {"key": ["a", ""], "value": ["1", ""],
-                                               "expected": json.dumps(customer.metadata)})
+    ops_client.post(
+        f"{EDIT}?field=metadata", {"key": ["a", ""], "value": ["1", ""], "expected": json.dumps(customer.metadata)}
+    )
 
     customer.refresh_from_db()
     assert customer.metadata == {"a": "1"}
 
 
-@pytest.mark.parametrize(("keys", "values", "message"), [
-    (["a", "a"], ["1", "2"], "The key 'a' appears twice."),
-    (["", "b"], ["orphan", "2"], "Give the value 'orphan' a key."),
-    (["a\x00b"], ["1"], "contains a NUL character"),
-    (["plan"], ["pro\x00"], "The key 'plan' or its value contains a NUL character."),
-])
+@pytest.mark.parametrize(
+    ("keys", "values", "message"),
+    [
+        (["a", "a"], ["1", "2"], "The key 'a' appears twice."),
+        (["", "b"], ["orphan", "2"], "Give the value 'orphan' a key."),
+        (["a\x00b"], ["1"], "contains a NUL character"),
+        (["plan"], ["pro\x00"], "The key 'plan' or its value contains a NUL character."),
+    ],
+)
 def test_bad_metadata_rows_are_refused(ops_client, customer, keys, values, message):
     customer_update(customer=customer, actor=None, metadata={"keep": "me"})
 
-    response = ops_client.post(f"{EDIT}?field=metadata", {"key": keys, "value": values,
-                                                          "expected": json.dumps(customer.metadata)})
+    response = ops_client.post(
+        f"{EDIT}?field=metadata", {"key": keys, "value": values, "expected": json.dumps(customer.metadata)}
+    )
 
     assert response.status_code == 422 and message in page_text(response)
     customer.refresh_from_db()

@@ -32,12 +32,15 @@ def controls(html: str) -> dict[str, bool]:
     }
 
 
-@pytest.mark.parametrize(("role", "expected"), [
-    ("viewer", set()),
-    ("support", {"balance"}),
-    ("ops", {"balance", "settings", "coupon", "remove reward", "details", "customize"}),
-    ("superuser", {"balance", "settings", "coupon", "remove reward", "details", "customize"}),
-])
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("viewer", set()),
+        ("support", {"balance"}),
+        ("ops", {"balance", "settings", "coupon", "remove reward", "details", "customize"}),
+        ("superuser", {"balance", "settings", "coupon", "remove reward", "details", "customize"}),
+    ],
+)
 def test_page_shows_only_the_controls_the_role_may_use(request, customer, discount_rewards, role, expected):
     from billing.services import reward_apply
 
@@ -58,17 +61,21 @@ def test_controls_open_popups_with_htmx_and_still_have_an_href(ops_client, custo
     assert f'href="{url}" hx-get="{url}" hx-target="body" hx-swap="beforeend"' in html
     assert 'href="/customers/acme_corp/rewards/add/" hx-get="/customers/acme_corp/rewards/add/"' in html
     assert 'href="/customers/acme_corp/delete/" hx-get="/customers/acme_corp/delete/"' in html
-    assert ('href="/customers/acme_corp/details/edit/?field=email" hx-get="/customers/acme_corp/details/edit/'
-            '?field=email" hx-target="closest dd"') in html
+    assert (
+        'href="/customers/acme_corp/details/edit/?field=email" hx-get="/customers/acme_corp/details/edit/'
+        '?field=email" hx-target="closest dd"'
+    ) in html
 
 
 def test_balance_update_with_htmx_refreshes_row_graph_invoice_and_activity(ops_client, acme_on_scale, catalogue):
     api_calls = Balance.objects.get(customer=acme_on_scale, feature=catalogue["api_calls"])
     balance_track(customer=acme_on_scale, feature=catalogue["api_calls"], value=10, actor=None)
 
-    response = ops_client.post(f"/customers/acme_corp/balances/{api_calls.pk}/edit/", {
-        "mode": "set", "value": "-3000", "reason": "usage missed by the importer",
-        "expected_remaining": "99990"}, **HTMX)
+    response = ops_client.post(
+        f"/customers/acme_corp/balances/{api_calls.pk}/edit/",
+        {"mode": "set", "value": "-3000", "reason": "usage missed by the importer", "expected_remaining": "99990"},
+        **HTMX,
+    )
 
     html = page_text(response)
     assert response.status_code == 200 and "<dialog" not in html  # the popup is replaced by nothing
@@ -85,8 +92,7 @@ def test_balance_update_with_htmx_refreshes_row_graph_invoice_and_activity(ops_c
 def test_reward_add_with_htmx_refreshes_rewards_and_invoice(ops_client, customer, catalogue, discount_rewards):
     product_attach(customer=customer, product=catalogue["pro"], actor=None)
 
-    response = ops_client.post("/customers/acme_corp/rewards/add/", {"reward": discount_rewards["twenty"].pk},
-                               **HTMX)
+    response = ops_client.post("/customers/acme_corp/rewards/add/", {"reward": discount_rewards["twenty"].pk}, **HTMX)
 
     html = page_text(response)
     rewards = oob(html, "section", "section-sidebar-rewards")
@@ -96,8 +102,9 @@ def test_reward_add_with_htmx_refreshes_rewards_and_invoice(ops_client, customer
 
 
 def test_detail_update_with_htmx_swaps_the_details_back_in_place(ops_client, customer):
-    response = ops_client.post("/customers/acme_corp/details/edit/?field=name",
-                               {"value": "Acme Ltd", "expected": "Acme Corp"}, **HTMX)
+    response = ops_client.post(
+        "/customers/acme_corp/details/edit/?field=name", {"value": "Acme Ltd", "expected": "Acme Corp"}, **HTMX
+    )
 
     html = page_text(response)
     assert response.headers["HX-Retarget"] == "#section-sidebar-details"
@@ -116,9 +123,11 @@ def test_cancel_of_an_inline_edit_puts_the_details_back(ops_client, customer):
 def test_customize_with_htmx_refreshes_products_and_features(ops_client, customer, catalogue):
     cp = CustomerProduct.objects.get(customer=customer, status="active")
 
-    response = ops_client.post(f"/customers/acme_corp/products/{cp.pk}/customize/",
-                               {"included_messages": "750", "reason": "pilot", "expected": customize_basis(cp)},
-                               **HTMX)
+    response = ops_client.post(
+        f"/customers/acme_corp/products/{cp.pk}/customize/",
+        {"included_messages": "750", "reason": "pilot", "expected": customize_basis(cp)},
+        **HTMX,
+    )
 
     html = page_text(response)
     assert '<span class="tag">custom</span>' in oob(html, "section", "section-products")

@@ -51,8 +51,12 @@ def test_reward_already_applied_is_refused_with_a_clear_message(ops_client, cust
 
 
 def test_inactive_or_non_discount_or_missing_reward_is_refused(ops_client, customer, discount_rewards):
-    for data in ({"reward": discount_rewards["retired"].pk}, {"reward": discount_rewards["free_month"].pk},
-                 {"reward": "nope"}, {}):
+    for data in (
+        {"reward": discount_rewards["retired"].pk},
+        {"reward": discount_rewards["free_month"].pk},
+        {"reward": "nope"},
+        {},
+    ):
         response = ops_client.post(ADD, data)
         assert response.status_code == 422
         assert "That reward can't be added." in page_text(response) or "Select a reward." in page_text(response)

@@ -34,8 +34,11 @@ def world(customer, catalogue, discount_rewards) -> World:
     deleted = customer_create(env="sandbox", customer_id="globex", actor=None)
     customer_delete(customer=deleted, actor=None)
     return World(
-        customer=customer, messages=Balance.objects.get(customer=customer, feature=catalogue["messages"]),
-        applied=applied, deleted=deleted, product=CustomerProduct.objects.get(customer=customer, status="active"),
+        customer=customer,
+        messages=Balance.objects.get(customer=customer, feature=catalogue["messages"]),
+        applied=applied,
+        deleted=deleted,
+        product=CustomerProduct.objects.get(customer=customer, status="active"),
         rewards=discount_rewards,
     )
 
@@ -49,13 +52,17 @@ ENDPOINTS = {
     ),
     "add reward": (lambda w: "/customers/acme_corp/rewards/add/", lambda w: {"reward": w.rewards["twenty"].pk}, set()),
     "remove reward": (lambda w: f"/customers/acme_corp/rewards/{w.applied.pk}/remove/", lambda w: {}, set()),
-    "edit details": (lambda w: "/customers/acme_corp/details/edit/?field=name",
-                     lambda w: {"value": "Acme Ltd", "expected": "Acme Corp"}, set()),
+    "edit details": (
+        lambda w: "/customers/acme_corp/details/edit/?field=name",
+        lambda w: {"value": "Acme Ltd", "expected": "Acme Corp"},
+        set(),
+    ),
     "delete customer": (lambda w: "/customers/acme_corp/delete/", lambda w: {"confirm_id": "acme_corp"}, set()),
     "restore customer": (lambda w: reverse("customers:restore", args=[w.deleted.pk]), lambda w: {}, set()),
     "customize product": (
         lambda w: f"/customers/acme_corp/products/{w.product.pk}/customize/",
-        lambda w: {"included_messages": "250", "reason": "deal", "expected": customize_basis(w.product)}, set(),
+        lambda w: {"included_messages": "250", "reason": "deal", "expected": customize_basis(w.product)},
+        set(),
     ),
 }
 FORMS = [name for name in ENDPOINTS if name != "restore customer"]  # restore is a button, no form page
@@ -126,8 +133,9 @@ def test_post_with_the_csrf_token_goes_through(world, ops):
     assert world.messages.remaining == 150
 
 
-@pytest.mark.parametrize(("role", "sees_restore"), [("viewer", False), ("support", False), ("ops", True),
-                                                    ("superuser", True)])
+@pytest.mark.parametrize(
+    ("role", "sees_restore"), [("viewer", False), ("support", False), ("ops", True), ("superuser", True)]
+)
 def test_deleted_customers_page_shows_restore_only_to_those_who_may(request, world, role, sees_restore):
     html = page_text(client_for(role, request).get(reverse("customers:deleted")))
 

@@ -34,8 +34,12 @@ def test_catalogue_product_page_shows_items_inline(client, superuser, catalogue)
 def test_audit_entries_are_read_only_in_admin(client, superuser, customer, catalogue):
     from billing.models import Balance
 
-    balance_add(balance=Balance.objects.get(customer=customer, feature=catalogue["messages"]), delta=5,
-                actor=superuser, reason="test")
+    balance_add(
+        balance=Balance.objects.get(customer=customer, feature=catalogue["messages"]),
+        delta=5,
+        actor=superuser,
+        reason="test",
+    )
     entry = AuditEntry.objects.get(action="balance.add")
     client.force_login(superuser)
     url = f"/admin/customers/auditentry/{entry.pk}/change/"
@@ -55,6 +59,7 @@ def test_non_staff_ops_user_cannot_open_admin(client, ops):
 
 
 # --- the admin goes through the same rules ----------------------------------------------------------
+
 
 class _FormReader(HTMLParser):
     """The values a browser would submit with the admin page's change form (its submit buttons left out)."""
@@ -127,13 +132,24 @@ def test_admin_cannot_move_a_customer_undelete_it_or_relink_stripe(client, super
         url = f"/admin/customers/customer/{row.pk}/change/"
         page = client.get(url).content.decode()
         assert 'name="env"' not in page and 'name="stripe_id"' not in page and 'name="deleted_at' not in page
-        response = post_change(client, url, env="live", stripe_id="cus_other", customer_id="stolen_id",
-                               deleted_at_0=deleted_at, deleted_at_1=deleted_at and "00:00:00")
+        response = post_change(
+            client,
+            url,
+            env="live",
+            stripe_id="cus_other",
+            customer_id="stolen_id",
+            deleted_at_0=deleted_at,
+            deleted_at_1=deleted_at and "00:00:00",
+        )
         assert response.status_code == 302
     customer.refresh_from_db()
     other_after = Customer.objects.get(pk=other.pk)
     assert (customer.env, customer.customer_id, customer.stripe_id, customer.deleted_at) == (
-        "sandbox", "acme_corp", "cus_original", None)
+        "sandbox",
+        "acme_corp",
+        "cus_original",
+        None,
+    )
     assert (other_after.env, other_after.deleted_at) == ("sandbox", other.deleted_at)
     assert not AuditEntry.objects.filter(actor_user=superuser).exists()  # nothing that may change did
     assert client.get("/admin/customers/customer/add/").status_code == 403
@@ -142,7 +158,8 @@ def test_admin_cannot_move_a_customer_undelete_it_or_relink_stripe(client, super
 
 
 def test_admin_edit_of_a_customer_name_goes_through_the_service_and_is_audited(
-        client, superuser, linked, fake_stripe, django_capture_on_commit_callbacks):
+    client, superuser, linked, fake_stripe, django_capture_on_commit_callbacks
+):
     client.force_login(superuser)
     with django_capture_on_commit_callbacks(execute=True):
         response = post_change(client, f"/admin/customers/customer/{linked.pk}/change/", name="Acme Inc")
@@ -157,8 +174,9 @@ def test_admin_edit_of_a_customer_name_goes_through_the_service_and_is_audited(
 
 def test_admin_refuses_customer_details_the_service_refuses(client, superuser, customer):
     client.force_login(superuser)
-    response = post_change(client, f"/admin/customers/customer/{customer.pk}/change/", email="not-an-email",
-                           name="Acme Inc")
+    response = post_change(
+        client, f"/admin/customers/customer/{customer.pk}/change/", email="not-an-email", name="Acme Inc"
+    )
     assert response.status_code == 200
     assert "is not a valid email address" in page_text(response)
     customer.refresh_from_db()
@@ -174,16 +192,33 @@ def test_admin_cannot_unrevoke_an_api_key_or_move_it(client, superuser, ops):
     key.refresh_from_db()
     client.force_login(superuser)
     url = f"/admin/customers/apikey/{key.pk}/change/"
-    response = post_change(client, url, name="Old backend", revoked_at_0="", revoked_at_1="", env="live",
-                           key_hash="0" * 64, prefix="am_sk_live_")
+    response = post_change(
+        client,
+        url,
+        name="Old backend",
+        revoked_at_0="",
+        revoked_at_1="",
+        env="live",
+        key_hash="0" * 64,
+        prefix="am_sk_live_",
+    )
     assert response.status_code == 302
     after = ApiKey.objects.get(pk=key.pk)
     assert (after.revoked_at, after.env, after.key_hash, after.prefix) == (
-        key.revoked_at, "sandbox", key.key_hash, key.prefix)
+        key.revoked_at,
+        "sandbox",
+        key.key_hash,
+        key.prefix,
+    )
     assert after.name == "Old backend"
     entry = AuditEntry.objects.get(action="admin.update")
     assert (entry.actor_user, entry.target_type, entry.target_id, entry.env, entry.reason) == (
-        superuser, "api_key", str(key.pk), "sandbox", "Django admin")
+        superuser,
+        "api_key",
+        str(key.pk),
+        "sandbox",
+        "Django admin",
+    )
     assert (entry.before, entry.after) == ({"name": "Backend"}, {"name": "Old backend"})
     client.post(f"/admin/customers/apikey/{key.pk}/delete/", {"post": "yes"})
     assert ApiKey.objects.filter(pk=key.pk).exists()
@@ -221,25 +256,38 @@ def test_catalogue_edit_with_its_inlines_is_audited(client, superuser, customer,
     client.force_login(superuser)
     url = f"/admin/billing/product/{pro.pk}/change/"
     data = form_data(client.get(url))
-    item_prefix = next(k[: -len("-id")] for k, v in data.items() if k.startswith("items-") and k.endswith("-id")
-                       and v == str(messages_item.pk))
-    price_prefix = next(k[: -len("-id")] for k, v in data.items() if k.startswith("prices-") and k.endswith("-id")
-                        and v == str(price.pk))
-    response = post_change(client, url, name="Pro 2025", custom_for=str(customer.pk),
-                           **{f"{item_prefix}-included": "6000", f"{price_prefix}-DELETE": "on"})
+    item_prefix = next(
+        k[: -len("-id")]
+        for k, v in data.items()
+        if k.startswith("items-") and k.endswith("-id") and v == str(messages_item.pk)
+    )
+    price_prefix = next(
+        k[: -len("-id")]
+        for k, v in data.items()
+        if k.startswith("prices-") and k.endswith("-id") and v == str(price.pk)
+    )
+    response = post_change(
+        client,
+        url,
+        name="Pro 2025",
+        custom_for=str(customer.pk),
+        **{f"{item_prefix}-included": "6000", f"{price_prefix}-DELETE": "on"},
+    )
     assert response.status_code == 302, page_text(response)
 
     pro.refresh_from_db()
     assert (pro.name, pro.custom_for) == ("Pro 2025", None)
     entries = {(e.action, e.target_type): e for e in AuditEntry.objects.filter(actor_user=superuser)}
-    assert set(entries) == {("admin.update", "product"), ("admin.update", "productitem"),
-                            ("admin.delete", "price")}
+    assert set(entries) == {("admin.update", "product"), ("admin.update", "productitem"), ("admin.delete", "price")}
     product_entry = entries["admin.update", "product"]
     assert (product_entry.before, product_entry.after) == ({"name": "Pro"}, {"name": "Pro 2025"})
     assert (product_entry.customer, product_entry.env, product_entry.reason) == (None, "", "Django admin")
     item_entry = entries["admin.update", "productitem"]
     assert (item_entry.target_id, item_entry.before, item_entry.after) == (
-        str(messages_item.pk), {"included": 5000}, {"included": 6000})
+        str(messages_item.pk),
+        {"included": 5000},
+        {"included": 6000},
+    )
     price_entry = entries["admin.delete", "price"]
     assert price_entry.target_id == str(price.pk)
     assert price_entry.before["amount"] == 9900 and price_entry.before["product"] == pro.pk
@@ -248,14 +296,27 @@ def test_catalogue_edit_with_its_inlines_is_audited(client, superuser, customer,
 
 def test_catalogue_add_and_delete_are_audited(client, superuser, db):
     client.force_login(superuser)
-    response = client.post("/admin/billing/feature/add/", {
-        "feature_id": "exports", "name": "Exports", "type": "metered", "usage_type": "single_use",
-        "event_names": "[]", "unit_label": "", "_save": "Save"})
+    response = client.post(
+        "/admin/billing/feature/add/",
+        {
+            "feature_id": "exports",
+            "name": "Exports",
+            "type": "metered",
+            "usage_type": "single_use",
+            "event_names": "[]",
+            "unit_label": "",
+            "_save": "Save",
+        },
+    )
     assert response.status_code == 302, page_text(response)
     feature = Feature.objects.get(feature_id="exports")
     created = AuditEntry.objects.get(action="admin.create")
     assert (created.actor_user, created.target_type, created.target_id, created.customer) == (
-        superuser, "feature", str(feature.pk), None)
+        superuser,
+        "feature",
+        str(feature.pk),
+        None,
+    )
     assert created.after["feature_id"] == "exports" and created.before is None
 
     client.post(f"/admin/billing/feature/{feature.pk}/delete/", {"post": "yes"})
@@ -267,12 +328,15 @@ def test_catalogue_add_and_delete_are_audited(client, superuser, db):
 def test_bulk_delete_in_admin_is_audited_per_row(client, superuser, discount_rewards):
     client.force_login(superuser)
     picked = [discount_rewards["retired"], discount_rewards["free_month"]]
-    response = client.post("/admin/billing/reward/", {
-        "action": "delete_selected", "_selected_action": [r.pk for r in picked], "post": "yes"})
+    response = client.post(
+        "/admin/billing/reward/",
+        {"action": "delete_selected", "_selected_action": [r.pk for r in picked], "post": "yes"},
+    )
     assert response.status_code == 302
     assert not Reward.objects.filter(pk__in=[r.pk for r in picked]).exists()
     assert sorted(AuditEntry.objects.filter(action="admin.delete").values_list("target_id", flat=True)) == sorted(
-        str(r.pk) for r in picked)
+        str(r.pk) for r in picked
+    )
 
 
 def test_admin_change_of_a_custom_product_shows_in_the_customers_activity(client, superuser, ops, customer):

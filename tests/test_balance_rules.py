@@ -32,9 +32,11 @@ def scale_customer(customer, catalogue):
 
 # --- track ---------------------------------------------------------------------------------------
 
+
 def test_track_draws_down_remaining_and_writes_the_event(customer, catalogue):
-    result = balance_track(customer=customer, feature=catalogue["messages"], value=30, actor=None,
-                           properties={"model": "fast"})
+    result = balance_track(
+        customer=customer, feature=catalogue["messages"], value=30, actor=None, properties={"model": "fast"}
+    )
     balance = _balance(customer, catalogue["messages"])
     assert (balance.remaining, balance.usage, balance.granted) == (70, 30, 100)
     event = Event.objects.get(pk=result.event.pk)
@@ -84,6 +86,7 @@ def test_track_accepts_fractional_credits(customer, catalogue):
 
 # --- check ---------------------------------------------------------------------------------------
 
+
 def test_check_allows_while_remaining_covers_the_required_balance(customer, catalogue):
     assert balance_check(customer=customer, feature=catalogue["messages"]).allowed
     assert balance_check(customer=customer, feature=catalogue["messages"], required_balance=100).allowed
@@ -98,7 +101,8 @@ def test_check_allows_overage_until_the_usage_limit(customer, catalogue):
     from billing.models import ProductItem
 
     ProductItem.objects.filter(product=catalogue["scale"], feature=catalogue["api_calls"]).update(
-        usage_limit=Decimal(100_500))
+        usage_limit=Decimal(100_500)
+    )
     product_attach(customer=customer, product=catalogue["scale"], actor=None)
     balance_track(customer=customer, feature=catalogue["api_calls"], value=100_400, actor=None)
     assert balance_check(customer=customer, feature=catalogue["api_calls"], required_balance=100).allowed
@@ -122,10 +126,12 @@ def test_check_boolean_feature_is_allowed_only_when_granted(customer, catalogue)
 
 # --- set and add ---------------------------------------------------------------------------------
 
+
 def test_set_balance_moves_granted_and_keeps_recorded_usage(customer, catalogue, ops):
     balance_track(customer=customer, feature=catalogue["messages"], value=40, actor=None)
-    balance = balance_set(balance=_balance(customer, catalogue["messages"]), new_balance=500, actor=ops,
-                          reason="goodwill")
+    balance = balance_set(
+        balance=_balance(customer, catalogue["messages"]), new_balance=500, actor=ops, reason="goodwill"
+    )
     assert (balance.remaining, balance.usage, balance.granted, balance.adjustment) == (500, 40, 540, 440)
     entry = AuditEntry.objects.get(action="balance.set")
     assert entry.actor_user == ops
@@ -169,12 +175,14 @@ def test_a_reason_is_required(customer, catalogue, ops, reason):
 def test_new_reset_date_must_be_in_the_future_and_not_on_lifetime(customer, catalogue, ops):
     balance = _balance(customer, catalogue["messages"])
     with pytest.raises(ServiceError, match="future"):
-        balance_set(balance=balance, new_balance=5, actor=ops, reason="x",
-                    next_reset_at=timezone.now() - timedelta(minutes=1))
+        balance_set(
+            balance=balance, new_balance=5, actor=ops, reason="x", next_reset_at=timezone.now() - timedelta(minutes=1)
+        )
     lifetime = balance_create(customer=customer, feature=catalogue["seats"], actor=ops, granted=3)
     with pytest.raises(ServiceError, match="lifetime"):
-        balance_set(balance=lifetime, new_balance=5, actor=ops, reason="x",
-                    next_reset_at=timezone.now() + timedelta(days=3))
+        balance_set(
+            balance=lifetime, new_balance=5, actor=ops, reason="x", next_reset_at=timezone.now() + timedelta(days=3)
+        )
     later = timezone.now() + timedelta(days=3)
     balance = balance_set(balance=balance, new_balance=5, actor=ops, reason="x", next_reset_at=later)
     assert balance.next_reset_at == later
@@ -189,6 +197,7 @@ def test_edit_refused_when_the_balance_changed_since_it_was_read(customer, catal
 
 
 # --- reset ---------------------------------------------------------------------------------------
+
 
 def test_reset_restores_the_allowance_and_drops_the_adjustment(customer, catalogue, ops):
     balance = _balance(customer, catalogue["messages"])
@@ -242,6 +251,7 @@ def test_reset_balances_command_resets_due_balances(customer, catalogue, capsys)
 
 
 # --- products ------------------------------------------------------------------------------------
+
 
 def test_switching_plan_carries_recorded_usage_over(customer, catalogue, ops):
     balance_track(customer=customer, feature=catalogue["messages"], value=80, actor=None)

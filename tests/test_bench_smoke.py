@@ -17,10 +17,19 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark loads PostgreSQL (set DATABASE_URL)"),
 ]
 
-SCALE = generate.Scale(customers=400, events=6_000, heavy_events=2_000, heavy_invoices=40, heavy_balances=50,
-                       track_customers=20)
-PLAN = run.Plan(seconds=0.3, warmup=0.0, page_concurrency=(1, 4), track_concurrency=(1, 8), min_page_requests=2,
-                search_queries=10, pgbench_scale=1, workers=2)
+SCALE = generate.Scale(
+    customers=400, events=6_000, heavy_events=2_000, heavy_invoices=40, heavy_balances=50, track_customers=20
+)
+PLAN = run.Plan(
+    seconds=0.3,
+    warmup=0.0,
+    page_concurrency=(1, 4),
+    track_concurrency=(1, 8),
+    min_page_requests=2,
+    search_queries=10,
+    pgbench_scale=1,
+    workers=2,
+)
 
 
 def database_url() -> str:
@@ -64,8 +73,10 @@ def test_generator_loads_the_shape_it_promises(bench_settings):
     assert "reusing it" in out.getvalue()
 
 
-@pytest.mark.skipif("create_api_key" not in get_commands(),
-                    reason="the track measurements need the REST API and its create_api_key command")
+@pytest.mark.skipif(
+    "create_api_key" not in get_commands(),
+    reason="the track measurements need the REST API and its create_api_key command",
+)
 def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settings):
     out = io.StringIO()
     report = run.measure(database_url(), SCALE, PLAN, out=out)
@@ -73,8 +84,14 @@ def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settin
 
     names = {(row["name"], row["concurrency"]) for row in report["http"]}
     for c in PLAN.page_concurrency:
-        for name in (run.FLOOR, run.FLOOR_BARE, "customer page: heavy", "customer page: typical", "search: email",
-                     "search: id"):
+        for name in (
+            run.FLOOR,
+            run.FLOOR_BARE,
+            "customer page: heavy",
+            "customer page: typical",
+            "search: email",
+            "search: id",
+        ):
             assert (name, c) in names, log
     for row in report["http"]:
         assert row["requests"] > 0 and row["errors"] == 0, (row, log)

@@ -38,10 +38,12 @@ def test_usage_item_without_overage_yet_gets_no_line(on_scale, catalogue):
 
 
 def test_percentages_apply_before_fixed_discounts_and_never_below_zero(on_scale, ops):
-    ten = Reward.objects.create(reward_id="ten", name="10%", type="percentage_discount", value=Decimal("12.5"),
-                                duration="forever")
-    big = Reward.objects.create(reward_id="big", name="$500 off", type="fixed_discount", value=50000,
-                                duration="one_off")
+    ten = Reward.objects.create(
+        reward_id="ten", name="10%", type="percentage_discount", value=Decimal("12.5"), duration="forever"
+    )
+    big = Reward.objects.create(
+        reward_id="big", name="$500 off", type="fixed_discount", value=50000, duration="one_off"
+    )
     reward_apply(customer=on_scale, reward=big, actor=ops)
     reward_apply(customer=on_scale, reward=ten, actor=ops)
     invoice = upcoming_invoice(on_scale)
@@ -51,18 +53,21 @@ def test_percentages_apply_before_fixed_discounts_and_never_below_zero(on_scale,
 
 
 def test_a_fixed_discount_in_another_currency_or_an_expired_coupon_does_not_apply(on_scale, ops):
-    euros = Reward.objects.create(reward_id="eur", name="€5 off", type="fixed_discount", value=500, currency="eur",
-                                  duration="forever")
-    short = Reward.objects.create(reward_id="short", name="Short", type="percentage_discount", value=50,
-                                  duration="months", duration_months=1)
+    euros = Reward.objects.create(
+        reward_id="eur", name="€5 off", type="fixed_discount", value=500, currency="eur", duration="forever"
+    )
+    short = Reward.objects.create(
+        reward_id="short", name="Short", type="percentage_discount", value=50, duration="months", duration_months=1
+    )
     reward_apply(customer=on_scale, reward=euros, actor=ops)
     reward_apply(customer=on_scale, reward=short, actor=ops, now=timezone.now() - timedelta(days=40))
     assert upcoming_invoice(on_scale).total == 25000
 
 
 def test_a_coupon_ending_before_the_invoice_date_is_left_out(on_scale, ops):
-    ends_soon = Reward.objects.create(reward_id="soon", name="Soon", type="percentage_discount", value=50,
-                                      duration="months", duration_months=1)
+    ends_soon = Reward.objects.create(
+        reward_id="soon", name="Soon", type="percentage_discount", value=50, duration="months", duration_months=1
+    )
     applied = reward_apply(customer=on_scale, reward=ends_soon, actor=ops)
     applied.expires_at = timezone.now() + timedelta(days=3)  # the invoice is a month away
     applied.save()
@@ -96,24 +101,34 @@ def test_free_products_only_mean_nothing_to_charge(customer):
     assert invoice.lines == [] and invoice.total == 0
 
 
-@pytest.mark.parametrize(("minor", "currency", "expected"), [
-    (123456, "usd", "$1,234.56"),
-    (-1980, "usd", "−$19.80"),
-    (0, "eur", "€0.00"),
-    (5, "gbp", "£0.05"),
-    (1200, "jpy", "¥1,200"),
-    (99900, "chf", "CHF 999.00"),
-    (1050, "pln", "10.50 PLN"),
-    (12345, "kwd", "12.345 KWD"),
-])
+@pytest.mark.parametrize(
+    ("minor", "currency", "expected"),
+    [
+        (123456, "usd", "$1,234.56"),
+        (-1980, "usd", "−$19.80"),
+        (0, "eur", "€0.00"),
+        (5, "gbp", "£0.05"),
+        (1200, "jpy", "¥1,200"),
+        (99900, "chf", "CHF 999.00"),
+        (1050, "pln", "10.50 PLN"),
+        (12345, "kwd", "12.345 KWD"),
+    ],
+)
 def test_money_has_its_symbol_and_the_currencys_decimals(minor, currency, expected):
     assert format_money(minor, currency) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (Decimal("1240.000000"), "1,240"), (Decimal("12.500000"), "12.5"), (Decimal("-300"), "−300"),
-    (Decimal("0.000001"), "0.000001"), (1000000, "1,000,000"), (None, "—"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("1240.000000"), "1,240"),
+        (Decimal("12.500000"), "12.5"),
+        (Decimal("-300"), "−300"),
+        (Decimal("0.000001"), "0.000001"),
+        (1000000, "1,000,000"),
+        (None, "—"),
+    ],
+)
 def test_quantities_have_thousands_separators_and_no_trailing_zeros(value, expected):
     assert format_qty(value) == expected
 
@@ -121,11 +136,14 @@ def test_quantities_have_thousands_separators_and_no_trailing_zeros(value, expec
 def test_dates_carry_the_full_timestamp_and_relative_times_read_naturally():
     now = timezone.now()
     moment = now.replace(year=2026, month=12, day=12, hour=14, minute=5, second=9, microsecond=0)
-    assert str(when(moment)) == (f'<time datetime="{moment.isoformat()}" title="12 Dec 2026, 14:05:09 UTC">'
-                                 "12 Dec 2026</time>")
+    assert str(when(moment)) == (
+        f'<time datetime="{moment.isoformat()}" title="12 Dec 2026, 14:05:09 UTC">12 Dec 2026</time>'
+    )
     assert format_ago(now - timedelta(seconds=10), now) == "just now"
     assert format_ago(now - timedelta(minutes=2), now) == "2 min ago"
     assert format_ago(now - timedelta(hours=2, minutes=59), now) == "2 h ago"
     assert format_ago(now - timedelta(days=1, hours=3), now) == "1 day ago"
-    assert format_ago(now - timedelta(days=45), now) == f"{(now - timedelta(days=45)).day} " \
+    assert (
+        format_ago(now - timedelta(days=45), now) == f"{(now - timedelta(days=45)).day} "
         f"{now - timedelta(days=45):%b %Y}"
+    )

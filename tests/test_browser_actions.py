@@ -39,6 +39,7 @@ def feature_row(page: Page, feature_id: str):
 
 # --- Editing Feature Balances ----------------------------------------------------------------------------
 
+
 def test_editing_a_feature_balance(live_server, page: Page, ops, customer, catalogue):
     balance_track(customer=customer, feature=catalogue["messages"], value=30, actor=None)
     log_in(page, live_server, ops)
@@ -82,8 +83,9 @@ def test_editing_a_feature_balance(live_server, page: Page, ops, customer, catal
     assert AuditEntry.objects.get(action="balance.set").actor_user == ops
 
 
-def test_negative_balance_charges_usage_and_updates_the_upcoming_invoice(live_server, page: Page, ops,
-                                                                           acme_on_scale, catalogue):
+def test_negative_balance_charges_usage_and_updates_the_upcoming_invoice(
+    live_server, page: Page, ops, acme_on_scale, catalogue
+):
     log_in(page, live_server, ops)
     open_customer(page, live_server)
     invoice = page.locator("#section-upcoming-invoice")
@@ -103,8 +105,7 @@ def test_negative_balance_charges_usage_and_updates_the_upcoming_invoice(live_se
     assert Balance.objects.get(customer=acme_on_scale, feature=catalogue["api_calls"]).remaining == -2500
 
 
-def test_bad_balance_input_is_shown_in_the_popup_and_esc_closes_it(live_server, page: Page, ops, customer,
-                                                                    catalogue):
+def test_bad_balance_input_is_shown_in_the_popup_and_esc_closes_it(live_server, page: Page, ops, customer, catalogue):
     log_in(page, live_server, ops)
     open_customer(page, live_server)
 
@@ -143,6 +144,7 @@ def test_add_to_balance_mode(live_server, page: Page, ops, customer, catalogue):
 
 
 # --- Adding a Coupon ---------------------------------------------------------------------------------------
+
 
 def test_adding_a_coupon(live_server, page: Page, ops, customer, catalogue, discount_rewards):
     from billing.services import product_attach
@@ -189,6 +191,7 @@ def test_adding_a_coupon(live_server, page: Page, ops, customer, catalogue, disc
 
 
 # --- Updating Customer Properties ----------------------------------------------------------------------------
+
 
 def test_updating_customer_properties(live_server, page: Page, ops, customer):
     log_in(page, live_server, ops)
@@ -237,8 +240,7 @@ def test_updating_customer_properties(live_server, page: Page, ops, customer):
     assert Customer.objects.get(pk=customer.pk).customer_id == "acme_new"
 
 
-def test_stale_details_edit_shows_the_conflict_and_the_current_value(live_server, page: Page, ops, support,
-                                                                   customer):
+def test_stale_details_edit_shows_the_conflict_and_the_current_value(live_server, page: Page, ops, support, customer):
     log_in(page, live_server, ops)
     open_customer(page, live_server)
     details = page.locator("#section-sidebar-details")
@@ -253,7 +255,8 @@ def test_stale_details_edit_shows_the_conflict_and_the_current_value(live_server
 
     expect(details.get_by_role("alert")).to_have_text(
         "The email changed since you opened it (by sam_support, just now): it is now “billing@acme.test”. "
-        "Check it and update again to replace it.")
+        "Check it and update again to replace it."
+    )
     expect(email).to_have_value("ada.new@acme.test")  # what was typed is kept
     assert Customer.objects.get(pk=customer.pk).email == "billing@acme.test"
     assert AuditEntry.objects.filter(action="customer.update").count() == 1
@@ -265,6 +268,7 @@ def test_stale_details_edit_shows_the_conflict_and_the_current_value(live_server
 
 
 # --- Deleting a Customer --------------------------------------------------------------------------------------
+
 
 def test_deleting_and_restoring_a_customer(live_server, page: Page, ops, customer, catalogue):
     balance_track(customer=customer, feature=catalogue["messages"], value=3, actor=None)
@@ -302,6 +306,7 @@ def test_deleting_and_restoring_a_customer(live_server, page: Page, ops, custome
 
 # --- Custom product --------------------------------------------------------------------------------------------
 
+
 def test_custom_product_from_the_products_section(live_server, page: Page, ops, customer, catalogue):
     log_in(page, live_server, ops)
     open_customer(page, live_server)
@@ -321,8 +326,10 @@ def test_custom_product_from_the_products_section(live_server, page: Page, ops, 
 
 # --- Roles ---------------------------------------------------------------------------------------------------
 
-def test_support_agent_edits_a_balance_but_sees_no_other_controls(live_server, page: Page, support, customer,
-                                                                  catalogue, discount_rewards):
+
+def test_support_agent_edits_a_balance_but_sees_no_other_controls(
+    live_server, page: Page, support, customer, catalogue, discount_rewards
+):
     log_in(page, live_server, support)
     open_customer(page, live_server)
 
@@ -352,12 +359,12 @@ def test_viewer_sees_no_controls(live_server, page: Page, viewer, customer, cata
     expect(feature_row(page, "messages").get_by_role("link")).to_have_count(0)
     feature_row(page, "messages").locator("td.usage").click()
     expect(page.locator("dialog")).to_have_count(0)
-    page.goto(f"{live_server.url}/customers/acme_corp/balances/"
-              f"{Balance.objects.get(customer=customer).pk}/edit/")
+    page.goto(f"{live_server.url}/customers/acme_corp/balances/{Balance.objects.get(customer=customer).pk}/edit/")
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
 
 
 # --- Without JavaScript ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def no_js_page(browser, live_server):
@@ -366,8 +373,9 @@ def no_js_page(browser, live_server):
     context.close()
 
 
-def test_balance_edit_and_coupon_work_without_javascript(live_server, no_js_page: Page, ops, customer, catalogue,
-                                                        discount_rewards):
+def test_balance_edit_and_coupon_work_without_javascript(
+    live_server, no_js_page: Page, ops, customer, catalogue, discount_rewards
+):
     page = no_js_page
     log_in(page, live_server, ops)
     page.goto(f"{live_server.url}/customers/acme_corp/")

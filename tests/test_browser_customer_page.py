@@ -22,15 +22,29 @@ def acme_with_history(customer, catalogue, ops):
     product_attach(customer=customer, product=catalogue["pro"], actor=ops, now=now - timedelta(days=12))
     for i in range(40):
         at = now - timedelta(hours=7 * i)
-        balance_track(customer=customer, feature=catalogue["messages"], value=i + 1, actor=None, timestamp=at, now=now,
-                      properties={"model": "fast"})
+        balance_track(
+            customer=customer,
+            feature=catalogue["messages"],
+            value=i + 1,
+            actor=None,
+            timestamp=at,
+            now=now,
+            properties={"model": "fast"},
+        )
     for _ in range(3):
         balance_track(customer=customer, feature=catalogue["seats"], value=1, actor=None, now=now)
-    reward = Reward.objects.create(reward_id="launch20", name="Launch 20%", type="percentage_discount", value=20,
-                                   duration="forever")
+    reward = Reward.objects.create(
+        reward_id="launch20", name="Launch 20%", type="percentage_discount", value=20, duration="forever"
+    )
     reward_apply(customer=customer, reward=reward, actor=ops)
-    Invoice.objects.create(customer=customer, total=9900, status="paid", product_ids=["pro"],
-                           hosted_invoice_url="https://invoice.stripe.test/i/1", created_at=now - timedelta(days=12))
+    Invoice.objects.create(
+        customer=customer,
+        total=9900,
+        status="paid",
+        product_ids=["pro"],
+        hosted_invoice_url="https://invoice.stripe.test/i/1",
+        created_at=now - timedelta(days=12),
+    )
     customer_create(env="sandbox", customer_id="globex", actor=None, name="Globex", email="hank@globex.test")
     return customer
 
@@ -53,8 +67,16 @@ def test_find_a_customer_open_the_page_and_load_more_events(live_server, page, o
     page.get_by_role("link", name="Acme Corp").click()
 
     expect(page.get_by_role("heading", name="Acme Corp", level=1)).to_be_visible()
-    for heading in ("Products", "Available Features", "Upcoming invoice", "Invoices", "Events", "Details",
-                    "Rewards", "Activity"):
+    for heading in (
+        "Products",
+        "Available Features",
+        "Upcoming invoice",
+        "Invoices",
+        "Events",
+        "Details",
+        "Rewards",
+        "Activity",
+    ):
         expect(page.get_by_role("heading", name=heading, level=2)).to_be_visible()
     expect(page.locator("#section-products")).to_contain_text("Pro")
     expect(page.locator("#balance-row-messages svg.spark")).to_be_visible()

@@ -97,8 +97,12 @@ def test_concurrent_saves_of_forms_opened_on_one_value_never_both_pass(customer,
     def work(n: int) -> None:
         try:
             barrier.wait(timeout=10)
-            customer_update(customer=Customer.objects.get(pk=customer.pk), actor=ops if n % 2 else support,
-                            name=f"Acme {n}", expected={"name": "Acme Corp"})
+            customer_update(
+                customer=Customer.objects.get(pk=customer.pk),
+                actor=ops if n % 2 else support,
+                name=f"Acme {n}",
+                expected={"name": "Acme Corp"},
+            )
             saved.append(f"Acme {n}")
         except StaleForm as exc:
             refused.append(exc.message)

@@ -65,8 +65,11 @@ def test_customer_with_a_lookalike_id_opens_edits_and_deletes_like_any_other(ops
     assert f'<td>Renamed</td><td class="mono">{customer_id}</td>' in deleted
     assert ops_client.post(reverse("customers:restore", args=[customer.pk])).url == page
     assert ops_client.get(page).status_code == 200
-    assert list(AuditEntry.objects.filter(customer=customer, actor_user__isnull=False).order_by("id")
-                .values_list("action", flat=True)) == ["customer.update", "customer.delete", "customer.restore"]
+    assert list(
+        AuditEntry.objects.filter(customer=customer, actor_user__isnull=False)
+        .order_by("id")
+        .values_list("action", flat=True)
+    ) == ["customer.update", "customer.delete", "customer.restore"]
 
 
 def test_the_old_paths_of_the_dashboard_pages_are_customers_now(ops_client, catalogue):
@@ -95,11 +98,16 @@ def test_api_reaches_a_customer_whose_id_is_update(db, ops, catalogue):
     api, auth = Client(), {"Authorization": f"Bearer {raw_key}"}
 
     got = api.get("/v1/customers/update", headers=auth)
-    patched = api.patch("/v1/customers/update", data=json.dumps({"name": "Up Inc"}),
-                        content_type="application/json", headers=auth)
+    patched = api.patch(
+        "/v1/customers/update", data=json.dumps({"name": "Up Inc"}), content_type="application/json", headers=auth
+    )
     # POST /v1/customers/update stays the documented update form, which names the customer in its body.
-    documented = api.post("/v1/customers/update", data=json.dumps({"customer_id": "update", "email": "a@up.test"}),
-                          content_type="application/json", headers=auth)
+    documented = api.post(
+        "/v1/customers/update",
+        data=json.dumps({"customer_id": "update", "email": "a@up.test"}),
+        content_type="application/json",
+        headers=auth,
+    )
     deleted = api.delete("/v1/customers/update", headers=auth)
 
     assert got.status_code == 200 and got.json()["name"] == "Up Co"

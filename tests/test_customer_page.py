@@ -37,23 +37,58 @@ def acme(customer, catalogue, ops):
     messages = catalogue["messages"]
     for days_ago, value in [(2, 120), (2, 80), (1, 300), (0, 40)]:
         at = now - timedelta(days=days_ago)
-        balance_track(customer=customer, feature=messages, value=value, actor=None, timestamp=at, now=at,
-                      event_name="message_sent", properties={"model": "fast"})
+        balance_track(
+            customer=customer,
+            feature=messages,
+            value=value,
+            actor=None,
+            timestamp=at,
+            now=at,
+            event_name="message_sent",
+            properties={"model": "fast"},
+        )
     for _ in range(3):
         balance_track(customer=customer, feature=catalogue["seats"], value=1, actor=None, now=now)
     balance = Balance.objects.get(customer=customer, feature=messages)
     balance_set(balance=balance, new_balance=1240, actor=ops, reason="outage", now=now)
-    reward = Reward.objects.create(reward_id="launch20", name="Launch 20%", type="percentage_discount", value=20,
-                                   duration="months", duration_months=3)
+    reward = Reward.objects.create(
+        reward_id="launch20",
+        name="Launch 20%",
+        type="percentage_discount",
+        value=20,
+        duration="months",
+        duration_months=3,
+    )
     reward_apply(customer=customer, reward=reward, actor=ops, now=now - timedelta(days=1))
-    Invoice.objects.create(customer=customer, stripe_id="in_1", status="paid", total=9900, amount_paid=9900,
-                           product_ids=["pro"], hosted_invoice_url="https://invoice.stripe.test/i/1",
-                           invoice_pdf="https://invoice.stripe.test/i/1/pdf", created_at=now - timedelta(days=40))
-    Invoice.objects.create(customer=customer, stripe_id="in_2", status="open", total=11900,
-                           product_ids=["pro", "seats_addon"], hosted_invoice_url="https://invoice.stripe.test/i/2",
-                           created_at=now - timedelta(days=9))
-    Invoice.objects.create(customer=customer, stripe_id="in_3", status="void", total=5000, currency="eur",
-                           product_ids=["legacy_plan"], created_at=now - timedelta(days=70))
+    Invoice.objects.create(
+        customer=customer,
+        stripe_id="in_1",
+        status="paid",
+        total=9900,
+        amount_paid=9900,
+        product_ids=["pro"],
+        hosted_invoice_url="https://invoice.stripe.test/i/1",
+        invoice_pdf="https://invoice.stripe.test/i/1/pdf",
+        created_at=now - timedelta(days=40),
+    )
+    Invoice.objects.create(
+        customer=customer,
+        stripe_id="in_2",
+        status="open",
+        total=11900,
+        product_ids=["pro", "seats_addon"],
+        hosted_invoice_url="https://invoice.stripe.test/i/2",
+        created_at=now - timedelta(days=9),
+    )
+    Invoice.objects.create(
+        customer=customer,
+        stripe_id="in_3",
+        status="void",
+        total=5000,
+        currency="eur",
+        product_ids=["legacy_plan"],
+        created_at=now - timedelta(days=70),
+    )
     customer.stripe_id = "cus_P9x"
     customer.fingerprint = "fp_7d2a"
     customer.metadata = {"plan_tier": "growth", "seats": 12}
@@ -63,21 +98,27 @@ def acme(customer, catalogue, ops):
 
 # --- each section ---------------------------------------------------------------------------
 
+
 def test_header_names_the_customer_with_state_and_plans(client, ops, acme):
     page = page_of(login(client, ops).get(URL))
     head = text(element(page, "main"))
     assert "Customers › Acme Corp" in head
     assert f"acme_corp · ada@acme.test · created {format_day(acme.created_at)}" in head
-    assert re.search(r'<span class="badge active">Active</span>\s*<span class="chip">Pro</span>\s*'
-                     r'<span class="chip">Extra seats</span>', page)
+    assert re.search(
+        r'<span class="badge active">Active</span>\s*<span class="chip">Pro</span>\s*'
+        r'<span class="chip">Extra seats</span>',
+        page,
+    )
 
 
 def test_products_show_status_dates_and_the_limits_each_includes(client, ops, acme):
     section = element(page_of(login(client, ops).get(URL)), "section-products")
     pro = CustomerProduct.objects.get(customer=acme, product__product_id="pro")
     rows = [text(r) for r in re.findall(r'<tbody class="product-row">.*?</tbody>', section, flags=re.S)]
-    assert rows[0] == (f"Pro pro Active {format_day(pro.started_at)} {format_day(pro.current_period_end)} — "
-                       "Includes: Messages 5,000 / month Seats 10 SSO Customize")
+    assert rows[0] == (
+        f"Pro pro Active {format_day(pro.started_at)} {format_day(pro.current_period_end)} — "
+        "Includes: Messages 5,000 / month Seats 10 SSO Customize"
+    )
     assert rows[1].startswith("Extra seats add-on seats_addon Active")
     assert rows[1].endswith("Seats 10 Customize")
     # The free plan Pro replaced is kept out of the way, with when it ended.
@@ -91,8 +132,7 @@ def test_features_show_balance_usage_source_and_next_reset(client, ops, acme):
     messages = element(page, "balance-row-messages")
     balance = Balance.objects.get(customer=acme, feature__feature_id="messages")
     # 5,000 included, 540 used, then set to 1,240 by ops: granted moved to 1,780.
-    assert text(messages).startswith(
-        f"Messages messages 1,240 / 1,780 540 Pro {format_day(balance.next_reset_at)}")
+    assert text(messages).startswith(f"Messages messages 1,240 / 1,780 540 Pro {format_day(balance.next_reset_at)}")
     assert 'style="width: 30%"' in messages  # 540 / 1,780
     seats = text(element(page, "balance-row-seats"))
     assert seats.startswith("Seats seats 17 / 20 3 Pro 7 / 10 Extra seats 10 / 10 ✎ Never")
@@ -108,9 +148,11 @@ def test_history_graph_shows_thirty_days_of_usage_and_marks_the_manual_edit(clie
     today = timezone.localdate()
     assert len(days) == 30
     assert days[0] == f"{format_day(today - timedelta(days=29))}: 0 used"
-    assert days[-3:] == [f"{format_day(today - timedelta(days=2))}: 200 used",
-                         f"{format_day(today - timedelta(days=1))}: 300 used",
-                         f"{format_day(today)}: 40 used"]
+    assert days[-3:] == [
+        f"{format_day(today - timedelta(days=2))}: 200 used",
+        f"{format_day(today - timedelta(days=1))}: 300 used",
+        f"{format_day(today)}: 40 used",
+    ]
     assert row.count('class="bar"') == 3  # bars only where there was usage
     edit = re.findall(r'<g class="edit"><title>(.*?)</title>', row)
     assert edit == [f"{format_day(today)}: olivia_ops set Messages 4,460 → 1,240 · “outage”"]
@@ -122,8 +164,9 @@ def test_a_due_reset_applies_before_the_page_shows_and_is_marked_on_the_graph(cl
     now = timezone.now()
     started = now - timedelta(days=35)
     product_attach(customer=customer, product=catalogue["pro"], actor=ops, now=started)
-    balance_track(customer=customer, feature=catalogue["messages"], value=700, actor=None, timestamp=started,
-                  now=started)
+    balance_track(
+        customer=customer, feature=catalogue["messages"], value=700, actor=None, timestamp=started, now=started
+    )
     assert Balance.objects.get(customer=customer, feature=catalogue["messages"]).remaining == 4300
 
     page = page_of(login(client, ops).get(URL))
@@ -162,8 +205,9 @@ def test_upcoming_invoice_shows_no_overage_line_before_there_is_overage(client, 
 def test_upcoming_invoice_charges_overage_per_started_block_of_billing_units(client, ops, customer, catalogue):
     product_attach(customer=customer, product=catalogue["scale"], actor=ops)
     balance_track(customer=customer, feature=catalogue["api_calls"], value=112_345, actor=None)
-    fixed = Reward.objects.create(reward_id="sorry10", name="Sorry $10", type="fixed_discount", value=1000,
-                                  duration="forever")
+    fixed = Reward.objects.create(
+        reward_id="sorry10", name="Sorry $10", type="fixed_discount", value=1000, duration="forever"
+    )
     reward_apply(customer=customer, reward=fixed, actor=ops)
     section = text(element(page_of(login(client, ops).get(URL)), "section-upcoming-invoice"))
     assert "Scale monthly $250.00" in section
@@ -220,11 +264,11 @@ def busy(customer, catalogue, ops):
     now = timezone.now()
     for i in range(60):
         at = now - timedelta(minutes=i)
-        balance_track(customer=customer, feature=catalogue["messages"], value=i + 1, actor=None, timestamp=at,
-                      now=now)
+        balance_track(customer=customer, feature=catalogue["messages"], value=i + 1, actor=None, timestamp=at, now=now)
     for i in range(14):
-        Invoice.objects.create(customer=customer, total=1000 + i, status="paid",
-                               created_at=now - timedelta(days=30 * i))
+        Invoice.objects.create(
+            customer=customer, total=1000 + i, status="paid", created_at=now - timedelta(days=30 * i)
+        )
     return customer
 
 
@@ -263,7 +307,11 @@ def test_invoices_are_paged_too(client, ops, busy):
     cursor = re.search(r"invoices_before=([0-9_]+)", section).group(1)
     more = page_of(client.get(f"{URL}invoices/?invoices_before={cursor}", HTTP_HX_REQUEST="true"))
     assert [text(v) for v in re.findall(r'<td class="num">(.*?)</td>', more)] == [
-        "$10.10", "$10.11", "$10.12", "$10.13"]
+        "$10.10",
+        "$10.11",
+        "$10.12",
+        "$10.13",
+    ]
 
 
 def test_a_malformed_paging_cursor_is_a_400(client, ops, acme):
@@ -280,7 +328,8 @@ def test_sidebar_details_show_ids_stripe_link_and_metadata(client, ops, acme):
     assert text(section).startswith(
         "Details ID acme_corp ✎ Name Acme Corp ✎ Email ada@acme.test ✎ Fingerprint fp_7d2a ✎ "
         "Stripe customer cus_P9x ↗ (opens the Stripe dashboard in a new tab) "
-        "Metadata plan_tier = growth seats = 12 ✎")
+        "Metadata plan_tier = growth seats = 12 ✎"
+    )
     assert 'href="https://dashboard.stripe.com/test/customers/cus_P9x" target="_blank" rel="noopener"' in section
     assert 'href="/customers/acme_corp/details/edit/?field=email"' in section
 
@@ -288,6 +337,7 @@ def test_sidebar_details_show_ids_stripe_link_and_metadata(client, ops, acme):
 def test_stripe_link_of_a_live_customer_goes_to_the_live_dashboard(client, ops, catalogue):
     customer_create(env="live", customer_id="big_co", actor=None, name="Big Co")
     from customers.models import Customer
+
     Customer.objects.filter(customer_id="big_co").update(stripe_id="cus_L1")
     login(client, ops)
     client.post("/env/", {"env": "live"})
@@ -299,10 +349,11 @@ def test_sidebar_rewards_and_activity(client, ops, acme):
     page = page_of(login(client, ops).get(URL))
     reward = acme.customer_rewards.get()
     rewards = text(element(page, "section-sidebar-rewards"))
-    assert rewards == (f"Rewards Launch 20% 20% off · 3 months · until {format_day(reward.expires_at)} "
-                       f"applied {format_day(reward.applied_at)} by olivia_ops · Remove Add Coupon")
-    activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(page, "section-sidebar-activity"),
-                                              flags=re.S)]
+    assert rewards == (
+        f"Rewards Launch 20% 20% off · 3 months · until {format_day(reward.expires_at)} "
+        f"applied {format_day(reward.applied_at)} by olivia_ops · Remove Add Coupon"
+    )
+    activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(page, "section-sidebar-activity"), flags=re.S)]
     assert activity[:3] == [
         "olivia_ops applied coupon Launch 20% · just now",
         "olivia_ops set Messages 4,460 → 1,240 · outage · just now",
@@ -313,6 +364,7 @@ def test_sidebar_rewards_and_activity(client, ops, acme):
 
 
 # --- empty states, 404s, roles ----------------------------------------------------------------
+
 
 def test_a_new_customer_shows_every_section_empty(client, viewer, db):
     customer_create(env="sandbox", customer_id="acme_corp", actor=None, attach_defaults=False)
@@ -385,11 +437,14 @@ def _controls(page: str) -> dict[str, bool]:
     }
 
 
-@pytest.mark.parametrize(("role", "expected"), [
-    ("ops", {"balance": True, "details": True, "coupon": True, "settings": True}),
-    ("support", {"balance": True, "details": False, "coupon": False, "settings": False}),
-    ("viewer", {"balance": False, "details": False, "coupon": False, "settings": False}),
-])
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("ops", {"balance": True, "details": True, "coupon": True, "settings": True}),
+        ("support", {"balance": True, "details": False, "coupon": False, "settings": False}),
+        ("viewer", {"balance": False, "details": False, "coupon": False, "settings": False}),
+    ],
+)
 def test_edit_controls_show_only_to_roles_that_may_use_them(client, acme, request, role, expected):
     page = page_of(login(client, request.getfixturevalue(role)).get(URL))
     assert _controls(page) == expected
@@ -400,6 +455,7 @@ def test_edit_controls_show_only_to_roles_that_may_use_them(client, acme, reques
 
 def test_unlimited_and_boolean_rows_have_no_balance_edit(client, ops, customer, catalogue):
     from billing.models import Product, ProductItem
+
     plan = Product.objects.create(product_id="unlimited", name="Unlimited")
     ProductItem.objects.create(product=plan, feature=catalogue["messages"], unlimited=True)
     ProductItem.objects.create(product=plan, feature=catalogue["sso"])
@@ -413,6 +469,7 @@ def test_unlimited_and_boolean_rows_have_no_balance_edit(client, ops, customer, 
 
 # --- fragments for the actions -----------------------------------------------------------------
 
+
 def test_each_partial_renders_alone_from_the_page_context(rf, ops, acme):
     from django.template.loader import render_to_string
 
@@ -422,17 +479,29 @@ def test_each_partial_renders_alone_from_the_page_context(rf, ops, acme):
     request.user = ops
     request.session = {}
     context = customer_page_context(acme, request=request)
-    for name in ("products", "features", "upcoming-invoice", "sidebar-details", "sidebar-rewards",
-                 "sidebar-activity", "events", "invoices"):
+    for name in (
+        "products",
+        "features",
+        "upcoming-invoice",
+        "sidebar-details",
+        "sidebar-rewards",
+        "sidebar-activity",
+        "events",
+        "invoices",
+    ):
         html = render_to_string(f"customers/detail.html#{name}", context, request=request)
         assert html.lstrip().startswith(f'<section id="section-{name}"'), name
-    row = render_to_string("customers/detail.html#balance-row",
-                           {**context, "fb": context["feature_rows_by_id"]["messages"]}, request=request)
+    row = render_to_string(
+        "customers/detail.html#balance-row",
+        {**context, "fb": context["feature_rows_by_id"]["messages"]},
+        request=request,
+    )
     assert row.lstrip().startswith('<tbody id="balance-row-messages"')
     assert row.count('<g class="day">') == 30
 
 
 # --- speed --------------------------------------------------------------------------------------
+
 
 def _queries(client, url) -> int:
     client.get(url)  # due resets, if any, are written on the first view
@@ -457,21 +526,27 @@ def small_and_large(catalogue, ops):
     product_attach(customer=large, product=catalogue["seats_addon"], actor=ops)
     for feature in ("sso", "seats", "messages"):
         from billing.services import balance_create
+
         balance_create(customer=large, feature=catalogue[feature], actor=ops, granted=50, interval="month")
     events = []
     from billing.models import Event
+
     for i in range(600):
         feature = catalogue["api_calls"] if i % 2 else catalogue["messages"]
-        events.append(Event(customer=large, feature=feature, value=Decimal(i % 7 + 1),
-                            timestamp=now - timedelta(hours=i)))
+        events.append(
+            Event(customer=large, feature=feature, value=Decimal(i % 7 + 1), timestamp=now - timedelta(hours=i))
+        )
     Event.objects.bulk_create(events)
     from billing import rollup
+
     rollup.rebuild()  # written in bulk, around the track path that keeps the graphs' rollup
-    Invoice.objects.bulk_create([Invoice(customer=large, total=i * 100, status="paid",
-                                         created_at=now - timedelta(days=i)) for i in range(80)])
+    Invoice.objects.bulk_create(
+        [Invoice(customer=large, total=i * 100, status="paid", created_at=now - timedelta(days=i)) for i in range(80)]
+    )
     for i in range(6):
-        r = Reward.objects.create(reward_id=f"r{i + 1}", name=f"R{i + 1}", type="fixed_discount", value=100,
-                                  duration="forever")
+        r = Reward.objects.create(
+            reward_id=f"r{i + 1}", name=f"R{i + 1}", type="fixed_discount", value=100, duration="forever"
+        )
         reward_apply(customer=large, reward=r, actor=ops)
     for i in range(40):
         b = Balance.objects.filter(customer=large, feature=catalogue["api_calls"]).first()
@@ -480,8 +555,9 @@ def small_and_large(catalogue, ops):
 
 
 @pytest.mark.parametrize("role", ["ops", "viewer"])
-def test_the_page_runs_a_constant_number_of_queries(client, request, role, small_and_large,
-                                                    django_assert_max_num_queries):
+def test_the_page_runs_a_constant_number_of_queries(
+    client, request, role, small_and_large, django_assert_max_num_queries
+):
     login(client, request.getfixturevalue(role))
     small = _queries(client, "/customers/small/")
     large = _queries(client, "/customers/large/")
@@ -510,11 +586,25 @@ def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops
     cp = product_attach(customer=customer, product=catalogue["pro"], actor=ops)
     customer_stripe_link(customer=customer, stripe_id="cus_Q1", actor=ops)
     customer_product_update(customer_product=cp, actor=None, status="past_due")
-    apply_invoice({"id": "in_77", "customer": "cus_Q1", "status": "open", "total": 9900, "currency": "usd",
-                   "created": 1_800_000_000}, env="sandbox", created=1_800_000_000,
-                  reason="webhook")
-    activity = [text(li) for li in re.findall(r"<li>.*?</li>", element(
-        page_of(login(client, ops).get(URL)), "section-sidebar-activity"), flags=re.S)]
+    apply_invoice(
+        {
+            "id": "in_77",
+            "customer": "cus_Q1",
+            "status": "open",
+            "total": 9900,
+            "currency": "usd",
+            "created": 1_800_000_000,
+        },
+        env="sandbox",
+        created=1_800_000_000,
+        reason="webhook",
+    )
+    activity = [
+        text(li)
+        for li in re.findall(
+            r"<li>.*?</li>", element(page_of(login(client, ops).get(URL)), "section-sidebar-activity"), flags=re.S
+        )
+    ]
     assert activity[:3] == [
         "system recorded invoice in_77 · open · $99.00 · webhook · just now",
         "system changed Pro from active to past due · just now",

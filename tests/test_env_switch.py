@@ -3,8 +3,9 @@
 import pytest
 
 
-@pytest.mark.parametrize("target", ["customers:list", "not a path", "é🙂" * 50, "logout"],
-                         ids=["view-name", "words", "unicode", "url-name"])
+@pytest.mark.parametrize(
+    "target", ["customers:list", "not a path", "é🙂" * 50, "logout"], ids=["view-name", "words", "unicode", "url-name"]
+)
 def test_switching_env_with_a_next_that_is_not_a_path_goes_to_the_customers_list(ops_client, target):
     response = ops_client.post("/env/", {"env": "live", "next": target})
 

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _check_settings(env: dict) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_production_refuses_to_start_without_a_secret_key():
@@ -40,11 +46,18 @@ def test_production_starts_with_a_real_secret_key():
 
 
 def test_roles_exist_with_their_permissions(db):
-    perms = {g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()}
-             for g in Group.objects.prefetch_related("permissions__content_type")}
+    perms = {
+        g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()}
+        for g in Group.objects.prefetch_related("permissions__content_type")
+    }
     assert {"Ops", "Support", "Viewer"} <= set(perms)
-    assert {"billing.adjust_balance", "billing.apply_reward", "customers.restore_customer",
-            "customers.manage_api_keys", "customers.delete_customer"} <= perms["Ops"]
+    assert {
+        "billing.adjust_balance",
+        "billing.apply_reward",
+        "customers.restore_customer",
+        "customers.manage_api_keys",
+        "customers.delete_customer",
+    } <= perms["Ops"]
     assert "billing.adjust_balance" in perms["Support"]
     assert not {"billing.apply_reward", "customers.change_customer", "customers.delete_customer"} & perms["Support"]
     assert all(p.split(".")[1].startswith("view_") for p in perms["Viewer"])
@@ -78,11 +91,25 @@ def test_demo_data_is_idempotent_and_creates_the_logins(db, capsys, monkeypatch,
     call_command("demo", sandbox=6, live=2)
     out = capsys.readouterr().out
     assert "ops" in out and "support" in out and "viewer" in out and "admin" in out
-    counts = (Customer.objects.count(), Event.objects.count(), Invoice.objects.count(), Balance.objects.count(),
-              AuditEntry.objects.count(), Product.objects.count(), Reward.objects.count())
+    counts = (
+        Customer.objects.count(),
+        Event.objects.count(),
+        Invoice.objects.count(),
+        Balance.objects.count(),
+        AuditEntry.objects.count(),
+        Product.objects.count(),
+        Reward.objects.count(),
+    )
     call_command("demo", sandbox=6, live=2)
-    assert (Customer.objects.count(), Event.objects.count(), Invoice.objects.count(), Balance.objects.count(),
-            AuditEntry.objects.count(), Product.objects.count(), Reward.objects.count()) == counts
+    assert (
+        Customer.objects.count(),
+        Event.objects.count(),
+        Invoice.objects.count(),
+        Balance.objects.count(),
+        AuditEntry.objects.count(),
+        Product.objects.count(),
+        Reward.objects.count(),
+    ) == counts
     assert Customer.objects.filter(env="sandbox").count() == 6
     assert Customer.objects.filter(env="live").count() == 2
     assert Event.objects.filter(customer__customer_id="acme_corp").count() > 100
@@ -129,13 +156,26 @@ for proto in ("https", "http"):
 
 def _served_as(env: dict) -> dict[str, tuple[str, str]]:
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "BEHIND_PROXY")}
-    result = subprocess.run([sys.executable, "-c", _FORWARDED_HTTPS], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, env={**clean, "DJANGO_SETTINGS_MODULE": "autumn_admin.settings",
-                                             "DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "testserver",
-                                             **env})
+    result = subprocess.run(
+        [sys.executable, "-c", _FORWARDED_HTTPS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "autumn_admin.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "testserver",
+            **env,
+        },
+    )
     assert result.returncode == 0, result.stderr
-    return {proto: (status, location) for proto, status, location in
-            (line.split("|") for line in result.stdout.splitlines())}
+    return {
+        proto: (status, location)
+        for proto, status, location in (line.split("|") for line in result.stdout.splitlines())
+    }
 
 
 def test_production_does_not_believe_a_forwarded_https_header_unless_behind_a_proxy():
@@ -152,7 +192,8 @@ def test_behind_a_proxy_the_forwarded_https_header_is_believed():
 
 
 def test_a_malformed_behind_proxy_flag_refuses_to_start():
-    result = _check_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "billing.example.com",
-                              "BEHIND_PROXY": "perhaps"})
+    result = _check_settings(
+        {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "billing.example.com", "BEHIND_PROXY": "perhaps"}
+    )
     assert result.returncode != 0
     assert "BEHIND_PROXY must be a boolean" in result.stderr

@@ -105,8 +105,14 @@ def test_the_limit_and_the_wait_follow_the_settings(client, ops, settings):
 def test_the_limit_and_the_wait_are_read_from_the_environment():
     env = {**os.environ, "LOGIN_FAILURE_LIMIT": "3", "LOGIN_LOCKOUT_MINUTES": "60"}
     code = "from django.conf import settings; print(settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME)"
-    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "3 1:00:00"
 
@@ -151,8 +157,12 @@ def test_behind_a_proxy_the_address_the_proxy_saw_counts(client, ops, settings):
 def test_the_api_bearer_key_is_not_affected_by_a_lockout(client, ops):
     _fail(client, ops.username, 5)
     _, raw_key = api_key_create(env="sandbox", name="Backend", actor=ops)
-    response = client.post("/v1/customers", {"id": "new_co", "name": "New Co"}, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    response = client.post(
+        "/v1/customers",
+        {"id": "new_co", "name": "New Co"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw_key}",
+    )
     assert response.status_code == 200, response.content
     assert Customer.objects.filter(customer_id="new_co").exists()
 
@@ -195,10 +205,12 @@ def test_a_lockout_over_a_real_connection(live_server, ops):
     def post(password):
         page = opener.open(f"{live_server.url}/login/").read().decode()
         token = page.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
-        data = urllib.parse.urlencode({"username": ops.username, "password": password,
-                                       "csrfmiddlewaretoken": token}).encode()
-        request = urllib.request.Request(f"{live_server.url}/login/", data=data,
-                                         headers={"Referer": f"{live_server.url}/login/"})
+        data = urllib.parse.urlencode(
+            {"username": ops.username, "password": password, "csrfmiddlewaretoken": token}
+        ).encode()
+        request = urllib.request.Request(
+            f"{live_server.url}/login/", data=data, headers={"Referer": f"{live_server.url}/login/"}
+        )
         try:
             with opener.open(request) as answer:
                 return answer.status, answer.read().decode()

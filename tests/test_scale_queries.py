@@ -17,6 +17,9 @@ def test_a_search_with_one_match_still_asks_for_a_full_page(ops_client, catalogu
         response = ops_client.get("/customers/", {"q": "user_1a"})
     assert response.status_code == 200
     assert "user_1abc" in response.content.decode() and "user_2abc" not in response.content.decode()
-    listing = [q["sql"] for q in ctx.captured_queries
-               if q["sql"].startswith('SELECT "customers_customer"."id"') and "ORDER BY" in q["sql"]]
+    listing = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith('SELECT "customers_customer"."id"') and "ORDER BY" in q["sql"]
+    ]
     assert listing and all(re.search(r"LIMIT 50\b", sql) for sql in listing), listing

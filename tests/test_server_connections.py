@@ -48,8 +48,9 @@ class Server:
         self.log = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
 
     def __enter__(self) -> Server:
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"the server exited: {self.read_log()}"
@@ -82,15 +83,23 @@ class ConnectionWatch:
 
     def __init__(self):
         s = connection.settings_dict
-        self.conn = psycopg.connect(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"],
-                                    password=s["PASSWORD"] or None, dbname=s["NAME"], autocommit=True)
+        self.conn = psycopg.connect(
+            host=s["HOST"] or "127.0.0.1",
+            port=s["PORT"] or 5432,
+            user=s["USER"],
+            password=s["PASSWORD"] or None,
+            dbname=s["NAME"],
+            autocommit=True,
+        )
         self.peak = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
     def count(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND application_name = %s", [APP_NAME]).fetchone()[0]
+        return self.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            [APP_NAME],
+        ).fetchone()[0]
 
     def _watch(self) -> None:
         while not self.stop.is_set():
@@ -109,8 +118,9 @@ class ConnectionWatch:
 
 def burst(port: int, raw_key: str) -> list[int]:
     """CLIENTS threads at once, each sending its requests one after another, each on its own connection."""
-    track = post_json("/v1/balances.track", {"customer_id": "acme_corp", "feature_id": "api_calls", "value": 1},
-                      bearer=raw_key)
+    track = post_json(
+        "/v1/balances.track", {"customer_id": "acme_corp", "feature_id": "api_calls", "value": 1}, bearer=raw_key
+    )
     read = post_json("/v1/customers.get", {"customer_id": "acme_corp"}, bearer=raw_key)
     barrier = threading.Barrier(CLIENTS)
     statuses: list[int] = []
@@ -164,10 +174,19 @@ def test_gunicorn_serves_a_burst_of_32_clients_within_its_pools(served_customer)
     port, workers, pool_max = free_port(), 4, 2
     with tempfile.TemporaryDirectory(prefix="static-") as static_root:  # whitenoise indexes it at start
         env = server_env(database_url(), static_root)
-        env.update({"DJANGO_SETTINGS_MODULE": "autumn_admin.settings", "PGAPPNAME": APP_NAME,
-                    "DB_POOL_MAX": str(pool_max)})
+        env.update(
+            {"DJANGO_SETTINGS_MODULE": "autumn_admin.settings", "PGAPPNAME": APP_NAME, "DB_POOL_MAX": str(pool_max)}
+        )
         # The README's production command (DEBUG off), on a free local port.
-        command = [sys.executable, "-m", "gunicorn", "autumn_admin.wsgi", "--workers", str(workers),
-                   "--bind", f"127.0.0.1:{port}"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "autumn_admin.wsgi",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+        ]
         with Server(command, env, port) as server:
             _assert_burst_served_within(port, served_customer, bound=workers * pool_max, server=server)

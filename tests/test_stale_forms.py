@@ -29,8 +29,12 @@ def backend_api(db, ops):
     client = Client()
 
     def update(customer_id: str, **body):
-        response = client.post("/v1/customers.update", data=json.dumps({"customer_id": customer_id, **body}),
-                               content_type="application/json", headers={"Authorization": f"Bearer {raw_key}"})
+        response = client.post(
+            "/v1/customers.update",
+            data=json.dumps({"customer_id": customer_id, **body}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {raw_key}"},
+        )
         assert response.status_code == 200, response.content
         return response
 
@@ -43,6 +47,7 @@ def audit_count() -> int:
 
 # --- Details fields ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain form", "htmx"])
 def test_stale_details_form_answers_conflict_and_stores_nothing(ops_client, customer, backend_api, htmx):
     extra = HTMX if htmx else {}
@@ -54,8 +59,9 @@ def test_stale_details_form_answers_conflict_and_stores_nothing(ops_client, cust
 
     html = page_text(response)
     assert response.status_code == 409
-    assert ("The email changed since you opened it (by API key Backend (am_sk_test_"
-            in html) and "just now): it is now “billing@acme.test”." in html
+    assert (
+        "The email changed since you opened it (by API key Backend (am_sk_test_" in html
+    ) and "just now): it is now “billing@acme.test”." in html
     assert 'value="ada.new@acme.test"' in html  # what was typed is kept
     assert ("<html" in html) is not htmx
     customer.refresh_from_db()
@@ -76,7 +82,8 @@ def test_stale_details_form_names_the_person_who_changed_it(ops_client, customer
 
     assert response.status_code == 409
     assert "The name changed since you opened it (by sam_support, just now): it is now “Acme Inc”." in (
-        page_text(response))
+        page_text(response)
+    )
     assert Customer.objects.get(pk=customer.pk).name == "Acme Inc"
 
 
@@ -127,6 +134,7 @@ def test_api_update_keeps_last_write_wins(customer, backend_api):
 
 
 # --- Metadata -----------------------------------------------------------------------------------------
+
 
 def metadata_of(customer) -> dict:
     return Customer.objects.get(pk=customer.pk).metadata
@@ -189,7 +197,10 @@ def test_metadata_key_changed_since_is_a_conflict(ops_client, customer, backend_
     # The form shown again holds the current metadata with this form's changes on top …
     again = form_values(response)
     assert {k: v for k, v in zip(again["key"], again["value"], strict=True) if k} == {
-        "plan_tier": "platinum", "seats": "14", "crm_id": "hs_42"}
+        "plan_tier": "platinum",
+        "seats": "14",
+        "crm_id": "hs_42",
+    }
     # … so updating again applies them to it.
     ops_client.post(f"{EDIT}?field=metadata", again, **extra)
     assert metadata_of(customer) == {"plan_tier": "platinum", "seats": "14", "crm_id": "hs_42"}
@@ -239,6 +250,7 @@ def test_metadata_post_without_what_it_was_based_on_is_refused(ops_client, custo
 
 # --- Customize (a custom product) -------------------------------------------------------------------
 
+
 @pytest.fixture
 def acme_on_pro(customer, catalogue):
     cp = product_attach(customer=customer, product=catalogue["pro"], actor=None)
@@ -255,21 +267,25 @@ def custom_products(customer) -> int:
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain form", "htmx"])
-def test_stale_customize_form_after_a_balance_edit_is_a_conflict(ops_client, acme_on_pro, customer, catalogue,
-                                                                 support, htmx):
+def test_stale_customize_form_after_a_balance_edit_is_a_conflict(
+    ops_client, acme_on_pro, customer, catalogue, support, htmx
+):
     extra = HTMX if htmx else {}
     opened = ops_client.get(customize_url(acme_on_pro), **extra)
     messages = Balance.objects.get(customer_product=acme_on_pro, feature=catalogue["messages"])
     balance_set(balance=messages, new_balance=6000, actor=support, reason="goodwill")  # meanwhile
     entries = audit_count()
 
-    response = ops_client.post(customize_url(acme_on_pro),
-                               form_values(opened, included_messages="10000", reason="enterprise deal"), **extra)
+    response = ops_client.post(
+        customize_url(acme_on_pro), form_values(opened, included_messages="10000", reason="enterprise deal"), **extra
+    )
 
     html = page_text(response)
     assert response.status_code == 409
-    assert ("Pro changed since you opened this form: the Messages balance was edited (by sam_support, just now): "
-            "granted is now 7,200 (was 5,000). Check the new figures and try again.") in html
+    assert (
+        "Pro changed since you opened this form: the Messages balance was edited (by sam_support, just now): "
+        "granted is now 7,200 (was 5,000). Check the new figures and try again."
+    ) in html
     assert 'value="10000"' in html and "enterprise deal" in html  # the entries are kept
     assert custom_products(customer) == 0 and audit_count() == entries
     assert CustomerProduct.objects.get(pk=acme_on_pro.pk).status == "active"
@@ -281,21 +297,20 @@ def test_stale_customize_form_after_a_balance_edit_is_a_conflict(ops_client, acm
     assert Balance.objects.get(customer_product=new_cp, feature=catalogue["messages"]).allowance == 10000
 
 
-def test_stale_customize_form_after_the_allowances_changed_is_a_conflict(ops_client, acme_on_pro, customer,
-                                                                         catalogue):
+def test_stale_customize_form_after_the_allowances_changed_is_a_conflict(ops_client, acme_on_pro, customer, catalogue):
     opened = ops_client.get(customize_url(acme_on_pro))
     catalogue["pro"].items.filter(feature=catalogue["messages"]).update(included=Decimal(8000))  # catalogue edit
 
-    response = ops_client.post(customize_url(acme_on_pro),
-                               form_values(opened, included_seats="20", reason="more seats"))
+    response = ops_client.post(
+        customize_url(acme_on_pro), form_values(opened, included_seats="20", reason="more seats")
+    )
 
     assert response.status_code == 409
     assert "Messages now has an allowance of 8,000 (was 5,000)" in page_text(response)
     assert custom_products(customer) == 0
 
 
-def test_stale_customize_form_after_the_product_was_replaced_is_a_conflict(ops_client, acme_on_pro, customer,
-                                                                           ops):
+def test_stale_customize_form_after_the_product_was_replaced_is_a_conflict(ops_client, acme_on_pro, customer, ops):
     opened = ops_client.get(customize_url(acme_on_pro))
     first = ops_client.post(customize_url(acme_on_pro), form_values(opened, included_seats="20", reason="seats"))
     assert first.status_code == 302
@@ -308,24 +323,34 @@ def test_stale_customize_form_after_the_product_was_replaced_is_a_conflict(ops_c
     assert custom_products(customer) == 1 and audit_count() == entries
 
 
-def test_tracked_usage_since_the_customize_form_opened_is_no_conflict(ops_client, acme_on_pro, customer,
-                                                                       catalogue):
+def test_tracked_usage_since_the_customize_form_opened_is_no_conflict(ops_client, acme_on_pro, customer, catalogue):
     opened = ops_client.get(customize_url(acme_on_pro))
     balance_track(customer=customer, feature=catalogue["messages"], value=300, actor=None)  # carried over
 
-    response = ops_client.post(customize_url(acme_on_pro),
-                               form_values(opened, included_messages="10000", reason="deal"))
+    response = ops_client.post(
+        customize_url(acme_on_pro), form_values(opened, included_messages="10000", reason="deal")
+    )
 
     assert response.status_code == 302
     new_cp = CustomerProduct.objects.get(customer=customer, status="active", product__product_id="pro")
     assert Balance.objects.get(customer_product=new_cp, feature=catalogue["messages"]).usage == 1500
 
 
-@pytest.mark.parametrize("tampered", ["", "[]", '{"items": {}}', '{"items": {}, "balances": {"x": "1"}}',
-                                      '{"items": {"messages": "NaN"}, "balances": {}}'])
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        "",
+        "[]",
+        '{"items": {}}',
+        '{"items": {}, "balances": {"x": "1"}}',
+        '{"items": {"messages": "NaN"}, "balances": {}}',
+    ],
+)
 def test_customize_post_without_what_it_was_based_on_is_refused(ops_client, acme_on_pro, customer, tampered):
-    response = ops_client.post(customize_url(acme_on_pro), {"included_messages": "9000", "included_seats": "10",
-                                                            "reason": "x", "expected": tampered})
+    response = ops_client.post(
+        customize_url(acme_on_pro),
+        {"included_messages": "9000", "included_seats": "10", "reason": "x", "expected": tampered},
+    )
 
     assert response.status_code == 422
     assert "This form is out of date: reopen it to see the current allowances." in page_text(response)

@@ -27,7 +27,8 @@ def sync(*args) -> tuple[str, str]:
 
 
 def test_backfill_stores_every_invoice_across_pages_and_a_second_run_duplicates_nothing(
-        customer, catalogue, fake_stripe):
+    customer, catalogue, fake_stripe
+):
     stripe_id = link(customer, fake_stripe)
     for n in range(105):  # more than one page of 100
         fake_stripe.add_invoice(customer=stripe_id, total=1000 + n, product_id="pro")
@@ -89,8 +90,9 @@ def test_backfill_can_be_interrupted_and_run_again(customer, catalogue, fake_str
     assert sorted(Invoice.objects.values_list("stripe_id", flat=True)) == sorted(fake_stripe.invoices)
 
 
-def test_a_customer_stripe_fails_for_is_reported_and_the_others_still_run(customer, catalogue, fake_stripe,
-                                                                          fake_stripe_live):
+def test_a_customer_stripe_fails_for_is_reported_and_the_others_still_run(
+    customer, catalogue, fake_stripe, fake_stripe_live
+):
     link(customer, fake_stripe)
     globex = customer_create(env="live", customer_id="globex", actor=None, name="Globex")
     globex_stripe = link(globex, fake_stripe_live)
@@ -100,8 +102,9 @@ def test_a_customer_stripe_fails_for_is_reported_and_the_others_still_run(custom
     with pytest.raises(CommandError, match="1 of 2 customers could not be read"):
         sync()
     customer.refresh_from_db()
-    assert customer.stripe_sync_error.startswith("Invoices and subscriptions not read from Stripe: Stripe had an "
-                                                 "error (HTTP 500)")
+    assert customer.stripe_sync_error.startswith(
+        "Invoices and subscriptions not read from Stripe: Stripe had an error (HTTP 500)"
+    )
     assert Invoice.objects.filter(customer=globex).count() == 1
 
     sync("--env", "sandbox")
@@ -112,7 +115,8 @@ def test_a_customer_stripe_fails_for_is_reported_and_the_others_still_run(custom
 def test_backfill_sends_a_failed_details_push_again(customer, fake_stripe):
     stripe_id = link(customer, fake_stripe)
     Customer.objects.filter(pk=customer.pk).update(
-        name="Renamed Here", stripe_sync_error="Name and email not sent to Stripe: Stripe had an error (HTTP 500).")
+        name="Renamed Here", stripe_sync_error="Name and email not sent to Stripe: Stripe had an error (HTTP 500)."
+    )
     sync()
     customer.refresh_from_db()
     assert customer.stripe_sync_error == ""
@@ -135,8 +139,15 @@ def test_a_webhook_event_older_than_the_backfill_does_not_undo_it(customer, fake
     fake_stripe.add_invoice(customer=stripe_id, status="paid", id="in_1")
     sync()
     old = {**fake_stripe.invoices["in_1"], "status": "open", "amount_paid": 0}
-    outcome = stripe_sync.process_event({"id": "evt_old", "type": "invoice.finalized", "livemode": False,
-                                         "created": fake_stripe.invoices["in_1"]["created"],
-                                         "data": {"object": old}}, signed_for="sandbox")
+    outcome = stripe_sync.process_event(
+        {
+            "id": "evt_old",
+            "type": "invoice.finalized",
+            "livemode": False,
+            "created": fake_stripe.invoices["in_1"]["created"],
+            "data": {"object": old},
+        },
+        signed_for="sandbox",
+    )
     assert outcome == "stale"
     assert Invoice.objects.get().status == "paid"

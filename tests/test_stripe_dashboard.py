@@ -16,7 +16,7 @@ def test_without_stripe_the_dashboard_runs_and_says_stripe_is_not_connected(ops_
     settings.STRIPE_TEST_SECRET_KEY = ""
     customers = ops_client.get("/customers/")
     assert customers.status_code == 200
-    assert "Stripe <span class=\"muted\">(not connected)</span>" in customers.content.decode()
+    assert 'Stripe <span class="muted">(not connected)</span>' in customers.content.decode()
     assert ops_client.get("/customers/acme_corp/").status_code == 200
 
     page = ops_client.get("/stripe/")
@@ -25,7 +25,8 @@ def test_without_stripe_the_dashboard_runs_and_says_stripe_is_not_connected(ops_
 
 
 def test_the_status_page_names_the_connected_account_and_asks_stripe_only_once_in_a_while(
-        ops_client, customer, fake_stripe):
+    ops_client, customer, fake_stripe
+):
     first = ops_client.get("/stripe/").content.decode()
     second = ops_client.get("/stripe/").content.decode()
     for page in (first, second):
@@ -53,7 +54,8 @@ def test_the_status_page_does_not_wait_through_retries(ops_client, fake_stripe):
 def test_the_status_page_lists_failing_customers_and_recent_events(ops_client, customer, settings):
     settings.STRIPE_TEST_SECRET_KEY = ""
     Customer.objects.filter(pk=customer.pk).update(
-        stripe_sync_error="Name and email not sent to Stripe: Stripe had an error (HTTP 500); try again.")
+        stripe_sync_error="Name and email not sent to Stripe: Stripe had an error (HTTP 500); try again."
+    )
     StripeEvent.objects.create(event_id="evt_123", type="invoice.paid", created=1, env="sandbox")
     page = ops_client.get("/stripe/").content.decode()
     assert 'href="/customers/acme_corp/"' in page
@@ -89,8 +91,16 @@ def test_two_deliveries_of_one_event_at_once_apply_it_once(catalogue, settings):
     settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
     customer = customer_create(env="sandbox", customer_id="acme_corp", actor=None)
     Customer.objects.filter(pk=customer.pk).update(stripe_id="cus_acme")
-    invoice = {"id": "in_1", "object": "invoice", "customer": "cus_acme", "status": "paid", "total": 500,
-               "amount_paid": 500, "currency": "usd", "created": 1_760_000_000}
+    invoice = {
+        "id": "in_1",
+        "object": "invoice",
+        "customer": "cus_acme",
+        "status": "paid",
+        "total": 500,
+        "amount_paid": 500,
+        "currency": "usd",
+        "created": 1_760_000_000,
+    }
     body, header = signed(event("invoice.paid", invoice, created=100))
     start, answers = threading.Barrier(2), []
 
@@ -99,8 +109,11 @@ def test_two_deliveries_of_one_event_at_once_apply_it_once(catalogue, settings):
 
         start.wait()
         try:
-            answers.append(Client().post("/webhooks/stripe", body, content_type="application/json",
-                                         HTTP_STRIPE_SIGNATURE=header).status_code)
+            answers.append(
+                Client()
+                .post("/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+                .status_code
+            )
         finally:
             connection.close()
 

@@ -28,17 +28,32 @@ TEST_KEY, LIVE_KEY = "sk_test_51abcSECRETtest", "sk_live_51abcSECRETlive"
 
 # --- configuration ------------------------------------------------------------------------------
 
+
 def test_each_environment_takes_the_key_of_its_own_mode():
-    assert stripe_secrets({"STRIPE_TEST_SECRET_KEY": TEST_KEY, "STRIPE_LIVE_SECRET_KEY": "rk_live_restricted",
-                           "STRIPE_TEST_WEBHOOK_SECRET": "whsec_t", "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_l"}) == {
-        "STRIPE_TEST_SECRET_KEY": TEST_KEY, "STRIPE_LIVE_SECRET_KEY": "rk_live_restricted",
-        "STRIPE_TEST_WEBHOOK_SECRET": "whsec_t", "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_l"}
-    assert stripe_secrets({}) == {"STRIPE_TEST_SECRET_KEY": "", "STRIPE_LIVE_SECRET_KEY": "",
-                                  "STRIPE_TEST_WEBHOOK_SECRET": "", "STRIPE_LIVE_WEBHOOK_SECRET": ""}
+    assert stripe_secrets(
+        {
+            "STRIPE_TEST_SECRET_KEY": TEST_KEY,
+            "STRIPE_LIVE_SECRET_KEY": "rk_live_restricted",
+            "STRIPE_TEST_WEBHOOK_SECRET": "whsec_t",
+            "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_l",
+        }
+    ) == {
+        "STRIPE_TEST_SECRET_KEY": TEST_KEY,
+        "STRIPE_LIVE_SECRET_KEY": "rk_live_restricted",
+        "STRIPE_TEST_WEBHOOK_SECRET": "whsec_t",
+        "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_l",
+    }
+    assert stripe_secrets({}) == {
+        "STRIPE_TEST_SECRET_KEY": "",
+        "STRIPE_LIVE_SECRET_KEY": "",
+        "STRIPE_TEST_WEBHOOK_SECRET": "",
+        "STRIPE_LIVE_WEBHOOK_SECRET": "",
+    }
 
 
-@pytest.mark.parametrize(("legacy_key", "env_setting"), [(TEST_KEY, "STRIPE_TEST_SECRET_KEY"),
-                                                         (LIVE_KEY, "STRIPE_LIVE_SECRET_KEY")])
+@pytest.mark.parametrize(
+    ("legacy_key", "env_setting"), [(TEST_KEY, "STRIPE_TEST_SECRET_KEY"), (LIVE_KEY, "STRIPE_LIVE_SECRET_KEY")]
+)
 def test_the_old_single_key_serves_only_the_environment_its_prefix_names(legacy_key, env_setting):
     found = stripe_secrets({"STRIPE_SECRET_KEY": legacy_key, "STRIPE_WEBHOOK_SECRET": "whsec_old"})
     other_setting = ({"STRIPE_TEST_SECRET_KEY", "STRIPE_LIVE_SECRET_KEY"} - {env_setting}).pop()
@@ -50,20 +65,34 @@ def test_the_old_single_key_serves_only_the_environment_its_prefix_names(legacy_
     assert stripe_secrets({"STRIPE_SECRET_KEY": legacy_key, env_setting: legacy_key})[env_setting] == legacy_key
 
 
-@pytest.mark.parametrize(("environ", "message"), [
-    ({"STRIPE_TEST_SECRET_KEY": LIVE_KEY}, "STRIPE_TEST_SECRET_KEY must be a test-mode key"),
-    ({"STRIPE_LIVE_SECRET_KEY": TEST_KEY}, "STRIPE_LIVE_SECRET_KEY must be a live-mode key"),
-    ({"STRIPE_LIVE_SECRET_KEY": "rk_test_restricted"}, "STRIPE_LIVE_SECRET_KEY must be a live-mode key"),
-    ({"STRIPE_LIVE_SECRET_KEY": "pk_live_publishable"}, "STRIPE_LIVE_SECRET_KEY is not a Stripe secret key"),
-    ({"STRIPE_TEST_SECRET_KEY": "hunter2"}, "STRIPE_TEST_SECRET_KEY is not a Stripe secret key"),
-    ({"STRIPE_SECRET_KEY": "whsec_SECRETnot_a_key"}, "STRIPE_SECRET_KEY is not a Stripe secret key"),
-    ({"STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_TEST_SECRET_KEY": "sk_test_another"},
-     "STRIPE_SECRET_KEY and STRIPE_TEST_SECRET_KEY both set the sandbox Stripe key, to different keys"),
-    ({"STRIPE_SECRET_KEY": LIVE_KEY, "STRIPE_WEBHOOK_SECRET": "whsec_a", "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_b"},
-     "STRIPE_WEBHOOK_SECRET and STRIPE_LIVE_WEBHOOK_SECRET both set the live webhook signing secret"),
-    ({"STRIPE_WEBHOOK_SECRET": "whsec_a"}, "STRIPE_SECRET_KEY is not set"),
-    ({"STRIPE_TEST_WEBHOOK_SECRET": "whsec_same", "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_same"}, "are the same secret"),
-])
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"STRIPE_TEST_SECRET_KEY": LIVE_KEY}, "STRIPE_TEST_SECRET_KEY must be a test-mode key"),
+        ({"STRIPE_LIVE_SECRET_KEY": TEST_KEY}, "STRIPE_LIVE_SECRET_KEY must be a live-mode key"),
+        ({"STRIPE_LIVE_SECRET_KEY": "rk_test_restricted"}, "STRIPE_LIVE_SECRET_KEY must be a live-mode key"),
+        ({"STRIPE_LIVE_SECRET_KEY": "pk_live_publishable"}, "STRIPE_LIVE_SECRET_KEY is not a Stripe secret key"),
+        ({"STRIPE_TEST_SECRET_KEY": "hunter2"}, "STRIPE_TEST_SECRET_KEY is not a Stripe secret key"),
+        ({"STRIPE_SECRET_KEY": "whsec_SECRETnot_a_key"}, "STRIPE_SECRET_KEY is not a Stripe secret key"),
+        (
+            {"STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_TEST_SECRET_KEY": "sk_test_another"},
+            "STRIPE_SECRET_KEY and STRIPE_TEST_SECRET_KEY both set the sandbox Stripe key, to different keys",
+        ),
+        (
+            {
+                "STRIPE_SECRET_KEY": LIVE_KEY,
+                "STRIPE_WEBHOOK_SECRET": "whsec_a",
+                "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_b",
+            },
+            "STRIPE_WEBHOOK_SECRET and STRIPE_LIVE_WEBHOOK_SECRET both set the live webhook signing secret",
+        ),
+        ({"STRIPE_WEBHOOK_SECRET": "whsec_a"}, "STRIPE_SECRET_KEY is not set"),
+        (
+            {"STRIPE_TEST_WEBHOOK_SECRET": "whsec_same", "STRIPE_LIVE_WEBHOOK_SECRET": "whsec_same"},
+            "are the same secret",
+        ),
+    ],
+)
 def test_a_key_of_the_wrong_mode_or_a_contradiction_is_refused_without_repeating_the_secret(environ, message):
     with pytest.raises(ImproperlyConfigured, match=message) as refused:
         stripe_secrets(environ)
@@ -73,14 +102,16 @@ def test_a_key_of_the_wrong_mode_or_a_contradiction_is_refused_without_repeating
 def test_the_app_does_not_start_with_a_live_key_for_sandbox():
     environ = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
     environ["STRIPE_TEST_SECRET_KEY"] = LIVE_KEY
-    run = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environ, capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode != 0
     assert "ImproperlyConfigured: STRIPE_TEST_SECRET_KEY must be a test-mode key" in run.stderr
     assert LIVE_KEY not in run.stderr
 
 
 # --- what is sent, and where --------------------------------------------------------------------
+
 
 @pytest.fixture
 def globex(catalogue):
@@ -97,12 +128,19 @@ def globex_linked(globex, fake_stripe_live):
 
 @pytest.fixture
 def twenty_off(db):
-    return Reward.objects.create(reward_id="twenty_off", name="20% off", type="percentage_discount",
-                                 value=Decimal(20), duration="months", duration_months=3)
+    return Reward.objects.create(
+        reward_id="twenty_off",
+        name="20% off",
+        type="percentage_discount",
+        value=Decimal(20),
+        duration="months",
+        duration_months=3,
+    )
 
 
 def test_each_customers_details_and_coupons_go_to_its_own_stripe_mode(
-        linked, globex_linked, ops, twenty_off, fake_stripe, fake_stripe_live, django_capture_on_commit_callbacks):
+    linked, globex_linked, ops, twenty_off, fake_stripe, fake_stripe_live, django_capture_on_commit_callbacks
+):
     fake_stripe.add_subscription(customer=linked.stripe_id)
     fake_stripe_live.add_subscription(customer=globex_linked.stripe_id)
     with django_capture_on_commit_callbacks(execute=True):
@@ -127,7 +165,8 @@ def test_each_customers_details_and_coupons_go_to_its_own_stripe_mode(
 
 
 def test_without_a_live_key_a_live_customers_changes_send_nothing_anywhere(
-        globex, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks):
+    globex, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks
+):
     Customer.objects.filter(pk=globex.pk).update(stripe_id="cus_globex_live")
     globex.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -171,7 +210,8 @@ def test_sync_stripe_reads_each_environment_with_its_own_key(linked, globex_link
     assert list(Invoice.objects.filter(customer=globex_linked).values_list("stripe_id", flat=True)) == ["in_live"]
     assert {r.query["customer"] for r in fake_stripe.requests_to("GET", "/v1/invoices")} == {linked.stripe_id}
     assert {r.query["customer"] for r in fake_stripe_live.requests_to("GET", "/v1/invoices")} == {
-        globex_linked.stripe_id}
+        globex_linked.stripe_id
+    }
 
     live_only, _ = sync("--env", "live")
     assert "globex (live, " in live_only and "acme_corp" not in live_only
@@ -189,6 +229,7 @@ def test_sync_stripe_skips_an_environment_without_a_key(linked, globex, fake_str
 
 # --- webhooks -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def twins(customer, globex, settings):
     """A sandbox and a live customer linked to the same Stripe id, and both signing secrets set."""
@@ -199,8 +240,16 @@ def twins(customer, globex, settings):
 
 
 def paid_invoice(invoice_id: str = "in_1") -> dict:
-    return {"id": invoice_id, "object": "invoice", "customer": "cus_shared", "status": "paid", "total": 9900,
-            "amount_paid": 9900, "currency": "usd", "created": 1_760_000_000}
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "customer": "cus_shared",
+        "status": "paid",
+        "total": 9900,
+        "amount_paid": 9900,
+        "currency": "usd",
+        "created": 1_760_000_000,
+    }
 
 
 def deliver(client, payload: dict, secret: str):
@@ -210,40 +259,70 @@ def deliver(client, payload: dict, secret: str):
 
 def test_a_live_event_changes_only_live_customers_and_a_test_event_only_sandbox_ones(client, twins):
     sandbox, live = twins
-    response = deliver(client, event("invoice.paid", paid_invoice("in_live"), created=100, livemode=True),
-                       LIVE_WEBHOOK_SECRET)
+    response = deliver(
+        client, event("invoice.paid", paid_invoice("in_live"), created=100, livemode=True), LIVE_WEBHOOK_SECRET
+    )
     assert (response.status_code, response.json()["outcome"]) == (200, "created")
     assert list(Invoice.objects.values_list("customer", "stripe_id")) == [(live.pk, "in_live")]
 
     deliver(client, event("invoice.paid", paid_invoice("in_test"), created=100), WEBHOOK_SECRET)
     assert Invoice.objects.get(stripe_id="in_test").customer == sandbox
     assert dict(StripeEvent.objects.values_list("event_id", "env")) == {
-        "evt_invoice_paid_100_in_live": "live", "evt_invoice_paid_100_in_test": "sandbox"}
+        "evt_invoice_paid_100_in_live": "live",
+        "evt_invoice_paid_100_in_test": "sandbox",
+    }
 
-    deliver(client, event("customer.deleted", {"id": "cus_shared", "object": "customer"}, created=200,
-                          livemode=True), LIVE_WEBHOOK_SECRET)
+    deliver(
+        client,
+        event("customer.deleted", {"id": "cus_shared", "object": "customer"}, created=200, livemode=True),
+        LIVE_WEBHOOK_SECRET,
+    )
     sandbox.refresh_from_db()
     live.refresh_from_db()
     assert (sandbox.stripe_id, live.stripe_id) == ("cus_shared", "")
 
 
-@pytest.mark.parametrize(("livemode", "secret", "signed_for", "why"), [
-    (True, WEBHOOK_SECRET, "sandbox",
-     "ignored: a live-mode event signed with the sandbox signing secret (STRIPE_TEST_WEBHOOK_SECRET); live events "
-     "count only when signed with STRIPE_LIVE_WEBHOOK_SECRET"),
-    (False, LIVE_WEBHOOK_SECRET, "live",
-     "ignored: a test-mode event signed with the live signing secret (STRIPE_LIVE_WEBHOOK_SECRET); sandbox events "
-     "count only when signed with STRIPE_TEST_WEBHOOK_SECRET"),
-])
+@pytest.mark.parametrize(
+    ("livemode", "secret", "signed_for", "why"),
+    [
+        (
+            True,
+            WEBHOOK_SECRET,
+            "sandbox",
+            "ignored: a live-mode event signed with the sandbox signing secret (STRIPE_TEST_WEBHOOK_SECRET); "
+            "live events "
+            "count only when signed with STRIPE_LIVE_WEBHOOK_SECRET",
+        ),
+        (
+            False,
+            LIVE_WEBHOOK_SECRET,
+            "live",
+            "ignored: a test-mode event signed with the live signing secret (STRIPE_LIVE_WEBHOOK_SECRET); "
+            "sandbox events "
+            "count only when signed with STRIPE_TEST_WEBHOOK_SECRET",
+        ),
+    ],
+)
 def test_an_event_whose_mode_disagrees_with_the_secret_that_signed_it_is_recorded_as_ignored(
-        client, twins, livemode, secret, signed_for, why):
+    client, twins, livemode, secret, signed_for, why
+):
     audit_before = AuditEntry.objects.count()
-    for payload in (event("invoice.paid", paid_invoice(), created=100, livemode=livemode),
-                    event("customer.subscription.created", {
-                        "id": "sub_1", "object": "subscription", "customer": "cus_shared", "status": "active",
-                        "metadata": {"product_id": "pro"}}, created=100, livemode=livemode),
-                    event("customer.deleted", {"id": "cus_shared", "object": "customer"}, created=100,
-                          livemode=livemode)):
+    for payload in (
+        event("invoice.paid", paid_invoice(), created=100, livemode=livemode),
+        event(
+            "customer.subscription.created",
+            {
+                "id": "sub_1",
+                "object": "subscription",
+                "customer": "cus_shared",
+                "status": "active",
+                "metadata": {"product_id": "pro"},
+            },
+            created=100,
+            livemode=livemode,
+        ),
+        event("customer.deleted", {"id": "cus_shared", "object": "customer"}, created=100, livemode=livemode),
+    ):
         response = deliver(client, payload, secret)
         assert (response.status_code, response.json()["outcome"]) == (200, why)
         stored = StripeEvent.objects.get(event_id=payload["id"])
@@ -264,31 +343,41 @@ def test_with_only_the_live_secret_a_test_signed_event_is_refused(client, custom
 
 # --- the dashboard ------------------------------------------------------------------------------
 
+
 def test_the_status_page_shows_the_current_environments_connection_and_events_only(
-        ops_client, customer, fake_stripe, settings):
+    ops_client, customer, fake_stripe, settings
+):
     settings.STRIPE_LIVE_WEBHOOK_SECRET = LIVE_WEBHOOK_SECRET
-    StripeEvent.objects.create(event_id="evt_sandbox_1", type="invoice.paid", created=1, env="sandbox",
-                               outcome="created")
-    StripeEvent.objects.create(event_id="evt_live_1", type="invoice.paid", created=1, env="live",
-                               outcome="ignored: a test-mode event signed with the live signing secret")
+    StripeEvent.objects.create(
+        event_id="evt_sandbox_1", type="invoice.paid", created=1, env="sandbox", outcome="created"
+    )
+    StripeEvent.objects.create(
+        event_id="evt_live_1",
+        type="invoice.paid",
+        created=1,
+        env="live",
+        outcome="ignored: a test-mode event signed with the live signing secret",
+    )
 
     sandbox = ops_client.get("/stripe/").content.decode()
     assert "Connected</span> to <strong>Example Billing Ltd</strong>" in sandbox and "test mode" in sandbox
     assert "evt_sandbox_1" in sandbox and "evt_live_1" not in sandbox
-    assert "STRIPE_TEST_WEBHOOK_SECRET" in sandbox and "Stripe <span class=\"muted\">(not connected)</span>" \
-        not in sandbox
+    assert (
+        "STRIPE_TEST_WEBHOOK_SECRET" in sandbox and 'Stripe <span class="muted">(not connected)</span>' not in sandbox
+    )
 
     ops_client.post("/env/", {"env": "live"})
     live = ops_client.get("/stripe/").content.decode()
-    assert "Stripe is not connected for live: <span class=\"mono\">STRIPE_LIVE_SECRET_KEY</span> is not set" in live
-    assert "Stripe <span class=\"muted\">(not connected)</span>" in live  # the menu, for live
+    assert 'Stripe is not connected for live: <span class="mono">STRIPE_LIVE_SECRET_KEY</span> is not set' in live
+    assert 'Stripe <span class="muted">(not connected)</span>' in live  # the menu, for live
     assert "evt_live_1" in live and "ignored: a test-mode event signed with the live signing secret" in live
     assert "evt_sandbox_1" not in live and "Example Billing Ltd" not in live
     assert len(fake_stripe.requests_to("GET", "/v1/account")) == 1  # only the sandbox page asked, with its key
 
 
 def test_the_customer_page_says_stripe_is_not_connected_for_a_live_customer_without_a_live_key(
-        ops_client, customer, globex, fake_stripe):
+    ops_client, customer, globex, fake_stripe
+):
     assert "Stripe not connected" not in ops_client.get("/customers/acme_corp/").content.decode()
     ops_client.post("/env/", {"env": "live"})
     assert "Stripe not connected" in ops_client.get("/customers/globex/").content.decode()

@@ -18,8 +18,14 @@ from customers.services import customer_update
 
 @pytest.fixture
 def twenty_off(db):
-    return Reward.objects.create(reward_id="twenty_off", name="20% off for 3 months", type="percentage_discount",
-                                 value=Decimal(20), duration="months", duration_months=3)
+    return Reward.objects.create(
+        reward_id="twenty_off",
+        name="20% off for 3 months",
+        type="percentage_discount",
+        value=Decimal(20),
+        duration="months",
+        duration_months=3,
+    )
 
 
 def edit(customer, ops, **fields):
@@ -28,8 +34,10 @@ def edit(customer, ops, **fields):
 
 # --- details ------------------------------------------------------------------------------------
 
+
 def test_details_edit_sends_new_name_and_email_to_the_stripe_customer(
-        linked, ops, fake_stripe, django_capture_on_commit_callbacks):
+    linked, ops, fake_stripe, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, name="Mr New Name", email="newemail@example.com")
 
@@ -43,7 +51,8 @@ def test_details_edit_sends_new_name_and_email_to_the_stripe_customer(
 
 
 def test_push_waits_for_the_commit_and_is_dropped_with_a_rollback(
-        linked, ops, fake_stripe, django_capture_on_commit_callbacks):
+    linked, ops, fake_stripe, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         edit(linked, ops, name="Later")
     assert fake_stripe.requests == []  # nothing sent while the change was uncommitted
@@ -57,7 +66,8 @@ def test_push_waits_for_the_commit_and_is_dropped_with_a_rollback(
 
 
 def test_edits_that_stripe_does_not_hold_or_unlinked_customers_send_nothing(
-        customer, linked, ops, fake_stripe, django_capture_on_commit_callbacks):
+    customer, linked, ops, fake_stripe, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, fingerprint="device-42", metadata={"plan_tier": "gold"})
         Customer.objects.filter(pk=linked.pk).update(stripe_id="")
@@ -66,8 +76,9 @@ def test_edits_that_stripe_does_not_hold_or_unlinked_customers_send_nothing(
     assert fake_stripe.requests == []
 
 
-def test_without_a_stripe_key_nothing_is_called(linked, ops, twenty_off, fake_stripe, settings,
-                                                django_capture_on_commit_callbacks):
+def test_without_a_stripe_key_nothing_is_called(
+    linked, ops, twenty_off, fake_stripe, settings, django_capture_on_commit_callbacks
+):
     settings.STRIPE_TEST_SECRET_KEY = ""
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         edit(linked, ops, name="Offline Name")
@@ -107,8 +118,8 @@ def test_stripe_is_called_after_the_commit_with_no_row_locked(catalogue, fake_st
 
 # --- failures -----------------------------------------------------------------------------------
 
-def test_a_5xx_is_retried_with_the_same_idempotency_key(linked, ops, fake_stripe,
-                                                         django_capture_on_commit_callbacks):
+
+def test_a_5xx_is_retried_with_the_same_idempotency_key(linked, ops, fake_stripe, django_capture_on_commit_callbacks):
     fake_stripe.queue_error(500)
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, name="Retried Name")
@@ -122,7 +133,8 @@ def test_a_5xx_is_retried_with_the_same_idempotency_key(linked, ops, fake_stripe
 
 
 def test_stripe_failing_keeps_the_local_edit_and_tells_the_person_until_the_next_success(
-        linked, ops, fake_stripe, django_capture_on_commit_callbacks):
+    linked, ops, fake_stripe, django_capture_on_commit_callbacks
+):
     fake_stripe.queue_error(503, times=3)
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, name="Saved Here")
@@ -130,8 +142,7 @@ def test_stripe_failing_keeps_the_local_edit_and_tells_the_person_until_the_next
     assert len(fake_stripe.requests) == 3  # one try and two retries
     linked.refresh_from_db()
     assert linked.name == "Saved Here"
-    assert linked.stripe_sync_error == ("Name and email not sent to Stripe: Stripe had an error (HTTP 503); "
-                                        "try again.")
+    assert linked.stripe_sync_error == ("Name and email not sent to Stripe: Stripe had an error (HTTP 503); try again.")
     assert fake_stripe.customers[linked.stripe_id]["name"] == "Acme Corp"
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -141,8 +152,7 @@ def test_stripe_failing_keeps_the_local_edit_and_tells_the_person_until_the_next
     assert fake_stripe.customers[linked.stripe_id]["name"] == "Saved Everywhere"
 
 
-def test_a_4xx_is_not_retried_and_stripes_reason_is_shown(linked, ops, fake_stripe,
-                                                         django_capture_on_commit_callbacks):
+def test_a_4xx_is_not_retried_and_stripes_reason_is_shown(linked, ops, fake_stripe, django_capture_on_commit_callbacks):
     fake_stripe.queue_error(400, message="Invalid email address: newemail@example.com", code="email_invalid")
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, email="newemail@example.com")
@@ -150,8 +160,9 @@ def test_a_4xx_is_not_retried_and_stripes_reason_is_shown(linked, ops, fake_stri
     assert len(fake_stripe.requests) == 1
     linked.refresh_from_db()
     assert linked.email == "newemail@example.com"
-    assert linked.stripe_sync_error == ("Name and email not sent to Stripe: Stripe refused the request: "
-                                        "Invalid email address: newemail@example.com")
+    assert linked.stripe_sync_error == (
+        "Name and email not sent to Stripe: Stripe refused the request: Invalid email address: newemail@example.com"
+    )
 
 
 def test_a_refused_api_key_is_reported(linked, ops, fake_stripe, settings, django_capture_on_commit_callbacks):
@@ -159,12 +170,12 @@ def test_a_refused_api_key_is_reported(linked, ops, fake_stripe, settings, djang
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, name="New Name")
     linked.refresh_from_db()
-    assert linked.stripe_sync_error == ("Name and email not sent to Stripe: Stripe refused the API key; "
-                                        "check STRIPE_TEST_SECRET_KEY.")
+    assert linked.stripe_sync_error == (
+        "Name and email not sent to Stripe: Stripe refused the API key; check STRIPE_TEST_SECRET_KEY."
+    )
 
 
-def test_time_outs_are_retried_then_reported(linked, ops, fake_stripe, settings,
-                                             django_capture_on_commit_callbacks):
+def test_time_outs_are_retried_then_reported(linked, ops, fake_stripe, settings, django_capture_on_commit_callbacks):
     settings.STRIPE_TIMEOUT = 0.3
     fake_stripe.queue_delay(1.0, times=3)
     with django_capture_on_commit_callbacks(execute=True):
@@ -174,22 +185,30 @@ def test_time_outs_are_retried_then_reported(linked, ops, fake_stripe, settings,
     assert len(sent) == 3 and len({r.idempotency_key for r in sent}) == 1
     linked.refresh_from_db()
     assert linked.name == "Slow Name"
-    assert linked.stripe_sync_error == ("Name and email not sent to Stripe: Stripe did not answer in time or "
-                                        "could not be reached; try again.")
+    assert linked.stripe_sync_error == (
+        "Name and email not sent to Stripe: Stripe did not answer in time or could not be reached; try again."
+    )
 
 
 # --- coupons ------------------------------------------------------------------------------------
 
+
 def test_add_coupon_creates_the_stripe_coupon_and_puts_it_on_the_customers_subscriptions(
-        linked, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks):
+    linked, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks
+):
     sub = fake_stripe.add_subscription(customer=linked.stripe_id, product_id="pro")
     fake_stripe.add_subscription(customer=linked.stripe_id, status="canceled")
     with django_capture_on_commit_callbacks(execute=True):
         applied = reward_apply(customer=linked, reward=twenty_off, actor=ops)
 
     [created] = fake_stripe.requests_to("POST", "/v1/coupons")
-    assert created.params == {"percent_off": "20", "duration": "repeating", "duration_in_months": "3",
-                              "name": "20% off for 3 months", "metadata": {"reward_id": "twenty_off"}}
+    assert created.params == {
+        "percent_off": "20",
+        "duration": "repeating",
+        "duration_in_months": "3",
+        "name": "20% off for 3 months",
+        "metadata": {"reward_id": "twenty_off"},
+    }
     twenty_off.refresh_from_db()
     assert twenty_off.stripe_coupon_id == next(iter(fake_stripe.coupons))
     [listed] = fake_stripe.requests_to("GET", "/v1/subscriptions")
@@ -204,8 +223,9 @@ def test_add_coupon_creates_the_stripe_coupon_and_puts_it_on_the_customers_subsc
     assert applied.stripe_synced_at is not None
 
 
-def test_a_reward_with_a_coupon_is_not_created_again(linked, ops, twenty_off, catalogue, fake_stripe,
-                                                       django_capture_on_commit_callbacks):
+def test_a_reward_with_a_coupon_is_not_created_again(
+    linked, ops, twenty_off, catalogue, fake_stripe, django_capture_on_commit_callbacks
+):
     from customers.services import customer_create
 
     other = customer_create(env="sandbox", customer_id="globex", actor=None, name="Globex")
@@ -219,14 +239,22 @@ def test_a_reward_with_a_coupon_is_not_created_again(linked, ops, twenty_off, ca
     assert len(fake_stripe.coupons) == 1
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    ({"type": "fixed_discount", "value": Decimal(500), "currency": "eur", "duration": "forever"},
-     {"amount_off": "500", "currency": "eur", "duration": "forever"}),
-    ({"type": "percentage_discount", "value": Decimal("12.5"), "duration": "one_off"},
-     {"percent_off": "12.5", "duration": "once"}),
-])
-def test_coupon_amounts_and_durations_follow_the_reward(linked, ops, fake_stripe, fields, expected,
-                                                        django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"type": "fixed_discount", "value": Decimal(500), "currency": "eur", "duration": "forever"},
+            {"amount_off": "500", "currency": "eur", "duration": "forever"},
+        ),
+        (
+            {"type": "percentage_discount", "value": Decimal("12.5"), "duration": "one_off"},
+            {"percent_off": "12.5", "duration": "once"},
+        ),
+    ],
+)
+def test_coupon_amounts_and_durations_follow_the_reward(
+    linked, ops, fake_stripe, fields, expected, django_capture_on_commit_callbacks
+):
     reward = Reward.objects.create(reward_id="launch", name="Launch offer", **fields)
     with django_capture_on_commit_callbacks(execute=True):
         reward_apply(customer=linked, reward=reward, actor=ops)
@@ -234,8 +262,9 @@ def test_coupon_amounts_and_durations_follow_the_reward(linked, ops, fake_stripe
     assert created.params == {**expected, "name": "Launch offer", "metadata": {"reward_id": "launch"}}
 
 
-def test_removing_the_coupon_clears_it_from_the_subscriptions(linked, ops, twenty_off, fake_stripe,
-                                                              django_capture_on_commit_callbacks):
+def test_removing_the_coupon_clears_it_from_the_subscriptions(
+    linked, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks
+):
     sub = fake_stripe.add_subscription(customer=linked.stripe_id)
     with django_capture_on_commit_callbacks(execute=True):
         applied = reward_apply(customer=linked, reward=twenty_off, actor=ops)
@@ -247,15 +276,21 @@ def test_removing_the_coupon_clears_it_from_the_subscriptions(linked, ops, twent
 
 
 def test_non_discount_rewards_send_nothing(linked, ops, catalogue, fake_stripe, django_capture_on_commit_callbacks):
-    grant = Reward.objects.create(reward_id="bonus", name="Bonus messages", type="feature_grant",
-                                  value=Decimal(100), grant_feature=catalogue["messages"])
+    grant = Reward.objects.create(
+        reward_id="bonus",
+        name="Bonus messages",
+        type="feature_grant",
+        value=Decimal(100),
+        grant_feature=catalogue["messages"],
+    )
     with django_capture_on_commit_callbacks(execute=True):
         reward_apply(customer=linked, reward=grant, actor=ops)
     assert fake_stripe.requests == []
 
 
 def test_coupon_creation_failing_stores_nothing_and_tells_the_person(
-        linked, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks):
+    linked, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks
+):
     fake_stripe.add_subscription(customer=linked.stripe_id)
     fake_stripe.queue_error(500, times=3)
     with django_capture_on_commit_callbacks(execute=True):
@@ -271,7 +306,8 @@ def test_coupon_creation_failing_stores_nothing_and_tells_the_person(
 
 
 def test_a_lost_answer_to_coupon_creation_creates_one_coupon_only(
-        linked, ops, twenty_off, fake_stripe, settings, django_capture_on_commit_callbacks):
+    linked, ops, twenty_off, fake_stripe, settings, django_capture_on_commit_callbacks
+):
     """Stripe did the work but the answer never came: the retry, with the same key, gets the same coupon."""
     settings.STRIPE_TIMEOUT = 0.3
     fake_stripe.queue_delay(1.0)
@@ -290,7 +326,8 @@ URLS = {"success_url": "https://app.example.test/billing/done", "cancel_url": "h
 
 
 def test_checkout_creates_the_stripe_customer_and_a_subscription_session_with_the_discount(
-        customer, ops, catalogue, twenty_off, fake_stripe, django_capture_on_commit_callbacks):
+    customer, ops, catalogue, twenty_off, fake_stripe, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         reward_apply(customer=customer, reward=twenty_off, actor=ops)  # not linked yet: nothing sent
     assert fake_stripe.requests == []
@@ -298,8 +335,11 @@ def test_checkout_creates_the_stripe_customer_and_a_subscription_session_with_th
     url = checkout_url_for(customer=customer, product=catalogue["pro"], **URLS)
 
     [made] = fake_stripe.requests_to("POST", "/v1/customers")
-    assert made.params == {"name": "Acme Corp", "email": "ada@acme.test",
-                           "metadata": {"customer_id": "acme_corp", "env": "sandbox"}}
+    assert made.params == {
+        "name": "Acme Corp",
+        "email": "ada@acme.test",
+        "metadata": {"customer_id": "acme_corp", "env": "sandbox"},
+    }
     customer.refresh_from_db()
     assert customer.stripe_id in fake_stripe.customers
     link = AuditEntry.objects.get(action="customer.stripe_link")
@@ -310,14 +350,23 @@ def test_checkout_creates_the_stripe_customer_and_a_subscription_session_with_th
     assert session.params == {
         "mode": "subscription",
         "customer": customer.stripe_id,
-        "line_items": [{"price_data": {
-            "currency": "usd", "unit_amount": "9900",
-            "product_data": {"name": "Pro", "metadata": {"product_id": "pro"}},
-            "recurring": {"interval": "month", "interval_count": "1"},
-        }, "quantity": "1"}],
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": "9900",
+                    "product_data": {"name": "Pro", "metadata": {"product_id": "pro"}},
+                    "recurring": {"interval": "month", "interval_count": "1"},
+                },
+                "quantity": "1",
+            }
+        ],
         "discounts": [{"coupon": Reward.objects.get().stripe_coupon_id}],
-        "success_url": URLS["success_url"], "cancel_url": URLS["cancel_url"],
-        "client_reference_id": "acme_corp", "metadata": metadata, "subscription_data": {"metadata": metadata},
+        "success_url": URLS["success_url"],
+        "cancel_url": URLS["cancel_url"],
+        "client_reference_id": "acme_corp",
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
     }
     assert url == fake_stripe.sessions[next(iter(fake_stripe.sessions))]["url"]
     assert url.startswith("https://checkout.stripe.com/")
@@ -330,9 +379,16 @@ def test_checkout_of_one_off_prices_is_a_payment_with_an_invoice(linked, fake_st
 
     [session] = fake_stripe.requests_to("POST", "/v1/checkout/sessions")
     assert session.params["mode"] == "payment"
-    assert session.params["line_items"] == [{"price_data": {
-        "currency": "eur", "unit_amount": "4900",
-        "product_data": {"name": "Credit pack", "metadata": {"product_id": "credit_pack"}}}, "quantity": "1"}]
+    assert session.params["line_items"] == [
+        {
+            "price_data": {
+                "currency": "eur",
+                "unit_amount": "4900",
+                "product_data": {"name": "Credit pack", "metadata": {"product_id": "credit_pack"}},
+            },
+            "quantity": "1",
+        }
+    ]
     assert session.params["invoice_creation"]["enabled"] == "true"
     assert "discounts" not in session.params and "subscription_data" not in session.params
     assert fake_stripe.requests_to("POST", "/v1/customers") == []  # already linked
@@ -408,6 +464,7 @@ def test_a_stripe_customer_made_again_after_an_unlink_is_a_new_one(customer, cat
 
 # --- delete in Stripe ---------------------------------------------------------------------------
 
+
 def test_delete_in_stripe_deletes_the_stripe_customer_and_unlinks_it(linked, ops, fake_stripe):
     stripe_id = linked.stripe_id
     customer_delete_in_stripe(customer=linked, actor=ops)
@@ -446,8 +503,7 @@ def test_delete_in_stripe_of_an_unlinked_customer_does_nothing(customer, fake_st
     assert fake_stripe.requests == []
 
 
-def test_a_failed_details_push_is_sent_again_by_retry(linked, ops, fake_stripe,
-                                                      django_capture_on_commit_callbacks):
+def test_a_failed_details_push_is_sent_again_by_retry(linked, ops, fake_stripe, django_capture_on_commit_callbacks):
     fake_stripe.queue_error(500, times=3)
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, name="Unsent")
@@ -460,8 +516,9 @@ def test_a_failed_details_push_is_sent_again_by_retry(linked, ops, fake_stripe,
     assert fake_stripe.customers[linked.stripe_id]["name"] == "Unsent"
 
 
-def test_a_success_of_another_kind_does_not_hide_an_unsent_change(linked, ops, twenty_off, fake_stripe,
-                                                                  django_capture_on_commit_callbacks):
+def test_a_success_of_another_kind_does_not_hide_an_unsent_change(
+    linked, ops, twenty_off, fake_stripe, django_capture_on_commit_callbacks
+):
     fake_stripe.queue_error(500, times=3)
     with django_capture_on_commit_callbacks(execute=True):
         edit(linked, ops, name="Unsent")
@@ -474,8 +531,10 @@ def test_a_success_of_another_kind_does_not_hide_an_unsent_change(linked, ops, t
 
 # --- dashboard delete ---------------------------------------------------------------------------
 
+
 def test_dashboard_delete_offers_stripe_deletion_unchecked_and_leaves_stripe_alone_by_default(
-        linked, ops_client, fake_stripe):
+    linked, ops_client, fake_stripe
+):
     form = ops_client.get(f"/customers/{linked.customer_id}/delete/").content.decode()
     assert "Also delete in Stripe" in form
     assert 'name="also_delete_in_stripe" value="on">' in form  # unchecked
@@ -487,8 +546,11 @@ def test_dashboard_delete_offers_stripe_deletion_unchecked_and_leaves_stripe_alo
 
 def test_dashboard_delete_can_also_delete_in_stripe(linked, ops_client, fake_stripe):
     stripe_id = linked.stripe_id
-    response = ops_client.post(f"/customers/{linked.customer_id}/delete/",
-                               {"confirm_id": linked.customer_id, "also_delete_in_stripe": "on"}, follow=True)
+    response = ops_client.post(
+        f"/customers/{linked.customer_id}/delete/",
+        {"confirm_id": linked.customer_id, "also_delete_in_stripe": "on"},
+        follow=True,
+    )
     assert "The customer was also deleted in Stripe." in response.content.decode()
     assert fake_stripe.customers[stripe_id]["deleted"] is True
     linked.refresh_from_db()
@@ -497,8 +559,11 @@ def test_dashboard_delete_can_also_delete_in_stripe(linked, ops_client, fake_str
 
 def test_dashboard_delete_says_when_stripe_refused_and_keeps_the_local_delete(linked, ops_client, fake_stripe):
     fake_stripe.queue_error(500, times=3)
-    response = ops_client.post(f"/customers/{linked.customer_id}/delete/",
-                               {"confirm_id": linked.customer_id, "also_delete_in_stripe": "on"}, follow=True)
+    response = ops_client.post(
+        f"/customers/{linked.customer_id}/delete/",
+        {"confirm_id": linked.customer_id, "also_delete_in_stripe": "on"},
+        follow=True,
+    )
     assert "Deleted here, but not in Stripe" in response.content.decode()
     linked.refresh_from_db()
     assert linked.deleted_at is not None and linked.stripe_id

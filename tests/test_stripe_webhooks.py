@@ -35,11 +35,20 @@ def deliver(client, payload, **sign):
 
 def invoice(**fields):
     return {
-        "id": "in_1", "object": "invoice", "customer": "cus_acme", "status": "open", "total": 9900,
-        "amount_paid": 0, "currency": "usd", "created": 1_760_000_000,
-        "hosted_invoice_url": "https://invoice.stripe.com/i/in_1", "invoice_pdf": "https://pay.stripe.com/in_1/pdf",
-        "parent": {"type": "subscription_details", "subscription_details": {
-            "subscription": "sub_1", "metadata": {"product_id": "pro"}}},
+        "id": "in_1",
+        "object": "invoice",
+        "customer": "cus_acme",
+        "status": "open",
+        "total": 9900,
+        "amount_paid": 0,
+        "currency": "usd",
+        "created": 1_760_000_000,
+        "hosted_invoice_url": "https://invoice.stripe.com/i/in_1",
+        "invoice_pdf": "https://pay.stripe.com/in_1/pdf",
+        "parent": {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": "sub_1", "metadata": {"product_id": "pro"}},
+        },
         "lines": {"object": "list", "data": [{"id": "il_1", "metadata": {}, "amount": 9900}]},
         **fields,
     }
@@ -47,12 +56,26 @@ def invoice(**fields):
 
 def subscription(**fields):
     return {
-        "id": "sub_1", "object": "subscription", "customer": "cus_acme", "status": "active",
+        "id": "sub_1",
+        "object": "subscription",
+        "customer": "cus_acme",
+        "status": "active",
         "metadata": {"product_id": "pro", "product_version": "1", "customer_id": "acme_corp"},
-        "trial_end": None, "canceled_at": None, "ended_at": None, "start_date": 1_760_000_000,
-        "items": {"object": "list", "data": [{"id": "si_1", "current_period_start": 1_760_000_000,
-                                              "current_period_end": 1_762_678_400,
-                                              "price": {"id": "price_x", "product": "prod_x"}}]},
+        "trial_end": None,
+        "canceled_at": None,
+        "ended_at": None,
+        "start_date": 1_760_000_000,
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "si_1",
+                    "current_period_start": 1_760_000_000,
+                    "current_period_end": 1_762_678_400,
+                    "price": {"id": "price_x", "product": "prod_x"},
+                }
+            ],
+        },
         **fields,
     }
 
@@ -62,6 +85,7 @@ def ts(value: int) -> datetime:
 
 
 # --- refusals -----------------------------------------------------------------------------------
+
 
 def test_a_wrong_signature_is_refused_and_nothing_stored(client, linked, webhook_secret):
     response = deliver(client, event("invoice.paid", invoice(status="paid"), created=100), secret="whsec_other")
@@ -90,8 +114,14 @@ def test_a_signed_body_that_is_not_json_is_refused(client, webhook_secret):
     assert response.json() == {"error": "The body is not JSON."}
 
 
-@pytest.mark.parametrize("payload", ['["a", "list"]', '{"id": "evt_1"}', '{"id": "evt_1", "type": "invoice.paid", '
-                                     '"created": "yesterday", "data": {"object": {}}}'])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '["a", "list"]',
+        '{"id": "evt_1"}',
+        '{"id": "evt_1", "type": "invoice.paid", "created": "yesterday", "data": {"object": {}}}',
+    ],
+)
 def test_signed_json_that_is_not_an_event_is_refused(client, db, webhook_secret, payload):
     response = deliver(client, payload)
     assert response.status_code == 400
@@ -117,6 +147,7 @@ def test_no_login_or_csrf_token_is_needed(linked, webhook_secret):
 
 # --- invoices -----------------------------------------------------------------------------------
 
+
 def test_invoice_events_create_then_update_the_invoice_row(client, linked, catalogue, webhook_secret):
     response = deliver(client, event("invoice.finalized", invoice(), created=100))
     assert response.status_code == 200
@@ -125,7 +156,13 @@ def test_invoice_events_create_then_update_the_invoice_row(client, linked, catal
 
     stored = Invoice.objects.get()
     assert (stored.customer, stored.stripe_id, stored.status, stored.total, stored.amount_paid, stored.currency) == (
-        linked, "in_1", "paid", 9900, 9900, "usd")
+        linked,
+        "in_1",
+        "paid",
+        9900,
+        9900,
+        "usd",
+    )
     assert stored.hosted_invoice_url == "https://invoice.stripe.com/i/in_1"
     assert stored.invoice_pdf == "https://pay.stripe.com/in_1/pdf"
     assert stored.product_ids == ["pro"]
@@ -134,14 +171,23 @@ def test_invoice_events_create_then_update_the_invoice_row(client, linked, catal
     created, updated = AuditEntry.objects.filter(target_type="invoice").order_by("id")
     assert (created.action, created.actor_label, created.customer) == ("invoice.create", "system", linked)
     assert (updated.action, updated.before, updated.after) == (
-        "invoice.update", {"status": "open", "amount_paid": 0}, {"status": "paid", "amount_paid": 9900})
+        "invoice.update",
+        {"status": "open", "amount_paid": 0},
+        {"status": "paid", "amount_paid": 9900},
+    )
     assert updated.reason == "Stripe event evt_invoice_paid_160_in_1 (invoice.paid)"
 
 
-@pytest.mark.parametrize(("type", "status"), [
-    ("invoice.created", "draft"), ("invoice.updated", "open"), ("invoice.payment_failed", "open"),
-    ("invoice.voided", "void"), ("invoice.marked_uncollectible", "uncollectible"),
-])
+@pytest.mark.parametrize(
+    ("type", "status"),
+    [
+        ("invoice.created", "draft"),
+        ("invoice.updated", "open"),
+        ("invoice.payment_failed", "open"),
+        ("invoice.voided", "void"),
+        ("invoice.marked_uncollectible", "uncollectible"),
+    ],
+)
 def test_each_invoice_event_type_is_applied(client, linked, webhook_secret, type, status):
     deliver(client, event(type, invoice(status=status, currency="EUR"), created=100))
     assert Invoice.objects.get().status == status
@@ -150,11 +196,14 @@ def test_each_invoice_event_type_is_applied(client, linked, webhook_secret, type
 
 def test_products_of_an_invoice_come_from_line_metadata_and_stripe_prices(client, linked, catalogue, webhook_secret):
     catalogue["scale"].prices.filter(type="fixed").update(stripe_price_id="price_scale_monthly")
-    lines = {"object": "list", "data": [
-        {"id": "il_1", "metadata": {"product_id": "seats_addon"}},
-        {"id": "il_2", "metadata": {}, "pricing": {"price_details": {"price": "price_scale_monthly"}}},
-        {"id": "il_3", "metadata": {"product_id": "not_ours"}},
-    ]}
+    lines = {
+        "object": "list",
+        "data": [
+            {"id": "il_1", "metadata": {"product_id": "seats_addon"}},
+            {"id": "il_2", "metadata": {}, "pricing": {"price_details": {"price": "price_scale_monthly"}}},
+            {"id": "il_3", "metadata": {"product_id": "not_ours"}},
+        ],
+    }
     deliver(client, event("invoice.created", invoice(parent=None, lines=lines), created=100))
     assert Invoice.objects.get().product_ids == ["seats_addon", "scale"]
 
@@ -196,6 +245,7 @@ def test_events_of_unknown_customers_or_types_are_acknowledged_and_change_nothin
 
 # --- subscriptions ------------------------------------------------------------------------------
 
+
 def test_a_new_subscription_puts_the_customer_on_its_product(client, linked, catalogue, webhook_secret):
     response = deliver(client, event("customer.subscription.created", subscription(), created=100))
     assert response.json()["outcome"] == "applied"
@@ -219,14 +269,27 @@ def test_a_subscription_links_to_the_product_already_attached_here(client, linke
     assert CustomerProduct.objects.filter(customer=linked, product=catalogue["pro"]).count() == 1
 
 
-@pytest.mark.parametrize(("stripe_status", "status"), [
-    ("trialing", "trialing"), ("past_due", "past_due"), ("unpaid", "past_due"), ("active", "active"),
-])
-def test_subscription_statuses_map_to_product_statuses(client, linked, catalogue, webhook_secret,
-                                                       stripe_status, status):
+@pytest.mark.parametrize(
+    ("stripe_status", "status"),
+    [
+        ("trialing", "trialing"),
+        ("past_due", "past_due"),
+        ("unpaid", "past_due"),
+        ("active", "active"),
+    ],
+)
+def test_subscription_statuses_map_to_product_statuses(
+    client, linked, catalogue, webhook_secret, stripe_status, status
+):
     deliver(client, event("customer.subscription.created", subscription(status="active"), created=100))
-    deliver(client, event("customer.subscription.updated", subscription(
-        status=stripe_status, trial_end=1_761_000_000 if stripe_status == "trialing" else None), created=200))
+    deliver(
+        client,
+        event(
+            "customer.subscription.updated",
+            subscription(status=stripe_status, trial_end=1_761_000_000 if stripe_status == "trialing" else None),
+            created=200,
+        ),
+    )
     pro = CustomerProduct.objects.get(stripe_subscription_id="sub_1")
     assert pro.status == status
     if stripe_status == "trialing":
@@ -241,7 +304,8 @@ def test_a_late_older_subscription_event_is_ignored(client, linked, catalogue, w
 
 
 def test_a_deleted_subscription_expires_the_product_and_restores_the_default_plan(
-        client, linked, catalogue, webhook_secret):
+    client, linked, catalogue, webhook_secret
+):
     deliver(client, event("customer.subscription.created", subscription(), created=100))
     deleted = subscription(status="canceled", canceled_at=1_761_000_000, ended_at=1_761_000_100)
     deliver(client, event("customer.subscription.deleted", deleted, created=200))
@@ -264,16 +328,19 @@ def test_an_unknown_subscription_that_is_not_paid_for_attaches_nothing(client, l
     response = deliver(client, event("customer.subscription.created", subscription(status="incomplete"), created=100))
     assert response.json()["outcome"] == "ignored"
     assert not CustomerProduct.objects.filter(product=catalogue["pro"]).exists()
-    no_product = deliver(client, event("customer.subscription.created", subscription(
-        id="sub_2", metadata={}), created=100))
+    no_product = deliver(
+        client, event("customer.subscription.created", subscription(id="sub_2", metadata={}), created=100)
+    )
     assert no_product.json()["outcome"] == "unknown product"
 
 
 # --- customers ----------------------------------------------------------------------------------
 
+
 def test_a_deleted_stripe_customer_is_unlinked(client, linked, webhook_secret):
-    response = deliver(client, event("customer.deleted", {"id": "cus_acme", "object": "customer",
-                                                          "deleted": True}, created=100))
+    response = deliver(
+        client, event("customer.deleted", {"id": "cus_acme", "object": "customer", "deleted": True}, created=100)
+    )
     assert response.json()["outcome"] == "unlinked"
     linked.refresh_from_db()
     assert linked.stripe_id == ""
@@ -288,7 +355,8 @@ def test_deleting_another_stripe_customer_leaves_the_link_alone(client, linked, 
 
 
 def test_a_subscription_known_only_by_its_price_never_takes_another_customers_custom_product(
-        client, linked, catalogue, webhook_secret):
+    client, linked, catalogue, webhook_secret
+):
     from billing.services import product_attach, product_customize
     from customers.services import customer_create
 
@@ -296,12 +364,22 @@ def test_a_subscription_known_only_by_its_price_never_takes_another_customers_cu
     other = customer_create(env="live", customer_id="globex", actor=None)
     cp = product_attach(customer=other, product=catalogue["pro"], actor=None)
     for included in ("6000", "7000"):  # a custom Pro copies Pro's prices, Stripe price ids included
-        cp = product_customize(customer=other, customer_product=cp, actor=None, reason="deal",
-                               items=[{"feature": catalogue["messages"], "included": included}])
+        cp = product_customize(
+            customer=other,
+            customer_product=cp,
+            actor=None,
+            reason="deal",
+            items=[{"feature": catalogue["messages"], "included": included}],
+        )
 
-    response = deliver(client, event("customer.subscription.created", subscription(
-        metadata={}, items={"object": "list", "data": [{"id": "si_1", "price": {"id": "price_pro"}}]}),
-        created=100))
+    response = deliver(
+        client,
+        event(
+            "customer.subscription.created",
+            subscription(metadata={}, items={"object": "list", "data": [{"id": "si_1", "price": {"id": "price_pro"}}]}),
+            created=100,
+        ),
+    )
 
     assert response.json()["outcome"] == "applied"
 

@@ -35,21 +35,27 @@ VALUES = [D(0), D(1), D("2.5"), D(10), D(60), D(1000), D(-1), D(-30), D("-0.0000
 
 
 @pytest.mark.parametrize(("state", "value"), list(itertools.product(STATES, VALUES)))
-def test_one_statement_track_agrees_with_the_general_rule(customer, catalogue, state, value,
-                                                          django_assert_num_queries):
+def test_one_statement_track_agrees_with_the_general_rule(customer, catalogue, state, value, django_assert_num_queries):
     allowance, adjustment, remaining, overage, limit = state
     Balance.objects.filter(customer=customer).delete()
     balance = Balance.objects.create(
-        customer=customer, feature=catalogue["messages"], allowance=allowance, adjustment=adjustment,
-        remaining=remaining, overage_allowed=overage, usage_limit=limit, interval="month",
+        customer=customer,
+        feature=catalogue["messages"],
+        allowance=allowance,
+        adjustment=adjustment,
+        remaining=remaining,
+        overage_allowed=overage,
+        usage_limit=limit,
+        interval="month",
         next_reset_at=timezone.now() + timedelta(days=10),
     )
     expected = copy.copy(balance)
     _deduct([expected], value)
 
     with django_assert_num_queries(1):  # one round trip: the lock, the deduction and the event
-        result = balance_track(customer=customer, feature=catalogue["messages"], value=value, actor=None,
-                               properties={"case": "fast"})
+        result = balance_track(
+            customer=customer, feature=catalogue["messages"], value=value, actor=None, properties={"case": "fast"}
+        )
 
     balance.refresh_from_db()
     assert balance.remaining == expected.remaining
@@ -57,7 +63,11 @@ def test_one_statement_track_agrees_with_the_general_rule(customer, catalogue, s
     assert [b.remaining for b in result.balances] == [expected.remaining]
     event = Event.objects.get(pk=result.event.pk)
     assert (event.value, event.customer, event.feature, event.properties) == (
-        value, customer, catalogue["messages"], {"case": "fast"})
+        value,
+        customer,
+        catalogue["messages"],
+        {"case": "fast"},
+    )
 
 
 def test_the_answer_carries_the_stored_balance(scale_customer_api_calls, django_assert_num_queries):
@@ -66,7 +76,12 @@ def test_the_answer_carries_the_stored_balance(scale_customer_api_calls, django_
     stored = Balance.objects.get(customer=customer, feature=feature)
     (answered,) = result.balances
     assert (answered.pk, answered.remaining, answered.granted, answered.usage, answered.next_reset_at) == (
-        stored.pk, stored.remaining, stored.granted, stored.usage, stored.next_reset_at)
+        stored.pk,
+        stored.remaining,
+        stored.granted,
+        stored.usage,
+        stored.next_reset_at,
+    )
     assert answered.customer_product_id == stored.customer_product_id
     with django_assert_num_queries(0):  # the product that grants it comes with the answer
         assert answered.customer_product.product.product_id == "scale"
@@ -91,8 +106,11 @@ def test_a_due_reset_takes_the_general_path_and_is_audited(customer, catalogue):
 def test_several_balances_take_the_general_path(customer, catalogue):
     balance_create(customer=customer, feature=catalogue["messages"], actor=None, granted=50)
     balance_track(customer=customer, feature=catalogue["messages"], value=D(120), actor=None)
-    remaining = list(Balance.objects.filter(customer=customer, feature=catalogue["messages"])
-                     .order_by("id").values_list("remaining", flat=True))
+    remaining = list(
+        Balance.objects.filter(customer=customer, feature=catalogue["messages"])
+        .order_by("id")
+        .values_list("remaining", flat=True)
+    )
     assert remaining == [D(0), D(30)]
     assert Event.objects.get(customer=customer).value == D(120)
 

@@ -51,8 +51,10 @@ def test_every_track_adds_its_value_to_the_day_it_happened(on_pro, catalogue):
     balance_track(customer=on_pro, feature=messages, value=10, actor=None, idempotency_key="k1")
     balance_track(customer=on_pro, feature=messages, value=10, actor=None, idempotency_key="k1")
 
-    assert _days(on_pro, messages) == {timezone.localdate(yesterday): Decimal(5),
-                                       timezone.localdate(now): Decimal("13.5")}
+    assert _days(on_pro, messages) == {
+        timezone.localdate(yesterday): Decimal(5),
+        timezone.localdate(now): Decimal("13.5"),
+    }
     assert Event.objects.filter(customer=on_pro).aggregate(s=Sum("value"))["s"] == Decimal("18.5")
 
 
@@ -85,8 +87,9 @@ def test_the_page_graph_reads_the_rollup_and_never_sums_the_events(client, ops, 
 def test_after_time_zone_changes_graphs_sum_the_events_until_the_rollup_is_rebuilt(client, ops, on_pro, catalogue):
     # 23:30 UTC yesterday is already today in Tokyo: the day a bar falls on depends on the zone.
     now = timezone.now()
-    late = datetime.combine(now.astimezone(UTC).date() - timedelta(days=1), datetime.min.time(), UTC) + \
-        timedelta(hours=23, minutes=30)
+    late = datetime.combine(now.astimezone(UTC).date() - timedelta(days=1), datetime.min.time(), UTC) + timedelta(
+        hours=23, minutes=30
+    )
     balance_track(customer=on_pro, feature=catalogue["messages"], value=7, actor=None, timestamp=late)
     client.force_login(ops)
     with override_settings(TIME_ZONE="Asia/Tokyo"):

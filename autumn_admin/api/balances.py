@@ -50,8 +50,12 @@ def _balance_or_flag(feature, balances) -> tuple[dict | None, dict | None]:
     return balance_json(FeatureBalance.of(feature, balances)), None
 
 
-@router.post("/balances.check", response={200: CheckOut, **ERRORS}, operation_id="check",
-             summary="May the customer use a feature?")
+@router.post(
+    "/balances.check",
+    response={200: CheckOut, **ERRORS},
+    operation_id="check",
+    summary="May the customer use a feature?",
+)
 def balances_check(request, params: CheckParams):
     """Allowed when unlimited, when overage is allowed (below any usage limit), or when the balance
     covers required_balance (default 1). A boolean feature is allowed when granted. With send_event,
@@ -62,15 +66,27 @@ def balances_check(request, params: CheckParams):
     result = balance_check(customer=customer, feature=feature, required_balance=required)
     balances = result.balance.balances if result.balance else []
     if result.allowed and params.send_event and feature.type != FeatureType.BOOLEAN:
-        balances = balance_track(customer=customer, feature=feature, value=required, actor=request.api_key,
-                                 properties=params.properties).balances
+        balances = balance_track(
+            customer=customer, feature=feature, value=required, actor=request.api_key, properties=params.properties
+        ).balances
     balance, flag = _balance_or_flag(feature, balances)
-    return {"allowed": result.allowed, "customer_id": customer.customer_id, "entity_id": None,
-            "required_balance": to_number(required), "balance": balance, "flag": flag}
+    return {
+        "allowed": result.allowed,
+        "customer_id": customer.customer_id,
+        "entity_id": None,
+        "required_balance": to_number(required),
+        "balance": balance,
+        "flag": flag,
+    }
 
 
-@router.post("/balances.track", response={200: TrackOut, **ERRORS}, operation_id="track", exclude_unset=True,
-             summary="Record usage")
+@router.post(
+    "/balances.track",
+    response={200: TrackOut, **ERRORS},
+    operation_id="track",
+    exclude_unset=True,
+    summary="Record usage",
+)
 def balances_track(request, params: TrackParams):
     """Deduct `value` (default 1) from the customer's balance of the feature, named by feature_id or by
     one of its event names, and record the event. Without overage the balance stops at 0; the event
@@ -81,23 +97,33 @@ def balances_track(request, params: TrackParams):
     feature = feature_for_track(feature_id=params.feature_id, event_name=params.event_name)
     value = params.value if params.value is not None else Decimal(1)
     result = balance_track(
-        customer=customer, feature=feature, value=value, actor=request.api_key,
-        event_name=params.event_name or "", properties=params.properties,
+        customer=customer,
+        feature=feature,
+        value=value,
+        actor=request.api_key,
+        event_name=params.event_name or "",
+        properties=params.properties,
         timestamp=from_ms(params.timestamp) if params.timestamp is not None else None,
     )
-    return track_json(customer=customer, feature=feature, value=value, balances=list(result.balances),
-                      event_name=params.event_name)
+    return track_json(
+        customer=customer, feature=feature, value=value, balances=list(result.balances), event_name=params.event_name
+    )
 
 
-@router.post("/balances.update", response={200: SuccessOut, **ERRORS}, operation_id="updateBalance",
-             summary="Edit a balance")
+@router.post(
+    "/balances.update", response={200: SuccessOut, **ERRORS}, operation_id="updateBalance", summary="Edit a balance"
+)
 def balances_update(request, params: UpdateBalanceParams):
     """The dashboard's rule: `remaining` is the new balance (negative = usage to charge, where overage
     is allowed), `add_to_balance` a change to it. Recorded usage never changes; granted moves. The
     edit lasts until the next reset; `next_reset_at` moves that reset (future only)."""
     if params.usage is not None or params.included_grant is not None:
-        raise ApiError(422, "usage and included_grant can't be set: recorded usage is never rewritten. Send the "
-                            "new balance as remaining, or a change as add_to_balance.", "invalid_inputs")
+        raise ApiError(
+            422,
+            "usage and included_grant can't be set: recorded usage is never rewritten. Send the "
+            "new balance as remaining, or a change as add_to_balance.",
+            "invalid_inputs",
+        )
     if params.remaining is not None and params.add_to_balance is not None:
         raise ApiError(422, "Send remaining or add_to_balance, not both.", "invalid_inputs")
     if params.remaining is None and params.add_to_balance is None and params.next_reset_at is None:
@@ -110,26 +136,43 @@ def balances_update(request, params: UpdateBalanceParams):
     if params.interval is not None:
         balances = [b for b in balances if b.interval == _interval(params.interval)]
     if not balances:
-        raise ApiError(404, f"{customer.customer_id} has no such balance of {feature.feature_id}.",
-                       "balance_not_found")
+        raise ApiError(404, f"{customer.customer_id} has no such balance of {feature.feature_id}.", "balance_not_found")
     if len(balances) > 1:
         ids = ", ".join(balance_id(b) for b in balances)
-        raise ApiError(409, f"{customer.customer_id} has {len(balances)} balances of {feature.feature_id} ({ids}): "
-                            "pass balance_id to say which.", "multiple_balances")
+        raise ApiError(
+            409,
+            f"{customer.customer_id} has {len(balances)} balances of {feature.feature_id} ({ids}): "
+            "pass balance_id to say which.",
+            "multiple_balances",
+        )
     next_reset = from_ms(params.next_reset_at) if params.next_reset_at is not None else UNSET
     reason = (params.reason or "").strip() or API_REASON
     if params.remaining is not None:
-        balance_set(balance=balances[0], new_balance=params.remaining, actor=request.api_key, reason=reason,
-                    next_reset_at=next_reset)
+        balance_set(
+            balance=balances[0],
+            new_balance=params.remaining,
+            actor=request.api_key,
+            reason=reason,
+            next_reset_at=next_reset,
+        )
     else:
         # Adding 0 changes only the reset date, under the same lock as any other edit.
-        balance_add(balance=balances[0], delta=params.add_to_balance or 0, actor=request.api_key, reason=reason,
-                    next_reset_at=next_reset)
+        balance_add(
+            balance=balances[0],
+            delta=params.add_to_balance or 0,
+            actor=request.api_key,
+            reason=reason,
+            next_reset_at=next_reset,
+        )
     return {"success": True}
 
 
-@router.post("/balances.create", response={200: SuccessOut, **ERRORS}, operation_id="createBalance",
-             summary="Grant a feature outside any plan")
+@router.post(
+    "/balances.create",
+    response={200: SuccessOut, **ERRORS},
+    operation_id="createBalance",
+    summary="Grant a feature outside any plan",
+)
 def balances_create(request, params: CreateBalanceParams):
     """A loose grant of `included_grant` (or unlimited), never resetting unless `reset` says how often."""
     customer = customer_or_404(request, params.customer_id)
@@ -138,9 +181,13 @@ def balances_create(request, params: CreateBalanceParams):
         raise ApiError(422, "An unlimited balance has no included_grant: send one or the other.", "invalid_inputs")
     reset = params.reset
     balance_create(
-        customer=customer, feature=feature, actor=request.api_key,
-        granted=params.included_grant if params.included_grant is not None else 0, unlimited=params.unlimited,
+        customer=customer,
+        feature=feature,
+        actor=request.api_key,
+        granted=params.included_grant if params.included_grant is not None else 0,
+        unlimited=params.unlimited,
         interval=_interval(reset.interval) if reset else Interval.LIFETIME,
-        interval_count=reset.interval_count if reset else 1, reason="Granted through the API",
+        interval_count=reset.interval_count if reset else 1,
+        reason="Granted through the API",
     )
     return {"success": True}

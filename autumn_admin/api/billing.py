@@ -36,8 +36,9 @@ def _is_free(product: Product) -> bool:
     return not product.prices.filter(amount__gt=0).exists()
 
 
-def _attach(request: HttpRequest, customer_id: str, product_id: str, version: int | None,
-            success_url: str | None) -> tuple[str, str | None]:
+def _attach(
+    request: HttpRequest, customer_id: str, product_id: str, version: int | None, success_url: str | None
+) -> tuple[str, str | None]:
     """Returns the product id and the checkout URL (None when attached at once)."""
     customer = customer_or_404(request, customer_id)
     product = product_or_404(product_id, version)
@@ -49,10 +50,13 @@ def _attach(request: HttpRequest, customer_id: str, product_id: str, version: in
         raise ApiError(409, f"{customer.customer_id} already has {product.name}.", "product_already_attached")
     gw = stripe.gateway(customer.env)
     if gw is None:
-        raise ApiError(400, f"{product.name} is a paid plan and Stripe is not connected for {customer.env}, so there "
-                            "is no checkout to send the customer to. Connect Stripe "
-                            f"({KEY_SETTING[customer.env]}) first.",
-                       "stripe_not_connected")
+        raise ApiError(
+            400,
+            f"{product.name} is a paid plan and Stripe is not connected for {customer.env}, so there "
+            "is no checkout to send the customer to. Connect Stripe "
+            f"({KEY_SETTING[customer.env]}) first.",
+            "stripe_not_connected",
+        )
     try:
         url = gw.checkout_url_for(customer=customer, product=product, success_url=success, cancel_url=success)
     except Exception as exc:
@@ -60,30 +64,55 @@ def _attach(request: HttpRequest, customer_id: str, product_id: str, version: in
             raise stripe.stripe_failure(exc)
         raise
     # Nothing changes here until Stripe reports the payment; the checkout itself is worth a line in the trail.
-    audit_record(actor=request.api_key, action="checkout.create", customer=customer, target_type="product",
-                 target_id=product.product_id, after={"product": product.product_id, "version": product.version})
+    audit_record(
+        actor=request.api_key,
+        action="checkout.create",
+        customer=customer,
+        target_type="product",
+        target_id=product.product_id,
+        after={"product": product.product_id, "version": product.version},
+    )
     return product.product_id, url
 
 
-@router.post("/billing.attach", response={200: AttachOut, **ERRORS}, operation_id="attach",
-             summary="Attach a plan")
+@router.post("/billing.attach", response={200: AttachOut, **ERRORS}, operation_id="attach", summary="Attach a plan")
 def billing_attach(request, params: AttachParams):
     """A free plan is attached at once (payment_url null). A paid plan answers with payment_url, a
     Stripe Checkout page carrying the customer's discount; the plan is attached when Stripe reports
     the payment. Without Stripe connected a paid plan answers 400 stripe_not_connected."""
     _, url = _attach(request, params.customer_id, params.plan_id, params.version, params.success_url)
-    return {"customer_id": params.customer_id, "payment_url": url, "checkout_url": url, "invoice": None,
-            "required_action": None}
+    return {
+        "customer_id": params.customer_id,
+        "payment_url": url,
+        "checkout_url": url,
+        "invoice": None,
+        "required_action": None,
+    }
 
 
-@router.post("/attach", response={200: LegacyAttachOut, **ERRORS}, operation_id="attachLegacy",
-             summary="Attach a product (API 1.2)")
+@router.post(
+    "/attach",
+    response={200: LegacyAttachOut, **ERRORS},
+    operation_id="attachLegacy",
+    summary="Attach a product (API 1.2)",
+)
 def attach_legacy(request, params: LegacyAttachParams):
     """The older form of billing.attach: product_id in, checkout_url out."""
     product_id, url = _attach(request, params.customer_id, params.product_id, params.version, params.success_url)
     if url is None:
-        return {"success": True, "customer_id": params.customer_id, "product_ids": [product_id],
-                "code": "new_product_attached", "message": f"Attached {product_id} to {params.customer_id}.",
-                "checkout_url": None}
-    return {"success": True, "customer_id": params.customer_id, "product_ids": [product_id],
-            "code": "checkout_created", "message": "Send the customer to checkout_url to pay.", "checkout_url": url}
+        return {
+            "success": True,
+            "customer_id": params.customer_id,
+            "product_ids": [product_id],
+            "code": "new_product_attached",
+            "message": f"Attached {product_id} to {params.customer_id}.",
+            "checkout_url": None,
+        }
+    return {
+        "success": True,
+        "customer_id": params.customer_id,
+        "product_ids": [product_id],
+        "code": "checkout_created",
+        "message": "Send the customer to checkout_url to pay.",
+        "checkout_url": url,
+    }

@@ -43,8 +43,11 @@ def _get_or_create(request: HttpRequest, customer_id: str, params) -> Customer:
     api_key = request.api_key
     existing = Customer.objects.alive().filter(env=api_key.env, customer_id=customer_id).first()
     if existing is None:
-        fields = {k: getattr(params, k) for k in (*DETAIL_FIELDS, "metadata", "send_email_receipts")
-                  if getattr(params, k) is not None}
+        fields = {
+            k: getattr(params, k)
+            for k in (*DETAIL_FIELDS, "metadata", "send_email_receipts")
+            if getattr(params, k) is not None
+        }
         try:
             return customer_create(env=api_key.env, customer_id=customer_id, actor=api_key, **fields)
         except Conflict:
@@ -69,8 +72,13 @@ def _update(request: HttpRequest, customer: Customer, params, new_customer_id: s
             fields["metadata"] = {}
         else:
             metadata_merge = params.metadata
-    return customer_update(customer=customer, actor=request.api_key, new_customer_id=new_customer_id,
-                           metadata_merge=metadata_merge, **fields)
+    return customer_update(
+        customer=customer,
+        actor=request.api_key,
+        new_customer_id=new_customer_id,
+        metadata_merge=metadata_merge,
+        **fields,
+    )
 
 
 def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) -> dict:
@@ -91,35 +99,53 @@ def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) ->
 
 # --- RPC forms (autumn-sdk, autumn-js) ----------------------------------------------------------
 
-@router.post("/customers.get_or_create", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
-             operation_id="getOrCreateCustomer",
-             summary="Get or create a customer")
+
+@router.post(
+    "/customers.get_or_create",
+    response={200: CustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="getOrCreateCustomer",
+    summary="Get or create a customer",
+)
 def customers_get_or_create(request, params: GetOrCreateCustomerParams):
     """Create the customer (on the default plans) if it doesn't exist, or return the existing one."""
     customer = _get_or_create(request, params.customer_id, params)
     return customer_json(load_customer(customer), expand=params.expand or ())
 
 
-@router.post("/customers.get", response={200: CustomerOut, **ERRORS}, exclude_unset=True, operation_id="getCustomer",
-             summary="Get a customer")
+@router.post(
+    "/customers.get",
+    response={200: CustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="getCustomer",
+    summary="Get a customer",
+)
 def customers_get(request, params: GetCustomerParams):
     customer = customer_or_404(request, params.customer_id)
     return customer_json(load_customer(customer), expand=params.expand or ())
 
 
-@router.post("/customers.list", response={200: CustomerListOut, **ERRORS}, exclude_unset=True,
-             operation_id="listCustomers",
-             summary="List customers")
+@router.post(
+    "/customers.list",
+    response={200: CustomerListOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="listCustomers",
+    summary="List customers",
+)
 def customers_list(request, params: ListCustomersParams):
     """Newest first (or oldest with sort_order "asc"); pass next_cursor as start_cursor for the next page."""
     customers = Customer.objects.alive().filter(env=request.api_key.env)
     if params.search:
         q = params.search.strip()
-        customers = customers.filter(Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q)
-                                     | Q(fingerprint__icontains=q))
+        customers = customers.filter(
+            Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q) | Q(fingerprint__icontains=q)
+        )
     if params.subscription_status or params.plans:
-        statuses = {"active": LIVE_PRODUCT_STATUSES, "scheduled": [CustomerProductStatus.SCHEDULED],
-                    None: [*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED]}[params.subscription_status]
+        statuses = {
+            "active": LIVE_PRODUCT_STATUSES,
+            "scheduled": [CustomerProductStatus.SCHEDULED],
+            None: [*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED],
+        }[params.subscription_status]
         held = CustomerProduct.objects.filter(status__in=statuses)
         if params.plans:
             wanted = Q(pk__in=[])
@@ -145,9 +171,13 @@ def customers_list(request, params: ListCustomersParams):
     return {"list": [customer_json(c) for c in load_customers(page)], "next_cursor": next_cursor}
 
 
-@router.post("/customers.update", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
-             operation_id="updateCustomer",
-             summary="Update a customer")
+@router.post(
+    "/customers.update",
+    response={200: CustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="updateCustomer",
+    summary="Update a customer",
+)
 def customers_update(request, params: UpdateCustomerParams):
     """Change name, email, fingerprint, send_email_receipts, metadata (merged: a key set to null is
     removed) or the id itself (new_customer_id). Fields left out stay as they are."""
@@ -156,8 +186,12 @@ def customers_update(request, params: UpdateCustomerParams):
     return customer_json(load_customer(customer))
 
 
-@router.post("/customers.delete", response={200: SuccessOut, **STRIPE_ERRORS}, operation_id="deleteCustomer",
-             summary="Delete a customer")
+@router.post(
+    "/customers.delete",
+    response={200: SuccessOut, **STRIPE_ERRORS},
+    operation_id="deleteCustomer",
+    summary="Delete a customer",
+)
 def customers_delete(request, params: DeleteCustomerParams):
     """Soft delete: the customer disappears from the API (404) and lists; ops can restore it. With
     delete_in_stripe and Stripe connected, the Stripe customer is deleted first."""
@@ -166,9 +200,14 @@ def customers_delete(request, params: DeleteCustomerParams):
 
 # --- the documented update form and the REST forms of API 1.2 -----------------------------------
 
-@router.post("/customers/update", response={200: CustomerOut, **ERRORS}, exclude_unset=True,
-             operation_id="updateCustomerDocumented",
-             summary="Update a customer (documented form)")
+
+@router.post(
+    "/customers/update",
+    response={200: CustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="updateCustomerDocumented",
+    summary="Update a customer (documented form)",
+)
 def customers_update_documented(request, params: UpdateCustomerParams):
     """`{"customer_id", "name", "email"}`, as in the documentation's cURL example."""
     customer = customer_or_404(request, params.customer_id)
@@ -176,28 +215,44 @@ def customers_update_documented(request, params: UpdateCustomerParams):
     return customer_json(load_customer(customer))
 
 
-@router.get("/customers", response={200: LegacyCustomerListOut, **ERRORS}, exclude_unset=True,
-            operation_id="listCustomersRest",
-            summary="List customers (REST)")
+@router.get(
+    "/customers",
+    response={200: LegacyCustomerListOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="listCustomersRest",
+    summary="List customers (REST)",
+)
 def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=10**9)):
     customers = Customer.objects.alive().filter(env=request.api_key.env).order_by("-created_at", "-id")
-    page = list(customers[offset: offset + limit])
-    return {"list": [customer_json(c, legacy=True) for c in load_customers(page)], "total": customers.count(),
-            "limit": limit, "offset": offset}
+    page = list(customers[offset : offset + limit])
+    return {
+        "list": [customer_json(c, legacy=True) for c in load_customers(page)],
+        "total": customers.count(),
+        "limit": limit,
+        "offset": offset,
+    }
 
 
-@router.post("/customers", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
-             operation_id="createCustomerRest",
-             summary="Create a customer (REST)")
+@router.post(
+    "/customers",
+    response={200: LegacyCustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="createCustomerRest",
+    summary="Create a customer (REST)",
+)
 def customers_create_rest(request, params: LegacyCreateCustomerParams):
     """Creates the customer, or returns it if one with this id exists."""
     customer = _get_or_create(request, params.id, params)
     return customer_json(load_customer(customer), legacy=True)
 
 
-@router.get("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
-            operation_id="getCustomerRest",
-            summary="Get a customer (REST)")
+@router.get(
+    "/customers/{customer_id}",
+    response={200: LegacyCustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="getCustomerRest",
+    summary="Get a customer (REST)",
+)
 def customers_get_rest(request, customer_id: CustomerId):
     return customer_json(load_customer(customer_or_404(request, customer_id)), legacy=True)
 
@@ -208,37 +263,54 @@ def _update_rest(request, customer_id: str, params: LegacyUpdateCustomerParams) 
     return customer_json(load_customer(customer), legacy=True)
 
 
-@router.post("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
-             operation_id="updateCustomerRest", summary="Update a customer (REST)")
+@router.post(
+    "/customers/{customer_id}",
+    response={200: LegacyCustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="updateCustomerRest",
+    summary="Update a customer (REST)",
+)
 def customers_update_rest(request, customer_id: CustomerId, params: LegacyUpdateCustomerParams):
     """`id` in the body renames the customer; fields left out stay as they are."""
     return _update_rest(request, customer_id, params)
 
 
-@router.patch("/customers/{customer_id}", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
-              operation_id="patchCustomerRest", summary="Update a customer (REST, PATCH)")
+@router.patch(
+    "/customers/{customer_id}",
+    response={200: LegacyCustomerOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="patchCustomerRest",
+    summary="Update a customer (REST, PATCH)",
+)
 def customers_patch_rest(request, customer_id: CustomerId, params: LegacyUpdateCustomerParams):
     """The same as POST /v1/customers/{customer_id}."""
     return _update_rest(request, customer_id, params)
 
 
-@router.delete("/customers/{customer_id}", response={200: SuccessOut, **STRIPE_ERRORS},
-               operation_id="deleteCustomerRest", summary="Delete a customer (REST)")
-def customers_delete_rest(request, customer_id: CustomerId,
-                          delete_in_stripe: bool = Query(False, description="Also delete it in Stripe.")):
+@router.delete(
+    "/customers/{customer_id}",
+    response={200: SuccessOut, **STRIPE_ERRORS},
+    operation_id="deleteCustomerRest",
+    summary="Delete a customer (REST)",
+)
+def customers_delete_rest(
+    request, customer_id: CustomerId, delete_in_stripe: bool = Query(False, description="Also delete it in Stripe.")
+):
     return _delete(request, customer_or_404(request, customer_id), delete_in_stripe)
 
 
 # "/customers/update" is the documented update form for POST only: with any other method it is the
 # customer whose id is "update", like any other id (its POST form is POST /v1/customers.update).
-@router.get("/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
-            include_in_schema=False)
+@router.get(
+    "/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True, include_in_schema=False
+)
 def customer_named_update_get(request):
     return customers_get_rest(request, "update")
 
 
-@router.patch("/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True,
-              include_in_schema=False)
+@router.patch(
+    "/customers/update", response={200: LegacyCustomerOut, **ERRORS}, exclude_unset=True, include_in_schema=False
+)
 def customer_named_update_patch(request, params: LegacyUpdateCustomerParams):
     return _update_rest(request, "update", params)
 
@@ -246,5 +318,3 @@ def customer_named_update_patch(request, params: LegacyUpdateCustomerParams):
 @router.delete("/customers/update", response={200: SuccessOut, **STRIPE_ERRORS}, include_in_schema=False)
 def customer_named_update_delete(request, delete_in_stripe: bool = Query(False)):
     return customers_delete_rest(request, "update", delete_in_stripe)
-
-

@@ -71,7 +71,7 @@ def _location(loc) -> str:
 def _message(error: dict) -> str:
     msg = str(error.get("msg", "is invalid"))
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     if error.get("type") == "missing":
         msg = "is required"
     return msg

@@ -13,8 +13,12 @@ from billing.models import Event
 router = Router(tags=["events"])
 
 
-@router.post("/events.list", response={200: EventListOut, (400, 401, 404, 409, 422): ErrorOut},
-             operation_id="listEvents", summary="List usage events")
+@router.post(
+    "/events.list",
+    response={200: EventListOut, (400, 401, 404, 409, 422): ErrorOut},
+    operation_id="listEvents",
+    summary="List usage events",
+)
 def events_list(request, params: ListEventsParams):
     """Events of one customer (customer_id) or of every customer of the environment, newest first,
     optionally of some features and within custom_range (epoch ms, start inclusive, end exclusive)."""

@@ -51,26 +51,36 @@ def _claim(api_key: ApiKey, key: str, fingerprint: str) -> tuple[IdempotencyReco
 
 
 def _replay(record: IdempotencyRecord) -> HttpResponse:
-    response = HttpResponse(bytes(record.response_body or b""), status=record.status_code,
-                            content_type="application/json")
+    response = HttpResponse(
+        bytes(record.response_body or b""), status=record.status_code, content_type="application/json"
+    )
     response[REPLAYED_HEADER] = "true"
     return response
 
 
 def _answer_to_retry(record: IdempotencyRecord, fingerprint: str) -> HttpResponse:
     if record.request_hash != fingerprint:
-        raise ApiError(409, f"This {HEADER} was already used for a different request; use a new key for a "
-                            "new request.", "idempotency_key_reused")
+        raise ApiError(
+            409,
+            f"This {HEADER} was already used for a different request; use a new key for a new request.",
+            "idempotency_key_reused",
+        )
     deadline = time.monotonic() + WAIT_FOR_FIRST
     while record.status_code is None:
         if time.monotonic() >= deadline:
-            raise ApiError(409, f"A request with this {HEADER} is still in progress; retry it shortly.",
-                           "idempotency_request_in_progress")
+            raise ApiError(
+                409,
+                f"A request with this {HEADER} is still in progress; retry it shortly.",
+                "idempotency_request_in_progress",
+            )
         time.sleep(POLL_EVERY)
         record = IdempotencyRecord.objects.filter(pk=record.pk).first()
         if record is None:
-            raise ApiError(409, "The first request with this Idempotency-Key failed; retry the request.",
-                           "idempotency_request_failed")
+            raise ApiError(
+                409,
+                "The first request with this Idempotency-Key failed; retry the request.",
+                "idempotency_request_failed",
+            )
     return _replay(record)
 
 
@@ -102,8 +112,9 @@ def run_idempotently(request: HttpRequest, data, run: Callable[[], HttpResponse]
         # Our failure, not an answer: let a retry do the work.
         IdempotencyRecord.objects.filter(pk=record.pk).delete()
     else:
-        IdempotencyRecord.objects.filter(pk=record.pk).update(status_code=response.status_code,
-                                                              response_body=response.content)
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            status_code=response.status_code, response_body=response.content
+        )
     return response
 
 

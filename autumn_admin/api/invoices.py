@@ -13,8 +13,12 @@ from billing.models import Invoice
 router = Router(tags=["invoices"])
 
 
-@router.post("/invoices.list", response={200: InvoiceListOut, (400, 401, 404, 409, 422): ErrorOut},
-             operation_id="listInvoices", summary="List invoices")
+@router.post(
+    "/invoices.list",
+    response={200: InvoiceListOut, (400, 401, 404, 409, 422): ErrorOut},
+    operation_id="listInvoices",
+    summary="List invoices",
+)
 def invoices_list(request, params: ListInvoicesParams):
     """Invoices of one customer (customer_id) or of every customer of the environment, newest first.
     Amounts are in major units (29.99), as Autumn reports them."""

@@ -54,10 +54,17 @@ def decode_cursor(cursor: str, *types) -> tuple:
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         values = None
-    if (not isinstance(values, list) or len(values) != len(types)
-            or not all(type(v) is t for v, t in zip(values, types, strict=True))):
-        raise ApiError(400, "start_cursor is not a cursor this API gave out; pass next_cursor from the "
-                            "previous page, or \"\" for the first page.", "invalid_cursor")
+    if (
+        not isinstance(values, list)
+        or len(values) != len(types)
+        or not all(type(v) is t for v, t in zip(values, types, strict=True))
+    ):
+        raise ApiError(
+            400,
+            "start_cursor is not a cursor this API gave out; pass next_cursor from the "
+            'previous page, or "" for the first page.',
+            "invalid_cursor",
+        )
     return tuple(values)
 
 

@@ -67,8 +67,12 @@ def parse_json_body(request: HttpRequest):
     else:
         content_type = request.content_type or ""
         if content_type != "application/json" and not content_type.endswith("+json"):
-            raise ApiError(400, f"Send the body as JSON with Content-Type: application/json "
-                                f"(got {content_type or 'no Content-Type'!r}).", "invalid_request")
+            raise ApiError(
+                400,
+                f"Send the body as JSON with Content-Type: application/json "
+                f"(got {content_type or 'no Content-Type'!r}).",
+                "invalid_request",
+            )
         try:
             data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
             _check_text(data)
@@ -114,7 +118,7 @@ api = NinjaAPI(
         "The subset of Autumn's API that the official clients (autumn-sdk, autumn-js) use, plus the older "
         "REST forms of customers. Authenticate with `Authorization: Bearer am_sk_test_…` (sandbox) or "
         "`am_sk_live_…` (live). Send `Idempotency-Key` on a POST to make retries safe. Errors are "
-        "`{\"message\", \"code\", \"env\"}`."
+        '`{"message", "code", "env"}`.'
     ),
     urls_namespace="api",
     auth=SecretKeyAuth(),

@@ -53,7 +53,8 @@ def _quantity(value: Any):
 
 
 Quantity = Annotated[
-    Any, BeforeValidator(_quantity),
+    Any,
+    BeforeValidator(_quantity),
     WithJsonSchema({"type": "number", "minimum": -1e15, "maximum": 1e15}),
 ]
 """A quantity in a request: finite, at most 10^15 in size and 6 decimals. Becomes a Decimal."""
@@ -71,9 +72,11 @@ def _customer_id(value: Any) -> str:
 
 
 CustomerId = Annotated[
-    Any, BeforeValidator(_customer_id),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": CUSTOMER_ID_MAX_LENGTH,
-                    "pattern": CUSTOMER_ID_PATTERN}),
+    Any,
+    BeforeValidator(_customer_id),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": CUSTOMER_ID_MAX_LENGTH, "pattern": CUSTOMER_ID_PATTERN}
+    ),
 ]
 Name = Annotated[str, Field(max_length=TEXT_LIMITS["name"])]
 Email = Annotated[str, Field(max_length=TEXT_LIMITS["email"])]
@@ -146,8 +149,10 @@ class UpdateCustomerParams(CustomerFields):
     customer_id: CustomerId
     new_customer_id: CustomerId | None = None
     metadata: Metadata | None = Field(
-        None, description="Merged into the customer's metadata: a key set to null is removed. "
-                          "null for the whole object clears it.")
+        None,
+        description="Merged into the customer's metadata: a key set to null is removed. "
+        "null for the whole object clears it.",
+    )
 
 
 class DeleteCustomerParams(Params):
@@ -178,19 +183,24 @@ ApiInterval = Literal["one_off", "day", "week", "month", "quarter", "semi_annual
 class UpdateBalanceParams(Params):
     customer_id: CustomerId
     feature_id: Slug
-    remaining: Omittable[Quantity] = Field(None, description="The new balance (the dashboard's rule: usage stays as "
-                                                         "recorded, granted moves).")
+    remaining: Omittable[Quantity] = Field(
+        None, description="The new balance (the dashboard's rule: usage stays as recorded, granted moves)."
+    )
     add_to_balance: Omittable[Quantity] = Field(None, description="Added to the balance; negative subtracts.")
     next_reset_at: Omittable[EpochMs] = None
     interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
     balance_id: Annotated[str, Field(max_length=64)] | None = Field(
-        None, description="Which balance (a breakdown id), when the customer has several.")
+        None, description="Which balance (a breakdown id), when the customer has several."
+    )
     reason: Annotated[str, Field(max_length=REASON_MAX_LENGTH)] | None = Field(
-        None, description="Kept in the audit trail.")
-    usage: Omittable[Quantity] = Field(None, description="Not accepted: recorded usage is never rewritten. Set "
-                                                     "`remaining` instead.")
-    included_grant: Omittable[Quantity] = Field(None, description="Not accepted: set `remaining`; a lasting "
-                                                              "allowance belongs in a (custom) plan.")
+        None, description="Kept in the audit trail."
+    )
+    usage: Omittable[Quantity] = Field(
+        None, description="Not accepted: recorded usage is never rewritten. Set `remaining` instead."
+    )
+    included_grant: Omittable[Quantity] = Field(
+        None, description="Not accepted: set `remaining`; a lasting allowance belongs in a (custom) plan."
+    )
 
 
 class ResetParams(Params):
@@ -255,6 +265,7 @@ class LegacyUpdateCustomerParams(CustomerFields):
 
 
 # --- responses ----------------------------------------------------------------------------------
+
 
 class ErrorOut(Schema):
     message: str
@@ -382,8 +393,8 @@ class CustomerOut(Schema):
     licenses: list[dict[str, Any]]
     balances: dict[str, BalanceOut]
     flags: dict[str, FlagOut]
-    invoices: list[InvoiceOut] | None = Field(None, description="With expand: [\"invoices\"].")
-    rewards: RewardsOut | None = Field(None, description="With expand: [\"rewards\"].")
+    invoices: list[InvoiceOut] | None = Field(None, description='With expand: ["invoices"].')
+    rewards: RewardsOut | None = Field(None, description='With expand: ["rewards"].')
 
 
 class LegacyProductOut(Schema):

@@ -29,7 +29,9 @@ from billing.services import FeatureBalance, balances_reset_due
 from customers.models import Customer
 
 SHOWN_PRODUCT_STATUSES = (
-    CustomerProductStatus.ACTIVE, CustomerProductStatus.TRIALING, CustomerProductStatus.PAST_DUE,
+    CustomerProductStatus.ACTIVE,
+    CustomerProductStatus.TRIALING,
+    CustomerProductStatus.PAST_DUE,
     CustomerProductStatus.SCHEDULED,
 )
 EXPANDED_INVOICES = 100
@@ -54,12 +56,20 @@ def balance_id(balance: Balance) -> str:
 
 # --- loading ------------------------------------------------------------------------------------
 
+
 def with_api_relations(customers):
     """A customer queryset with everything `customer_json` reads, in a constant number of queries."""
-    products = (CustomerProduct.objects.filter(status__in=SHOWN_PRODUCT_STATUSES)
-                .select_related("product").prefetch_related("product__prices").order_by("started_at", "id"))
-    balances = (Balance.objects.select_related("feature", "customer_product__product")
-                .prefetch_related("customer_product__product__prices").order_by("id"))
+    products = (
+        CustomerProduct.objects.filter(status__in=SHOWN_PRODUCT_STATUSES)
+        .select_related("product")
+        .prefetch_related("product__prices")
+        .order_by("started_at", "id")
+    )
+    balances = (
+        Balance.objects.select_related("feature", "customer_product__product")
+        .prefetch_related("customer_product__product__prices")
+        .order_by("id")
+    )
     return customers.prefetch_related(
         Prefetch("customer_products", queryset=products, to_attr="api_products"),
         Prefetch("balances", queryset=balances, to_attr="api_balances"),
@@ -74,8 +84,11 @@ def load_customer(customer: Customer) -> Customer:
 
 def load_customers(customers: list[Customer]) -> list[Customer]:
     now = timezone.now()
-    due = set(Balance.objects.filter(customer__in=customers, next_reset_at__lte=now)
-              .exclude(interval=Interval.LIFETIME).values_list("customer_id", flat=True))
+    due = set(
+        Balance.objects.filter(customer__in=customers, next_reset_at__lte=now)
+        .exclude(interval=Interval.LIFETIME)
+        .values_list("customer_id", flat=True)
+    )
     for customer in customers:
         if customer.pk in due:
             balances_reset_due(customer=customer, now=now)
@@ -109,12 +122,21 @@ def breakdown_json(balance: Balance, price: Price | None = _LOOK_UP) -> dict:
         "remaining": to_number(max(balance.remaining, Decimal(0))),
         "usage": to_number(balance.usage),
         "unlimited": balance.unlimited,
-        "reset": {"interval": balance.interval, "interval_count": balance.interval_count,
-                  "resets_at": ms(balance.next_reset_at)} if resets else None,
+        "reset": {
+            "interval": balance.interval,
+            "interval_count": balance.interval_count,
+            "resets_at": ms(balance.next_reset_at),
+        }
+        if resets
+        else None,
         "price": {
-            "amount": major_units(price.amount, price.currency), "billing_units": to_number(price.billing_units),
-            "billing_method": "usage_based", "max_purchase": None,
-        } if price else None,
+            "amount": major_units(price.amount, price.currency),
+            "billing_units": to_number(price.billing_units),
+            "billing_method": "usage_based",
+            "max_purchase": None,
+        }
+        if price
+        else None,
         "expires_at": None,
     }
 
@@ -158,6 +180,7 @@ def grouped_balances(balances: Iterable[Balance]) -> dict[Feature, list[Balance]
 
 # --- products -----------------------------------------------------------------------------------
 
+
 def is_one_off(cp: CustomerProduct) -> bool:
     prices = list(cp.product.prices.all())
     return bool(prices) and all(p.type == Price.Type.FIXED and p.interval == "one_off" for p in prices)
@@ -184,18 +207,29 @@ def subscription_json(cp: CustomerProduct) -> dict:
 
 
 def purchase_json(cp: CustomerProduct) -> dict:
-    return {"plan_id": cp.product.product_id, "expires_at": ms(cp.ended_at), "started_at": ms(cp.started_at),
-            "quantity": cp.quantity}
+    return {
+        "plan_id": cp.product.product_id,
+        "expires_at": ms(cp.ended_at),
+        "started_at": ms(cp.started_at),
+        "quantity": cp.quantity,
+    }
 
 
 def legacy_product_json(cp: CustomerProduct) -> dict:
     product = cp.product
     return {
-        "id": product.product_id, "name": product.name, "group": product.group or None, "status": cp.status,
-        "canceled_at": ms(cp.canceled_at), "started_at": ms(cp.started_at), "is_default": product.is_default,
-        "is_add_on": product.is_add_on, "version": product.version,
+        "id": product.product_id,
+        "name": product.name,
+        "group": product.group or None,
+        "status": cp.status,
+        "canceled_at": ms(cp.canceled_at),
+        "started_at": ms(cp.started_at),
+        "is_default": product.is_default,
+        "is_add_on": product.is_add_on,
+        "version": product.version,
         "stripe_subscription_ids": [cp.stripe_subscription_id] if cp.stripe_subscription_id else [],
-        "current_period_start": ms(cp.current_period_start), "current_period_end": ms(cp.current_period_end),
+        "current_period_start": ms(cp.current_period_start),
+        "current_period_end": ms(cp.current_period_end),
         "quantity": cp.quantity,
     }
 
@@ -212,15 +246,23 @@ def legacy_feature_json(fb: FeatureBalance) -> dict:
     intervals = {(b.interval, b.interval_count) for b in fb.balances}
     interval, count = next(iter(intervals)) if len(intervals) == 1 else ("multiple", None)
     return {
-        "id": fb.feature.feature_id, "type": _legacy_feature_type(fb.feature), "name": fb.feature.name,
-        "interval": interval, "interval_count": count, "unlimited": fb.unlimited,
-        "balance": to_number(fb.remaining), "usage": to_number(fb.usage), "included_usage": to_number(fb.granted),
-        "next_reset_at": ms(fb.next_reset_at), "overage_allowed": fb.overage_allowed,
+        "id": fb.feature.feature_id,
+        "type": _legacy_feature_type(fb.feature),
+        "name": fb.feature.name,
+        "interval": interval,
+        "interval_count": count,
+        "unlimited": fb.unlimited,
+        "balance": to_number(fb.remaining),
+        "usage": to_number(fb.usage),
+        "included_usage": to_number(fb.granted),
+        "next_reset_at": ms(fb.next_reset_at),
+        "overage_allowed": fb.overage_allowed,
         "usage_limit": to_number(fb.usage_limit),
     }
 
 
 # --- invoices, events, rewards ------------------------------------------------------------------
+
 
 def invoice_json(invoice: Invoice, customer_id: str) -> dict:
     return {
@@ -253,17 +295,31 @@ def event_json(event: Event, customer_id: str) -> dict:
 
 
 def rewards_json(customer: Customer) -> dict:
-    applied = (CustomerReward.objects.filter(customer=customer, removed_at__isnull=True)
-               .select_related("reward").order_by("applied_at", "id"))
-    return {"discounts": [{
-        "id": cr.reward.reward_id, "name": cr.reward.name, "type": cr.reward.type,
-        "discount_value": to_number(cr.reward.value), "duration_type": cr.reward.duration,
-        "duration_value": cr.reward.duration_months, "currency": cr.reward.currency or None,
-        "start": ms(cr.applied_at), "end": ms(cr.expires_at),
-    } for cr in applied]}
+    applied = (
+        CustomerReward.objects.filter(customer=customer, removed_at__isnull=True)
+        .select_related("reward")
+        .order_by("applied_at", "id")
+    )
+    return {
+        "discounts": [
+            {
+                "id": cr.reward.reward_id,
+                "name": cr.reward.name,
+                "type": cr.reward.type,
+                "discount_value": to_number(cr.reward.value),
+                "duration_type": cr.reward.duration,
+                "duration_value": cr.reward.duration_months,
+                "currency": cr.reward.currency or None,
+                "start": ms(cr.applied_at),
+                "end": ms(cr.expires_at),
+            }
+            for cr in applied
+        ]
+    }
 
 
 # --- customers ----------------------------------------------------------------------------------
+
 
 def customer_json(customer: Customer, *, expand: Iterable[str] = (), legacy: bool = False) -> dict:
     """A customer loaded with `with_api_relations`, in the shape Autumn's clients require."""
@@ -311,11 +367,21 @@ def customer_json(customer: Customer, *, expand: Iterable[str] = (), legacy: boo
     return data
 
 
-def track_json(*, customer: Customer, feature: Feature, value: Decimal, balances: list[Balance],
-               event_name: str | None = None, prices: dict[int, Price | None] | None = None) -> dict:
+def track_json(
+    *,
+    customer: Customer,
+    feature: Feature,
+    value: Decimal,
+    balances: list[Balance],
+    event_name: str | None = None,
+    prices: dict[int, Price | None] | None = None,
+) -> dict:
     """The answer to a track: the customer's balance of the feature after it."""
-    answer = {"customer_id": customer.customer_id, "value": to_number(value),
-              "balance": balance_json(FeatureBalance.of(feature, balances), prices) if balances else None}
+    answer = {
+        "customer_id": customer.customer_id,
+        "value": to_number(value),
+        "balance": balance_json(FeatureBalance.of(feature, balances), prices) if balances else None,
+    }
     if event_name:
         answer["event_name"] = event_name
     return answer

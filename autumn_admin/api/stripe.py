@@ -23,6 +23,8 @@ def is_stripe_error(gw, exc: Exception) -> bool:
 def stripe_failure(exc: Exception) -> ApiError:
     """Stripe's refusal as Autumn's error body: the gateway's status (502 unless it says otherwise)."""
     code = getattr(exc, "code", "")
-    return ApiError(getattr(exc, "status", 502),
-                    f"Stripe refused the request: {getattr(exc, 'message', str(exc))} Nothing was changed here.",
-                    code if code == "stripe_not_connected" else "stripe_error")
+    return ApiError(
+        getattr(exc, "status", 502),
+        f"Stripe refused the request: {getattr(exc, 'message', str(exc))} Nothing was changed here.",
+        code if code == "stripe_not_connected" else "stripe_error",
+    )

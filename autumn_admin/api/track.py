@@ -66,13 +66,23 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
         return None
     quantity = params.value if params.value is not None else Decimal(1)
     request.api_key_env = ENV_OF_PREFIX[key.group(1)]  # for an error answered before the key is checked
-    tracked = balance_track_by_key(key_hash=api_key_hash(key.group(0)), env=request.api_key_env,
-                                   customer_id=params.customer_id, feature_id=params.feature_id, value=quantity,
-                                   properties=params.properties)
+    tracked = balance_track_by_key(
+        key_hash=api_key_hash(key.group(0)),
+        env=request.api_key_env,
+        customer_id=params.customer_id,
+        feature_id=params.feature_id,
+        value=quantity,
+        properties=params.properties,
+    )
     if tracked is None:
         del request.api_key_env  # the operation checks the key and answers
         return None
     balances = tracked.result.balances
-    answer = track_json(customer=tracked.customer, feature=tracked.feature, value=quantity, balances=balances,
-                        prices={balances[0].pk: tracked.usage_price})
+    answer = track_json(
+        customer=tracked.customer,
+        feature=tracked.feature,
+        value=quantity,
+        balances=balances,
+        prices={balances[0].pk: tracked.usage_price},
+    )
     return HttpResponse(json.dumps(answer), content_type="application/json")

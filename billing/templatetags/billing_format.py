@@ -25,8 +25,21 @@ MINUS = "\u2212"
 DASH = "—"
 
 CURRENCY_SYMBOLS = {
-    "usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "inr": "₹", "krw": "₩", "cny": "CN¥", "cad": "CA$",
-    "aud": "A$", "nzd": "NZ$", "brl": "R$", "mxn": "MX$", "hkd": "HK$", "sgd": "SGD ", "chf": "CHF ",
+    "usd": "$",
+    "eur": "€",
+    "gbp": "£",
+    "jpy": "¥",
+    "inr": "₹",
+    "krw": "₩",
+    "cny": "CN¥",
+    "cad": "CA$",
+    "aud": "A$",
+    "nzd": "NZ$",
+    "brl": "R$",
+    "mxn": "MX$",
+    "hkd": "HK$",
+    "sgd": "SGD ",
+    "chf": "CHF ",
 }
 
 
@@ -35,7 +48,7 @@ def format_money(minor, currency: str) -> str:
         return DASH
     currency = (currency or "usd").lower()
     decimals = decimals_of(currency)
-    value = Decimal(minor) / (10 ** decimals)
+    value = Decimal(minor) / (10**decimals)
     body = f"{abs(value):,.{decimals}f}"
     sign = MINUS if value < 0 else ""
     symbol = CURRENCY_SYMBOLS.get(currency)
@@ -109,8 +122,7 @@ def when(dt):
         return DASH
     if not isinstance(dt, datetime):
         return format_day(dt)
-    return format_html('<time datetime="{}" title="{}">{}</time>', dt.isoformat(), format_timestamp(dt),
-                       format_day(dt))
+    return format_html('<time datetime="{}" title="{}">{}</time>', dt.isoformat(), format_timestamp(dt), format_day(dt))
 
 
 @register.filter
@@ -118,8 +130,7 @@ def ago(dt):
     """A relative time, with the full timestamp in the title."""
     if not dt:
         return DASH
-    return format_html('<time datetime="{}" title="{}">{}</time>', dt.isoformat(), format_timestamp(dt),
-                       format_ago(dt))
+    return format_html('<time datetime="{}" title="{}">{}</time>', dt.isoformat(), format_timestamp(dt), format_ago(dt))
 
 
 @register.filter

@@ -20,8 +20,15 @@ class ApiClient:
         base = {"Authorization": f"Bearer {self.raw_key}"} if self.raw_key else {}
         return {**base, **(headers or {})}
 
-    def post(self, path: str, body=None, *, raw: str | bytes | None = None, content_type: str = "application/json",
-             headers: dict | None = None):
+    def post(
+        self,
+        path: str,
+        body=None,
+        *,
+        raw: str | bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict | None = None,
+    ):
         data = raw if raw is not None else json.dumps({} if body is None else body)
         return self.client.post(f"/v1/{path}", data=data, content_type=content_type, headers=self._headers(headers))
 
@@ -29,8 +36,9 @@ class ApiClient:
         return self.client.get(f"/v1/{path}", params or {}, headers=self._headers(headers))
 
     def patch(self, path: str, body=None, headers: dict | None = None):
-        return self.client.patch(f"/v1/{path}", data=json.dumps(body or {}), content_type="application/json",
-                                 headers=self._headers(headers))
+        return self.client.patch(
+            f"/v1/{path}", data=json.dumps(body or {}), content_type="application/json", headers=self._headers(headers)
+        )
 
     def delete(self, path: str, headers: dict | None = None):
         return self.client.delete(f"/v1/{path}", headers=self._headers(headers))

@@ -10,21 +10,28 @@ from customers.services import api_key_revoke
 from tests.api.conftest import ApiClient
 
 
-@pytest.mark.parametrize(("authorization", "code", "words"), [
-    (None, "no_secret_key", "not found in Authorization header"),
-    ("", "no_secret_key", "not found in Authorization header"),
-    ("Basic dXNlcjpwYXNz", "no_secret_key", "not found in Authorization header"),
-    ("Bearer ", "no_secret_key", "not found in Authorization header"),
-    ("Bearer am_sk_test_short", "invalid_secret_key", "Invalid secret key: am_sk_test_sho"),
-    ("Bearer sk_live_51H8abcdefghijklmnopqrstuvwxyz0123456789AB", "invalid_secret_key", "Invalid secret key"),
-    ("Bearer am_pk_test_" + "a" * 40, "invalid_secret_key", "Invalid secret key"),
-    ("Bearer am_sk_test_" + "a" * 40, "invalid_secret_key", "Invalid secret key"),
-    ("Bearer am_sk_live_" + "a" * 39 + "!", "invalid_secret_key", "Invalid secret key"),
-])
+@pytest.mark.parametrize(
+    ("authorization", "code", "words"),
+    [
+        (None, "no_secret_key", "not found in Authorization header"),
+        ("", "no_secret_key", "not found in Authorization header"),
+        ("Basic dXNlcjpwYXNz", "no_secret_key", "not found in Authorization header"),
+        ("Bearer ", "no_secret_key", "not found in Authorization header"),
+        ("Bearer am_sk_test_short", "invalid_secret_key", "Invalid secret key: am_sk_test_sho"),
+        ("Bearer sk_live_51H8abcdefghijklmnopqrstuvwxyz0123456789AB", "invalid_secret_key", "Invalid secret key"),
+        ("Bearer am_pk_test_" + "a" * 40, "invalid_secret_key", "Invalid secret key"),
+        ("Bearer am_sk_test_" + "a" * 40, "invalid_secret_key", "Invalid secret key"),
+        ("Bearer am_sk_live_" + "a" * 39 + "!", "invalid_secret_key", "Invalid secret key"),
+    ],
+)
 def test_request_without_a_valid_key_is_refused_with_401(client, customer, authorization, code, words):
     headers = {} if authorization is None else {"Authorization": authorization}
-    response = client.post("/v1/customers.get_or_create", data={"customer_id": "intruder"},
-                           content_type="application/json", headers=headers)
+    response = client.post(
+        "/v1/customers.get_or_create",
+        data={"customer_id": "intruder"},
+        content_type="application/json",
+        headers=headers,
+    )
     assert response.status_code == 401
     body = response.json()
     assert body["code"] == code and words in body["message"] and body["env"] is None

@@ -63,8 +63,11 @@ def test_python_client_drives_the_documented_customer_scenario(server, autumn):
     with pytest.raises(AutumnDefaultError) as missing:
         autumn.customers.get(customer_id="user_123")
     assert missing.value.status_code == 404
-    assert json.loads(missing.value.body) == {"message": "Customer user_123 not found", "code": "customer_not_found",
-                                              "env": "sandbox"}
+    assert json.loads(missing.value.body) == {
+        "message": "Customer user_123 not found",
+        "code": "customer_not_found",
+        "env": "sandbox",
+    }
 
     customer = Customer.objects.get(customer_id="user_123")
     assert customer.deleted_at is not None
@@ -72,8 +75,7 @@ def test_python_client_drives_the_documented_customer_scenario(server, autumn):
     assert (stored.remaining, stored.adjustment) == (500, 430)
     assert Event.objects.get(customer=customer).api_key == api_key
     by_key = AuditEntry.objects.filter(actor_api_key=api_key, customer=customer).values_list("action", flat=True)
-    assert sorted(by_key) == ["balance.set", "customer.create", "customer.delete", "customer.update",
-                              "product.attach"]
+    assert sorted(by_key) == ["balance.set", "customer.create", "customer.delete", "customer.update", "product.attach"]
 
 
 DOCUMENTED_BODY = """{
@@ -93,8 +95,13 @@ def test_python_client_attaches_a_free_plan_and_lists_events_and_invoices(autumn
     autumn.track(customer_id="user_9", feature_id="messages", value=2, properties={"model": "fast"})
     [event] = autumn.events.list(customer_id="user_9").list
     assert (event.feature_id, event.value, event.properties) == ("messages", 2, {"model": "fast"})
-    Invoice.objects.create(customer=Customer.objects.get(customer_id="user_9"), stripe_id="in_9", status="paid",
-                           total=2999, amount_paid=2999)
+    Invoice.objects.create(
+        customer=Customer.objects.get(customer_id="user_9"),
+        stripe_id="in_9",
+        status="paid",
+        total=2999,
+        amount_paid=2999,
+    )
     [invoice] = autumn.invoices.list(customer_id="user_9").list
     assert (invoice.stripe_id, invoice.total, invoice.status) == ("in_9", 29.99, "paid")
     assert [c.id for c in autumn.customers.list().list] == ["user_9"]
@@ -105,11 +112,19 @@ def test_documented_curl_update_works_as_printed(server):
     Customer.objects.create(customer_id="user_123", env="sandbox", name="Jo")
     # The seed documentation's command, with our server and a real key in place of its placeholders.
     command = [
-        "curl", "-sS", "-X", "POST", f"{url}/v1/customers/update",
-        "-H", f"Authorization: Bearer {raw_key}",
-        "-H", "Content-Type: application/json",
-        "-d", DOCUMENTED_BODY,
-        "-w", "\n%{http_code}",
+        "curl",
+        "-sS",
+        "-X",
+        "POST",
+        f"{url}/v1/customers/update",
+        "-H",
+        f"Authorization: Bearer {raw_key}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        DOCUMENTED_BODY,
+        "-w",
+        "\n%{http_code}",
     ]
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
@@ -126,14 +141,16 @@ def test_js_client_drives_the_documented_customer_scenario(server):
     node = shutil.which("node")
     installed = (JS_DIR / "node_modules" / "autumn-js").is_dir()
     if node is None or not installed:
-        reason = ("node is not installed" if node is None
-                  else "autumn-js is not installed: run `npm ci --prefix tests/js`")
+        reason = (
+            "node is not installed" if node is None else "autumn-js is not installed: run `npm ci --prefix tests/js`"
+        )
         if os.environ.get("REQUIRE_NODE") == "1":
             pytest.fail(f"REQUIRE_NODE=1 but {reason}")
         pytest.skip(reason)
     url, raw_key, api_key = server
-    result = subprocess.run([node, "scenario.mjs", url, raw_key, "user_js"], cwd=JS_DIR, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [node, "scenario.mjs", url, raw_key, "user_js"], cwd=JS_DIR, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scenario passed" in result.stdout
     customer = Customer.objects.get(customer_id="user_js")

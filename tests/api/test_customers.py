@@ -12,18 +12,55 @@ from billing.services import product_attach, reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services import customer_restore
 
-CUSTOMER_KEYS = {"id", "name", "email", "created_at", "fingerprint", "stripe_id", "env", "metadata",
-                 "send_email_receipts", "billing_controls", "subscriptions", "purchases", "licenses", "balances",
-                 "flags"}
-BALANCE_KEYS = {"feature_id", "granted", "remaining", "usage", "unlimited", "overage_allowed", "max_purchase",
-                "next_reset_at"}
-SUBSCRIPTION_KEYS = {"id", "plan_id", "auto_enable", "add_on", "status", "past_due", "canceled_at", "expires_at",
-                     "trial_ends_at", "started_at", "current_period_start", "current_period_end", "quantity"}
+CUSTOMER_KEYS = {
+    "id",
+    "name",
+    "email",
+    "created_at",
+    "fingerprint",
+    "stripe_id",
+    "env",
+    "metadata",
+    "send_email_receipts",
+    "billing_controls",
+    "subscriptions",
+    "purchases",
+    "licenses",
+    "balances",
+    "flags",
+}
+BALANCE_KEYS = {
+    "feature_id",
+    "granted",
+    "remaining",
+    "usage",
+    "unlimited",
+    "overage_allowed",
+    "max_purchase",
+    "next_reset_at",
+}
+SUBSCRIPTION_KEYS = {
+    "id",
+    "plan_id",
+    "auto_enable",
+    "add_on",
+    "status",
+    "past_due",
+    "canceled_at",
+    "expires_at",
+    "trial_ends_at",
+    "started_at",
+    "current_period_start",
+    "current_period_end",
+    "quantity",
+}
 
 
 def test_get_or_create_creates_a_customer_on_the_default_plan_with_every_required_key(api, catalogue, sandbox_key):
-    response = api.post("customers.get_or_create", {"customer_id": "user_1", "name": "Jo", "email": "jo@x.test",
-                                                    "metadata": {"plan_tier": "gold"}})
+    response = api.post(
+        "customers.get_or_create",
+        {"customer_id": "user_1", "name": "Jo", "email": "jo@x.test", "metadata": {"plan_tier": "gold"}},
+    )
     assert response.status_code == 200
     body = response.json()
     assert CUSTOMER_KEYS <= set(body)
@@ -40,17 +77,22 @@ def test_get_or_create_creates_a_customer_on_the_default_plan_with_every_require
     assert (messages["granted"], messages["remaining"], messages["usage"]) == (100, 100, 0)
     balance = Balance.objects.get(customer=customer)
     assert messages["next_reset_at"] == int(balance.next_reset_at.timestamp() * 1000)
-    assert messages["breakdown"][0]["reset"] == {"interval": "month", "interval_count": 1,
-                                                 "resets_at": messages["next_reset_at"]}
-    actions = AuditEntry.objects.filter(customer=customer, actor_api_key=sandbox_key[0]).values_list("action",
-                                                                                                     flat=True)
+    assert messages["breakdown"][0]["reset"] == {
+        "interval": "month",
+        "interval_count": 1,
+        "resets_at": messages["next_reset_at"],
+    }
+    actions = AuditEntry.objects.filter(customer=customer, actor_api_key=sandbox_key[0]).values_list(
+        "action", flat=True
+    )
     assert sorted(actions) == ["customer.create", "product.attach"]
 
 
 def test_get_or_create_returns_the_existing_customer_and_fills_only_missing_details(api, customer):
     Customer.objects.filter(pk=customer.pk).update(email="")
-    body = api.post("customers.get_or_create", {"customer_id": "acme_corp", "name": "Other Name",
-                                                "email": "new@acme.test"}).json()
+    body = api.post(
+        "customers.get_or_create", {"customer_id": "acme_corp", "name": "Other Name", "email": "new@acme.test"}
+    ).json()
     assert (body["name"], body["email"]) == ("Acme Corp", "new@acme.test")
     assert Customer.objects.filter(customer_id="acme_corp").count() == 1
     assert CustomerProduct.objects.filter(customer=customer).count() == 1
@@ -58,8 +100,9 @@ def test_get_or_create_returns_the_existing_customer_and_fills_only_missing_deta
 
 def test_update_merges_metadata_where_null_removes_a_key(api, customer):
     Customer.objects.filter(pk=customer.pk).update(metadata={"a": 1, "b": 2})
-    body = api.post("customers.update", {"customer_id": "acme_corp", "metadata": {"b": None, "c": "x"},
-                                         "fingerprint": "fp-1"}).json()
+    body = api.post(
+        "customers.update", {"customer_id": "acme_corp", "metadata": {"b": None, "c": "x"}, "fingerprint": "fp-1"}
+    ).json()
     assert body["metadata"] == {"a": 1, "c": "x"}
     assert body["fingerprint"] == "fp-1"
     assert body["name"] == "Acme Corp"  # left out, left alone
@@ -71,8 +114,7 @@ def test_update_merges_metadata_where_null_removes_a_key(api, customer):
 
 
 def test_update_with_null_clears_a_detail_and_new_customer_id_renames(api, customer):
-    body = api.post("customers.update", {"customer_id": "acme_corp", "email": None,
-                                         "new_customer_id": "acme-2"}).json()
+    body = api.post("customers.update", {"customer_id": "acme_corp", "email": None, "new_customer_id": "acme-2"}).json()
     assert (body["id"], body["email"]) == ("acme-2", None)
     assert api.post("customers.get", {"customer_id": "acme_corp"}).status_code == 404
     assert api.post("customers.get", {"customer_id": "acme-2"}).json()["name"] == "Acme Corp"
@@ -91,7 +133,8 @@ def test_delete_is_soft_and_a_restored_customer_comes_back(api, customer, ops):
 def test_delete_without_stripe_connected_deletes_here_only(api, customer, settings):
     settings.STRIPE_TEST_SECRET_KEY = ""
     assert api.post("customers.delete", {"customer_id": "acme_corp", "delete_in_stripe": True}).json() == {
-        "success": True}
+        "success": True
+    }
     assert Customer.objects.get(pk=customer.pk).deleted_at is not None
 
 
@@ -125,8 +168,13 @@ def test_customers_list_reads_a_page_in_a_constant_number_of_queries(api, catalo
 
 
 def test_boolean_features_are_flags_and_statuses_follow_autumn(api, customer, catalogue):
-    cp = product_attach(customer=customer, product=catalogue["pro"], actor=None, status="trialing",
-                        trial_ends_at=timezone.now() + timedelta(days=14))
+    cp = product_attach(
+        customer=customer,
+        product=catalogue["pro"],
+        actor=None,
+        status="trialing",
+        trial_ends_at=timezone.now() + timedelta(days=14),
+    )
     body = api.post("customers.get", {"customer_id": "acme_corp"}).json()
     assert set(body["flags"]) == {"sso"}
     assert body["flags"]["sso"]["plan_id"] == "pro"
@@ -147,8 +195,12 @@ def test_overage_shows_as_usage_beyond_granted_with_remaining_at_zero(api, custo
     api_calls = api.post("customers.get", {"customer_id": "acme_corp"}).json()["balances"]["api_calls"]
     assert (api_calls["granted"], api_calls["remaining"], api_calls["usage"]) == (100000, 0, 100500)
     assert api_calls["overage_allowed"] is True
-    assert api_calls["breakdown"][0]["price"] == {"amount": 1, "billing_units": 1000, "billing_method": "usage_based",
-                                                  "max_purchase": None}
+    assert api_calls["breakdown"][0]["price"] == {
+        "amount": 1,
+        "billing_units": 1000,
+        "billing_method": "usage_based",
+        "max_purchase": None,
+    }
     assert Balance.objects.get(customer=customer, feature=catalogue["api_calls"]).remaining == -500
 
 
@@ -161,10 +213,22 @@ def test_reading_a_customer_applies_a_due_reset(api, customer):
 
 
 def test_expand_adds_invoices_and_rewards(api, customer, ops):
-    customer.invoices.create(stripe_id="in_1", status="paid", total=2999, amount_paid=2999, product_ids=["pro"],
-                             hosted_invoice_url="https://invoice.example/in_1")
-    reward = Reward.objects.create(reward_id="launch20", name="Launch 20%", type="percentage_discount", value=20,
-                                   duration="months", duration_months=3)
+    customer.invoices.create(
+        stripe_id="in_1",
+        status="paid",
+        total=2999,
+        amount_paid=2999,
+        product_ids=["pro"],
+        hosted_invoice_url="https://invoice.example/in_1",
+    )
+    reward = Reward.objects.create(
+        reward_id="launch20",
+        name="Launch 20%",
+        type="percentage_discount",
+        value=20,
+        duration="months",
+        duration_months=3,
+    )
     reward_apply(customer=customer, reward=reward, actor=ops)
     body = api.post("customers.get", {"customer_id": "acme_corp", "expand": ["invoices", "rewards"]}).json()
     [invoice] = body["invoices"]
@@ -175,9 +239,11 @@ def test_expand_adds_invoices_and_rewards(api, customer, ops):
 
 # --- the documented form and the REST forms -----------------------------------------------------
 
+
 def test_documented_update_form_changes_name_and_email(api, customer):
-    response = api.post("customers/update", {"customer_id": "acme_corp", "name": "Mr New Name",
-                                             "email": "newemail@example.com"})
+    response = api.post(
+        "customers/update", {"customer_id": "acme_corp", "name": "Mr New Name", "email": "newemail@example.com"}
+    )
     assert response.status_code == 200
     customer.refresh_from_db()
     assert (customer.name, customer.email) == ("Mr New Name", "newemail@example.com")

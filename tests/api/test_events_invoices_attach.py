@@ -14,8 +14,9 @@ from customers.models import AuditEntry
 
 
 def track(api, value, feature_id="messages", customer_id="acme_corp", **extra):
-    response = api.post("balances.track", {"customer_id": customer_id, "feature_id": feature_id, "value": value,
-                                           **extra})
+    response = api.post(
+        "balances.track", {"customer_id": customer_id, "feature_id": feature_id, "value": value, **extra}
+    )
     assert response.status_code == 200, response.content
     return response
 
@@ -27,8 +28,15 @@ def test_events_list_newest_first_with_cursor_pages(api, customer):
     first = api.post("events.list", {"customer_id": "acme_corp", "limit": 3}).json()
     assert [e["value"] for e in first["list"]] == [5, 4, 3]
     assert first["list"][0]["timestamp"] == base + 4000
-    assert set(first["list"][0]) == {"id", "timestamp", "feature_id", "customer_id", "value", "properties",
-                                     "deductions"}
+    assert set(first["list"][0]) == {
+        "id",
+        "timestamp",
+        "feature_id",
+        "customer_id",
+        "value",
+        "properties",
+        "deductions",
+    }
     rest = api.post("events.list", {"customer_id": "acme_corp", "limit": 3, "start_cursor": first["next_cursor"]})
     assert ([e["value"] for e in rest.json()["list"]], rest.json()["next_cursor"]) == ([2, 1], None)
 
@@ -51,18 +59,45 @@ def test_events_list_filters_by_feature_and_time_range(api, customer, catalogue)
 
 def test_invoices_list_in_major_units_newest_first_filtered_by_status(api, customer):
     now = timezone.now()
-    Invoice.objects.create(customer=customer, stripe_id="in_old", status="paid", total=9900, amount_paid=9900,
-                           product_ids=["pro"], created_at=now - timedelta(days=31))
-    Invoice.objects.create(customer=customer, stripe_id="in_new", status="open", total=2999, amount_paid=0,
-                           product_ids=["pro"], created_at=now, hosted_invoice_url="https://pay.example/in_new")
-    Invoice.objects.create(customer=customer, stripe_id="in_yen", status="paid", total=1200, currency="jpy",
-                           created_at=now - timedelta(days=60))
+    Invoice.objects.create(
+        customer=customer,
+        stripe_id="in_old",
+        status="paid",
+        total=9900,
+        amount_paid=9900,
+        product_ids=["pro"],
+        created_at=now - timedelta(days=31),
+    )
+    Invoice.objects.create(
+        customer=customer,
+        stripe_id="in_new",
+        status="open",
+        total=2999,
+        amount_paid=0,
+        product_ids=["pro"],
+        created_at=now,
+        hosted_invoice_url="https://pay.example/in_new",
+    )
+    Invoice.objects.create(
+        customer=customer,
+        stripe_id="in_yen",
+        status="paid",
+        total=1200,
+        currency="jpy",
+        created_at=now - timedelta(days=60),
+    )
     listed = api.post("invoices.list", {"customer_id": "acme_corp"}).json()
     assert [(i["stripe_id"], i["total"]) for i in listed["list"]] == [
-        ("in_new", 29.99), ("in_old", 99), ("in_yen", 1200)]
+        ("in_new", 29.99),
+        ("in_old", 99),
+        ("in_yen", 1200),
+    ]
     newest = listed["list"][0]
     assert (newest["status"], newest["plan_ids"], newest["hosted_invoice_url"]) == (
-        "open", ["pro"], "https://pay.example/in_new")
+        "open",
+        ["pro"],
+        "https://pay.example/in_new",
+    )
     assert (newest["customer_id"], newest["processor_type"], newest["amount_paid"]) == ("acme_corp", "stripe", 0)
     paid = api.post("invoices.list", {"status": ["paid"], "limit": 1}).json()
     assert [i["stripe_id"] for i in paid["list"]] == ["in_old"]
@@ -79,8 +114,13 @@ def free_addon(catalogue):
 
 def test_attach_of_a_free_plan_attaches_at_once(api, customer, free_addon, sandbox_key):
     response = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "beta_access"})
-    assert response.json() == {"customer_id": "acme_corp", "payment_url": None, "checkout_url": None,
-                               "invoice": None, "required_action": None}
+    assert response.json() == {
+        "customer_id": "acme_corp",
+        "payment_url": None,
+        "checkout_url": None,
+        "invoice": None,
+        "required_action": None,
+    }
     assert CustomerProduct.objects.filter(customer=customer, product=free_addon, status="active").exists()
     assert api.post("balances.check", {"customer_id": "acme_corp", "feature_id": "sso"}).json()["allowed"] is True
     entry = AuditEntry.objects.get(action="product.attach", target_id="beta_access")
@@ -89,22 +129,35 @@ def test_attach_of_a_free_plan_attaches_at_once(api, customer, free_addon, sandb
 
 def test_legacy_attach_answers_in_the_older_shape(api, customer, free_addon):
     body = api.post("attach", {"customer_id": "acme_corp", "product_id": "beta_access"}).json()
-    assert body == {"success": True, "customer_id": "acme_corp", "product_ids": ["beta_access"],
-                    "code": "new_product_attached", "message": "Attached beta_access to acme_corp.",
-                    "checkout_url": None}
+    assert body == {
+        "success": True,
+        "customer_id": "acme_corp",
+        "product_ids": ["beta_access"],
+        "code": "new_product_attached",
+        "message": "Attached beta_access to acme_corp.",
+        "checkout_url": None,
+    }
 
 
 @pytest.fixture
 def twenty_off(db):
-    return Reward.objects.create(reward_id="twenty_off", name="20% off for 3 months", type="percentage_discount",
-                                 value=Decimal(20), duration="months", duration_months=3)
+    return Reward.objects.create(
+        reward_id="twenty_off",
+        name="20% off for 3 months",
+        type="percentage_discount",
+        value=Decimal(20),
+        duration="months",
+        duration_months=3,
+    )
 
 
 def test_attach_of_a_paid_plan_returns_a_checkout_url_with_the_discount_and_attaches_nothing_yet(
-        api, customer, ops, twenty_off, fake_stripe):
+    api, customer, ops, twenty_off, fake_stripe
+):
     reward_apply(customer=customer, reward=twenty_off, actor=ops)
-    body = api.post("billing.attach", {"customer_id": "acme_corp", "plan_id": "pro",
-                                       "success_url": "https://app.example/thanks"}).json()
+    body = api.post(
+        "billing.attach", {"customer_id": "acme_corp", "plan_id": "pro", "success_url": "https://app.example/thanks"}
+    ).json()
     [session] = fake_stripe.sessions.values()
     assert body["payment_url"] == body["checkout_url"] == session["url"]
     assert body["payment_url"].startswith("https://checkout.stripe.com/")

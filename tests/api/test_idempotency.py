@@ -29,8 +29,11 @@ def remaining(customer):
 
 def test_retry_with_the_same_key_and_body_replays_the_first_answer(api, customer):
     first = api.post("balances.track", TRACK, headers={"Idempotency-Key": "track-1"})
-    retry = api.post("balances.track", {"value": 5, "feature_id": "messages", "customer_id": "acme_corp"},
-                     headers={"Idempotency-Key": "track-1"})
+    retry = api.post(
+        "balances.track",
+        {"value": 5, "feature_id": "messages", "customer_id": "acme_corp"},
+        headers={"Idempotency-Key": "track-1"},
+    )
     assert (first.status_code, retry.status_code) == (200, 200)
     assert retry.content == first.content
     assert retry["Idempotent-Replayed"] == "true"
@@ -114,9 +117,11 @@ def test_concurrent_requests_with_one_key_do_the_work_once(live_server, customer
 
     def send():
         request = urllib.request.Request(
-            f"{live_server.url}/v1/balances.track", data=json.dumps(TRACK).encode(), method="POST",
-            headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json",
-                     "Idempotency-Key": "race-1"})
+            f"{live_server.url}/v1/balances.track",
+            data=json.dumps(TRACK).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json", "Idempotency-Key": "race-1"},
+        )
         start.wait()
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -149,8 +154,11 @@ def test_concurrent_get_or_create_of_one_id_makes_one_customer(live_server, cata
 
     def send():
         request = urllib.request.Request(
-            f"{live_server.url}/v1/customers.get_or_create", data=b'{"customer_id": "racer"}', method="POST",
-            headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json"})
+            f"{live_server.url}/v1/customers.get_or_create",
+            data=b'{"customer_id": "racer"}',
+            method="POST",
+            headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json"},
+        )
         start.wait()
         with urllib.request.urlopen(request, timeout=30) as response:
             statuses.append(response.status)

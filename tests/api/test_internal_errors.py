@@ -12,10 +12,14 @@ from django.urls import get_resolver
 from billing.models import Balance, Event
 from customers.models import Customer, IdempotencyRecord
 
-INTERNAL_ERROR = {"message": "Something went wrong on our side. Try again later.", "code": "internal_error",
-                  "env": "sandbox"}
-on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql",
-                                   reason="the refusing trigger is PostgreSQL's (set DATABASE_URL)")
+INTERNAL_ERROR = {
+    "message": "Something went wrong on our side. Try again later.",
+    "code": "internal_error",
+    "env": "sandbox",
+}
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the refusing trigger is PostgreSQL's (set DATABASE_URL)"
+)
 
 
 def assert_internal_error(response):
@@ -31,10 +35,14 @@ def refuse_inserts():
 
     def refuse(table: str) -> None:
         with connection.cursor() as cursor:
-            cursor.execute("CREATE OR REPLACE FUNCTION test_refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
-                           "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$")
-            cursor.execute(f"CREATE TRIGGER test_refuse_insert BEFORE INSERT ON {table} "
-                           "FOR EACH ROW EXECUTE FUNCTION test_refuse_insert()")
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION test_refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER test_refuse_insert BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse_insert()"
+            )
         tables.append(table)
 
     yield refuse
@@ -60,7 +68,8 @@ def test_a_customer_whose_stored_metadata_is_corrupt_answers_json_500(api, custo
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
 def test_the_database_refusing_a_track_on_the_one_round_trip_path_answers_json_500(
-        api, customer, catalogue, client, settings, refuse_inserts, debug):
+    api, customer, catalogue, client, settings, refuse_inserts, debug
+):
     settings.DEBUG = debug
     client.raise_request_exception = False
     balance = Balance.objects.get(customer=customer, feature=catalogue["messages"])
@@ -77,8 +86,9 @@ def test_the_database_refusing_a_track_on_the_one_round_trip_path_answers_json_5
 @on_postgresql
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
-def test_the_database_refusing_an_idempotency_record_answers_json_500(api, customer, client, settings,
-                                                                      refuse_inserts, debug):
+def test_the_database_refusing_an_idempotency_record_answers_json_500(
+    api, customer, client, settings, refuse_inserts, debug
+):
     settings.DEBUG = debug
     client.raise_request_exception = False
     refuse_inserts("customers_idempotencyrecord")

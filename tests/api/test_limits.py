@@ -25,9 +25,11 @@ def test_a_two_megabyte_metadata_value_is_refused_by_the_dashboard_and_the_api(o
     customer_update(customer=customer, actor=None, metadata={"keep": "me"})
     edits = _customer_edits()
 
-    page = ops_client.post(f"{EDIT}?field=metadata", {"key": ["keep", "notes"], "value": ["me", TWO_MB],
-                                                      "expected": json.dumps(customer.metadata)},
-                           HTTP_HX_REQUEST="true")
+    page = ops_client.post(
+        f"{EDIT}?field=metadata",
+        {"key": ["keep", "notes"], "value": ["me", TWO_MB], "expected": json.dumps(customer.metadata)},
+        HTTP_HX_REQUEST="true",
+    )
     answer = api.post("customers.update", {"customer_id": "acme_corp", "metadata": {"notes": TWO_MB}})
 
     assert page.status_code == 422
@@ -53,8 +55,9 @@ def test_metadata_merged_through_the_api_cannot_grow_past_the_limit(api, custome
 
 def test_a_metadata_key_over_255_characters_is_refused_by_the_dashboard_and_the_api(ops_client, api, customer):
     key = "k" * 256
-    page = ops_client.post(f"{EDIT}?field=metadata", {"key": [key], "value": ["1"], "expected": "{}"},
-                           HTTP_HX_REQUEST="true")
+    page = ops_client.post(
+        f"{EDIT}?field=metadata", {"key": [key], "value": ["1"], "expected": "{}"}, HTTP_HX_REQUEST="true"
+    )
     answer = api.post("customers.update", {"customer_id": "acme_corp", "metadata": {key: 1}})
 
     assert page.status_code == 422
@@ -76,15 +79,23 @@ def test_metadata_nested_too_deeply_is_refused(api, customer):
     assert customer.metadata == {}
 
 
-def test_a_reason_over_500_characters_is_refused_by_the_dashboard_and_the_api(ops_client, api, customer,
-                                                                              catalogue):
+def test_a_reason_over_500_characters_is_refused_by_the_dashboard_and_the_api(ops_client, api, customer, catalogue):
     balance = Balance.objects.get(customer=customer, feature=catalogue["messages"])
     reason = "r" * 501
-    page = ops_client.post(f"/customers/acme_corp/balances/{balance.pk}/edit/", {
-        "mode": "set", "value": "5", "reason": reason, "expected_remaining": str(balance.remaining),
-        "next_reset_at": ""}, HTTP_HX_REQUEST="true")
-    answer = api.post("balances.update", {"customer_id": "acme_corp", "feature_id": "messages", "remaining": 5,
-                                          "reason": reason})
+    page = ops_client.post(
+        f"/customers/acme_corp/balances/{balance.pk}/edit/",
+        {
+            "mode": "set",
+            "value": "5",
+            "reason": reason,
+            "expected_remaining": str(balance.remaining),
+            "next_reset_at": "",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    answer = api.post(
+        "balances.update", {"customer_id": "acme_corp", "feature_id": "messages", "remaining": 5, "reason": reason}
+    )
     deleted = ops_client.post("/customers/acme_corp/delete/", {"confirm_id": "acme_corp", "reason": reason})
 
     assert page.status_code == 422 and "at most 500 characters" in page_text(page)

@@ -28,8 +28,14 @@ def test_openapi_document_is_served_without_a_key(client):
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"].startswith("3.")
-    assert {"/v1/customers.get_or_create", "/v1/balances.check", "/v1/balances.track", "/v1/billing.attach",
-            "/v1/customers/{customer_id}", "/v1/customers/update"} <= set(document["paths"])
+    assert {
+        "/v1/customers.get_or_create",
+        "/v1/balances.check",
+        "/v1/balances.track",
+        "/v1/billing.attach",
+        "/v1/customers/{customer_id}",
+        "/v1/customers/update",
+    } <= set(document["paths"])
     scheme = document["components"]["securitySchemes"]["SecretKeyAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
 
@@ -44,8 +50,9 @@ def test_docs_page_renders_from_our_own_static_files(client):
 
 # Loaded through the WSGI app, as any client would fetch it; no database is needed to serve it.
 schema = schemathesis.openapi.from_wsgi("/v1/openapi.json", get_wsgi_application())
-schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                                max_examples=EXAMPLES_PER_OPERATION)
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=EXAMPLES_PER_OPERATION
+)
 
 
 @pytest.fixture

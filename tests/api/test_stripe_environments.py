@@ -21,17 +21,25 @@ def globex(catalogue):
 
 @pytest.fixture
 def twenty_off(db):
-    return Reward.objects.create(reward_id="twenty_off", name="20% off", type="percentage_discount",
-                                 value=Decimal(20), duration="months", duration_months=3)
+    return Reward.objects.create(
+        reward_id="twenty_off",
+        name="20% off",
+        type="percentage_discount",
+        value=Decimal(20),
+        duration="months",
+        duration_months=3,
+    )
 
 
 def attach_pro(api, customer_id: str):
-    return api.post("billing.attach", {"customer_id": customer_id, "plan_id": "pro",
-                                       "success_url": "https://app.example/thanks"})
+    return api.post(
+        "billing.attach", {"customer_id": customer_id, "plan_id": "pro", "success_url": "https://app.example/thanks"}
+    )
 
 
 def test_a_live_checkout_goes_to_stripe_live_mode_and_a_sandbox_one_to_test_mode(
-        api, live_api, customer, globex, ops, twenty_off, fake_stripe, fake_stripe_live):
+    api, live_api, customer, globex, ops, twenty_off, fake_stripe, fake_stripe_live
+):
     reward_apply(customer=globex, reward=twenty_off, actor=ops)
     live = attach_pro(live_api, "globex")
     assert live.status_code == 200, live.content
@@ -55,8 +63,7 @@ def test_a_live_checkout_goes_to_stripe_live_mode_and_a_sandbox_one_to_test_mode
     assert fake_stripe.coupons == {}  # acme has no discount; the live coupon was not borrowed
 
 
-def test_without_a_live_key_a_live_paid_attach_is_refused_and_nothing_is_sent(
-        live_api, globex, fake_stripe, settings):
+def test_without_a_live_key_a_live_paid_attach_is_refused_and_nothing_is_sent(live_api, globex, fake_stripe, settings):
     assert settings.STRIPE_TEST_SECRET_KEY and not settings.STRIPE_LIVE_SECRET_KEY  # sandbox connected, live not
     response = attach_pro(live_api, "globex")
     assert response.status_code == 400
@@ -69,7 +76,8 @@ def test_without_a_live_key_a_live_paid_attach_is_refused_and_nothing_is_sent(
 
 
 def test_a_sandbox_paid_attach_without_a_test_key_is_refused_even_with_a_live_key(
-        api, customer, fake_stripe, fake_stripe_live, settings):
+    api, customer, fake_stripe, fake_stripe_live, settings
+):
     settings.STRIPE_TEST_SECRET_KEY = ""
     response = attach_pro(api, "acme_corp")
     assert (response.status_code, response.json()["code"]) == (400, "stripe_not_connected")
@@ -78,7 +86,8 @@ def test_a_sandbox_paid_attach_without_a_test_key_is_refused_even_with_a_live_ke
 
 
 def test_delete_in_stripe_of_a_live_customer_deletes_it_in_live_mode_only(
-        live_api, globex, fake_stripe, fake_stripe_live):
+    live_api, globex, fake_stripe, fake_stripe_live
+):
     stripe_id = fake_stripe_live.add_customer(name="Globex")["id"]
     Customer.objects.filter(pk=globex.pk).update(stripe_id=stripe_id)
     response = live_api.post("customers.delete", {"customer_id": "globex", "delete_in_stripe": True})
@@ -89,8 +98,7 @@ def test_delete_in_stripe_of_a_live_customer_deletes_it_in_live_mode_only(
     assert globex.deleted_at is not None and globex.stripe_id == ""
 
 
-def test_delete_in_stripe_without_a_live_key_deletes_here_only_and_sends_nothing(
-        live_api, globex, fake_stripe):
+def test_delete_in_stripe_without_a_live_key_deletes_here_only_and_sends_nothing(live_api, globex, fake_stripe):
     Customer.objects.filter(pk=globex.pk).update(stripe_id="cus_globex_live")
     response = live_api.post("customers.delete", {"customer_id": "globex", "delete_in_stripe": True})
     assert response.status_code == 200

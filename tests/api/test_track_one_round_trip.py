@@ -39,12 +39,15 @@ def twins(catalogue, ops):
     return out
 
 
-@pytest.mark.parametrize("body", [
-    {"feature_id": "api_calls"},
-    {"feature_id": "api_calls", "value": 250_000.5, "properties": {"endpoint": "/chat", "n": [1, 2]}},
-    {"feature_id": "api_calls", "value": -3},
-    {"feature_id": "messages", "value": 7, "ignored_key": True},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"feature_id": "api_calls"},
+        {"feature_id": "api_calls", "value": 250_000.5, "properties": {"endpoint": "/chat", "n": [1, 2]}},
+        {"feature_id": "api_calls", "value": -3},
+        {"feature_id": "messages", "value": 7, "ignored_key": True},
+    ],
+)
 def test_the_common_track_is_one_query_and_answers_like_the_operation(api, twins, body):
     fast, queries = _track(api, {"customer_id": "twin_a", **body})
     general, general_queries = _track(api, {"customer_id": "twin_b", **body}, general=True)
@@ -62,12 +65,18 @@ def test_the_common_track_is_one_query_and_answers_like_the_operation(api, twins
 def test_what_the_common_track_stores(api, twins, sandbox_key):
     key, _ = sandbox_key
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=None)
-    response, _ = _track(api, {"customer_id": "twin_a", "feature_id": "api_calls", "value": 12,
-                               "properties": {"model": "large"}})
+    response, _ = _track(
+        api, {"customer_id": "twin_a", "feature_id": "api_calls", "value": 12, "properties": {"model": "large"}}
+    )
     assert response.status_code == 200
     event = Event.objects.get(customer=twins[0])
     assert (event.feature.feature_id, event.value, event.properties, event.api_key_id, event.event_name) == (
-        "api_calls", Decimal(12), {"model": "large"}, key.pk, "")
+        "api_calls",
+        Decimal(12),
+        {"model": "large"},
+        key.pk,
+        "",
+    )
     balance = Balance.objects.get(customer=twins[0], feature__feature_id="api_calls")
     assert balance.remaining == 100_000 - 12
     assert DailyUsage.objects.get(customer=twins[0]).value == 12
@@ -82,7 +91,8 @@ def test_what_the_common_track_stores(api, twins, sandbox_key):
 
 
 def test_what_the_statement_cannot_answer_gets_the_operations_answer_and_changes_nothing_twice(
-        api, live_api, twins, catalogue, ops, sandbox_key):
+    api, live_api, twins, catalogue, ops, sandbox_key
+):
     body = {"customer_id": "twin_a", "feature_id": "api_calls", "value": 1}
     assert _track(api, {**body, "customer_id": "nobody"})[0].json()["code"] == "customer_not_found"
     assert _track(api, {**body, "feature_id": "nope"})[0].json()["code"] == "feature_not_found"
@@ -97,8 +107,7 @@ def test_what_the_statement_cannot_answer_gets_the_operations_answer_and_changes
 
     # A due reset, and several balances of one feature: the general way, one event each.
     balance = Balance.objects.get(customer=twins[0], feature=catalogue["api_calls"])
-    Balance.objects.filter(pk=balance.pk).update(next_reset_at=timezone.now() - timedelta(minutes=1),
-                                                 remaining=5)
+    Balance.objects.filter(pk=balance.pk).update(next_reset_at=timezone.now() - timedelta(minutes=1), remaining=5)
     response, queries = _track(api, body)
     assert response.status_code == 200 and queries > 1
     assert Balance.objects.get(pk=balance.pk).remaining == 100_000 - 1

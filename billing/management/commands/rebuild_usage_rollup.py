@@ -4,8 +4,10 @@ from billing import rollup
 
 
 class Command(BaseCommand):
-    help = ("Recompute the daily usage the graphs read from the events, in the current TIME_ZONE. Run it after "
-            "changing TIME_ZONE (until then graphs sum the events, which is slower) or after loading events in bulk.")
+    help = (
+        "Recompute the daily usage the graphs read from the events, in the current TIME_ZONE. Run it after "
+        "changing TIME_ZONE (until then graphs sum the events, which is slower) or after loading events in bulk."
+    )
 
     def handle(self, *args, **options):
         before = rollup.current_zone_name()

@@ -11,8 +11,9 @@ class Command(BaseCommand):
     help = "Create a secret key for the REST API and print it. Only its hash is stored: copy it now."
 
     def add_arguments(self, parser):
-        parser.add_argument("--env", required=True, choices=Env.values,
-                            help="sandbox (an am_sk_test_ key) or live (an am_sk_live_ key)")
+        parser.add_argument(
+            "--env", required=True, choices=Env.values, help="sandbox (an am_sk_test_ key) or live (an am_sk_live_ key)"
+        )
         parser.add_argument("--name", required=True, help="What uses the key, e.g. 'Production backend'")
 
     def handle(self, *args, env: str, name: str, **options):

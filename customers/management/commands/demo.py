@@ -31,15 +31,99 @@ from billing.services import balance_add, balance_set, product_attach, reward_ap
 from customers.models import Customer
 from customers.services import customer_create
 
-FIRST = ["Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger", "Radia",
-         "Tim", "Hedy", "John", "Katherine", "Donald", "Sophie", "Guido", "Anita", "Bjarne", "Joan", "Niklaus"]
-LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen",
-        "Dijkstra", "Perlman", "Berners-Lee", "Lamarr", "McCarthy", "Johnson", "Knuth", "Wilson", "van Rossum"]
-PREFIX = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Cyberdyne", "Soylent",
-          "Vandelay", "Pied Piper", "Aperture", "Black Mesa", "Tyrell", "Massive Dynamic", "Oscorp", "Gringotts",
-          "Monarch", "Dunder", "Prestige", "Bluth", "Sterling", "Nakatomi", "Virtucon", "Wernham", "Krusty"]
-SUFFIX = ["Corp", "Labs", "Inc", "Analytics", "Studio", "Systems", "AI", "Cloud", "Health", "Logistics",
-          "Robotics", "Media", "Partners", "Software", "Foods", "Energy", "Bank", "Games"]
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Donald",
+    "Sophie",
+    "Guido",
+    "Anita",
+    "Bjarne",
+    "Joan",
+    "Niklaus",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "McCarthy",
+    "Johnson",
+    "Knuth",
+    "Wilson",
+    "van Rossum",
+]
+PREFIX = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Cyberdyne",
+    "Soylent",
+    "Vandelay",
+    "Pied Piper",
+    "Aperture",
+    "Black Mesa",
+    "Tyrell",
+    "Massive Dynamic",
+    "Oscorp",
+    "Gringotts",
+    "Monarch",
+    "Dunder",
+    "Prestige",
+    "Bluth",
+    "Sterling",
+    "Nakatomi",
+    "Virtucon",
+    "Wernham",
+    "Krusty",
+]
+SUFFIX = [
+    "Corp",
+    "Labs",
+    "Inc",
+    "Analytics",
+    "Studio",
+    "Systems",
+    "AI",
+    "Cloud",
+    "Health",
+    "Logistics",
+    "Robotics",
+    "Media",
+    "Partners",
+    "Software",
+    "Foods",
+    "Energy",
+    "Bank",
+    "Games",
+]
 MODELS = ["fast", "smart", "vision", "embed"]
 
 SANDBOX_CUSTOMERS = 200
@@ -68,16 +152,23 @@ class Command(BaseCommand):
                 created += self.create_customer(env, i, catalogue, users)
         if created:
             rollup.rebuild()  # the events above were written in bulk, around the track path that keeps it
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo data ready: {created} new customers "
-            f"({Customer.objects.alive().filter(env='sandbox').count()} in sandbox, "
-            f"{Customer.objects.alive().filter(env='live').count()} in live), "
-            f"{Event.objects.count():,} events, {Invoice.objects.count()} invoices."
-        ))
-        self.stdout.write("Demo logins (password: %s):" % ("$DEMO_PASSWORD" if "DEMO_PASSWORD" in os.environ
-                                                            else "demo"))
-        for username, role in (("ops", "Ops: everything"), ("support", "Support: balance edits"),
-                               ("viewer", "Viewer: read only"), ("admin", "superuser: /admin/ catalogue")):
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {created} new customers "
+                f"({Customer.objects.alive().filter(env='sandbox').count()} in sandbox, "
+                f"{Customer.objects.alive().filter(env='live').count()} in live), "
+                f"{Event.objects.count():,} events, {Invoice.objects.count()} invoices."
+            )
+        )
+        self.stdout.write(
+            "Demo logins (password: %s):" % ("$DEMO_PASSWORD" if "DEMO_PASSWORD" in os.environ else "demo")
+        )
+        for username, role in (
+            ("ops", "Ops: everything"),
+            ("support", "Support: balance edits"),
+            ("viewer", "Viewer: read only"),
+            ("admin", "superuser: /admin/ catalogue"),
+        ):
             self.stdout.write(f"  {username:<8} {role}")
 
     # --- users and catalogue ----------------------------------------------------------------------
@@ -101,16 +192,22 @@ class Command(BaseCommand):
         def feature(fid, name, ftype, usage_type="", events=(), unit=""):
             obj, _ = Feature.objects.update_or_create(
                 feature_id=fid,
-                defaults={"name": name, "type": ftype, "usage_type": usage_type, "event_names": list(events),
-                          "unit_label": unit},
+                defaults={
+                    "name": name,
+                    "type": ftype,
+                    "usage_type": usage_type,
+                    "event_names": list(events),
+                    "unit_label": unit,
+                },
             )
             return obj
 
         f = {
             "messages": feature("messages", "Messages", "metered", "single_use", ["message_sent"], "messages"),
             "api_calls": feature("api_calls", "API calls", "metered", "single_use", ["api_request"], "calls"),
-            "ai_credits": feature("ai_credits", "AI credits", "credit_system", "single_use", ["ai_generation"],
-                                  "credits"),
+            "ai_credits": feature(
+                "ai_credits", "AI credits", "credit_system", "single_use", ["ai_generation"], "credits"
+            ),
             "seats": feature("seats", "Seats", "metered", "continuous_use", [], "seats"),
             "sso": feature("sso", "SSO", "boolean"),
             "priority_support": feature("priority_support", "Priority support", "boolean"),
@@ -118,7 +215,9 @@ class Command(BaseCommand):
 
         def product(pid, name, *, default=False, add_on=False, prices=(), items=()):
             obj, created = Product.objects.get_or_create(
-                product_id=pid, version=1, custom_for=None,
+                product_id=pid,
+                version=1,
+                custom_for=None,
                 defaults={"name": name, "is_default": default, "is_add_on": add_on},
             )
             if created:
@@ -130,54 +229,101 @@ class Command(BaseCommand):
 
         month = {"interval": "month"}
         p = {
-            "free": product("free", "Free", default=True, items=[
-                {"feature": f["messages"], "included": 100, **month},
-                {"feature": f["api_calls"], "included": 1000, **month},
-                {"feature": f["seats"], "included": 1, "interval": "lifetime"},
-            ]),
-            "pro": product("pro", "Pro", prices=[{"type": "fixed", "amount": 9900, "currency": "usd", **month}], items=[
-                {"feature": f["messages"], "included": 5000, **month},
-                {"feature": f["api_calls"], "included": 50000, **month},
-                {"feature": f["seats"], "included": 10, "interval": "lifetime"},
-                {"feature": f["sso"], "interval": "lifetime"},
-            ]),
-            "scale": product("scale", "Scale", prices=[
-                {"type": "fixed", "amount": 25000, "currency": "usd", **month},
-                {"type": "usage", "feature": f["api_calls"], "amount": 100, "billing_units": 1000,
-                 "currency": "usd", **month},
-                {"type": "usage", "feature": f["messages"], "amount": 1, "billing_units": 1, "currency": "usd",
-                 **month},
-            ], items=[
-                {"feature": f["messages"], "included": 20000, "overage_allowed": True, **month},
-                {"feature": f["api_calls"], "included": 250000, "overage_allowed": True,
-                 "usage_limit": 2000000, **month},
-                {"feature": f["ai_credits"], "included": 1000, **month},
-                {"feature": f["seats"], "included": 50, "interval": "lifetime"},
-                {"feature": f["sso"], "interval": "lifetime"},
-                {"feature": f["priority_support"], "interval": "lifetime"},
-            ]),
-            "seats_addon": product("seats_addon", "Extra seats", add_on=True,
-                                   prices=[{"type": "fixed", "amount": 2000, "currency": "usd", **month}],
-                                   items=[{"feature": f["seats"], "included": 10, "interval": "lifetime"}]),
+            "free": product(
+                "free",
+                "Free",
+                default=True,
+                items=[
+                    {"feature": f["messages"], "included": 100, **month},
+                    {"feature": f["api_calls"], "included": 1000, **month},
+                    {"feature": f["seats"], "included": 1, "interval": "lifetime"},
+                ],
+            ),
+            "pro": product(
+                "pro",
+                "Pro",
+                prices=[{"type": "fixed", "amount": 9900, "currency": "usd", **month}],
+                items=[
+                    {"feature": f["messages"], "included": 5000, **month},
+                    {"feature": f["api_calls"], "included": 50000, **month},
+                    {"feature": f["seats"], "included": 10, "interval": "lifetime"},
+                    {"feature": f["sso"], "interval": "lifetime"},
+                ],
+            ),
+            "scale": product(
+                "scale",
+                "Scale",
+                prices=[
+                    {"type": "fixed", "amount": 25000, "currency": "usd", **month},
+                    {
+                        "type": "usage",
+                        "feature": f["api_calls"],
+                        "amount": 100,
+                        "billing_units": 1000,
+                        "currency": "usd",
+                        **month,
+                    },
+                    {
+                        "type": "usage",
+                        "feature": f["messages"],
+                        "amount": 1,
+                        "billing_units": 1,
+                        "currency": "usd",
+                        **month,
+                    },
+                ],
+                items=[
+                    {"feature": f["messages"], "included": 20000, "overage_allowed": True, **month},
+                    {
+                        "feature": f["api_calls"],
+                        "included": 250000,
+                        "overage_allowed": True,
+                        "usage_limit": 2000000,
+                        **month,
+                    },
+                    {"feature": f["ai_credits"], "included": 1000, **month},
+                    {"feature": f["seats"], "included": 50, "interval": "lifetime"},
+                    {"feature": f["sso"], "interval": "lifetime"},
+                    {"feature": f["priority_support"], "interval": "lifetime"},
+                ],
+            ),
+            "seats_addon": product(
+                "seats_addon",
+                "Extra seats",
+                add_on=True,
+                prices=[{"type": "fixed", "amount": 2000, "currency": "usd", **month}],
+                items=[{"feature": f["seats"], "included": 10, "interval": "lifetime"}],
+            ),
         }
 
         def reward(rid, name, rtype, value, duration, months=None, active=True, codes=()):
             obj, _ = Reward.objects.update_or_create(
                 reward_id=rid,
-                defaults={"name": name, "type": rtype, "value": Decimal(value), "duration": duration,
-                          "duration_months": months, "active": active, "promo_codes": list(codes)},
+                defaults={
+                    "name": name,
+                    "type": rtype,
+                    "value": Decimal(value),
+                    "duration": duration,
+                    "duration_months": months,
+                    "active": active,
+                    "promo_codes": list(codes),
+                },
             )
             return obj
 
         r = {
-            "20_off_3m": reward("20_off_3m", "20% off for 3 months", "percentage_discount", 20, "months", 3,
-                                codes=["SPRING20"]),
-            "50_off_once": reward("50_off_once", "$50 off once", "fixed_discount", 5000, "one_off",
-                                  codes=["WELCOME50"]),
-            "10_off_forever": reward("10_off_forever", "10% off forever (partner)", "percentage_discount", 10,
-                                     "forever"),
-            "launch_week": reward("launch_week", "Launch week 30% (ended)", "percentage_discount", 30, "months",
-                                  1, active=False),
+            "20_off_3m": reward(
+                "20_off_3m", "20% off for 3 months", "percentage_discount", 20, "months", 3, codes=["SPRING20"]
+            ),
+            "50_off_once": reward(
+                "50_off_once", "$50 off once", "fixed_discount", 5000, "one_off", codes=["WELCOME50"]
+            ),
+            "10_off_forever": reward(
+                "10_off_forever", "10% off forever (partner)", "percentage_discount", 10, "forever"
+            ),
+            "launch_week": reward(
+                "launch_week", "Launch week 30% (ended)", "percentage_discount", 30, "months", 1, active=False
+            ),
             "free_month_pro": reward("free_month_pro", "A month of Pro", "free_product", 0, "months", 1),
         }
         return {"features": f, "products": p, "rewards": r}
@@ -198,14 +344,24 @@ class Command(BaseCommand):
         if Customer.objects.filter(env=env, customer_id=cid).exists():
             return 0
         created_at = self.now - timedelta(days=rng.randint(DAYS, 400), hours=rng.randint(0, 23))
-        plan = "acme" if cid == "acme_corp" else rng.choices(
-            ["free", "pro", "scale", "none"], weights=[45, 32, 15, 8])[0]
+        plan = (
+            "acme" if cid == "acme_corp" else rng.choices(["free", "pro", "scale", "none"], weights=[45, 32, 15, 8])[0]
+        )
         with transaction.atomic():
             customer = customer_create(
-                env=env, customer_id=cid, actor=None, attach_defaults=False, name=name, email=email,
+                env=env,
+                customer_id=cid,
+                actor=None,
+                attach_defaults=False,
+                name=name,
+                email=email,
                 fingerprint=f"fp_{rng.getrandbits(32):08x}" if rng.random() < 0.4 else "",
-                metadata={"plan_tier": rng.choice(["startup", "growth", "enterprise"]),
-                          "region": rng.choice(["eu", "us", "apac"])} if rng.random() < 0.6 else {},
+                metadata={
+                    "plan_tier": rng.choice(["startup", "growth", "enterprise"]),
+                    "region": rng.choice(["eu", "us", "apac"]),
+                }
+                if rng.random() < 0.6
+                else {},
             )
             Customer.objects.filter(pk=customer.pk).update(created_at=created_at)
             customer.refresh_from_db()
@@ -225,12 +381,17 @@ class Command(BaseCommand):
                 status = "past_due"
             elif plan in ("pro", "scale") and roll < 0.16:
                 status = "trialing"
-            cp = product_attach(customer=customer, product=product, actor=None, status=status, now=start,
-                                trial_ends_at=start + timedelta(days=14) if status == "trialing" else None)
+            cp = product_attach(
+                customer=customer,
+                product=product,
+                actor=None,
+                status=status,
+                now=start,
+                trial_ends_at=start + timedelta(days=14) if status == "trialing" else None,
+            )
             CustomerProduct.objects.filter(pk=cp.pk).update(started_at=created_at)
             if plan == "acme" or (plan in ("pro", "scale") and rng.random() < 0.25):
-                addon = product_attach(customer=customer, product=cat["products"]["seats_addon"], actor=None,
-                                       now=start)
+                addon = product_attach(customer=customer, product=cat["products"]["seats_addon"], actor=None, now=start)
                 CustomerProduct.objects.filter(pk=addon.pk).update(started_at=created_at + timedelta(days=20))
             if rng.random() < 0.04:
                 CustomerProduct.objects.filter(pk=cp.pk).update(canceled_at=self.now - timedelta(days=2))
@@ -244,9 +405,14 @@ class Command(BaseCommand):
             elif plan != "none" and rng.random() < 0.05:
                 balance = Balance.objects.filter(customer=customer, feature__feature_id="messages").first()
                 if balance:
-                    balance_add(balance=balance, delta=rng.choice([100, 250, 500]), actor=users["support"],
-                                reason=rng.choice(["Goodwill after support ticket", "Service outage credit",
-                                                   "Trial extension"]))
+                    balance_add(
+                        balance=balance,
+                        delta=rng.choice([100, 250, 500]),
+                        actor=users["support"],
+                        reason=rng.choice(
+                            ["Goodwill after support ticket", "Service outage credit", "Trial extension"]
+                        ),
+                    )
         return 1
 
     def create_events(self, customer: Customer, plan: str, rng: random.Random, cat: dict) -> None:
@@ -276,20 +442,36 @@ class Command(BaseCommand):
                     ts = day + timedelta(seconds=rng.randint(0, 86399))
                     if ts >= self.now:
                         continue
-                    props = {"model": rng.choice(MODELS)} if fid != "api_calls" else {
-                        "endpoint": rng.choice(["/search", "/embed", "/chat", "/upload"])}
-                    rows.append(Event(customer=customer, feature=features[fid], event_name=names[fid],
-                                      value=Decimal(value), timestamp=ts, properties=props, created_at=ts))
+                    props = (
+                        {"model": rng.choice(MODELS)}
+                        if fid != "api_calls"
+                        else {"endpoint": rng.choice(["/search", "/embed", "/chat", "/upload"])}
+                    )
+                    rows.append(
+                        Event(
+                            customer=customer,
+                            feature=features[fid],
+                            event_name=names[fid],
+                            value=Decimal(value),
+                            timestamp=ts,
+                            properties=props,
+                            created_at=ts,
+                        )
+                    )
             day += timedelta(days=1)
         Event.objects.bulk_create(rows, batch_size=2000)
         # Balances agree with the events of their current period.
         for balance in Balance.objects.filter(customer=customer).select_related("feature"):
             if balance.feature.type == "boolean" or balance.feature.usage_type == "continuous_use":
                 continue
-            period_start = add_intervals(balance.next_reset_at, balance.interval, balance.interval_count, -1) \
-                if balance.next_reset_at else customer.created_at
-            used = Event.objects.filter(customer=customer, feature=balance.feature,
-                                        timestamp__gte=period_start).aggregate(s=Sum("value"))["s"] or Decimal(0)
+            period_start = (
+                add_intervals(balance.next_reset_at, balance.interval, balance.interval_count, -1)
+                if balance.next_reset_at
+                else customer.created_at
+            )
+            used = Event.objects.filter(
+                customer=customer, feature=balance.feature, timestamp__gte=period_start
+            ).aggregate(s=Sum("value"))["s"] or Decimal(0)
             remaining = balance.allowance - used
             if remaining < 0 and not balance.overage_allowed:
                 remaining = Decimal(0)
@@ -297,7 +479,8 @@ class Command(BaseCommand):
         seats = Balance.objects.filter(customer=customer, feature__feature_id="seats").order_by("id").first()
         if seats:
             Balance.objects.filter(pk=seats.pk).update(
-                remaining=seats.allowance - min(seats.allowance, rng.randint(1, int(seats.allowance) or 1)))
+                remaining=seats.allowance - min(seats.allowance, rng.randint(1, int(seats.allowance) or 1))
+            )
 
     def create_invoices(self, customer: Customer, product: Product, rng: random.Random, created_at) -> None:
         fixed = product.prices.filter(type="fixed").first()
@@ -322,20 +505,31 @@ class Command(BaseCommand):
             overage = rng.choice([0, 0, 0, rng.randint(100, 9000)]) if product.product_id == "scale" else 0
             total = fixed.amount + overage
             token = f"{'test_' if customer.env == 'sandbox' else 'live_'}{rng.getrandbits(64):016x}"
-            invoices.append(Invoice(
-                customer=customer, stripe_id=f"in_demo_{customer.env[0]}{customer.pk}_{k}", status=status,
-                total=total, amount_paid=total if status == "paid" else 0, currency=fixed.currency,
-                hosted_invoice_url=f"https://invoice.stripe.com/i/acct_demo/{token}",
-                invoice_pdf=f"https://pay.stripe.com/invoice/acct_demo/{token}/pdf",
-                product_ids=[product.product_id], created_at=issued,
-            ))
+            invoices.append(
+                Invoice(
+                    customer=customer,
+                    stripe_id=f"in_demo_{customer.env[0]}{customer.pk}_{k}",
+                    status=status,
+                    total=total,
+                    amount_paid=total if status == "paid" else 0,
+                    currency=fixed.currency,
+                    hosted_invoice_url=f"https://invoice.stripe.com/i/acct_demo/{token}",
+                    invoice_pdf=f"https://pay.stripe.com/invoice/acct_demo/{token}/pdf",
+                    product_ids=[product.product_id],
+                    created_at=issued,
+                )
+            )
         Invoice.objects.bulk_create(invoices)
 
     def acme_extras(self, customer: Customer, cat: dict, users: dict) -> None:
         """The showcase customer: a coupon, manual edits with reasons, an audit trail."""
         reward_apply(customer=customer, reward=cat["rewards"]["20_off_3m"], actor=users["ops"])
         messages = Balance.objects.get(customer=customer, feature__feature_id="messages")
-        balance_set(balance=messages, new_balance=messages.remaining + 500, actor=users["support"],
-                    reason="Credit for the 14 Nov outage (ticket #4821)")
+        balance_set(
+            balance=messages,
+            new_balance=messages.remaining + 500,
+            actor=users["support"],
+            reason="Credit for the 14 Nov outage (ticket #4821)",
+        )
         api = Balance.objects.get(customer=customer, feature__feature_id="api_calls")
         balance_add(balance=api, delta=10000, actor=users["ops"], reason="Migration weekend: extra headroom")

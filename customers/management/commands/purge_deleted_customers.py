@@ -30,9 +30,11 @@ class Command(BaseCommand):
         cutoff = timezone.now() - parse_age(older_than)
         if dry_run:
             count = Customer.objects.deleted().filter(deleted_at__lt=cutoff).count()
-            self.stdout.write(f"Would purge {count} customer{'s' if count != 1 else ''} deleted before "
-                              f"{cutoff:%Y-%m-%d %H:%M} UTC.")
+            self.stdout.write(
+                f"Would purge {count} customer{'s' if count != 1 else ''} deleted before {cutoff:%Y-%m-%d %H:%M} UTC."
+            )
             return
         count = customers_purge(older_than=cutoff, actor=None)
-        self.stdout.write(f"Purged {count} customer{'s' if count != 1 else ''} deleted before "
-                          f"{cutoff:%Y-%m-%d %H:%M} UTC.")
+        self.stdout.write(
+            f"Purged {count} customer{'s' if count != 1 else ''} deleted before {cutoff:%Y-%m-%d %H:%M} UTC."
+        )
