@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from autumn_admin.stripe_config import stripe_secrets
+from billing.stripe_config import stripe_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "autumn_admin.middleware.LoginRequiredMiddleware",
+    "autumn_admin.dashboard.middleware.LoginRequiredMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into our lockout page
 ]
 
@@ -92,7 +92,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "autumn_admin.context_processors.dashboard",
+                "autumn_admin.dashboard.context_processors.dashboard",
             ],
         },
     },
@@ -194,8 +194,8 @@ AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "autumn_admin.login_throttle.client_ip"
-AXES_LOCKOUT_CALLABLE = "autumn_admin.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "autumn_admin.dashboard.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "autumn_admin.dashboard.login_throttle.lockout_response"
 AXES_VERBOSE = False  # no banner on every manage.py command; failures and lockouts are still logged
 
 # Each environment its own Stripe mode: STRIPE_TEST_SECRET_KEY / STRIPE_TEST_WEBHOOK_SECRET (sandbox,

@@ -9,9 +9,9 @@ from django.views.generic import RedirectView
 from autumn_admin.api import track as api_track
 from autumn_admin.api.errors import error_response, internal_error_response
 from autumn_admin.api.main import api
-from autumn_admin.environment import switch_env
-from billing import views as billing_views
-from customers import api_key_views
+from autumn_admin.dashboard.environment import switch_env
+from autumn_admin.dashboard.views import api_keys as api_key_views
+from autumn_admin.dashboard.views import billing as billing_views
 
 admin.site.site_header = "Billing admin"
 admin.site.site_title = "Billing admin"
@@ -42,8 +42,8 @@ urlpatterns = [
     path("env/", switch_env, name="switch-env"),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
-    path("", include("customers.urls")),
-    path("customers/", include("billing.urls")),
+    path("", include("autumn_admin.dashboard.customers_urls")),
+    path("customers/", include("autumn_admin.dashboard.billing_urls")),
     path("stripe/", billing_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),

@@ -1,7 +1,5 @@
 from django.contrib import admin
 
-from autumn_admin.audited_admin import AuditedAdmin
-from autumn_admin.read_only_admin import ReadOnlyAdmin
 from billing.models import (
     Balance,
     CustomerProduct,
@@ -17,6 +15,7 @@ from billing.models import (
     StripeEvent,
     UsageRollup,
 )
+from customers.audited_admin import AuditedAdmin, ReadOnlyAdmin
 
 
 @admin.register(Feature)

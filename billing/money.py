@@ -1,8 +1,10 @@
-"""Money is integer minor units plus an ISO currency. Rounding happens here and nowhere else."""
+"""Money is integer minor units plus an ISO currency. Rounding and formatting happen here and nowhere else."""
 
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+from customers.formatting import DASH, MINUS
 
 # Currencies Stripe counts in whole units (no cents).
 ZERO_DECIMAL_CURRENCIES = frozenset(
@@ -46,3 +48,34 @@ def billable_units(quantity: Decimal, billing_units: Decimal) -> int:
     if quantity <= 0:
         return 0
     return int((Decimal(quantity) / Decimal(billing_units)).to_integral_value(rounding=ROUND_CEILING))
+
+
+CURRENCY_SYMBOLS = {
+    "usd": "$",
+    "eur": "€",
+    "gbp": "£",
+    "jpy": "¥",
+    "inr": "₹",
+    "krw": "₩",
+    "cny": "CN¥",
+    "cad": "CA$",
+    "aud": "A$",
+    "nzd": "NZ$",
+    "brl": "R$",
+    "mxn": "MX$",
+    "hkd": "HK$",
+    "sgd": "SGD ",
+    "chf": "CHF ",
+}
+
+
+def format_money(minor, currency: str) -> str:
+    if minor is None or minor == "":
+        return DASH
+    currency = (currency or "usd").lower()
+    decimals = decimals_of(currency)
+    value = Decimal(minor) / (10**decimals)
+    body = f"{abs(value):,.{decimals}f}"
+    sign = MINUS if value < 0 else ""
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency.upper()}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from autumn_admin.errors import ServiceError
+from customers.errors import ServiceError
 
 MAX_ABS = Decimal(10) ** 15
 MAX_DECIMALS = 6

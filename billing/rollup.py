@@ -20,7 +20,8 @@ from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from autumn_admin.audit import SYSTEM, audit_record
+from billing.models import UsageRollup
+from customers.audit import SYSTEM, audit_record
 
 # How a value is added to its day (here and in the track statement, billing/services.py).
 ADD_ON_CONFLICT = (
@@ -104,6 +105,5 @@ def rebuild(*, apps=None) -> int:
 
 def current_zone_name() -> str | None:
     """The zone the rollup counts days in now (None before it was ever built)."""
-    from billing.models import UsageRollup
 
     return UsageRollup.objects.order_by("pk").values_list("time_zone", flat=True).first()

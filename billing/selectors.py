@@ -34,9 +34,9 @@ from billing.models import (
     RewardDuration,
     RewardType,
 )
-from billing.money import billable_units, round_minor
+from billing.money import billable_units, format_money, round_minor
 from billing.services import FeatureBalance, balances_reset_due
-from billing.templatetags.billing_format import format_day, format_money, format_qty
+from customers.formatting import format_day, format_qty
 from customers.models import AuditEntry, Customer
 
 ZERO = Decimal(0)

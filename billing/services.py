@@ -14,8 +14,6 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from autumn_admin.audit import SYSTEM, Actor, audit_record
-from autumn_admin.errors import Conflict, ServiceError
 from billing import rollup, stripe_gateway
 from billing.intervals import add_intervals, next_after
 from billing.models import (
@@ -36,8 +34,12 @@ from billing.models import (
     UsageType,
 )
 from billing.quantities import MAX_ABS, parse_quantity
+from customers.audit import SYSTEM, Actor, audit_record
+from customers.errors import Conflict, ServiceError
+from customers.formatting import format_qty
 from customers.models import ApiKey, AuditEntry, Customer
 from customers.services import API_KEY_LAST_USED_RESOLUTION, validate_reason
+from customers.stale import StaleForm, by_whom, last_change
 
 ZERO = Decimal(0)
 UNSET = object()
@@ -368,7 +370,6 @@ def product_customize(
 
 
 def _customize_replaced(customer: Customer, cp: CustomerProduct) -> None:
-    from autumn_admin.stale import StaleForm, by_whom, last_change
 
     who = by_whom(last_change(customer.audit_entries.filter(action__startswith="product."), lambda e: True))
     raise StaleForm(
@@ -384,8 +385,6 @@ def _check_customize_expected(customer: Customer, cp: CustomerProduct, items, ex
     The product and its balances are locked, so a concurrent balance edit waits or is seen here.
     Tracked usage is no conflict: it is carried over to the custom product as it is at this moment.
     """
-    from autumn_admin.stale import StaleForm, by_whom, last_change
-    from billing.templatetags.billing_format import format_qty
 
     def shown(value) -> str:
         return "unlimited" if value == "unlimited" else format_qty(value)

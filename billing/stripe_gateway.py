@@ -41,8 +41,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from autumn_admin.errors import ServiceError
-from autumn_admin.stripe_config import KEY_SETTING, MODE, WEBHOOK_SETTING, key_env
+from billing.models import DISCOUNT_REWARD_TYPES, CustomerReward, Reward
+from billing.stripe_config import KEY_SETTING, MODE, WEBHOOK_SETTING, key_env
+from customers.audit import audit_record
+from customers.errors import ServiceError
+from customers.models import AuditEntry, Customer
+from customers.services import customer_stripe_link
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +233,6 @@ def stripe_status(env: str) -> StripeStatus:
 
 
 def _record_failure(customer_pk: int, label: str, exc: StripeError) -> str:
-    from customers.models import Customer
 
     message = f"{label}: {exc.message}"
     Customer.objects.filter(pk=customer_pk).update(stripe_sync_error=message)
@@ -237,7 +240,6 @@ def _record_failure(customer_pk: int, label: str, exc: StripeError) -> str:
 
 
 def _record_success(customer_pk: int, label: str) -> None:
-    from customers.models import Customer
 
     Customer.objects.filter(pk=customer_pk, stripe_sync_error__startswith=label).update(stripe_sync_error="")
 
@@ -258,7 +260,6 @@ def customer_details_changed(*, customer, audit_entry) -> None:
 
 def push_customer_details(*, customer_pk: int, idempotency_key: str) -> str:
     """Send the customer's current name and email to its Stripe customer. Returns the error, or ""."""
-    from customers.models import Customer
 
     customer = Customer.objects.filter(pk=customer_pk).first()
     if customer is None or not customer.stripe_id or not is_configured(customer.env):
@@ -279,8 +280,6 @@ def push_customer_details(*, customer_pk: int, idempotency_key: str) -> str:
 
 def ensure_stripe_customer(customer) -> str:
     """The customer's Stripe id, creating the Stripe customer (and storing the link) if it has none."""
-    from customers.models import AuditEntry
-    from customers.services import customer_stripe_link
 
     if customer.stripe_id:
         return customer.stripe_id
@@ -314,7 +313,6 @@ def customer_delete_in_stripe(*, customer, actor=None) -> None:
     Call it after `customer_delete` committed. Raises StripeError when Stripe isn't connected or
     refuses; a Stripe customer that is already gone counts as deleted.
     """
-    from customers.services import customer_stripe_link
 
     stripe_id = customer.stripe_id
     if not stripe_id:
@@ -358,8 +356,6 @@ COUPON_FIELD = {"sandbox": "stripe_coupon_id", "live": "stripe_live_coupon_id"}
 
 def coupon_for_reward(reward, *, env: str) -> str:
     """The reward's coupon in the environment's Stripe mode, creating the coupon there the first time."""
-    from autumn_admin.audit import audit_record
-    from billing.models import Reward
 
     field = COUPON_FIELD[env]
     if getattr(reward, field):
@@ -386,7 +382,6 @@ def coupon_for_reward(reward, *, env: str) -> str:
 
 def active_discounts(customer, now=None) -> list:
     """The customer's discount rewards in force, newest first."""
-    from billing.models import DISCOUNT_REWARD_TYPES, CustomerReward
 
     now = now or timezone.now()
     applied = (
@@ -414,8 +409,6 @@ def discounts_changed(*, customer, reward, audit_entry) -> None:
 def push_discounts(*, customer_pk: int, idempotency_prefix: str) -> str:
     """Make the discounts of the customer's live Stripe subscriptions exactly its discount rewards
     (their coupons created as needed). Returns the error, or ""."""
-    from billing.models import CustomerReward
-    from customers.models import Customer
 
     customer = Customer.objects.filter(pk=customer_pk).first()
     if customer is None or not customer.stripe_id or not is_configured(customer.env):
@@ -533,7 +526,6 @@ def subscriptions_of(customer) -> Iterator[dict]:
 
 def retry_failed_push(customer) -> str:
     """Send again what the customer's last failed push was about. Returns the error, or ""."""
-    from customers.models import AuditEntry
 
     error = customer.stripe_sync_error
     latest = AuditEntry.objects.filter(customer=customer).order_by("-id").values_list("id", flat=True).first()

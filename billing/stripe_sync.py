@@ -19,9 +19,6 @@ from datetime import UTC, datetime
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
-from autumn_admin.audit import SYSTEM, audit_record
-from autumn_admin.errors import ServiceError
-from autumn_admin.stripe_config import MODE, WEBHOOK_SETTING
 from billing import stripe_gateway
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
@@ -34,6 +31,9 @@ from billing.models import (
     StripeEvent,
 )
 from billing.services import customer_product_update, product_attach
+from billing.stripe_config import MODE, WEBHOOK_SETTING
+from customers.audit import SYSTEM, audit_record
+from customers.errors import ServiceError
 from customers.models import Customer, Env
 from customers.services import customer_stripe_link
 

@@ -3,9 +3,8 @@ from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin
 
-from autumn_admin.audited_admin import ADMIN_REASON, AuditedAdmin
-from autumn_admin.errors import ServiceError
-from autumn_admin.read_only_admin import ReadOnlyAdmin
+from customers.audited_admin import ADMIN_REASON, AuditedAdmin, ReadOnlyAdmin
+from customers.errors import ServiceError
 from customers.models import ApiKey, AuditEntry, Customer, IdempotencyRecord
 from customers.services import EDITABLE_FIELDS, _clean_fields, customer_update
 

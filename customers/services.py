@@ -14,9 +14,11 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from autumn_admin.audit import Actor, audit_record
-from autumn_admin.errors import Conflict, ServiceError
+from customers.audit import Actor, audit_record
+from customers.errors import Conflict, ServiceError
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN, ApiKey, Customer, Env
+from customers.signals import customer_created, customer_details_changed
+from customers.stale import MISSING, StaleForm, by_whom, last_change, quoted
 
 EDITABLE_FIELDS = ("name", "email", "fingerprint", "metadata", "send_email_receipts")
 # The limits of what a customer may hold, the same for the dashboard and the API (both come here).
@@ -145,12 +147,7 @@ def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults
         target_id=customer_id,
         after=_snapshot(customer, ["id", *clean]),
     )
-    if attach_defaults:
-        from billing.models import Product
-        from billing.services import product_attach
-
-        for product in Product.objects.filter(is_default=True, archived=False, custom_for__isnull=True):
-            product_attach(customer=customer, product=product, actor=actor)
+    customer_created.send(sender=Customer, customer=customer, actor=actor, with_defaults=attach_defaults)
     return customer
 
 
@@ -217,18 +214,13 @@ def customer_update(
         after=after,
         reason=reason,
     )
-    if {"name", "email"} & changed.keys():
-        from billing import stripe_gateway
-
-        stripe_gateway.customer_details_changed(customer=locked, audit_entry=entry)
+    customer_details_changed.send(sender=Customer, customer=locked, audit_entry=entry, fields=frozenset(changed))
     customer.__dict__.update({k: getattr(locked, k) for k in [*changed, "updated_at"]})
     return locked
 
 
 def _check_expected(locked: Customer, expected: dict, *, fields: dict, new_customer_id, metadata_merge) -> None:
     """Refuse a change over a value that changed since the form showed it (the row is locked)."""
-    from autumn_admin.stale import MISSING, StaleForm, by_whom, last_change, quoted
-
     updates = locked.audit_entries.filter(action="customer.update")
     wanted = {**fields, **({"id": new_customer_id} if new_customer_id is not None else {})}
     for field, seen in expected.items():

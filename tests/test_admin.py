@@ -6,9 +6,9 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 
-from autumn_admin.audited_admin import AuditedAdmin
 from billing.models import Balance, CustomerProduct, Feature, Price, ProductItem, Reward
 from billing.services import balance_add
+from customers.audited_admin import AuditedAdmin
 from customers.models import ApiKey, AuditEntry, Customer
 from customers.services import customer_create
 from tests.helpers import page_text

@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from autumn_admin.errors import Conflict, ServiceError
 from billing.models import Balance, Event
 from billing.services import (
     balance_add,
@@ -17,6 +16,7 @@ from billing.services import (
     balances_reset_due,
     product_attach,
 )
+from customers.errors import Conflict, ServiceError
 from customers.models import AuditEntry
 
 

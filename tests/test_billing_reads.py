@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from billing.intervals import add_intervals
 from billing.models import Balance, CustomerProduct, Reward
+from billing.money import format_money
 from billing.selectors import upcoming_invoice
 from billing.services import balance_track, product_attach, reward_apply
-from billing.templatetags.billing_format import format_ago, format_money, format_qty, when
+from billing.templatetags.billing_format import when
+from customers.formatting import format_ago, format_qty
 
 
 def lines(invoice) -> list[tuple[str, int]]:

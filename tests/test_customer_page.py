@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, Invoice, Reward
 from billing.services import balance_set, balance_track, product_attach, reward_apply
-from billing.templatetags.billing_format import format_day
+from customers.formatting import format_day
 from customers.models import AuditEntry
 from customers.services import customer_create, customer_delete
 from tests.html import element, page_of, text
@@ -473,7 +473,7 @@ def test_unlimited_and_boolean_rows_have_no_balance_edit(client, ops, customer, 
 def test_each_partial_renders_alone_from_the_page_context(rf, ops, acme):
     from django.template.loader import render_to_string
 
-    from customers.selectors import customer_page_context
+    from autumn_admin.dashboard.customer_page import customer_page_context
 
     request = rf.get(URL)
     request.user = ops

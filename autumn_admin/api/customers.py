@@ -25,8 +25,8 @@ from autumn_admin.api.schemas import (
     UpdateCustomerParams,
 )
 from autumn_admin.api.serializers import customer_json, load_customer, load_customers
-from autumn_admin.errors import Conflict
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
+from customers.errors import Conflict
 from customers.models import Customer
 from customers.services import customer_create, customer_delete, customer_update
 

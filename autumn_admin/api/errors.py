@@ -8,7 +8,7 @@ from functools import wraps
 
 from django.http import Http404, HttpRequest, HttpResponse
 
-from autumn_admin.errors import ServiceError
+from customers.errors import ServiceError
 
 logger = logging.getLogger("autumn_admin.api")
 

@@ -11,19 +11,18 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from autumn_admin.api.errors import ApiError
+from customers.idempotency import KEEP_FOR
 from customers.models import ApiKey, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_MAX_LENGTH = 255
-KEEP_FOR = timedelta(hours=24)
 WAIT_FOR_FIRST = 5.0  # seconds a concurrent retry waits for the first request's answer
 POLL_EVERY = 0.05
 
@@ -116,11 +115,3 @@ def run_idempotently(request: HttpRequest, data, run: Callable[[], HttpResponse]
             status_code=response.status_code, response_body=response.content
         )
     return response
-
-
-def idempotency_records_purge(*, older_than: timedelta = KEEP_FOR) -> int:
-    """Forget keys older than `older_than` (at least 24 h). Returns how many."""
-    if older_than < KEEP_FOR:
-        raise ValueError(f"Idempotency keys are kept at least {KEEP_FOR}.")
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - older_than).delete()
-    return deleted

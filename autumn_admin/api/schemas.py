@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from autumn_admin.errors import ServiceError
 from billing.quantities import parse_quantity
+from customers.errors import ServiceError
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
 from customers.services import REASON_MAX_LENGTH, TEXT_LIMITS, validate_customer_id, validate_metadata
 

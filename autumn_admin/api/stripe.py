@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from autumn_admin.api.errors import ApiError
+from billing import stripe_gateway
 
 
 def gateway(env: str):
     """The Stripe gateway module, or None when `env` (the API key's and its customers' environment)
     is not connected to Stripe. The gateway then serves that environment's customers with its key only."""
-    try:
-        from billing import stripe_gateway
-    except ImportError:  # a build without the gateway acts as not connected
-        return None
     return stripe_gateway if stripe_gateway.is_configured(env) else None
 
 

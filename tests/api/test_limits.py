@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from autumn_admin.errors import ServiceError
 from billing.models import Balance
+from customers.errors import ServiceError
 from customers.models import AuditEntry
 from customers.services import customer_delete, customer_update
 from tests.api.test_errors import assert_refused

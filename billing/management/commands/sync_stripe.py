@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from autumn_admin.stripe_config import KEY_SETTING
 from billing import stripe_gateway, stripe_sync
+from billing.stripe_config import KEY_SETTING
 from customers.models import Customer, Env
 
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from autumn_admin.errors import ServiceError
+from customers.errors import ServiceError
 from customers.models import Env
 from customers.services import api_key_create
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from autumn_admin.api.idempotency import KEEP_FOR, idempotency_records_purge
+from customers.idempotency import KEEP_FOR, idempotency_records_purge
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ import json
 
 from django import forms
 
-from autumn_admin.errors import ServiceError
+from customers.errors import ServiceError
 from customers.models import Customer
 from customers.services import REASON_MAX_LENGTH
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from autumn_admin.popups import render_oob
+from autumn_admin.dashboard.customer_page import customer_page_context
+from autumn_admin.dashboard.popups import render_oob
 from customers.models import Customer
-from customers.selectors import customer_page_context
 
 PAGE = "customers/detail.html"
 

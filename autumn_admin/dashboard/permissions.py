@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from autumn_admin.environment import current_env
+from autumn_admin.dashboard.customer_page import get_customer_for
+from autumn_admin.dashboard.environment import current_env
 from customers.models import Customer
-from customers.selectors import get_customer_for
 
 # One permission per dashboard action (the groups in billing/migrations/0002_roles.py grant them).
 EDIT_BALANCE = "billing.adjust_balance"

@@ -7,10 +7,10 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from autumn_admin.errors import ServiceError
 from billing.models import DISCOUNT_REWARD_TYPES, Feature, FeatureType, Interval, Reward, UsageType
 from billing.quantities import parse_quantity
 from billing.services import require_reason
+from customers.errors import ServiceError
 from customers.services import REASON_MAX_LENGTH
 
 

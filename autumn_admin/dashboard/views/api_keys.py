@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from autumn_admin.environment import current_env
-from autumn_admin.errors import ServiceError
+from autumn_admin.dashboard.environment import current_env
+from customers.errors import ServiceError
 from customers.models import ApiKey, Env
 from customers.services import API_KEY_NAME_MAX_LENGTH, api_key_create, api_key_revoke
 

@@ -23,7 +23,8 @@ from billing.models import (
     InvoiceStatus,
     Product,
 )
-from billing.templatetags.billing_format import format_money, format_qty
+from billing.money import format_money
+from customers.formatting import format_qty
 from customers.models import CUSTOMER_ID_PATTERN, AuditEntry, Customer, Env
 
 ACTIVITY_LIMIT = 12

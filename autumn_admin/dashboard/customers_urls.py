@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers import views
+from autumn_admin.dashboard.views import customers as views
 
 app_name = "customers"
 

@@ -16,12 +16,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from autumn_admin.environment import current_env
-from autumn_admin.errors import Conflict, ServiceError
-from autumn_admin.popups import CONFLICT, FORM_INVALID, render_popup
-from autumn_admin.stale import StaleForm
+from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.forms.billing import BalanceEditForm, ProductCustomizeForm, RewardAddForm
+from autumn_admin.dashboard.fragments import page_sections
+from autumn_admin.dashboard.permissions import APPLY_REWARD, CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
+from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
 from billing import stripe_gateway, stripe_sync
-from billing.forms import BalanceEditForm, ProductCustomizeForm, RewardAddForm
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price, StripeEvent
 from billing.quantities import parse_quantity
 from billing.selectors import UpcomingInvoice, upcoming_invoice
@@ -33,10 +33,10 @@ from billing.services import (
     reward_apply,
     reward_remove,
 )
-from billing.templatetags.billing_format import format_qty
-from customers.fragments import page_sections
+from customers.errors import Conflict, ServiceError
+from customers.formatting import format_qty
 from customers.models import AuditEntry, Customer
-from customers.permissions import APPLY_REWARD, CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
+from customers.stale import StaleForm
 
 BALANCE_EDIT_ACTIONS = ("balance.set", "balance.add")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import models
 
-from autumn_admin.audit import audit_record
+from customers.audit import audit_record
 from customers.models import Customer
 
 ADMIN_REASON = "Django admin"
@@ -129,3 +129,16 @@ class AuditedAdmin(admin.ModelAdmin):
         for obj in formset.deleted_objects:
             pk, before = stored[id(obj)]
             self._audit(request, obj, "delete", target_id=pk, before=before)
+
+
+class ReadOnlyAdmin(AuditedAdmin):
+    """An admin page that shows rows and changes none: for records written only by the services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

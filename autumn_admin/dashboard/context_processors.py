@@ -1,6 +1,6 @@
 from django.utils.functional import SimpleLazyObject
 
-from autumn_admin.environment import current_env
+from autumn_admin.dashboard.environment import current_env
 from billing import stripe_gateway
 from customers.models import Env
 

@@ -12,23 +12,24 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from autumn_admin.environment import current_env
-from autumn_admin.errors import ServiceError
-from autumn_admin.popups import CONFLICT, FORM_INVALID, render_popup
-from autumn_admin.stale import StaleForm
-from billing import stripe_gateway
-from customers import selectors
-from customers.forms import DETAIL_FIELDS, CustomerDeleteForm, DetailFieldForm, MetadataForm
-from customers.fragments import page_sections
-from customers.models import Customer, Env
-from customers.permissions import (
+from autumn_admin.dashboard import customer_page as selectors
+from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.forms.customers import DETAIL_FIELDS, CustomerDeleteForm, DetailFieldForm, MetadataForm
+from autumn_admin.dashboard.fragments import page_sections
+from autumn_admin.dashboard.permissions import (
     CHANGE_CUSTOMER,
     DELETE_CUSTOMER,
     RESTORE_CUSTOMER,
     customer_for_action,
     require_perm,
 )
+from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
+from billing import stripe_gateway
+from billing.models import LIVE_PRODUCT_STATUSES
+from customers.errors import ServiceError
+from customers.models import Customer, Env
 from customers.services import customer_delete, customer_restore, customer_update
+from customers.stale import StaleForm
 
 LIST_PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
@@ -253,7 +254,6 @@ def details_edit(request, customer_id: str):
 
 
 def _what_goes(customer: Customer) -> dict:
-    from billing.models import LIVE_PRODUCT_STATUSES
 
     return {
         "products": customer.customer_products.filter(status__in=LIVE_PRODUCT_STATUSES).count(),

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from django.db.models import QuerySet
 
-from autumn_admin.errors import Conflict
+from customers.errors import Conflict
+from customers.formatting import format_ago
 from customers.models import AuditEntry
 
 MISSING = object()
@@ -39,7 +40,6 @@ def by_whom(entry: AuditEntry | None) -> str:
     """' (by olivia_ops, 2 min ago)', or nothing when the trail doesn't say."""
     if entry is None:
         return ""
-    from billing.templatetags.billing_format import format_ago
 
     return f" (by {entry.actor_label}, {format_ago(entry.created_at)})"
 
