@@ -21,7 +21,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from billing.models import UsageRollup
-from customers.audit import SYSTEM, audit_record
+from customers.audit import SYSTEM, AuditAction, audit_record
 
 # How a value is added to its day (here and in the track statement, billing/services.py).
 ADD_ON_CONFLICT = (
@@ -95,7 +95,7 @@ def rebuild(*, apps=None) -> int:
         if not migrating:  # a migration's fill is part of the schema change, not an operator's action
             audit_record(
                 actor=SYSTEM,
-                action="usage.rebuild",
+                action=AuditAction.USAGE_REBUILD,
                 target_type="usage",
                 target_id=state.time_zone,
                 after={"time_zone": state.time_zone, "rows": count},

@@ -36,6 +36,7 @@ from billing.models import (
 )
 from billing.money import billable_units, format_money, round_minor
 from billing.services import FeatureBalance, balances_reset_due
+from customers.audit import AuditAction
 from customers.formatting import format_day, format_qty
 from customers.models import AuditEntry, Customer
 
@@ -45,7 +46,7 @@ EVENTS_PAGE_SIZE = 25
 INVOICES_PAGE_SIZE = 10
 # A graph marks at most this many edits and resets; enough for a month of even a busy balance.
 HISTORY_MARKS_LIMIT = 500
-MARKED_ACTIONS = ("balance.reset", "balance.set", "balance.add")
+MARKED_ACTIONS = (AuditAction.BALANCE_RESET, AuditAction.BALANCE_SET, AuditAction.BALANCE_ADD)
 
 STATUS_ORDER = {
     CustomerProductStatus.PAST_DUE: 0,
@@ -290,9 +291,9 @@ def _local_day(dt: datetime) -> date:
 def _mark_title(entry: AuditEntry, feature_name: str, day: date) -> str:
     before, after = entry.before or {}, entry.after or {}
     when = format_day(day)
-    if entry.action == "balance.reset":
+    if entry.action == AuditAction.BALANCE_RESET:
         return f"{when}: {feature_name} reset to {format_qty(after.get('remaining'))}"
-    verb = "set" if entry.action == "balance.set" else "added to"
+    verb = "set" if entry.action == AuditAction.BALANCE_SET else "added to"
     text = (
         f"{when}: {entry.actor_label} {verb} {feature_name} "
         f"{format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}"
@@ -387,7 +388,7 @@ def usage_history(
         feature = by_feature_id.get(feature_ref)
         if feature is None:
             continue
-        kind = "reset" if entry.action == "balance.reset" else "edit"
+        kind = "reset" if entry.action == AuditAction.BALANCE_RESET else "edit"
         day = _local_day(entry.created_at)
         if kind == "reset":
             # A lazy reset is recorded when the balance is next read: place it when it fell due.

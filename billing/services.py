@@ -34,7 +34,7 @@ from billing.models import (
     UsageType,
 )
 from billing.quantities import MAX_ABS, parse_quantity
-from customers.audit import SYSTEM, Actor, audit_record
+from customers.audit import SYSTEM, Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
 from customers.models import ApiKey, AuditEntry, Customer
@@ -73,7 +73,7 @@ def _reset_if_due(balance: Balance, now: datetime) -> bool:
     balance.next_reset_at = next_after(balance.next_reset_at, balance.interval, balance.interval_count, now)
     audit_record(
         actor=SYSTEM,
-        action="balance.reset",
+        action=AuditAction.BALANCE_RESET,
         customer=balance.customer,
         target_type="balance",
         target_id=balance.pk,
@@ -233,7 +233,7 @@ def product_attach(
         )
     audit_record(
         actor=actor,
-        action="product.attach",
+        action=AuditAction.PRODUCT_ATTACH,
         customer=customer,
         target_type="product",
         target_id=product.product_id,
@@ -358,7 +358,7 @@ def product_customize(
     ProductItem.objects.bulk_create(list(new_items.values()))
     audit_record(
         actor=actor,
-        action="product.customize",
+        action=AuditAction.PRODUCT_CUSTOMIZE,
         customer=customer,
         target_type="product",
         target_id=base.product_id,
@@ -473,7 +473,7 @@ def customer_product_update(
     locked.save(update_fields=list(changed))
     audit_record(
         actor=actor,
-        action="product.update",
+        action=AuditAction.PRODUCT_UPDATE,
         customer=locked.customer,
         target_type="product",
         target_id=locked.product.product_id,
@@ -1098,7 +1098,7 @@ def balance_set(
         balance=balance,
         actor=actor,
         reason=reason,
-        action="balance.set",
+        action=AuditAction.BALANCE_SET,
         new_value=lambda b: new,
         next_reset_at=next_reset_at,
         expected_remaining=expected_remaining,
@@ -1122,7 +1122,7 @@ def balance_add(
         balance=balance,
         actor=actor,
         reason=reason,
-        action="balance.add",
+        action=AuditAction.BALANCE_ADD,
         new_value=lambda b: b.remaining + amount,
         next_reset_at=next_reset_at,
         expected_remaining=expected_remaining,
@@ -1163,7 +1163,7 @@ def balance_create(
     )
     audit_record(
         actor=actor,
-        action="balance.create",
+        action=AuditAction.BALANCE_CREATE,
         customer=customer,
         target_type="balance",
         target_id=balance.pk,
@@ -1198,7 +1198,7 @@ def reward_apply(*, customer: Customer, reward: Reward, actor: Actor, now: datet
     )
     entry = audit_record(
         actor=actor,
-        action="reward.apply",
+        action=AuditAction.REWARD_APPLY,
         customer=customer,
         target_type="reward",
         target_id=reward.reward_id,
@@ -1218,7 +1218,7 @@ def reward_remove(*, customer_reward: CustomerReward, actor: Actor, now: datetim
     locked.save(update_fields=["removed_at"])
     entry = audit_record(
         actor=actor,
-        action="reward.remove",
+        action=AuditAction.REWARD_REMOVE,
         customer=locked.customer,
         target_type="reward",
         target_id=locked.reward.reward_id,

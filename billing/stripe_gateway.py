@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from billing.models import DISCOUNT_REWARD_TYPES, CustomerReward, Reward
 from billing.stripe_config import KEY_SETTING, MODE, WEBHOOK_SETTING, key_env
-from customers.audit import audit_record
+from customers.audit import AuditAction, audit_record
 from customers.errors import ServiceError
 from customers.models import AuditEntry, Customer
 from customers.services import customer_stripe_link
@@ -286,7 +286,7 @@ def ensure_stripe_customer(customer) -> str:
     # A new key after each unlink: within Stripe's 24 h key memory a re-created customer must not
     # replay the Stripe customer that was deleted.
     generation = (
-        AuditEntry.objects.filter(customer=customer, action="customer.stripe_unlink")
+        AuditEntry.objects.filter(customer=customer, action=AuditAction.CUSTOMER_STRIPE_UNLINK)
         .order_by("-id")
         .values_list("id", flat=True)
         .first()
@@ -370,7 +370,7 @@ def coupon_for_reward(reward, *, env: str) -> str:
         if stored:
             audit_record(
                 actor=None,
-                action="reward.stripe_coupon",
+                action=AuditAction.REWARD_STRIPE_COUPON,
                 target_type="reward",
                 target_id=reward.reward_id,
                 after={field: coupon.id},

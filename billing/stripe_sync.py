@@ -32,7 +32,7 @@ from billing.models import (
 )
 from billing.services import customer_product_update, product_attach
 from billing.stripe_config import MODE, WEBHOOK_SETTING
-from customers.audit import SYSTEM, audit_record
+from customers.audit import SYSTEM, AuditAction, audit_record
 from customers.errors import ServiceError
 from customers.models import Customer, Env
 from customers.services import customer_stripe_link
@@ -238,7 +238,7 @@ def apply_invoice(obj: dict, *, env: str, created: int, reason: str) -> str:
             else:
                 audit_record(
                     actor=SYSTEM,
-                    action="invoice.create",
+                    action=AuditAction.INVOICE_CREATE,
                     customer=customer,
                     target_type="invoice",
                     target_id=stripe_id,
@@ -263,7 +263,7 @@ def apply_invoice(obj: dict, *, env: str, created: int, reason: str) -> str:
             return "unchanged"
         audit_record(
             actor=SYSTEM,
-            action="invoice.update",
+            action=AuditAction.INVOICE_UPDATE,
             customer=invoice.customer,
             target_type="invoice",
             target_id=stripe_id,
@@ -355,7 +355,7 @@ def _link_or_attach(sub: _Subscription, customer: Customer, status: str, reason:
         cp.save(update_fields=["stripe_subscription_id"])
         audit_record(
             actor=SYSTEM,
-            action="product.stripe_link",
+            action=AuditAction.PRODUCT_STRIPE_LINK,
             customer=customer,
             target_type="product",
             target_id=product.product_id,

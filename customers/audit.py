@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
 from customers.models import ApiKey, AuditEntry, Customer
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records. Stored as the value ("balance.set"); add a member for a new kind of change."""
+
+    CUSTOMER_CREATE = "customer.create"
+    CUSTOMER_UPDATE = "customer.update"
+    CUSTOMER_DELETE = "customer.delete"
+    CUSTOMER_RESTORE = "customer.restore"
+    CUSTOMER_PURGE = "customer.purge"
+    CUSTOMER_STRIPE_LINK = "customer.stripe_link"
+    CUSTOMER_STRIPE_UNLINK = "customer.stripe_unlink"
+    API_KEY_CREATE = "api_key.create"
+    API_KEY_REVOKE = "api_key.revoke"
+    BALANCE_CREATE = "balance.create"
+    BALANCE_SET = "balance.set"
+    BALANCE_ADD = "balance.add"
+    BALANCE_RESET = "balance.reset"
+    PRODUCT_ATTACH = "product.attach"
+    PRODUCT_CUSTOMIZE = "product.customize"
+    PRODUCT_UPDATE = "product.update"
+    PRODUCT_STRIPE_LINK = "product.stripe_link"
+    REWARD_APPLY = "reward.apply"
+    REWARD_REMOVE = "reward.remove"
+    REWARD_STRIPE_COUPON = "reward.stripe_coupon"
+    INVOICE_CREATE = "invoice.create"
+    INVOICE_UPDATE = "invoice.update"
+    CHECKOUT_CREATE = "checkout.create"
+    USAGE_REBUILD = "usage.rebuild"
+    ADMIN_CREATE = "admin.create"
+    ADMIN_UPDATE = "admin.update"
+    ADMIN_DELETE = "admin.delete"
+
 
 SYSTEM = None
 """The actor of cron jobs and lazy resets."""
@@ -39,7 +73,7 @@ def _jsonable(value: Any) -> Any:
 def audit_record(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     customer: Customer | None = None,
     target_type: str = "",
     target_id: str = "",

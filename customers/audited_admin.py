@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import models
 
-from customers.audit import audit_record
+from customers.audit import AuditAction, audit_record
 from customers.models import Customer
 
 ADMIN_REASON = "Django admin"
@@ -71,7 +71,7 @@ class AuditedAdmin(admin.ModelAdmin):
         target_type = (self.audit_target_type if isinstance(obj, self.model) else None) or obj._meta.model_name
         audit_record(
             actor=request.user,
-            action=f"admin.{verb}",
+            action=AuditAction(f"admin.{verb}"),
             customer=customer,
             env=env,
             target_type=target_type,

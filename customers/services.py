@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from customers.audit import Actor, audit_record
+from customers.audit import Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN, ApiKey, Customer, Env
 from customers.signals import customer_created, customer_details_changed
@@ -141,7 +141,7 @@ def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults
         raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field="id")
     audit_record(
         actor=actor,
-        action="customer.create",
+        action=AuditAction.CUSTOMER_CREATE,
         customer=customer,
         target_type="customer",
         target_id=customer_id,
@@ -206,7 +206,7 @@ def customer_update(
     after = {("id" if k == "customer_id" else k): v for k, v in changed.items()}
     entry = audit_record(
         actor=actor,
-        action="customer.update",
+        action=AuditAction.CUSTOMER_UPDATE,
         customer=locked,
         target_type="customer",
         target_id=locked.customer_id,
@@ -221,7 +221,7 @@ def customer_update(
 
 def _check_expected(locked: Customer, expected: dict, *, fields: dict, new_customer_id, metadata_merge) -> None:
     """Refuse a change over a value that changed since the form showed it (the row is locked)."""
-    updates = locked.audit_entries.filter(action="customer.update")
+    updates = locked.audit_entries.filter(action=AuditAction.CUSTOMER_UPDATE)
     wanted = {**fields, **({"id": new_customer_id} if new_customer_id is not None else {})}
     for field, seen in expected.items():
         if field == "metadata" or field not in wanted:
@@ -275,7 +275,7 @@ def customer_delete(*, customer: Customer, actor: Actor, now: datetime | None = 
     locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
     audit_record(
         actor=actor,
-        action="customer.delete",
+        action=AuditAction.CUSTOMER_DELETE,
         customer=locked,
         target_type="customer",
         target_id=locked.customer_id,
@@ -303,7 +303,7 @@ def customer_stripe_link(
     locked.save(update_fields=["stripe_id", "updated_at"])
     audit_record(
         actor=actor,
-        action="customer.stripe_link" if stripe_id else "customer.stripe_unlink",
+        action=AuditAction.CUSTOMER_STRIPE_LINK if stripe_id else AuditAction.CUSTOMER_STRIPE_UNLINK,
         customer=locked,
         target_type="customer",
         target_id=locked.customer_id,
@@ -331,7 +331,7 @@ def customer_restore(*, customer: Customer, actor: Actor) -> Customer:
     locked.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
     audit_record(
         actor=actor,
-        action="customer.restore",
+        action=AuditAction.CUSTOMER_RESTORE,
         customer=locked,
         target_type="customer",
         target_id=locked.customer_id,
@@ -350,7 +350,7 @@ def customers_purge(*, older_than: datetime, actor: Actor) -> int:
                 continue
             audit_record(
                 actor=actor,
-                action="customer.purge",
+                action=AuditAction.CUSTOMER_PURGE,
                 customer=None,
                 env=customer.env,
                 customer_ref=customer.customer_id,
@@ -407,7 +407,7 @@ def api_key_create(*, env: str, name: str, actor: Actor) -> tuple[ApiKey, str]:
     )
     audit_record(
         actor=actor,
-        action="api_key.create",
+        action=AuditAction.API_KEY_CREATE,
         env=env,
         target_type="api_key",
         target_id=api_key.pk,
@@ -426,7 +426,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor, now: datetime | None = None
     locked.save(update_fields=["revoked_at"])
     audit_record(
         actor=actor,
-        action="api_key.revoke",
+        action=AuditAction.API_KEY_REVOKE,
         env=locked.env,
         target_type="api_key",
         target_id=locked.pk,

@@ -15,7 +15,7 @@ from autumn_admin.api.schemas import AttachOut, AttachParams, ErrorOut, LegacyAt
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, Product
 from billing.services import product_attach
 from billing.stripe_config import KEY_SETTING
-from customers.audit import audit_record
+from customers.audit import AuditAction, audit_record
 
 router = Router(tags=["billing"])
 
@@ -66,7 +66,7 @@ def _attach(
     # Nothing changes here until Stripe reports the payment; the checkout itself is worth a line in the trail.
     audit_record(
         actor=request.api_key,
-        action="checkout.create",
+        action=AuditAction.CHECKOUT_CREATE,
         customer=customer,
         target_type="product",
         target_id=product.product_id,

@@ -24,6 +24,7 @@ from billing.models import (
     Product,
 )
 from billing.money import format_money
+from customers.audit import AuditAction
 from customers.formatting import format_qty
 from customers.models import CUSTOMER_ID_PATTERN, AuditEntry, Customer, Env
 
@@ -188,7 +189,7 @@ FIELD_LABELS = {
 }
 
 
-ADMIN_VERBS = {"admin.create": "added", "admin.update": "changed", "admin.delete": "deleted"}
+ADMIN_VERBS = {AuditAction.ADMIN_CREATE: "added", AuditAction.ADMIN_UPDATE: "changed", AuditAction.ADMIN_DELETE: "deleted"}
 
 
 def _status(value) -> str:
@@ -205,55 +206,55 @@ def _activity_text(entry: AuditEntry, names: dict[str, dict[str, str]]) -> str:
     action = entry.action
     feature_ref = after.get("feature") or before.get("feature") or ""
     feature = names["feature"].get(feature_ref, feature_ref or "a balance")
-    if action == "balance.set":
+    if action == AuditAction.BALANCE_SET:
         return f"set {feature} {format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}"
-    if action == "balance.add":
+    if action == AuditAction.BALANCE_ADD:
         return f"added to {feature}: {format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}"
-    if action == "balance.reset":
+    if action == AuditAction.BALANCE_RESET:
         return f"reset {feature} to {format_qty(after.get('remaining'))}"
-    if action == "balance.create":
+    if action == AuditAction.BALANCE_CREATE:
         return f"granted {format_qty(after.get('granted'))} {feature}"
-    if action == "product.attach":
+    if action == AuditAction.PRODUCT_ATTACH:
         product = names["product"].get(entry.target_id, entry.target_id)
         replaced = [names["product"].get(p, p) for p in before.get("products", [])]
         return f"attached {product}" + (f" (replacing {', '.join(replaced)})" if replaced else "")
-    if action == "product.customize":
+    if action == AuditAction.PRODUCT_CUSTOMIZE:
         product = names["product"].get(entry.target_id, entry.target_id)
         return f"made a custom {product} for this customer"
-    if action in ("reward.apply", "reward.remove"):
+    if action in (AuditAction.REWARD_APPLY, AuditAction.REWARD_REMOVE):
         reward = names["reward"].get(entry.target_id, entry.target_id)
-        return f"{'applied' if action == 'reward.apply' else 'removed'} coupon {reward}"
-    if action == "product.update":
+        return f"{'applied' if action == AuditAction.REWARD_APPLY else 'removed'} coupon {reward}"
+    if action == AuditAction.PRODUCT_UPDATE:
         product = names["product"].get(entry.target_id, entry.target_id)
         if "status" in after:
             return f"changed {product} from {_status(before.get('status'))} to {_status(after['status'])}"
         return f"updated {product} ({', '.join(k.replace('_', ' ') for k in after)})"
-    if action == "product.stripe_link":
+    if action == AuditAction.PRODUCT_STRIPE_LINK:
         product = names["product"].get(entry.target_id, entry.target_id)
         return f"linked {product} to Stripe subscription {after.get('stripe_subscription_id', '')}".rstrip()
-    if action in ("invoice.create", "invoice.update"):
-        verb = "recorded" if action == "invoice.create" else "updated"
+    if action in (AuditAction.INVOICE_CREATE, AuditAction.INVOICE_UPDATE):
+        verb = "recorded" if action == AuditAction.INVOICE_CREATE else "updated"
         status = f" · {_invoice_status(after['status'])}" if "status" in after else ""
         total = f" · {format_money(after['total'], after.get('currency', 'usd'))}" if "total" in after else ""
         return f"{verb} invoice {entry.target_id}{status}{total}"
-    if action == "customer.stripe_link":
+    if action == AuditAction.CUSTOMER_STRIPE_LINK:
         return f"linked to Stripe customer {after.get('stripe_id', '')}"
-    if action == "customer.stripe_unlink":
+    if action == AuditAction.CUSTOMER_STRIPE_UNLINK:
         return f"unlinked from Stripe customer {before.get('stripe_id', '')}"
-    if action == "customer.create":
+    if action == AuditAction.CUSTOMER_CREATE:
         return "created the customer"
-    if action == "customer.update":
+    if action == AuditAction.CUSTOMER_UPDATE:
         changed = [FIELD_LABELS.get(k, k) for k in (after or before)]
         if list(after) == ["name"] or list(after) == ["email"]:
             key = list(after)[0]
             return f"changed {key} “{before.get(key) or '—'}” → “{after.get(key) or '—'}”"
         return f"changed {', '.join(changed) or 'details'}"
-    if action == "customer.delete":
+    if action == AuditAction.CUSTOMER_DELETE:
         return "deleted the customer"
-    if action == "customer.restore":
+    if action == AuditAction.CUSTOMER_RESTORE:
         return "restored the customer"
     if action in ADMIN_VERBS:
-        fields = f" ({', '.join(k.replace('_', ' ') for k in after)})" if action == "admin.update" else ""
+        fields = f" ({', '.join(k.replace('_', ' ') for k in after)})" if action == AuditAction.ADMIN_UPDATE else ""
         return f"{ADMIN_VERBS[action]} {entry.target_type.replace('_', ' ')}{fields} in Django admin"
     return action.replace(".", " ").replace("_", " ")
 

@@ -33,12 +33,13 @@ from billing.services import (
     reward_apply,
     reward_remove,
 )
+from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
 from customers.models import AuditEntry, Customer
 from customers.stale import StaleForm
 
-BALANCE_EDIT_ACTIONS = ("balance.set", "balance.add")
+BALANCE_EDIT_ACTIONS = (AuditAction.BALANCE_SET, AuditAction.BALANCE_ADD)
 
 
 def _done(request, customer, message: str, sections: list[str], *, feature_ids=()) -> HttpResponse:
