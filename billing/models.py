@@ -128,6 +128,26 @@ class Product(models.Model):
     def is_custom(self) -> bool:
         return self.custom_for_id is not None
 
+    # The price rules, read from the prefetched `prices` (no query when the caller prefetched them).
+    @property
+    def recurring_price(self) -> Price | None:
+        """The fixed price charged every billing interval (a plan's), or None for a free or one-off product."""
+        return next((p for p in self.prices.all() if p.is_recurring), None)
+
+    def usage_price_for(self, feature_id: int) -> Price | None:
+        """The per-unit price of usage beyond the allowance of one feature, or None."""
+        return next((p for p in self.prices.all() if p.type == Price.Type.USAGE and p.feature_id == feature_id), None)
+
+    @property
+    def is_free(self) -> bool:
+        return not any(p.amount > 0 for p in self.prices.all())
+
+    @property
+    def is_one_off(self) -> bool:
+        """Bought once (every price is a one-off fixed price), not subscribed to."""
+        prices = list(self.prices.all())
+        return bool(prices) and all(p.type == Price.Type.FIXED and p.interval == "one_off" for p in prices)
+
 
 class Price(models.Model):
     """A fixed amount per interval, or a per-unit price for usage of a metered item beyond its allowance."""
@@ -169,6 +189,10 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product} {self.type} {self.amount} {self.currency}"
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.type == Price.Type.FIXED and self.interval != "one_off"
 
 
 class ProductItem(models.Model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import BadRequest
@@ -39,6 +39,7 @@ from billing.services import FeatureBalance, balances_reset_due
 from customers.audit import AuditAction
 from customers.formatting import format_day, format_qty
 from customers.models import AuditEntry, Customer
+from customers.paging import InvalidCursor, Page, keyset_page
 
 ZERO = Decimal(0)
 HISTORY_DAYS = 30
@@ -512,48 +513,15 @@ def feature_rows(balances: list[Balance], history: dict[int, UsageHistory] | Non
     return rows
 
 
-# --- paging (keyset on time and id, newest first) -----------------------------------------------
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def encode_cursor(moment: datetime, pk: int) -> str:
-    """ "<microseconds since 1970>_<id>": where the next page starts, exactly."""
-    return f"{(moment - _EPOCH) // timedelta(microseconds=1)}_{pk}"
-
-
-def decode_cursor(raw: str | None, *, name: str) -> tuple[datetime, int] | None:
-    """Parse a paging cursor; a malformed one is the client's mistake (400), not ours."""
-    if not raw:
-        return None
-    try:
-        micros, pk = raw.split("_", 1)
-        return _EPOCH + timedelta(microseconds=int(micros)), int(pk)
-    except (ValueError, OverflowError):
-        raise BadRequest(f"The {name} paging cursor {raw[:40]!r} is not valid.")
-
-
-@dataclass
-class Page:
-    items: list
-    next_cursor: str | None
-    before: str | None = None
-
-    @property
-    def has_more(self) -> bool:
-        return self.next_cursor is not None
+# --- paging (keyset on time and id, newest first: customers/paging.py) ------------------------
 
 
 def _keyset_page(qs: QuerySet, *, time_field: str, before: str | None, limit: int, name: str) -> Page:
-    cursor = decode_cursor(before, name=name)
-    if cursor is not None:
-        moment, pk = cursor
-        qs = qs.filter(Q(**{f"{time_field}__lt": moment}) | Q(**{time_field: moment, "pk__lt": pk}))
-    items = list(qs.order_by(f"-{time_field}", "-pk")[: limit + 1])
-    more = len(items) > limit
-    items = items[:limit]
-    next_cursor = encode_cursor(getattr(items[-1], time_field), items[-1].pk) if more else None
-    return Page(items=items, next_cursor=next_cursor, before=before)
+    """A malformed cursor is the client's mistake (400), not ours."""
+    try:
+        return keyset_page(qs, time_field=time_field, cursor=before, limit=limit)
+    except InvalidCursor as exc:
+        raise BadRequest(f"The {name} paging cursor {str(exc)!r} is not valid.")
 
 
 def events_page(
@@ -634,9 +602,7 @@ def _next_billing_date(cp: CustomerProduct, now: datetime) -> datetime | None:
     end = cp.current_period_end or cp.trial_ends_at
     if end is None or end > now:
         return end
-    recurring = next(
-        (p for p in cp.product.prices.all() if p.type == Price.Type.FIXED and p.interval != "one_off"), None
-    )
+    recurring = cp.product.recurring_price
     if recurring is None:
         return end
     return next_after(end, recurring.interval, recurring.interval_count, now)
@@ -692,7 +658,7 @@ def upcoming_invoice(
     lines: list[InvoiceLine] = []
     for cp in sorted(live, key=lambda cp: (cp.product.is_add_on, cp.started_at, cp.pk)):
         for price in cp.product.prices.all():
-            if price.type != Price.Type.FIXED or price.interval == "one_off":
+            if not price.is_recurring:
                 continue
             detail = cadence(price.interval, price.interval_count)
             if cp.quantity > 1:
@@ -702,18 +668,11 @@ def upcoming_invoice(
             lines.append(InvoiceLine("fixed", str(cp.product), detail, price.amount * cp.quantity, price.currency))
 
     live_ids = {cp.pk for cp in live}
-    prices_by_cp = {cp.pk: list(cp.product.prices.all()) for cp in live}
+    products = {cp.pk: cp.product for cp in live}
     for b in sorted(balances, key=lambda b: (b.feature.name.lower(), b.pk)):
         if b.customer_product_id not in live_ids or not b.overage_allowed or b.unlimited:
             continue
-        price = next(
-            (
-                p
-                for p in prices_by_cp[b.customer_product_id]
-                if p.type == Price.Type.USAGE and p.feature_id == b.feature_id
-            ),
-            None,
-        )
+        price = products[b.customer_product_id].usage_price_for(b.feature_id)
         if price is None:
             continue
         remaining = overrides.get(b.pk, b.remaining)

@@ -111,10 +111,10 @@ def balances_reset_due(*, customer: Customer | None = None, now: datetime | None
 
 
 def _period_end(product: Product, start: datetime) -> datetime | None:
-    fixed = [p for p in product.prices.all() if p.type == Price.Type.FIXED and p.interval != "one_off"]
-    if not fixed:
+    recurring = product.recurring_price
+    if recurring is None:
         return None
-    return add_intervals(start, fixed[0].interval, fixed[0].interval_count)
+    return add_intervals(start, recurring.interval, recurring.interval_count)
 
 
 @transaction.atomic

@@ -41,7 +41,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import DISCOUNT_REWARD_TYPES, CustomerReward, Reward
+from billing.models import DISCOUNT_REWARD_TYPES, CustomerReward, Price, Reward
 from billing.stripe_config import KEY_SETTING, MODE, WEBHOOK_SETTING, key_env
 from customers.audit import AuditAction, audit_record
 from customers.errors import ServiceError
@@ -444,14 +444,13 @@ def push_discounts(*, customer_pk: int, idempotency_prefix: str) -> str:
 def _line_items(product) -> tuple[list[dict], bool]:
     items, recurring = [], False
     for price in product.prices.all().order_by("id"):
-        if price.type == "usage":
+        if price.type == Price.Type.USAGE:
             # Usage is charged through a metered Stripe price; without one there is nothing to buy up front.
             if price.stripe_price_id:
                 items.append({"price": price.stripe_price_id})
                 recurring = True
             continue
-        if price.interval != "one_off":
-            recurring = True
+        recurring = recurring or price.is_recurring
         if price.stripe_price_id:
             items.append({"price": price.stripe_price_id, "quantity": 1})
             continue
@@ -460,7 +459,7 @@ def _line_items(product) -> tuple[list[dict], bool]:
             "unit_amount": price.amount,
             "product_data": {"name": product.name, "metadata": {"product_id": product.product_id}},
         }
-        if price.interval != "one_off":
+        if price.is_recurring:
             interval, count = STRIPE_INTERVAL[price.interval]
             data["recurring"] = {"interval": interval, "interval_count": count * price.interval_count}
         items.append({"price_data": data, "quantity": 1})

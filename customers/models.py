@@ -8,6 +8,12 @@ from django.utils import timezone
 CUSTOMER_ID_PATTERN = r"^[a-zA-Z0-9_-]+$"
 CUSTOMER_ID_MAX_LENGTH = 255
 
+# A customer's details as people and the API name them: the one list the forms, pages and API read.
+DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
+# Its free-text details (limits in customers/services.py), and what a search looks through.
+TEXT_FIELDS = ("name", "email", "fingerprint")
+SEARCHED_FIELDS = ("customer_id", *TEXT_FIELDS)
+
 
 class Env(models.TextChoices):
     SANDBOX = "sandbox", "Sandbox"
@@ -21,8 +27,17 @@ class CustomerQuerySet(models.QuerySet):
     def deleted(self):
         return self.filter(deleted_at__isnull=False)
 
-    def in_env(self, env: str):
-        return self.filter(env=env)
+    def search(self, text: str):
+        """Customers whose id, name, email or fingerprint contains `text`, whatever its case."""
+        text = text.strip()
+        if not text:
+            return self
+        if "\x00" in text:
+            return self.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
+        match = Q()
+        for field in SEARCHED_FIELDS:
+            match |= Q(**{f"{field}__icontains": text})
+        return self.filter(match)
 
 
 class Customer(models.Model):

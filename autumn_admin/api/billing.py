@@ -33,7 +33,7 @@ def _success_url(request: HttpRequest, given: str | None) -> str:
 
 
 def _is_free(product: Product) -> bool:
-    return not product.prices.filter(amount__gt=0).exists()
+    return product.is_free
 
 
 def _attach(

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from autumn_admin.api import stripe
-from autumn_admin.api.lookups import customer_or_404, decode_time_cursor, time_cursor
+from autumn_admin.api.lookups import customer_or_404, page_of
 from autumn_admin.api.schemas import (
     CustomerId,
     CustomerListOut,
@@ -136,10 +136,7 @@ def customers_list(request, params: ListCustomersParams):
     """Newest first (or oldest with sort_order "asc"); pass next_cursor as start_cursor for the next page."""
     customers = Customer.objects.alive().filter(env=request.api_key.env)
     if params.search:
-        q = params.search.strip()
-        customers = customers.filter(
-            Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q) | Q(fingerprint__icontains=q)
-        )
+        customers = customers.search(params.search)
     if params.subscription_status or params.plans:
         statuses = {
             "active": LIVE_PRODUCT_STATUSES,
@@ -156,19 +153,14 @@ def customers_list(request, params: ListCustomersParams):
                 wanted |= one
             held = held.filter(wanted)
         customers = customers.filter(pk__in=held.values("customer_id"))
-    ascending = params.sort_order == "asc"
-    if params.start_cursor:
-        created_at, pk = decode_time_cursor(params.start_cursor)
-        if ascending:
-            customers = customers.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
-        else:
-            customers = customers.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
-    customers = customers.order_by(*(("created_at", "id") if ascending else ("-created_at", "-id")))
-    page = list(customers[: params.limit + 1])
-    more = len(page) > params.limit
-    page = page[: params.limit]
-    next_cursor = time_cursor(page[-1].created_at, page[-1].pk) if more else None
-    return {"list": [customer_json(c) for c in load_customers(page)], "next_cursor": next_cursor}
+    page = page_of(
+        customers,
+        time_field="created_at",
+        cursor=params.start_cursor,
+        limit=params.limit,
+        ascending=params.sort_order == "asc",
+    )
+    return {"list": [customer_json(c) for c in load_customers(page.items)], "next_cursor": page.next_cursor}
 
 
 @router.post(

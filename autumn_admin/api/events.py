@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Q
 from ninja import Router
 
-from autumn_admin.api.lookups import customer_or_404, decode_time_cursor, time_cursor
+from autumn_admin.api.lookups import customer_or_404, page_of
 from autumn_admin.api.schemas import ErrorOut, EventListOut, ListEventsParams
 from autumn_admin.api.serializers import event_json, from_ms
 from billing.models import Event
@@ -33,13 +33,10 @@ def events_list(request, params: ListEventsParams):
             events = events.filter(timestamp__gte=from_ms(params.custom_range.start))
         if params.custom_range.end is not None:
             events = events.filter(timestamp__lt=from_ms(params.custom_range.end))
-    if params.start_cursor:
-        timestamp, pk = decode_time_cursor(params.start_cursor)
-        events = events.filter(Q(timestamp__lt=timestamp) | Q(timestamp=timestamp, pk__lt=pk))
-    page = list(events.select_related("customer", "feature").order_by("-timestamp", "-id")[: params.limit + 1])
-    more = len(page) > params.limit
-    page = page[: params.limit]
-    return {
-        "list": [event_json(e, e.customer.customer_id) for e in page],
-        "next_cursor": time_cursor(page[-1].timestamp, page[-1].pk) if more else None,
-    }
+    page = page_of(
+        events.select_related("customer", "feature"),
+        time_field="timestamp",
+        cursor=params.start_cursor,
+        limit=params.limit,
+    )
+    return {"list": [event_json(e, e.customer.customer_id) for e in page.items], "next_cursor": page.next_cursor}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
 from ninja import Router
 
-from autumn_admin.api.lookups import customer_or_404, decode_time_cursor, time_cursor
+from autumn_admin.api.lookups import customer_or_404, page_of
 from autumn_admin.api.schemas import ErrorOut, InvoiceListOut, ListInvoicesParams
 from autumn_admin.api.serializers import invoice_json
 from billing.models import Invoice
@@ -27,13 +26,7 @@ def invoices_list(request, params: ListInvoicesParams):
         invoices = invoices.filter(customer=customer_or_404(request, params.customer_id))
     if params.status:
         invoices = invoices.filter(status__in=params.status)
-    if params.start_cursor:
-        created_at, pk = decode_time_cursor(params.start_cursor)
-        invoices = invoices.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
-    page = list(invoices.select_related("customer").order_by("-created_at", "-id")[: params.limit + 1])
-    more = len(page) > params.limit
-    page = page[: params.limit]
-    return {
-        "list": [invoice_json(i, i.customer.customer_id) for i in page],
-        "next_cursor": time_cursor(page[-1].created_at, page[-1].pk) if more else None,
-    }
+    page = page_of(
+        invoices.select_related("customer"), time_field="created_at", cursor=params.start_cursor, limit=params.limit
+    )
+    return {"list": [invoice_json(i, i.customer.customer_id) for i in page.items], "next_cursor": page.next_cursor}

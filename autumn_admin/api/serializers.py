@@ -103,10 +103,7 @@ _LOOK_UP = object()
 
 def _usage_price(balance: Balance) -> Price | None:
     cp = balance.customer_product
-    if cp is None:
-        return None
-    prices = cp.product.prices.all()
-    return next((p for p in prices if p.type == Price.Type.USAGE and p.feature_id == balance.feature_id), None)
+    return cp.product.usage_price_for(balance.feature_id) if cp is not None else None
 
 
 def breakdown_json(balance: Balance, price: Price | None = _LOOK_UP) -> dict:
@@ -182,8 +179,7 @@ def grouped_balances(balances: Iterable[Balance]) -> dict[Feature, list[Balance]
 
 
 def is_one_off(cp: CustomerProduct) -> bool:
-    prices = list(cp.product.prices.all())
-    return bool(prices) and all(p.type == Price.Type.FIXED and p.interval == "one_off" for p in prices)
+    return cp.product.is_one_off
 
 
 def subscription_json(cp: CustomerProduct) -> dict:

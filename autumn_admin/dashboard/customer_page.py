@@ -93,11 +93,7 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
     qs = Customer.objects.alive().filter(env=env)
     if "\x00" in filters.q or "\x00" in filters.product:
         return qs.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
-    if filters.q:
-        q = filters.q
-        qs = qs.filter(
-            Q(customer_id__icontains=q) | Q(name__icontains=q) | Q(email__icontains=q) | Q(fingerprint__icontains=q)
-        )
+    qs = qs.search(filters.q)
     if filters.product:
         qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(product__product_id=filters.product)))
     if filters.status:
@@ -189,7 +185,11 @@ FIELD_LABELS = {
 }
 
 
-ADMIN_VERBS = {AuditAction.ADMIN_CREATE: "added", AuditAction.ADMIN_UPDATE: "changed", AuditAction.ADMIN_DELETE: "deleted"}
+ADMIN_VERBS = {
+    AuditAction.ADMIN_CREATE: "added",
+    AuditAction.ADMIN_UPDATE: "changed",
+    AuditAction.ADMIN_DELETE: "deleted",
+}
 
 
 def _status(value) -> str:
