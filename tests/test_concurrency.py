@@ -4,7 +4,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import Sum
 
 from billing.models import Balance, DailyUsage, Event
@@ -12,9 +12,8 @@ from billing.services import balance_add, balance_track, product_attach
 from customers.models import AuditEntry
 
 pytestmark = [
-    pytest.mark.postgres,
+    pytest.mark.postgres("row locks need PostgreSQL"),
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL (set DATABASE_URL)"),
 ]
 
 THREADS = 8

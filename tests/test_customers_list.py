@@ -242,7 +242,7 @@ def test_the_search_box_is_in_the_top_bar_with_its_shortcut(client, viewer, peop
     assert '<label for="global-search" class="visually-hidden">Search customers</label>' in page
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes are PostgreSQL's")
+@pytest.mark.postgres("trigram indexes are PostgreSQL's")
 def test_search_has_trigram_indexes_on_the_expression_it_filters_by(db):
     with connection.cursor() as cursor:
         cursor.execute(

@@ -22,9 +22,8 @@ from billing.models import Event
 from customers.services import api_key_create
 
 pytestmark = [
-    pytest.mark.postgres,
+    pytest.mark.postgres("the pools are PostgreSQL's"),
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="the pools are PostgreSQL's (set DATABASE_URL)"),
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

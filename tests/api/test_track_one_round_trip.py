@@ -16,7 +16,7 @@ from billing.services import balance_create, product_attach
 from customers.models import ApiKey
 from customers.services import api_key_revoke, customer_create, customer_delete
 
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement track is PostgreSQL's")
+pytestmark = pytest.mark.postgres("the one-statement track is PostgreSQL's")
 _KEYS = itertools.count()
 
 
