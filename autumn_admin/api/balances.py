@@ -8,22 +8,21 @@ from ninja import Router
 
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, feature_or_404
-from autumn_admin.api.schemas import (
+from autumn_admin.api.schemas.balances import (
     CheckOut,
     CheckParams,
     CreateBalanceParams,
-    ErrorOut,
-    SuccessOut,
     TrackOut,
     TrackParams,
     UpdateBalanceParams,
 )
-from autumn_admin.api.serializers import balance_id, balance_json, flag_json, from_ms, track_json
+from autumn_admin.api.schemas.common import ERRORS, SuccessOut
+from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, track_json
+from autumn_admin.api.units import from_ms
 from billing.models import Balance, FeatureType, Interval
 from billing.quantities import to_number
 from billing.services import (
     UNSET,
-    FeatureBalance,
     balance_add,
     balance_check,
     balance_create,
@@ -34,20 +33,11 @@ from billing.services import (
 
 router = Router(tags=["balances"])
 
-ERRORS = {(400, 401, 404, 409, 422): ErrorOut}
 API_REASON = "Changed through the API"
 
 
 def _interval(api_interval: str) -> str:
     return Interval.LIFETIME if api_interval == "one_off" else api_interval
-
-
-def _balance_or_flag(feature, balances) -> tuple[dict | None, dict | None]:
-    if not balances:
-        return None, None
-    if feature.type == FeatureType.BOOLEAN:
-        return None, flag_json(feature, balances)
-    return balance_json(FeatureBalance.of(feature, balances)), None
 
 
 @router.post(
@@ -69,7 +59,7 @@ def balances_check(request, params: CheckParams):
         balances = balance_track(
             customer=customer, feature=feature, value=required, actor=request.api_key, properties=params.properties
         ).balances
-    balance, flag = _balance_or_flag(feature, balances)
+    balance, flag = balance_or_flag(feature, balances)
     return {
         "allowed": result.allowed,
         "customer_id": customer.customer_id,

@@ -25,8 +25,8 @@ from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
 from autumn_admin.api.errors import ApiError, json_on_unexpected_error
 from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from autumn_admin.api.main import api, parse_json_body
-from autumn_admin.api.schemas import TrackParams
-from autumn_admin.api.serializers import track_json
+from autumn_admin.api.schemas.balances import TrackParams
+from autumn_admin.api.serializers.balances import track_json
 from billing.services import balance_track_by_key
 from customers.services import api_key_hash
 

@@ -1,0 +1,44 @@
+"""Invoices: the filters of invoices.list and the invoice as it (and an expanded customer) shows it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from ninja import Schema
+from pydantic import Field
+
+from autumn_admin.api.schemas.common import Cursor, CustomerId, Number, Omittable, Params
+
+InvoiceStatus = Literal["draft", "open", "void", "paid", "uncollectible"]
+
+
+class ListInvoicesParams(Params):
+    start_cursor: Cursor = ""
+    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
+    customer_id: CustomerId | None = None
+    status: list[InvoiceStatus] | None = None
+
+
+class InvoiceOut(Schema):
+    id: str
+    customer_id: str | None
+    entity_id: str | None
+    plan_ids: list[str]
+    stripe_id: str
+    processor_type: Literal["stripe"]
+    status: str
+    total: Number
+    amount_paid: Number | None
+    refunded_amount: Number
+    currency: str
+    created_at: Number
+    hosted_invoice_url: str | None
+
+
+# An alias: a field named `list` would shadow the builtin inside its class body.
+InvoiceOutList = list[InvoiceOut]
+
+
+class InvoiceListOut(Schema):
+    list: InvoiceOutList
+    next_cursor: str | None
