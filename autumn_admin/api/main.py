@@ -100,10 +100,12 @@ def api_request(run):
     def wrapper(request: HttpRequest, *args, **kwargs):
         try:
             authenticate(request)
-            data = parse_json_body(request) if request.method in BODY_METHODS else None
-            if request.method in BODY_METHODS and not request.body.strip():
-                # ninja reads an empty body as "no body at all"; Autumn's clients mean {}.
-                request._body = b"{}"
+            data = None
+            if request.method in BODY_METHODS:
+                data = parse_json_body(request)
+                if not request.body.strip():
+                    # ninja reads an empty body as "no body at all"; Autumn's clients mean {}.
+                    request._body = b"{}"
             return run_idempotently(request, data, lambda: run(request, *args, **kwargs))
         except ApiError as exc:
             return error_response(request, exc.status, exc.message, exc.code)

@@ -14,6 +14,7 @@ PostgreSQL. The OpenAPI document describes that operation; both give the same an
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from functools import cache
 
@@ -52,7 +53,9 @@ def _operation():
     raise LookupError(f"The API has no {PATH} operation.")
 
 
-def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
+def _plain_track(request: HttpRequest) -> tuple[re.Match, TrackParams] | None:
+    """The key and body of a track by feature_id alone, well formed and without an Idempotency-Key;
+    None for any other request (the operation answers it)."""
     if IDEMPOTENCY_HEADER in request.headers:
         return None
     key = KEY_PATTERN.match(bearer_token(request))
@@ -64,6 +67,14 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
         return None
     if params.event_name is not None or params.timestamp is not None or not params.feature_id:
         return None
+    return key, params
+
+
+def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
+    plain = _plain_track(request)
+    if plain is None:
+        return None
+    key, params = plain
     quantity = params.value if params.value is not None else Decimal(1)
     request.api_key_env = ENV_OF_PREFIX[key.group(1)]  # for an error answered before the key is checked
     tracked = balance_track_by_key(

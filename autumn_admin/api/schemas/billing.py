@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import Field
 
-from autumn_admin.api.schemas.common import CustomerId, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import CustomerId, Omittable, Params, PlanVersion, Slug
 
 Url = Annotated[str, Field(min_length=1, max_length=2000)]
 
@@ -15,7 +15,7 @@ Url = Annotated[str, Field(min_length=1, max_length=2000)]
 class AttachParams(Params):
     customer_id: CustomerId
     plan_id: Slug
-    version: Omittable[Annotated[int, Field(ge=1, le=1_000_000)]] = None
+    version: Omittable[PlanVersion] = None
     success_url: Url | None = None
 
 

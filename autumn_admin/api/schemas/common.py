@@ -57,11 +57,19 @@ CustomerId = Annotated[
     ),
 ]
 Slug = Annotated[str, Field(min_length=1, max_length=255)]
+PlanVersion = Annotated[int, Field(ge=1, le=1_000_000)]
 Cursor = Annotated[str, Field(max_length=512)]
 
 
 class Params(Schema):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class PageParams(Params):
+    """The paging of a list: pass a page's next_cursor as start_cursor for the next one."""
+
+    start_cursor: Cursor = ""
+    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
 
 
 class ErrorOut(Schema):

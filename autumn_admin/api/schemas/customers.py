@@ -8,7 +8,7 @@ from ninja import Schema
 from pydantic import AfterValidator, Field
 
 from autumn_admin.api.schemas.balances import BalanceOut, FlagOut
-from autumn_admin.api.schemas.common import Cursor, CustomerId, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, PageParams, Params, PlanVersion, Slug
 from autumn_admin.api.schemas.invoices import InvoiceOut
 from customers.errors import ServiceError
 from customers.services import TEXT_LIMITS, validate_metadata
@@ -52,12 +52,10 @@ class GetCustomerParams(Params):
 
 class PlanFilter(Params):
     id: Slug
-    versions: Omittable[list[Annotated[int, Field(ge=1, le=1_000_000)]]] = None
+    versions: Omittable[list[PlanVersion]] = None
 
 
-class ListCustomersParams(Params):
-    start_cursor: Cursor = ""
-    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
+class ListCustomersParams(PageParams):
     search: Annotated[str, Field(max_length=255)] | None = None
     plans: list[PlanFilter] | None = None
     subscription_status: Literal["active", "scheduled"] | None = None

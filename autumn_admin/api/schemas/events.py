@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from ninja import Schema
-from pydantic import Field
 
-from autumn_admin.api.schemas.common import Cursor, CustomerId, EpochMs, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import CustomerId, EpochMs, Number, Omittable, PageParams, Params, Slug
 
 
 class TimeRange(Params):
@@ -15,9 +14,7 @@ class TimeRange(Params):
     end: Omittable[EpochMs] = None
 
 
-class ListEventsParams(Params):
-    start_cursor: Cursor = ""
-    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
+class ListEventsParams(PageParams):
     customer_id: CustomerId | None = None
     feature_id: Slug | list[Slug] | None = None
     custom_range: TimeRange | None = None

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from ninja import Schema
-from pydantic import Field
 
-from autumn_admin.api.schemas.common import Cursor, CustomerId, Number, Omittable, Params
+from autumn_admin.api.schemas.common import CustomerId, Number, PageParams
 
 InvoiceStatus = Literal["draft", "open", "void", "paid", "uncollectible"]
 
 
-class ListInvoicesParams(Params):
-    start_cursor: Cursor = ""
-    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
+class ListInvoicesParams(PageParams):
     customer_id: CustomerId | None = None
     status: list[InvoiceStatus] | None = None
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from ninja import Schema
 from pydantic import Field
 
 from autumn_admin.api.schemas.billing import Url
-from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, PlanVersion, Slug
 from autumn_admin.api.schemas.customers import CustomerFields, CustomerOut
 
 # --- requests -----------------------------------------------------------------------------------
@@ -17,7 +17,7 @@ from autumn_admin.api.schemas.customers import CustomerFields, CustomerOut
 class LegacyAttachParams(Params):
     customer_id: CustomerId
     product_id: Slug
-    version: Omittable[Annotated[int, Field(ge=1, le=1_000_000)]] = None
+    version: Omittable[PlanVersion] = None
     success_url: Url | None = None
 
 

@@ -12,8 +12,6 @@ from billing.quantities import to_number
 from billing.services import FeatureBalance
 from customers.models import Customer
 
-_LOOK_UP = object()
-
 
 def balance_id(balance: Balance) -> str:
     return f"bal_{balance.pk}"
@@ -24,10 +22,9 @@ def _usage_price(balance: Balance) -> Price | None:
     return cp.product.usage_price_for(balance.feature_id) if cp is not None else None
 
 
-def breakdown_json(balance: Balance, price: Price | None = _LOOK_UP) -> dict:
-    """One balance; its usage price is looked up in its product's prices unless the caller has it."""
-    if price is _LOOK_UP:
-        price = _usage_price(balance)
+def breakdown_json(balance: Balance, prices: dict[int, Price | None] | None = None) -> dict:
+    """One balance; its usage price is looked up in its product's prices unless `prices` (by pk) has it."""
+    price = prices[balance.pk] if prices and balance.pk in prices else _usage_price(balance)
     resets = balance.interval != Interval.LIFETIME
     return {
         "id": balance_id(balance),
@@ -69,7 +66,7 @@ def balance_json(fb: FeatureBalance, prices: dict[int, Price | None] | None = No
         "overage_allowed": fb.overage_allowed,
         "max_purchase": None,
         "next_reset_at": ms(fb.next_reset_at),
-        "breakdown": [breakdown_json(b, *([prices[b.pk]] if prices and b.pk in prices else [])) for b in fb.balances],
+        "breakdown": [breakdown_json(b, prices) for b in fb.balances],
     }
 
 
