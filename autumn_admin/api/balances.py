@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from ninja import Router
 
 from autumn_admin.api.errors import ApiError
@@ -15,6 +13,7 @@ from autumn_admin.api.schemas.balances import (
     TrackOut,
     TrackParams,
     UpdateBalanceParams,
+    quantity_or_one,
 )
 from autumn_admin.api.schemas.common import ERRORS, SuccessOut
 from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, track_json
@@ -53,7 +52,7 @@ def balances_check(request, params: CheckParams):
     an allowed check also tracks required_balance."""
     customer = customer_or_404(request, params.customer_id)
     feature = feature_or_404(params.feature_id)
-    required = params.required_balance if params.required_balance is not None else Decimal(1)
+    required = quantity_or_one(params.required_balance)
     result = balance_check(customer=customer, feature=feature, required_balance=required)
     balances = result.balance.balances if result.balance else []
     if result.allowed and params.send_event and feature.type != FeatureType.BOOLEAN:
@@ -86,7 +85,7 @@ def balances_track(request, params: TrackParams):
         raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
     feature = feature_for_track(feature_id=params.feature_id, event_name=params.event_name)
-    value = params.value if params.value is not None else Decimal(1)
+    value = quantity_or_one(params.value)
     result = balance_track(
         customer=customer,
         feature=feature,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from functools import cache
 
 from django.http import HttpRequest, HttpResponse
@@ -26,7 +25,7 @@ from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
 from autumn_admin.api.errors import ApiError, json_on_unexpected_error
 from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from autumn_admin.api.main import api, parse_json_body
-from autumn_admin.api.schemas.balances import TrackParams
+from autumn_admin.api.schemas.balances import TrackParams, quantity_or_one
 from autumn_admin.api.serializers.balances import track_json
 from billing.services import balance_track_by_key
 from customers.services import api_key_hash
@@ -75,7 +74,7 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
     if plain is None:
         return None
     key, params = plain
-    quantity = params.value if params.value is not None else Decimal(1)
+    quantity = quantity_or_one(params.value)
     request.api_key_env = ENV_OF_PREFIX[key.group(1)]  # for an error answered before the key is checked
     tracked = balance_track_by_key(
         key_hash=api_key_hash(key.group(0)),

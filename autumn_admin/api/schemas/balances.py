@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
@@ -32,6 +33,11 @@ Quantity = Annotated[
     WithJsonSchema({"type": "number", "minimum": -1e15, "maximum": 1e15}),
 ]
 """A quantity in a request: finite, at most 10^15 in size and 6 decimals. Becomes a Decimal."""
+
+
+def quantity_or_one(quantity: Decimal | None) -> Decimal:
+    """A quantity left out (check's required_balance, track's value) counts as 1."""
+    return quantity if quantity is not None else Decimal(1)
 
 
 def _json_object(value: dict) -> dict:
