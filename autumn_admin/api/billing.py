@@ -11,15 +11,15 @@ from ninja import Router
 from autumn_admin.api import stripe
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, product_or_404
-from autumn_admin.api.schemas import AttachOut, AttachParams, ErrorOut, LegacyAttachOut, LegacyAttachParams
+from autumn_admin.api.schemas.billing import AttachOut, AttachParams
+from autumn_admin.api.schemas.common import STRIPE_ERRORS
+from autumn_admin.api.schemas.legacy import LegacyAttachOut, LegacyAttachParams
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, Product
 from billing.services import product_attach
 from billing.stripe_config import KEY_SETTING
 from customers.audit import AuditAction, audit_record
 
 router = Router(tags=["billing"])
-
-ERRORS = {(400, 401, 404, 409, 422, 502, 503, 504): ErrorOut}
 
 
 def _success_url(request: HttpRequest, given: str | None) -> str:
@@ -75,7 +75,9 @@ def _attach(
     return product.product_id, url
 
 
-@router.post("/billing.attach", response={200: AttachOut, **ERRORS}, operation_id="attach", summary="Attach a plan")
+@router.post(
+    "/billing.attach", response={200: AttachOut, **STRIPE_ERRORS}, operation_id="attach", summary="Attach a plan"
+)
 def billing_attach(request, params: AttachParams):
     """A free plan is attached at once (payment_url null). A paid plan answers with payment_url, a
     Stripe Checkout page carrying the customer's discount; the plan is attached when Stripe reports
@@ -92,7 +94,7 @@ def billing_attach(request, params: AttachParams):
 
 @router.post(
     "/attach",
-    response={200: LegacyAttachOut, **ERRORS},
+    response={200: LegacyAttachOut, **STRIPE_ERRORS},
     operation_id="attachLegacy",
     summary="Attach a product (API 1.2)",
 )

@@ -13,15 +13,14 @@ def gateway(env: str):
 
 
 def is_stripe_error(gw, exc: Exception) -> bool:
-    error_class = getattr(gw, "StripeError", None)
-    return error_class is not None and isinstance(exc, error_class)
+    """Whether `exc` is the gateway's refusal (its StripeError), as opposed to a failure of ours."""
+    return isinstance(exc, gw.StripeError)
 
 
-def stripe_failure(exc: Exception) -> ApiError:
-    """Stripe's refusal as Autumn's error body: the gateway's status (502 unless it says otherwise)."""
-    code = getattr(exc, "code", "")
+def stripe_failure(exc: stripe_gateway.StripeError) -> ApiError:
+    """Stripe's refusal as Autumn's error body, with the gateway's status (502, 503 or 504)."""
     return ApiError(
-        getattr(exc, "status", 502),
-        f"Stripe refused the request: {getattr(exc, 'message', str(exc))} Nothing was changed here.",
-        code if code == "stripe_not_connected" else "stripe_error",
+        exc.status,
+        f"Stripe refused the request: {exc.message} Nothing was changed here.",
+        exc.code if exc.code == "stripe_not_connected" else "stripe_error",
     )
