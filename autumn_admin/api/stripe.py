@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autumn_admin.api.errors import ApiError
-from billing import stripe_gateway
+from billing.stripe_io import config as stripe_gateway
 
 
 def gateway(env: str):

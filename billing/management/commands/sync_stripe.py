@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import stripe_gateway, stripe_sync
-from billing.stripe_config import KEY_SETTING
+from billing.stripe_io.backfill import backfill_customer, record_backfill, retry_failed_push
+from billing.stripe_io.client import StripeError
+from billing.stripe_io.config import KEY_SETTING, is_configured
 from customers.models import Customer, Env
 
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, customer=None, env=None, **options):
         envs = [env] if env else list(Env.values)
-        connected = [e for e in envs if stripe_gateway.is_configured(e)]
+        connected = [e for e in envs if is_configured(e)]
         if not connected:
             needed = " or ".join(KEY_SETTING[e] for e in envs)
             raise CommandError(f"Stripe is not connected{f' for {env}' if env else ''}: set {needed}.")
@@ -31,7 +32,7 @@ class Command(BaseCommand):
                 f"Skipping {skipped} customers: Stripe is not connected for {skipped} "
                 f"({KEY_SETTING[skipped]} is not set)."
             )
-        # Each customer is read with its own environment's key (stripe_gateway picks it from the customer).
+        # Each customer is read with its own environment's key (the Stripe client is picked from the customer).
         customers = Customer.objects.alive().exclude(stripe_id="").filter(env__in=connected)
         if customer:
             customers = customers.filter(customer_id=customer)
@@ -45,15 +46,15 @@ class Command(BaseCommand):
                 c = Customer.objects.get(pk=pk)
                 label = f"[{done}/{total}] {c.customer_id} ({c.env}, {c.stripe_id})"
                 try:
-                    result = stripe_sync.backfill_customer(c)
-                except stripe_gateway.StripeError as exc:
+                    result = backfill_customer(c)
+                except StripeError as exc:
                     failed += 1
-                    stripe_gateway.record_backfill(c, exc)
+                    record_backfill(c, exc)
                     self.stderr.write(f"{label}: {exc.message}")
                     continue
-                stripe_gateway.record_backfill(c, None)
+                record_backfill(c, None)
                 if c.stripe_sync_error:
-                    stripe_gateway.retry_failed_push(c)
+                    retry_failed_push(c)
                 self.stdout.write(f"{label}: {result.summary()}")
         except KeyboardInterrupt:
             raise CommandError(

@@ -1,4 +1,5 @@
-"""Which Stripe keys each environment uses, read once at start-up (settings.py) from the environment.
+"""Which Stripe key and webhook signing secret each environment uses: read and checked once at start-up
+(settings.py) from the environment, then looked up per environment by the rest of the package.
 
 Sandbox talks only to Stripe's test mode and live only to its live mode, each with its own secret key
 and webhook signing secret. A key whose prefix names the other mode, or no mode, stops the app from
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 KEY_PREFIXES = {"sandbox": ("sk_test_", "rk_test_"), "live": ("sk_live_", "rk_live_")}
@@ -18,6 +20,21 @@ MODE = {"sandbox": "test", "live": "live"}
 KEY_SETTING = {"sandbox": "STRIPE_TEST_SECRET_KEY", "live": "STRIPE_LIVE_SECRET_KEY"}
 WEBHOOK_SETTING = {"sandbox": "STRIPE_TEST_WEBHOOK_SECRET", "live": "STRIPE_LIVE_WEBHOOK_SECRET"}
 LEGACY_KEY, LEGACY_WEBHOOK = "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"
+
+
+def secret_key(env: str) -> str:
+    """The Stripe secret key of an environment ("" when it has none). Unknown environments raise KeyError."""
+    return getattr(settings, KEY_SETTING[env])
+
+
+def is_configured(env: str) -> bool:
+    """Whether the environment is connected to Stripe (has its key)."""
+    return bool(secret_key(env))
+
+
+def webhook_secret(env: str) -> str:
+    """The signing secret of the environment's Stripe webhook endpoint ("" when it has none)."""
+    return getattr(settings, WEBHOOK_SETTING[env])
 
 
 def key_env(key: str) -> str | None:
