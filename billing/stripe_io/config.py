@@ -73,27 +73,7 @@ def stripe_secrets(environ: Mapping[str, str]) -> dict[str, str]:
                 f"), but it is a {MODE[found]}-mode key: {env} talks to Stripe's {MODE[env]} mode only. "
                 f"Put the {MODE[found]}-mode key in {KEY_SETTING[found]}."
             )
-    legacy_key, legacy_hook = read(LEGACY_KEY), read(LEGACY_WEBHOOK)
-    if legacy_key:
-        env = _mode_of(LEGACY_KEY, legacy_key)
-        if keys[env] and keys[env] != legacy_key:
-            raise ImproperlyConfigured(
-                f"{LEGACY_KEY} and {KEY_SETTING[env]} both set the {env} Stripe key, to different keys. "
-                f"Keep {KEY_SETTING[env]} and remove {LEGACY_KEY}."
-            )
-        keys[env] = legacy_key
-        if legacy_hook:
-            if hooks[env] and hooks[env] != legacy_hook:
-                raise ImproperlyConfigured(
-                    f"{LEGACY_WEBHOOK} and {WEBHOOK_SETTING[env]} both set the {env} webhook signing secret, to "
-                    f"different secrets. Keep {WEBHOOK_SETTING[env]} and remove {LEGACY_WEBHOOK}."
-                )
-            hooks[env] = legacy_hook
-    elif legacy_hook:
-        raise ImproperlyConfigured(
-            f"{LEGACY_WEBHOOK} is the signing secret of the environment {LEGACY_KEY} names, and {LEGACY_KEY} "
-            f"is not set: use {WEBHOOK_SETTING['sandbox']} or {WEBHOOK_SETTING['live']} instead."
-        )
+    _fill_from_legacy(keys, hooks, legacy_key=read(LEGACY_KEY), legacy_hook=read(LEGACY_WEBHOOK))
     if hooks["sandbox"] and hooks["sandbox"] == hooks["live"]:
         raise ImproperlyConfigured(
             f"{WEBHOOK_SETTING['sandbox']} and {WEBHOOK_SETTING['live']} are the same secret. Stripe signs "
@@ -103,3 +83,29 @@ def stripe_secrets(environ: Mapping[str, str]) -> dict[str, str]:
         **{KEY_SETTING[env]: key for env, key in keys.items()},
         **{WEBHOOK_SETTING[env]: hook for env, hook in hooks.items()},
     }
+
+
+def _fill_from_legacy(keys: dict[str, str], hooks: dict[str, str], *, legacy_key: str, legacy_hook: str) -> None:
+    """STRIPE_SECRET_KEY (and STRIPE_WEBHOOK_SECRET) put in the environment the key's prefix names,
+    unless its new variable says otherwise."""
+    if not legacy_key:
+        if legacy_hook:
+            raise ImproperlyConfigured(
+                f"{LEGACY_WEBHOOK} is the signing secret of the environment {LEGACY_KEY} names, and {LEGACY_KEY} "
+                f"is not set: use {WEBHOOK_SETTING['sandbox']} or {WEBHOOK_SETTING['live']} instead."
+            )
+        return
+    env = _mode_of(LEGACY_KEY, legacy_key)
+    if keys[env] and keys[env] != legacy_key:
+        raise ImproperlyConfigured(
+            f"{LEGACY_KEY} and {KEY_SETTING[env]} both set the {env} Stripe key, to different keys. "
+            f"Keep {KEY_SETTING[env]} and remove {LEGACY_KEY}."
+        )
+    keys[env] = legacy_key
+    if legacy_hook:
+        if hooks[env] and hooks[env] != legacy_hook:
+            raise ImproperlyConfigured(
+                f"{LEGACY_WEBHOOK} and {WEBHOOK_SETTING[env]} both set the {env} webhook signing secret, to "
+                f"different secrets. Keep {WEBHOOK_SETTING[env]} and remove {LEGACY_WEBHOOK}."
+            )
+        hooks[env] = legacy_hook

@@ -281,6 +281,15 @@ def _product_for_subscription(sub: _Subscription, customer: Customer) -> Product
     return price.product if price else None
 
 
+def _subscribed(sub_id: str, env: str) -> CustomerProduct | None:
+    """The customer product of `env` linked to a Stripe subscription, locked."""
+    return (
+        CustomerProduct.objects.select_for_update()
+        .filter(stripe_subscription_id=sub_id, customer__in=_of_env(env))
+        .first()
+    )
+
+
 def _link_or_attach(sub: _Subscription, customer: Customer, status: str, reason: str) -> CustomerProduct | str:
     """The customer product of a subscription we haven't seen: the live one of its product not yet
     linked to Stripe, or a new one once Stripe says it is paid for."""
@@ -292,21 +301,26 @@ def _link_or_attach(sub: _Subscription, customer: Customer, status: str, reason:
         .filter(customer=customer, product=product, status__in=LIVE_PRODUCT_STATUSES, stripe_subscription_id="")
         .first()
     )
-    if cp is not None:
-        cp.stripe_subscription_id = sub.id
-        cp.save(update_fields=["stripe_subscription_id"])
-        audit_record(
-            actor=SYSTEM,
-            action=AuditAction.PRODUCT_STRIPE_LINK,
-            customer=customer,
-            target_type="product",
-            target_id=product.product_id,
-            after={"stripe_subscription_id": sub.id},
-            reason=reason,
-        )
-        return cp
-    if sub.status not in ATTACH_ON:
-        return "ignored"
+    if cp is None:
+        return _attach(sub, customer, product, status, reason) if sub.status in ATTACH_ON else "ignored"
+    cp.stripe_subscription_id = sub.id
+    cp.save(update_fields=["stripe_subscription_id"])
+    audit_record(
+        actor=SYSTEM,
+        action=AuditAction.PRODUCT_STRIPE_LINK,
+        customer=customer,
+        target_type="product",
+        target_id=product.product_id,
+        after={"stripe_subscription_id": sub.id},
+        reason=reason,
+    )
+    return cp
+
+
+def _attach(
+    sub: _Subscription, customer: Customer, product: Product, status: str, reason: str
+) -> CustomerProduct | str:
+    """The customer put on the subscription's product, linked to the subscription."""
     try:
         with transaction.atomic():
             return product_attach(
@@ -320,11 +334,7 @@ def _link_or_attach(sub: _Subscription, customer: Customer, status: str, reason:
             )
     except ServiceError as exc:
         # A concurrent delivery of the same subscription may have attached it just now.
-        cp = (
-            CustomerProduct.objects.select_for_update()
-            .filter(stripe_subscription_id=sub.id, customer__in=_of_env(customer.env))
-            .first()
-        )
+        cp = _subscribed(sub.id, customer.env)
         return cp if cp is not None else f"not attached: {exc.message}"
 
 
@@ -338,11 +348,7 @@ def apply_subscription(obj: dict, *, env: str, created: int, reason: str) -> str
     if status is None:
         return "ignored"
     with transaction.atomic():
-        cp = (
-            CustomerProduct.objects.select_for_update()
-            .filter(stripe_subscription_id=sub.id, customer__in=_of_env(env))
-            .first()
-        )
+        cp = _subscribed(sub.id, env)
         if cp is None:
             if CustomerProduct.objects.filter(stripe_subscription_id=sub.id).exists():
                 return _other_env("subscription", sub.id)
