@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from billing.stripe_config import stripe_secrets
+from billing.stripe_io.config import stripe_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing import rollup, stripe_gateway
+from billing import rollup
 from billing.intervals import add_intervals, next_after
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
@@ -34,6 +34,7 @@ from billing.models import (
     UsageType,
 )
 from billing.quantities import MAX_ABS, parse_quantity
+from billing.stripe_io import discounts as stripe_gateway
 from customers.audit import SYSTEM, Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, Invoice, Reward
 from billing.services import balance_set, balance_track, product_attach, reward_apply
+from billing.stripe_io.sync import apply_invoice
 from customers.formatting import format_day
 from customers.models import AuditEntry
 from customers.services import customer_create, customer_delete
@@ -580,7 +581,6 @@ def test_load_more_keeps_the_feature_filter(client, ops, busy, catalogue):
 
 def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops, customer, catalogue):
     from billing.services import customer_product_update
-    from billing.stripe_sync import apply_invoice
     from customers.services import customer_stripe_link
 
     cp = product_attach(customer=customer, product=catalogue["pro"], actor=ops)

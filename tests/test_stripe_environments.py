@@ -14,10 +14,10 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
-from billing import stripe_gateway
 from billing.models import CustomerProduct, Invoice, Reward, StripeEvent
 from billing.services import reward_apply
-from billing.stripe_config import stripe_secrets
+from billing.stripe_io import customers as stripe_gateway
+from billing.stripe_io.config import stripe_secrets
 from customers.models import ApiKey, AuditEntry, Customer
 from customers.services import api_key_create, customer_create, customer_update
 from tests.fake_stripe import LIVE_WEBHOOK_SECRET, WEBHOOK_SECRET, event, signed

@@ -7,10 +7,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from billing import stripe_gateway
 from billing.models import CustomerReward, Price, Product, Reward
 from billing.services import reward_apply, reward_remove
-from billing.stripe_gateway import StripeError, checkout_url_for, customer_delete_in_stripe
+from billing.stripe_io import backfill as stripe_gateway
+from billing.stripe_io.checkout import checkout_url_for
+from billing.stripe_io.client import StripeError
+from billing.stripe_io.customers import customer_delete_in_stripe
 from customers.errors import ServiceError
 from customers.models import AuditEntry, Customer
 from customers.services import customer_update

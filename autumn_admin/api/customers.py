@@ -32,9 +32,12 @@ from autumn_admin.api.serializers.customers import (
 )
 from autumn_admin.api.serializers.legacy import legacy_customer_json
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
+from billing.stripe_io.client import StripeError
+from billing.stripe_io.config import is_configured
+from billing.stripe_io.customers import customer_delete_everywhere
 from customers.errors import Conflict
 from customers.models import TEXT_FIELDS, Customer
-from customers.services import customer_create, customer_delete, customer_update
+from customers.services import customer_create, customer_update
 
 router = Router(tags=["customers"])
 
@@ -87,18 +90,19 @@ def _update(request: HttpRequest, customer_id: str, params, new_customer_id: str
 
 
 def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) -> dict:
-    reason = ""
-    gw = stripe.gateway(customer.env) if delete_in_stripe else None
-    if gw is not None and customer.stripe_id:
-        # Stripe first: if it refuses, nothing changes here (our soft delete can be undone, its deletion can't).
-        try:
-            gw.customer_delete_in_stripe(customer=customer, actor=request.api_key)
-        except Exception as exc:
-            if stripe.is_stripe_error(gw, exc):
-                raise stripe.stripe_failure(exc)
-            raise
-        reason = "Also deleted in Stripe (delete_in_stripe)."
-    customer_delete(customer=customer, actor=request.api_key, reason=reason)
+    # Without Stripe connected for its environment, delete_in_stripe is moot: the customer goes here only.
+    in_stripe = delete_in_stripe and bool(customer.stripe_id) and is_configured(customer.env)
+    try:
+        # All or nothing: if Stripe refuses, nothing is deleted here and the client can try again.
+        customer_delete_everywhere(
+            customer=customer,
+            actor=request.api_key,
+            reason="Also deleted in Stripe (delete_in_stripe)." if in_stripe else "",
+            delete_in_stripe=in_stripe,
+            all_or_nothing=True,
+        )
+    except StripeError as exc:
+        raise stripe.stripe_failure(exc)
     return {"success": True}
 
 

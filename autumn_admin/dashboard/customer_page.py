@@ -13,7 +13,6 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from billing import selectors as billing
-from billing import stripe_gateway
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
     CustomerProduct,
@@ -24,6 +23,7 @@ from billing.models import (
     Product,
 )
 from billing.money import format_money
+from billing.stripe_io.config import is_configured
 from customers.audit import AuditAction
 from customers.formatting import format_qty
 from customers.models import CUSTOMER_ID_PATTERN, AuditEntry, Customer, Env
@@ -364,7 +364,7 @@ def customer_page_context(
         "detail_fields": detail_fields(customer),
         "metadata_items": metadata_items(customer),
         "stripe_url": stripe_dashboard_url(customer),
-        "stripe_connected": stripe_gateway.is_configured(customer.env),
+        "stripe_connected": is_configured(customer.env),
     }
 
 

@@ -21,7 +21,6 @@ from autumn_admin.dashboard.forms.billing import BalanceEditForm, ProductCustomi
 from autumn_admin.dashboard.fragments import page_sections
 from autumn_admin.dashboard.permissions import APPLY_REWARD, CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
-from billing import stripe_gateway, stripe_sync
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price, StripeEvent
 from billing.quantities import parse_quantity
 from billing.selectors import UpcomingInvoice, upcoming_invoice
@@ -33,6 +32,9 @@ from billing.services import (
     reward_apply,
     reward_remove,
 )
+from billing.stripe_io import client as stripe_client
+from billing.stripe_io import sync as stripe_sync
+from billing.stripe_io import webhooks as stripe_webhooks
 from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
@@ -298,8 +300,10 @@ def stripe_webhook(request):
     """Stripe's events: verified by signature (the secret that verifies names the environment),
     applied once each, in any order, to that environment's customers only."""
     try:
-        event, signed_for = stripe_gateway.event_from_webhook(request.body, request.headers.get("Stripe-Signature", ""))
-    except stripe_gateway.WebhookRejected as exc:
+        event, signed_for = stripe_webhooks.event_from_webhook(
+            request.body, request.headers.get("Stripe-Signature", "")
+        )
+    except stripe_webhooks.WebhookRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     outcome = stripe_sync.process_event(event, signed_for=signed_for)
     return JsonResponse({"received": True, "event": event["id"], "outcome": outcome})
@@ -315,7 +319,7 @@ def stripe_status(request):
         request,
         "billing/stripe_status.html",
         {
-            "status": stripe_gateway.stripe_status(env),
+            "status": stripe_client.stripe_status(env),
             "webhook_url": request.build_absolute_uri("/webhooks/stripe"),
             "recent_events": StripeEvent.objects.filter(env=env).order_by("-received_at", "-id")[:10],
             "failing": failing[:50],

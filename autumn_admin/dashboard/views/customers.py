@@ -24,8 +24,8 @@ from autumn_admin.dashboard.permissions import (
     require_perm,
 )
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
-from billing import stripe_gateway
 from billing.models import LIVE_PRODUCT_STATUSES
+from billing.stripe_io import customers as stripe_gateway
 from customers.errors import ServiceError
 from customers.models import Customer, Env
 from customers.services import customer_delete, customer_restore, customer_update
