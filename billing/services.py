@@ -38,8 +38,9 @@ from customers.audit import SYSTEM, Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
 from customers.models import ApiKey, AuditEntry, Customer
-from customers.services import API_KEY_LAST_USED_RESOLUTION, validate_reason
+from customers.services.api_keys import API_KEY_LAST_USED_RESOLUTION
 from customers.stale import StaleForm, by_whom, last_change
+from customers.validation import require_reason
 
 ZERO = Decimal(0)
 UNSET = object()
@@ -53,11 +54,6 @@ def _balance_snapshot(balance: Balance) -> dict:
         "usage": balance.usage,
         "next_reset_at": balance.next_reset_at,
     }
-
-
-def require_reason(reason: str | None) -> str:
-    """Edits that change what a customer is charged need a reason, kept in the audit trail."""
-    return validate_reason(reason, required=True)
 
 
 # --- resets -------------------------------------------------------------------------------------

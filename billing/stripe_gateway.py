@@ -46,7 +46,7 @@ from billing.stripe_config import KEY_SETTING, MODE, WEBHOOK_SETTING, key_env
 from customers.audit import AuditAction, audit_record
 from customers.errors import ServiceError
 from customers.models import AuditEntry, Customer
-from customers.services import customer_stripe_link
+from customers.services.customers import customer_stripe_link
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from billing.stripe_config import MODE, WEBHOOK_SETTING
 from customers.audit import SYSTEM, AuditAction, audit_record
 from customers.errors import ServiceError
 from customers.models import Customer, Env
-from customers.services import customer_stripe_link
+from customers.services.customers import customer_stripe_link
 
 # When two events carry the same second, the later stage of an invoice's life wins.
 INVOICE_STAGE = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}

@@ -10,7 +10,7 @@ CUSTOMER_ID_MAX_LENGTH = 255
 
 # A customer's details as people and the API name them: the one list the forms, pages and API read.
 DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
-# Its free-text details (limits in customers/services.py), and what a search looks through.
+# Its free-text details (limits in customers/validation.py), and what a search looks through.
 TEXT_FIELDS = ("name", "email", "fingerprint")
 SEARCHED_FIELDS = ("customer_id", *TEXT_FIELDS)
 

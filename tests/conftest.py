@@ -134,7 +134,7 @@ def catalogue(db):
 @pytest.fixture
 def customer(db, catalogue):
     """Acme Corp, in sandbox, on the free plan (the default product)."""
-    from customers.services import customer_create
+    from customers.services.customers import customer_create
 
     return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp", email="ada@acme.test")
 

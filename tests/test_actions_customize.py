@@ -10,7 +10,7 @@ from billing.models import Balance, CustomerProduct, Price, Product
 from billing.services import balance_set, balance_track, product_attach, product_customize
 from customers.errors import ServiceError
 from customers.models import AuditEntry
-from customers.services import customer_create
+from customers.services.customers import customer_create
 from tests.helpers import customize_basis, page_text
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from billing.models import Balance, CustomerProduct, CustomerReward, Event, Invoice
 from billing.services import balance_set, balance_track, product_attach, reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services import customer_create, customer_delete
+from customers.services.customers import customer_create, customer_delete
 from tests.helpers import page_text
 
 DELETE = "/customers/acme_corp/delete/"

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from billing.models import Balance, CustomerReward
 from billing.services import balance_track
 from customers.models import AuditEntry, Customer
-from customers.services import customer_update
+from customers.services.customers import customer_update
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

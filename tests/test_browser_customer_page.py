@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from billing.models import Invoice, Reward
 from billing.services import balance_track, product_attach, reward_apply
-from customers.services import customer_create
+from customers.services.customers import customer_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser

@@ -16,7 +16,7 @@ from billing.models import Balance, CustomerProduct, Invoice, Reward
 from billing.services import balance_set, balance_track, product_attach, reward_apply
 from customers.formatting import format_day
 from customers.models import AuditEntry
-from customers.services import customer_create, customer_delete
+from customers.services.customers import customer_create, customer_delete
 from tests.html import element, page_of, text
 
 URL = "/customers/acme_corp/"
@@ -581,7 +581,7 @@ def test_load_more_keeps_the_feature_filter(client, ops, busy, catalogue):
 def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops, customer, catalogue):
     from billing.services import customer_product_update
     from billing.stripe_sync import apply_invoice
-    from customers.services import customer_stripe_link
+    from customers.services.customers import customer_stripe_link
 
     cp = product_attach(customer=customer, product=catalogue["pro"], actor=ops)
     customer_stripe_link(customer=customer, stripe_id="cus_Q1", actor=ops)

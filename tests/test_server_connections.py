@@ -19,7 +19,7 @@ from django.db import connection
 from bench.loadgen import get, post_json, send
 from bench.server import free_port, server_env
 from billing.models import Event
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 
 pytestmark = [
     pytest.mark.postgres,

@@ -83,7 +83,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client, db):
 def test_two_deliveries_of_one_event_at_once_apply_it_once(catalogue, settings):
     from django.db import connection
 
-    from customers.services import customer_create
+    from customers.services.customers import customer_create
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite's in-memory test database locks whole tables across threads")

@@ -19,7 +19,8 @@ from billing.models import CustomerProduct, Invoice, Reward, StripeEvent
 from billing.services import reward_apply
 from billing.stripe_config import stripe_secrets
 from customers.models import ApiKey, AuditEntry, Customer
-from customers.services import api_key_create, customer_create, customer_update
+from customers.services.api_keys import api_key_create
+from customers.services.customers import customer_create, customer_update
 from tests.fake_stripe import LIVE_WEBHOOK_SECRET, WEBHOOK_SECRET, event, signed
 
 ROOT = Path(__file__).resolve().parent.parent

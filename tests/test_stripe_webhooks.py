@@ -358,7 +358,7 @@ def test_a_subscription_known_only_by_its_price_never_takes_another_customers_cu
     client, linked, catalogue, webhook_secret
 ):
     from billing.services import product_attach, product_customize
-    from customers.services import customer_create
+    from customers.services.customers import customer_create
 
     catalogue["pro"].prices.filter(type="fixed").update(stripe_price_id="price_pro")
     other = customer_create(env="live", customer_id="globex", actor=None)

@@ -28,7 +28,7 @@ from autumn_admin.api.serializers import customer_json, load_customer, load_cust
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
 from customers.errors import Conflict
 from customers.models import Customer
-from customers.services import customer_create, customer_delete, customer_update
+from customers.services.customers import customer_create, customer_delete, customer_update
 
 router = Router(tags=["customers"])
 

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJso
 from billing.quantities import parse_quantity
 from customers.errors import ServiceError
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
-from customers.services import REASON_MAX_LENGTH, TEXT_LIMITS, validate_customer_id, validate_metadata
+from customers.validation import REASON_MAX_LENGTH, TEXT_LIMITS, validate_customer_id, validate_metadata
 
 # --- value types --------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from autumn_admin.api.main import api, parse_json_body
 from autumn_admin.api.schemas import TrackParams
 from autumn_admin.api.serializers import track_json
 from billing.services import balance_track_by_key
-from customers.services import api_key_hash
+from customers.services.api_keys import api_key_hash
 
 PATH = "balances.track"
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from billing.models import Balance, CustomerProduct, Reward
 from billing.services import product_attach, reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services import customer_restore
+from customers.services.customers import customer_restore
 
 CUSTOMER_KEYS = {
     "id",

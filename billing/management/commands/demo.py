@@ -29,7 +29,7 @@ from billing.models import (
 )
 from billing.services import balance_add, balance_set, product_attach, reward_apply
 from customers.models import Customer
-from customers.services import customer_create
+from customers.services.customers import customer_create
 
 FIRST = [
     "Ada",

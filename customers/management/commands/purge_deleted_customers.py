@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from customers.models import Customer
-from customers.services import customers_purge
+from customers.services.customers import customers_purge
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
