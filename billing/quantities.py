@@ -6,6 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from customers.errors import ServiceError
 
+ZERO = Decimal(0)
 MAX_ABS = Decimal(10) ** 15
 MAX_DECIMALS = 6
 

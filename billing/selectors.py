@@ -35,7 +35,7 @@ from billing.models import (
     RewardType,
 )
 from billing.money import billable_units, format_money, round_minor
-from billing.services import FeatureBalance, balances_reset_due
+from billing.services.balances import FeatureBalance, balances_reset_due
 from customers.audit import AuditAction
 from customers.formatting import format_day, format_qty
 from customers.models import AuditEntry, Customer
@@ -161,7 +161,7 @@ def customer_balances(customer: Customer, *, now: datetime | None = None) -> lis
     """
     now = now or timezone.now()
     balances = list(_balances_query(customer))
-    due = any(b.resets and b.next_reset_at is not None and b.next_reset_at <= now for b in balances)
+    due = any(b.is_due(now) for b in balances)
     if due and balances_reset_due(customer=customer, now=now):
         balances = list(_balances_query(customer))
     return balances

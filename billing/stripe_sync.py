@@ -30,7 +30,7 @@ from billing.models import (
     Product,
     StripeEvent,
 )
-from billing.services import customer_product_update, product_attach
+from billing.services.products import customer_product_update, product_attach
 from billing.stripe_config import MODE, WEBHOOK_SETTING
 from customers.audit import SYSTEM, AuditAction, audit_record
 from customers.errors import ServiceError

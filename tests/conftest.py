@@ -151,7 +151,7 @@ def _fast_password_hashing(settings):
 @pytest.fixture
 def acme_on_scale(customer, catalogue):
     """Acme Corp moved to Scale: API calls allow overage at $1.00 per 1,000; messages don't."""
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     product_attach(customer=customer, product=catalogue["scale"], actor=None)
     return customer

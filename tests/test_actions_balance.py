@@ -9,7 +9,9 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Balance, Product, ProductItem
-from billing.services import balance_set, balance_track, product_attach
+from billing.services.balances import balance_set
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from customers.models import AuditEntry
 from tests.helpers import page_text
 

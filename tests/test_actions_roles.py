@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
-from billing.services import reward_apply
+from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services.customers import customer_create, customer_delete
 from tests.helpers import customize_basis, page_text

@@ -7,7 +7,7 @@ from django.apps import apps
 from django.contrib import admin
 
 from billing.models import Balance, CustomerProduct, Feature, Price, ProductItem, Reward
-from billing.services import balance_add
+from billing.services.balances import balance_add
 from customers.audited_admin import AuditedAdmin
 from customers.models import ApiKey, AuditEntry, Customer
 from customers.services.customers import customer_create

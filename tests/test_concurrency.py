@@ -8,7 +8,9 @@ from django.db import connection, connections
 from django.db.models import Sum
 
 from billing.models import Balance, DailyUsage, Event
-from billing.services import balance_add, balance_track, product_attach
+from billing.services.balances import balance_add
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from customers.models import AuditEntry
 
 pytestmark = [

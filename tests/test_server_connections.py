@@ -146,7 +146,7 @@ def burst(port: int, raw_key: str) -> list[int]:
 
 @pytest.fixture
 def served_customer(customer, catalogue, ops):
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     product_attach(customer=customer, product=catalogue["scale"], actor=ops)  # api_calls with overage
     return api_key_create(env="sandbox", name="Burst", actor=ops)[1]

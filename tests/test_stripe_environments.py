@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 
 from billing import stripe_gateway
 from billing.models import CustomerProduct, Invoice, Reward, StripeEvent
-from billing.services import reward_apply
+from billing.services.rewards import reward_apply
 from billing.stripe_config import stripe_secrets
 from customers.models import ApiKey, AuditEntry, Customer
 from customers.services.api_keys import api_key_create

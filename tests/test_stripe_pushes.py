@@ -9,7 +9,7 @@ from django.db import connection, transaction
 
 from billing import stripe_gateway
 from billing.models import CustomerReward, Price, Product, Reward
-from billing.services import reward_apply, reward_remove
+from billing.services.rewards import reward_apply, reward_remove
 from billing.stripe_gateway import StripeError, checkout_url_for, customer_delete_in_stripe
 from customers.errors import ServiceError
 from customers.models import AuditEntry, Customer

@@ -21,16 +21,8 @@ from autumn_admin.api.schemas import (
 from autumn_admin.api.serializers import balance_id, balance_json, flag_json, from_ms, track_json
 from billing.models import Balance, FeatureType, Interval
 from billing.quantities import to_number
-from billing.services import (
-    UNSET,
-    FeatureBalance,
-    balance_add,
-    balance_check,
-    balance_create,
-    balance_set,
-    balance_track,
-    feature_for_track,
-)
+from billing.services.balances import UNSET, FeatureBalance, balance_add, balance_check, balance_create, balance_set
+from billing.services.track import balance_track, feature_for_track
 
 router = Router(tags=["balances"])
 

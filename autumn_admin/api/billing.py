@@ -13,7 +13,7 @@ from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, product_or_404
 from autumn_admin.api.schemas import AttachOut, AttachParams, ErrorOut, LegacyAttachOut, LegacyAttachParams
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, Product
-from billing.services import product_attach
+from billing.services.products import product_attach
 from billing.stripe_config import KEY_SETTING
 from customers.audit import AuditAction, audit_record
 

@@ -25,7 +25,7 @@ from billing.models import (
 )
 from billing.money import decimals_of
 from billing.quantities import to_number
-from billing.services import FeatureBalance, balances_reset_due
+from billing.services.balances import FeatureBalance, balances_reset_due
 from customers.models import Customer
 
 SHOWN_PRODUCT_STATUSES = (

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Balance, DailyUsage, Event
-from billing.services import balance_create, product_attach
+from billing.services.balances import balance_create
+from billing.services.products import product_attach
 from customers.models import ApiKey
 from customers.services.api_keys import api_key_revoke
 from customers.services.customers import customer_create, customer_delete

@@ -25,14 +25,9 @@ from billing import stripe_gateway, stripe_sync
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price, StripeEvent
 from billing.quantities import parse_quantity
 from billing.selectors import UpcomingInvoice, upcoming_invoice
-from billing.services import (
-    balance_add,
-    balance_set,
-    balances_reset_due,
-    product_customize,
-    reward_apply,
-    reward_remove,
-)
+from billing.services.balances import balance_add, balance_set, balances_reset_due
+from billing.services.products import product_customize
+from billing.services.rewards import reward_apply, reward_remove
 from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty

@@ -27,7 +27,9 @@ from billing.models import (
     ProductItem,
     Reward,
 )
-from billing.services import balance_add, balance_set, product_attach, reward_apply
+from billing.services.balances import balance_add, balance_set
+from billing.services.products import product_attach
+from billing.services.rewards import reward_apply
 from customers.models import Customer
 from customers.services.customers import customer_create
 
