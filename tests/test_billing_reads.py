@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from billing.intervals import add_intervals
+from billing.invoice_preview import upcoming_invoice
 from billing.models import Balance, CustomerProduct, Reward
 from billing.money import format_money
-from billing.selectors import upcoming_invoice
 from billing.services.products import product_attach
 from billing.services.rewards import reward_apply
 from billing.services.track import balance_track
