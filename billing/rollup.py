@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.apps import apps as django_apps
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
@@ -66,10 +67,8 @@ def rebuild(*, apps=None) -> int:
     """Recompute every customer's daily usage from the events, in TIME_ZONE (the zone tracks write in).
     Tracks that arrive meanwhile wait for the rebuild's commit, then add to the new rows. `apps`: a
     migration's historical models."""
-    from django.apps import apps as current_apps
-
     migrating = apps is not None
-    apps = apps or current_apps
+    apps = apps or django_apps
     DailyUsage, Event, UsageRollup = (
         apps.get_model("billing", name) for name in ("DailyUsage", "Event", "UsageRollup")
     )

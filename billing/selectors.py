@@ -264,10 +264,8 @@ class RewardRow:
             return f"{format_money(r.value, r.currency)} off"
         if r.type == RewardType.FREE_PRODUCT:
             return f"Free {r.free_product.name}" if r.free_product_id else "Free product"
-        if r.type == RewardType.FEATURE_GRANT:
-            name = r.grant_feature.name if r.grant_feature_id else "units"
-            return f"+{format_qty(r.value)} {name}"
-        return r.get_type_display()
+        name = r.grant_feature.name if r.grant_feature_id else "units"  # the last type: a feature grant
+        return f"+{format_qty(r.value)} {name}"
 
     @property
     def duration(self) -> str:

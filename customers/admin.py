@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from customers.audited_admin import ADMIN_REASON, AuditedAdmin, ReadOnlyAdmin
 from customers.errors import ServiceError
-from customers.models import ApiKey, AuditEntry, Customer, IdempotencyRecord
+from customers.models import SEARCHED_FIELDS, ApiKey, AuditEntry, Customer, IdempotencyRecord
 from customers.services.customers import customer_update
 from customers.validation import EDITABLE_FIELDS, clean_customer_fields
 
@@ -34,7 +34,7 @@ class CustomerAdmin(AuditedAdmin):
     form = CustomerAdminForm
     list_display = ("customer_id", "name", "email", "env", "created_at", "deleted_at")
     list_filter = ("env", ("deleted_at", admin.EmptyFieldListFilter))
-    search_fields = ("customer_id", "name", "email", "fingerprint")
+    search_fields = SEARCHED_FIELDS
     readonly_fields = (
         "customer_id",
         "env",

@@ -27,6 +27,10 @@ class CustomerQuerySet(models.QuerySet):
     def deleted(self):
         return self.filter(deleted_at__isnull=False)
 
+    def deleted_before(self, moment):
+        """Customers deleted before `moment`: those a purge removes for good."""
+        return self.deleted().filter(deleted_at__lt=moment)
+
     def search(self, text: str):
         """Customers whose id, name, email or fingerprint contains `text`, whatever its case."""
         text = text.strip()
@@ -117,10 +121,6 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
 
 class IdempotencyRecord(models.Model):

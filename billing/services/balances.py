@@ -79,6 +79,11 @@ def balances_reset_due(*, customer: Customer | None = None, now: datetime | None
             return count
 
 
+def first_reset(interval: str, interval_count: int, now: datetime) -> datetime | None:
+    """When a new balance first resets: one interval from now, or never (lifetime)."""
+    return None if interval == Interval.LIFETIME else add_intervals(now, interval, interval_count)
+
+
 # --- per feature: what the balances add up to, and the check ---------------------------------------
 
 
@@ -307,7 +312,7 @@ def balance_create(
         overage_allowed=overage_allowed,
         interval=interval,
         interval_count=interval_count,
-        next_reset_at=None if interval == Interval.LIFETIME else add_intervals(now, interval, interval_count),
+        next_reset_at=first_reset(interval, interval_count, now),
     )
     audit_record(
         actor=actor,

@@ -23,7 +23,7 @@ from billing.models import (
     UsageType,
 )
 from billing.quantities import ZERO, parse_quantity
-from billing.services.balances import reset_if_due
+from billing.services.balances import first_reset, reset_if_due
 from customers.audit import Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
@@ -197,8 +197,9 @@ def _create_balances(
         if remaining < 0 and not item.overage_allowed:
             remaining = ZERO
         interval = Interval.LIFETIME if lifetime else item.interval
-        next_reset_at = None if lifetime else add_intervals(now, item.interval, item.interval_count)
-        next_reset_at = kept_resets.get((feature.pk, interval, item.interval_count), next_reset_at)
+        next_reset_at = kept_resets.get(
+            (feature.pk, interval, item.interval_count), first_reset(interval, item.interval_count, now)
+        )
         Balance.objects.create(
             customer=cp.customer,
             feature=feature,

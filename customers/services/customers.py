@@ -16,6 +16,10 @@ from customers.stale import MISSING, StaleForm, by_whom, last_change, quoted
 from customers.validation import clean_customer_fields, validate_customer_id, validate_metadata, validate_reason
 
 
+def _id_taken(customer_id: str, *, field: str) -> Conflict:
+    return Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field=field)
+
+
 def _snapshot(customer: Customer, keys) -> dict:
     return {k: getattr(customer, "customer_id" if k == "id" else k) for k in keys}
 
@@ -28,12 +32,12 @@ def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults
     customer_id = validate_customer_id(customer_id)
     clean = clean_customer_fields(fields)
     if Customer.objects.alive().filter(env=env, customer_id=customer_id).exists():
-        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field="id")
+        raise _id_taken(customer_id, field="id")
     try:
         with transaction.atomic():
             customer = Customer.objects.create(env=env, customer_id=customer_id, **clean)
-    except IntegrityError:
-        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field="id")
+    except IntegrityError:  # created meanwhile by a concurrent request
+        raise _id_taken(customer_id, field="id")
     audit_record(
         actor=actor,
         action=AuditAction.CUSTOMER_CREATE,
@@ -81,11 +85,7 @@ def customer_update(
         if new_id != locked.customer_id:
             taken = Customer.objects.alive().filter(env=locked.env, customer_id=new_id).exclude(pk=locked.pk)
             if taken.exists():
-                raise Conflict(
-                    f"A customer with id {new_id!r} already exists.",
-                    code="duplicate_customer_id",
-                    field="new_customer_id",
-                )
+                raise _id_taken(new_id, field="new_customer_id")
             clean["customer_id"] = new_id
     changed = {k: v for k, v in clean.items() if getattr(locked, k) != v}
     if not changed:
@@ -238,7 +238,7 @@ def customer_restore(*, customer: Customer, actor: Actor) -> Customer:
 def customers_purge(*, older_than: datetime, actor: Actor) -> int:
     """Remove for good the customers deleted before `older_than`. Their audit entries stay."""
     purged = 0
-    for pk in Customer.objects.deleted().filter(deleted_at__lt=older_than).values_list("pk", flat=True):
+    for pk in Customer.objects.deleted_before(older_than).values_list("pk", flat=True):
         with transaction.atomic():
             customer = Customer.objects.select_for_update().filter(pk=pk, deleted_at__lt=older_than).first()
             if customer is None:
