@@ -156,7 +156,7 @@ def catalogue(db):
 @pytest.fixture
 def customer(db, catalogue):
     """Acme Corp, in sandbox, on the free plan (the default product)."""
-    from customers.services import customer_create
+    from customers.services.customers import customer_create
 
     return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp", email="ada@acme.test")
 
@@ -173,7 +173,7 @@ def _fast_password_hashing(settings):
 @pytest.fixture
 def acme_on_scale(customer, catalogue):
     """Acme Corp moved to Scale: API calls allow overage at $1.00 per 1,000; messages don't."""
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     product_attach(customer=customer, product=catalogue["scale"], actor=None)
     return customer

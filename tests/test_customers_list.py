@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import CustomerProduct
-from billing.services import product_attach
+from billing.services.products import product_attach
 from customers.models import Customer
-from customers.services import customer_create, customer_delete
+from customers.services.customers import customer_create, customer_delete
 from tests.html import element, page_of, text
 
 LIST = "/customers/"

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from billing.models import CustomerProduct, Invoice
 from billing.stripe_io import sync as stripe_sync
 from customers.models import AuditEntry, Customer
-from customers.services import customer_create
+from customers.services.customers import customer_create
 
 
 def link(customer, fake_stripe) -> str:

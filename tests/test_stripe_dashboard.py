@@ -81,7 +81,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client, db):
 @pytest.mark.postgres("SQLite's in-memory test database locks whole tables across threads")
 @pytest.mark.django_db(transaction=True)
 def test_two_deliveries_of_one_event_at_once_apply_it_once(catalogue, settings):
-    from customers.services import customer_create
+    from customers.services.customers import customer_create
 
     settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
     customer = customer_create(env="sandbox", customer_id="acme_corp", actor=None)

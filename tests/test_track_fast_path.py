@@ -10,7 +10,9 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Balance, Event
-from billing.services import _deduct, balance_create, balance_track, product_attach
+from billing.services.balances import balance_create
+from billing.services.products import product_attach
+from billing.services.track import _deduct, balance_track
 from customers.models import AuditEntry
 
 pytestmark = pytest.mark.postgres("the one-statement path is PostgreSQL's")

@@ -20,15 +20,8 @@ from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, t
 from autumn_admin.api.units import from_ms
 from billing.models import Balance, Feature, FeatureType, Interval
 from billing.quantities import to_number
-from billing.services import (
-    UNSET,
-    balance_add,
-    balance_check,
-    balance_create,
-    balance_set,
-    balance_track,
-    feature_for_track,
-)
+from billing.services.balances import UNSET, balance_add, balance_check, balance_create, balance_set
+from billing.services.track import balance_track, feature_for_track
 from customers.models import Customer
 
 router = Router(tags=["balances"])

@@ -15,7 +15,7 @@ from autumn_admin.api.schemas.billing import AttachOut, AttachParams
 from autumn_admin.api.schemas.common import STRIPE_ERRORS
 from autumn_admin.api.schemas.legacy import LegacyAttachOut, LegacyAttachParams
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, Product
-from billing.services import product_attach
+from billing.services.products import product_attach
 from billing.stripe_io.checkout import checkout_create
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import KEY_SETTING, is_configured

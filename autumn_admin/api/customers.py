@@ -37,7 +37,7 @@ from billing.stripe_io.config import is_configured
 from billing.stripe_io.customers import customer_delete_everywhere
 from customers.errors import Conflict
 from customers.models import TEXT_FIELDS, Customer
-from customers.services import customer_create, customer_update
+from customers.services.customers import customer_create, customer_update
 
 router = Router(tags=["customers"])
 

@@ -27,8 +27,8 @@ from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from autumn_admin.api.main import api, parse_json_body
 from autumn_admin.api.schemas.balances import TrackParams, quantity_or_one
 from autumn_admin.api.serializers.balances import track_json
-from billing.services import balance_track_by_key
-from customers.services import api_key_hash
+from billing.services.track import balance_track_by_key
+from customers.services.api_keys import api_key_hash
 
 PATH = "balances.track"
 

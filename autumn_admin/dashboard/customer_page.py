@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from billing import selectors as billing
+from billing.invoice_preview import upcoming_invoice
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
     CustomerProduct,
@@ -24,6 +25,7 @@ from billing.models import (
 )
 from billing.money import format_money
 from billing.stripe_io.config import is_configured
+from billing.usage_graph import HISTORY_MARKS_LIMIT, balance_marks_query, history_start, usage_history
 from customers.audit import AuditAction
 from customers.formatting import format_qty
 from customers.models import CUSTOMER_ID_PATTERN, AuditEntry, Customer, Env
@@ -263,11 +265,11 @@ def page_audit_entries(customer: Customer, *, since: datetime, limit: int = ACTI
     """The page's audit trail in one query, newest first: the latest `limit` entries (Activity)
     and the balance resets and edits since `since` (the graphs' markers)."""
     latest = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id").values("pk")[:limit]
-    wanted = Q(pk__in=latest) | billing.balance_marks_query(customer, since)
+    wanted = Q(pk__in=latest) | balance_marks_query(customer, since)
     return list(
         AuditEntry.objects.filter(customer=customer)
         .filter(wanted)
-        .order_by("-created_at", "-id")[: limit + billing.HISTORY_MARKS_LIMIT]
+        .order_by("-created_at", "-id")[: limit + HISTORY_MARKS_LIMIT]
     )
 
 
@@ -319,11 +321,11 @@ def customer_page_context(
     rows = billing.product_rows(cps)
     live_rows = [r for r in rows if r.cp.status != CustomerProductStatus.EXPIRED]
     features = {b.feature_id: b.feature for b in balances}
-    audit = page_audit_entries(customer, since=billing.history_start(now))
-    history = billing.usage_history(customer, features=list(features.values()), now=now, audit_entries=audit)
+    audit = page_audit_entries(customer, since=history_start(now))
+    history = usage_history(customer, features=list(features.values()), now=now, audit_entries=audit)
     frows = billing.feature_rows(balances, history)
     rewards = billing.customer_rewards(customer, now=now)
-    upcoming = billing.upcoming_invoice(customer, cps=cps, balances=balances, rewards=rewards, now=now)
+    upcoming = upcoming_invoice(customer, cps=cps, balances=balances, rewards=rewards, now=now)
 
     event_feature = params.get("events_feature", "").strip()[:255]
     events = billing.events_page(customer, before=params.get("events_before") or None, feature_id=event_feature or None)

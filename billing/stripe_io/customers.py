@@ -12,7 +12,8 @@ from billing.stripe_io.client import StripeError, call, client, idempotency_key
 from billing.stripe_io.config import is_configured
 from customers.audit import AuditAction
 from customers.models import AuditEntry, Customer
-from customers.services import customer_delete, customer_stripe_link, validate_reason
+from customers.services.customers import customer_delete, customer_stripe_link
+from customers.validation import validate_reason
 
 # Labels that start each kind of message in Customer.stripe_sync_error; a success clears its own kind.
 DETAILS = "Name and email not sent to Stripe"

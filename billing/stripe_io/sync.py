@@ -29,7 +29,7 @@ from billing.models import (
     Product,
     StripeEvent,
 )
-from billing.services import customer_product_update, product_attach
+from billing.services.products import customer_product_update, product_attach
 from billing.stripe_io.config import MODE, WEBHOOK_SETTING
 from billing.stripe_io.fields import (
     Malformed,
@@ -46,7 +46,7 @@ from billing.stripe_io.fields import (
 from customers.audit import SYSTEM, AuditAction, audit_record
 from customers.errors import ServiceError
 from customers.models import Customer, Env
-from customers.services import customer_stripe_link
+from customers.services.customers import customer_stripe_link
 
 # When two events carry the same second, the later stage of an invoice's life wins.
 INVOICE_STAGE = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}

@@ -16,7 +16,7 @@ from django.utils import timezone
 from autumn_admin.api import balances as balances_api
 from billing.models import Balance, Event
 from customers.models import Customer, IdempotencyRecord
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 from tests.api.conftest import ApiClient
 
 TRACK = {"customer_id": "acme_corp", "feature_id": "messages", "value": 5}

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from billing.models import CustomerProduct, Reward
-from billing.services import reward_apply
+from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services import customer_create
+from customers.services.customers import customer_create
 
 
 @pytest.fixture

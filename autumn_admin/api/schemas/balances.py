@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from autumn_admin.api.schemas.common import CustomerId, EpochMs, Number, Omittable, Params, Slug
 from billing.quantities import parse_quantity
 from customers.errors import ServiceError
-from customers.services import REASON_MAX_LENGTH
+from customers.validation import REASON_MAX_LENGTH
 
 JSON_OBJECT_MAX_CHARS = 65536
 

@@ -19,7 +19,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from autumn_admin.api.units import MAX_EPOCH_MS
 from customers.errors import ServiceError
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
-from customers.services import validate_customer_id
+from customers.validation import validate_customer_id
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from autumn_admin.api.schemas.balances import BalanceOut, FlagOut
 from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, PageParams, Params, PlanVersion, Slug
 from autumn_admin.api.schemas.invoices import InvoiceOut
 from customers.errors import ServiceError
-from customers.services import TEXT_LIMITS, validate_metadata
+from customers.validation import TEXT_LIMITS, validate_metadata
 
 Name = Annotated[str, Field(max_length=TEXT_LIMITS["name"])]
 Email = Annotated[str, Field(max_length=TEXT_LIMITS["email"])]

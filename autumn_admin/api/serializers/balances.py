@@ -9,7 +9,7 @@ from decimal import Decimal
 from autumn_admin.api.units import major_units, ms
 from billing.models import Balance, Feature, FeatureType, Interval, Price
 from billing.quantities import to_number
-from billing.services import FeatureBalance
+from billing.services.balances import FeatureBalance
 from customers.models import Customer
 
 

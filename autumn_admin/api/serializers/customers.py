@@ -20,7 +20,7 @@ from billing.models import (
     Interval,
 )
 from billing.quantities import to_number
-from billing.services import balances_reset_due
+from billing.services.balances import balances_reset_due
 from customers.models import Customer
 
 # A customer's products the API shows: the live ones (subscription_status "active") and the scheduled ones.

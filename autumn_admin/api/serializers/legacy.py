@@ -7,7 +7,7 @@ from autumn_admin.api.serializers.customers import customer_json
 from autumn_admin.api.units import ms
 from billing.models import CustomerProduct, Feature, FeatureType, UsageType
 from billing.quantities import to_number
-from billing.services import FeatureBalance
+from billing.services.balances import FeatureBalance
 from customers.models import Customer
 
 

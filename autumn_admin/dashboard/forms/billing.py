@@ -9,9 +9,8 @@ from django import forms
 
 from billing.models import DISCOUNT_REWARD_TYPES, Feature, FeatureType, Interval, Reward, UsageType
 from billing.quantities import parse_quantity
-from billing.services import require_reason
 from customers.errors import ServiceError
-from customers.services import REASON_MAX_LENGTH
+from customers.validation import REASON_MAX_LENGTH, require_reason
 
 
 def _quantity(raw, label: str, *, allow_negative: bool = True) -> Decimal:

@@ -8,7 +8,7 @@ from django import forms
 
 from customers.errors import ServiceError
 from customers.models import Customer
-from customers.services import REASON_MAX_LENGTH
+from customers.validation import REASON_MAX_LENGTH
 
 # The Details fields that can be edited in place, with how they are labelled.
 DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from autumn_admin.dashboard.environment import current_env
 from customers.errors import ServiceError
 from customers.models import ApiKey, Env
-from customers.services import API_KEY_NAME_MAX_LENGTH, api_key_create, api_key_revoke
+from customers.services.api_keys import API_KEY_NAME_MAX_LENGTH, api_key_create, api_key_revoke
 
 PERM = "customers.manage_api_keys"
 

@@ -21,17 +21,12 @@ from autumn_admin.dashboard.forms.billing import BalanceEditForm, ProductCustomi
 from autumn_admin.dashboard.fragments import page_sections
 from autumn_admin.dashboard.permissions import APPLY_REWARD, CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
+from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerReward, Price, StripeEvent
 from billing.quantities import parse_quantity
-from billing.selectors import UpcomingInvoice, upcoming_invoice
-from billing.services import (
-    balance_add,
-    balance_set,
-    balances_reset_due,
-    product_customize,
-    reward_apply,
-    reward_remove,
-)
+from billing.services.balances import balance_add, balance_set, balances_reset_due
+from billing.services.products import product_customize
+from billing.services.rewards import reward_apply, reward_remove
 from billing.stripe_io import client as stripe_client
 from billing.stripe_io import sync as stripe_sync
 from billing.stripe_io import webhooks as stripe_webhooks

@@ -28,7 +28,7 @@ from billing.models import LIVE_PRODUCT_STATUSES
 from billing.stripe_io import customers as stripe_gateway
 from customers.errors import ServiceError
 from customers.models import Customer, Env
-from customers.services import customer_delete, customer_restore, customer_update
+from customers.services.customers import customer_delete, customer_restore, customer_update
 from customers.stale import StaleForm
 
 LIST_PAGE_SIZE = 50
