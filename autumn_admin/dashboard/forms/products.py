@@ -1,4 +1,5 @@
-"""Dashboard forms for balances, rewards and custom products. They validate input; services enforce rules."""
+"""Customize's form: new allowances for a customer's product, and one feature it lacks, over the
+figures it showed."""
 
 from __future__ import annotations
 
@@ -7,97 +8,9 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from billing.models import DISCOUNT_REWARD_TYPES, Feature, FeatureType, Interval, Reward, UsageType
-from billing.quantities import parse_quantity
-from billing.services import require_reason
-from customers.errors import ServiceError
+from autumn_admin.dashboard.forms.service_errors import ServiceErrorsMixin, quantity, required_reason
+from billing.models import Feature, FeatureType, Interval, UsageType
 from customers.services import REASON_MAX_LENGTH
-
-
-def _quantity(raw, label: str, *, allow_negative: bool = True) -> Decimal:
-    try:
-        return parse_quantity(raw, field=label, allow_negative=allow_negative)
-    except ServiceError as e:
-        raise forms.ValidationError(e.message)
-
-
-def _required_reason(raw) -> str:
-    try:
-        return require_reason(raw)
-    except ServiceError as e:
-        raise forms.ValidationError(e.message)
-
-
-class ServiceErrorsMixin:
-    """Show a service's refusal next to the field it names, or above the form."""
-
-    service_fields: dict[str, str] = {}
-
-    def add_service_error(self, error: ServiceError) -> None:
-        field = self.service_fields.get(error.field or "", error.field)
-        self.add_error(field if field in self.fields else None, error.message)
-
-
-class BalanceEditForm(ServiceErrorsMixin, forms.Form):
-    SET, ADD = "set", "add"
-
-    mode = forms.ChoiceField(
-        choices=[(SET, "Set new balance"), (ADD, "Add to balance")],
-        initial=SET,
-        widget=forms.RadioSelect,
-    )
-    value = forms.CharField(
-        label="New balance",
-        required=False,
-        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "autofocus": True}),
-    )
-    next_reset_at = forms.DateTimeField(
-        label="Next reset",
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Optional. Leave empty to keep the current reset date.",
-    )
-    reason = forms.CharField(
-        max_length=REASON_MAX_LENGTH,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required. Shown in the customer's activity.",
-    )
-    expected_remaining = forms.CharField(widget=forms.HiddenInput)
-
-    service_fields = {"new_balance": "value", "amount": "value", "next_reset_at": "next_reset_at", "reason": "reason"}
-
-    def clean_value(self) -> Decimal:
-        label = "The amount to add" if self.data.get("mode") == self.ADD else "The new balance"
-        return _quantity(self.cleaned_data.get("value"), label)
-
-    def clean_reason(self) -> str:
-        return _required_reason(self.cleaned_data.get("reason"))
-
-    def clean_expected_remaining(self) -> Decimal:
-        try:
-            value = Decimal(self.cleaned_data["expected_remaining"])
-        except (InvalidOperation, ValueError):
-            value = None
-        # A balance is always a finite number; NaN (a signalling one raises when compared) never came from us.
-        if value is None or not value.is_finite():
-            raise forms.ValidationError("This form is out of date: reopen it to see the current balance.")
-        return value
-
-
-class RewardChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, reward: Reward) -> str:
-        return reward.name
-
-
-class RewardAddForm(ServiceErrorsMixin, forms.Form):
-    reward = RewardChoiceField(
-        queryset=Reward.objects.filter(active=True, type__in=DISCOUNT_REWARD_TYPES).order_by("name"),
-        widget=forms.RadioSelect,
-        empty_label=None,
-        error_messages={"required": "Select a reward.", "invalid_choice": "That reward can't be added."},
-    )
-    service_fields = {"reward": "reward"}
 
 
 class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
@@ -125,7 +38,8 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
     def __init__(self, *args, product_items, balances=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.product_items = list(product_items)
-        self.fields["expected"].initial = self.expectation(self.product_items, balances)
+        self.balances = list(balances)
+        self.fields["expected"].initial = self.expectation(self.product_items, self.balances)
         have = {item.feature_id for item in self.product_items}
         self.fields["add_feature"].queryset = Feature.objects.filter(archived=False).exclude(pk__in=have)
         self.item_fields = []
@@ -178,7 +92,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
         self.data["expected"] = self.expectation(items, balances)
 
     def clean_reason(self) -> str:
-        return _required_reason(self.cleaned_data.get("reason"))
+        return required_reason(self.cleaned_data.get("reason"))
 
     def clean(self):
         cleaned = super().clean()
@@ -188,7 +102,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
             if item.unlimited and not raw:
                 continue
             try:
-                included = _quantity(raw, f"{item.feature.name}'s allowance", allow_negative=False)
+                included = quantity(raw, f"{item.feature.name}'s allowance", allow_negative=False)
             except forms.ValidationError as e:
                 self.add_error(name, e)
                 continue
@@ -206,7 +120,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                 change["interval"] = Interval.LIFETIME  # access and seats don't reset
             if feature.type != FeatureType.BOOLEAN:
                 try:
-                    change["included"] = _quantity(
+                    change["included"] = quantity(
                         cleaned.get("add_included"), "The included allowance", allow_negative=False
                     )
                 except forms.ValidationError as e:

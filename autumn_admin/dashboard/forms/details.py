@@ -1,4 +1,5 @@
-"""Dashboard forms for a customer's details and its deletion."""
+"""The inline forms of a customer's Details: one text field (id, name, email, fingerprint), or the
+metadata as key/value rows. Each carries the value it showed."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ import json
 from django import forms
 
 from customers.errors import ServiceError
-from customers.models import Customer
-from customers.services import REASON_MAX_LENGTH
+from customers.models import DETAIL_FIELDS, Customer
 
-# The Details fields that can be edited in place, with how they are labelled.
-DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
 OUT_OF_DATE = "This form is out of date: reopen it to see the current value."
 
 
@@ -145,28 +143,3 @@ class MetadataForm(forms.Form):
 
 def _as_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-class CustomerDeleteForm(forms.Form):
-    confirm_id = forms.CharField(
-        label="Type the customer id to confirm",
-        required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
-    )
-    reason = forms.CharField(
-        max_length=REASON_MAX_LENGTH,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Optional. Kept in the audit trail.",
-    )
-    also_delete_in_stripe = forms.BooleanField(label="Also delete in Stripe", required=False)
-
-    def __init__(self, *args, customer: Customer, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.customer = customer
-
-    def clean_confirm_id(self) -> str:
-        typed = (self.cleaned_data.get("confirm_id") or "").strip()
-        if typed != self.customer.customer_id:
-            raise forms.ValidationError(f"Type {self.customer.customer_id} exactly to confirm.")
-        return typed
