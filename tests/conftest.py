@@ -139,6 +139,22 @@ def customer(db, catalogue):
     return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp", email="ada@acme.test")
 
 
+@pytest.fixture
+def other_customer(db, catalogue):
+    """Globex, another sandbox customer on the free plan."""
+    from customers.services import customer_create
+
+    return customer_create(env="sandbox", customer_id="globex", actor=None, name="Globex", email="hank@globex.test")
+
+
+@pytest.fixture
+def globex(db, catalogue):
+    """Globex in live, on the free plan: a customer of the other environment."""
+    from customers.services import customer_create
+
+    return customer_create(env="live", customer_id="globex", actor=None, name="Globex", email="ops@globex.test")
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Named users are created in most tests; the production hasher is slow on purpose."""

@@ -10,14 +10,13 @@ from playwright.sync_api import expect
 
 from billing.models import Invoice, Reward
 from billing.services import balance_track, product_attach, reward_apply
-from customers.services import customer_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def acme_with_history(customer, catalogue, ops):
+def acme_with_history(customer, other_customer, catalogue, ops):
     now = timezone.now()
     product_attach(customer=customer, product=catalogue["pro"], actor=ops, now=now - timedelta(days=12))
     for i in range(40):
@@ -45,7 +44,6 @@ def acme_with_history(customer, catalogue, ops):
         hosted_invoice_url="https://invoice.stripe.test/i/1",
         created_at=now - timedelta(days=12),
     )
-    customer_create(env="sandbox", customer_id="globex", actor=None, name="Globex", email="hank@globex.test")
     return customer
 
 

@@ -19,7 +19,7 @@ from billing.models import CustomerProduct, Invoice, Reward, StripeEvent
 from billing.services import reward_apply
 from billing.stripe_config import stripe_secrets
 from customers.models import ApiKey, AuditEntry, Customer
-from customers.services import api_key_create, customer_create, customer_update
+from customers.services import api_key_create, customer_update
 from tests.fake_stripe import LIVE_WEBHOOK_SECRET, WEBHOOK_SECRET, event, signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,11 +111,6 @@ def test_the_app_does_not_start_with_a_live_key_for_sandbox():
 
 
 # --- what is sent, and where --------------------------------------------------------------------
-
-
-@pytest.fixture
-def globex(catalogue):
-    return customer_create(env="live", customer_id="globex", actor=None, name="Globex", email="ops@globex.test")
 
 
 @pytest.fixture
