@@ -155,14 +155,6 @@ def page_audit_entries(customer: Customer, *, since: datetime, limit: int = ACTI
     )
 
 
-def customer_activity(
-    customer: Customer,
-    names: Names,
-    *,
-    entries: list[AuditEntry] | None = None,
-    limit: int = ACTIVITY_LIMIT,
-) -> list[ActivityItem]:
-    """The latest audit entries as sentences. `entries`, newest first, saves the query."""
-    if entries is None:
-        entries = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id")[:limit]
-    return [ActivityItem(entry=e, text=activity_text(e, names)) for e in list(entries)[:limit]]
+def customer_activity(entries: list[AuditEntry], names: Names, *, limit: int = ACTIVITY_LIMIT) -> list[ActivityItem]:
+    """The latest of these audit entries (newest first, as page_audit_entries reads them) as sentences."""
+    return [ActivityItem(entry=e, text=activity_text(e, names)) for e in entries[:limit]]

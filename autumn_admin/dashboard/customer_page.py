@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.db.models import Q
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from autumn_admin.dashboard.activity import Names, customer_activity, page_audit_entries
@@ -22,7 +23,7 @@ from customers.paging import Page
 
 def detail_url(customer: Customer) -> str:
     """The page's address; its actions and fragments live under it."""
-    return f"/customers/{customer.customer_id}/"
+    return reverse("customers:detail", args=[customer.customer_id])
 
 
 def stripe_dashboard_url(customer: Customer) -> str:
@@ -64,6 +65,27 @@ def _with_product_names(invoices: Page, names: dict[str, str]) -> Page:
     return invoices
 
 
+def _products(rows: list[billing.ProductRow]) -> dict:
+    """The header's status badge and plans, and the Products section's live and ended rows."""
+    live = [r.cp for r in rows if r.is_live]  # plans before add-ons
+    return {
+        "status": customer_status(live),
+        "plans": [str(cp.product) for cp in live],
+        "product_rows": [r for r in rows if r.cp.status != CustomerProductStatus.EXPIRED],
+        "ended_product_rows": [r for r in rows if r.cp.status == CustomerProductStatus.EXPIRED],
+    }
+
+
+def _features(frows: list[billing.FeatureRow]) -> dict:
+    """The Available Features section: its rows, by feature id too, and which kinds it has."""
+    return {
+        "feature_rows": frows,
+        "feature_rows_by_id": {r.feature_id: r for r in frows},
+        "has_boolean_features": any(r.is_boolean for r in frows),
+        "has_metered_features": any(not r.is_boolean for r in frows),
+    }
+
+
 def customer_page_context(
     customer: Customer, *, request: HttpRequest | None = None, now: datetime | None = None
 ) -> dict:
@@ -94,26 +116,19 @@ def customer_page_context(
         "product": {cp.product.product_id: cp.product.name for cp in cps},
         "reward": {r.reward.reward_id: r.reward.name for r in rewards},
     }
-    live = [r.cp for r in rows if r.is_live]  # plans before add-ons
     return {
         "customer": customer,
         "now": now,
         "can": user_can(request),
         "detail_url": detail_url(customer),
-        "status": customer_status(live),
-        "plans": [str(cp.product) for cp in live],
-        "product_rows": [r for r in rows if r.cp.status != CustomerProductStatus.EXPIRED],
-        "ended_product_rows": [r for r in rows if r.cp.status == CustomerProductStatus.EXPIRED],
-        "feature_rows": frows,
-        "feature_rows_by_id": {r.feature_id: r for r in frows},
-        "has_boolean_features": any(r.is_boolean for r in frows),
-        "has_metered_features": any(not r.is_boolean for r in frows),
+        **_products(rows),
+        **_features(frows),
         "upcoming": billing.upcoming_invoice(customer, cps=cps, balances=balances, rewards=rewards, now=now),
         "invoices": _with_product_names(_invoices_page(customer, params), names["product"]),
         **_events(customer, params),
         "event_features": sorted((f for f in features if f.is_metered), key=lambda f: f.name.lower()),
         "rewards": rewards,
-        "activity": customer_activity(customer, names, entries=audit),
+        "activity": customer_activity(audit, names),
         "detail_fields": detail_fields(customer),
         "metadata_items": metadata_items(customer),
         "stripe_url": stripe_dashboard_url(customer),

@@ -10,7 +10,8 @@ from autumn_admin.dashboard.customer_lookup import get_customer_for
 from autumn_admin.dashboard.environment import current_env
 from customers.models import Customer
 
-# One permission per dashboard action (the groups in billing/migrations/0002_roles.py grant them).
+# The permissions the dashboard checks: viewing, and one per action (the groups in
+# billing/migrations/0002_roles.py grant them).
 VIEW_CUSTOMER = "customers.view_customer"
 EDIT_BALANCE = "billing.adjust_balance"
 APPLY_REWARD = "billing.apply_reward"

@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from autumn_admin.dashboard.forms.service_errors import ServiceErrorsMixin, quantity, required_reason
+from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin, out_of_date, quantity, required_reason
 from customers.services import REASON_MAX_LENGTH
 
 
@@ -53,5 +53,5 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
             value = None
         # A balance is always a finite number; NaN (a signalling one raises when compared) never came from us.
         if value is None or not value.is_finite():
-            raise forms.ValidationError("This form is out of date: reopen it to see the current balance.")
+            raise out_of_date("balance")
         return value

@@ -7,10 +7,9 @@ import json
 
 from django import forms
 
+from autumn_admin.dashboard.forms.validation import out_of_date
 from customers.errors import ServiceError
 from customers.models import DETAIL_FIELDS, Customer
-
-OUT_OF_DATE = "This form is out of date: reopen it to see the current value."
 
 
 def _stored(customer: Customer, field: str):
@@ -39,7 +38,7 @@ class DetailFieldForm(forms.Form):
 
     def clean_expected(self) -> str:
         if "expected" not in self.data:
-            raise forms.ValidationError(OUT_OF_DATE)
+            raise out_of_date("value")
         return self.cleaned_data["expected"]
 
     def service_kwargs(self) -> dict:
@@ -90,7 +89,7 @@ class MetadataForm(forms.Form):
 
     def clean(self):
         if self.out_of_date:
-            raise forms.ValidationError(OUT_OF_DATE)
+            raise out_of_date("value")
         metadata: dict = {}
         for raw_key, raw_value in self.rows:
             key, value = raw_key.strip(), raw_value.strip()

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from autumn_admin.dashboard.forms.service_errors import ServiceErrorsMixin, quantity, required_reason
+from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin, out_of_date, quantity, required_reason
 from billing.models import Feature, FeatureType, Interval, UsageType
 from customers.services import REASON_MAX_LENGTH
 
@@ -84,7 +84,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                 for part in ("items", "balances")
             }
         except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation):
-            raise forms.ValidationError("This form is out of date: reopen it to see the current allowances.")
+            raise out_of_date("allowances")
 
     def based_on(self, items, balances) -> None:
         """After a conflict: the form stands on the current figures, so submitting again applies it to them."""
@@ -96,6 +96,17 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        changes = self._allowance_changes()
+        feature = cleaned.get("add_feature")
+        if feature is not None:
+            changes.append(self._added_feature(feature, cleaned))
+        elif (cleaned.get("add_included") or "").strip():
+            self.add_error("add_feature", "Choose the feature to add.")
+        cleaned["changes"] = changes
+        return cleaned
+
+    def _allowance_changes(self) -> list[dict]:
+        """The product's items whose allowance the form changes: {"feature", "included"} each."""
         changes = []
         for item, name in self.item_fields:
             raw = (self.data.get(name) or "").strip()
@@ -108,28 +119,26 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
                 continue
             if item.unlimited or included != item.included:
                 changes.append({"feature": item.feature, "included": included})
-        feature = cleaned.get("add_feature")
-        if feature is not None:
-            change = {
-                "feature": feature,
-                "interval": cleaned.get("add_interval") or Interval.MONTH,
-                "overage_allowed": cleaned.get("add_overage_allowed", False),
-                "included": Decimal(0),
-            }
-            if feature.type == FeatureType.BOOLEAN or feature.usage_type == UsageType.CONTINUOUS_USE:
-                change["interval"] = Interval.LIFETIME  # access and seats don't reset
-            if feature.type != FeatureType.BOOLEAN:
-                try:
-                    change["included"] = quantity(
-                        cleaned.get("add_included"), "The included allowance", allow_negative=False
-                    )
-                except forms.ValidationError as e:
-                    self.add_error("add_included", e)
-            changes.append(change)
-        elif (cleaned.get("add_included") or "").strip():
-            self.add_error("add_feature", "Choose the feature to add.")
-        cleaned["changes"] = changes
-        return cleaned
+        return changes
+
+    def _added_feature(self, feature: Feature, cleaned: dict) -> dict:
+        """The feature the product lacks, as a change: its allowance, how it resets, its overage."""
+        change = {
+            "feature": feature,
+            "interval": cleaned.get("add_interval") or Interval.MONTH,
+            "overage_allowed": cleaned.get("add_overage_allowed", False),
+            "included": Decimal(0),
+        }
+        if feature.type == FeatureType.BOOLEAN or feature.usage_type == UsageType.CONTINUOUS_USE:
+            change["interval"] = Interval.LIFETIME  # access and seats don't reset
+        if feature.type != FeatureType.BOOLEAN:
+            try:
+                change["included"] = quantity(
+                    cleaned.get("add_included"), "The included allowance", allow_negative=False
+                )
+            except forms.ValidationError as e:
+                self.add_error("add_included", e)
+        return change
 
 
 def _finite(raw: str) -> Decimal:

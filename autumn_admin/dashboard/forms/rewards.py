@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from autumn_admin.dashboard.forms.service_errors import ServiceErrorsMixin
+from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin
 from billing.models import DISCOUNT_REWARD_TYPES, Reward
 
 

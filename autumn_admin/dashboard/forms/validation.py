@@ -1,5 +1,5 @@
-"""A service's rules and refusals on a dashboard form: its checks as field validation, and its
-errors shown next to the field they name."""
+"""How the dashboard's forms validate: a service's checks as field validation, its refusals shown next
+to the field they name, and the answer to a form that no longer carries what it showed."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def required_reason(raw) -> str:
         return require_reason(raw)
     except ServiceError as e:
         raise forms.ValidationError(e.message)
+
+
+def out_of_date(what: str) -> forms.ValidationError:
+    """For a form posted without the values it showed (or with values no page of ours carries)."""
+    return forms.ValidationError(f"This form is out of date: reopen it to see the current {what}.")
 
 
 class ServiceErrorsMixin:
