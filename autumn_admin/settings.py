@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from billing.stripe_config import stripe_secrets
+from billing.stripe_io.config import stripe_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -123,7 +123,7 @@ else:
             "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),  # seconds a request waits for one
         }
     if env_bool("DB_PREPARED_STATEMENTS", True):
-        # Lets the track statement be prepared once per connection (billing/services.py, _prepared_cursor);
+        # Lets the track statement be prepared once per connection (billing/services/track.py, _prepared_cursor);
         # no other query is, as the threshold is never reached. A pooled connection keeps its prepared
         # statement from one request to the next. Turn off (DB_PREPARED_STATEMENTS=0) behind a connection
         # pooler in transaction mode that cannot keep prepared statements.

@@ -55,8 +55,8 @@ class RewardAdmin(AuditedAdmin):
 
 @admin.register(CustomerProduct)
 class CustomerProductAdmin(ReadOnlyAdmin):
-    """Attached, changed and expired on the dashboard and by Stripe's webhooks (billing/services.py), which
-    keep the balances and the default plan in step."""
+    """Attached, changed and expired on the dashboard and by Stripe's webhooks (billing/services/products.py),
+    which keep the balances and the default plan in step."""
 
     list_display = ("customer", "product", "status", "started_at", "current_period_end", "canceled_at")
     list_filter = ("status",)

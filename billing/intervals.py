@@ -1,5 +1,5 @@
-"""Calendar arithmetic for reset intervals. Months are counted from the anchor, so a balance that
-resets on the 31st resets on the last day of shorter months and back on the 31st after them."""
+"""Calendar arithmetic for reset and billing intervals, and their words. Months are counted from the anchor, so
+a balance that resets on the 31st resets on the last day of shorter months and back on the 31st after them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ from datetime import datetime, timedelta
 
 MONTHS = {"month": 1, "quarter": 3, "semi_annual": 6, "year": 12}
 DAYS = {"day": 1, "week": 7}
+# How each interval with a length reads, once and several times.
+INTERVAL_WORDS = {
+    "day": ("day", "days"),
+    "week": ("week", "weeks"),
+    "month": ("month", "months"),
+    "quarter": ("quarter", "quarters"),
+    "semi_annual": ("half year", "half years"),
+    "year": ("year", "years"),
+}
 
 
 def add_months(dt: datetime, months: int) -> datetime:

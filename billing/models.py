@@ -80,6 +80,12 @@ class Feature(models.Model):
         return self.type != FeatureType.BOOLEAN
 
 
+class ProductQuerySet(models.QuerySet):
+    def defaults(self):
+        """The catalogue's default products, which a new customer starts on (Autumn's free plan)."""
+        return self.filter(is_default=True, archived=False, custom_for__isnull=True)
+
+
 class Product(models.Model):
     """A plan. A custom product is a copy made for one customer only."""
 
@@ -102,6 +108,8 @@ class Product(models.Model):
     )
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ProductQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "-version"]
@@ -341,6 +349,10 @@ class Balance(models.Model):
     @property
     def resets(self) -> bool:
         return self.interval != Interval.LIFETIME
+
+    def is_due(self, now) -> bool:
+        """Has its reset time passed (so that it goes back to its allowance on the next read or write)?"""
+        return self.resets and self.next_reset_at is not None and self.next_reset_at <= now
 
 
 class Event(models.Model):

@@ -6,8 +6,10 @@ from decimal import Decimal, InvalidOperation
 
 from customers.errors import ServiceError
 
+ZERO = Decimal(0)
 MAX_ABS = Decimal(10) ** 15
 MAX_DECIMALS = 6
+QUANTUM = Decimal(10) ** -MAX_DECIMALS  # the smallest step of a quantity
 
 
 def parse_quantity(raw, *, field: str = "value", allow_negative: bool = True) -> Decimal:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.dispatch import receiver
 
-from billing import stripe_gateway
 from billing.models import Product
-from billing.services import product_attach
+from billing.services.products import product_attach
+from billing.stripe_io import customers as stripe_customers
 from customers.signals import customer_created, customer_details_changed
 
 
@@ -15,7 +15,7 @@ def attach_default_products(sender, *, customer, actor, with_defaults: bool, **k
     """A new customer starts on the catalogue's default products (Autumn's free plan), in the same transaction."""
     if not with_defaults:
         return
-    for product in Product.objects.filter(is_default=True, archived=False, custom_for__isnull=True):
+    for product in Product.objects.defaults():
         product_attach(customer=customer, product=product, actor=actor)
 
 
@@ -23,4 +23,4 @@ def attach_default_products(sender, *, customer, actor, with_defaults: bool, **k
 def push_details_to_stripe(sender, *, customer, audit_entry, fields: frozenset, **kwargs) -> None:
     """Stripe knows a customer's name and email: send them once the change commits."""
     if {"name", "email"} & fields:
-        stripe_gateway.customer_details_changed(customer=customer, audit_entry=audit_entry)
+        stripe_customers.customer_details_changed(customer=customer, audit_entry=audit_entry)

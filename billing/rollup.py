@@ -2,7 +2,7 @@
 
 A customer with millions of events has hundreds of thousands in a graph's 30 days; summing them on
 every view made the customer page linear in the customer's size. The rollup is added to in the same
-transaction as the event (`add`, or the track statement in billing/services.py), so it is exact at
+transaction as the event (`add`, or the track statement in billing/services/track.py), so it is exact at
 every commit, and a graph reads one row per feature and day.
 
 Days are calendar days in one time zone, recorded in `UsageRollup` (the deployment's TIME_ZONE when it
@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.apps import apps as django_apps
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
@@ -23,7 +24,7 @@ from django.utils import timezone
 from billing.models import UsageRollup
 from customers.audit import SYSTEM, AuditAction, audit_record
 
-# How a value is added to its day (here and in the track statement, billing/services.py).
+# How a value is added to its day (here and in the track statement, billing/services/track.py).
 ADD_ON_CONFLICT = (
     "ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value"
 )
@@ -66,10 +67,8 @@ def rebuild(*, apps=None) -> int:
     """Recompute every customer's daily usage from the events, in TIME_ZONE (the zone tracks write in).
     Tracks that arrive meanwhile wait for the rebuild's commit, then add to the new rows. `apps`: a
     migration's historical models."""
-    from django.apps import apps as current_apps
-
     migrating = apps is not None
-    apps = apps or current_apps
+    apps = apps or django_apps
     DailyUsage, Event, UsageRollup = (
         apps.get_model("billing", name) for name in ("DailyUsage", "Event", "UsageRollup")
     )

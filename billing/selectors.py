@@ -1,23 +1,20 @@
-"""Reads of a customer's billing: products, feature balances, usage history, invoices, events and
-the upcoming invoice. Each function runs a fixed number of queries, whatever the amount of data,
-and pages in SQL, so the customer page stays fast for the biggest customers."""
+"""Reads of a customer's billing: its products, its balances per feature, its events and invoices (paged in
+SQL) and its coupons. Each function runs a fixed number of queries, whatever the amount of data, so the
+customer page stays fast for the biggest customers. The usage graphs are `billing/usage_graph.py`, the
+upcoming invoice `billing/invoice_preview.py`."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import BadRequest
-from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
 
-from billing import rollup
-from billing.intervals import next_after
+from billing.intervals import INTERVAL_WORDS
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
     Balance,
@@ -27,27 +24,22 @@ from billing.models import (
     Event,
     Feature,
     FeatureType,
-    Interval,
     Invoice,
     Price,
     ProductItem,
     RewardDuration,
     RewardType,
 )
-from billing.money import billable_units, format_money, round_minor
-from billing.services import FeatureBalance, balances_reset_due
-from customers.audit import AuditAction
-from customers.formatting import format_day, format_qty
-from customers.models import AuditEntry, Customer
+from billing.money import format_money
+from billing.quantities import ZERO
+from billing.services.balances import FeatureBalance, balances_reset_due
+from billing.usage_graph import UsageHistory
+from customers.formatting import format_qty
+from customers.models import Customer
 from customers.paging import InvalidCursor, Page, keyset_page
 
-ZERO = Decimal(0)
-HISTORY_DAYS = 30
 EVENTS_PAGE_SIZE = 25
 INVOICES_PAGE_SIZE = 10
-# A graph marks at most this many edits and resets; enough for a month of even a busy balance.
-HISTORY_MARKS_LIMIT = 500
-MARKED_ACTIONS = (AuditAction.BALANCE_RESET, AuditAction.BALANCE_SET, AuditAction.BALANCE_ADD)
 
 STATUS_ORDER = {
     CustomerProductStatus.PAST_DUE: 0,
@@ -56,32 +48,14 @@ STATUS_ORDER = {
     CustomerProductStatus.SCHEDULED: 3,
     CustomerProductStatus.EXPIRED: 4,
 }
-INTERVAL_WORDS = {
-    "day": ("day", "days"),
-    "week": ("week", "weeks"),
-    "month": ("month", "months"),
-    "quarter": ("quarter", "quarters"),
-    "semi_annual": ("half year", "half years"),
-    "year": ("year", "years"),
-}
-PRICE_CADENCE = {"month": "monthly", "quarter": "quarterly", "semi_annual": "every 6 months", "year": "yearly"}
 
 
 def per_interval(interval: str, count: int = 1) -> str:
     """ "/ month", "/ 3 months", or "" for a lifetime allowance."""
-    if interval == Interval.LIFETIME or interval not in INTERVAL_WORDS:
+    if interval not in INTERVAL_WORDS:
         return ""
     one, many = INTERVAL_WORDS[interval]
     return f"/ {one}" if count == 1 else f"/ {count} {many}"
-
-
-def cadence(interval: str, count: int = 1) -> str:
-    if interval == "one_off":
-        return "one-off"
-    if count == 1 and interval in PRICE_CADENCE:
-        return PRICE_CADENCE[interval]
-    one, many = INTERVAL_WORDS.get(interval, (interval, interval))
-    return f"every {count} {many}" if count != 1 else f"every {one}"
 
 
 # --- products ------------------------------------------------------------------------------------
@@ -146,7 +120,7 @@ def product_rows(cps: list[CustomerProduct]) -> list[ProductRow]:
     return rows
 
 
-# --- balances and their history ------------------------------------------------------------------
+# --- balances ------------------------------------------------------------------------------------
 
 
 def _balances_query(customer: Customer) -> QuerySet[Balance]:
@@ -161,282 +135,10 @@ def customer_balances(customer: Customer, *, now: datetime | None = None) -> lis
     """
     now = now or timezone.now()
     balances = list(_balances_query(customer))
-    due = any(b.resets and b.next_reset_at is not None and b.next_reset_at <= now for b in balances)
+    due = any(b.is_due(now) for b in balances)
     if due and balances_reset_due(customer=customer, now=now):
         balances = list(_balances_query(customer))
     return balances
-
-
-# The history graph: 30 slots of 14 px, bars 10 px wide, room above them for the ▲ markers.
-GRAPH_SLOT = 14
-GRAPH_BAR = 10
-GRAPH_TOP = 10
-GRAPH_HEIGHT = 48
-
-
-@dataclass
-class DayBar:
-    day: date
-    value: Decimal
-    x: int
-    height: float
-
-    @property
-    def title(self) -> str:
-        return f"{format_day(self.day)}: {format_qty(self.value)} used"
-
-    @property
-    def bar_x(self) -> int:
-        return self.x + (GRAPH_SLOT - GRAPH_BAR) // 2
-
-    @property
-    def bar_y(self) -> str:
-        return f"{GRAPH_HEIGHT - self.height:.1f}"
-
-    @property
-    def bar_height(self) -> str:
-        return f"{self.height:.1f}"
-
-
-@dataclass
-class Mark:
-    """A reset (dashed line) or a manual edit (▲) on a history graph."""
-
-    kind: str  # "reset" | "edit"
-    day: date
-    x: int = 0
-    titles: list[str] = field(default_factory=list)
-
-    @property
-    def title(self) -> str:
-        return "\n".join(self.titles)
-
-    @property
-    def center(self) -> int:
-        return self.x + GRAPH_SLOT // 2
-
-    @property
-    def triangle(self) -> str:
-        c = self.center
-        return f"M{c - 4},{GRAPH_TOP - 1} L{c},1 L{c + 4},{GRAPH_TOP - 1} Z"
-
-
-@dataclass
-class UsageHistory:
-    """Daily usage of one feature over the last days, laid out for a small inline SVG."""
-
-    days: list[DayBar]
-    resets: list[Mark]
-    edits: list[Mark]
-    total: Decimal
-    peak: Decimal
-    feature_name: str = ""
-
-    @property
-    def width(self) -> int:
-        return len(self.days) * GRAPH_SLOT
-
-    @property
-    def height(self) -> int:
-        return GRAPH_HEIGHT
-
-    @property
-    def slot(self) -> int:
-        return GRAPH_SLOT
-
-    @property
-    def bar_width(self) -> int:
-        return GRAPH_BAR
-
-    @property
-    def svg(self) -> str:
-        """The graph's inline SVG, built here rather than in the template: a page with 50 metered
-        features has 1,500 day bars, and rendering them node by node dominated the page's time."""
-        w, h = self.width, self.height
-        label = (
-            f"Daily usage of {self.feature_name} over the last {len(self.days)} days: "
-            f"{format_qty(self.total)} in total, at most {format_qty(self.peak)} a day"
-        )
-        parts = [
-            f'<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-            f'aria-label="{escape(label)}">\n',
-            f'            <line class="base" x1="0" x2="{w}" y1="{h}" y2="{h}"/>\n            ',
-        ]
-        for d in self.days:
-            bar = (
-                f'<rect class="bar" x="{d.bar_x}" y="{d.bar_y}" width="{GRAPH_BAR}" height="{d.bar_height}"/>'
-                if d.height
-                else ""
-            )
-            parts.append(
-                f'<g class="day"><title>{escape(d.title)}</title><rect class="hit" x="{d.x}" y="0" '
-                f'width="{GRAPH_SLOT}" height="{h}"/>{bar}</g>'
-            )
-        parts.append("\n            ")
-        for m in self.resets:
-            parts.append(
-                f'<g class="reset"><title>{escape(m.title)}</title><rect class="hit" x="{m.x - 3}" y="0" '
-                f'width="6" height="{h}"/><line x1="{m.x}" x2="{m.x}" y1="0" y2="{h}"/></g>'
-            )
-        parts.append("\n            ")
-        for m in self.edits:
-            parts.append(f'<g class="edit"><title>{escape(m.title)}</title><path d="{m.triangle}"/></g>')
-        parts.append("\n          </svg>")
-        return mark_safe("".join(parts))  # every interpolated text is escaped above
-
-
-def _local_day(dt: datetime) -> date:
-    return timezone.localtime(dt).date()
-
-
-def _mark_title(entry: AuditEntry, feature_name: str, day: date) -> str:
-    before, after = entry.before or {}, entry.after or {}
-    when = format_day(day)
-    if entry.action == AuditAction.BALANCE_RESET:
-        return f"{when}: {feature_name} reset to {format_qty(after.get('remaining'))}"
-    verb = "set" if entry.action == AuditAction.BALANCE_SET else "added to"
-    text = (
-        f"{when}: {entry.actor_label} {verb} {feature_name} "
-        f"{format_qty(before.get('remaining'))} → {format_qty(after.get('remaining'))}"
-    )
-    return f"{text} · “{entry.reason}”" if entry.reason else text
-
-
-def history_start(now: datetime, days: int = HISTORY_DAYS) -> datetime:
-    """Midnight (local time) at the start of the first day a history graph shows."""
-    first = _local_day(now) - timedelta(days=days - 1)
-    return timezone.make_aware(datetime.combine(first, datetime.min.time()))
-
-
-def balance_marks_query(customer: Customer, since: datetime) -> Q:
-    """The audit entries a history graph marks: balance resets and manual edits since `since`."""
-    return Q(customer=customer, target_type="balance", action__in=MARKED_ACTIONS, created_at__gte=since)
-
-
-QUANTUM = Decimal("0.000001")
-
-# The rollup's days, with the zone they are counted in: one query whether or not the customer has usage.
-_DAILY_SQL = """
-SELECT r.time_zone, d.feature_id, d.day, d.value FROM billing_usagerollup r
-LEFT JOIN billing_dailyusage d ON d.customer_id = %s AND d.day >= %s
-ORDER BY r.id
-"""
-
-
-def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int, dict[date, Decimal]]:
-    """Usage per feature and local day from `first` on: from the daily rollup (billing/rollup.py), or,
-    when it counts days in another zone than the one shown (TIME_ZONE changed and the rollup was not
-    rebuilt yet), by summing the events."""
-    tz = timezone.get_current_timezone()
-    totals: dict[int, dict[date, Decimal]] = defaultdict(dict)
-    with connection.cursor() as cursor:
-        cursor.execute(_DAILY_SQL, [customer.pk, first])
-        rows = cursor.fetchall()
-    if rows and rows[0][0] == rollup.zone_name_of(tz):
-        for _, feature_id, day, value in rows:
-            if feature_id is not None:  # None: the zone's row alone, no usage since `first`
-                if not isinstance(value, Decimal):  # SQLite adds in floating point: back to 6 decimals
-                    value = Decimal(str(value)).quantize(QUANTUM)
-                totals[feature_id][day if isinstance(day, date) else date.fromisoformat(day)] = value
-        return totals
-    for row in rollup.daily_sums(Event.objects.filter(customer=customer, timestamp__gte=start), tz):
-        day = row["local_day"]
-        if isinstance(day, datetime):
-            day = day.date()
-        totals[row["feature_id"]][day] = row["total"] or ZERO
-    return totals
-
-
-def usage_history(
-    customer: Customer,
-    *,
-    features: list[Feature] | None = None,
-    days: int = HISTORY_DAYS,
-    now: datetime | None = None,
-    audit_entries: list[AuditEntry] | None = None,
-) -> dict[int, UsageHistory]:
-    """Daily usage per metered feature (keyed by feature pk) for the last `days` days, today included,
-    with resets and manual balance edits marked. Two queries for all features: events summed per
-    feature and day in SQL, and the balance audit entries of the period (none when the caller passes
-    `audit_entries` it already read, newest first, that include them)."""
-    now = now or timezone.now()
-    start = history_start(now, days)
-    first = _local_day(start)
-
-    totals = _daily_totals(customer, first, start)
-
-    if audit_entries is None:
-        entries = list(
-            AuditEntry.objects.filter(balance_marks_query(customer, start)).order_by("-created_at", "-id")[
-                :HISTORY_MARKS_LIMIT
-            ]
-        )
-    else:
-        entries = [
-            e
-            for e in audit_entries
-            if e.target_type == "balance" and e.action in MARKED_ACTIONS and e.created_at >= start
-        ]
-    features = features if features is not None else []
-    by_feature_id = {f.feature_id: f for f in features}
-    wanted = {f.pk for f in features if f.is_metered}
-    names = {f.pk: f.name for f in features}
-    index_of = {first + timedelta(days=i): i for i in range(days)}
-
-    marks: dict[tuple[int, str, date], Mark] = {}
-    for entry in reversed(entries):  # oldest first, so tooltips read in order
-        feature_ref = (entry.after or {}).get("feature") or (entry.before or {}).get("feature")
-        feature = by_feature_id.get(feature_ref)
-        if feature is None:
-            continue
-        kind = "reset" if entry.action == AuditAction.BALANCE_RESET else "edit"
-        day = _local_day(entry.created_at)
-        if kind == "reset":
-            # A lazy reset is recorded when the balance is next read: place it when it fell due.
-            scheduled = (entry.before or {}).get("next_reset_at")
-            try:
-                due_day = _local_day(datetime.fromisoformat(scheduled)) if scheduled else None
-            except (TypeError, ValueError):
-                due_day = None
-            if due_day in index_of:
-                day = due_day
-        if day not in index_of:
-            continue
-        mark = marks.setdefault((feature.pk, kind, day), Mark(kind=kind, day=day))
-        mark.titles.append(_mark_title(entry, feature.name, day))
-
-    result = {}
-    for feature_pk in wanted:
-        per_day = totals.get(feature_pk, {})
-        values = [per_day.get(first + timedelta(days=i), ZERO) for i in range(days)]
-        peak = max([v for v in values if v > 0], default=ZERO)
-        area = GRAPH_HEIGHT - GRAPH_TOP
-        bars = []
-        for i, value in enumerate(values):
-            height = float(value / peak * area) if peak > 0 and value > 0 else 0.0
-            bars.append(
-                DayBar(
-                    day=first + timedelta(days=i),
-                    value=value,
-                    x=i * GRAPH_SLOT,
-                    height=max(height, 1.5) if value > 0 else 0.0,
-                )
-            )
-        resets, edits = [], []
-        for (pk, kind, day), mark in sorted(marks.items(), key=lambda kv: kv[0][2]):
-            if pk != feature_pk:
-                continue
-            mark.x = index_of[day] * GRAPH_SLOT
-            (resets if kind == "reset" else edits).append(mark)
-        result[feature_pk] = UsageHistory(
-            days=bars,
-            resets=resets,
-            edits=edits,
-            total=sum(values, ZERO),
-            peak=peak,
-            feature_name=names.get(feature_pk, ""),
-        )
-    return result
 
 
 @dataclass
@@ -471,10 +173,6 @@ class FeatureRow(FeatureBalance):
             if name not in names:
                 names.append(name)
         return names
-
-    @property
-    def resets(self) -> bool:
-        return any(b.resets for b in self.balances)
 
     @property
     def overage(self) -> Decimal:
@@ -566,10 +264,8 @@ class RewardRow:
             return f"{format_money(r.value, r.currency)} off"
         if r.type == RewardType.FREE_PRODUCT:
             return f"Free {r.free_product.name}" if r.free_product_id else "Free product"
-        if r.type == RewardType.FEATURE_GRANT:
-            name = r.grant_feature.name if r.grant_feature_id else "units"
-            return f"+{format_qty(r.value)} {name}"
-        return r.get_type_display()
+        name = r.grant_feature.name if r.grant_feature_id else "units"  # the last type: a feature grant
+        return f"+{format_qty(r.value)} {name}"
 
     @property
     def duration(self) -> str:
@@ -591,141 +287,3 @@ def customer_rewards(customer: Customer, *, now: datetime | None = None) -> list
         .order_by("-applied_at", "-id")
     )
     return [RewardRow(applied=a, now=now) for a in applied]
-
-
-# --- the upcoming invoice -----------------------------------------------------------------------
-
-
-def _next_billing_date(cp: CustomerProduct, now: datetime) -> datetime | None:
-    """When the product next bills: its current period end, moved on by whole billing intervals
-    when that date has passed without the period being renewed (no Stripe sync yet, say)."""
-    end = cp.current_period_end or cp.trial_ends_at
-    if end is None or end > now:
-        return end
-    recurring = cp.product.recurring_price
-    if recurring is None:
-        return end
-    return next_after(end, recurring.interval, recurring.interval_count, now)
-
-
-@dataclass
-class InvoiceLine:
-    kind: str  # "fixed" | "overage" | "discount"
-    description: str
-    detail: str
-    amount: int  # minor units; negative for a discount
-    currency: str
-
-
-@dataclass
-class UpcomingInvoice:
-    lines: list[InvoiceLine]
-    currency: str
-    date: datetime | None
-    subtotal: int
-    total: int
-    mixed_currencies: bool = False
-
-    @property
-    def discount(self) -> int:
-        return self.total - self.subtotal
-
-
-def upcoming_invoice(
-    customer: Customer,
-    *,
-    cps: list[CustomerProduct] | None = None,
-    balances: list[Balance] | None = None,
-    rewards: list[RewardRow] | None = None,
-    remaining_overrides: dict[int, Decimal] | None = None,
-    now: datetime | None = None,
-) -> UpcomingInvoice:
-    """What the next invoice will charge: the fixed prices of the live products, the overage of
-    negative balances (where overage is allowed, at the product's usage price per billing units;
-    a balance not in overage gets no line),
-    less the discounts of the customer's active coupons. Itemised; dated at the earliest period end.
-
-    Pass what the page already loaded to avoid reading it twice. `remaining_overrides` shows the
-    invoice as it would be with some balances at another value ({balance pk: remaining}).
-    """
-    now = now or timezone.now()
-    cps = customer_products(customer) if cps is None else cps
-    balances = customer_balances(customer, now=now) if balances is None else balances
-    rewards = customer_rewards(customer, now=now) if rewards is None else rewards
-    overrides = remaining_overrides or {}
-
-    live = [cp for cp in cps if cp.status in LIVE_PRODUCT_STATUSES]
-    lines: list[InvoiceLine] = []
-    for cp in sorted(live, key=lambda cp: (cp.product.is_add_on, cp.started_at, cp.pk)):
-        for price in cp.product.prices.all():
-            if not price.is_recurring:
-                continue
-            detail = cadence(price.interval, price.interval_count)
-            if cp.quantity > 1:
-                detail = f"{cp.quantity} × {format_money(price.amount, price.currency)} · {detail}"
-            if cp.status == CustomerProductStatus.TRIALING and cp.trial_ends_at:
-                detail += f" · after the trial ends {format_day(cp.trial_ends_at)}"
-            lines.append(InvoiceLine("fixed", str(cp.product), detail, price.amount * cp.quantity, price.currency))
-
-    live_ids = {cp.pk for cp in live}
-    products = {cp.pk: cp.product for cp in live}
-    for b in sorted(balances, key=lambda b: (b.feature.name.lower(), b.pk)):
-        if b.customer_product_id not in live_ids or not b.overage_allowed or b.unlimited:
-            continue
-        price = products[b.customer_product_id].usage_price_for(b.feature_id)
-        if price is None:
-            continue
-        remaining = overrides.get(b.pk, b.remaining)
-        over = max(ZERO, -remaining)
-        units = billable_units(over, price.billing_units)
-        if units * price.amount == 0:
-            continue  # no overage yet: nothing to charge, no $0.00 line
-        per = "" if price.billing_units == 1 else f" per {format_qty(price.billing_units)}"
-        lines.append(
-            InvoiceLine(
-                "overage",
-                f"{b.feature.name} overage",
-                f"{format_qty(over)} × {format_money(price.amount, price.currency)}{per}",
-                units * price.amount,
-                price.currency,
-            )
-        )
-
-    currencies = {line.currency for line in lines}
-    currency = lines[0].currency if lines else "usd"
-    subtotal = sum(line.amount for line in lines if line.currency == currency)
-
-    date_ = min(filter(None, (_next_billing_date(cp, now) for cp in live)), default=None)
-    applies_on = date_ or now
-
-    running = subtotal
-    discounts = [
-        r
-        for r in rewards
-        if r.reward.is_discount
-        and not r.expired
-        and (r.applied.expires_at is None or r.applied.expires_at > applies_on)
-    ]
-    # Percentages first, each on what is left, then fixed amounts; never below zero.
-    discounts.sort(key=lambda r: r.reward.type != RewardType.PERCENTAGE_DISCOUNT)
-    for r in discounts:
-        reward = r.reward
-        if reward.type == RewardType.PERCENTAGE_DISCOUNT:
-            off = round_minor(Decimal(running) * reward.value / 100)
-        elif reward.currency.lower() == currency:
-            off = min(running, round_minor(reward.value))
-        else:
-            continue  # a fixed discount in another currency does not apply to this invoice
-        off = min(off, running)
-        if lines:
-            lines.append(InvoiceLine("discount", reward.name, f"{r.summary} · {r.duration}", -off, currency))
-        running -= off
-
-    return UpcomingInvoice(
-        lines=lines,
-        currency=currency,
-        date=date_,
-        subtotal=subtotal,
-        total=running,
-        mixed_currencies=len(currencies) > 1,
-    )

@@ -5,8 +5,9 @@ from django.contrib import admin
 
 from customers.audited_admin import ADMIN_REASON, AuditedAdmin, ReadOnlyAdmin
 from customers.errors import ServiceError
-from customers.models import ApiKey, AuditEntry, Customer, IdempotencyRecord
-from customers.services import EDITABLE_FIELDS, _clean_fields, customer_update
+from customers.models import SEARCHED_FIELDS, ApiKey, AuditEntry, Customer, IdempotencyRecord
+from customers.services.customers import customer_update
+from customers.validation import EDITABLE_FIELDS, clean_customer_fields
 
 
 class CustomerAdminForm(forms.ModelForm):
@@ -19,7 +20,7 @@ class CustomerAdminForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         try:
-            _clean_fields({k: cleaned[k] for k in EDITABLE_FIELDS if k in cleaned})
+            clean_customer_fields({k: cleaned[k] for k in EDITABLE_FIELDS if k in cleaned})
         except ServiceError as error:
             self.add_error(error.field if error.field in self.fields else None, error.message)
         return cleaned
@@ -33,7 +34,7 @@ class CustomerAdmin(AuditedAdmin):
     form = CustomerAdminForm
     list_display = ("customer_id", "name", "email", "env", "created_at", "deleted_at")
     list_filter = ("env", ("deleted_at", admin.EmptyFieldListFilter))
-    search_fields = ("customer_id", "name", "email", "fingerprint")
+    search_fields = SEARCHED_FIELDS
     readonly_fields = (
         "customer_id",
         "env",

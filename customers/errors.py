@@ -21,9 +21,5 @@ class ServiceError(Exception):
             self.status = status
 
 
-class NotFound(ServiceError):
-    status = 404
-
-
 class Conflict(ServiceError):
     status = 409

@@ -10,7 +10,7 @@ CUSTOMER_ID_MAX_LENGTH = 255
 
 # A customer's details as people and the API name them: the one list the forms, pages and API read.
 DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
-# Its free-text details (limits in customers/services.py), and what a search looks through.
+# Its free-text details (limits in customers/validation.py), and what a search looks through.
 TEXT_FIELDS = ("name", "email", "fingerprint")
 SEARCHED_FIELDS = ("customer_id", *TEXT_FIELDS)
 
@@ -26,6 +26,10 @@ class CustomerQuerySet(models.QuerySet):
 
     def deleted(self):
         return self.filter(deleted_at__isnull=False)
+
+    def deleted_before(self, moment):
+        """Customers deleted before `moment`: those a purge removes for good."""
+        return self.deleted().filter(deleted_at__lt=moment)
 
     def search(self, text: str):
         """Customers whose id, name, email or fingerprint contains `text`, whatever its case."""
@@ -117,10 +121,6 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
 
 class IdempotencyRecord(models.Model):

@@ -6,6 +6,7 @@ Services compare what a form saw with what is stored while they hold the row loc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from django.db.models import QuerySet
@@ -52,6 +53,4 @@ def quoted(value) -> str:
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, default=str)

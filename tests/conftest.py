@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 
-from customers.services import customer_create
+from customers.services.customers import customer_create
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
 
@@ -29,7 +30,28 @@ PASSWORD = "correct-horse-battery"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests need Chromium: skip them visibly without it, except where it is required (CI)."""
+    """Browser tests need Chromium and `postgres` tests PostgreSQL: without them they are skipped
+    visibly, except where they are required (REQUIRE_BROWSER=1, REQUIRE_POSTGRES=1: CI), where a
+    missing one fails the run instead."""
+    _skip_unless_postgres(items)
+    _skip_unless_browser(items)
+
+
+def _skip_unless_postgres(items) -> None:
+    marked = [i for i in items if i.get_closest_marker("postgres")]
+    if not marked or connection.vendor == "postgresql":
+        return
+    if os.environ.get("REQUIRE_POSTGRES") == "1":
+        raise pytest.UsageError(
+            f"REQUIRE_POSTGRES=1 but the tests run on {connection.vendor}: set DATABASE_URL to a PostgreSQL database"
+        )
+    for item in marked:
+        why = item.get_closest_marker("postgres").args
+        reason = f"needs PostgreSQL: {why[0]} (set DATABASE_URL)" if why else "needs PostgreSQL (set DATABASE_URL)"
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _skip_unless_browser(items) -> None:
     have_browser = os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)
     if have_browser:
         return
@@ -163,7 +185,7 @@ def _fast_password_hashing(settings):
 @pytest.fixture
 def acme_on_scale(customer, catalogue):
     """Acme Corp moved to Scale: API calls allow overage at $1.00 per 1,000; messages don't."""
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     product_attach(customer=customer, product=catalogue["scale"], actor=None)
     return customer

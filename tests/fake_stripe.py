@@ -485,35 +485,7 @@ class FakeStripe:
             )
         if params.get("customer"):
             self._live_customer(params["customer"], param="customer", status=400)
-        items = params.get("line_items") or []
-        if not items:
-            raise StripeFailure(400, "line_items is required in payment and subscription mode.", param="line_items")
-        recurring = 0
-        for index, item in enumerate(items):
-            data = item.get("price_data")
-            if data:
-                if not data.get("currency") or "unit_amount" not in data:
-                    raise StripeFailure(
-                        400, "price_data needs currency and unit_amount.", param=f"line_items[{index}][price_data]"
-                    )
-                if not (data.get("product") or (data.get("product_data") or {}).get("name")):
-                    raise StripeFailure(
-                        400,
-                        "Missing required param: line_items[][price_data][product_data][name].",
-                        param=f"line_items[{index}][price_data][product_data][name]",
-                    )
-                if "recurring" in data:
-                    if data["recurring"].get("interval") not in STRIPE_INTERVALS:
-                        raise StripeFailure(
-                            400,
-                            "Invalid recurring interval.",
-                            param=f"line_items[{index}][price_data][recurring][interval]",
-                        )
-                    recurring += 1
-            elif item.get("price"):
-                recurring += 1  # prices made in Stripe are treated as recurring here
-            else:
-                raise StripeFailure(400, "Each line item needs price or price_data.", param=f"line_items[{index}]")
+        recurring = self._recurring_items(params.get("line_items") or [])
         if mode == "payment" and recurring:
             raise StripeFailure(
                 400, "You must be in subscription mode to specify a recurring price.", param="line_items"
@@ -547,6 +519,39 @@ class FakeStripe:
         }
         self.sessions[session_id] = session
         return session
+
+    @staticmethod
+    def _recurring_items(items: list) -> int:
+        """How many of a session's line items recur, once each is checked as Stripe does."""
+        if not items:
+            raise StripeFailure(400, "line_items is required in payment and subscription mode.", param="line_items")
+        recurring = 0
+        for index, item in enumerate(items):
+            data = item.get("price_data")
+            if data:
+                if not data.get("currency") or "unit_amount" not in data:
+                    raise StripeFailure(
+                        400, "price_data needs currency and unit_amount.", param=f"line_items[{index}][price_data]"
+                    )
+                if not (data.get("product") or (data.get("product_data") or {}).get("name")):
+                    raise StripeFailure(
+                        400,
+                        "Missing required param: line_items[][price_data][product_data][name].",
+                        param=f"line_items[{index}][price_data][product_data][name]",
+                    )
+                if "recurring" in data:
+                    if data["recurring"].get("interval") not in STRIPE_INTERVALS:
+                        raise StripeFailure(
+                            400,
+                            "Invalid recurring interval.",
+                            param=f"line_items[{index}][price_data][recurring][interval]",
+                        )
+                    recurring += 1
+            elif item.get("price"):
+                recurring += 1  # prices made in Stripe are treated as recurring here
+            else:
+                raise StripeFailure(400, "Each line item needs price or price_data.", param=f"line_items[{index}]")
+        return recurring
 
     def _subscription_update(self, sub_id: str, params: dict) -> dict:
         sub = self._get(self.subscriptions, "subscription", sub_id)

@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
-from billing.services import reward_apply
+from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services import customer_delete
+from customers.services.customers import customer_delete
 from tests.helpers import customize_basis, page_text
 
 

@@ -9,7 +9,9 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Balance, Product, ProductItem
-from billing.services import balance_set, balance_track, product_attach
+from billing.services.balances import balance_set
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from customers.models import AuditEntry
 from tests.helpers import page_text
 
@@ -372,7 +374,7 @@ def test_balance_of_another_customer_is_not_found(ops_client, customer, other_cu
 
 
 def test_customer_of_the_other_environment_is_not_found(ops_client, customer, catalogue):
-    from customers.services import customer_create
+    from customers.services.customers import customer_create
 
     live = customer_create(env="live", customer_id="live_co", actor=None)
     balance = balance_of(live, catalogue["messages"])

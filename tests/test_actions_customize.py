@@ -7,7 +7,9 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Balance, CustomerProduct, Price, Product
-from billing.services import balance_set, balance_track, product_attach, product_customize
+from billing.services.balances import balance_set
+from billing.services.products import product_attach, product_customize
+from billing.services.track import balance_track
 from customers.errors import ServiceError
 from customers.models import AuditEntry
 from tests.helpers import customize_basis, page_text

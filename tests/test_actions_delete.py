@@ -11,9 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, CustomerReward, Event, Invoice
-from billing.services import balance_set, balance_track, product_attach, reward_apply
+from billing.services.balances import balance_set
+from billing.services.products import product_attach
+from billing.services.rewards import reward_apply
+from billing.services.track import balance_track
 from customers.models import AuditEntry, Customer
-from customers.services import customer_create, customer_delete
+from customers.services.customers import customer_create, customer_delete
 from tests.helpers import page_text
 
 DELETE = "/customers/acme_corp/delete/"
@@ -188,7 +191,7 @@ def test_purge_refuses_an_unreadable_age(customer, age):
 
 def test_purge_of_a_customer_with_a_custom_product(customer, catalogue, ops):
     from billing.models import Product
-    from billing.services import product_customize
+    from billing.services.products import product_customize
 
     cp = CustomerProduct.objects.get(customer=customer, status="active")
     product_customize(

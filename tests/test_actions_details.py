@@ -7,7 +7,7 @@ import json
 import pytest
 
 from customers.models import AuditEntry, Customer
-from customers.services import customer_update
+from customers.services.customers import customer_update
 from tests.helpers import page_text
 
 EDIT = "/customers/acme_corp/details/edit/"

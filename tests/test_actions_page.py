@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 
 from billing.models import Balance, CustomerProduct
-from billing.services import balance_track, product_attach
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from tests.helpers import customize_basis, page_text
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -42,7 +43,7 @@ def controls(html: str) -> dict[str, bool]:
     ],
 )
 def test_page_shows_only_the_controls_the_role_may_use(request, customer, discount_rewards, role, expected):
-    from billing.services import reward_apply
+    from billing.services.rewards import reward_apply
 
     reward_apply(customer=customer, reward=discount_rewards["twenty"], actor=None)
     client = Client()

@@ -9,9 +9,9 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
-from billing.services import reward_apply
+from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services import customer_delete
+from customers.services.customers import customer_delete
 from tests.helpers import customize_basis, page_text
 
 ROLES = ["anonymous", "viewer", "support", "ops", "superuser"]

@@ -7,10 +7,10 @@ from django.apps import apps
 from django.contrib import admin
 
 from billing.models import Balance, CustomerProduct, Feature, Price, ProductItem, Reward
-from billing.services import balance_add
+from billing.services.balances import balance_add
 from customers.audited_admin import AuditedAdmin
 from customers.models import ApiKey, AuditEntry, Customer
-from customers.services import customer_create
+from customers.services.customers import customer_create
 from tests.helpers import page_text
 
 MODELS = [m for app in ("customers", "billing") for m in apps.get_app_config(app).get_models()]
@@ -121,7 +121,7 @@ def test_every_customer_and_billing_admin_is_audited():
 
 
 def test_admin_cannot_move_a_customer_undelete_it_or_relink_stripe(client, superuser, customer):
-    from customers.services import customer_delete
+    from customers.services.customers import customer_delete
 
     other = customer_create(env="sandbox", customer_id="gone_co", actor=None, name="Gone Co")
     customer_delete(customer=other, actor=None)
@@ -185,7 +185,7 @@ def test_admin_refuses_customer_details_the_service_refuses(client, superuser, c
 
 
 def test_admin_cannot_unrevoke_an_api_key_or_move_it(client, superuser, ops):
-    from customers.services import api_key_create, api_key_revoke
+    from customers.services.api_keys import api_key_create, api_key_revoke
 
     key, _raw = api_key_create(env="sandbox", name="Backend", actor=ops)
     api_key_revoke(api_key=key, actor=ops)

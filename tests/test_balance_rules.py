@@ -7,15 +7,9 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Balance, Event
-from billing.services import (
-    balance_add,
-    balance_check,
-    balance_create,
-    balance_set,
-    balance_track,
-    balances_reset_due,
-    product_attach,
-)
+from billing.services.balances import balance_add, balance_check, balance_create, balance_set, balances_reset_due
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from customers.errors import Conflict, ServiceError
 from customers.models import AuditEntry
 
@@ -57,7 +51,7 @@ def test_track_with_overage_goes_negative(scale_customer, catalogue):
 
 
 def test_track_by_event_name_finds_the_feature(customer, catalogue):
-    from billing.services import feature_for_track
+    from billing.services.track import feature_for_track
 
     assert feature_for_track(event_name="message_sent") == catalogue["messages"]
     with pytest.raises(ServiceError, match="No feature"):

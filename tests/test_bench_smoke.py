@@ -12,9 +12,8 @@ from bench.server import BENCH_SECRET_KEY
 from tests.conftest import ensure_roles
 
 pytestmark = [
-    pytest.mark.postgres,
+    pytest.mark.postgres("the benchmark loads PostgreSQL"),
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark loads PostgreSQL (set DATABASE_URL)"),
 ]
 
 SCALE = generate.Scale(

@@ -9,10 +9,12 @@ import pytest
 from django.utils import timezone
 
 from billing.intervals import add_intervals
+from billing.invoice_preview import upcoming_invoice
 from billing.models import Balance, CustomerProduct, Reward
 from billing.money import format_money
-from billing.selectors import upcoming_invoice
-from billing.services import balance_track, product_attach, reward_apply
+from billing.services.products import product_attach
+from billing.services.rewards import reward_apply
+from billing.services.track import balance_track
 from billing.templatetags.billing_format import when
 from customers.formatting import format_ago, format_qty
 

@@ -11,9 +11,9 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from billing.models import Balance, CustomerReward
-from billing.services import balance_track
+from billing.services.track import balance_track
 from customers.models import AuditEntry, Customer
-from customers.services import customer_update
+from customers.services.customers import customer_update
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -147,7 +147,7 @@ def test_add_to_balance_mode(live_server, page: Page, ops, customer, catalogue):
 
 
 def test_adding_a_coupon(live_server, page: Page, ops, customer, catalogue, discount_rewards):
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     product_attach(customer=customer, product=catalogue["pro"], actor=None)
     log_in(page, live_server, ops)

@@ -9,7 +9,9 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from billing.models import Invoice, Reward
-from billing.services import balance_track, product_attach, reward_apply
+from billing.services.products import product_attach
+from billing.services.rewards import reward_apply
+from billing.services.track import balance_track
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser

@@ -4,17 +4,18 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import Sum
 
 from billing.models import Balance, DailyUsage, Event
-from billing.services import balance_add, balance_track, product_attach
+from billing.services.balances import balance_add
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from customers.models import AuditEntry
 
 pytestmark = [
-    pytest.mark.postgres,
+    pytest.mark.postgres("row locks need PostgreSQL"),
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL (set DATABASE_URL)"),
 ]
 
 THREADS = 8
@@ -86,7 +87,7 @@ def test_concurrent_tracks_without_overage_never_go_below_zero(customer, catalog
 def test_concurrent_saves_of_forms_opened_on_one_value_never_both_pass(customer, ops, support):
     """Two people save the name from forms that both showed "Acme Corp": one wins, the other is told."""
     from customers.models import Customer
-    from customers.services import customer_update
+    from customers.services.customers import customer_update
     from customers.stale import StaleForm
 
     barrier = threading.Barrier(THREADS)

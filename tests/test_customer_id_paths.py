@@ -10,7 +10,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from customers.models import CUSTOMER_ID_PATTERN, AuditEntry, Customer
-from customers.services import api_key_create, customer_create
+from customers.services.api_keys import api_key_create
+from customers.services.customers import customer_create
 from tests.helpers import form_values, page_text
 
 # The names of the dashboard's own pages, and ids that look like parts of a path.

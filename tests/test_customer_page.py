@@ -13,10 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, Invoice, Reward
-from billing.services import balance_set, balance_track, product_attach, reward_apply
+from billing.services.balances import balance_set
+from billing.services.products import product_attach
+from billing.services.rewards import reward_apply
+from billing.services.track import balance_track
+from billing.stripe_io.sync import apply_invoice
 from customers.formatting import format_day
 from customers.models import AuditEntry
-from customers.services import customer_create, customer_delete
+from customers.services.customers import customer_create, customer_delete
 from tests.html import element, page_of, text
 
 URL = "/customers/acme_corp/"
@@ -525,7 +529,7 @@ def small_and_large(catalogue, ops):
     product_attach(customer=large, product=catalogue["scale"], actor=ops, now=now - timedelta(days=70))
     product_attach(customer=large, product=catalogue["seats_addon"], actor=ops)
     for feature in ("sso", "seats", "messages"):
-        from billing.services import balance_create
+        from billing.services.balances import balance_create
 
         balance_create(customer=large, feature=catalogue[feature], actor=ops, granted=50, interval="month")
     events = []
@@ -579,9 +583,8 @@ def test_load_more_keeps_the_feature_filter(client, ops, busy, catalogue):
 
 
 def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops, customer, catalogue):
-    from billing.services import customer_product_update
-    from billing.stripe_sync import apply_invoice
-    from customers.services import customer_stripe_link
+    from billing.services.products import customer_product_update
+    from customers.services.customers import customer_stripe_link
 
     cp = product_attach(customer=customer, product=catalogue["pro"], actor=ops)
     customer_stripe_link(customer=customer, stripe_id="cus_Q1", actor=ops)

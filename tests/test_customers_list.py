@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import CustomerProduct
-from billing.services import product_attach
+from billing.services.products import product_attach
 from customers.models import Customer
-from customers.services import customer_create, customer_delete
+from customers.services.customers import customer_create, customer_delete
 from tests.html import element, page_of, text
 
 LIST = "/customers/"
@@ -242,7 +242,7 @@ def test_the_search_box_is_in_the_top_bar_with_its_shortcut(client, viewer, peop
     assert '<label for="global-search" class="visually-hidden">Search customers</label>' in page
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes are PostgreSQL's")
+@pytest.mark.postgres("trigram indexes are PostgreSQL's")
 def test_search_has_trigram_indexes_on_the_expression_it_filters_by(db):
     with connection.cursor() as cursor:
         cursor.execute(

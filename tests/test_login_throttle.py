@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from customers.models import AuditEntry, Customer
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 from tests.conftest import PASSWORD
 from tests.helpers import page_text
 

@@ -4,7 +4,7 @@ so it must be answered before the database is asked (these answered 500 on Postg
 import pytest
 from django.urls import reverse
 
-from billing.services import balance_track
+from billing.services.track import balance_track
 from tests.helpers import page_text
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

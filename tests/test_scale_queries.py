@@ -5,7 +5,7 @@ import re
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from customers.services import customer_create
+from customers.services.customers import customer_create
 
 
 def test_a_search_with_one_match_still_asks_for_a_full_page(ops_client, catalogue):

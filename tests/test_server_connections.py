@@ -19,12 +19,11 @@ from django.db import connection
 from bench.loadgen import get, post_json, send
 from bench.server import free_port, server_env
 from billing.models import Event
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 
 pytestmark = [
-    pytest.mark.postgres,
+    pytest.mark.postgres("the pools are PostgreSQL's"),
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="the pools are PostgreSQL's (set DATABASE_URL)"),
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +145,7 @@ def burst(port: int, raw_key: str) -> list[int]:
 
 @pytest.fixture
 def served_customer(customer, catalogue, ops):
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     product_attach(customer=customer, product=catalogue["scale"], actor=ops)  # api_calls with overage
     return api_key_create(env="sandbox", name="Burst", actor=ops)[1]

@@ -13,9 +13,12 @@ import pytest
 from django.test import Client
 
 from billing.models import Balance, CustomerProduct, Product
-from billing.services import balance_set, balance_track, product_attach
+from billing.services.balances import balance_set
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from customers.models import AuditEntry, Customer
-from customers.services import api_key_create, customer_update
+from customers.services.api_keys import api_key_create
+from customers.services.customers import customer_update
 from tests.helpers import form_values, page_text
 
 EDIT = "/customers/acme_corp/details/edit/"

@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing import stripe_sync
 from billing.models import CustomerProduct, Invoice
+from billing.stripe_io import sync as stripe_sync
 from customers.models import AuditEntry, Customer
 
 

@@ -14,12 +14,14 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
-from billing import stripe_gateway
 from billing.models import CustomerProduct, Invoice, Reward, StripeEvent
-from billing.services import reward_apply
-from billing.stripe_config import stripe_secrets
+from billing.services.rewards import reward_apply
+from billing.stripe_io.client import StripeError
+from billing.stripe_io.config import stripe_secrets
+from billing.stripe_io.customers import customer_delete_in_stripe
 from customers.models import ApiKey, AuditEntry, Customer
-from customers.services import api_key_create, customer_update
+from customers.services.api_keys import api_key_create
+from customers.services.customers import customer_update
 from tests.fake_stripe import LIVE_WEBHOOK_SECRET, WEBHOOK_SECRET, event, signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,8 +170,8 @@ def test_without_a_live_key_a_live_customers_changes_send_nothing_anywhere(
         customer_update(customer=globex, actor=ops, name="Offline")
         reward_apply(customer=globex, reward=twenty_off, actor=ops)
     assert callbacks == [] and fake_stripe.requests == []
-    with pytest.raises(stripe_gateway.StripeError, match="Stripe is not connected for live"):
-        stripe_gateway.customer_delete_in_stripe(customer=globex)
+    with pytest.raises(StripeError, match="Stripe is not connected for live"):
+        customer_delete_in_stripe(customer=globex)
     assert fake_stripe.requests == []
     globex.refresh_from_db()
     assert globex.stripe_id == "cus_globex_live" and globex.stripe_sync_error == ""
@@ -177,8 +179,8 @@ def test_without_a_live_key_a_live_customers_changes_send_nothing_anywhere(
 
 def test_a_key_of_the_other_mode_set_while_running_is_never_used(linked, fake_stripe, settings):
     settings.STRIPE_TEST_SECRET_KEY = "sk_live_fake_key"
-    with pytest.raises(stripe_gateway.StripeError, match="STRIPE_TEST_SECRET_KEY is not a test-mode key"):
-        stripe_gateway.customer_delete_in_stripe(customer=linked)
+    with pytest.raises(StripeError, match="STRIPE_TEST_SECRET_KEY is not a test-mode key"):
+        customer_delete_in_stripe(customer=linked)
     assert fake_stripe.requests == []
 
 

@@ -7,13 +7,15 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from billing import stripe_gateway
 from billing.models import CustomerReward, Price, Product, Reward
-from billing.services import reward_apply, reward_remove
-from billing.stripe_gateway import StripeError, checkout_url_for, customer_delete_in_stripe
+from billing.services.rewards import reward_apply, reward_remove
+from billing.stripe_io.backfill import retry_failed_push
+from billing.stripe_io.checkout import checkout_url_for
+from billing.stripe_io.client import StripeError
+from billing.stripe_io.customers import customer_delete_in_stripe
 from customers.errors import ServiceError
 from customers.models import AuditEntry, Customer
-from customers.services import customer_update
+from customers.services.customers import customer_update
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ def test_without_a_stripe_key_nothing_is_called(
 @pytest.mark.django_db(transaction=True)
 def test_stripe_is_called_after_the_commit_with_no_row_locked(catalogue, fake_stripe):
     """Another connection, from the fake server's thread, already sees the committed name and can lock the row."""
-    from customers.services import customer_create
+    from customers.services.customers import customer_create
 
     customer = customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp")
     Customer.objects.filter(pk=customer.pk).update(stripe_id=fake_stripe.add_customer()["id"])
@@ -448,7 +450,7 @@ def test_checkout_time_out_raises_and_no_customer_is_linked(customer, catalogue,
 
 
 def test_a_stripe_customer_made_again_after_an_unlink_is_a_new_one(customer, catalogue, fake_stripe):
-    from customers.services import customer_stripe_link
+    from customers.services.customers import customer_stripe_link
 
     checkout_url_for(customer=customer, product=catalogue["pro"], **URLS)
     first = customer.stripe_id
@@ -507,7 +509,7 @@ def test_a_failed_details_push_is_sent_again_by_retry(linked, ops, fake_stripe, 
     linked.refresh_from_db()
     assert linked.stripe_sync_error
 
-    assert stripe_gateway.retry_failed_push(linked) == ""
+    assert retry_failed_push(linked) == ""
     linked.refresh_from_db()
     assert linked.stripe_sync_error == ""
     assert fake_stripe.customers[linked.stripe_id]["name"] == "Unsent"

@@ -260,7 +260,7 @@ def test_a_new_subscription_puts_the_customer_on_its_product(client, linked, cat
 
 
 def test_a_subscription_links_to_the_product_already_attached_here(client, linked, catalogue, webhook_secret):
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     pro = product_attach(customer=linked, product=catalogue["pro"], actor=None)
     deliver(client, event("customer.subscription.updated", subscription(status="past_due"), created=100))
@@ -357,8 +357,8 @@ def test_deleting_another_stripe_customer_leaves_the_link_alone(client, linked, 
 def test_a_subscription_known_only_by_its_price_never_takes_another_customers_custom_product(
     client, linked, catalogue, webhook_secret
 ):
-    from billing.services import product_attach, product_customize
-    from customers.services import customer_create
+    from billing.services.products import product_attach, product_customize
+    from customers.services.customers import customer_create
 
     catalogue["pro"].prices.filter(type="fixed").update(stripe_price_id="price_pro")
     other = customer_create(env="live", customer_id="globex", actor=None)

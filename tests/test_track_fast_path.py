@@ -7,14 +7,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from billing.models import Balance, Event
-from billing.services import _deduct, balance_create, balance_track, product_attach
+from billing.services.balances import balance_create
+from billing.services.products import product_attach
+from billing.services.track import _deduct, balance_track
 from customers.models import AuditEntry
 
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's")
+pytestmark = pytest.mark.postgres("the one-statement path is PostgreSQL's")
 
 D = Decimal
 STATES = [

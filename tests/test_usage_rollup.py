@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from billing import rollup
 from billing.models import DailyUsage, Event, UsageRollup
-from billing.services import balance_track, product_attach
+from billing.services.products import product_attach
+from billing.services.track import balance_track
 from customers.formatting import format_day
 from customers.models import AuditEntry
 from tests.html import element, page_of

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja.security import HttpBearer
 
 from autumn_admin.api.errors import ApiError
 from customers.models import ApiKey, Env
-from customers.services import API_KEY_LAST_USED_RESOLUTION, API_KEY_PREFIXES, api_key_hash
+from customers.services.api_keys import API_KEY_PREFIXES, api_key_hash, api_key_mark_used
 
 KEY_PATTERN = re.compile(r"^am_sk_(test|live)_[A-Za-z0-9_-]{40}$")
 ENV_OF_PREFIX = {"test": Env.SANDBOX, "live": Env.LIVE}
@@ -43,10 +42,7 @@ def authenticate(request: HttpRequest) -> ApiKey:
         raise ApiError(401, f"Invalid secret key: {_mask(raw)}", "invalid_secret_key")
     if api_key.revoked_at is not None:
         raise ApiError(401, f"This secret key was revoked: {_mask(raw)}", "invalid_secret_key")
-    now = timezone.now()
-    if api_key.last_used_at is None or now - api_key.last_used_at >= API_KEY_LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-        api_key.last_used_at = now
+    api_key_mark_used(api_key=api_key)
     request.api_key = api_key
     return api_key
 

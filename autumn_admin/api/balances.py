@@ -1,53 +1,36 @@
-"""Balances: check, track, and the dashboard's edit rule for update."""
+"""Balances: check, track, a grant outside any plan (create), and the dashboard's edit rule for update."""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from ninja import Router
 
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, feature_or_404
-from autumn_admin.api.schemas import (
+from autumn_admin.api.schemas.balances import (
     CheckOut,
     CheckParams,
     CreateBalanceParams,
-    ErrorOut,
-    SuccessOut,
     TrackOut,
     TrackParams,
     UpdateBalanceParams,
+    quantity_or_one,
 )
-from autumn_admin.api.serializers import balance_id, balance_json, flag_json, from_ms, track_json
-from billing.models import Balance, FeatureType, Interval
+from autumn_admin.api.schemas.common import ERRORS, SuccessOut
+from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, track_json
+from autumn_admin.api.units import from_ms
+from billing.models import Balance, Feature, FeatureType, Interval
 from billing.quantities import to_number
-from billing.services import (
-    UNSET,
-    FeatureBalance,
-    balance_add,
-    balance_check,
-    balance_create,
-    balance_set,
-    balance_track,
-    feature_for_track,
-)
+from billing.services.balances import UNSET, balance_add, balance_check, balance_create, balance_set
+from billing.services.track import balance_track, feature_for_track
+from customers.models import Customer
 
 router = Router(tags=["balances"])
 
-ERRORS = {(400, 401, 404, 409, 422): ErrorOut}
 API_REASON = "Changed through the API"
 
 
 def _interval(api_interval: str) -> str:
     return Interval.LIFETIME if api_interval == "one_off" else api_interval
-
-
-def _balance_or_flag(feature, balances) -> tuple[dict | None, dict | None]:
-    if not balances:
-        return None, None
-    if feature.type == FeatureType.BOOLEAN:
-        return None, flag_json(feature, balances)
-    return balance_json(FeatureBalance.of(feature, balances)), None
 
 
 @router.post(
@@ -62,14 +45,14 @@ def balances_check(request, params: CheckParams):
     an allowed check also tracks required_balance."""
     customer = customer_or_404(request, params.customer_id)
     feature = feature_or_404(params.feature_id)
-    required = params.required_balance if params.required_balance is not None else Decimal(1)
+    required = quantity_or_one(params.required_balance)
     result = balance_check(customer=customer, feature=feature, required_balance=required)
     balances = result.balance.balances if result.balance else []
     if result.allowed and params.send_event and feature.type != FeatureType.BOOLEAN:
         balances = balance_track(
             customer=customer, feature=feature, value=required, actor=request.api_key, properties=params.properties
         ).balances
-    balance, flag = _balance_or_flag(feature, balances)
+    balance, flag = balance_or_flag(feature, balances)
     return {
         "allowed": result.allowed,
         "customer_id": customer.customer_id,
@@ -95,7 +78,7 @@ def balances_track(request, params: TrackParams):
         raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
     feature = feature_for_track(feature_id=params.feature_id, event_name=params.event_name)
-    value = params.value if params.value is not None else Decimal(1)
+    value = quantity_or_one(params.value)
     result = balance_track(
         customer=customer,
         feature=feature,
@@ -110,13 +93,7 @@ def balances_track(request, params: TrackParams):
     )
 
 
-@router.post(
-    "/balances.update", response={200: SuccessOut, **ERRORS}, operation_id="updateBalance", summary="Edit a balance"
-)
-def balances_update(request, params: UpdateBalanceParams):
-    """The dashboard's rule: `remaining` is the new balance (negative = usage to charge, where overage
-    is allowed), `add_to_balance` a change to it. Recorded usage never changes; granted moves. The
-    edit lasts until the next reset; `next_reset_at` moves that reset (future only)."""
+def _refuse_what_update_cannot_do(params: UpdateBalanceParams) -> None:
     if params.usage is not None or params.included_grant is not None:
         raise ApiError(
             422,
@@ -128,8 +105,10 @@ def balances_update(request, params: UpdateBalanceParams):
         raise ApiError(422, "Send remaining or add_to_balance, not both.", "invalid_inputs")
     if params.remaining is None and params.add_to_balance is None and params.next_reset_at is None:
         raise ApiError(422, "Send remaining, add_to_balance or next_reset_at: nothing to change.", "invalid_inputs")
-    customer = customer_or_404(request, params.customer_id)
-    feature = feature_or_404(params.feature_id)
+
+
+def _the_balance(customer: Customer, feature: Feature, params: UpdateBalanceParams) -> Balance:
+    """The one balance of the feature that balance_id and interval name: a 404 when none, a 409 when several."""
     balances = list(Balance.objects.filter(customer=customer, feature=feature).order_by("id"))
     if params.balance_id is not None:
         balances = [b for b in balances if balance_id(b) == params.balance_id]
@@ -145,25 +124,30 @@ def balances_update(request, params: UpdateBalanceParams):
             "pass balance_id to say which.",
             "multiple_balances",
         )
-    next_reset = from_ms(params.next_reset_at) if params.next_reset_at is not None else UNSET
-    reason = (params.reason or "").strip() or API_REASON
+    return balances[0]
+
+
+@router.post(
+    "/balances.update", response={200: SuccessOut, **ERRORS}, operation_id="updateBalance", summary="Edit a balance"
+)
+def balances_update(request, params: UpdateBalanceParams):
+    """The dashboard's rule: `remaining` is the new balance (negative = usage to charge, where overage
+    is allowed), `add_to_balance` a change to it. Recorded usage never changes; granted moves. The
+    edit lasts until the next reset; `next_reset_at` moves that reset (future only)."""
+    _refuse_what_update_cannot_do(params)
+    customer = customer_or_404(request, params.customer_id)
+    balance = _the_balance(customer, feature_or_404(params.feature_id), params)
+    edit = {
+        "balance": balance,
+        "actor": request.api_key,
+        "reason": (params.reason or "").strip() or API_REASON,
+        "next_reset_at": from_ms(params.next_reset_at) if params.next_reset_at is not None else UNSET,
+    }
     if params.remaining is not None:
-        balance_set(
-            balance=balances[0],
-            new_balance=params.remaining,
-            actor=request.api_key,
-            reason=reason,
-            next_reset_at=next_reset,
-        )
+        balance_set(new_balance=params.remaining, **edit)
     else:
         # Adding 0 changes only the reset date, under the same lock as any other edit.
-        balance_add(
-            balance=balances[0],
-            delta=params.add_to_balance or 0,
-            actor=request.api_key,
-            reason=reason,
-            next_reset_at=next_reset,
-        )
+        balance_add(delta=params.add_to_balance or 0, **edit)
     return {"success": True}
 
 

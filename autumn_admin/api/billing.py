@@ -11,15 +11,16 @@ from ninja import Router
 from autumn_admin.api import stripe
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, product_or_404
-from autumn_admin.api.schemas import AttachOut, AttachParams, ErrorOut, LegacyAttachOut, LegacyAttachParams
+from autumn_admin.api.schemas.billing import AttachOut, AttachParams
+from autumn_admin.api.schemas.common import STRIPE_ERRORS
+from autumn_admin.api.schemas.legacy import LegacyAttachOut, LegacyAttachParams
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, Product
-from billing.services import product_attach
-from billing.stripe_config import KEY_SETTING
-from customers.audit import AuditAction, audit_record
+from billing.services.products import product_attach
+from billing.stripe_io.checkout import checkout_create
+from billing.stripe_io.client import StripeError
+from billing.stripe_io.config import KEY_SETTING, is_configured
 
 router = Router(tags=["billing"])
-
-ERRORS = {(400, 401, 404, 409, 422, 502, 503, 504): ErrorOut}
 
 
 def _success_url(request: HttpRequest, given: str | None) -> str:
@@ -48,8 +49,7 @@ def _attach(
         return product.product_id, None
     if CustomerProduct.objects.filter(customer=customer, product=product, status__in=LIVE_PRODUCT_STATUSES).exists():
         raise ApiError(409, f"{customer.customer_id} already has {product.name}.", "product_already_attached")
-    gw = stripe.gateway(customer.env)
-    if gw is None:
+    if not is_configured(customer.env):
         raise ApiError(
             400,
             f"{product.name} is a paid plan and Stripe is not connected for {customer.env}, so there "
@@ -58,24 +58,17 @@ def _attach(
             "stripe_not_connected",
         )
     try:
-        url = gw.checkout_url_for(customer=customer, product=product, success_url=success, cancel_url=success)
-    except Exception as exc:
-        if stripe.is_stripe_error(gw, exc):
-            raise stripe.stripe_failure(exc)
-        raise
-    # Nothing changes here until Stripe reports the payment; the checkout itself is worth a line in the trail.
-    audit_record(
-        actor=request.api_key,
-        action=AuditAction.CHECKOUT_CREATE,
-        customer=customer,
-        target_type="product",
-        target_id=product.product_id,
-        after={"product": product.product_id, "version": product.version},
-    )
+        url = checkout_create(
+            customer=customer, product=product, actor=request.api_key, success_url=success, cancel_url=success
+        )
+    except StripeError as exc:
+        raise stripe.stripe_failure(exc)
     return product.product_id, url
 
 
-@router.post("/billing.attach", response={200: AttachOut, **ERRORS}, operation_id="attach", summary="Attach a plan")
+@router.post(
+    "/billing.attach", response={200: AttachOut, **STRIPE_ERRORS}, operation_id="attach", summary="Attach a plan"
+)
 def billing_attach(request, params: AttachParams):
     """A free plan is attached at once (payment_url null). A paid plan answers with payment_url, a
     Stripe Checkout page carrying the customer's discount; the plan is attached when Stripe reports
@@ -92,7 +85,7 @@ def billing_attach(request, params: AttachParams):
 
 @router.post(
     "/attach",
-    response={200: LegacyAttachOut, **ERRORS},
+    response={200: LegacyAttachOut, **STRIPE_ERRORS},
     operation_id="attachLegacy",
     summary="Attach a product (API 1.2)",
 )

@@ -2,68 +2,76 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router
 
 from autumn_admin.api import stripe
-from autumn_admin.api.lookups import customer_or_404, page_of
-from autumn_admin.api.schemas import (
-    CustomerId,
+from autumn_admin.api.lookups import customer_or_404, customers_of, find_customer, page_of
+from autumn_admin.api.schemas.common import ERRORS, STRIPE_ERRORS, CustomerId, SuccessOut
+from autumn_admin.api.schemas.customers import (
     CustomerListOut,
     CustomerOut,
     DeleteCustomerParams,
-    ErrorOut,
     GetCustomerParams,
     GetOrCreateCustomerParams,
+    ListCustomersParams,
+    UpdateCustomerParams,
+)
+from autumn_admin.api.schemas.legacy import (
     LegacyCreateCustomerParams,
     LegacyCustomerListOut,
     LegacyCustomerOut,
     LegacyUpdateCustomerParams,
-    ListCustomersParams,
-    SuccessOut,
-    UpdateCustomerParams,
 )
-from autumn_admin.api.serializers import customer_json, load_customer, load_customers
+from autumn_admin.api.serializers.customers import (
+    SHOWN_PRODUCT_STATUSES,
+    customer_json,
+    load_customer,
+    load_customers,
+)
+from autumn_admin.api.serializers.legacy import legacy_customer_json
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
+from billing.stripe_io.client import StripeError
+from billing.stripe_io.config import is_configured
+from billing.stripe_io.customers import customer_delete_everywhere
 from customers.errors import Conflict
-from customers.models import Customer
-from customers.services import customer_create, customer_delete, customer_update
+from customers.models import TEXT_FIELDS, Customer
+from customers.services.customers import customer_create, customer_update
 
 router = Router(tags=["customers"])
-
-ERRORS = {(400, 401, 404, 409, 422): ErrorOut}
-STRIPE_ERRORS = {(400, 401, 404, 409, 422, 502, 503, 504): ErrorOut}
-DETAIL_FIELDS = ("name", "email", "fingerprint")
 
 
 def _get_or_create(request: HttpRequest, customer_id: str, params) -> Customer:
     """The customer with this id, created (on the default products) if new. An existing customer
     gets the details it lacks filled in from the request, and keeps the ones it has."""
     api_key = request.api_key
-    existing = Customer.objects.alive().filter(env=api_key.env, customer_id=customer_id).first()
+    existing = find_customer(request, customer_id)
     if existing is None:
         fields = {
             k: getattr(params, k)
-            for k in (*DETAIL_FIELDS, "metadata", "send_email_receipts")
+            for k in (*TEXT_FIELDS, "metadata", "send_email_receipts")
             if getattr(params, k) is not None
         }
         try:
             return customer_create(env=api_key.env, customer_id=customer_id, actor=api_key, **fields)
         except Conflict:
             # Another request created it between our read and our insert: it is the one we want.
-            existing = Customer.objects.alive().filter(env=api_key.env, customer_id=customer_id).first()
+            existing = find_customer(request, customer_id)
             if existing is None:
                 raise
-    missing = {k: getattr(params, k) for k in DETAIL_FIELDS if getattr(params, k) and not getattr(existing, k)}
+    missing = {k: getattr(params, k) for k in TEXT_FIELDS if getattr(params, k) and not getattr(existing, k)}
     if missing:
         customer_update(customer=existing, actor=api_key, **missing)
     return existing
 
 
-def _update(request: HttpRequest, customer: Customer, params, new_customer_id: str | None) -> Customer:
+def _update(request: HttpRequest, customer_id: str, params, new_customer_id: str | None) -> Customer:
+    """The customer with this id, changed by the fields the request sent (metadata merged: a key set to
+    null is removed; null for the whole object clears it). Fields left out stay as they are."""
+    customer = customer_or_404(request, customer_id)
     sent = params.model_fields_set
-    fields = {k: getattr(params, k) for k in DETAIL_FIELDS if k in sent}
+    fields = {k: getattr(params, k) for k in TEXT_FIELDS if k in sent}
     if "send_email_receipts" in sent and params.send_email_receipts is not None:
         fields["send_email_receipts"] = params.send_email_receipts
     metadata_merge = None
@@ -82,19 +90,39 @@ def _update(request: HttpRequest, customer: Customer, params, new_customer_id: s
 
 
 def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) -> dict:
-    reason = ""
-    gw = stripe.gateway(customer.env) if delete_in_stripe else None
-    if gw is not None and customer.stripe_id:
-        # Stripe first: if it refuses, nothing changes here (our soft delete can be undone, its deletion can't).
-        try:
-            gw.customer_delete_in_stripe(customer=customer, actor=request.api_key)
-        except Exception as exc:
-            if stripe.is_stripe_error(gw, exc):
-                raise stripe.stripe_failure(exc)
-            raise
-        reason = "Also deleted in Stripe (delete_in_stripe)."
-    customer_delete(customer=customer, actor=request.api_key, reason=reason)
+    # Without Stripe connected for its environment, delete_in_stripe is moot: the customer goes here only.
+    in_stripe = delete_in_stripe and bool(customer.stripe_id) and is_configured(customer.env)
+    try:
+        # All or nothing: if Stripe refuses, nothing is deleted here and the client can try again.
+        customer_delete_everywhere(
+            customer=customer,
+            actor=request.api_key,
+            reason="Also deleted in Stripe (delete_in_stripe)." if in_stripe else "",
+            delete_in_stripe=in_stripe,
+            all_or_nothing=True,
+        )
+    except StripeError as exc:
+        raise stripe.stripe_failure(exc)
     return {"success": True}
+
+
+def _held(params: ListCustomersParams) -> QuerySet[CustomerProduct]:
+    """The customers' products that customers.list's subscription_status and plans ask for."""
+    statuses = {
+        "active": LIVE_PRODUCT_STATUSES,
+        "scheduled": [CustomerProductStatus.SCHEDULED],
+        None: SHOWN_PRODUCT_STATUSES,
+    }[params.subscription_status]
+    held = CustomerProduct.objects.filter(status__in=statuses)
+    if params.plans:
+        wanted = Q(pk__in=[])
+        for plan in params.plans:
+            one = Q(product__product_id=plan.id)
+            if plan.versions:
+                one &= Q(product__version__in=plan.versions)
+            wanted |= one
+        held = held.filter(wanted)
+    return held
 
 
 # --- RPC forms (autumn-sdk, autumn-js) ----------------------------------------------------------
@@ -134,25 +162,11 @@ def customers_get(request, params: GetCustomerParams):
 )
 def customers_list(request, params: ListCustomersParams):
     """Newest first (or oldest with sort_order "asc"); pass next_cursor as start_cursor for the next page."""
-    customers = Customer.objects.alive().filter(env=request.api_key.env)
+    customers = customers_of(request)
     if params.search:
         customers = customers.search(params.search)
     if params.subscription_status or params.plans:
-        statuses = {
-            "active": LIVE_PRODUCT_STATUSES,
-            "scheduled": [CustomerProductStatus.SCHEDULED],
-            None: [*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED],
-        }[params.subscription_status]
-        held = CustomerProduct.objects.filter(status__in=statuses)
-        if params.plans:
-            wanted = Q(pk__in=[])
-            for plan in params.plans:
-                one = Q(product__product_id=plan.id)
-                if plan.versions:
-                    one &= Q(product__version__in=plan.versions)
-                wanted |= one
-            held = held.filter(wanted)
-        customers = customers.filter(pk__in=held.values("customer_id"))
+        customers = customers.filter(pk__in=_held(params).values("customer_id"))
     page = page_of(
         customers,
         time_field="created_at",
@@ -173,9 +187,7 @@ def customers_list(request, params: ListCustomersParams):
 def customers_update(request, params: UpdateCustomerParams):
     """Change name, email, fingerprint, send_email_receipts, metadata (merged: a key set to null is
     removed) or the id itself (new_customer_id). Fields left out stay as they are."""
-    customer = customer_or_404(request, params.customer_id)
-    customer = _update(request, customer, params, params.new_customer_id)
-    return customer_json(load_customer(customer))
+    return customer_json(load_customer(_update(request, params.customer_id, params, params.new_customer_id)))
 
 
 @router.post(
@@ -202,9 +214,7 @@ def customers_delete(request, params: DeleteCustomerParams):
 )
 def customers_update_documented(request, params: UpdateCustomerParams):
     """`{"customer_id", "name", "email"}`, as in the documentation's cURL example."""
-    customer = customer_or_404(request, params.customer_id)
-    customer = _update(request, customer, params, params.new_customer_id)
-    return customer_json(load_customer(customer))
+    return customers_update(request, params)
 
 
 @router.get(
@@ -215,10 +225,10 @@ def customers_update_documented(request, params: UpdateCustomerParams):
     summary="List customers (REST)",
 )
 def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=10**9)):
-    customers = Customer.objects.alive().filter(env=request.api_key.env).order_by("-created_at", "-id")
+    customers = customers_of(request).order_by("-created_at", "-id")
     page = list(customers[offset : offset + limit])
     return {
-        "list": [customer_json(c, legacy=True) for c in load_customers(page)],
+        "list": [legacy_customer_json(c) for c in load_customers(page)],
         "total": customers.count(),
         "limit": limit,
         "offset": offset,
@@ -235,7 +245,7 @@ def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: i
 def customers_create_rest(request, params: LegacyCreateCustomerParams):
     """Creates the customer, or returns it if one with this id exists."""
     customer = _get_or_create(request, params.id, params)
-    return customer_json(load_customer(customer), legacy=True)
+    return legacy_customer_json(load_customer(customer))
 
 
 @router.get(
@@ -246,13 +256,11 @@ def customers_create_rest(request, params: LegacyCreateCustomerParams):
     summary="Get a customer (REST)",
 )
 def customers_get_rest(request, customer_id: CustomerId):
-    return customer_json(load_customer(customer_or_404(request, customer_id)), legacy=True)
+    return legacy_customer_json(load_customer(customer_or_404(request, customer_id)))
 
 
 def _update_rest(request, customer_id: str, params: LegacyUpdateCustomerParams) -> dict:
-    customer = customer_or_404(request, customer_id)
-    customer = _update(request, customer, params, params.id)
-    return customer_json(load_customer(customer), legacy=True)
+    return legacy_customer_json(load_customer(_update(request, customer_id, params, params.id)))
 
 
 @router.post(

@@ -7,6 +7,7 @@ import logging
 from functools import wraps
 
 from django.http import Http404, HttpRequest, HttpResponse
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from customers.errors import ServiceError
 
@@ -43,6 +44,12 @@ def internal_error_response(request: HttpRequest) -> HttpResponse:
     return error_response(request, 500, INTERNAL_ERROR_MESSAGE, "internal_error")
 
 
+def _unexpected_error_response(request: HttpRequest) -> HttpResponse:
+    """The 500 of an exception nothing expected, logged with its traceback (call it inside `except`)."""
+    logger.exception("Unexpected error in %s %s", request.method, request.path)
+    return internal_error_response(request)
+
+
 def json_on_unexpected_error(view):
     """Around the API's own views and ninja's operations: an unexpected exception is logged with its
     traceback and answered as Autumn's 500 (Django would answer HTML: its debug page, or handler500)."""
@@ -52,8 +59,7 @@ def json_on_unexpected_error(view):
         try:
             return view(request, *args, **kwargs)
         except Exception:
-            logger.exception("Unexpected error in %s %s", request.method, request.path)
-            return internal_error_response(request)
+            return _unexpected_error_response(request)
 
     return wrapper
 
@@ -61,9 +67,9 @@ def json_on_unexpected_error(view):
 def _location(loc) -> str:
     # ninja prefixes the source ("body", "query", "path") and the parameter name.
     parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
+    if parts and parts[0] in ("body", "query", "path"):
         parts = parts[1:]
-    if parts and parts[0] in ("params", "payload", "data"):
+    if parts and parts[0] == "params":  # every operation names its body `params`
         parts = parts[1:]
     return ".".join(parts) or "body"
 
@@ -88,14 +94,11 @@ def validation_message(errors: list[dict]) -> str:
 
 
 def install_handlers(api) -> None:
-    from ninja.errors import AuthenticationError, HttpError, ValidationError
+    """Every exception an operation raises, answered with Autumn's error body."""
 
     @api.exception_handler(ApiError)
-    def _api_error(request, exc: ApiError):
-        return error_response(request, exc.status, exc.message, exc.code)
-
     @api.exception_handler(ServiceError)
-    def _service_error(request, exc: ServiceError):
+    def _refusal(request, exc: ApiError | ServiceError):
         return error_response(request, exc.status, exc.message, exc.code)
 
     @api.exception_handler(ValidationError)
@@ -116,5 +119,4 @@ def install_handlers(api) -> None:
 
     @api.exception_handler(Exception)
     def _unexpected(request, exc: Exception):
-        logger.exception("Unexpected error in %s %s", request.method, request.path)
-        return internal_error_response(request)
+        return _unexpected_error_response(request)

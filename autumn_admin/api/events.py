@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.db.models import Q
 from ninja import Router
 
-from autumn_admin.api.lookups import customer_or_404, page_of
-from autumn_admin.api.schemas import ErrorOut, EventListOut, ListEventsParams
-from autumn_admin.api.serializers import event_json, from_ms
+from autumn_admin.api.lookups import of_customers, page_of
+from autumn_admin.api.schemas.common import ERRORS
+from autumn_admin.api.schemas.events import EventListOut, ListEventsParams
+from autumn_admin.api.serializers.events import event_json
+from autumn_admin.api.units import from_ms
 from billing.models import Event
 
 router = Router(tags=["events"])
@@ -15,16 +17,14 @@ router = Router(tags=["events"])
 
 @router.post(
     "/events.list",
-    response={200: EventListOut, (400, 401, 404, 409, 422): ErrorOut},
+    response={200: EventListOut, **ERRORS},
     operation_id="listEvents",
     summary="List usage events",
 )
 def events_list(request, params: ListEventsParams):
     """Events of one customer (customer_id) or of every customer of the environment, newest first,
     optionally of some features and within custom_range (epoch ms, start inclusive, end exclusive)."""
-    events = Event.objects.filter(customer__env=request.api_key.env, customer__deleted_at__isnull=True)
-    if params.customer_id is not None:
-        events = events.filter(customer=customer_or_404(request, params.customer_id))
+    events = of_customers(request, Event.objects.all(), params.customer_id)
     if params.feature_id is not None:
         wanted = [params.feature_id] if isinstance(params.feature_id, str) else params.feature_id
         events = events.filter(Q(feature__feature_id__in=wanted) | Q(feature__isnull=True, event_name__in=wanted))

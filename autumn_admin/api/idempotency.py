@@ -77,7 +77,7 @@ def _answer_to_retry(record: IdempotencyRecord, fingerprint: str) -> HttpRespons
         if record is None:
             raise ApiError(
                 409,
-                "The first request with this Idempotency-Key failed; retry the request.",
+                f"The first request with this {HEADER} failed; retry the request.",
                 "idempotency_request_failed",
             )
     return _replay(record)

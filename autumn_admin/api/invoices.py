@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ninja import Router
 
-from autumn_admin.api.lookups import customer_or_404, page_of
-from autumn_admin.api.schemas import ErrorOut, InvoiceListOut, ListInvoicesParams
-from autumn_admin.api.serializers import invoice_json
+from autumn_admin.api.lookups import of_customers, page_of
+from autumn_admin.api.schemas.common import ERRORS
+from autumn_admin.api.schemas.invoices import InvoiceListOut, ListInvoicesParams
+from autumn_admin.api.serializers.invoices import invoice_json
 from billing.models import Invoice
 
 router = Router(tags=["invoices"])
@@ -14,16 +15,14 @@ router = Router(tags=["invoices"])
 
 @router.post(
     "/invoices.list",
-    response={200: InvoiceListOut, (400, 401, 404, 409, 422): ErrorOut},
+    response={200: InvoiceListOut, **ERRORS},
     operation_id="listInvoices",
     summary="List invoices",
 )
 def invoices_list(request, params: ListInvoicesParams):
     """Invoices of one customer (customer_id) or of every customer of the environment, newest first.
     Amounts are in major units (29.99), as Autumn reports them."""
-    invoices = Invoice.objects.filter(customer__env=request.api_key.env, customer__deleted_at__isnull=True)
-    if params.customer_id is not None:
-        invoices = invoices.filter(customer=customer_or_404(request, params.customer_id))
+    invoices = of_customers(request, Invoice.objects.all(), params.customer_id)
     if params.status:
         invoices = invoices.filter(status__in=params.status)
     page = page_of(

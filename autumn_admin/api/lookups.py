@@ -11,13 +11,32 @@ from customers.models import Customer
 from customers.paging import InvalidCursor, Page, keyset_page
 
 
+def customers_of(request: HttpRequest) -> QuerySet[Customer]:
+    """The live customers of the key's environment: all the API ever sees of customers."""
+    return Customer.objects.alive().filter(env=request.api_key.env)
+
+
+def find_customer(request: HttpRequest, customer_id: str) -> Customer | None:
+    """The live customer with this id in the key's environment, or None."""
+    return customers_of(request).filter(customer_id=customer_id).first()
+
+
 def customer_or_404(request: HttpRequest, customer_id: str) -> Customer:
     """The live customer with this id in the key's environment. Deleted ones and the other
     environment's answer 404, exactly like ids that never existed."""
-    customer = Customer.objects.alive().filter(env=request.api_key.env, customer_id=customer_id).first()
+    customer = find_customer(request, customer_id)
     if customer is None:
         raise ApiError(404, f"Customer {customer_id} not found", "customer_not_found")
     return customer
+
+
+def of_customers(request: HttpRequest, rows: QuerySet, customer_id: str | None) -> QuerySet:
+    """The rows (events, invoices) of the live customers of the key's environment; of one of them when
+    `customer_id` is given (a 404 when it is not found)."""
+    rows = rows.filter(customer__env=request.api_key.env, customer__deleted_at__isnull=True)
+    if customer_id is not None:
+        rows = rows.filter(customer=customer_or_404(request, customer_id))
+    return rows
 
 
 def feature_or_404(feature_id: str) -> Feature:

@@ -54,32 +54,33 @@ def _check_text(value, depth: int = 0) -> None:
             _check_text(item, depth + 1)
 
 
+def _decoded(raw: bytes, content_type: str):
+    """A non-empty body as JSON, or an ApiError 400."""
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise ApiError(
+            400,
+            f"Send the body as JSON with Content-Type: application/json (got {content_type or 'no Content-Type'!r}).",
+            "invalid_request",
+        )
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        _check_text(data)
+    except RecursionError:
+        raise ApiError(400, "The body is not valid JSON: it is nested too deeply.", "invalid_request")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ApiError(400, f"The body is not valid JSON: {exc}.", "invalid_request")
+    return data
+
+
 def parse_json_body(request: HttpRequest):
-    """The request's JSON object, or an ApiError 400 saying what is wrong with the body."""
+    """The request's JSON object ({} for an empty body), or an ApiError 400 saying what is wrong with it."""
     if hasattr(request, "api_json"):
         return request.api_json
     try:
         raw = request.body
     except RequestDataTooBig:
         raise ApiError(400, "The request body is too large.", "invalid_request")
-    if not raw.strip():
-        data = {}
-    else:
-        content_type = request.content_type or ""
-        if content_type != "application/json" and not content_type.endswith("+json"):
-            raise ApiError(
-                400,
-                f"Send the body as JSON with Content-Type: application/json "
-                f"(got {content_type or 'no Content-Type'!r}).",
-                "invalid_request",
-            )
-        try:
-            data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
-            _check_text(data)
-        except RecursionError:
-            raise ApiError(400, "The body is not valid JSON: it is nested too deeply.", "invalid_request")
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise ApiError(400, f"The body is not valid JSON: {exc}.", "invalid_request")
+    data = _decoded(raw, request.content_type or "") if raw.strip() else {}
     if not isinstance(data, dict):
         raise ApiError(400, f"The body must be a JSON object, not {type(data).__name__}.", "invalid_request")
     request.api_json = data
@@ -100,10 +101,12 @@ def api_request(run):
     def wrapper(request: HttpRequest, *args, **kwargs):
         try:
             authenticate(request)
-            data = parse_json_body(request) if request.method in BODY_METHODS else None
-            if request.method in BODY_METHODS and not request.body.strip():
-                # ninja reads an empty body as "no body at all"; Autumn's clients mean {}.
-                request._body = b"{}"
+            data = None
+            if request.method in BODY_METHODS:
+                data = parse_json_body(request)
+                if not request.body.strip():
+                    # ninja reads an empty body as "no body at all"; Autumn's clients mean {}.
+                    request._body = b"{}"
             return run_idempotently(request, data, lambda: run(request, *args, **kwargs))
         except ApiError as exc:
             return error_response(request, exc.status, exc.message, exc.code)

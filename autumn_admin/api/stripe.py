@@ -1,27 +1,15 @@
-"""Stripe, when the environment is connected (billing.stripe_gateway does the talking)."""
+"""Stripe's refusals as the API answers them (billing/stripe_io does the talking)."""
 
 from __future__ import annotations
 
 from autumn_admin.api.errors import ApiError
-from billing import stripe_gateway
+from billing.stripe_io.client import StripeError
 
 
-def gateway(env: str):
-    """The Stripe gateway module, or None when `env` (the API key's and its customers' environment)
-    is not connected to Stripe. The gateway then serves that environment's customers with its key only."""
-    return stripe_gateway if stripe_gateway.is_configured(env) else None
-
-
-def is_stripe_error(gw, exc: Exception) -> bool:
-    error_class = getattr(gw, "StripeError", None)
-    return error_class is not None and isinstance(exc, error_class)
-
-
-def stripe_failure(exc: Exception) -> ApiError:
-    """Stripe's refusal as Autumn's error body: the gateway's status (502 unless it says otherwise)."""
-    code = getattr(exc, "code", "")
+def stripe_failure(exc: StripeError) -> ApiError:
+    """Stripe's refusal as Autumn's error body, with the gateway's status (502, 503 or 504)."""
     return ApiError(
-        getattr(exc, "status", 502),
-        f"Stripe refused the request: {getattr(exc, 'message', str(exc))} Nothing was changed here.",
-        code if code == "stripe_not_connected" else "stripe_error",
+        exc.status,
+        f"Stripe refused the request: {exc.message} Nothing was changed here.",
+        exc.code if exc.code == "stripe_not_connected" else "stripe_error",
     )

@@ -14,7 +14,7 @@ PostgreSQL. The OpenAPI document describes that operation; both give the same an
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+import re
 from functools import cache
 
 from django.http import HttpRequest, HttpResponse
@@ -25,10 +25,10 @@ from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
 from autumn_admin.api.errors import ApiError, json_on_unexpected_error
 from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from autumn_admin.api.main import api, parse_json_body
-from autumn_admin.api.schemas import TrackParams
-from autumn_admin.api.serializers import track_json
-from billing.services import balance_track_by_key
-from customers.services import api_key_hash
+from autumn_admin.api.schemas.balances import TrackParams, quantity_or_one
+from autumn_admin.api.serializers.balances import track_json
+from billing.services.track import balance_track_by_key
+from customers.services.api_keys import api_key_hash
 
 PATH = "balances.track"
 
@@ -52,7 +52,9 @@ def _operation():
     raise LookupError(f"The API has no {PATH} operation.")
 
 
-def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
+def _plain_track(request: HttpRequest) -> tuple[re.Match, TrackParams] | None:
+    """The key and body of a track by feature_id alone, well formed and without an Idempotency-Key;
+    None for any other request (the operation answers it)."""
     if IDEMPOTENCY_HEADER in request.headers:
         return None
     key = KEY_PATTERN.match(bearer_token(request))
@@ -64,7 +66,15 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
         return None
     if params.event_name is not None or params.timestamp is not None or not params.feature_id:
         return None
-    quantity = params.value if params.value is not None else Decimal(1)
+    return key, params
+
+
+def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
+    plain = _plain_track(request)
+    if plain is None:
+        return None
+    key, params = plain
+    quantity = quantity_or_one(params.value)
     request.api_key_env = ENV_OF_PREFIX[key.group(1)]  # for an error answered before the key is checked
     tracked = balance_track_by_key(
         key_hash=api_key_hash(key.group(0)),

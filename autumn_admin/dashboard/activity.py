@@ -9,9 +9,9 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from billing import selectors as billing
 from billing.models import CustomerProductStatus, InvoiceStatus
 from billing.money import format_money
+from billing.usage_graph import HISTORY_MARKS_LIMIT, balance_marks_query
 from customers.audit import AuditAction
 from customers.formatting import format_qty
 from customers.models import DETAIL_FIELDS, AuditEntry, Customer
@@ -147,11 +147,11 @@ def page_audit_entries(customer: Customer, *, since: datetime, limit: int = ACTI
     """The page's audit trail in one query, newest first: the latest `limit` entries (Activity)
     and the balance resets and edits since `since` (the graphs' markers)."""
     latest = AuditEntry.objects.filter(customer=customer).order_by("-created_at", "-id").values("pk")[:limit]
-    wanted = Q(pk__in=latest) | billing.balance_marks_query(customer, since)
+    wanted = Q(pk__in=latest) | balance_marks_query(customer, since)
     return list(
         AuditEntry.objects.filter(customer=customer)
         .filter(wanted)
-        .order_by("-created_at", "-id")[: limit + billing.HISTORY_MARKS_LIMIT]
+        .order_by("-created_at", "-id")[: limit + HISTORY_MARKS_LIMIT]
     )
 
 

@@ -5,7 +5,7 @@ from django.utils.functional import SimpleLazyObject
 
 from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.permissions import EDIT_BALANCE, MANAGE_API_KEYS, VIEW_CUSTOMER, user_can
-from billing import stripe_gateway
+from billing.stripe_io.config import is_configured
 from customers.models import Env
 
 # The role a user acts in, told from the permissions the request loads anyway (no groups query).
@@ -26,10 +26,10 @@ def dashboard(request):
     """`stripe_connected` is about the environment the dashboard shows: each has its own Stripe key."""
     env = current_env(request) if hasattr(request, "session") else Env.SANDBOX
     if not getattr(request, "user", None) or not request.user.is_authenticated:
-        return {"stripe_connected": stripe_gateway.is_configured(env)}
+        return {"stripe_connected": is_configured(env)}
     return {
         "current_env": env,
-        "stripe_connected": stripe_gateway.is_configured(env),
+        "stripe_connected": is_configured(env),
         "user_role": SimpleLazyObject(lambda: role_label(request.user)),
         "can": SimpleLazyObject(lambda: user_can(request)),
     }

@@ -15,8 +15,10 @@ from autumn_admin.dashboard.activity import Names, customer_activity, page_audit
 from autumn_admin.dashboard.customer_list import customer_status
 from autumn_admin.dashboard.permissions import user_can
 from billing import selectors as billing
-from billing import stripe_gateway
+from billing.invoice_preview import upcoming_invoice
 from billing.models import CustomerProductStatus, Feature, FeatureType, Product
+from billing.stripe_io.config import is_configured
+from billing.usage_graph import history_start, usage_history
 from customers.models import DETAIL_FIELDS, TEXT_FIELDS, Customer, Env
 from customers.paging import Page
 
@@ -107,8 +109,8 @@ def customer_page_context(
     cps = billing.customer_products(customer)
     rows = billing.product_rows(cps)
     features = list({b.feature_id: b.feature for b in balances}.values())
-    audit = page_audit_entries(customer, since=billing.history_start(now))
-    history = billing.usage_history(customer, features=features, now=now, audit_entries=audit)
+    audit = page_audit_entries(customer, since=history_start(now))
+    history = usage_history(customer, features=features, now=now, audit_entries=audit)
     frows = billing.feature_rows(balances, history)
     rewards = billing.customer_rewards(customer, now=now)
     names: Names = {
@@ -123,7 +125,7 @@ def customer_page_context(
         "detail_url": detail_url(customer),
         **_products(rows),
         **_features(frows),
-        "upcoming": billing.upcoming_invoice(customer, cps=cps, balances=balances, rewards=rewards, now=now),
+        "upcoming": upcoming_invoice(customer, cps=cps, balances=balances, rewards=rewards, now=now),
         "invoices": _with_product_names(_invoices_page(customer, params), names["product"]),
         **_events(customer, params),
         "event_features": sorted((f for f in features if f.is_metered), key=lambda f: f.name.lower()),
@@ -132,7 +134,7 @@ def customer_page_context(
         "detail_fields": detail_fields(customer),
         "metadata_items": metadata_items(customer),
         "stripe_url": stripe_dashboard_url(customer),
-        "stripe_connected": stripe_gateway.is_configured(customer.env),
+        "stripe_connected": is_configured(customer.env),
     }
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 
 
 class ApiClient:

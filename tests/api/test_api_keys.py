@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from customers.models import ApiKey, AuditEntry
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 from tests.api.conftest import ApiClient
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from billing.models import Event, Invoice
 from customers.models import ApiKey, Customer
-from customers.services import api_key_revoke
+from customers.services.api_keys import api_key_revoke
 from tests.api.conftest import ApiClient
 
 

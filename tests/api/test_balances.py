@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from billing.models import Balance, Event
-from billing.services import product_attach
+from billing.services.products import product_attach
 from customers.models import AuditEntry
 
 

@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, Reward
-from billing.services import product_attach, reward_apply
+from billing.services.products import product_attach
+from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services import customer_restore
+from customers.services.customers import customer_restore
 
 CUSTOMER_KEYS = {
     "id",

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import CustomerProduct, Invoice, Product, Reward
-from billing.services import reward_apply
+from billing.services.rewards import reward_apply
 from customers.models import AuditEntry
 
 
@@ -42,7 +42,7 @@ def test_events_list_newest_first_with_cursor_pages(api, customer):
 
 
 def test_events_list_filters_by_feature_and_time_range(api, customer, catalogue):
-    from billing.services import product_attach
+    from billing.services.products import product_attach
 
     product_attach(customer=customer, product=catalogue["scale"], actor=None)
     base = int((timezone.now() - timedelta(hours=1)).timestamp() * 1000)

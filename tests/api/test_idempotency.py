@@ -11,13 +11,12 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from autumn_admin.api import balances as balances_api
 from billing.models import Balance, Event
 from customers.models import Customer, IdempotencyRecord
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 from tests.api.conftest import ApiClient
 
 TRACK = {"customer_id": "acme_corp", "feature_id": "messages", "value": 5}
@@ -99,11 +98,9 @@ def test_unusable_idempotency_keys_are_refused(api, customer, key):
     assert Event.objects.count() == 0
 
 
-@pytest.mark.postgres
+@pytest.mark.postgres("SQLite serialises every writer, so there is no race to win")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_do_the_work_once(live_server, customer, sandbox_key, monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: SQLite serialises every writer, so there is no race to win")
     real_track = balances_api.balance_track
 
     def slow_track(**kwargs):
@@ -143,11 +140,9 @@ def test_concurrent_requests_with_one_key_do_the_work_once(live_server, customer
     assert IdempotencyRecord.objects.get(key="race-1").status_code == 200
 
 
-@pytest.mark.postgres
+@pytest.mark.postgres("SQLite serialises every writer, so there is no race to win")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_get_or_create_of_one_id_makes_one_customer(live_server, catalogue, sandbox_key):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: SQLite serialises every writer, so there is no race to win")
     _, raw = sandbox_key
     start = threading.Barrier(4)
     statuses = []

@@ -17,9 +17,7 @@ INTERNAL_ERROR = {
     "code": "internal_error",
     "env": "sandbox",
 }
-on_postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the refusing trigger is PostgreSQL's (set DATABASE_URL)"
-)
+on_postgresql = pytest.mark.postgres("the refusing trigger is PostgreSQL's")
 
 
 def assert_internal_error(response):

@@ -9,7 +9,7 @@ import pytest
 from billing.models import Balance
 from customers.errors import ServiceError
 from customers.models import AuditEntry
-from customers.services import customer_delete, customer_update
+from customers.services.customers import customer_delete, customer_update
 from tests.api.test_errors import assert_refused
 from tests.helpers import page_text
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from billing.models import CustomerProduct, Reward
-from billing.services import reward_apply
+from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
 
 

@@ -12,11 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Balance, DailyUsage, Event
-from billing.services import balance_create, product_attach
+from billing.services.balances import balance_create
+from billing.services.products import product_attach
 from customers.models import ApiKey
-from customers.services import api_key_revoke, customer_create, customer_delete
+from customers.services.api_keys import api_key_revoke
+from customers.services.customers import customer_create, customer_delete
 
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement track is PostgreSQL's")
+pytestmark = pytest.mark.postgres("the one-statement track is PostgreSQL's")
 _KEYS = itertools.count()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from customers.models import Env
-from customers.services import API_KEY_NAME_MAX_LENGTH
+from customers.services.api_keys import API_KEY_NAME_MAX_LENGTH
 
 
 class ApiKeyForm(forms.Form):

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 
 from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin, out_of_date, quantity, required_reason
-from customers.services import REASON_MAX_LENGTH
+from customers.validation import REASON_MAX_LENGTH
 
 
 class BalanceEditForm(ServiceErrorsMixin, forms.Form):

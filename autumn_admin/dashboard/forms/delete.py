@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from customers.models import Customer
-from customers.services import REASON_MAX_LENGTH
+from customers.validation import REASON_MAX_LENGTH
 
 
 class CustomerDeleteForm(forms.Form):

@@ -10,7 +10,7 @@ from django import forms
 
 from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin, out_of_date, quantity, required_reason
 from billing.models import Feature, FeatureType, Interval, UsageType
-from customers.services import REASON_MAX_LENGTH
+from customers.validation import REASON_MAX_LENGTH
 
 
 class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):

@@ -8,8 +8,8 @@ from decimal import Decimal
 from django import forms
 
 from billing.quantities import parse_quantity
-from billing.services import require_reason
 from customers.errors import ServiceError
+from customers.validation import require_reason
 
 
 def quantity(raw, label: str, *, allow_negative: bool = True) -> Decimal:

@@ -11,7 +11,7 @@ from autumn_admin.dashboard.forms.api_keys import ApiKeyForm
 from autumn_admin.dashboard.permissions import MANAGE_API_KEYS
 from customers.errors import ServiceError
 from customers.models import ApiKey, Env
-from customers.services import api_key_create, api_key_revoke
+from customers.services.api_keys import api_key_create, api_key_revoke
 
 
 @never_cache  # the page that shows a new key must not be kept by any cache

@@ -14,10 +14,10 @@ from autumn_admin.dashboard.forms.balances import BalanceEditForm
 from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
+from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
 from billing.quantities import parse_quantity
-from billing.selectors import UpcomingInvoice, upcoming_invoice
-from billing.services import balance_add, balance_set, balances_reset_due
+from billing.services.balances import balance_add, balance_set, balances_reset_due
 from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty

@@ -17,7 +17,7 @@ from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, VIEW_CUSTOMER, require_perm
 from customers.errors import ServiceError
 from customers.models import TEXT_FIELDS, Customer
-from customers.services import customer_restore
+from customers.services.customers import customer_restore
 
 LIST_PAGE_SIZE = 50
 EXPORT_CHUNK = 2000

@@ -11,10 +11,10 @@ from django_htmx.http import HttpResponseClientRedirect
 from autumn_admin.dashboard.forms.delete import CustomerDeleteForm
 from autumn_admin.dashboard.permissions import DELETE_CUSTOMER, customer_for_action
 from autumn_admin.dashboard.popups import FORM_INVALID, render_popup
-from billing import stripe_gateway
 from billing.models import LIVE_PRODUCT_STATUSES
+from billing.stripe_io import customers as stripe_gateway
 from customers.models import Customer
-from customers.services import customer_delete
+from customers.services.customers import customer_delete
 
 
 def _what_goes(customer: Customer) -> dict:

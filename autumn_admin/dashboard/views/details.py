@@ -17,7 +17,7 @@ from autumn_admin.dashboard.permissions import CHANGE_CUSTOMER, customer_for_act
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID
 from customers.errors import ServiceError
 from customers.models import DETAIL_FIELDS, Customer
-from customers.services import customer_update
+from customers.services.customers import customer_update
 from customers.stale import StaleForm
 
 

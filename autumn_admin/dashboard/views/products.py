@@ -10,7 +10,8 @@ from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, customer_for_action
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct
-from billing.services import balances_reset_due, product_customize
+from billing.services.balances import balances_reset_due
+from billing.services.products import product_customize
 from customers.errors import ServiceError
 from customers.models import Customer
 from customers.stale import StaleForm

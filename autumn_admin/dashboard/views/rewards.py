@@ -10,7 +10,7 @@ from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import APPLY_REWARD, customer_for_action
 from autumn_admin.dashboard.popups import FORM_INVALID, render_popup
 from billing.models import CustomerReward
-from billing.services import reward_apply, reward_remove
+from billing.services.rewards import reward_apply, reward_remove
 from customers.errors import ServiceError
 
 # The parts of the customer page a coupon changes.

@@ -8,8 +8,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from autumn_admin.dashboard.environment import current_env
-from billing import stripe_gateway, stripe_sync
 from billing.models import StripeEvent
+from billing.stripe_io import client as stripe_client
+from billing.stripe_io import sync as stripe_sync
+from billing.stripe_io import webhooks as stripe_webhooks
 from customers.models import Customer
 
 
@@ -19,8 +21,10 @@ def stripe_webhook(request):
     """Stripe's events: verified by signature (the secret that verifies names the environment),
     applied once each, in any order, to that environment's customers only."""
     try:
-        event, signed_for = stripe_gateway.event_from_webhook(request.body, request.headers.get("Stripe-Signature", ""))
-    except stripe_gateway.WebhookRejected as exc:
+        event, signed_for = stripe_webhooks.event_from_webhook(
+            request.body, request.headers.get("Stripe-Signature", "")
+        )
+    except stripe_webhooks.WebhookRejected as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     outcome = stripe_sync.process_event(event, signed_for=signed_for)
     return JsonResponse({"received": True, "event": event["id"], "outcome": outcome})
@@ -36,7 +40,7 @@ def stripe_status(request):
         request,
         "billing/stripe_status.html",
         {
-            "status": stripe_gateway.stripe_status(env),
+            "status": stripe_client.stripe_status(env),
             "webhook_url": request.build_absolute_uri("/webhooks/stripe"),
             "recent_events": StripeEvent.objects.filter(env=env).order_by("-received_at", "-id")[:10],
             "failing": failing[:50],

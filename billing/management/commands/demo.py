@@ -27,9 +27,11 @@ from billing.models import (
     ProductItem,
     Reward,
 )
-from billing.services import balance_add, balance_set, product_attach, reward_apply
+from billing.services.balances import balance_add, balance_set
+from billing.services.products import product_attach
+from billing.services.rewards import reward_apply
 from customers.models import Customer
-from customers.services import customer_create
+from customers.services.customers import customer_create
 
 FIRST = [
     "Ada",
@@ -189,6 +191,10 @@ class Command(BaseCommand):
         return users
 
     def create_catalogue(self) -> dict:
+        features = self.create_features()
+        return {"features": features, "products": self.create_products(features), "rewards": self.create_rewards()}
+
+    def create_features(self) -> dict:
         def feature(fid, name, ftype, usage_type="", events=(), unit=""):
             obj, _ = Feature.objects.update_or_create(
                 feature_id=fid,
@@ -212,7 +218,9 @@ class Command(BaseCommand):
             "sso": feature("sso", "SSO", "boolean"),
             "priority_support": feature("priority_support", "Priority support", "boolean"),
         }
+        return f
 
+    def create_products(self, f: dict) -> dict:
         def product(pid, name, *, default=False, add_on=False, prices=(), items=()):
             obj, created = Product.objects.get_or_create(
                 product_id=pid,
@@ -295,7 +303,9 @@ class Command(BaseCommand):
                 items=[{"feature": f["seats"], "included": 10, "interval": "lifetime"}],
             ),
         }
+        return p
 
+    def create_rewards(self) -> dict:
         def reward(rid, name, rtype, value, duration, months=None, active=True, codes=()):
             obj, _ = Reward.objects.update_or_create(
                 reward_id=rid,
@@ -326,7 +336,7 @@ class Command(BaseCommand):
             ),
             "free_month_pro": reward("free_month_pro", "A month of Pro", "free_product", 0, "months", 1),
         }
-        return {"features": f, "products": p, "rewards": r}
+        return r
 
     # --- customers --------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from billing.services import balances_reset_due
+from billing.services.balances import balances_reset_due
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from customers.errors import ServiceError
 from customers.models import Env
-from customers.services import api_key_create
+from customers.services.api_keys import api_key_create
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from customers.models import Customer
-from customers.services import customers_purge
+from customers.services.customers import customers_purge
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, older_than: str, dry_run: bool, **options):
         cutoff = timezone.now() - parse_age(older_than)
         if dry_run:
-            count = Customer.objects.deleted().filter(deleted_at__lt=cutoff).count()
+            count = Customer.objects.deleted_before(cutoff).count()
             self.stdout.write(
                 f"Would purge {count} customer{'s' if count != 1 else ''} deleted before {cutoff:%Y-%m-%d %H:%M} UTC."
             )

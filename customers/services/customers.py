@@ -1,124 +1,23 @@
-"""State changes of customers. Each takes the actor and writes its audit entry in its transaction."""
+"""State changes of customers: create, update (with the stale-form check), delete, restore, purge and the Stripe
+link. Each takes the actor and writes its audit entry in its transaction."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.audit import Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
-from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN, ApiKey, Customer, Env
+from customers.models import Customer, Env
 from customers.signals import customer_created, customer_details_changed
 from customers.stale import MISSING, StaleForm, by_whom, last_change, quoted
-
-EDITABLE_FIELDS = ("name", "email", "fingerprint", "metadata", "send_email_receipts")
-# The limits of what a customer may hold, the same for the dashboard and the API (both come here).
-TEXT_LIMITS = {"name": 255, "email": 320, "fingerprint": 255}
-METADATA_MAX_CHARS = 65536  # the whole object, written as JSON
-METADATA_KEY_MAX_LENGTH = 255
-METADATA_MAX_DEPTH = 32  # objects and lists within one another
-REASON_MAX_LENGTH = 500  # a reason kept in the audit trail
-_ID_RE = re.compile(CUSTOMER_ID_PATTERN)
+from customers.validation import clean_customer_fields, validate_customer_id, validate_metadata, validate_reason
 
 
-def validate_customer_id(value, *, field: str = "id") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ServiceError("A customer id is required.", code="invalid_input", field=field)
-    value = value.strip()
-    if len(value) > CUSTOMER_ID_MAX_LENGTH:
-        raise ServiceError(
-            f"A customer id may be at most {CUSTOMER_ID_MAX_LENGTH} characters.", code="invalid_input", field=field
-        )
-    if not _ID_RE.match(value):
-        raise ServiceError(
-            "A customer id may contain only letters, digits, '_' and '-'.", code="invalid_input", field=field
-        )
-    return value
-
-
-def _depth(value) -> int:
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth + 1)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def validate_metadata(value, *, field: str = "metadata") -> dict:
-    """A customer's metadata as it may be stored: an object with text keys, within the limits above."""
-    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
-        raise ServiceError("metadata must be an object with text keys.", code="invalid_input", field=field)
-    for key in value:
-        if len(key) > METADATA_KEY_MAX_LENGTH:
-            raise ServiceError(
-                f"metadata keys may be at most {METADATA_KEY_MAX_LENGTH} characters; {key[:40]!r}… has {len(key):,}.",
-                code="invalid_input",
-                field=field,
-            )
-    if _depth(value) > METADATA_MAX_DEPTH:
-        raise ServiceError(
-            f"metadata may be nested at most {METADATA_MAX_DEPTH} levels deep.", code="invalid_input", field=field
-        )
-    size = len(json.dumps(value, default=str))
-    if size > METADATA_MAX_CHARS:
-        raise ServiceError(
-            f"metadata may be at most {METADATA_MAX_CHARS:,} characters as JSON; this is {size:,}.",
-            code="invalid_input",
-            field=field,
-        )
-    return value
-
-
-def validate_reason(reason, *, required: bool = False) -> str:
-    """A reason for the audit trail: text of at most REASON_MAX_LENGTH characters, perhaps required."""
-    reason = reason.strip() if isinstance(reason, str) else ""
-    if required and not reason:
-        raise ServiceError("A reason is required.", code="invalid_input", field="reason")
-    if len(reason) > REASON_MAX_LENGTH:
-        raise ServiceError(
-            f"A reason may be at most {REASON_MAX_LENGTH} characters; this one has {len(reason):,}.",
-            code="invalid_input",
-            field="reason",
-        )
-    return reason
-
-
-def _clean_fields(fields: dict) -> dict:
-    clean = {}
-    for key, value in fields.items():
-        if key not in EDITABLE_FIELDS:
-            raise ServiceError(f"{key} can't be changed.", code="invalid_input", field=key)
-        if key in TEXT_LIMITS:
-            value = "" if value is None else value
-            if not isinstance(value, str):
-                raise ServiceError(f"{key} must be text.", code="invalid_input", field=key)
-            value = value.strip()
-            if len(value) > TEXT_LIMITS[key]:
-                raise ServiceError(
-                    f"{key} may be at most {TEXT_LIMITS[key]} characters.", code="invalid_input", field=key
-                )
-            if key == "email" and value:
-                try:
-                    validate_email(value)
-                except ValidationError:
-                    raise ServiceError(f"{value!r} is not a valid email address.", code="invalid_input", field="email")
-        elif key == "metadata":
-            value = validate_metadata({} if value is None else value)
-        elif key == "send_email_receipts" and not isinstance(value, bool):
-            raise ServiceError("send_email_receipts must be true or false.", code="invalid_input", field=key)
-        clean[key] = value
-    return clean
+def _id_taken(customer_id: str, *, field: str) -> Conflict:
+    return Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field=field)
 
 
 def _snapshot(customer: Customer, keys) -> dict:
@@ -131,14 +30,14 @@ def customer_create(*, env: str, customer_id: str, actor: Actor, attach_defaults
     if env not in Env.values:
         raise ServiceError(f"Unknown environment {env!r}.", code="invalid_input", field="env")
     customer_id = validate_customer_id(customer_id)
-    clean = _clean_fields(fields)
+    clean = clean_customer_fields(fields)
     if Customer.objects.alive().filter(env=env, customer_id=customer_id).exists():
-        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field="id")
+        raise _id_taken(customer_id, field="id")
     try:
         with transaction.atomic():
             customer = Customer.objects.create(env=env, customer_id=customer_id, **clean)
-    except IntegrityError:
-        raise Conflict(f"A customer with id {customer_id!r} already exists.", code="duplicate_customer_id", field="id")
+    except IntegrityError:  # created meanwhile by a concurrent request
+        raise _id_taken(customer_id, field="id")
     audit_record(
         actor=actor,
         action=AuditAction.CUSTOMER_CREATE,
@@ -169,13 +68,13 @@ def customer_update(
     refused with StaleForm. The API sends none: last write wins there.
     """
     reason = validate_reason(reason)
-    clean = _clean_fields(fields)
+    clean = clean_customer_fields(fields)
     locked = Customer.objects.select_for_update().get(pk=customer.pk)
     if expected:
         _check_expected(locked, expected, fields=clean, new_customer_id=new_customer_id, metadata_merge=metadata_merge)
     if metadata_merge is not None:
         merged = dict(locked.metadata or {})
-        for key, value in _clean_fields({"metadata": metadata_merge})["metadata"].items():
+        for key, value in clean_customer_fields({"metadata": metadata_merge})["metadata"].items():
             if value is None:
                 merged.pop(key, None)
             else:
@@ -186,11 +85,7 @@ def customer_update(
         if new_id != locked.customer_id:
             taken = Customer.objects.alive().filter(env=locked.env, customer_id=new_id).exclude(pk=locked.pk)
             if taken.exists():
-                raise Conflict(
-                    f"A customer with id {new_id!r} already exists.",
-                    code="duplicate_customer_id",
-                    field="new_customer_id",
-                )
+                raise _id_taken(new_id, field="new_customer_id")
             clean["customer_id"] = new_id
     changed = {k: v for k, v in clean.items() if getattr(locked, k) != v}
     if not changed:
@@ -343,7 +238,7 @@ def customer_restore(*, customer: Customer, actor: Actor) -> Customer:
 def customers_purge(*, older_than: datetime, actor: Actor) -> int:
     """Remove for good the customers deleted before `older_than`. Their audit entries stay."""
     purged = 0
-    for pk in Customer.objects.deleted().filter(deleted_at__lt=older_than).values_list("pk", flat=True):
+    for pk in Customer.objects.deleted_before(older_than).values_list("pk", flat=True):
         with transaction.atomic():
             customer = Customer.objects.select_for_update().filter(pk=pk, deleted_at__lt=older_than).first()
             if customer is None:
@@ -368,69 +263,3 @@ def customers_purge(*, older_than: datetime, actor: Actor) -> int:
             customer.delete()
             purged += 1
     return purged
-
-
-# --- API keys -----------------------------------------------------------------------------------
-
-API_KEY_PREFIXES = {Env.SANDBOX: "am_sk_test_", Env.LIVE: "am_sk_live_"}
-# A key's last_used_at is for people; writing it at most once a minute keeps hot keys off the write path.
-API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
-API_KEY_RANDOM_LENGTH = 40
-API_KEY_NAME_MAX_LENGTH = 100
-
-
-def api_key_hash(raw_key: str) -> str:
-    """What is stored of a key: its SHA-256. The key itself is shown once and never stored."""
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
-@transaction.atomic
-def api_key_create(*, env: str, name: str, actor: Actor) -> tuple[ApiKey, str]:
-    """Make a secret key for the API in one environment. Returns the key row and the raw key."""
-    if env not in Env.values:
-        raise ServiceError(f"Unknown environment {env!r}: choose sandbox or live.", code="invalid_input", field="env")
-    name = (name or "").strip() if isinstance(name, str) else ""
-    if not name:
-        raise ServiceError("Give the key a name, so people know what uses it.", code="invalid_input", field="name")
-    if len(name) > API_KEY_NAME_MAX_LENGTH:
-        raise ServiceError(
-            f"A key name may be at most {API_KEY_NAME_MAX_LENGTH} characters.", code="invalid_input", field="name"
-        )
-    # token_urlsafe(30) is 40 characters of [A-Za-z0-9_-].
-    raw_key = API_KEY_PREFIXES[env] + secrets.token_urlsafe(30)
-    api_key = ApiKey.objects.create(
-        name=name,
-        env=env,
-        prefix=raw_key[: len(API_KEY_PREFIXES[env]) + 4],
-        key_hash=api_key_hash(raw_key),
-        created_by=actor if isinstance(actor, AbstractBaseUser) else None,
-    )
-    audit_record(
-        actor=actor,
-        action=AuditAction.API_KEY_CREATE,
-        env=env,
-        target_type="api_key",
-        target_id=api_key.pk,
-        after={"name": name, "env": env, "prefix": api_key.prefix},
-    )
-    return api_key, raw_key
-
-
-@transaction.atomic
-def api_key_revoke(*, api_key: ApiKey, actor: Actor, now: datetime | None = None) -> ApiKey:
-    """Revoke a key: from now on it answers 401. Revoking twice changes nothing."""
-    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
-    if locked.revoked_at is not None:
-        return locked
-    locked.revoked_at = now or timezone.now()
-    locked.save(update_fields=["revoked_at"])
-    audit_record(
-        actor=actor,
-        action=AuditAction.API_KEY_REVOKE,
-        env=locked.env,
-        target_type="api_key",
-        target_id=locked.pk,
-        before={"name": locked.name, "prefix": locked.prefix},
-    )
-    api_key.revoked_at = locked.revoked_at
-    return locked

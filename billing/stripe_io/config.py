@@ -1,4 +1,5 @@
-"""Which Stripe keys each environment uses, read once at start-up (settings.py) from the environment.
+"""Which Stripe key and webhook signing secret each environment uses: read and checked once at start-up
+(settings.py) from the environment, then looked up per environment by the rest of the package.
 
 Sandbox talks only to Stripe's test mode and live only to its live mode, each with its own secret key
 and webhook signing secret. A key whose prefix names the other mode, or no mode, stops the app from
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 KEY_PREFIXES = {"sandbox": ("sk_test_", "rk_test_"), "live": ("sk_live_", "rk_live_")}
@@ -18,6 +20,21 @@ MODE = {"sandbox": "test", "live": "live"}
 KEY_SETTING = {"sandbox": "STRIPE_TEST_SECRET_KEY", "live": "STRIPE_LIVE_SECRET_KEY"}
 WEBHOOK_SETTING = {"sandbox": "STRIPE_TEST_WEBHOOK_SECRET", "live": "STRIPE_LIVE_WEBHOOK_SECRET"}
 LEGACY_KEY, LEGACY_WEBHOOK = "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"
+
+
+def secret_key(env: str) -> str:
+    """The Stripe secret key of an environment ("" when it has none). Unknown environments raise KeyError."""
+    return getattr(settings, KEY_SETTING[env])
+
+
+def is_configured(env: str) -> bool:
+    """Whether the environment is connected to Stripe (has its key)."""
+    return bool(secret_key(env))
+
+
+def webhook_secret(env: str) -> str:
+    """The signing secret of the environment's Stripe webhook endpoint ("" when it has none)."""
+    return getattr(settings, WEBHOOK_SETTING[env])
 
 
 def key_env(key: str) -> str | None:
@@ -56,27 +73,7 @@ def stripe_secrets(environ: Mapping[str, str]) -> dict[str, str]:
                 f"), but it is a {MODE[found]}-mode key: {env} talks to Stripe's {MODE[env]} mode only. "
                 f"Put the {MODE[found]}-mode key in {KEY_SETTING[found]}."
             )
-    legacy_key, legacy_hook = read(LEGACY_KEY), read(LEGACY_WEBHOOK)
-    if legacy_key:
-        env = _mode_of(LEGACY_KEY, legacy_key)
-        if keys[env] and keys[env] != legacy_key:
-            raise ImproperlyConfigured(
-                f"{LEGACY_KEY} and {KEY_SETTING[env]} both set the {env} Stripe key, to different keys. "
-                f"Keep {KEY_SETTING[env]} and remove {LEGACY_KEY}."
-            )
-        keys[env] = legacy_key
-        if legacy_hook:
-            if hooks[env] and hooks[env] != legacy_hook:
-                raise ImproperlyConfigured(
-                    f"{LEGACY_WEBHOOK} and {WEBHOOK_SETTING[env]} both set the {env} webhook signing secret, to "
-                    f"different secrets. Keep {WEBHOOK_SETTING[env]} and remove {LEGACY_WEBHOOK}."
-                )
-            hooks[env] = legacy_hook
-    elif legacy_hook:
-        raise ImproperlyConfigured(
-            f"{LEGACY_WEBHOOK} is the signing secret of the environment {LEGACY_KEY} names, and {LEGACY_KEY} "
-            f"is not set: use {WEBHOOK_SETTING['sandbox']} or {WEBHOOK_SETTING['live']} instead."
-        )
+    _fill_from_legacy(keys, hooks, legacy_key=read(LEGACY_KEY), legacy_hook=read(LEGACY_WEBHOOK))
     if hooks["sandbox"] and hooks["sandbox"] == hooks["live"]:
         raise ImproperlyConfigured(
             f"{WEBHOOK_SETTING['sandbox']} and {WEBHOOK_SETTING['live']} are the same secret. Stripe signs "
@@ -86,3 +83,29 @@ def stripe_secrets(environ: Mapping[str, str]) -> dict[str, str]:
         **{KEY_SETTING[env]: key for env, key in keys.items()},
         **{WEBHOOK_SETTING[env]: hook for env, hook in hooks.items()},
     }
+
+
+def _fill_from_legacy(keys: dict[str, str], hooks: dict[str, str], *, legacy_key: str, legacy_hook: str) -> None:
+    """STRIPE_SECRET_KEY (and STRIPE_WEBHOOK_SECRET) put in the environment the key's prefix names,
+    unless its new variable says otherwise."""
+    if not legacy_key:
+        if legacy_hook:
+            raise ImproperlyConfigured(
+                f"{LEGACY_WEBHOOK} is the signing secret of the environment {LEGACY_KEY} names, and {LEGACY_KEY} "
+                f"is not set: use {WEBHOOK_SETTING['sandbox']} or {WEBHOOK_SETTING['live']} instead."
+            )
+        return
+    env = _mode_of(LEGACY_KEY, legacy_key)
+    if keys[env] and keys[env] != legacy_key:
+        raise ImproperlyConfigured(
+            f"{LEGACY_KEY} and {KEY_SETTING[env]} both set the {env} Stripe key, to different keys. "
+            f"Keep {KEY_SETTING[env]} and remove {LEGACY_KEY}."
+        )
+    keys[env] = legacy_key
+    if legacy_hook:
+        if hooks[env] and hooks[env] != legacy_hook:
+            raise ImproperlyConfigured(
+                f"{LEGACY_WEBHOOK} and {WEBHOOK_SETTING[env]} both set the {env} webhook signing secret, to "
+                f"different secrets. Keep {WEBHOOK_SETTING[env]} and remove {LEGACY_WEBHOOK}."
+            )
+        hooks[env] = legacy_hook

@@ -1,0 +1,170 @@
+"""Balances: what check, track, update and create read, and the balance (or flag) they answer with."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+
+from autumn_admin.api.schemas.common import CustomerId, EpochMs, Number, Omittable, Params, Slug
+from billing.quantities import parse_quantity
+from customers.errors import ServiceError
+from customers.validation import REASON_MAX_LENGTH
+
+JSON_OBJECT_MAX_CHARS = 65536
+
+
+def _quantity(value: Any):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    try:
+        return parse_quantity(value, field="value")
+    except ServiceError as exc:
+        # parse_quantity names the field "value"; the location already names the real one.
+        raise ValueError(exc.message.removeprefix("value ")) from None
+
+
+Quantity = Annotated[
+    Any,
+    BeforeValidator(_quantity),
+    WithJsonSchema({"type": "number", "minimum": -1e15, "maximum": 1e15}),
+]
+"""A quantity in a request: finite, at most 10^15 in size and 6 decimals. Becomes a Decimal."""
+
+
+def quantity_or_one(quantity: Decimal | None) -> Decimal:
+    """A quantity left out (check's required_balance, track's value) counts as 1."""
+    return quantity if quantity is not None else Decimal(1)
+
+
+def _json_object(value: dict) -> dict:
+    if len(json.dumps(value, default=str)) > JSON_OBJECT_MAX_CHARS:
+        raise ValueError(f"may be at most {JSON_OBJECT_MAX_CHARS:,} characters as JSON")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+
+ApiInterval = Literal["one_off", "day", "week", "month", "quarter", "semi_annual", "year"]
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class CheckParams(Params):
+    customer_id: CustomerId
+    feature_id: Slug
+    required_balance: Omittable[Quantity] = None
+    send_event: Omittable[bool] = False
+    properties: JsonObject | None = None
+
+
+class TrackParams(Params):
+    customer_id: CustomerId
+    feature_id: Slug | None = None
+    event_name: Slug | None = None
+    value: Omittable[Quantity] = None
+    properties: JsonObject | None = None
+    timestamp: Omittable[EpochMs] = None
+
+
+class UpdateBalanceParams(Params):
+    customer_id: CustomerId
+    feature_id: Slug
+    remaining: Omittable[Quantity] = Field(
+        None, description="The new balance (the dashboard's rule: usage stays as recorded, granted moves)."
+    )
+    add_to_balance: Omittable[Quantity] = Field(None, description="Added to the balance; negative subtracts.")
+    next_reset_at: Omittable[EpochMs] = None
+    interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
+    balance_id: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Which balance (a breakdown id), when the customer has several."
+    )
+    reason: Annotated[str, Field(max_length=REASON_MAX_LENGTH)] | None = Field(
+        None, description="Kept in the audit trail."
+    )
+    usage: Omittable[Quantity] = Field(
+        None, description="Not accepted: recorded usage is never rewritten. Set `remaining` instead."
+    )
+    included_grant: Omittable[Quantity] = Field(
+        None, description="Not accepted: set `remaining`; a lasting allowance belongs in a (custom) plan."
+    )
+
+
+class ResetParams(Params):
+    interval: ApiInterval
+    interval_count: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 1
+
+
+class CreateBalanceParams(Params):
+    customer_id: CustomerId
+    feature_id: Slug
+    included_grant: Omittable[Quantity] = None
+    unlimited: Omittable[bool] = False
+    reset: ResetParams | None = None
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class ResetOut(Schema):
+    interval: ApiInterval
+    interval_count: Number
+    resets_at: Number | None
+
+
+class BreakdownPriceOut(Schema):
+    amount: Number
+    billing_units: Number
+    billing_method: Literal["prepaid", "usage_based"]
+    max_purchase: Number | None
+
+
+class BreakdownOut(Schema):
+    id: str
+    plan_id: str | None
+    included_grant: Number
+    prepaid_grant: Number
+    remaining: Number
+    usage: Number
+    unlimited: bool
+    reset: ResetOut | None
+    price: BreakdownPriceOut | None
+    expires_at: Number | None
+
+
+class BalanceOut(Schema):
+    feature_id: str
+    granted: Number
+    remaining: Annotated[int | float, WithJsonSchema({"type": "number", "minimum": 0})]
+    usage: Number
+    unlimited: bool
+    overage_allowed: bool
+    max_purchase: Number | None
+    next_reset_at: Number | None
+    breakdown: list[BreakdownOut]
+
+
+class FlagOut(Schema):
+    id: str
+    plan_id: str | None
+    expires_at: Number | None
+    feature_id: str
+
+
+class CheckOut(Schema):
+    allowed: bool
+    customer_id: str
+    entity_id: str | None
+    required_balance: Number
+    balance: BalanceOut | None
+    flag: FlagOut | None
+
+
+class TrackOut(Schema):
+    customer_id: str
+    event_name: str = Field(None, description="The event name usage was tracked by; absent when tracked by feature_id.")
+    value: Number
+    balance: BalanceOut | None

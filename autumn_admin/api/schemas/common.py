@@ -1,0 +1,88 @@
+"""What every operation shares: the request base (`Params`), the field types more than one subject
+reads, and the error answers (`ErrorOut`, `ERRORS`).
+
+The API's pydantic models, in this package, are what ninja validates with and builds the OpenAPI
+document from, so the document describes exactly what is served. Request models are strict (a string
+is not a number, 1 is not true) and ignore unknown keys, as Autumn's API does. A number or boolean with
+a default may be left out, but an explicit null is refused like any other wrong type (`Omittable`):
+null never silently means the default. Response models list every key the official clients require,
+null where empty.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from ninja import Schema
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from autumn_admin.api.units import MAX_EPOCH_MS
+from customers.errors import ServiceError
+from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
+from customers.validation import validate_customer_id
+
+T = TypeVar("T")
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may not be null: leave it out to use the default")
+    return value
+
+
+Omittable = Annotated[T, BeforeValidator(_not_null)]
+"""A request field that may be left out (its default applies) but not sent as null. Give it the default
+`= None` (pydantic does not validate defaults) and treat None as "not sent"."""
+
+Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+"""A JSON number in a response: integers stay integers."""
+
+EpochMs = Annotated[int, Field(ge=0, le=MAX_EPOCH_MS, description="Milliseconds since the Unix epoch.")]
+
+
+def _customer_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    try:
+        return validate_customer_id(value)
+    except ServiceError as exc:
+        raise ValueError(exc.message) from None
+
+
+CustomerId = Annotated[
+    Any,
+    BeforeValidator(_customer_id),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": CUSTOMER_ID_MAX_LENGTH, "pattern": CUSTOMER_ID_PATTERN}
+    ),
+]
+Slug = Annotated[str, Field(min_length=1, max_length=255)]
+PlanVersion = Annotated[int, Field(ge=1, le=1_000_000)]
+Cursor = Annotated[str, Field(max_length=512)]
+
+
+class Params(Schema):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class PageParams(Params):
+    """The paging of a list: pass a page's next_cursor as start_cursor for the next one."""
+
+    start_cursor: Cursor = ""
+    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
+
+
+class ErrorOut(Schema):
+    message: str
+    code: str
+    env: Literal["sandbox", "live"] | None
+
+
+class SuccessOut(Schema):
+    success: bool
+
+
+ERRORS = {(400, 401, 404, 409, 422): ErrorOut}
+"""The refusals every operation may answer with, for its `response` map."""
+STRIPE_ERRORS = {(400, 401, 404, 409, 422, 502, 503, 504): ErrorOut}
+"""The same, for an operation that may call Stripe: its failure, unavailability or time-out too."""

@@ -1,0 +1,148 @@
+"""Customers: what the customer operations read, and the customer as they answer it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import AfterValidator, Field
+
+from autumn_admin.api.schemas.balances import BalanceOut, FlagOut
+from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, PageParams, Params, PlanVersion, Slug
+from autumn_admin.api.schemas.invoices import InvoiceOut
+from customers.errors import ServiceError
+from customers.validation import TEXT_LIMITS, validate_metadata
+
+Name = Annotated[str, Field(max_length=TEXT_LIMITS["name"])]
+Email = Annotated[str, Field(max_length=TEXT_LIMITS["email"])]
+Fingerprint = Annotated[str, Field(max_length=TEXT_LIMITS["fingerprint"])]
+
+
+def _metadata(value: dict) -> dict:
+    try:
+        return validate_metadata(value)  # the dashboard's limits too
+    except ServiceError as exc:
+        raise ValueError(exc.message.removeprefix("metadata ")) from None
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
+
+# --- requests -----------------------------------------------------------------------------------
+
+CustomerExpand = Literal["invoices", "rewards"]
+
+
+class CustomerFields(Params):
+    name: Name | None = Field(None, description="The customer's name; null clears it.")
+    email: Email | None = Field(None, description="The customer's email address; null clears it.")
+    fingerprint: Fingerprint | None = Field(None, description="A device or account fingerprint; null clears it.")
+    metadata: Metadata | None = None
+    send_email_receipts: Omittable[bool] = None
+
+
+class GetOrCreateCustomerParams(CustomerFields):
+    customer_id: CustomerId
+    expand: list[CustomerExpand] | None = None
+
+
+class GetCustomerParams(Params):
+    customer_id: CustomerId
+    expand: list[CustomerExpand] | None = None
+
+
+class PlanFilter(Params):
+    id: Slug
+    versions: Omittable[list[PlanVersion]] = None
+
+
+class ListCustomersParams(PageParams):
+    search: Annotated[str, Field(max_length=255)] | None = None
+    plans: list[PlanFilter] | None = None
+    subscription_status: Literal["active", "scheduled"] | None = None
+    sort_order: Literal["asc", "desc"] = "desc"
+
+
+class UpdateCustomerParams(CustomerFields):
+    customer_id: CustomerId
+    new_customer_id: CustomerId | None = None
+    metadata: Metadata | None = Field(
+        None,
+        description="Merged into the customer's metadata: a key set to null is removed. "
+        "null for the whole object clears it.",
+    )
+
+
+class DeleteCustomerParams(Params):
+    customer_id: CustomerId
+    delete_in_stripe: Omittable[bool] = False
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class SubscriptionOut(Schema):
+    id: str
+    plan_id: str
+    auto_enable: bool
+    add_on: bool
+    status: Literal["active", "scheduled"]
+    past_due: bool
+    canceled_at: Number | None
+    expires_at: Number | None
+    trial_ends_at: Number | None
+    started_at: Number
+    current_period_start: Number | None
+    current_period_end: Number | None
+    quantity: Number
+
+
+class PurchaseOut(Schema):
+    plan_id: str
+    expires_at: Number | None
+    started_at: Number
+    quantity: Number
+
+
+class DiscountOut(Schema):
+    id: str
+    name: str
+    type: Literal["percentage_discount", "fixed_discount", "free_product", "feature_grant"]
+    discount_value: Number
+    duration_type: Literal["one_off", "months", "forever"]
+    duration_value: Number | None
+    currency: str | None
+    start: Number | None
+    end: Number | None
+
+
+class RewardsOut(Schema):
+    discounts: list[DiscountOut]
+
+
+class CustomerOut(Schema):
+    id: str | None
+    name: str | None
+    email: str | None
+    created_at: Number
+    fingerprint: str | None
+    stripe_id: str | None
+    env: Literal["sandbox", "live"]
+    metadata: dict[str, Any]
+    send_email_receipts: bool
+    billing_controls: dict[str, Any]
+    subscriptions: list[SubscriptionOut]
+    purchases: list[PurchaseOut]
+    licenses: list[dict[str, Any]]
+    balances: dict[str, BalanceOut]
+    flags: dict[str, FlagOut]
+    invoices: list[InvoiceOut] | None = Field(None, description='With expand: ["invoices"].')
+    rewards: RewardsOut | None = Field(None, description='With expand: ["rewards"].')
+
+
+# An alias: a field named `list` would shadow the builtin inside its class body.
+CustomerOutList = list[CustomerOut]
+
+
+class CustomerListOut(Schema):
+    list: CustomerOutList
+    next_cursor: str | None

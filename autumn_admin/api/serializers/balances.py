@@ -1,0 +1,120 @@
+"""A customer's balances in Autumn's shapes: each balance (breakdown), a feature's total, a flag, a track's answer."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+from autumn_admin.api.units import major_units, ms
+from billing.models import Balance, Feature, FeatureType, Interval, Price
+from billing.quantities import to_number
+from billing.services.balances import FeatureBalance
+from customers.models import Customer
+
+
+def balance_id(balance: Balance) -> str:
+    return f"bal_{balance.pk}"
+
+
+def _usage_price(balance: Balance) -> Price | None:
+    cp = balance.customer_product
+    return cp.product.usage_price_for(balance.feature_id) if cp is not None else None
+
+
+def breakdown_json(balance: Balance, prices: dict[int, Price | None] | None = None) -> dict:
+    """One balance; its usage price is looked up in its product's prices unless `prices` (by pk) has it."""
+    price = prices[balance.pk] if prices and balance.pk in prices else _usage_price(balance)
+    resets = balance.interval != Interval.LIFETIME
+    return {
+        "id": balance_id(balance),
+        "plan_id": balance.customer_product.product.product_id if balance.customer_product_id else None,
+        "included_grant": to_number(balance.granted),
+        "prepaid_grant": 0,
+        "remaining": to_number(max(balance.remaining, Decimal(0))),
+        "usage": to_number(balance.usage),
+        "unlimited": balance.unlimited,
+        "reset": {
+            "interval": balance.interval,
+            "interval_count": balance.interval_count,
+            "resets_at": ms(balance.next_reset_at),
+        }
+        if resets
+        else None,
+        "price": {
+            "amount": major_units(price.amount, price.currency),
+            "billing_units": to_number(price.billing_units),
+            "billing_method": "usage_based",
+            "max_purchase": None,
+        }
+        if price
+        else None,
+        "expires_at": None,
+    }
+
+
+def balance_json(fb: FeatureBalance, prices: dict[int, Price | None] | None = None) -> dict:
+    """All of a customer's balances of one feature, added up; `breakdown` lists each. `prices`: the usage
+    price of each balance (by pk) where the caller already has it."""
+    return {
+        "feature_id": fb.feature.feature_id,
+        "granted": to_number(fb.granted),
+        # Autumn reports what is left, never below zero; usage beyond the allowance shows in `usage`.
+        "remaining": to_number(max(fb.remaining, Decimal(0))),
+        "usage": to_number(fb.usage),
+        "unlimited": fb.unlimited,
+        "overage_allowed": fb.overage_allowed,
+        "max_purchase": None,
+        "next_reset_at": ms(fb.next_reset_at),
+        "breakdown": [breakdown_json(b, prices) for b in fb.balances],
+    }
+
+
+def flag_json(feature: Feature, balances: list[Balance]) -> dict:
+    first = balances[0]
+    return {
+        "id": balance_id(first),
+        "plan_id": first.customer_product.product.product_id if first.customer_product_id else None,
+        "expires_at": None,
+        "feature_id": feature.feature_id,
+    }
+
+
+def balance_or_flag(feature: Feature, balances: list[Balance]) -> tuple[dict | None, dict | None]:
+    """(balance, flag): a boolean feature's balances show as a flag, any other's as a balance."""
+    if not balances:
+        return None, None
+    if feature.type == FeatureType.BOOLEAN:
+        return None, flag_json(feature, balances)
+    return balance_json(FeatureBalance.of(feature, balances)), None
+
+
+def grouped_balances(balances: Iterable[Balance]) -> dict[Feature, list[Balance]]:
+    """The balances by feature, the features in the order of their ids."""
+    grouped: dict[int, list[Balance]] = defaultdict(list)
+    features: dict[int, Feature] = {}
+    for b in balances:
+        grouped[b.feature_id].append(b)
+        features[b.feature_id] = b.feature
+    ordered = sorted(grouped, key=lambda pk: features[pk].feature_id)
+    return {features[pk]: grouped[pk] for pk in ordered}
+
+
+def track_json(
+    *,
+    customer: Customer,
+    feature: Feature,
+    value: Decimal,
+    balances: list[Balance],
+    event_name: str | None = None,
+    prices: dict[int, Price | None] | None = None,
+) -> dict:
+    """The answer to a track: the customer's balance of the feature after it."""
+    answer = {
+        "customer_id": customer.customer_id,
+        "value": to_number(value),
+        "balance": balance_json(FeatureBalance.of(feature, balances), prices) if balances else None,
+    }
+    if event_name:
+        answer["event_name"] = event_name
+    return answer

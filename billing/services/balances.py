@@ -1,0 +1,326 @@
+"""A customer's balances: their resets (lazy and in bulk), what they add up to per feature (FeatureBalance) and
+whether a use is allowed (check), and the edits that set, add to or grant a balance, each audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.intervals import add_intervals, next_after
+from billing.models import Balance, Feature, FeatureType, Interval
+from billing.quantities import MAX_ABS, ZERO, parse_quantity
+from customers.audit import SYSTEM, Actor, AuditAction, audit_record
+from customers.errors import Conflict, ServiceError
+from customers.models import Customer
+from customers.validation import require_reason
+
+UNSET = object()
+"""A reset date not given to an edit: the balance keeps its own."""
+
+
+def _balance_snapshot(balance: Balance) -> dict:
+    return {
+        "feature": balance.feature.feature_id,
+        "remaining": balance.remaining,
+        "granted": balance.granted,
+        "usage": balance.usage,
+        "next_reset_at": balance.next_reset_at,
+    }
+
+
+# --- resets -------------------------------------------------------------------------------------
+
+
+def reset_if_due(balance: Balance, now: datetime) -> bool:
+    """Reset a locked balance whose reset time has passed. The caller saves it."""
+    if not balance.is_due(now):
+        return False
+    before = _balance_snapshot(balance)
+    balance.remaining = balance.allowance
+    balance.adjustment = ZERO
+    balance.next_reset_at = next_after(balance.next_reset_at, balance.interval, balance.interval_count, now)
+    audit_record(
+        actor=SYSTEM,
+        action=AuditAction.BALANCE_RESET,
+        customer=balance.customer,
+        target_type="balance",
+        target_id=balance.pk,
+        before=before,
+        after=_balance_snapshot(balance),
+    )
+    return True
+
+
+def balances_reset_due(*, customer: Customer | None = None, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Reset every balance whose reset time has passed (of one customer, or all). Returns how many.
+
+    Reads first without a lock, so a page that has nothing to reset pays one cheap query.
+    """
+    now = now or timezone.now()
+    due = Balance.objects.filter(next_reset_at__lte=now).exclude(interval=Interval.LIFETIME)
+    if customer is not None:
+        due = due.filter(customer=customer)
+    count = 0
+    while True:
+        ids = list(due.order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return count
+        with transaction.atomic():
+            locked = Balance.objects.select_for_update().select_related("customer", "feature")
+            for balance in locked.filter(id__in=ids).order_by("id"):
+                if reset_if_due(balance, now):
+                    balance.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
+                    count += 1
+        if customer is not None and len(ids) < batch_size:
+            return count
+
+
+def first_reset(interval: str, interval_count: int, now: datetime) -> datetime | None:
+    """When a new balance first resets: one interval from now, or never (lifetime)."""
+    return None if interval == Interval.LIFETIME else add_intervals(now, interval, interval_count)
+
+
+# --- per feature: what the balances add up to, and the check ---------------------------------------
+
+
+def feature_balances(customer: Customer, feature: Feature):
+    """The customer's balances of one feature, in the order a track draws from them."""
+    return Balance.objects.filter(customer=customer, feature=feature).order_by("id")
+
+
+@dataclass
+class FeatureBalance:
+    """All of a customer's balances of one feature, added up (what check and the API report)."""
+
+    feature: Feature
+    granted: Decimal = ZERO
+    remaining: Decimal = ZERO
+    unlimited: bool = False
+    overage_allowed: bool = False
+    usage_limit: Decimal | None = None
+    next_reset_at: datetime | None = None
+    balances: list[Balance] = field(default_factory=list)
+
+    @property
+    def usage(self) -> Decimal:
+        return self.granted - self.remaining
+
+    @classmethod
+    def of(cls, feature: Feature, balances: list[Balance]) -> FeatureBalance:
+        fb = cls(feature=feature, balances=balances)
+        for b in balances:
+            fb.granted += b.granted
+            fb.remaining += b.remaining
+            fb.unlimited = fb.unlimited or b.unlimited
+            fb.overage_allowed = fb.overage_allowed or b.overage_allowed
+            if b.usage_limit is not None:
+                fb.usage_limit = (fb.usage_limit or ZERO) + b.usage_limit
+            if b.next_reset_at and (fb.next_reset_at is None or b.next_reset_at < fb.next_reset_at):
+                fb.next_reset_at = b.next_reset_at
+        return fb
+
+
+@dataclass
+class CheckResult:
+    allowed: bool
+    balance: FeatureBalance | None
+
+
+def balance_check(
+    *, customer: Customer, feature: Feature, required_balance=1, now: datetime | None = None
+) -> CheckResult:
+    """May the customer use `required_balance` of the feature now? Applies due resets first."""
+    required = parse_quantity(required_balance, field="required_balance")
+    balances_reset_due(customer=customer, now=now)
+    balances = list(feature_balances(customer, feature))
+    if not balances:
+        return CheckResult(allowed=False, balance=None)
+    fb = FeatureBalance.of(feature, balances)
+    if feature.type == FeatureType.BOOLEAN or fb.unlimited:
+        allowed = True
+    elif fb.overage_allowed:
+        allowed = fb.usage_limit is None or fb.usage + required <= fb.usage_limit
+    else:
+        allowed = fb.remaining >= required
+    return CheckResult(allowed=allowed, balance=fb)
+
+
+# --- edits ----------------------------------------------------------------------------------------
+
+
+def _adjust(
+    *,
+    balance: Balance,
+    actor: Actor,
+    reason: str,
+    action: str,
+    new_value,
+    next_reset_at,
+    expected_remaining: Decimal | None,
+    now: datetime | None,
+) -> Balance:
+    """Set a balance to `new_value(locked balance)`, and its reset date to `next_reset_at` unless UNSET or None:
+    the rule `balance_set` and `balance_add` share."""
+    reason = require_reason(reason)
+    now = now or timezone.now()
+    new_reset = None if next_reset_at is UNSET else next_reset_at
+    with transaction.atomic():
+        locked = Balance.objects.select_for_update().select_related("customer", "feature").get(pk=balance.pk)
+        reset_if_due(locked, now)
+        if expected_remaining is not None and locked.remaining != expected_remaining:
+            raise Conflict(
+                "This balance changed since you opened it (usage was tracked or someone else edited it). "
+                "Check the new figures and try again.",
+                code="balance_changed",
+                field="new_balance",
+            )
+        if locked.unlimited:
+            raise ServiceError("This balance is unlimited and can't be edited.", code="balance_unlimited")
+        new = new_value(locked)
+        _check_new_balance(locked, new)
+        if new_reset is not None:
+            _check_new_reset(locked, new_reset, now)
+        before = _balance_snapshot(locked)
+        locked.adjustment += new - locked.remaining  # recorded usage never changes; granted moves
+        locked.remaining = new
+        if new_reset is not None:
+            locked.next_reset_at = new_reset
+        locked.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=action,
+            customer=locked.customer,
+            target_type="balance",
+            target_id=locked.pk,
+            before=before,
+            after=_balance_snapshot(locked),
+            reason=reason,
+        )
+    return locked
+
+
+def _check_new_balance(balance: Balance, new: Decimal) -> None:
+    """Refuse a new balance beyond the range quantities are kept in, or negative without overage."""
+    if abs(new) > MAX_ABS:  # adding can leave the range every quantity is kept within
+        raise ServiceError(
+            f"That would make the balance {new:,f}, beyond the largest balance (±{MAX_ABS:,f}).".replace(".000000", ""),
+            code="invalid_input",
+            field="new_balance",
+        )
+    if new < 0 and not balance.overage_allowed:
+        raise ServiceError(
+            "A negative balance is only possible where overage is allowed, and this feature doesn't allow it.",
+            code="overage_not_allowed",
+            field="new_balance",
+        )
+
+
+def _check_new_reset(balance: Balance, next_reset_at: datetime, now: datetime) -> None:
+    """Refuse a reset date for a balance that never resets, or one that isn't in the future."""
+    if not balance.resets:
+        raise ServiceError(
+            "This balance never resets (lifetime), so it has no reset date.",
+            code="invalid_input",
+            field="next_reset_at",
+        )
+    if next_reset_at <= now:
+        raise ServiceError("The next reset date must be in the future.", code="invalid_input", field="next_reset_at")
+
+
+def balance_set(
+    *,
+    balance: Balance,
+    new_balance,
+    actor: Actor,
+    reason: str,
+    next_reset_at=UNSET,
+    expected_remaining: Decimal | None = None,
+    now: datetime | None = None,
+) -> Balance:
+    """Set the balance to `new_balance` (the dashboard popup and `balances.update`).
+
+    Positive: allowance left; negative: usage to charge (overage only). Recorded as
+    `adjustment += new - old`, so usage stays as recorded and granted moves.
+    """
+    new = parse_quantity(new_balance, field="new_balance")
+    return _adjust(
+        balance=balance,
+        actor=actor,
+        reason=reason,
+        action=AuditAction.BALANCE_SET,
+        new_value=lambda b: new,
+        next_reset_at=next_reset_at,
+        expected_remaining=expected_remaining,
+        now=now,
+    )
+
+
+def balance_add(
+    *,
+    balance: Balance,
+    delta,
+    actor: Actor,
+    reason: str,
+    next_reset_at=UNSET,
+    expected_remaining: Decimal | None = None,
+    now: datetime | None = None,
+) -> Balance:
+    """Add `delta` (may be negative) to the balance: the same rule as `balance_set`."""
+    amount = parse_quantity(delta, field="amount")
+    return _adjust(
+        balance=balance,
+        actor=actor,
+        reason=reason,
+        action=AuditAction.BALANCE_ADD,
+        new_value=lambda b: b.remaining + amount,
+        next_reset_at=next_reset_at,
+        expected_remaining=expected_remaining,
+        now=now,
+    )
+
+
+@transaction.atomic
+def balance_create(
+    *,
+    customer: Customer,
+    feature: Feature,
+    actor: Actor,
+    granted=0,
+    unlimited: bool = False,
+    interval: str = Interval.LIFETIME,
+    interval_count: int = 1,
+    overage_allowed: bool = False,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Balance:
+    """A loose grant of a feature, outside any product."""
+    now = now or timezone.now()
+    amount = parse_quantity(granted, field="granted", allow_negative=False)
+    if interval not in Interval.values:
+        raise ServiceError(f"Unknown interval {interval!r}.", code="invalid_input", field="interval")
+    balance = Balance.objects.create(
+        customer=customer,
+        feature=feature,
+        customer_product=None,
+        allowance=amount,
+        remaining=amount,
+        unlimited=unlimited,
+        overage_allowed=overage_allowed,
+        interval=interval,
+        interval_count=interval_count,
+        next_reset_at=first_reset(interval, interval_count, now),
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.BALANCE_CREATE,
+        customer=customer,
+        target_type="balance",
+        target_id=balance.pk,
+        after=_balance_snapshot(balance),
+        reason=reason,
+    )
+    return balance

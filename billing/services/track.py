@@ -1,0 +1,482 @@
+"""Recording usage (track): the balances drawn down and the event written in one transaction, on PostgreSQL
+in the common case as one prepared statement, also by the API key and ids of a request (`balance_track_by_key`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.utils import timezone
+
+from billing import rollup
+from billing.models import Balance, CustomerProduct, Event, Feature, FeatureType, Price, Product
+from billing.quantities import MAX_ABS, ZERO, parse_quantity
+from billing.services.balances import feature_balances, reset_if_due
+from customers.audit import Actor
+from customers.errors import ServiceError
+from customers.models import ApiKey, Customer
+from customers.services.api_keys import API_KEY_LAST_USED_RESOLUTION
+
+
+@dataclass
+class TrackResult:
+    event: Event
+    balances: list[Balance] = field(default_factory=list)
+    replayed: bool = False
+
+
+def _deduct(balances: list[Balance], value: Decimal) -> None:
+    """Draw `value` from the balances in order. Positive remainders are used first; what is left
+    goes negative on the first balance that allows overage (up to its usage limit), and is
+    otherwise dropped: without overage a balance stops at 0 while the event keeps the full value."""
+    if any(b.unlimited for b in balances):
+        return
+    rest = value
+    if rest < 0:  # a refund gives usage back, newest grants last
+        for b in reversed(balances):
+            give = min(-rest, b.usage)
+            if give > 0:
+                b.remaining += give
+                rest += give
+        return
+    for b in balances:
+        take = min(rest, max(b.remaining, ZERO))
+        b.remaining -= take
+        rest -= take
+        if rest == 0:
+            return
+    for b in balances:
+        if b.overage_allowed:
+            floor = b.granted - b.usage_limit if b.usage_limit is not None else -MAX_ABS
+            # Overage stops at the usage limit, and at the largest quantity kept (-10^15): the event
+            # still records the full value, as a balance without overage stops at 0.
+            b.remaining = max(b.remaining - rest, floor, -MAX_ABS)
+            return
+
+
+def feature_for_track(*, feature_id: str | None = None, event_name: str | None = None) -> Feature:
+    """The feature a track call refers to, by id or by one of its event names."""
+    if feature_id:
+        feature = Feature.objects.filter(feature_id=feature_id, archived=False).first()
+        if feature is None:
+            raise ServiceError(f"Feature {feature_id!r} not found.", code="feature_not_found", status=404)
+        return feature
+    if event_name:
+        # The catalogue is small: matching in Python works the same on SQLite and PostgreSQL.
+        features = list(Feature.objects.filter(archived=False))
+        feature = next((f for f in features if event_name in (f.event_names or [])), None) or next(
+            (f for f in features if f.feature_id == event_name), None
+        )
+        if feature is None:
+            raise ServiceError(
+                f"No feature is tracked by the event {event_name!r}.", code="feature_not_found", status=404
+            )
+        return feature
+    raise ServiceError("Give a feature_id or an event_name.", code="invalid_input", field="feature_id")
+
+
+def balance_track(
+    *,
+    customer: Customer,
+    feature: Feature,
+    value,
+    actor: Actor,
+    event_name: str = "",
+    properties: dict | None = None,
+    timestamp: datetime | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> TrackResult:
+    """Record usage: deduct it from the customer's balances and write the event row, atomically.
+
+    The balance rows are locked (in id order, so concurrent tracks never deadlock) before they
+    are read, so concurrent tracks and edits never lose an update.
+    """
+    if feature.type == FeatureType.BOOLEAN:
+        raise ServiceError(
+            f"{feature.feature_id} is an on/off feature: there is no usage to track.", code="invalid_inputs"
+        )
+    value = parse_quantity(value, field="value")
+    now = now or timezone.now()
+    recorded = {  # what the event row holds, on either path
+        "event_name": event_name or "",
+        "properties": properties or {},
+        "timestamp": timestamp or now,
+        "api_key": actor if isinstance(actor, ApiKey) else None,
+    }
+    if not idempotency_key and connection.vendor == "postgresql":
+        fast = _track_in_one_statement(customer=customer, feature=feature, value=value, now=now, **recorded)
+        if fast is not None:
+            return fast
+    if idempotency_key:
+        existing = Event.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replayed(customer, feature, existing)
+    try:
+        return _track_locked(
+            customer=customer, feature=feature, value=value, idempotency_key=idempotency_key, now=now, **recorded
+        )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # A concurrent track with the same key committed first: answer as it did.
+        return _replayed(customer, feature, Event.objects.get(customer=customer, idempotency_key=idempotency_key))
+
+
+def _replayed(customer: Customer, feature: Feature, event: Event) -> TrackResult:
+    """The answer to a track repeated with the Idempotency-Key of `event`: that event, and the balances now."""
+    return TrackResult(event=event, balances=list(feature_balances(customer, feature)), replayed=True)
+
+
+def _track_locked(
+    *,
+    customer: Customer,
+    feature: Feature,
+    value: Decimal,
+    event_name: str,
+    properties: dict,
+    timestamp: datetime,
+    api_key: ApiKey | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> TrackResult:
+    """The general track, in one transaction: lock the customer's balances of the feature in id order, reset
+    those due, deduct, save them, and write the event and its day's usage."""
+    with transaction.atomic():
+        balances = list(Balance.objects.select_for_update().filter(customer=customer, feature=feature).order_by("id"))
+        for b in balances:
+            b.customer = customer
+            b.feature = feature
+            reset_if_due(b, now)
+        _deduct(balances, value)
+        for b in balances:
+            b.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
+        event = Event.objects.create(
+            customer=customer,
+            feature=feature,
+            event_name=event_name,
+            value=value,
+            timestamp=timestamp,
+            properties=properties,
+            idempotency_key=idempotency_key or None,
+            api_key=api_key,
+            created_at=now,
+        )
+        rollup.add(customer_id=customer.pk, feature_id=feature.pk, moment=event.timestamp, value=value)
+    return TrackResult(event=event, balances=balances)
+
+
+# The common track, on PostgreSQL, in one statement and one round trip: the customer has exactly one
+# balance of the feature, it is limited and not due for a reset. The UPDATE takes the row lock, so
+# concurrent tracks queue on it exactly as in the general path, and the lock is held for one
+# statement and the commit instead of four round trips. The CASE is `_deduct` for a single balance
+# (tests/test_track_fast_path.py checks the two agree case by case); anything else — several
+# balances, a due reset, an unlimited balance, no balance, an idempotency key — takes the general
+# path (`_track_locked`), which this statement then has not touched.
+_BALANCE_COLUMNS = [f.column for f in Balance._meta.concrete_fields]
+_CP_COLUMNS = [f.column for f in CustomerProduct._meta.concrete_fields]
+_PRODUCT_COLUMNS = [f.column for f in Product._meta.concrete_fields]
+_CUSTOMER_COLUMNS = [f.column for f in Customer._meta.concrete_fields]
+_FEATURE_COLUMNS = [f.column for f in Feature._meta.concrete_fields]
+_PRICE_COLUMNS = [f.column for f in Price._meta.concrete_fields]
+
+
+def _columns(alias: str, columns: list[str]) -> str:
+    return ", ".join(f'{alias}."{c}"' for c in columns)
+
+
+def _track_statement(
+    *, customer: str, feature: str, api_key: str, before: str = "", after: str = "", columns: str = "", joins: str = ""
+) -> str:
+    """The one-statement track, with the customer, feature and key given as SQL expressions; `before` and
+    `after`: more CTEs (ending, resp. starting, with a comma), `columns` and `joins`: more of the answer."""
+    return (
+        (
+            "WITH "
+            + before
+            + """
+b AS (
+    UPDATE billing_balance AS t SET
+        remaining = CASE
+            WHEN %(v)s < 0 THEN t.remaining + GREATEST(0, LEAST(-(%(v)s), t.allowance + t.adjustment - t.remaining))
+            WHEN %(v)s <= GREATEST(t.remaining, 0) THEN t.remaining - %(v)s
+            WHEN NOT t.overage_allowed THEN t.remaining - GREATEST(t.remaining, 0)
+            WHEN t.usage_limit IS NULL THEN GREATEST(t.remaining - %(v)s, %(floor)s)
+            ELSE GREATEST(t.remaining - %(v)s, t.allowance + t.adjustment - t.usage_limit, %(floor)s)
+        END,
+        updated_at = %(now)s
+    WHERE t.customer_id = {customer} AND t.feature_id = {feature} AND NOT t.unlimited
+      AND (t.next_reset_at IS NULL OR t.next_reset_at > %(now)s OR t.interval = 'lifetime')
+      AND NOT EXISTS (SELECT 1 FROM billing_balance o
+                      WHERE o.customer_id = t.customer_id AND o.feature_id = t.feature_id AND o.id <> t.id)
+    RETURNING {balance_columns}
+), e AS (
+    INSERT INTO billing_event (customer_id, feature_id, event_name, value, "timestamp", properties,
+                               idempotency_key, api_key_id, created_at)
+    SELECT b.customer_id, b.feature_id, %(event_name)s, %(v)s, %(timestamp)s, %(properties)s, NULL, {api_key},
+           %(now)s
+    FROM b
+    RETURNING id
+), r AS (
+    INSERT INTO billing_dailyusage (customer_id, feature_id, day, value)
+    SELECT b.customer_id, b.feature_id, %(day)s, %(v)s FROM b
+    """
+            + rollup.ADD_ON_CONFLICT
+            + """
+)"""
+            + after
+            + """
+SELECT e.id, b.*, {cp_columns}, {product_columns}"""
+            + (", " + columns if columns else "")
+            + """
+FROM b CROSS JOIN e
+LEFT JOIN billing_customerproduct cp ON cp.id = b.customer_product_id
+LEFT JOIN billing_product p ON p.id = cp.product_id
+"""
+            + joins
+        )
+        .replace("{customer}", customer)
+        .replace("{feature}", feature)
+        .replace("{api_key}", api_key)
+        .replace("{balance_columns}", _columns("t", _BALANCE_COLUMNS))
+        .replace("{cp_columns}", _columns("cp", _CP_COLUMNS))
+        .replace("{product_columns}", _columns("p", _PRODUCT_COLUMNS))
+    )
+
+
+_TRACK_SQL = _track_statement(customer="%(customer)s", feature="%(feature)s", api_key="%(api_key)s")
+
+# The same track for a request that names the customer and feature by their ids and brings its secret
+# key (/v1/balances.track): the key, customer and feature are looked up inside the statement, the key's
+# last use is noted (at most once a minute), and the answer's usage price comes back with the rest.
+# No row: the key, customer or feature is unknown, or the track is not the common case — nothing was
+# written, and the caller takes the general path (which gives the right error).
+_TRACK_BY_REFERENCE_SQL = _track_statement(
+    before="""k AS (
+    SELECT id FROM customers_apikey WHERE key_hash = %(key_hash)s AND env = %(env)s AND revoked_at IS NULL
+), c AS (
+    SELECT """
+    + _columns("c", _CUSTOMER_COLUMNS)
+    + """ FROM customers_customer c
+    WHERE c.env = %(env)s AND c.customer_id = %(customer_id)s AND c.deleted_at IS NULL AND EXISTS (SELECT 1 FROM k)
+), f AS (
+    SELECT """
+    + _columns("f", _FEATURE_COLUMNS)
+    + """ FROM billing_feature f
+    WHERE f.feature_id = %(feature_id)s AND NOT f.archived AND f.type <> 'boolean'
+),""",
+    after=""", u AS (
+    UPDATE customers_apikey SET last_used_at = %(now)s
+    WHERE id = (SELECT id FROM k) AND (last_used_at IS NULL OR last_used_at <= %(last_used_before)s)
+      AND EXISTS (SELECT 1 FROM b)
+)""",
+    customer="(SELECT id FROM c)",
+    feature="(SELECT id FROM f)",
+    api_key="(SELECT id FROM k)",
+    columns=", ".join(
+        [
+            "(SELECT id FROM k)",
+            _columns("c", _CUSTOMER_COLUMNS),
+            _columns("f", _FEATURE_COLUMNS),
+            _columns("pr", _PRICE_COLUMNS),
+        ]
+    ),
+    joins="""CROSS JOIN c CROSS JOIN f
+LEFT JOIN LATERAL (SELECT * FROM billing_price WHERE product_id = cp.product_id AND type = 'usage'
+                   AND feature_id = b.feature_id ORDER BY id LIMIT 1) pr ON TRUE""",
+)
+
+
+class _PreparedCursor(ServerBindingCursor):
+    """Django's psycopg cursor, asking PostgreSQL to prepare every statement it runs."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def _prepared_cursor():
+    """A cursor whose statements PostgreSQL plans once per connection (a server-side prepared statement).
+    Planning the track statement, with its CTEs and joins, cost more than running it (~1 ms against
+    ~0.7 ms); prepared, each call only binds its values. Logged like any cursor (CaptureQueriesContext)."""
+    # As Django's own cursor(): drop a connection that failed its health check, then (re)connect.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_PreparedCursor(connection.connection))
+
+
+def _statement_values(*, value: Decimal, now: datetime, event_name: str, timestamp: datetime, properties: dict) -> dict:
+    """The values every one-statement track binds: the quantity, its floor, the moment, and the event's fields."""
+    return {
+        "v": value,
+        "floor": -MAX_ABS,
+        "now": now,
+        "event_name": event_name,
+        "day": rollup.day_of(timestamp),
+        "timestamp": timestamp,
+        "properties": Event._meta.get_field("properties").get_db_prep_value(properties, connection),
+    }
+
+
+def _track_in_one_statement(
+    *,
+    customer: Customer,
+    feature: Feature,
+    value: Decimal,
+    event_name: str,
+    properties: dict,
+    timestamp: datetime,
+    api_key: ApiKey | None,
+    now: datetime,
+) -> TrackResult | None:
+    with _prepared_cursor() as cursor:
+        cursor.execute(
+            _TRACK_SQL,
+            {
+                **_statement_values(
+                    value=value, now=now, event_name=event_name, timestamp=timestamp, properties=properties
+                ),
+                "customer": customer.pk,
+                "feature": feature.pk,
+                "api_key": api_key.pk if api_key else None,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _tracked(
+        row,
+        customer=customer,
+        feature=feature,
+        value=value,
+        event_name=event_name,
+        properties=properties,
+        timestamp=timestamp,
+        api_key_id=api_key.pk if api_key else None,
+        now=now,
+    )
+
+
+def _tracked(
+    row,
+    *,
+    customer: Customer,
+    feature: Feature,
+    value: Decimal,
+    event_name: str,
+    properties: dict,
+    timestamp: datetime,
+    api_key_id: int | None,
+    now: datetime,
+) -> TrackResult:
+    """The result of a one-statement track from its row: event id, balance, customer product, product."""
+    n_balance, n_cp, n_product = len(_BALANCE_COLUMNS), len(_CP_COLUMNS), len(_PRODUCT_COLUMNS)
+    balance = _from_row(Balance, row[1 : 1 + n_balance])
+    balance.customer = customer
+    balance.feature = feature
+    if balance.customer_product_id is not None:  # loaded here so that callers describing it need no query
+        cp = _from_row(CustomerProduct, row[1 + n_balance : 1 + n_balance + n_cp])
+        cp.customer = customer
+        cp.product = _from_row(Product, row[1 + n_balance + n_cp : 1 + n_balance + n_cp + n_product])
+        balance.customer_product = cp
+    event = Event(
+        id=row[0],
+        customer=customer,
+        feature=feature,
+        event_name=event_name,
+        value=value,
+        timestamp=timestamp,
+        properties=properties,
+        idempotency_key=None,
+        api_key_id=api_key_id,
+        created_at=now,
+    )
+    event._state.adding = False
+    event._state.db = connection.alias
+    return TrackResult(event=event, balances=[balance])
+
+
+@dataclass
+class KeyedTrack:
+    """A track made with `balance_track_by_key`: what it found by id, and the balance's usage price."""
+
+    customer: Customer
+    feature: Feature
+    result: TrackResult
+    usage_price: Price | None
+
+
+def balance_track_by_key(
+    *,
+    key_hash: str,
+    env: str,
+    customer_id: str,
+    feature_id: str,
+    value,
+    properties: dict | None = None,
+    now: datetime | None = None,
+) -> KeyedTrack | None:
+    """`balance_track` of `value` for a caller that names the customer and feature by their ids and holds
+    a secret key (the API's track): the key (active, of `env`), the live customer and the feature are
+    found inside the track statement, so the whole request is one round trip on PostgreSQL.
+
+    None when that does not apply — elsewhere than PostgreSQL, an unknown key, customer or feature, a
+    boolean feature, or a track that is not the common case (see `_track_in_one_statement`): nothing was
+    written, and the caller goes the general way (authenticate, look up, `balance_track`), which also
+    gives the right error."""
+    if connection.vendor != "postgresql":
+        return None
+    value = parse_quantity(value, field="value")
+    now = now or timezone.now()
+    properties = properties or {}
+    with _prepared_cursor() as cursor:
+        cursor.execute(
+            _TRACK_BY_REFERENCE_SQL,
+            {
+                **_statement_values(value=value, now=now, event_name="", timestamp=now, properties=properties),
+                "key_hash": key_hash,
+                "env": env,
+                "customer_id": customer_id,
+                "feature_id": feature_id,
+                "last_used_before": now - API_KEY_LAST_USED_RESOLUTION,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    at = 1 + len(_BALANCE_COLUMNS) + len(_CP_COLUMNS) + len(_PRODUCT_COLUMNS)
+    api_key_id, at = row[at], at + 1
+    n_customer, n_feature = len(_CUSTOMER_COLUMNS), len(_FEATURE_COLUMNS)
+    customer = _from_row(Customer, row[at : at + n_customer])
+    feature = _from_row(Feature, row[at + n_customer : at + n_customer + n_feature])
+    price_row = row[at + n_customer + n_feature :]
+    result = _tracked(
+        row,
+        customer=customer,
+        feature=feature,
+        value=value,
+        event_name="",
+        properties=properties,
+        timestamp=now,
+        api_key_id=api_key_id,
+        now=now,
+    )
+    return KeyedTrack(
+        customer=customer,
+        feature=feature,
+        result=result,
+        usage_price=_from_row(Price, price_row) if price_row[0] is not None else None,
+    )
+
+
+def _from_row(model, raw):
+    """A model instance from a raw row of its concrete columns, converted as the ORM would."""
+    values = []
+    for f, value in zip(model._meta.concrete_fields, raw, strict=True):
+        for converter in f.get_db_converters(connection) + connection.ops.get_db_converters(f):
+            value = converter(value, f, connection)
+        values.append(value)
+    return model.from_db(connection.alias, None, values)
