@@ -11,7 +11,7 @@ from autumn_admin.api.errors import error_response, internal_error_response
 from autumn_admin.api.main import api
 from autumn_admin.dashboard.environment import switch_env
 from autumn_admin.dashboard.views import api_keys as api_key_views
-from autumn_admin.dashboard.views import billing as billing_views
+from autumn_admin.dashboard.views import stripe as stripe_views
 
 admin.site.site_header = "Billing admin"
 admin.site.site_title = "Billing admin"
@@ -44,8 +44,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("autumn_admin.dashboard.customers_urls")),
     path("customers/", include("autumn_admin.dashboard.billing_urls")),
-    path("stripe/", billing_views.stripe_status, name="stripe-status"),
-    path("webhooks/stripe", billing_views.stripe_webhook, name="stripe-webhook"),
+    path("stripe/", stripe_views.stripe_status, name="stripe-status"),
+    path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),
     path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
     path("v1/balances.track", api_track.balances_track),  # one round trip when it can; else the operation

@@ -11,6 +11,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
 
+from customers.services.customers import customer_create
+
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -156,9 +158,19 @@ def catalogue(db):
 @pytest.fixture
 def customer(db, catalogue):
     """Acme Corp, in sandbox, on the free plan (the default product)."""
-    from customers.services.customers import customer_create
-
     return customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp", email="ada@acme.test")
+
+
+@pytest.fixture
+def other_customer(db, catalogue):
+    """Globex, another sandbox customer on the free plan."""
+    return customer_create(env="sandbox", customer_id="globex", actor=None, name="Globex", email="hank@globex.test")
+
+
+@pytest.fixture
+def globex(db, catalogue):
+    """Globex in live, on the free plan: a customer of the other environment."""
+    return customer_create(env="live", customer_id="globex", actor=None, name="Globex", email="ops@globex.test")
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,7 @@ def form_values(response, **changes) -> dict:
 
 def customize_basis(cp) -> str:
     """The `expected` a freshly opened Customize form of this customer product carries."""
-    from autumn_admin.dashboard.forms.billing import ProductCustomizeForm
+    from autumn_admin.dashboard.forms.products import ProductCustomizeForm
     from billing.models import Balance
 
     return ProductCustomizeForm.expectation(

@@ -8,18 +8,17 @@ from django.urls import reverse
 from billing.models import Balance, CustomerProduct, CustomerReward
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services.customers import customer_create, customer_delete
+from customers.services.customers import customer_delete
 from tests.helpers import customize_basis, page_text
 
 
 @pytest.fixture
-def setup(customer, catalogue, discount_rewards):
+def setup(customer, other_customer, catalogue, discount_rewards):
     applied = reward_apply(customer=customer, reward=discount_rewards["ten_dollars"], actor=None)
-    gone = customer_create(env="sandbox", customer_id="globex", actor=None)
-    customer_delete(customer=gone, actor=None)
+    customer_delete(customer=other_customer, actor=None)
     return {
         "customer": customer,
-        "gone": gone,
+        "gone": other_customer,
         "applied": applied,
         "rewards": discount_rewards,
         "balance": Balance.objects.get(customer=customer, feature=catalogue["messages"]),

@@ -361,11 +361,8 @@ def test_unknown_mode_is_refused(ops_client, customer, catalogue):
 # --- scoping -------------------------------------------------------------------------------------------
 
 
-def test_balance_of_another_customer_is_not_found(ops_client, customer, catalogue):
-    from customers.services.customers import customer_create
-
-    other = customer_create(env="sandbox", customer_id="globex", actor=None)
-    theirs = balance_of(other, catalogue["messages"])
+def test_balance_of_another_customer_is_not_found(ops_client, customer, other_customer, catalogue):
+    theirs = balance_of(other_customer, catalogue["messages"])
 
     response = ops_client.post(
         edit_url(customer, theirs), {"mode": "set", "value": "1", "reason": "x", "expected_remaining": "100"}

@@ -12,7 +12,6 @@ from billing.services.products import product_attach, product_customize
 from billing.services.track import balance_track
 from customers.errors import ServiceError
 from customers.models import AuditEntry
-from customers.services.customers import customer_create
 from tests.helpers import customize_basis, page_text
 
 
@@ -76,7 +75,7 @@ def test_custom_product_takes_the_place_of_the_original(acme_on_pro, customer, c
     assert entry.before["items"]["messages"] == 5000 and entry.after["items"]["messages"] == 10000
 
 
-def test_custom_product_is_for_that_customer_only(acme_on_pro, customer, catalogue, ops):
+def test_custom_product_is_for_that_customer_only(acme_on_pro, customer, other_customer, catalogue, ops):
     new_cp = product_customize(
         customer=customer,
         customer_product=acme_on_pro,
@@ -84,10 +83,9 @@ def test_custom_product_is_for_that_customer_only(acme_on_pro, customer, catalog
         reason="deal",
         items=[{"feature": catalogue["messages"], "included": 6000}],
     )
-    other = customer_create(env="sandbox", customer_id="globex", actor=None)
 
     with pytest.raises(ServiceError, match="belongs to another customer"):
-        product_attach(customer=other, product=new_cp.product, actor=ops)
+        product_attach(customer=other_customer, product=new_cp.product, actor=ops)
 
 
 def test_customizing_again_makes_a_new_version(acme_on_pro, customer, catalogue, ops):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from customers.models import AuditEntry, Customer
-from customers.services.customers import customer_create, customer_update
+from customers.services.customers import customer_update
 from tests.helpers import page_text
 
 EDIT = "/customers/acme_corp/details/edit/"
@@ -76,9 +76,7 @@ def test_changing_the_id_with_htmx_redirects_the_browser(ops_client, customer):
         ("globex", "A customer with id 'globex' already exists."),
     ],
 )
-def test_invalid_or_taken_id_is_refused(ops_client, customer, bad, message):
-    customer_create(env="sandbox", customer_id="globex", actor=None)
-
+def test_invalid_or_taken_id_is_refused(ops_client, customer, other_customer, bad, message):
     response = ops_client.post(f"{EDIT}?field=id", {"value": bad, "expected": "acme_corp"})
 
     assert response.status_code == 422 and message in page_text(response)
@@ -86,9 +84,7 @@ def test_invalid_or_taken_id_is_refused(ops_client, customer, bad, message):
     assert customer.customer_id == "acme_corp"
 
 
-def test_id_used_in_the_other_environment_is_free_here(ops_client, customer):
-    customer_create(env="live", customer_id="globex", actor=None)
-
+def test_id_used_in_the_other_environment_is_free_here(ops_client, customer, globex):
     assert ops_client.post(f"{EDIT}?field=id", {"value": "globex", "expected": "acme_corp"}).status_code == 302
     assert Customer.objects.get(pk=customer.pk).customer_id == "globex"
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from billing.models import Balance, CustomerProduct, CustomerReward
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services.customers import customer_create, customer_delete
+from customers.services.customers import customer_delete
 from tests.helpers import customize_basis, page_text
 
 ROLES = ["anonymous", "viewer", "support", "ops", "superuser"]
@@ -29,15 +29,14 @@ class World:
 
 
 @pytest.fixture
-def world(customer, catalogue, discount_rewards) -> World:
+def world(customer, other_customer, catalogue, discount_rewards) -> World:
     applied = reward_apply(customer=customer, reward=discount_rewards["ten_dollars"], actor=None)
-    deleted = customer_create(env="sandbox", customer_id="globex", actor=None)
-    customer_delete(customer=deleted, actor=None)
+    customer_delete(customer=other_customer, actor=None)
     return World(
         customer=customer,
         messages=Balance.objects.get(customer=customer, feature=catalogue["messages"]),
         applied=applied,
-        deleted=deleted,
+        deleted=other_customer,
         product=CustomerProduct.objects.get(customer=customer, status="active"),
         rewards=discount_rewards,
     )

@@ -12,14 +12,13 @@ from billing.models import Invoice, Reward
 from billing.services.products import product_attach
 from billing.services.rewards import reward_apply
 from billing.services.track import balance_track
-from customers.services.customers import customer_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def acme_with_history(customer, catalogue, ops):
+def acme_with_history(customer, other_customer, catalogue, ops):
     now = timezone.now()
     product_attach(customer=customer, product=catalogue["pro"], actor=ops, now=now - timedelta(days=12))
     for i in range(40):
@@ -47,7 +46,6 @@ def acme_with_history(customer, catalogue, ops):
         hosted_invoice_url="https://invoice.stripe.test/i/1",
         created_at=now - timedelta(days=12),
     )
-    customer_create(env="sandbox", customer_id="globex", actor=None, name="Globex", email="hank@globex.test")
     return customer
 
 

@@ -10,7 +10,6 @@ from django.core.management import CommandError, call_command
 from billing.models import CustomerProduct, Invoice
 from billing.stripe_io import sync as stripe_sync
 from customers.models import AuditEntry, Customer
-from customers.services.customers import customer_create
 
 
 def link(customer, fake_stripe) -> str:
@@ -91,10 +90,9 @@ def test_backfill_can_be_interrupted_and_run_again(customer, catalogue, fake_str
 
 
 def test_a_customer_stripe_fails_for_is_reported_and_the_others_still_run(
-    customer, catalogue, fake_stripe, fake_stripe_live
+    customer, globex, catalogue, fake_stripe, fake_stripe_live
 ):
     link(customer, fake_stripe)
-    globex = customer_create(env="live", customer_id="globex", actor=None, name="Globex")
     globex_stripe = link(globex, fake_stripe_live)
     fake_stripe_live.add_invoice(customer=globex_stripe)
     fake_stripe.queue_error(500, times=3)

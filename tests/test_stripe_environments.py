@@ -21,7 +21,7 @@ from billing.stripe_io.config import stripe_secrets
 from billing.stripe_io.customers import customer_delete_in_stripe
 from customers.models import ApiKey, AuditEntry, Customer
 from customers.services.api_keys import api_key_create
-from customers.services.customers import customer_create, customer_update
+from customers.services.customers import customer_update
 from tests.fake_stripe import LIVE_WEBHOOK_SECRET, WEBHOOK_SECRET, event, signed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,11 +113,6 @@ def test_the_app_does_not_start_with_a_live_key_for_sandbox():
 
 
 # --- what is sent, and where --------------------------------------------------------------------
-
-
-@pytest.fixture
-def globex(catalogue):
-    return customer_create(env="live", customer_id="globex", actor=None, name="Globex", email="ops@globex.test")
 
 
 @pytest.fixture

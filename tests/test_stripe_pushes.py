@@ -226,17 +226,14 @@ def test_add_coupon_creates_the_stripe_coupon_and_puts_it_on_the_customers_subsc
 
 
 def test_a_reward_with_a_coupon_is_not_created_again(
-    linked, ops, twenty_off, catalogue, fake_stripe, django_capture_on_commit_callbacks
+    linked, other_customer, ops, twenty_off, catalogue, fake_stripe, django_capture_on_commit_callbacks
 ):
-    from customers.services.customers import customer_create
-
-    other = customer_create(env="sandbox", customer_id="globex", actor=None, name="Globex")
-    Customer.objects.filter(pk=other.pk).update(stripe_id=fake_stripe.add_customer()["id"])
-    other.refresh_from_db()
+    Customer.objects.filter(pk=other_customer.pk).update(stripe_id=fake_stripe.add_customer()["id"])
+    other_customer.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True):
         reward_apply(customer=linked, reward=twenty_off, actor=ops)
     with django_capture_on_commit_callbacks(execute=True):
-        reward_apply(customer=other, reward=twenty_off, actor=ops)
+        reward_apply(customer=other_customer, reward=twenty_off, actor=ops)
     assert len(fake_stripe.requests_to("POST", "/v1/coupons")) == 1
     assert len(fake_stripe.coupons) == 1
 

@@ -1,14 +1,18 @@
+"""What every dashboard page's template can read: the environment shown, its Stripe connection, the
+user's role and what the user may do (`can`)."""
+
 from django.utils.functional import SimpleLazyObject
 
 from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.permissions import EDIT_BALANCE, MANAGE_API_KEYS, VIEW_CUSTOMER, user_can
 from billing.stripe_io.config import is_configured
 from customers.models import Env
 
 # The role a user acts in, told from the permissions the request loads anyway (no groups query).
 ROLE_BY_PERMISSION = (
-    ("customers.manage_api_keys", "Ops"),
-    ("billing.adjust_balance", "Support"),
-    ("customers.view_customer", "Viewer"),
+    (MANAGE_API_KEYS, "Ops"),
+    (EDIT_BALANCE, "Support"),
+    (VIEW_CUSTOMER, "Viewer"),
 )
 
 
@@ -27,4 +31,5 @@ def dashboard(request):
         "current_env": env,
         "stripe_connected": is_configured(env),
         "user_role": SimpleLazyObject(lambda: role_label(request.user)),
+        "can": SimpleLazyObject(lambda: user_can(request)),
     }

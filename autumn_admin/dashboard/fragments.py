@@ -1,17 +1,34 @@
-"""The parts of the customer page that an action changed, rendered for htmx to swap in place."""
+"""The parts of the customer page that an action changed, rendered for htmx to swap in place, and
+the answer of an action that succeeded."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-from django.http import HttpRequest
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.utils.html import format_html
 
 from autumn_admin.dashboard.customer_page import customer_page_context
-from autumn_admin.dashboard.popups import render_oob
 from customers.models import Customer
 
 PAGE = "customers/detail.html"
+
+_FIRST_TAG = re.compile(r"^(\s*<[a-zA-Z][a-zA-Z0-9-]*)")
+_TABLE_PARTS = ("<tr", "<tbody", "<thead", "<td", "<th")
+
+
+def render_oob(template: str, context: dict, request: HttpRequest) -> str:
+    """Render a page partial for an out-of-band swap: htmx replaces the element of the same id."""
+    html = render_to_string(template, context, request=request).strip()
+    html = _FIRST_TAG.sub(r'\1 hx-swap-oob="true"', html, count=1)
+    if html.startswith(_TABLE_PARTS):
+        # Table rows can't stand alone in a response; htmx takes them out of a <template>.
+        html = f"<template>{html}</template>"
+    return html
 
 
 def page_sections(
@@ -36,3 +53,12 @@ def page_sections(
             format_html('<div hx-swap-oob="beforeend:body"><p class="toast" role="status">{}</p></div>', message)
         )
     return "\n".join(parts)
+
+
+def action_done(request, customer, message: str, sections: list[str], *, feature_ids=()) -> HttpResponse:
+    """After a change: htmx gets the refreshed sections (the popup, its target, is emptied and so
+    closes); a plain post is redirected back to the customer page with the message."""
+    if request.htmx:
+        return HttpResponse(page_sections(request, customer, sections, feature_ids=feature_ids, message=message))
+    messages.success(request, message)
+    return redirect("customers:detail", customer.customer_id)

@@ -1,21 +1,44 @@
-"""Who may do what on the dashboard. Views check here; templates hide what a user may not use."""
+"""Who may do what on the dashboard: the permission names, the checks views make, and what templates
+ask (`can.<ability>`) to hide the controls a user may not use."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from autumn_admin.dashboard.customer_page import get_customer_for
+from autumn_admin.dashboard.customer_lookup import get_customer_for
 from autumn_admin.dashboard.environment import current_env
 from customers.models import Customer
 
-# One permission per dashboard action (the groups in billing/migrations/0002_roles.py grant them).
+# The permissions the dashboard checks: viewing, and one per action (the groups in
+# billing/migrations/0002_roles.py grant them).
+VIEW_CUSTOMER = "customers.view_customer"
 EDIT_BALANCE = "billing.adjust_balance"
 APPLY_REWARD = "billing.apply_reward"
 CUSTOMIZE_PRODUCT = "billing.add_product"
 CHANGE_CUSTOMER = "customers.change_customer"
 DELETE_CUSTOMER = "customers.delete_customer"
 RESTORE_CUSTOMER = "customers.restore_customer"
+MANAGE_API_KEYS = "customers.manage_api_keys"
+
+# What templates ask: `{% if can.adjust_balance %}` shows the control of that permission.
+ABILITIES = {
+    "adjust_balance": EDIT_BALANCE,
+    "change_customer": CHANGE_CUSTOMER,
+    "apply_reward": APPLY_REWARD,
+    "delete_customer": DELETE_CUSTOMER,
+    "customize_product": CUSTOMIZE_PRODUCT,
+    "restore_customer": RESTORE_CUSTOMER,
+    "manage_api_keys": MANAGE_API_KEYS,
+}
+
+
+def user_can(request: HttpRequest | None) -> dict[str, bool]:
+    """Which controls the person sees: ability → allowed (all False without a logged-in user)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return dict.fromkeys(ABILITIES, False)
+    return {ability: user.has_perm(perm) for ability, perm in ABILITIES.items()}
 
 
 def require_perm(request: HttpRequest, perm: str) -> None:

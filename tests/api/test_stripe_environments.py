@@ -10,13 +10,6 @@ import pytest
 from billing.models import CustomerProduct, Reward
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
-from customers.services.customers import customer_create
-
-
-@pytest.fixture
-def globex(catalogue):
-    """Globex, a live customer (on the free plan)."""
-    return customer_create(env="live", customer_id="globex", actor=None, name="Globex", email="ops@globex.test")
 
 
 @pytest.fixture

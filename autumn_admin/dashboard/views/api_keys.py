@@ -1,6 +1,5 @@
 """The API keys page (/api-keys/): ops create keys, see each once, and revoke them."""
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -8,36 +7,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.forms.api_keys import ApiKeyForm
+from autumn_admin.dashboard.permissions import MANAGE_API_KEYS
 from customers.errors import ServiceError
 from customers.models import ApiKey, Env
-from customers.services.api_keys import API_KEY_NAME_MAX_LENGTH, api_key_create, api_key_revoke
-
-PERM = "customers.manage_api_keys"
-
-
-class ApiKeyForm(forms.Form):
-    """A key for the environment the page shows: the page lists that environment's keys only."""
-
-    name = forms.CharField(max_length=API_KEY_NAME_MAX_LENGTH, help_text="What uses it, e.g. “Production backend”.")
-    env = forms.ChoiceField(label="Environment", choices=Env.choices, widget=forms.HiddenInput)
-
-    def __init__(self, *args, env: str, **kwargs):
-        super().__init__(*args, initial={"env": env}, **kwargs)
-        self.page_env = env
-
-    def clean_env(self):
-        env = self.cleaned_data["env"]
-        if env != self.page_env:
-            # Posted from a page of the other environment (switched meanwhile, in another tab).
-            raise forms.ValidationError(
-                f"This page now shows {Env(self.page_env).label} keys, so no {Env(env).label} key was created. "
-                f"Switch to {Env(env).label} to create one there."
-            )
-        return env
+from customers.services.api_keys import api_key_create, api_key_revoke
 
 
 @never_cache  # the page that shows a new key must not be kept by any cache
-@permission_required(PERM, raise_exception=True)
+@permission_required(MANAGE_API_KEYS, raise_exception=True)
 def api_key_list(request):
     env = current_env(request)
     form = ApiKeyForm(request.POST or None, env=env)
@@ -62,7 +40,7 @@ def api_key_list(request):
 
 
 @require_POST
-@permission_required(PERM, raise_exception=True)
+@permission_required(MANAGE_API_KEYS, raise_exception=True)
 def api_key_revoke_view(request, pk: int):
     api_key = get_object_or_404(ApiKey, pk=pk, env=current_env(request))  # as listed: this environment's
     if api_key.revoked_at is None:

@@ -1,4 +1,5 @@
-"""Dashboard forms for a customer's details and its deletion."""
+"""The inline forms of a customer's Details: one text field (id, name, email, fingerprint), or the
+metadata as key/value rows. Each carries the value it showed."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ import json
 
 from django import forms
 
+from autumn_admin.dashboard.forms.validation import out_of_date
 from customers.errors import ServiceError
-from customers.models import Customer
-from customers.validation import REASON_MAX_LENGTH
-
-# The Details fields that can be edited in place, with how they are labelled.
-DETAIL_FIELDS = {"id": "ID", "name": "Name", "email": "Email", "fingerprint": "Fingerprint", "metadata": "Metadata"}
-OUT_OF_DATE = "This form is out of date: reopen it to see the current value."
+from customers.models import DETAIL_FIELDS, Customer
 
 
 def _stored(customer: Customer, field: str):
@@ -41,7 +38,7 @@ class DetailFieldForm(forms.Form):
 
     def clean_expected(self) -> str:
         if "expected" not in self.data:
-            raise forms.ValidationError(OUT_OF_DATE)
+            raise out_of_date("value")
         return self.cleaned_data["expected"]
 
     def service_kwargs(self) -> dict:
@@ -92,7 +89,7 @@ class MetadataForm(forms.Form):
 
     def clean(self):
         if self.out_of_date:
-            raise forms.ValidationError(OUT_OF_DATE)
+            raise out_of_date("value")
         metadata: dict = {}
         for raw_key, raw_value in self.rows:
             key, value = raw_key.strip(), raw_value.strip()
@@ -145,28 +142,3 @@ class MetadataForm(forms.Form):
 
 def _as_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-class CustomerDeleteForm(forms.Form):
-    confirm_id = forms.CharField(
-        label="Type the customer id to confirm",
-        required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
-    )
-    reason = forms.CharField(
-        max_length=REASON_MAX_LENGTH,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Optional. Kept in the audit trail.",
-    )
-    also_delete_in_stripe = forms.BooleanField(label="Also delete in Stripe", required=False)
-
-    def __init__(self, *args, customer: Customer, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.customer = customer
-
-    def clean_confirm_id(self) -> str:
-        typed = (self.cleaned_data.get("confirm_id") or "").strip()
-        if typed != self.customer.customer_id:
-            raise forms.ValidationError(f"Type {self.customer.customer_id} exactly to confirm.")
-        return typed

@@ -1,0 +1,158 @@
+"""The balance popup: one address, four answers. GET shows the form, GET with `preview` answers the
+form's live preview (htmx), POST with `preview` shows the effect without JavaScript and changes
+nothing, and POST saves the edit (set a new balance, or add to it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_http_methods
+
+from autumn_admin.dashboard.forms.balances import BalanceEditForm
+from autumn_admin.dashboard.fragments import action_done
+from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
+from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
+from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
+from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
+from billing.quantities import parse_quantity
+from billing.services.balances import balance_add, balance_set, balances_reset_due
+from customers.audit import AuditAction
+from customers.errors import Conflict, ServiceError
+from customers.formatting import format_qty
+from customers.models import AuditEntry, Customer
+
+BALANCE_EDIT_ACTIONS = (AuditAction.BALANCE_SET, AuditAction.BALANCE_ADD)
+TEMPLATE = "billing/balance_edit.html"
+
+
+@dataclass
+class InvoiceImpact:
+    """The next invoice now and with the balance at the proposed value."""
+
+    before: UpcomingInvoice
+    after: UpcomingInvoice | None
+    priced: bool  # does this balance's overage appear on invoices at all?
+
+    @property
+    def delta(self) -> int:
+        return 0 if self.after is None else self.after.total - self.before.total
+
+
+def _overage_is_priced(balance: Balance) -> bool:
+    """Does going below 0 show on invoices: overage allowed, and a usage price of its product?"""
+    return (
+        balance.overage_allowed
+        and not balance.unlimited
+        and balance.customer_product_id is not None
+        and Price.objects.filter(
+            product_id=balance.customer_product.product_id, type=Price.Type.USAGE, feature_id=balance.feature_id
+        ).exists()
+    )
+
+
+def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | None) -> dict:
+    before = upcoming_invoice(customer)
+    after = None if proposed is None else upcoming_invoice(customer, remaining_overrides={balance.pk: proposed})
+    return {
+        "balance": balance,
+        "proposed": proposed,
+        "granted_after": None if proposed is None else balance.granted + proposed - balance.remaining,
+        "overage_after": None if proposed is None else max(Decimal(0), -proposed),
+        "impact": InvoiceImpact(before=before, after=after, priced=_overage_is_priced(balance)),
+    }
+
+
+def _proposed(params, current: Decimal) -> Decimal | None:
+    """The balance the form's `mode` and `value` would give, or None while the value is no number."""
+    try:
+        value = parse_quantity(params.get("value"))
+    except ServiceError:
+        return None
+    return current + value if params.get("mode", "") == BalanceEditForm.ADD else value
+
+
+def _balance_popup(request, customer, balance: Balance, form: BalanceEditForm, *, proposed=None, status=200):
+    history = AuditEntry.objects.filter(
+        target_type="balance",
+        target_id=str(balance.pk),
+        action__in=BALANCE_EDIT_ACTIONS,
+    ).order_by("-created_at", "-id")[:5]
+    can_customize = (
+        balance.customer_product_id is not None
+        and request.user.has_perm(CUSTOMIZE_PRODUCT)
+        and balance.customer_product.status in LIVE_PRODUCT_STATUSES
+    )
+    context = {"customer": customer, "form": form, "history": history, "can_customize": can_customize}
+    return render_popup(request, TEMPLATE, {**context, **_impact_context(customer, balance, proposed)}, status=status)
+
+
+def _show_form(request, customer: Customer, balance: Balance):
+    form = BalanceEditForm(initial={"mode": BalanceEditForm.SET, "expected_remaining": balance.remaining})
+    return _balance_popup(request, customer, balance, form)
+
+
+def _live_preview(request, customer: Customer, balance: Balance):
+    """The popup's preview of what the value typed would do, as the user types (htmx)."""
+    proposed = _proposed(request.GET, balance.remaining)
+    return render(request, f"{TEMPLATE}#impact", _impact_context(customer, balance, proposed))
+
+
+def _preview_without_js(request, customer: Customer, balance: Balance):
+    """ "Preview" without JavaScript: the popup again with the effect shown, nothing changed."""
+    form = BalanceEditForm(initial=request.POST.dict())
+    proposed = _proposed(request.POST, balance.remaining)
+    return _balance_popup(request, customer, balance, form, proposed=proposed)
+
+
+def _apply(request, balance: Balance, data: dict) -> Balance:
+    kwargs = {
+        "balance": balance,
+        "actor": request.user,
+        "reason": data["reason"],
+        "expected_remaining": data["expected_remaining"],
+    }
+    if data["next_reset_at"] is not None:
+        kwargs["next_reset_at"] = data["next_reset_at"]
+    if data["mode"] == BalanceEditForm.ADD:
+        return balance_add(delta=data["value"], **kwargs)
+    return balance_set(new_balance=data["value"], **kwargs)
+
+
+def _save(request, customer: Customer, balance: Balance):
+    form = BalanceEditForm(request.POST)
+    status = FORM_INVALID
+    if form.is_valid():
+        try:
+            updated = _apply(request, balance, form.cleaned_data)
+        except ServiceError as e:
+            form.add_service_error(e)
+            if isinstance(e, Conflict):
+                status = CONFLICT
+                balance.refresh_from_db()
+                # Submitting again after reading the new figures applies the edit to them.
+                form.data = form.data.copy()
+                form.data["expected_remaining"] = str(balance.remaining)
+        else:
+            message = f"{updated.feature.name} balance is now {format_qty(updated.remaining)}."
+            sections = ["upcoming-invoice", "sidebar-activity"]
+            return action_done(request, customer, message, sections, feature_ids=[updated.feature_id])
+    proposed = _proposed(request.POST, balance.remaining)
+    return _balance_popup(request, customer, balance, form, proposed=proposed, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def balance_edit(request, customer_id: str, balance_pk: int):
+    customer = customer_for_action(request, customer_id, EDIT_BALANCE)
+    balances_reset_due(customer=customer)  # the figures shown are today's
+    balance = get_object_or_404(
+        Balance.objects.select_related("feature", "customer_product__product"),
+        pk=balance_pk,
+        customer=customer,
+    )
+    if request.method == "GET":
+        answer = _live_preview if request.GET.get("preview") else _show_form
+    else:
+        answer = _preview_without_js if request.POST.get("preview") else _save
+    return answer(request, customer, balance)

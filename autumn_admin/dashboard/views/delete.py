@@ -1,0 +1,58 @@
+"""The delete popup: what goes with the customer, and its deletion (here, and in Stripe if asked)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from autumn_admin.dashboard.forms.delete import CustomerDeleteForm
+from autumn_admin.dashboard.permissions import DELETE_CUSTOMER, customer_for_action
+from autumn_admin.dashboard.popups import FORM_INVALID, render_popup
+from billing.models import LIVE_PRODUCT_STATUSES
+from billing.stripe_io import customers as stripe_gateway
+from customers.models import Customer
+from customers.services.customers import customer_delete
+
+
+def _what_goes(customer: Customer) -> dict:
+    """How many of the customer's products, balances, events and invoices go with it."""
+    return {
+        "products": customer.customer_products.filter(status__in=LIVE_PRODUCT_STATUSES).count(),
+        "balances": customer.balances.count(),
+        "events": customer.events.count(),
+        "invoices": customer.invoices.count(),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def customer_delete_view(request, customer_id: str):
+    customer = customer_for_action(request, customer_id, DELETE_CUSTOMER)
+    form = CustomerDeleteForm(request.POST if request.method == "POST" else None, customer=customer)
+    if request.method == "POST" and form.is_valid():
+        customer_delete(customer=customer, actor=request.user, reason=form.cleaned_data["reason"].strip())
+        messages.success(
+            request,
+            f"Deleted {customer.display_name} ({customer.customer_id}). Ops can restore it from Deleted customers.",
+        )
+        if form.cleaned_data["also_delete_in_stripe"] and customer.stripe_id:
+            try:
+                stripe_gateway.customer_delete_in_stripe(customer=customer, actor=request.user)
+                messages.success(request, "The customer was also deleted in Stripe.")
+            except stripe_gateway.StripeError as e:
+                messages.error(request, f"Deleted here, but not in Stripe: {e.message}")
+        url = reverse("customers:list")
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return render_popup(
+        request,
+        "customers/delete.html",
+        {
+            "customer": customer,
+            "form": form,
+            "counts": _what_goes(customer),
+            "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(customer.env),
+        },
+        status=FORM_INVALID if request.method == "POST" else 200,
+    )

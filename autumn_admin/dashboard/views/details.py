@@ -1,0 +1,88 @@
+"""A customer's Details edited in place: one field (id, name, email, fingerprint) or the metadata."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+
+from autumn_admin.dashboard.customer_page import customer_page_context
+from autumn_admin.dashboard.forms.details import DetailFieldForm, MetadataForm
+from autumn_admin.dashboard.fragments import page_sections
+from autumn_admin.dashboard.permissions import CHANGE_CUSTOMER, customer_for_action
+from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID
+from customers.errors import ServiceError
+from customers.models import DETAIL_FIELDS, Customer
+from customers.services.customers import customer_update
+from customers.stale import StaleForm
+
+
+def _details_section(request, customer, *, message: str = "") -> HttpResponse:
+    """The sidebar's Details, swapped back in place of an inline form (htmx)."""
+    context = customer_page_context(customer, request=request)
+    html = render_to_string("customers/detail.html#sidebar-details", context, request=request)
+    if message:
+        html += page_sections(
+            request, customer, ["customer-head", "sidebar-activity"], message=message, context=context
+        )
+    return retarget(reswap(HttpResponse(html), "outerHTML"), "#section-sidebar-details")
+
+
+def _field_form(request, customer: Customer, field: str) -> DetailFieldForm | MetadataForm:
+    data = request.POST if request.method == "POST" else None
+    if field == "metadata":
+        return MetadataForm(data, customer=customer)
+    return DetailFieldForm(data, field=field, customer=customer)
+
+
+def _save(request, customer: Customer, form) -> tuple[Customer | None, int]:
+    """The updated customer, or None and the status the refused form answers with."""
+    try:
+        return customer_update(customer=customer, actor=request.user, **form.service_kwargs()), 200
+    except ServiceError as e:
+        form.add_service_error(e)
+        if not isinstance(e, StaleForm):
+            return None, FORM_INVALID
+    # Changed since the form was opened: show the current value.
+    customer.refresh_from_db()
+    form.based_on(customer)
+    return None, CONFLICT
+
+
+def _saved(request, customer_id: str, field: str, updated: Customer) -> HttpResponse:
+    """After a save: the Details in place (htmx) or the page, with the message."""
+    what = "the ID" if field == "id" else DETAIL_FIELDS[field].lower()
+    message = f"Updated {what} of {updated.display_name}."
+    if field == "id" and updated.customer_id != customer_id:
+        # The page lives at the new id now.
+        messages.success(request, message)
+        url = reverse("customers:detail", args=[updated.customer_id])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if request.htmx:
+        return _details_section(request, updated, message=message)
+    messages.success(request, message)
+    return redirect("customers:detail", updated.customer_id)
+
+
+@require_http_methods(["GET", "POST"])
+def details_edit(request, customer_id: str):
+    customer = customer_for_action(request, customer_id, CHANGE_CUSTOMER)
+    field = request.GET.get("field", "")
+    if field not in DETAIL_FIELDS:  # "Cancel" of an inline form
+        return _details_section(request, customer) if request.htmx else redirect("customers:detail", customer_id)
+    form = _field_form(request, customer, field)
+    status = FORM_INVALID if request.method == "POST" else 200
+    if request.method == "POST" and form.is_valid():
+        updated, status = _save(request, customer, form)
+        if updated is not None:
+            return _saved(request, customer_id, field, updated)
+    return render(
+        request,
+        "customers/details_edit.html" + ("#field-form" if request.htmx else ""),
+        {"customer": customer, "form": form, "field": field, "label": DETAIL_FIELDS[field]},
+        status=status,
+    )
