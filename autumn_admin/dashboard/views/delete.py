@@ -12,9 +12,9 @@ from autumn_admin.dashboard.forms.delete import CustomerDeleteForm
 from autumn_admin.dashboard.permissions import DELETE_CUSTOMER, customer_for_action
 from autumn_admin.dashboard.popups import FORM_INVALID, render_popup
 from billing.models import LIVE_PRODUCT_STATUSES
-from billing.stripe_io import customers as stripe_gateway
+from billing.stripe_io.config import is_configured
+from billing.stripe_io.customers import customer_delete_everywhere
 from customers.models import Customer
-from customers.services.customers import customer_delete
 
 
 def _what_goes(customer: Customer) -> dict:
@@ -32,17 +32,21 @@ def customer_delete_view(request, customer_id: str):
     customer = customer_for_action(request, customer_id, DELETE_CUSTOMER)
     form = CustomerDeleteForm(request.POST if request.method == "POST" else None, customer=customer)
     if request.method == "POST" and form.is_valid():
-        customer_delete(customer=customer, actor=request.user, reason=form.cleaned_data["reason"].strip())
+        deletion = customer_delete_everywhere(
+            customer=customer,
+            actor=request.user,
+            reason=form.cleaned_data["reason"].strip(),
+            delete_in_stripe=form.cleaned_data["also_delete_in_stripe"],
+            all_or_nothing=False,
+        )
         messages.success(
             request,
             f"Deleted {customer.display_name} ({customer.customer_id}). Ops can restore it from Deleted customers.",
         )
-        if form.cleaned_data["also_delete_in_stripe"] and customer.stripe_id:
-            try:
-                stripe_gateway.customer_delete_in_stripe(customer=customer, actor=request.user)
-                messages.success(request, "The customer was also deleted in Stripe.")
-            except stripe_gateway.StripeError as e:
-                messages.error(request, f"Deleted here, but not in Stripe: {e.message}")
+        if deletion.in_stripe:
+            messages.success(request, "The customer was also deleted in Stripe.")
+        elif deletion.stripe_refusal is not None:
+            messages.error(request, f"Deleted here, but not in Stripe: {deletion.stripe_refusal.message}")
         url = reverse("customers:list")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     return render_popup(
@@ -52,7 +56,7 @@ def customer_delete_view(request, customer_id: str):
             "customer": customer,
             "form": form,
             "counts": _what_goes(customer),
-            "can_delete_in_stripe": bool(customer.stripe_id) and stripe_gateway.is_configured(customer.env),
+            "can_delete_in_stripe": bool(customer.stripe_id) and is_configured(customer.env),
         },
         status=FORM_INVALID if request.method == "POST" else 200,
     )
