@@ -51,7 +51,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django.contrib.humanize",
     "django_htmx",
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN
