@@ -30,7 +30,7 @@ def legacy_product_json(cp: CustomerProduct) -> dict:
     }
 
 
-def _legacy_feature_type(feature: Feature) -> str:
+def legacy_feature_type(feature: Feature) -> str:
     if feature.type == FeatureType.BOOLEAN:
         return "boolean"
     if feature.type == FeatureType.CREDIT_SYSTEM:
@@ -43,7 +43,7 @@ def legacy_feature_json(fb: FeatureBalance) -> dict:
     interval, count = next(iter(intervals)) if len(intervals) == 1 else ("multiple", None)
     return {
         "id": fb.feature.feature_id,
-        "type": _legacy_feature_type(fb.feature),
+        "type": legacy_feature_type(fb.feature),
         "name": fb.feature.name,
         "interval": interval,
         "interval_count": count,
