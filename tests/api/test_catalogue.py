@@ -159,3 +159,21 @@ def test_catalogue_reads_need_a_key(anonymous_api, catalogue):
     for path in ("plans.list", "plans.get", "features.list", "features.get", "rewards.list"):
         response = anonymous_api.post(path, {"plan_id": "pro", "feature_id": "messages"})
         assert (path, response.status_code) == (path, 401)
+
+
+def test_plans_list_reads_a_fixed_number_of_queries_however_many_plans(api, customer, catalogue):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert api.post("plans.list", {"customer_id": "acme_corp"}).status_code == 200
+        return len(ctx.captured_queries)
+
+    queries()  # the key's first use of the minute notes it: once
+    before = queries()
+    for n in range(5):
+        plan = Product.objects.create(product_id=f"extra_{n}", name=f"Extra {n}")
+        plan.items.create(feature=catalogue["messages"], included=Decimal(n))
+        plan.prices.create(type="fixed", amount=100 * n, interval="month")
+    assert queries() == before

@@ -187,3 +187,19 @@ def test_cycle_ranges_need_a_customer(api, customer):
 def test_another_environments_customer_is_not_found(live_api, customer):
     response = live_api.post("events.aggregate", {"customer_id": "acme_corp", "feature_id": "messages", "range": "7d"})
     assert response.json() == {"message": "Customer acme_corp not found", "code": "customer_not_found", "env": "live"}
+
+
+def test_aggregate_reads_a_fixed_number_of_queries_however_many_days_and_features(api, customer, catalogue):
+    def queries(**body) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            aggregate(api, **body)
+        return len(ctx.captured_queries)
+
+    queries(range="7d")  # the key's first use of the minute notes it: once
+    few = queries(range="7d")
+    product_attach(customer=customer, product=catalogue["scale"], actor=None)
+    for day in range(0, 90, 3):
+        track(api, 1, at=midnight(day))
+        track(api, 1, at=midnight(day), feature_id="api_calls", properties={"region": "eu"})
+    assert queries(range="90d", feature_id=["messages", "api_calls", "seats"]) == few
+    assert queries(range="90d", feature_id=["messages", "api_calls"], group_by="properties.region") == few - 1
