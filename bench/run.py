@@ -4,7 +4,8 @@
 
 Loads the dataset (bench/generate.py; reused when already loaded), serves the app with gunicorn, and
 measures in one run on this machine: the customer page (heavy and typical customer) beside a trivial
-view, the customers list searched by email substring and by id prefix, /v1/balances.track on one hot
+view, the customers list searched by email substring and by id prefix, the heavy customer's usage
+chart (/v1/events.aggregate: from the daily rollup, and from the events), /v1/balances.track on one hot
 balance and over many beside `pgbench -N`, every final balance checked exact, and the workers' peak
 memory. Prints a table with the ratios and writes the figures as JSON (--json).
 """
@@ -203,6 +204,25 @@ def hold_resets(customer_ids: list[str], feature_id: str, env: str) -> None:
     )
 
 
+# The heavy customer's usage charts: day bins read the daily rollup, hour bins and a breakdown the events.
+AGGREGATES = {
+    "events.aggregate: heavy, 90d by day": {"range": "90d", "bin_size": "day"},
+    "events.aggregate: heavy, 24h by hour": {"range": "24h", "bin_size": "hour"},
+    "events.aggregate: heavy, 7d by region": {"range": "7d", "bin_size": "day", "group_by": "properties.region"},
+}
+AGGREGATE_FEATURES = 10
+
+
+def heavy_features(customer_id: str, env: str) -> list[str]:
+    """The features of the heavy customer's balances: what its usage chart shows."""
+    from billing.models import Balance
+
+    ids = Balance.objects.filter(customer__customer_id=customer_id, customer__env=env).values_list(
+        "feature__feature_id", flat=True
+    )
+    return sorted(set(ids))[:AGGREGATE_FEATURES]
+
+
 def events_since(api_key_prefix: str, since: datetime) -> int:
     from billing.models import Event
 
@@ -225,6 +245,7 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
     heavy, typical, track = manifest["heavy"], manifest["typical"], manifest["track"]
     user, cookie = dashboard_session(heavy["env"])
     key = api_key(track["env"])
+    heavy_key = api_key(heavy["env"])
     key_prefix = key[:15]
     pages = {"heavy": f"/customers/{heavy['customer_id']}/", "typical": f"/customers/{typical['customer_id']}/"}
     terms = search_terms(heavy["env"], plan.search_queries)
@@ -285,6 +306,10 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
                 min_requests=plan.min_page_requests,
             ).summary()
         )
+        chart = {"customer_id": heavy["customer_id"], "feature_id": heavy_features(heavy["customer_id"], heavy["env"])}
+        for name, body in AGGREGATES.items():
+            request = loadgen.post_json("/v1/events.aggregate", chart | body, bearer=heavy_key)
+            http.append(load(name, [request], 1, min_requests=plan.min_page_requests).summary())
 
         hold_resets(track["many"], track["feature_id"], track["env"])
         for label, targets in (("hot balance", [track["hot"]]), ("many balances", track["many"])):

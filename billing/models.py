@@ -389,14 +389,16 @@ class Event(models.Model):
 
 class DailyUsage(models.Model):
     """Usage of one feature by one customer on one day (in the time zone named by `UsageRollup`):
-    what the usage graphs read. Written in the same transaction as each event (billing/rollup.py),
-    so a graph reads ~30 rows per feature however many events the customer sends."""
+    what the usage graphs and events.aggregate read, with how many events it adds up. Written in the
+    same transaction as each event (billing/rollup.py), so a graph reads ~30 rows per feature however
+    many events the customer sends."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", db_index=False)
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     # Wider than an event's value: a day adds up many of them.
     value = models.DecimalField(max_digits=32, decimal_places=6, default=Decimal(0))
+    events = models.PositiveBigIntegerField(default=0, db_default=0, help_text="How many events the day adds up.")
 
     class Meta:
         constraints = [

@@ -1,4 +1,6 @@
-"""Daily usage per customer and feature (`DailyUsage`): kept by every event write, read by the graphs.
+"""Daily usage per customer and feature (`DailyUsage`): kept by every event write, read by the graphs
+and by events.aggregate (billing/usage_aggregate.py). Each day has the sum of its events' values and
+how many events it adds up.
 
 A customer with millions of events has hundreds of thousands in a graph's 30 days; summing them on
 every view made the customer page linear in the customer's size. The rollup is added to in the same
@@ -17,19 +19,21 @@ from decimal import Decimal
 
 from django.apps import apps as django_apps
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from billing.models import UsageRollup
 from customers.audit import SYSTEM, AuditAction, audit_record
 
-# How a value is added to its day (here and in the track statement, billing/services/track.py).
+# How an event is added to its day (here and in the track statement, billing/services/track.py).
 ADD_ON_CONFLICT = (
-    "ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value"
+    "ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value, "
+    "events = billing_dailyusage.events + EXCLUDED.events"
 )
 UPSERT_SQL = (
-    "INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) VALUES (%s, %s, %s, %s) " + ADD_ON_CONFLICT
+    "INSERT INTO billing_dailyusage (customer_id, feature_id, day, value, events) VALUES (%s, %s, %s, %s, 1) "
+    + ADD_ON_CONFLICT
 )
 
 
@@ -53,12 +57,13 @@ def zone_name_of(tz) -> str:
 
 
 def daily_sums(events, tz, *by: str):
-    """Usage summed per `by` columns, feature and day in `tz`: rows of (*by, feature_id, local_day, total)."""
+    """Usage summed per `by` columns, feature and day in `tz`: rows of (*by, feature_id, local_day, total,
+    count)."""
     return (
         events.filter(feature__isnull=False)
         .annotate(local_day=TruncDate("timestamp", tzinfo=tz))
         .values(*by, "feature_id", "local_day")
-        .annotate(total=Sum("value"))
+        .annotate(total=Sum("value"), count=Count("id"))
         .order_by()
     )
 
@@ -83,9 +88,12 @@ def rebuild(*, apps=None) -> int:
         DailyUsage.objects.all().delete()
         # In the unique index's order, so that each insert lands beside the last one.
         rows = daily_sums(Event.objects.all(), tz, "customer_id").order_by("customer_id", "local_day", "feature_id")
+        columns = "customer_id, feature_id, day, value, events"
+        if not any(f.name == "events" for f in DailyUsage._meta.get_fields()):  # 0005's model, before 0008
+            rows, columns = rows.values("customer_id", "feature_id", "local_day", "total"), columns[: -len(", events")]
         sql, params = rows.query.sql_with_params()
         with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO billing_dailyusage (customer_id, feature_id, day, value) {sql}", params)
+            cursor.execute(f"INSERT INTO billing_dailyusage ({columns}) {sql}", params)
             count = cursor.rowcount
         state = UsageRollup.objects.select_for_update().order_by("pk").first() or UsageRollup()
         state.time_zone = zone_name_of(tz)

@@ -95,6 +95,7 @@ def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settin
     for row in report["http"]:
         assert row["requests"] > 0 and row["errors"] == 0, (row, log)
         assert row["p50_ms"] > 0
+    assert {name for name, _ in names} >= set(run.AGGREGATES), log
     assert report["queries"]["heavy"]["status"] == 200
     assert report["queries"]["heavy"]["queries"] > 0
 

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from autumn_admin.api import balances, billing, customers, events, invoices
+from autumn_admin.api import balances, billing, catalogue, customers, events, invoices, legacy
 from autumn_admin.api.auth import SecretKeyAuth, authenticate
 from autumn_admin.api.errors import ApiError, error_response, install_handlers, json_on_unexpected_error
 from autumn_admin.api.idempotency import run_idempotently
@@ -137,3 +137,5 @@ api.add_router("", balances.router)
 api.add_router("", events.router)
 api.add_router("", invoices.router)
 api.add_router("", billing.router)
+api.add_router("", catalogue.router)
+api.add_router("", legacy.router)

@@ -221,8 +221,8 @@ b AS (
     FROM b
     RETURNING id
 ), r AS (
-    INSERT INTO billing_dailyusage (customer_id, feature_id, day, value)
-    SELECT b.customer_id, b.feature_id, %(day)s, %(v)s FROM b
+    INSERT INTO billing_dailyusage (customer_id, feature_id, day, value, events)
+    SELECT b.customer_id, b.feature_id, %(day)s, %(v)s, 1 FROM b
     """
             + rollup.ADD_ON_CONFLICT
             + """

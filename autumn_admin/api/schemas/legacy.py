@@ -1,12 +1,14 @@
-"""The shapes of API 1.2: the REST forms of customers (with `products` and `features`) and /v1/attach."""
+"""The shapes of API 1.2: the REST forms of customers (with `products` and `features`), /v1/attach, and
+/v1/check, /v1/track, /v1/usage and /v1/entitled."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Schema
 from pydantic import Field
 
+from autumn_admin.api.schemas.balances import JsonObject, Quantity, TrackParams
 from autumn_admin.api.schemas.billing import Url
 from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, PlanVersion, Slug
 from autumn_admin.api.schemas.customers import CustomerFields, CustomerOut
@@ -19,6 +21,32 @@ class LegacyAttachParams(Params):
     product_id: Slug
     version: Omittable[PlanVersion] = None
     success_url: Url | None = None
+
+
+class LegacyTrackParams(TrackParams):
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        None, description="A track repeated with the same key is recorded once."
+    )
+    overage_behavior: Literal["cap", "reject"] | None = Field(
+        None,
+        description="cap (default): the balance stops at 0 and the event keeps the full value; reject: "
+        "nothing is tracked when the balance doesn't cover `value`.",
+    )
+
+
+class LegacyUsageParams(Params):
+    customer_id: CustomerId
+    feature_id: Slug
+    value: Quantity = Field(description="The usage to set: the balance becomes granted − value.")
+
+
+class LegacyEntitledParams(Params):
+    customer_id: CustomerId
+    feature_id: Slug
+    required_quantity: Omittable[Quantity] = None
+    event_data: JsonObject | None = Field(
+        None, description="When given and allowed, required_quantity is tracked with these as the event's properties."
+    )
 
 
 class LegacyCreateCustomerParams(CustomerFields):
@@ -88,3 +116,54 @@ class LegacyAttachOut(Schema):
     code: Literal["new_product_attached", "checkout_created"]
     message: str
     checkout_url: str | None
+
+
+LegacyInterval = Literal["lifetime", "minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year"]
+
+
+class LegacyBreakdownOut(Schema):
+    interval: LegacyInterval | None
+    interval_count: Number | None
+    balance: Number | None
+    usage: Number | None
+    included_usage: Number | None
+    next_reset_at: Number | None
+    usage_limit: Number | None
+    overage_allowed: bool | None
+
+
+class LegacyCheckOut(Schema):
+    allowed: bool
+    code: Literal["feature_found"]
+    customer_id: str
+    feature_id: str
+    entity_id: str | None
+    required_balance: Number
+    interval: LegacyInterval | Literal["multiple"] | None
+    interval_count: Number | None
+    unlimited: bool | None
+    balance: Number | None
+    usage: Number | None
+    included_usage: Number | None
+    next_reset_at: Number | None
+    overage_allowed: bool | None
+    breakdown: list[LegacyBreakdownOut] | None
+    usage_limit: Number | None
+
+
+class LegacyTrackOut(Schema):
+    customer_id: str
+    feature_id: str = Field(None, description="Absent when tracked by event_name.")
+    event_name: str = Field(None, description="Absent when tracked by feature_id.")
+
+
+class EntitledBalanceOut(Schema):
+    feature_id: str
+    balance: Number | None
+    required: Number | None
+    unlimited: bool
+
+
+class LegacyEntitledOut(Schema):
+    allowed: bool
+    balances: list[EntitledBalanceOut]

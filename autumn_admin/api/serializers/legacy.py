@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from autumn_admin.api.serializers.balances import grouped_balances
 from autumn_admin.api.serializers.customers import customer_json
 from autumn_admin.api.units import ms
-from billing.models import CustomerProduct, Feature, FeatureType, UsageType
+from billing.models import Balance, CustomerProduct, Feature, FeatureType, UsageType
 from billing.quantities import to_number
 from billing.services.balances import FeatureBalance
 from customers.models import Customer
@@ -30,7 +32,7 @@ def legacy_product_json(cp: CustomerProduct) -> dict:
     }
 
 
-def _legacy_feature_type(feature: Feature) -> str:
+def legacy_feature_type(feature: Feature) -> str:
     if feature.type == FeatureType.BOOLEAN:
         return "boolean"
     if feature.type == FeatureType.CREDIT_SYSTEM:
@@ -43,7 +45,7 @@ def legacy_feature_json(fb: FeatureBalance) -> dict:
     interval, count = next(iter(intervals)) if len(intervals) == 1 else ("multiple", None)
     return {
         "id": fb.feature.feature_id,
-        "type": _legacy_feature_type(fb.feature),
+        "type": legacy_feature_type(fb.feature),
         "name": fb.feature.name,
         "interval": interval,
         "interval_count": count,
@@ -64,4 +66,61 @@ def legacy_customer_json(customer: Customer) -> dict:
         **customer_json(customer),
         "products": [legacy_product_json(cp) for cp in customer.api_products],
         "features": {f.feature_id: legacy_feature_json(FeatureBalance.of(f, group)) for f, group in features.items()},
+    }
+
+
+def _legacy_balance_json(balance: Balance) -> dict:
+    return {
+        "interval": balance.interval,
+        "interval_count": balance.interval_count,
+        "balance": to_number(balance.remaining),
+        "usage": to_number(balance.usage),
+        "included_usage": to_number(balance.granted),
+        "next_reset_at": ms(balance.next_reset_at),
+        "usage_limit": to_number(balance.usage_limit),
+        "overage_allowed": balance.overage_allowed,
+    }
+
+
+def legacy_check_json(
+    *, customer: Customer, feature: Feature, allowed: bool, required: Decimal, fb: FeatureBalance | None
+) -> dict:
+    """The 1.2 check: the feature's balance in the 1.2 keys (null where the customer has none of it), and
+    each balance in `breakdown` when there are several."""
+    if fb is not None:
+        figures = {k: v for k, v in legacy_feature_json(fb).items() if k not in ("id", "type", "name")}
+        breakdown = [_legacy_balance_json(b) for b in fb.balances] if len(fb.balances) > 1 else None
+    else:
+        figures = dict.fromkeys(
+            ("interval", "interval_count", "unlimited", "balance", "usage", "included_usage", "next_reset_at"),
+        )
+        figures.update(overage_allowed=None, usage_limit=None)
+        breakdown = None
+    if feature.type == FeatureType.BOOLEAN and fb is not None:
+        figures.update(balance=None, usage=None, included_usage=None)
+    return {
+        "allowed": allowed,
+        "code": "feature_found",
+        "customer_id": customer.customer_id,
+        "feature_id": feature.feature_id,
+        "entity_id": None,
+        "required_balance": to_number(required),
+        **figures,
+        "breakdown": breakdown,
+    }
+
+
+def entitled_json(*, feature: Feature, allowed: bool, required: Decimal, fb: FeatureBalance | None) -> dict:
+    """The oldest form of check: a boolean or unlimited feature has no balance and no requirement."""
+    metered = feature.type != FeatureType.BOOLEAN and not (fb and fb.unlimited)
+    return {
+        "allowed": allowed,
+        "balances": [
+            {
+                "feature_id": feature.feature_id,
+                "balance": to_number(fb.remaining) if metered and fb else None,
+                "required": to_number(required) if metered else None,
+                "unlimited": bool(fb and fb.unlimited),
+            }
+        ],
     }

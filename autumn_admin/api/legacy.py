@@ -1,0 +1,177 @@
+"""The 1.2 forms that older autumn-js versions and deployed apps still send: /v1/check, /v1/track,
+/v1/usage and /v1/entitled. Each runs the same service as its 2.x twin and answers in the 1.2 shape."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ninja import Router
+
+from autumn_admin.api.balances import API_REASON
+from autumn_admin.api.errors import ApiError
+from autumn_admin.api.lookups import customer_or_404, feature_or_404
+from autumn_admin.api.schemas.balances import CheckParams, quantity_or_one
+from autumn_admin.api.schemas.common import ERRORS, SuccessOut
+from autumn_admin.api.schemas.legacy import (
+    LegacyCheckOut,
+    LegacyEntitledOut,
+    LegacyEntitledParams,
+    LegacyTrackOut,
+    LegacyTrackParams,
+    LegacyUsageParams,
+)
+from autumn_admin.api.serializers.legacy import entitled_json, legacy_check_json
+from autumn_admin.api.units import from_ms
+from billing.models import Balance, Feature, FeatureType
+from billing.services.balances import (
+    CheckResult,
+    FeatureBalance,
+    balance_check,
+    balance_set,
+    balances_reset_due,
+    feature_balances,
+)
+from billing.services.track import balance_track, feature_for_track
+from customers.models import Customer
+
+router = Router(tags=["API 1.2"])
+
+
+def _check_and_track(
+    request, *, customer: Customer, feature: Feature, required: Decimal, track: bool, properties: dict | None
+) -> CheckResult:
+    """balances.check's rule; when `track` and allowed, `required` is tracked too (never for a flag)."""
+    result = balance_check(customer=customer, feature=feature, required_balance=required)
+    if result.allowed and track and feature.type != FeatureType.BOOLEAN:
+        tracked = balance_track(
+            customer=customer, feature=feature, value=required, actor=request.api_key, properties=properties
+        )
+        result = CheckResult(allowed=True, balance=FeatureBalance.of(feature, list(tracked.balances)))
+    return result
+
+
+@router.post(
+    "/check",
+    response={200: LegacyCheckOut, **ERRORS},
+    operation_id="checkLegacy",
+    summary="May the customer use a feature? (API 1.2)",
+)
+def check(request, params: CheckParams):
+    """balances.check, answered with the 1.2 keys (balance, usage, included_usage, interval…)."""
+    customer = customer_or_404(request, params.customer_id)
+    feature = feature_or_404(params.feature_id)
+    required = quantity_or_one(params.required_balance)
+    result = _check_and_track(
+        request,
+        customer=customer,
+        feature=feature,
+        required=required,
+        track=params.send_event,
+        properties=params.properties,
+    )
+    return legacy_check_json(
+        customer=customer, feature=feature, allowed=result.allowed, required=required, fb=result.balance
+    )
+
+
+@router.post(
+    "/track",
+    response={200: LegacyTrackOut, **ERRORS},
+    operation_id="trackLegacy",
+    exclude_unset=True,
+    summary="Record usage (API 1.2)",
+)
+def track(request, params: LegacyTrackParams):
+    """balances.track. `idempotency_key` records a repeated track once; overage_behavior "reject" tracks
+    nothing (409) when the balance doesn't cover the value."""
+    if not params.feature_id and not params.event_name:
+        raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
+    customer = customer_or_404(request, params.customer_id)
+    feature = feature_for_track(feature_id=params.feature_id, event_name=params.event_name)
+    value = quantity_or_one(params.value)
+    if params.overage_behavior == "reject" and feature.type != FeatureType.BOOLEAN:
+        if not balance_check(customer=customer, feature=feature, required_balance=value).allowed:
+            raise ApiError(
+                409,
+                f"{customer.customer_id}'s balance of {feature.feature_id} doesn't cover {value.normalize():f}: "
+                "nothing was tracked.",
+                "insufficient_balance",
+            )
+    balance_track(
+        customer=customer,
+        feature=feature,
+        value=value,
+        actor=request.api_key,
+        event_name=params.event_name or "",
+        properties=params.properties,
+        timestamp=from_ms(params.timestamp) if params.timestamp is not None else None,
+        idempotency_key=params.idempotency_key,
+    )
+    answer = {"customer_id": customer.customer_id}
+    if params.feature_id:
+        answer["feature_id"] = feature.feature_id
+    if params.event_name:
+        answer["event_name"] = params.event_name
+    return answer
+
+
+def _the_one_balance(customer: Customer, feature: Feature) -> Balance:
+    balances = list(feature_balances(customer, feature))
+    if not balances:
+        raise ApiError(404, f"{customer.customer_id} has no balance of {feature.feature_id}.", "balance_not_found")
+    if len(balances) > 1:
+        raise ApiError(
+            409,
+            f"{customer.customer_id} has {len(balances)} balances of {feature.feature_id}: set the one you "
+            "mean with balances.update and its balance_id.",
+            "multiple_balances",
+        )
+    return balances[0]
+
+
+@router.post(
+    "/usage",
+    response={200: SuccessOut, **ERRORS},
+    operation_id="setUsageLegacy",
+    summary="Set usage to a value (API 1.2)",
+)
+def usage(request, params: LegacyUsageParams):
+    """usage = granted − remaining, so setting usage U sets the balance to granted − U, with
+    balances.update's edit (audited; recorded events are never rewritten). A balance that changes
+    meanwhile (a track) answers 409 and is left as it is."""
+    customer = customer_or_404(request, params.customer_id)
+    feature = feature_or_404(params.feature_id)
+    if feature.type == FeatureType.BOOLEAN:
+        raise ApiError(422, f"{feature.feature_id} is an on/off feature: it has no usage.", "invalid_inputs")
+    balances_reset_due(customer=customer)  # a due reset first, so the usage is set in the current period
+    balance = _the_one_balance(customer, feature)
+    balance_set(
+        balance=balance,
+        new_balance=balance.granted - params.value,
+        expected_remaining=balance.remaining,
+        actor=request.api_key,
+        reason=API_REASON,
+    )
+    return {"success": True}
+
+
+@router.post(
+    "/entitled",
+    response={200: LegacyEntitledOut, **ERRORS},
+    operation_id="entitledLegacy",
+    summary="May the customer use a feature? (the oldest form)",
+)
+def entitled(request, params: LegacyEntitledParams):
+    """balances.check with required_quantity (default 1); with event_data, an allowed check also tracks it."""
+    customer = customer_or_404(request, params.customer_id)
+    feature = feature_or_404(params.feature_id)
+    required = quantity_or_one(params.required_quantity)
+    result = _check_and_track(
+        request,
+        customer=customer,
+        feature=feature,
+        required=required,
+        track=params.event_data is not None,
+        properties=params.event_data,
+    )
+    return entitled_json(feature=feature, allowed=result.allowed, required=required, fb=result.balance)

@@ -1,0 +1,66 @@
+"""What attaching a plan would do for one customer: the `customer_eligibility` of plans.list and plans.get."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Product
+from customers.models import Customer
+
+HELD_STATUSES = (*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    attach_action: str  # "activate" | "upgrade" | "downgrade" | "none" | "purchase"
+    status: str | None  # "active" | "scheduled" while the customer has the plan
+    trialing: bool
+    canceling: bool
+
+
+def held_products(customer: Customer) -> list[CustomerProduct]:
+    """The customer's live and scheduled products, with their prices: one query for the whole list."""
+    return list(
+        CustomerProduct.objects.filter(customer=customer, status__in=HELD_STATUSES)
+        .select_related("product")
+        .prefetch_related("product__prices")
+    )
+
+
+def _recurring_amount(product: Product) -> int:
+    price = product.recurring_price
+    return price.amount if price else 0
+
+
+def eligibility(product: Product, held: list[CustomerProduct]) -> Eligibility:
+    """On the plan already (any version, or a custom copy of it): nothing to do. A one-off product is
+    bought; an add-on, or a plan of a group the customer has none of, is activated; another plan of
+    the group of the customer's current one is an upgrade when it costs more, else a downgrade."""
+    mine = next((cp for cp in held if cp.product.product_id == product.product_id), None)
+    if mine is not None:
+        return Eligibility(
+            attach_action="none",
+            status="scheduled" if mine.status == CustomerProductStatus.SCHEDULED else "active",
+            trialing=mine.status == CustomerProductStatus.TRIALING,
+            canceling=mine.canceled_at is not None,
+        )
+    if product.is_one_off:
+        action = "purchase"
+    elif product.is_add_on:
+        action = "activate"
+    else:
+        current = next(
+            (
+                cp
+                for cp in held
+                if cp.status in LIVE_PRODUCT_STATUSES and not cp.product.is_add_on and cp.product.group == product.group
+            ),
+            None,
+        )
+        if current is None:
+            action = "activate"
+        elif _recurring_amount(product) >= _recurring_amount(current.product):
+            action = "upgrade"
+        else:
+            action = "downgrade"
+    return Eligibility(attach_action=action, status=None, trialing=False, canceling=False)
