@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from ninja import Router
 
-from autumn_admin.api.balances import API_REASON
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, feature_or_404
 from autumn_admin.api.schemas.balances import CheckParams, quantity_or_one
@@ -27,11 +26,10 @@ from billing.services.balances import (
     CheckResult,
     FeatureBalance,
     balance_check,
-    balance_set,
     balances_reset_due,
     feature_balances,
 )
-from billing.services.track import balance_track, feature_for_track
+from billing.services.track import balance_track, balance_usage_set, feature_for_track
 from customers.models import Customer
 
 router = Router(tags=["API 1.2"])
@@ -136,21 +134,19 @@ def _the_one_balance(customer: Customer, feature: Feature) -> Balance:
     summary="Set usage to a value (API 1.2)",
 )
 def usage(request, params: LegacyUsageParams):
-    """usage = granted − remaining, so setting usage U sets the balance to granted − U, with
-    balances.update's edit (audited; recorded events are never rewritten). A balance that changes
-    meanwhile (a track) answers 409 and is left as it is."""
+    """Set what the feature's usage reads: the difference from the usage now is tracked as an event
+    (negative when usage goes down), so usage, remaining, the events and the graphs all agree."""
     customer = customer_or_404(request, params.customer_id)
     feature = feature_or_404(params.feature_id)
     if feature.type == FeatureType.BOOLEAN:
         raise ApiError(422, f"{feature.feature_id} is an on/off feature: it has no usage.", "invalid_inputs")
     balances_reset_due(customer=customer)  # a due reset first, so the usage is set in the current period
-    balance = _the_one_balance(customer, feature)
-    balance_set(
-        balance=balance,
-        new_balance=balance.granted - params.value,
-        expected_remaining=balance.remaining,
+    balance_usage_set(
+        customer=customer,
+        feature=feature,
+        balance=_the_one_balance(customer, feature),
+        usage=params.value,
         actor=request.api_key,
-        reason=API_REASON,
     )
     return {"success": True}
 

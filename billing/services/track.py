@@ -126,6 +126,37 @@ def balance_track(
         return _replayed(customer, feature, Event.objects.get(customer=customer, idempotency_key=idempotency_key))
 
 
+@transaction.atomic
+def balance_usage_set(
+    *, customer: Customer, feature: Feature, balance: Balance, usage, actor: Actor, now: datetime | None = None
+) -> TrackResult | None:
+    """Make `balance`'s usage read `usage` (the 1.2 `/usage`: "this customer now uses 5 seats").
+
+    The difference from the usage now is tracked as an event, negative when usage goes down, so the
+    balance, the events and the graphs agree; nothing recorded is rewritten. The balance is locked
+    first, so a concurrent track can't slip between the read and the write. Returns None when the
+    usage already reads `usage`.
+    """
+    usage = parse_quantity(usage, field="value")
+    if usage < 0:
+        raise ServiceError("Usage can't be negative.", code="invalid_inputs", field="value")
+    now = now or timezone.now()
+    locked = Balance.objects.select_for_update().get(pk=balance.pk)
+    reset_if_due(locked, now)
+    if not locked.unlimited and usage > locked.granted and not locked.overage_allowed:
+        raise ServiceError(
+            f"Usage {usage} is more than the {locked.granted} granted, and this balance allows no overage.",
+            code="overage_not_allowed",
+            field="value",
+        )
+    delta = usage - locked.usage
+    if delta == 0:
+        return None
+    return balance_track(
+        customer=customer, feature=feature, value=delta, actor=actor, properties={"set_usage": str(usage)}, now=now
+    )
+
+
 def _replayed(customer: Customer, feature: Feature, event: Event) -> TrackResult:
     """The answer to a track repeated with the Idempotency-Key of `event`: that event, and the balances now."""
     return TrackResult(event=event, balances=list(feature_balances(customer, feature)), replayed=True)

@@ -8,7 +8,6 @@ import pytest
 
 from billing.models import Balance, Event
 from billing.services.products import product_attach
-from customers.audit import AuditAction
 from customers.models import AuditEntry
 
 
@@ -95,15 +94,24 @@ def test_legacy_track_reject_tracks_nothing_beyond_the_balance(api, customer):
     assert messages_balance(customer).remaining == Decimal(0)
 
 
-def test_legacy_usage_sets_the_balance_to_granted_minus_the_usage_through_the_audited_edit(api, customer, sandbox_key):
+def test_legacy_usage_makes_the_usage_read_the_value_by_tracking_the_difference(api, customer, sandbox_key):
     api.post("track", {"customer_id": "acme_corp", "feature_id": "messages", "value": 10})
     response = api.post("usage", {"customer_id": "acme_corp", "feature_id": "messages", "value": 25})
     assert response.json() == {"success": True}
-    assert messages_balance(customer).remaining == Decimal(75)
-    entry = AuditEntry.objects.get(action=AuditAction.BALANCE_SET)
-    assert (entry.actor_api_key, entry.reason) == (sandbox_key[0], "Changed through the API")
-    assert (entry.before["remaining"], entry.after["remaining"]) == (90, 75)
-    assert Event.objects.get(customer=customer).value == Decimal(10)  # recorded usage is never rewritten
+    balance = messages_balance(customer)
+    assert (balance.granted, balance.usage, balance.remaining) == (Decimal(100), Decimal(25), Decimal(75))
+    added = Event.objects.filter(customer=customer).order_by("pk").last()
+    assert (added.value, added.properties, added.api_key) == (Decimal(15), {"set_usage": "25"}, sandbox_key[0])
+    assert api.post("usage", {"customer_id": "acme_corp", "feature_id": "messages", "value": 5}).status_code == 200
+    balance = messages_balance(customer)
+    assert (balance.usage, balance.remaining) == (Decimal(5), Decimal(95))
+    assert list(Event.objects.filter(customer=customer).order_by("pk").values_list("value", flat=True)) == [
+        Decimal(10),
+        Decimal(15),
+        Decimal(-20),
+    ]  # recorded usage is never rewritten: each change is an event of its own
+    assert api.post("usage", {"customer_id": "acme_corp", "feature_id": "messages", "value": 5}).status_code == 200
+    assert Event.objects.filter(customer=customer).count() == 3  # the usage already reads 5: nothing to record
 
 
 @pytest.mark.parametrize(
