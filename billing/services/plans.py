@@ -236,6 +236,9 @@ def plan_preview(*, customer: Customer, product: Product, when: str | None = Non
     subscribed = old if old is not None and old.stripe_subscription_id else None
     if product.is_free:
         preview.methods = [NO_CHARGE]
+    elif when == END_OF_CYCLE:  # nothing is paid now; the subscription (if any) changes at the period end
+        preview.methods = [UPDATE_SUBSCRIPTION, GRANT_FREE] if subscribed else [GRANT_FREE]
+        preview.subscription = subscribed
     else:
         connected = is_configured(customer.env)
         preview.methods = ([UPDATE_SUBSCRIPTION] if connected and subscribed else []) + (
@@ -306,7 +309,11 @@ def plan_attach(
     if method == CHECKOUT:
         return AttachResult(preview, None, method)
     if preview.when == END_OF_CYCLE:
-        return AttachResult(preview, _schedule(preview, actor=actor, reason=reason, now=now), method)
+        scheduled = _schedule(preview, actor=actor, reason=reason, now=now)
+        if method == GRANT_FREE:
+            scheduled.granted_free = True
+            scheduled.save(update_fields=["granted_free"])
+        return AttachResult(preview, scheduled, method)
     for scheduled in _scheduled(customer, product, lock=True):
         _drop_scheduled(scheduled, actor=actor, reason=reason or f"{product.name} attached instead", now=now)
     if method == UPDATE_SUBSCRIPTION:
@@ -382,6 +389,47 @@ def _drop_scheduled(cp: CustomerProduct, *, actor: Actor, reason: str, now: date
 # --- cancel and uncancel -------------------------------------------------------------------------------
 
 
+def _default_plan(customer: Customer, product: Product) -> Product | None:
+    """The plan that comes back when the customer's last plan of `product`'s group ends."""
+    if product.is_add_on:
+        return None
+    defaults = Product.objects.defaults().filter(is_add_on=False, group=product.group).exclude(pk=product.pk)
+    return defaults.prefetch_related("prices", "items__feature").first()
+
+
+def cancel_preview(
+    *, customer: Customer, customer_product: CustomerProduct, action: str, now: datetime | None = None
+) -> PlanPreview:
+    """What cancelling (now or at the end of the cycle) or uncancelling `customer_product` would do. Raises what
+    `plan_cancel` / `plan_uncancel` would refuse."""
+    now = now or timezone.now()
+    plans_roll_due(customer=customer, now=now)
+    cp = CustomerProduct.objects.select_related("product").filter(pk=customer_product.pk, customer=customer).first()
+    if cp is None or cp.status == CustomerProductStatus.EXPIRED:
+        name = customer_product.product.name
+        raise Conflict(f"{name} is no longer active for {customer.customer_id}.", code="product_not_active")
+    product = cp.product
+    preview = PlanPreview(customer=customer, product=product, action=action, when=NOW, effective_at=now)
+    preview.currency, preview.methods = currency_of(product), [NO_CHARGE]
+    if action == UNCANCEL:
+        _check_uncancellable(cp)
+        preview.balances = _balance_changes([cp], [product], carry=True)
+        preview.next_invoice_at, preview.next_invoice_amount = cp.current_period_end, recurring_amount(product)
+        preview.incoming = [product]
+        return preview
+    if action not in (CANCEL_IMMEDIATELY, CANCEL_END_OF_CYCLE):
+        raise ServiceError(f"Unknown cancel action {action!r}.", code="invalid_input", field="cancel_action")
+    if action == CANCEL_END_OF_CYCLE:
+        _check_cancellable_at_period_end(cp, pending_downgrade=bool(_scheduled(customer, product)))
+        preview.when, preview.effective_at = END_OF_CYCLE, cp.current_period_end
+    preview.outgoing = [cp]
+    default = _default_plan(customer, product)
+    others = [o for o in _live(customer) if o.pk != cp.pk and _same_plan_group(o.product, product)]
+    preview.incoming = [default] if default is not None and not others else []
+    preview.balances = _balance_changes([cp], preview.incoming, carry=False)
+    return preview
+
+
 def _locked_product(customer: Customer, customer_product: CustomerProduct) -> CustomerProduct:
     locked = (
         CustomerProduct.objects.select_for_update()
@@ -419,7 +467,10 @@ def plan_cancel(
         for current in _cancelling_of_group(customer, cp.product):
             _uncancel(current, actor=actor, reason=reason or f"{cp.product.name} cancelled", now=now)
         return cp
-    for scheduled in _scheduled(customer, cp.product, lock=True):
+    scheduled_plans = _scheduled(customer, cp.product, lock=True)
+    if when == END_OF_CYCLE:
+        _check_cancellable_at_period_end(cp, pending_downgrade=bool(scheduled_plans))
+    for scheduled in scheduled_plans:
         _drop_scheduled(scheduled, actor=actor, reason=reason or f"{cp.product.name} cancelled", now=now)
     if when == NOW:
         customer_product_update(
@@ -427,17 +478,28 @@ def plan_cancel(
         )
         stripe_subscriptions.cancelled(customer_product=cp, at_period_end=False)
         return cp
+    if cp.canceled_at is None:
+        customer_product_update(customer_product=cp, actor=actor, reason=reason, now=now, canceled_at=now)
+    stripe_subscriptions.cancelled(customer_product=cp, at_period_end=True)
+    return cp
+
+
+def _check_cancellable_at_period_end(cp: CustomerProduct, *, pending_downgrade: bool) -> None:
+    """A product can be cancelled at its period end when it has one and is not already ending there (a pending
+    downgrade is called off instead: the product still ends at its period end)."""
     if not cp.current_period_end:
         raise ServiceError(
             f"{cp.product.name} has no billing period to run to; cancel it immediately instead.",
             code="invalid_input",
             field="when",
         )
-    if cp.canceled_at is not None:
+    if cp.canceled_at is not None and not pending_downgrade:
         raise Conflict(f"{cp.product.name} is already cancelling.", code="product_already_cancelling")
-    customer_product_update(customer_product=cp, actor=actor, reason=reason, now=now, canceled_at=now)
-    stripe_subscriptions.cancelled(customer_product=cp, at_period_end=True)
-    return cp
+
+
+def _check_uncancellable(cp: CustomerProduct) -> None:
+    if cp.status not in LIVE_PRODUCT_STATUSES or cp.canceled_at is None:
+        raise Conflict(f"{cp.product.name} has no pending cancellation to undo.", code="nothing_to_uncancel")
 
 
 def _cancelling_of_group(customer: Customer, product: Product) -> list[CustomerProduct]:
@@ -452,8 +514,7 @@ def plan_uncancel(
     now = now or timezone.now()
     plans_roll_due(customer=customer, now=now)
     cp = _locked_product(customer, customer_product)
-    if cp.status not in LIVE_PRODUCT_STATUSES or cp.canceled_at is None:
-        raise Conflict(f"{cp.product.name} has no pending cancellation to undo.", code="nothing_to_uncancel")
+    _check_uncancellable(cp)
     for scheduled in _scheduled(customer, cp.product, lock=True):
         _drop_scheduled(scheduled, actor=actor, reason=reason or f"{cp.product.name} uncancelled", now=now)
     return _uncancel(cp, actor=actor, reason=reason, now=now)

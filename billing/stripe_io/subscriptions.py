@@ -7,6 +7,7 @@ is shown on the customer ("Subscription not updated in Stripe: …") without und
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 from django.db import transaction
@@ -36,12 +37,17 @@ def plan_changed(*, customer_product: CustomerProduct, prorate: bool) -> None:
 
 def cancelled(*, customer_product: CustomerProduct, at_period_end: bool) -> None:
     if _pushable(customer_product):
-        _later(push_cancel, customer_product, at_period_end=at_period_end)
+        _later(push_cancel, customer_product, at_period_end=at_period_end, change=_change_id())
 
 
 def uncancelled(*, customer_product: CustomerProduct) -> None:
     if _pushable(customer_product):
-        _later(push_cancel, customer_product, at_period_end=False, undo=True)
+        _later(push_cancel, customer_product, at_period_end=False, undo=True, change=_change_id())
+
+
+def _change_id() -> str:
+    """Names one cancel or uncancel (fixed when it is made, so retries of its push share it)."""
+    return str(time.time_ns())
 
 
 def _load(pk: int) -> CustomerProduct | None:
@@ -96,20 +102,20 @@ def push_plan(*, customer_product_pk: int, prorate: bool) -> str:
     return ""
 
 
-def push_cancel(*, customer_product_pk: int, at_period_end: bool, undo: bool = False) -> str:
+def push_cancel(*, customer_product_pk: int, at_period_end: bool, change: str, undo: bool = False) -> str:
     """Cancel the subscription now, or at its period end, or (`undo`) no longer at its period end."""
     cp = _load(customer_product_pk)
     if cp is None:
         return ""
     env = cp.customer.env
     subscriptions = client(env).v1.subscriptions
-    key = idempotency_key("cancel", cp.pk, "undo" if undo else at_period_end, cp.canceled_at or cp.ended_at)
+    key = idempotency_key("cancel", cp.pk, "undo" if undo else at_period_end, change)
     try:
         if at_period_end or undo:
             params = {"cancel_at_period_end": not undo}
             call(env, subscriptions.update, cp.stripe_subscription_id, params, {"idempotency_key": key})
         else:
-            call(env, subscriptions.cancel, cp.stripe_subscription_id, {"prorate": True})
+            call(env, subscriptions.cancel, cp.stripe_subscription_id)
     except StripeError as exc:
         return record_failure(cp.customer_id, SUBSCRIPTION, exc)
     record_success(cp.customer_id, SUBSCRIPTION)

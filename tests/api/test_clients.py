@@ -137,7 +137,8 @@ def test_documented_curl_update_works_as_printed(server):
     assert (customer.name, customer.email) == ("Mr New Name", "newemail@example.com")
 
 
-def test_js_client_drives_the_documented_customer_scenario(server):
+def node_or_skip() -> str:
+    """The node binary, with autumn-js installed; else the test is skipped (failed under REQUIRE_NODE=1)."""
     node = shutil.which("node")
     installed = (JS_DIR / "node_modules" / "autumn-js").is_dir()
     if node is None or not installed:
@@ -147,6 +148,11 @@ def test_js_client_drives_the_documented_customer_scenario(server):
         if os.environ.get("REQUIRE_NODE") == "1":
             pytest.fail(f"REQUIRE_NODE=1 but {reason}")
         pytest.skip(reason)
+    return node
+
+
+def test_js_client_drives_the_documented_customer_scenario(server):
+    node = node_or_skip()
     url, raw_key, api_key = server
     result = subprocess.run(
         [node, "scenario.mjs", url, raw_key, "user_js"], cwd=JS_DIR, capture_output=True, text=True, timeout=120
