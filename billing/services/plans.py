@@ -319,9 +319,8 @@ def plan_attach(
     if method == UPDATE_SUBSCRIPTION:
         old = preview.subscription
         cp = product_attach(customer=customer, product=product, actor=actor, now=now, reason=reason, replace=old)
-        if cp.canceled_at is not None:
-            cp.canceled_at = None
-            cp.save(update_fields=["canceled_at"])
+        cp.canceled_at, cp.granted_free = None, False  # an upgrade is paid for, and ends any cancellation
+        cp.save(update_fields=["canceled_at", "granted_free"])
         stripe_subscriptions.plan_changed(customer_product=cp, prorate=True)
     else:
         cp = product_attach(customer=customer, product=product, actor=actor, now=now, reason=reason)
