@@ -155,3 +155,55 @@ def test_a_period_end_passed_is_applied_when_the_page_is_read(ops_client, custom
     )
     assert "Show expired" in page_text(ops_client.get(URL))
     assert _statuses(customer) == {"free": "Active"}
+
+
+@pytest.fixture
+def subscribed(linked, catalogue, fake_stripe, ops):
+    """Acme on Pro through a Stripe subscription, halfway through its month."""
+    sub = fake_stripe.add_subscription(customer=linked.stripe_id, product_id="pro")
+    plan_attach(customer=linked, product=catalogue["pro"], actor=ops, method=GRANT_FREE, reason="Imported")
+    now = timezone.now()
+    CustomerProduct.objects.filter(customer=linked, product=catalogue["pro"]).update(
+        stripe_subscription_id=sub["id"],
+        granted_free=False,
+        current_period_start=now - timedelta(days=15),
+        current_period_end=now + timedelta(days=15),
+    )
+    return sub
+
+
+def test_an_upgrade_of_a_subscription_shows_the_prorated_amount_and_updates_stripe(
+    ops_client, linked, catalogue, fake_stripe, subscribed, django_capture_on_commit_callbacks
+):
+    page = page_text(ops_client.get(ATTACH, {"product": catalogue["scale"].pk}))
+    assert "Update the Stripe subscription (charges $7" in page  # (250 − 99) for half a month
+    data = {"product": catalogue["scale"].pk, "when": "now", "method": "update_subscription", "reason": "Growth"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ops_client.post(ATTACH, data).status_code == 302
+    assert _statuses(linked) == {"scale": "Active"}
+    assert fake_stripe.subscriptions[subscribed["id"]]["last_proration_behavior"] == "always_invoice"
+
+
+def test_a_stripe_failure_after_a_cancel_keeps_the_cancel_and_says_so(
+    ops_client, linked, catalogue, fake_stripe, subscribed, django_capture_on_commit_callbacks
+):
+    fake_stripe.queue_error(400, message="No such subscription", times=5)
+    cp = _cp(linked, catalogue["pro"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = ops_client.post(f"{URL}products/{cp.pk}/cancel/", {"when": "end_of_cycle", "reason": "Leaving"})
+    assert response.status_code == 302
+    assert _statuses(linked) == {"pro": "Cancelling"}  # the local change stands
+    assert "Subscription not updated in Stripe" in page_text(ops_client.get(URL))
+
+
+def test_the_checkout_link_from_the_dashboard_carries_the_customers_coupon(
+    ops_client, customer, catalogue, fake_stripe, discount_rewards, ops
+):
+    from billing.services.rewards import reward_apply
+
+    reward_apply(customer=customer, reward=discount_rewards["twenty"], actor=ops)
+    data = {"product": catalogue["pro"].pk, "when": "now", "method": "checkout", "reason": ""}
+    page = page_text(ops_client.post(ATTACH, data))
+    assert "it carries their coupons" in page
+    [session] = fake_stripe.sessions.values()
+    assert session.get("discounts")

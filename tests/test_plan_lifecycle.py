@@ -182,3 +182,20 @@ def test_bad_changes_are_refused_and_change_nothing(customer, catalogue, ops, ca
     assert exc.value.code == code
     assert AuditEntry.objects.count() == before
     assert _statuses(customer) == {"free": "Active"}
+
+
+def test_cancel_at_the_end_of_the_cycle_calls_off_a_pending_downgrade(customer, catalogue, ops):
+    scale = _grant(customer, catalogue["scale"], ops).customer_product
+    plan_attach(customer=customer, product=catalogue["pro"], actor=ops, reason="Cheaper", now=T0)
+    assert _statuses(customer) == {"scale": "Cancelling", "pro": "Scheduled"}
+    plan_cancel(customer=customer, customer_product=scale, actor=ops, when=END_OF_CYCLE, now=T0)
+    assert _statuses(customer) == {"scale": "Cancelling"}
+    plans_roll_due(customer=customer, now=scale.current_period_end)
+    assert _statuses(customer) == {"free": "Active"}
+
+
+def test_cancelling_a_scheduled_plan_keeps_the_current_one(customer, catalogue, ops):
+    _grant(customer, catalogue["scale"], ops)
+    pro = plan_attach(customer=customer, product=catalogue["pro"], actor=ops, reason="Cheaper", now=T0).customer_product
+    plan_cancel(customer=customer, customer_product=pro, actor=ops, when=NOW, now=T0)
+    assert _statuses(customer) == {"scale": "Active"}
