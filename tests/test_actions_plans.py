@@ -15,7 +15,7 @@ from billing.models import Balance, CustomerProduct
 from billing.services.plans import GRANT_FREE, plan_attach
 from billing.services.track import balance_track
 from customers.models import AuditEntry
-from tests.helpers import page_text
+from tests.helpers import page_text, subscribe
 
 URL = "/customers/acme_corp/"
 ATTACH = URL + "products/attach/"
@@ -158,18 +158,9 @@ def test_a_period_end_passed_is_applied_when_the_page_is_read(ops_client, custom
 
 
 @pytest.fixture
-def subscribed(linked, catalogue, fake_stripe, ops):
+def subscribed(linked, catalogue, fake_stripe):
     """Acme on Pro through a Stripe subscription, halfway through its month."""
-    sub = fake_stripe.add_subscription(customer=linked.stripe_id, product_id="pro")
-    plan_attach(customer=linked, product=catalogue["pro"], actor=ops, method=GRANT_FREE, reason="Imported")
-    now = timezone.now()
-    CustomerProduct.objects.filter(customer=linked, product=catalogue["pro"]).update(
-        stripe_subscription_id=sub["id"],
-        granted_free=False,
-        current_period_start=now - timedelta(days=15),
-        current_period_end=now + timedelta(days=15),
-    )
-    return sub
+    return subscribe(linked, catalogue["pro"], fake_stripe)
 
 
 def test_an_upgrade_of_a_subscription_shows_the_prorated_amount_and_updates_stripe(

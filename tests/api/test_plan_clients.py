@@ -4,18 +4,16 @@ local fake Stripe server: preview and attach, billing.update with each cancel ac
 from __future__ import annotations
 
 import subprocess
-from datetime import timedelta
 
 import pytest
 from autumn_sdk import Autumn
 from autumn_sdk.errors import AutumnDefaultError
-from django.utils import timezone
 
 from billing.models import CustomerProduct
-from billing.services.plans import GRANT_FREE, plan_attach
 from customers.models import Customer
 from customers.services.customers import customer_create
 from tests.api.test_clients import JS_DIR, node_or_skip
+from tests.helpers import subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,15 +26,7 @@ def server(live_server, transactional_db, catalogue, sandbox_key, fake_stripe):
     stripe_customer = fake_stripe.add_customer(name="Subscribed")
     Customer.objects.filter(pk=customer.pk).update(stripe_id=stripe_customer["id"])
     customer.refresh_from_db()
-    sub = fake_stripe.add_subscription(customer=stripe_customer["id"], product_id="pro")
-    plan_attach(customer=customer, product=catalogue["pro"], actor=None, method=GRANT_FREE, reason="Imported")
-    now = timezone.now()
-    CustomerProduct.objects.filter(customer=customer, product=catalogue["pro"]).update(
-        stripe_subscription_id=sub["id"],
-        granted_free=False,
-        current_period_start=now - timedelta(days=15),
-        current_period_end=now + timedelta(days=15),
-    )
+    sub = subscribe(customer, catalogue["pro"], fake_stripe)
     return live_server.url, sandbox_key[1], fake_stripe, sub
 
 

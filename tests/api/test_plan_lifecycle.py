@@ -3,14 +3,12 @@ billing.open_customer_portal and the 1.2 /v1/cancel and /v1/customers/{id}/billi
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct
 from billing.services.plans import GRANT_FREE, plan_attach
 from customers.models import AuditEntry
+from tests.helpers import subscribe
 
 
 def _statuses(customer) -> dict[str, str]:
@@ -25,18 +23,9 @@ def on_pro(customer, catalogue, ops):
 
 
 @pytest.fixture
-def subscribed_pro(linked, catalogue, fake_stripe, ops):
+def subscribed_pro(linked, catalogue, fake_stripe):
     """Acme on Pro through a live Stripe subscription, halfway through its month."""
-    now = timezone.now()
-    sub = fake_stripe.add_subscription(customer=linked.stripe_id, product_id="pro")
-    plan_attach(customer=linked, product=catalogue["pro"], actor=ops, method=GRANT_FREE, reason="Imported")
-    CustomerProduct.objects.filter(customer=linked, product=catalogue["pro"]).update(
-        stripe_subscription_id=sub["id"],
-        granted_free=False,
-        current_period_start=now - timedelta(days=15),
-        current_period_end=now + timedelta(days=15),
-    )
-    return sub
+    return subscribe(linked, catalogue["pro"], fake_stripe)
 
 
 def test_preview_attach_of_pro_shows_what_is_due_and_what_changes_and_changes_nothing(api, customer, fake_stripe):
