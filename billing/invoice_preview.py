@@ -86,7 +86,8 @@ def upcoming_invoice(
     balances = customer_balances(customer, now=now) if balances is None else balances
     rewards = customer_rewards(customer, now=now) if rewards is None else rewards
 
-    live = [cp for cp in cps if cp.status in LIVE_PRODUCT_STATUSES]
+    # A product granted for free is charged nothing, neither its price nor its overage.
+    live = [cp for cp in cps if cp.status in LIVE_PRODUCT_STATUSES and not cp.granted_free]
     lines = _fixed_lines(live) + _overage_lines(live, balances, remaining_overrides or {})
     currencies = {line.currency for line in lines}
     currency = lines[0].currency if lines else "usd"

@@ -239,6 +239,14 @@ class CustomerProductStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+STATUS_LABELS = {
+    CustomerProductStatus.ACTIVE: "Active",
+    CustomerProductStatus.TRIALING: "Trial",
+    CustomerProductStatus.PAST_DUE: "Past Due",
+    CustomerProductStatus.SCHEDULED: "Scheduled",
+    CustomerProductStatus.EXPIRED: "Expired",
+}
+
 LIVE_PRODUCT_STATUSES = (
     CustomerProductStatus.ACTIVE,
     CustomerProductStatus.TRIALING,
@@ -263,6 +271,9 @@ class CustomerProduct(models.Model):
     stripe_updated_at = models.BigIntegerField(
         null=True, blank=True, help_text="Creation time of the newest Stripe event applied (out-of-order guard)."
     )
+    granted_free = models.BooleanField(
+        default=False, help_text="A paid product put on the customer without a charge (Grant for free, with a reason)."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -280,6 +291,18 @@ class CustomerProduct(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.product} ({self.status})"
+
+    @property
+    def is_cancelling(self) -> bool:
+        """Live, but ending at the end of its billing period (a cancellation or a downgrade is pending)."""
+        return self.status in LIVE_PRODUCT_STATUSES and self.canceled_at is not None
+
+    @property
+    def status_label(self) -> str:
+        """The status as Autumn's dashboard names it: Active, Trial, Cancelling, Scheduled, Past Due, Expired."""
+        if self.is_cancelling:
+            return "Cancelling"
+        return STATUS_LABELS[self.status]
 
 
 class Balance(models.Model):

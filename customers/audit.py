@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     PRODUCT_ATTACH = "product.attach"
     PRODUCT_CUSTOMIZE = "product.customize"
     PRODUCT_UPDATE = "product.update"
+    PRODUCT_SCHEDULE = "product.schedule"
     PRODUCT_STRIPE_LINK = "product.stripe_link"
     REWARD_APPLY = "reward.apply"
     REWARD_REMOVE = "reward.remove"

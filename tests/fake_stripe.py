@@ -62,7 +62,17 @@ SESSION_PARAMS = {
     "allow_promotion_codes",
     "expand",
 }
-SUBSCRIPTION_UPDATE_PARAMS = {"discounts", "metadata", "expand"}
+SUBSCRIPTION_UPDATE_PARAMS = {
+    "discounts",
+    "metadata",
+    "expand",
+    "items",
+    "proration_behavior",
+    "cancel_at_period_end",
+}
+SUBSCRIPTION_CANCEL_PARAMS = {"prorate", "invoice_now", "expand"}
+PORTAL_SESSION_PARAMS = {"customer", "return_url", "configuration", "expand"}
+PRODUCT_CREATE_PARAMS = {"name", "metadata"}
 STRIPE_INTERVALS = {"day", "week", "month", "year"}
 
 
@@ -137,6 +147,8 @@ class FakeStripe:
         self.sessions: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
+        self.products: dict[str, dict] = {}
+        self.portal_sessions: dict[str, dict] = {}
         self.account = {
             "id": "acct_fake123",
             "object": "account",
@@ -388,6 +400,9 @@ class FakeStripe:
             ("GET", r"/v1/subscriptions", lambda: self._list(self.subscriptions, "/v1/subscriptions", query)),
             ("GET", r"/v1/subscriptions/([^/]+)", lambda i: self._get(self.subscriptions, "subscription", i)),
             ("POST", r"/v1/subscriptions/([^/]+)", lambda i: self._subscription_update(i, params)),
+            ("DELETE", r"/v1/subscriptions/([^/]+)", lambda i: self._subscription_cancel(i, params)),
+            ("POST", r"/v1/products", lambda: self._product_create(params)),
+            ("POST", r"/v1/billing_portal/sessions", lambda: self._portal_session_create(params)),
         ]
         for route_method, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
@@ -569,7 +584,70 @@ class FakeStripe:
             sub["discount_coupons"] = [d["coupon"] for d in discounts]  # for tests: what the discounts redeem
         if "metadata" in params:
             sub["metadata"] = {**sub["metadata"], **(params["metadata"] or {})}
+        if "cancel_at_period_end" in params:
+            sub["cancel_at_period_end"] = params["cancel_at_period_end"] in (True, "true")
+        if "items" in params:
+            self._subscription_items(sub, params["items"] or [])
+        if "proration_behavior" in params:
+            if params["proration_behavior"] not in ("create_prorations", "none", "always_invoice"):
+                raise StripeFailure(400, "Invalid proration_behavior.", param="proration_behavior")
+            sub["last_proration_behavior"] = params["proration_behavior"]  # for tests: how it was prorated
         return sub
+
+    def _subscription_items(self, sub: dict, items: list) -> None:
+        """Stripe's item changes: `{id, deleted}` removes one, `{price}` or `{price_data}` (with a product
+        id, as subscriptions require) adds one."""
+        data = sub["items"]["data"]
+        for index, item in enumerate(items):
+            if item.get("deleted") in (True, "true"):
+                if not any(i["id"] == item.get("id") for i in data):
+                    raise _missing("subscription_item", item.get("id"), param=f"items[{index}][id]", status=400)
+                data[:] = [i for i in data if i["id"] != item["id"]]
+                continue
+            price_data = item.get("price_data")
+            if price_data is not None:
+                if price_data.get("product") not in self.products:
+                    raise _missing("product", price_data.get("product"), param=f"items[{index}][price_data][product]")
+                price = {"id": self.new_id("price"), "object": "price", "product": price_data["product"]}
+                price.update(unit_amount=int(price_data["unit_amount"]), currency=price_data["currency"])
+            elif item.get("price"):
+                price = {"id": item["price"], "object": "price"}
+            else:
+                raise StripeFailure(400, "Each item needs price or price_data.", param=f"items[{index}]")
+            quantity = int(item.get("quantity") or 1)
+            data.append({"id": self.new_id("si"), "object": "subscription_item", "quantity": quantity, "price": price})
+
+    def _subscription_cancel(self, sub_id: str, params: dict) -> dict:
+        sub = self._get(self.subscriptions, "subscription", sub_id)
+        self._only(params, SUBSCRIPTION_CANCEL_PARAMS)
+        if sub["status"] == "canceled":
+            raise StripeFailure(400, "This subscription is already canceled.")
+        sub.update(status="canceled", canceled_at=self.now(), ended_at=self.now())
+        return sub
+
+    def _product_create(self, params: dict) -> dict:
+        self._only(params, PRODUCT_CREATE_PARAMS)
+        if not params.get("name"):
+            raise StripeFailure(400, "Missing required param: name.", param="name")
+        product = {"id": self.new_id("prod"), "object": "product", "name": params["name"]}
+        product["metadata"] = params.get("metadata") or {}
+        self.products[product["id"]] = product
+        return product
+
+    def _portal_session_create(self, params: dict) -> dict:
+        self._only(params, PORTAL_SESSION_PARAMS)
+        self._live_customer(params.get("customer") or "", param="customer", status=400)
+        session_id = self.new_id("bps")
+        session = {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "customer": params["customer"],
+            "return_url": params.get("return_url"),
+            "livemode": self.livemode,
+            "url": f"https://billing.stripe.test/p/session/{session_id}",
+        }
+        self.portal_sessions[session_id] = session
+        return session
 
     def _list(self, store: dict, url: str, query: dict) -> dict:
         rows = list(store.values())

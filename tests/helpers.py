@@ -56,3 +56,25 @@ def customize_basis(cp) -> str:
         cp.product.items.select_related("feature").order_by("id"),
         Balance.objects.filter(customer_product=cp).order_by("id"),
     )
+
+
+def subscribe(customer, product, fake_stripe) -> dict:
+    """Put a Stripe-linked customer on `product` through a subscription of the fake Stripe, halfway through
+    its month (as a backfill would have found it). Returns the subscription."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import CustomerProduct
+    from billing.services.plans import GRANT_FREE, plan_attach
+
+    sub = fake_stripe.add_subscription(customer=customer.stripe_id, product_id=product.product_id)
+    plan_attach(customer=customer, product=product, actor=None, method=GRANT_FREE, reason="Imported")
+    now = timezone.now()
+    CustomerProduct.objects.filter(customer=customer, product=product).update(
+        stripe_subscription_id=sub["id"],
+        granted_free=False,
+        current_period_start=now - timedelta(days=15),
+        current_period_end=now + timedelta(days=15),
+    )
+    return sub

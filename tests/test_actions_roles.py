@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
+from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_cancel
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services.customers import customer_delete
@@ -26,19 +27,25 @@ class World:
     deleted: Customer
     product: CustomerProduct
     rewards: dict
+    catalogue: dict
+    cancelling: CustomerProduct
 
 
 @pytest.fixture
 def world(customer, other_customer, catalogue, discount_rewards) -> World:
     applied = reward_apply(customer=customer, reward=discount_rewards["ten_dollars"], actor=None)
     customer_delete(customer=other_customer, actor=None)
+    addon = plan_attach(customer=customer, product=catalogue["seats_addon"], actor=None, method=GRANT_FREE, reason="x")
+    plan_cancel(customer=customer, customer_product=addon.customer_product, actor=None, when=END_OF_CYCLE)
     return World(
         customer=customer,
         messages=Balance.objects.get(customer=customer, feature=catalogue["messages"]),
         applied=applied,
         deleted=other_customer,
-        product=CustomerProduct.objects.get(customer=customer, status="active"),
+        product=CustomerProduct.objects.get(customer=customer, status="active", product=catalogue["free"]),
         rewards=discount_rewards,
+        catalogue=catalogue,
+        cancelling=addon.customer_product,
     )
 
 
@@ -61,6 +68,21 @@ ENDPOINTS = {
     "customize product": (
         lambda w: f"/customers/acme_corp/products/{w.product.pk}/customize/",
         lambda w: {"included_messages": "250", "reason": "deal", "expected": customize_basis(w.product)},
+        set(),
+    ),
+    "attach product": (
+        lambda w: "/customers/acme_corp/products/attach/",
+        lambda w: {"product": w.catalogue["pro"].pk, "when": "now", "method": GRANT_FREE, "reason": "deal"},
+        set(),
+    ),
+    "cancel product": (
+        lambda w: f"/customers/acme_corp/products/{w.product.pk}/cancel/",
+        lambda w: {"when": "now", "reason": "churn"},
+        set(),
+    ),
+    "uncancel product": (
+        lambda w: f"/customers/acme_corp/products/{w.cancelling.pk}/uncancel/",
+        lambda w: {"reason": "stays"},
         set(),
     ),
 }

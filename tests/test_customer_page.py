@@ -120,13 +120,13 @@ def test_products_show_status_dates_and_the_limits_each_includes(client, ops, ac
     pro = CustomerProduct.objects.get(customer=acme, product__product_id="pro")
     rows = [text(r) for r in re.findall(r'<tbody class="product-row">.*?</tbody>', section, flags=re.S)]
     assert rows[0] == (
-        f"Pro pro Active {format_day(pro.started_at)} {format_day(pro.current_period_end)} — "
+        f"Pro pro Active {format_day(pro.started_at)} {format_day(pro.current_period_end)} — ⋯ Cancel "
         "Includes: Messages 5,000 / month Seats 10 SSO Customize"
     )
     assert rows[1].startswith("Extra seats add-on seats_addon Active")
     assert rows[1].endswith("Seats 10 Customize")
     # The free plan Pro replaced is kept out of the way, with when it ended.
-    assert "Ended products (1)" in text(section)
+    assert "Show expired (1)" in text(section)
     assert re.search(r"Free free Expired .* ended", rows[2])
     assert f'title="{pro.started_at.day} {pro.started_at:%b %Y, %H:%M:%S} UTC"' in section
 

@@ -84,6 +84,12 @@ def _product_attached(entry: AuditEntry, names: Names) -> str:
 def _product_updated(entry: AuditEntry, names: Names) -> str:
     before, after = _before(entry), _after(entry)
     product = _named("product", entry, names)
+    if list(after) == ["canceled_at"]:
+        return (
+            f"cancelled {product} at the end of its billing period"
+            if after["canceled_at"]
+            else f"uncancelled {product}"
+        )
     if "status" in after:
         return f"changed {product} from {_status(before.get('status'))} to {_status(after['status'])}"
     return f"updated {product} ({', '.join(k.replace('_', ' ') for k in after)})"
@@ -122,6 +128,7 @@ SENTENCES: dict[str, Callable[[AuditEntry, Names], str]] = {
     AuditAction.REWARD_APPLY: lambda e, n: f"applied coupon {_named('reward', e, n)}",
     AuditAction.REWARD_REMOVE: lambda e, n: f"removed coupon {_named('reward', e, n)}",
     AuditAction.PRODUCT_UPDATE: _product_updated,
+    AuditAction.PRODUCT_SCHEDULE: lambda e, n: f"scheduled {_named('product', e, n)} for the end of the billing period",
     AuditAction.PRODUCT_STRIPE_LINK: lambda e, n: (
         f"linked {_named('product', e, n)} to Stripe subscription {_after(e).get('stripe_subscription_id', '')}"
     ).rstrip(),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from autumn_admin.dashboard.views import balances, products, rewards
+from autumn_admin.dashboard.views import balances, plans, products, rewards
 
 app_name = "billing"
 
@@ -13,4 +13,7 @@ urlpatterns = [
     path(
         "<str:customer_id>/products/<int:cp_pk>/customize/", products.product_customize_view, name="product-customize"
     ),
+    path("<str:customer_id>/products/attach/", plans.plan_attach_view, name="plan-attach"),
+    path("<str:customer_id>/products/<int:cp_pk>/cancel/", plans.plan_cancel_view, name="plan-cancel"),
+    path("<str:customer_id>/products/<int:cp_pk>/uncancel/", plans.plan_uncancel_view, name="plan-uncancel"),
 ]

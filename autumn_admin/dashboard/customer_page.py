@@ -17,6 +17,7 @@ from autumn_admin.dashboard.permissions import user_can
 from billing import selectors as billing
 from billing.invoice_preview import upcoming_invoice
 from billing.models import CustomerProductStatus, Feature, FeatureType, Product
+from billing.services.plans import is_roll_due, plans_roll_due
 from billing.stripe_io.config import is_configured
 from billing.usage_graph import history_start, usage_history
 from customers.models import DETAIL_FIELDS, TEXT_FIELDS, Customer, Env
@@ -105,8 +106,11 @@ def customer_page_context(
     now = now or timezone.now()
     params = request.GET if request is not None else {}
 
-    balances = billing.customer_balances(customer, now=now)  # applies due resets first
     cps = billing.customer_products(customer)
+    if is_roll_due(cps, now):  # period ends first (read from the rows at hand: no query when none is due)
+        plans_roll_due(customer=customer, now=now)
+        cps = billing.customer_products(customer)
+    balances = billing.customer_balances(customer, now=now)  # applies due resets first
     rows = billing.product_rows(cps)
     features = list({b.feature_id: b.feature for b in balances}.values())
     audit = page_audit_entries(customer, since=history_start(now))

@@ -16,6 +16,7 @@ VIEW_CUSTOMER = "customers.view_customer"
 EDIT_BALANCE = "billing.adjust_balance"
 APPLY_REWARD = "billing.apply_reward"
 CUSTOMIZE_PRODUCT = "billing.add_product"
+CHANGE_PLAN = "billing.change_customerproduct"  # attach, cancel, uncancel
 CHANGE_CUSTOMER = "customers.change_customer"
 DELETE_CUSTOMER = "customers.delete_customer"
 RESTORE_CUSTOMER = "customers.restore_customer"
@@ -28,6 +29,7 @@ ABILITIES = {
     "apply_reward": APPLY_REWARD,
     "delete_customer": DELETE_CUSTOMER,
     "customize_product": CUSTOMIZE_PRODUCT,
+    "change_plan": CHANGE_PLAN,
     "restore_customer": RESTORE_CUSTOMER,
     "manage_api_keys": MANAGE_API_KEYS,
 }

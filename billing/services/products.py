@@ -177,6 +177,7 @@ def _start(
         canceled_at=canceled_at,
         trial_ends_at=trial_ends_at,
         stripe_subscription_id=stripe_subscription_id,
+        granted_free=inherit.granted_free if inherit is not None else False,
     )
 
 

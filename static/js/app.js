@@ -48,3 +48,13 @@ document.addEventListener("htmx:beforeSwap", (e) => {
     e.detail.isError = false;
   }
 });
+
+// A "Copy" button copies the value of the field it names (data-copy="#id") and says so.
+document.addEventListener("click", (e) => {
+  const button = e.target instanceof Element && e.target.closest("[data-copy]");
+  if (!button) return;
+  const field = document.querySelector(button.dataset.copy);
+  if (!field) return;
+  field.select();
+  navigator.clipboard?.writeText(field.value).then(() => { button.textContent = "Copied"; }, () => {});
+});

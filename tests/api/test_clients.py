@@ -140,8 +140,8 @@ def test_documented_curl_update_works_as_printed(server):
     assert (customer.name, customer.email) == ("Mr New Name", "newemail@example.com")
 
 
-def _run_js(script: str, server, customer_id: str) -> str:
-    """Run one of tests/js's scripts against the server; skipped (a failure under REQUIRE_NODE=1) without Node."""
+def node_or_skip() -> str:
+    """The node binary, with autumn-js installed; else the test is skipped (failed under REQUIRE_NODE=1)."""
     node = shutil.which("node")
     installed = (JS_DIR / "node_modules" / "autumn-js").is_dir()
     if node is None or not installed:
@@ -151,6 +151,12 @@ def _run_js(script: str, server, customer_id: str) -> str:
         if os.environ.get("REQUIRE_NODE") == "1":
             pytest.fail(f"REQUIRE_NODE=1 but {reason}")
         pytest.skip(reason)
+    return node
+
+
+def _run_js(script: str, server, customer_id: str) -> str:
+    """Run one of tests/js's scripts against the server."""
+    node = node_or_skip()
     url, raw_key, _ = server
     result = subprocess.run(
         [node, script, url, raw_key, customer_id], cwd=JS_DIR, capture_output=True, text=True, timeout=120

@@ -21,6 +21,7 @@ from billing.models import (
 )
 from billing.quantities import to_number
 from billing.services.balances import balances_reset_due
+from billing.services.plans import customers_with_due_plans, plans_roll_due
 from customers.models import Customer
 
 # A customer's products the API shows: the live ones (subscription_status "active") and the scheduled ones.
@@ -50,7 +51,8 @@ def with_api_relations(customers):
 
 
 def load_customer(customer: Customer) -> Customer:
-    """Apply due resets, then read the customer again with its products and balances."""
+    """Apply due period ends and resets, then read the customer again with its products and balances."""
+    plans_roll_due(customer=customer)
     balances_reset_due(customer=customer)
     return with_api_relations(Customer.objects.filter(pk=customer.pk)).get()
 
@@ -63,7 +65,10 @@ def load_customers(customers: list[Customer]) -> list[Customer]:
         .exclude(interval=Interval.LIFETIME)
         .values_list("customer_id", flat=True)
     )
+    rolling = customers_with_due_plans([c.pk for c in customers], now)
     for customer in customers:
+        if customer.pk in rolling:
+            plans_roll_due(customer=customer, now=now)
         if customer.pk in due:
             balances_reset_due(customer=customer, now=now)
     by_pk = {c.pk: c for c in with_api_relations(Customer.objects.filter(pk__in=[c.pk for c in customers]))}
