@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Product
+from billing.services.plans import is_upgrade
 from customers.models import Customer
 
 HELD_STATUSES = (*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED)
@@ -27,15 +28,10 @@ def held_products(customer: Customer) -> list[CustomerProduct]:
     )
 
 
-def _recurring_amount(product: Product) -> int:
-    price = product.recurring_price
-    return price.amount if price else 0
-
-
 def eligibility(product: Product, held: list[CustomerProduct]) -> Eligibility:
     """On the plan already (any version, or a custom copy of it): nothing to do. A one-off product is
     bought; an add-on, or a plan of a group the customer has none of, is activated; another plan of
-    the group of the customer's current one is an upgrade when it costs more, else a downgrade."""
+    the group of the customer's current one is an upgrade or a downgrade by `plans.is_upgrade`."""
     mine = next((cp for cp in held if cp.product.product_id == product.product_id), None)
     if mine is not None:
         return Eligibility(
@@ -59,7 +55,7 @@ def eligibility(product: Product, held: list[CustomerProduct]) -> Eligibility:
         )
         if current is None:
             action = "activate"
-        elif _recurring_amount(product) >= _recurring_amount(current.product):
+        elif is_upgrade(current.product, product):  # the plan lifecycle's own rule, so both answers agree
             action = "upgrade"
         else:
             action = "downgrade"
