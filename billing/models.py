@@ -341,6 +341,9 @@ class Balance(models.Model):
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="A grant's end: from then on it is gone from balances and checks."
     )
+    api_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="The balance_id a grant was given through the API, if any."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

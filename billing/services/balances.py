@@ -320,11 +320,13 @@ def balance_create(
     overage_allowed: bool = False,
     next_reset_at: datetime | None = None,
     expires_at: datetime | None = None,
+    api_id: str = "",
     now: datetime | None = None,
 ) -> Balance:
     """A grant of a feature outside any plan (Create Balance, `balances.create`): one-off, or resetting every
     `interval` from `next_reset_at` (default: one interval from now), until `expires_at` if given. Track draws
-    it down beside the plan's balances of the feature (`draw_order`)."""
+    it down beside the plan's balances of the feature (`draw_order`). `api_id`: the API caller's balance_id,
+    which no other balance of the customer may have."""
     reason = require_reason(reason)
     now = now or timezone.now()
     amount = ZERO if unlimited else parse_quantity(granted, field="granted", allow_negative=False)
@@ -335,6 +337,12 @@ def balance_create(
     if feature.archived:
         raise ServiceError(f"{feature.name} is archived.", code="invalid_input", field="feature")
     _check_grant_dates(interval=interval, next_reset_at=next_reset_at, expires_at=expires_at, now=now)
+    if api_id:
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()  # one grant per id, even when raced
+        if Balance.objects.filter(customer=customer, api_id=api_id).exists():
+            raise Conflict(
+                f"{customer.customer_id} already has a balance {api_id!r}.", code="balance_exists", field="balance_id"
+            )
     balance = Balance.objects.create(
         customer=customer,
         feature=feature,
@@ -347,6 +355,7 @@ def balance_create(
         interval_count=interval_count,
         next_reset_at=next_reset_at or first_reset(interval, interval_count, now),
         expires_at=expires_at,
+        api_id=api_id,
         created_at=now,
     )
     audit_record(
