@@ -344,6 +344,11 @@ class Balance(models.Model):
     api_id = models.CharField(
         max_length=64, blank=True, default="", help_text="The balance_id a grant was given through the API, if any."
     )
+    earlier_ids = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The balances this one continues (replaced by Customize), oldest first: their edits are its own.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

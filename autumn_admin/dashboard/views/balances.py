@@ -83,7 +83,8 @@ def _proposed(params, current: Decimal) -> Decimal | None:
 def _balance_popup(request, customer, balance: Balance, form: BalanceEditForm, *, proposed=None, status=200):
     history = AuditEntry.objects.filter(
         target_type="balance",
-        target_id=str(balance.pk),
+        # The balances it continues (Customize recreates a product's balances) are its history too.
+        target_id__in=[str(pk) for pk in [*balance.earlier_ids, balance.pk]],
         action__in=BALANCE_EDIT_ACTIONS,
     ).order_by("-created_at", "-id")[:5]
     can_customize = (
