@@ -68,9 +68,21 @@ class CustomerProductAdmin(ReadOnlyAdmin):
 class BalanceAdmin(ReadOnlyAdmin):
     """Balances are granted and changed through the dashboard and the API, where each edit is audited."""
 
-    list_display = ("customer", "feature", "allowance", "adjustment", "remaining", "unlimited", "next_reset_at")
+    list_display = (
+        "customer",
+        "feature",
+        "allowance",
+        "adjustment",
+        "remaining",
+        "unlimited",
+        "next_reset_at",
+        "expires_at",
+    )
     raw_id_fields = ("customer", "customer_product")
     search_fields = ("customer__customer_id", "feature__feature_id")
+
+    def get_queryset(self, request):
+        return Balance.all_objects.select_related("customer", "feature")  # expired grants are history, shown here
 
 
 @admin.register(Event)

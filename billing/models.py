@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -305,6 +306,13 @@ class CustomerProduct(models.Model):
         return STATUS_LABELS[self.status]
 
 
+class LiveBalanceManager(models.Manager):
+    """Balances that have not expired: an expired grant is gone from every read and write (its events stay)."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+
+
 class Balance(models.Model):
     """A customer's allowance of one feature (Autumn's customer entitlement).
 
@@ -330,10 +338,26 @@ class Balance(models.Model):
     interval = models.CharField(max_length=16, choices=Interval.choices, default=Interval.MONTH)
     interval_count = models.PositiveSmallIntegerField(default=1)
     next_reset_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="A grant's end: from then on it is gone from balances and checks."
+    )
+    api_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="The balance_id a grant was given through the API, if any."
+    )
+    earlier_ids = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The balances this one continues (replaced by Customize), oldest first: their edits are its own.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    all_objects = models.Manager()  # expired grants too (what cascades and the related lookups see)
+    objects = LiveBalanceManager()
+
     class Meta:
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         ordering = ["feature__name", "id"]
         permissions = [("adjust_balance", "Can edit a customer's feature balance")]
         constraints = [
@@ -372,6 +396,16 @@ class Balance(models.Model):
     @property
     def resets(self) -> bool:
         return self.interval != Interval.LIFETIME
+
+    @property
+    def is_granted(self) -> bool:
+        """A grant outside any plan (Create Balance, `balances.create`)."""
+        return self.customer_product_id is None
+
+    def lost_at(self) -> datetime | None:
+        """When what remains of it would be lost: its next reset or its expiry, whichever comes first."""
+        moments = [m for m in (self.next_reset_at if self.resets else None, self.expires_at) if m is not None]
+        return min(moments, default=None)
 
     def is_due(self, now) -> bool:
         """Has its reset time passed (so that it goes back to its allowance on the next read or write)?"""

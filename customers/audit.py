@@ -27,6 +27,7 @@ class AuditAction(StrEnum):
     BALANCE_SET = "balance.set"
     BALANCE_ADD = "balance.add"
     BALANCE_RESET = "balance.reset"
+    BALANCE_DELETE = "balance.delete"
     PRODUCT_ATTACH = "product.attach"
     PRODUCT_CUSTOMIZE = "product.customize"
     PRODUCT_UPDATE = "product.update"

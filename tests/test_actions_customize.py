@@ -198,3 +198,25 @@ def test_expired_product_cannot_be_customized(ops_client, acme_on_pro, customer,
     product_attach(customer=customer, product=catalogue["scale"], actor=None)  # replaces Pro
 
     assert ops_client.get(url(acme_on_pro)).status_code == 404
+
+
+def test_the_balance_popups_last_edits_follow_the_balance_across_customize(ops_client, customer, catalogue, ops):
+    messages = catalogue["messages"]
+    seen = []
+    for edit, included in [("refund for the outage", 300), ("second edit", 400)]:
+        balance = Balance.objects.get(customer=customer, feature=messages)
+        seen.append(balance.pk)
+        balance_set(balance=balance, new_balance=80, actor=ops, reason=edit)
+        product_customize(
+            customer=customer,
+            customer_product=CustomerProduct.objects.get(customer=customer, status="active"),
+            items=[{"feature": messages, "included": included}],
+            actor=ops,
+            reason="annual deal",
+        )
+    now = Balance.objects.get(customer=customer, feature=messages)
+    assert now.pk not in seen and now.earlier_ids == seen
+
+    popup = page_text(ops_client.get(f"/customers/acme_corp/balances/{now.pk}/edit/"))
+    assert "refund for the outage" in popup and "second edit" in popup
+    assert "No edits yet." not in popup

@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Balance, CustomerProduct, CustomerReward
+from billing.services.balances import balance_create
 from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_cancel
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
@@ -29,6 +30,7 @@ class World:
     rewards: dict
     catalogue: dict
     cancelling: CustomerProduct
+    grant: Balance
 
 
 @pytest.fixture
@@ -46,6 +48,7 @@ def world(customer, other_customer, catalogue, discount_rewards) -> World:
         rewards=discount_rewards,
         catalogue=catalogue,
         cancelling=addon.customer_product,
+        grant=balance_create(customer=customer, feature=catalogue["api_calls"], actor=None, granted=5, reason="x"),
     )
 
 
@@ -54,6 +57,16 @@ ENDPOINTS = {
     "balance edit": (
         lambda w: f"/customers/acme_corp/balances/{w.messages.pk}/edit/",
         lambda w: {"mode": "set", "value": "150", "reason": "goodwill", "expected_remaining": "100"},
+        {"support"},
+    ),
+    "create balance": (
+        lambda w: "/customers/acme_corp/balances/create/",
+        lambda w: {"feature": w.catalogue["seats"].pk, "amount": "3", "kind": "one_off", "reason": "goodwill"},
+        {"support"},
+    ),
+    "delete grant": (
+        lambda w: f"/customers/acme_corp/balances/{w.grant.pk}/delete/",
+        lambda w: {"reason": "given by mistake"},
         {"support"},
     ),
     "add reward": (lambda w: "/customers/acme_corp/rewards/add/", lambda w: {"reward": w.rewards["twenty"].pk}, set()),

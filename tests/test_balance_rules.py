@@ -154,7 +154,9 @@ def test_negative_balance_is_refused_without_overage(customer, catalogue, ops):
 
 
 def test_unlimited_balance_cannot_be_edited(customer, catalogue, ops):
-    balance = balance_create(customer=customer, feature=catalogue["api_calls"], actor=ops, unlimited=True)
+    balance = balance_create(
+        customer=customer, feature=catalogue["api_calls"], actor=ops, unlimited=True, reason="Goodwill"
+    )
     with pytest.raises(ServiceError, match="unlimited"):
         balance_set(balance=balance, new_balance=5, actor=ops, reason="x")
 
@@ -172,7 +174,7 @@ def test_new_reset_date_must_be_in_the_future_and_not_on_lifetime(customer, cata
         balance_set(
             balance=balance, new_balance=5, actor=ops, reason="x", next_reset_at=timezone.now() - timedelta(minutes=1)
         )
-    lifetime = balance_create(customer=customer, feature=catalogue["seats"], actor=ops, granted=3)
+    lifetime = balance_create(customer=customer, feature=catalogue["seats"], actor=ops, granted=3, reason="Goodwill")
     with pytest.raises(ServiceError, match="lifetime"):
         balance_set(
             balance=lifetime, new_balance=5, actor=ops, reason="x", next_reset_at=timezone.now() + timedelta(days=3)
@@ -217,7 +219,7 @@ def test_reset_skips_missed_periods(customer, catalogue):
 
 
 def test_lifetime_balances_never_reset(customer, catalogue, ops):
-    balance = balance_create(customer=customer, feature=catalogue["seats"], actor=ops, granted=3)
+    balance = balance_create(customer=customer, feature=catalogue["seats"], actor=ops, granted=3, reason="Goodwill")
     balance_track(customer=customer, feature=catalogue["seats"], value=2, actor=None)
     assert balances_reset_due(now=timezone.now() + timedelta(days=3650)) == 1  # only the monthly one
     balance.refresh_from_db()

@@ -8,7 +8,7 @@ from django.db import connections
 from django.db.models import Sum
 
 from billing.models import Balance, DailyUsage, Event
-from billing.services.balances import balance_add
+from billing.services.balances import balance_add, balance_create
 from billing.services.products import product_attach
 from billing.services.track import balance_track
 from customers.models import AuditEntry
@@ -62,26 +62,62 @@ def test_eight_threads_tracking_and_editing_one_balance_end_exact(customer, cata
     assert DailyUsage.objects.filter(customer=customer).aggregate(s=Sum("value"))["s"] == tracked
 
 
-def test_concurrent_tracks_without_overage_never_go_below_zero(customer, catalogue):
-    balance = Balance.objects.get(customer=customer, feature=catalogue["messages"])  # 100 included
-    barrier = threading.Barrier(THREADS)
+def _in_parallel(clients: int, action, *, timeout: float = 120) -> None:
+    """Run `action` in `clients` threads released at once, each with its own connection; fail on any error
+    or a thread that hangs (a deadlock)."""
+    barrier = threading.Barrier(clients)
+    errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            barrier.wait(timeout=10)
-            for _ in range(20):
-                balance_track(customer=customer, feature=catalogue["messages"], value=1, actor=None)
+            barrier.wait(timeout=20)
+            action()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=work) for _ in range(THREADS)]
+    threads = [threading.Thread(target=work) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a thread hung: deadlock?"
+    assert errors == []
+
+
+def test_concurrent_tracks_without_overage_never_go_below_zero(customer, catalogue):
+    balance = Balance.objects.get(customer=customer, feature=catalogue["messages"])  # 100 included
+
+    def tracks() -> None:
+        for _ in range(20):
+            balance_track(customer=customer, feature=catalogue["messages"], value=1, actor=None)
+
+    _in_parallel(THREADS, tracks, timeout=60)
     balance.refresh_from_db()
     assert balance.remaining == 0
     assert Event.objects.filter(customer=customer).count() == THREADS * 20
+
+
+CLIENTS = 32
+
+
+def test_32_clients_tracking_a_plan_balance_and_a_grant_of_one_feature_end_exact(customer, catalogue, ops):
+    """The plan's monthly 100 is drawn first, then the one-off grant (README, balance rules): no track is lost."""
+    plan = Balance.objects.get(customer=customer, feature=catalogue["messages"])
+    grant = balance_create(customer=customer, feature=catalogue["messages"], actor=ops, granted=300, reason="Top-up")
+
+    def tracks() -> None:
+        for _ in range(5):
+            balance_track(customer=customer, feature=catalogue["messages"], value=Decimal("1.5"), actor=None)
+
+    _in_parallel(CLIENTS, tracks)
+    plan.refresh_from_db()
+    grant.refresh_from_db()
+    tracked = Decimal("1.5") * 5 * CLIENTS  # 240: 100 from the plan, 140 from the grant
+    assert (plan.remaining, grant.remaining) == (Decimal(0), Decimal(300) - (tracked - 100))
+    assert Event.objects.filter(customer=customer).count() == 5 * CLIENTS
+    assert DailyUsage.objects.filter(customer=customer).aggregate(s=Sum("value"))["s"] == tracked
 
 
 def test_concurrent_saves_of_forms_opened_on_one_value_never_both_pass(customer, ops, support):

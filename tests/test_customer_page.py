@@ -531,7 +531,9 @@ def small_and_large(catalogue, ops):
     for feature in ("sso", "seats", "messages"):
         from billing.services.balances import balance_create
 
-        balance_create(customer=large, feature=catalogue[feature], actor=ops, granted=50, interval="month")
+        balance_create(
+            customer=large, feature=catalogue[feature], actor=ops, granted=50, interval="month", reason="Goodwill"
+        )
     events = []
     from billing.models import Event
 

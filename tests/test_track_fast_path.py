@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Balance, Event
-from billing.services.balances import balance_create
+from billing.services.balances import balance_create, draw_order
 from billing.services.products import product_attach
 from billing.services.track import _deduct, balance_track
 from customers.models import AuditEntry
@@ -105,7 +105,7 @@ def test_a_due_reset_takes_the_general_path_and_is_audited(customer, catalogue):
 
 
 def test_several_balances_take_the_general_path(customer, catalogue):
-    balance_create(customer=customer, feature=catalogue["messages"], actor=None, granted=50)
+    balance_create(customer=customer, feature=catalogue["messages"], actor=None, granted=50, reason="Goodwill")
     balance_track(customer=customer, feature=catalogue["messages"], value=D(120), actor=None)
     remaining = list(
         Balance.objects.filter(customer=customer, feature=catalogue["messages"])
@@ -126,3 +126,59 @@ def test_an_unlimited_balance_takes_the_general_path(customer, catalogue):
 def test_no_balance_still_records_the_event(customer, catalogue):
     balance_track(customer=customer, feature=catalogue["api_calls"], value=D(3), actor=None)
     assert Event.objects.get(customer=customer, feature=catalogue["api_calls"]).value == D(3)
+
+
+GRANTS = {  # how the grant beside the plan's monthly balance (100, resetting in about a month) is made
+    "one-off": {},
+    "expiring before the plan resets": {"expires_at": timedelta(days=3)},
+    "resetting weekly": {"interval": "week"},
+}
+
+
+@pytest.mark.parametrize(("grant", "value"), list(itertools.product(GRANTS, [D(30), D(130), D(500), D(-20)])))
+def test_a_plan_balance_and_a_grant_are_drawn_in_the_documented_order(customer, catalogue, grant, value):
+    messages = catalogue["messages"]
+    Balance.objects.filter(customer=customer).update(remaining=D(90))  # 10 used, so a refund has usage to give back
+    extra = {k: timezone.now() + v if isinstance(v, timedelta) else v for k, v in GRANTS[grant].items()}
+    granted = balance_create(customer=customer, feature=messages, actor=None, granted=50, reason="Top-up", **extra)
+    Balance.objects.filter(pk=granted.pk).update(remaining=D(45))
+    expected = [copy.copy(b) for b in draw_order(Balance.objects.filter(customer=customer, feature=messages))]
+    _deduct(expected, value)
+
+    balance_track(customer=customer, feature=messages, value=value, actor=None)
+
+    stored = {b.pk: b.remaining for b in Balance.objects.filter(customer=customer, feature=messages)}
+    assert stored == {b.pk: b.remaining for b in expected}
+
+
+def _grant(customer, feature, **kwargs):
+    return balance_create(customer=customer, feature=feature, actor=None, granted=50, reason="Top-up", **kwargs)
+
+
+def test_an_expired_grant_is_skipped_by_the_one_statement(customer, catalogue, django_assert_num_queries):
+    messages = catalogue["messages"]
+    grant = _grant(customer, messages, expires_at=timezone.now() + timedelta(days=1))
+    Balance.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with django_assert_num_queries(1):  # the plan's balance is the only one left: the common case
+        result = balance_track(customer=customer, feature=messages, value=D(7), actor=None)
+    assert [b.remaining for b in result.balances] == [D(93)]
+    assert Balance.all_objects.get(pk=grant.pk).remaining == D(50)
+
+
+def test_a_grant_expiring_between_two_tracks_is_skipped_by_the_general_path_too(customer, catalogue):
+    messages = catalogue["messages"]
+    now = timezone.now()
+    grant = balance_create(
+        customer=customer,
+        feature=messages,
+        actor=None,
+        granted=50,
+        reason="Top-up",
+        expires_at=now + timedelta(hours=1),
+    )
+    balance_track(customer=customer, feature=messages, value=D(10), actor=None, now=now)  # the grant goes first
+    later = now + timedelta(hours=2)
+    balance_track(customer=customer, feature=messages, value=D(7), actor=None, now=later)  # the fast path, at `later`
+    balance_track(customer=customer, feature=messages, value=D(3), actor=None, now=later, idempotency_key="k1")
+    assert Balance.all_objects.get(pk=grant.pk).remaining == D(40)
+    assert Balance.objects.get(customer=customer, feature=messages, customer_product__isnull=False).remaining == D(90)

@@ -1,26 +1,39 @@
-"""Balances: check, track, a grant outside any plan (create), and the dashboard's edit rule for update."""
+"""Balances: check, track, grants outside any plan (create, delete), the list, and the dashboard's edit rule
+for update."""
 
 from __future__ import annotations
 
+from django.utils import timezone
 from ninja import Router
 
 from autumn_admin.api.errors import ApiError
-from autumn_admin.api.lookups import customer_or_404, feature_or_404
+from autumn_admin.api.lookups import customer_or_404, feature_or_404, of_customers, page_of
 from autumn_admin.api.schemas.balances import (
+    BalanceListOut,
     CheckOut,
     CheckParams,
     CreateBalanceParams,
+    DeleteBalanceParams,
+    ListBalancesParams,
     TrackOut,
     TrackParams,
     UpdateBalanceParams,
     quantity_or_one,
 )
 from autumn_admin.api.schemas.common import ERRORS, SuccessOut
-from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, track_json
+from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, balance_row_json, track_json
 from autumn_admin.api.units import from_ms
 from billing.models import Balance, Feature, FeatureType, Interval
 from billing.quantities import to_number
-from billing.services.balances import UNSET, balance_add, balance_check, balance_create, balance_set
+from billing.services.balances import (
+    UNSET,
+    balance_add,
+    balance_check,
+    balance_create,
+    balance_delete,
+    balance_set,
+    balances_reset_due,
+)
 from billing.services.track import balance_track, feature_for_track
 from customers.models import Customer
 
@@ -107,24 +120,37 @@ def _refuse_what_update_cannot_do(params: UpdateBalanceParams) -> None:
         raise ApiError(422, "Send remaining, add_to_balance or next_reset_at: nothing to change.", "invalid_inputs")
 
 
-def _the_balance(customer: Customer, feature: Feature, params: UpdateBalanceParams) -> Balance:
-    """The one balance of the feature that balance_id and interval name: a 404 when none, a 409 when several."""
-    balances = list(Balance.objects.filter(customer=customer, feature=feature).order_by("id"))
+def _the_balance(
+    customer: Customer, feature: Feature | None, params: UpdateBalanceParams | DeleteBalanceParams, *, grants=False
+) -> Balance:
+    """The one balance (of the feature, if given) that balance_id and interval name: a 404 when none, a 409 when
+    several. `grants`: among several, the grants outside any plan are meant (only they can be deleted)."""
+    balances = Balance.objects.filter(customer=customer).select_related("feature").order_by("id")
+    if feature is not None:
+        balances = balances.filter(feature=feature)
+    balances = list(balances)
     if params.balance_id is not None:
         balances = [b for b in balances if balance_id(b) == params.balance_id]
     if params.interval is not None:
         balances = [b for b in balances if b.interval == _interval(params.interval)]
+    if grants and len(balances) > 1:
+        balances = [b for b in balances if b.is_granted] or balances
+    of = f" of {feature.feature_id}" if feature else ""
     if not balances:
-        raise ApiError(404, f"{customer.customer_id} has no such balance of {feature.feature_id}.", "balance_not_found")
+        raise ApiError(404, f"{customer.customer_id} has no such balance{of}.", "balance_not_found")
     if len(balances) > 1:
         ids = ", ".join(balance_id(b) for b in balances)
         raise ApiError(
             409,
-            f"{customer.customer_id} has {len(balances)} balances of {feature.feature_id} ({ids}): "
-            "pass balance_id to say which.",
+            f"{customer.customer_id} has {len(balances)} balances{of} ({ids}): pass balance_id to say which.",
             "multiple_balances",
         )
     return balances[0]
+
+
+def _no_entities(entity_id: str | None) -> None:
+    if entity_id is not None:
+        raise ApiError(404, f"Entity {entity_id} not found", "entity_not_found")
 
 
 @router.post(
@@ -158,11 +184,16 @@ def balances_update(request, params: UpdateBalanceParams):
     summary="Grant a feature outside any plan",
 )
 def balances_create(request, params: CreateBalanceParams):
-    """A loose grant of `included_grant` (or unlimited), never resetting unless `reset` says how often."""
-    customer = customer_or_404(request, params.customer_id)
-    feature = feature_or_404(params.feature_id)
+    """A grant of `included_grant` (or unlimited) outside any plan, drawn down by track beside the plan's
+    balance: one-off unless `reset` says how often (first at `next_reset_at`, default one interval from now),
+    until `expires_at` if given. `balance_id` names it for balances.update and balances.delete."""
+    _no_entities(params.entity_id)
+    if params.rollover is not None:
+        raise ApiError(422, "Rollovers are not supported: send the grant without rollover.", "invalid_inputs")
     if params.unlimited and params.included_grant:
         raise ApiError(422, "An unlimited balance has no included_grant: send one or the other.", "invalid_inputs")
+    customer = customer_or_404(request, params.customer_id)
+    feature = feature_or_404(params.feature_id)
     reset = params.reset
     balance_create(
         customer=customer,
@@ -172,6 +203,70 @@ def balances_create(request, params: CreateBalanceParams):
         unlimited=params.unlimited,
         interval=_interval(reset.interval) if reset else Interval.LIFETIME,
         interval_count=reset.interval_count if reset else 1,
+        next_reset_at=from_ms(params.next_reset_at) if params.next_reset_at is not None else None,
+        expires_at=from_ms(params.expires_at) if params.expires_at is not None else None,
+        api_id=params.balance_id or "",
         reason="Granted through the API",
     )
     return {"success": True}
+
+
+@router.post(
+    "/balances.delete",
+    response={200: SuccessOut, **ERRORS},
+    operation_id="deleteBalance",
+    summary="Delete a grant made outside any plan",
+)
+def balances_delete(request, params: DeleteBalanceParams):
+    """Delete the grant that feature_id, balance_id and interval name. Its recorded usage stays in the events;
+    a plan's balance can't be deleted (customize the plan instead)."""
+    _no_entities(params.entity_id)
+    if params.feature_id is None and params.balance_id is None:
+        raise ApiError(422, "Send feature_id or balance_id: which balance?", "invalid_inputs")
+    if params.recalculate_balances:
+        raise ApiError(
+            422, "recalculate_balances is not supported: the other balances stay as they are.", "invalid_inputs"
+        )
+    customer = customer_or_404(request, params.customer_id)
+    feature = feature_or_404(params.feature_id) if params.feature_id is not None else None
+    balance = _the_balance(customer, feature, params, grants=True)
+    balance_delete(balance=balance, actor=request.api_key, reason="Deleted through the API")
+    return {"success": True}
+
+
+@router.post(
+    "/balances.list",
+    response={200: BalanceListOut, **ERRORS},
+    operation_id="listBalances",
+    summary="List balances",
+)
+def balances_list(request, params: ListBalancesParams):
+    """Balances of one customer (customer_id) or of every customer of the environment, newest first: active
+    ones unless `statuses` says otherwise (a grant is expired once past its expires_at). `plan_id` keeps one
+    plan's; `plan_id: null` only the grants outside any plan."""
+    _no_entities(params.entity_id)
+    now = timezone.now()
+    if params.customer_id is not None:
+        balances_reset_due(customer=customer_or_404(request, params.customer_id), now=now)
+    statuses = set(params.statuses or ["active"])
+    balances = of_customers(request, Balance.all_objects.all(), params.customer_id)
+    if statuses == {"active"}:
+        balances = balances.exclude(expires_at__lte=now)
+    elif statuses == {"expired"}:
+        balances = balances.filter(expires_at__lte=now)
+    if params.feature_id is not None:
+        balances = balances.filter(feature=feature_or_404(params.feature_id))
+    if "plan_id" in params.model_fields_set:
+        if params.plan_id is None:
+            balances = balances.filter(customer_product__isnull=True)
+        else:
+            balances = balances.filter(customer_product__product__product_id=params.plan_id)
+    balances = balances.select_related("customer", "feature", "customer_product__product").prefetch_related(
+        "customer_product__product__prices"
+    )
+    page = page_of(balances, time_field="created_at", cursor=params.start_cursor, limit=params.limit)
+    return {
+        "list": [balance_row_json(b, now=now) for b in page.items],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }

@@ -123,6 +123,7 @@ SENTENCES: dict[str, Callable[[AuditEntry, Names], str]] = {
     AuditAction.BALANCE_ADD: lambda e, n: f"added to {_feature(e, n)}: {_remaining_change(e)}",
     AuditAction.BALANCE_RESET: lambda e, n: f"reset {_feature(e, n)} to {format_qty(_after(e).get('remaining'))}",
     AuditAction.BALANCE_CREATE: lambda e, n: f"granted {format_qty(_after(e).get('granted'))} {_feature(e, n)}",
+    AuditAction.BALANCE_DELETE: lambda e, n: f"deleted a granted balance of {_feature(e, n)}",
     AuditAction.PRODUCT_ATTACH: _product_attached,
     AuditAction.PRODUCT_CUSTOMIZE: lambda e, n: f"made a custom {_named('product', e, n)} for this customer",
     AuditAction.REWARD_APPLY: lambda e, n: f"applied coupon {_named('reward', e, n)}",

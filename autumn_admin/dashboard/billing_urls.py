@@ -8,6 +8,8 @@ app_name = "billing"
 
 urlpatterns = [
     path("<str:customer_id>/balances/<int:balance_pk>/edit/", balances.balance_edit, name="balance-edit"),
+    path("<str:customer_id>/balances/create/", balances.balance_create_view, name="balance-create"),
+    path("<str:customer_id>/balances/<int:balance_pk>/delete/", balances.balance_delete_view, name="balance-delete"),
     path("<str:customer_id>/rewards/add/", rewards.reward_add, name="reward-add"),
     path("<str:customer_id>/rewards/<int:cr_pk>/remove/", rewards.reward_remove_view, name="reward-remove"),
     path(

@@ -29,6 +29,7 @@ def _balance_snapshot(balance: Balance) -> dict:
         "granted": balance.granted,
         "usage": balance.usage,
         "next_reset_at": balance.next_reset_at,
+        **({"expires_at": balance.expires_at} if balance.expires_at else {}),
     }
 
 
@@ -87,9 +88,16 @@ def first_reset(interval: str, interval_count: int, now: datetime) -> datetime |
 # --- per feature: what the balances add up to, and the check ---------------------------------------
 
 
-def feature_balances(customer: Customer, feature: Feature):
-    """The customer's balances of one feature, in the order a track draws from them."""
-    return Balance.objects.filter(customer=customer, feature=feature).order_by("id")
+def draw_order(balances) -> list[Balance]:
+    """The order a track draws balances of one feature down (README, balance rules): first the one whose
+    remainder would be lost soonest (the earlier of its next reset and its expiry), those that never reset
+    or expire last, and the older first among equals. A refund gives usage back in the reverse order."""
+    return sorted(balances, key=lambda b: (b.lost_at() is None, b.lost_at() or b.created_at, b.pk))
+
+
+def feature_balances(customer: Customer, feature: Feature) -> list[Balance]:
+    """The customer's balances of one feature (not expired), in the order a track draws from them."""
+    return draw_order(Balance.objects.filter(customer=customer, feature=feature).order_by("id"))
 
 
 @dataclass
@@ -136,7 +144,7 @@ def balance_check(
     """May the customer use `required_balance` of the feature now? Applies due resets first."""
     required = parse_quantity(required_balance, field="required_balance")
     balances_reset_due(customer=customer, now=now)
-    balances = list(feature_balances(customer, feature))
+    balances = feature_balances(customer, feature)
     if not balances:
         return CheckResult(allowed=False, balance=None)
     fb = FeatureBalance.of(feature, balances)
@@ -283,25 +291,58 @@ def balance_add(
     )
 
 
+def _check_grant_dates(
+    *, interval: str, next_reset_at: datetime | None, expires_at: datetime | None, now: datetime
+) -> None:
+    if expires_at is not None and expires_at <= now:
+        raise ServiceError("The expiry must be in the future.", code="invalid_input", field="expires_at")
+    if next_reset_at is None:
+        return
+    if interval == Interval.LIFETIME:
+        raise ServiceError(
+            "A one-off balance never resets, so it has no reset date.", code="invalid_input", field="next_reset_at"
+        )
+    if next_reset_at <= now:
+        raise ServiceError("The next reset date must be in the future.", code="invalid_input", field="next_reset_at")
+
+
 @transaction.atomic
 def balance_create(
     *,
     customer: Customer,
     feature: Feature,
     actor: Actor,
+    reason: str,
     granted=0,
     unlimited: bool = False,
     interval: str = Interval.LIFETIME,
     interval_count: int = 1,
     overage_allowed: bool = False,
-    reason: str = "",
+    next_reset_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    api_id: str = "",
     now: datetime | None = None,
 ) -> Balance:
-    """A loose grant of a feature, outside any product."""
+    """A grant of a feature outside any plan (Create Balance, `balances.create`): one-off, or resetting every
+    `interval` from `next_reset_at` (default: one interval from now), until `expires_at` if given. Track draws
+    it down beside the plan's balances of the feature (`draw_order`). `api_id`: the API caller's balance_id,
+    which no other balance of the customer may have."""
+    reason = require_reason(reason)
     now = now or timezone.now()
-    amount = parse_quantity(granted, field="granted", allow_negative=False)
+    amount = ZERO if unlimited else parse_quantity(granted, field="granted", allow_negative=False)
     if interval not in Interval.values:
         raise ServiceError(f"Unknown interval {interval!r}.", code="invalid_input", field="interval")
+    if not 1 <= int(interval_count) <= 1000:
+        raise ServiceError("The interval count must be 1 to 1000.", code="invalid_input", field="interval_count")
+    if feature.archived:
+        raise ServiceError(f"{feature.name} is archived.", code="invalid_input", field="feature")
+    _check_grant_dates(interval=interval, next_reset_at=next_reset_at, expires_at=expires_at, now=now)
+    if api_id:
+        Customer.objects.select_for_update().filter(pk=customer.pk).first()  # one grant per id, even when raced
+        if Balance.objects.filter(customer=customer, api_id=api_id).exists():
+            raise Conflict(
+                f"{customer.customer_id} already has a balance {api_id!r}.", code="balance_exists", field="balance_id"
+            )
     balance = Balance.objects.create(
         customer=customer,
         feature=feature,
@@ -312,7 +353,10 @@ def balance_create(
         overage_allowed=overage_allowed,
         interval=interval,
         interval_count=interval_count,
-        next_reset_at=first_reset(interval, interval_count, now),
+        next_reset_at=next_reset_at or first_reset(interval, interval_count, now),
+        expires_at=expires_at,
+        api_id=api_id,
+        created_at=now,
     )
     audit_record(
         actor=actor,
@@ -324,3 +368,29 @@ def balance_create(
         reason=reason,
     )
     return balance
+
+
+@transaction.atomic
+def balance_delete(*, balance: Balance, actor: Actor, reason: str, now: datetime | None = None) -> None:
+    """Delete a granted balance (one outside any plan). Its recorded usage stays in the events; a plan's
+    balance goes only with its plan (Customize changes it)."""
+    reason = require_reason(reason)
+    now = now or timezone.now()
+    locked = Balance.objects.select_for_update().select_related("customer", "feature").filter(pk=balance.pk).first()
+    if locked is None:
+        raise Conflict("This balance no longer exists (deleted or expired).", code="balance_not_found")
+    if not locked.is_granted:
+        raise ServiceError("This balance comes with a plan: customize the plan to change it.", code="balance_of_a_plan")
+    reset_if_due(locked, now)
+    before = _balance_snapshot(locked)
+    pk = locked.pk
+    locked.delete()
+    audit_record(
+        actor=actor,
+        action=AuditAction.BALANCE_DELETE,
+        customer=locked.customer,
+        target_type="balance",
+        target_id=pk,
+        before=before,
+        reason=reason,
+    )

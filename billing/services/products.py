@@ -80,7 +80,7 @@ def product_attach(
     else:
         inherit = None
         replaced = [cp for cp in live if _same_plan_group(cp.product, product)]
-    carried, kept_resets = _end_replaced(replaced, hand_over=inherit is not None, now=now)
+    carried, kept_resets, earlier = _end_replaced(replaced, hand_over=inherit is not None, now=now)
     cp = _start(
         customer,
         product,
@@ -91,7 +91,10 @@ def product_attach(
         inherit=inherit,
         now=now,
     )
-    _create_balances(cp, carried=carried, kept_resets=kept_resets if inherit is not None else {}, now=now)
+    in_place = inherit is not None
+    _create_balances(
+        cp, carried=carried, kept_resets=kept_resets if in_place else {}, earlier=earlier if in_place else {}, now=now
+    )
     audit_record(
         actor=actor,
         action=AuditAction.PRODUCT_ATTACH,
@@ -120,21 +123,24 @@ def _same_plan_group(old: Product, new: Product) -> bool:
 
 def _end_replaced(
     replaced: list[CustomerProduct], *, hand_over: bool, now: datetime
-) -> tuple[dict[int, Decimal], dict[tuple[int, str, int], datetime | None]]:
+) -> tuple[dict[int, Decimal], dict[tuple[int, str, int], datetime | None], dict[int, list[int]]]:
     """Expire the replaced products and delete their balances (locked, due resets applied first).
 
-    Returns the usage they recorded per feature pk, to carry over, and their reset dates per (feature pk,
-    interval, count), for a replacement in place to keep. `hand_over`: their Stripe subscription now
+    Returns the usage they recorded per feature pk, to carry over; their reset dates per (feature pk,
+    interval, count), and the balances each continues and itself per feature pk (whose edits its
+    "Last edits" show), for a replacement in place to keep. `hand_over`: their Stripe subscription now
     belongs to the replacement."""
     carried: dict[int, Decimal] = {}
     kept_resets: dict[tuple[int, str, int], datetime | None] = {}
+    earlier: dict[int, list[int]] = {}
     if not replaced:
-        return carried, kept_resets
+        return carried, kept_resets, earlier
     old_balances = Balance.objects.select_for_update().filter(customer_product__in=replaced)
     for old in old_balances.order_by("id"):
         reset_if_due(old, now)
         carried[old.feature_id] = carried.get(old.feature_id, ZERO) + old.usage
         kept_resets[(old.feature_id, old.interval, old.interval_count)] = old.next_reset_at
+        earlier[old.feature_id] = [*earlier.get(old.feature_id, []), *old.earlier_ids, old.pk]
         old.delete()
     for cp in replaced:
         cp.status = CustomerProductStatus.EXPIRED
@@ -143,7 +149,7 @@ def _end_replaced(
             # The Stripe subscription now belongs to the replacement; webhooks must find only it.
             cp.stripe_subscription_id = ""
         cp.save(update_fields=["status", "ended_at", "stripe_subscription_id"])
-    return carried, kept_resets
+    return carried, kept_resets, earlier
 
 
 def _start(
@@ -187,9 +193,11 @@ def _create_balances(
     carried: dict[int, Decimal],
     kept_resets: dict[tuple[int, str, int], datetime | None],
     now: datetime,
+    earlier: dict[int, list[int]] | None = None,
 ) -> None:
     """One balance per item of the product, for its quantity, less the usage `carried` over; reset dates from
-    now, or those in `kept_resets` for the same feature and interval."""
+    now, or those in `kept_resets` for the same feature and interval; continuing the balances in `earlier` of
+    the same feature."""
     for item in cp.product.items.select_related("feature").order_by("id"):
         feature = item.feature
         lifetime = item.interval == Interval.LIFETIME or feature.usage_type == UsageType.CONTINUOUS_USE
@@ -214,6 +222,7 @@ def _create_balances(
             interval=interval,
             interval_count=item.interval_count,
             next_reset_at=next_reset_at,
+            earlier_ids=(earlier or {}).get(feature.pk, []),
         )
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing import rollup
 from billing.models import Balance, CustomerProduct, Event, Feature, FeatureType, Price, Product
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
-from billing.services.balances import feature_balances, reset_if_due
+from billing.services.balances import draw_order, feature_balances, reset_if_due
 from customers.audit import Actor
 from customers.errors import ServiceError
 from customers.models import ApiKey, Customer
@@ -159,7 +159,7 @@ def balance_usage_set(
 
 def _replayed(customer: Customer, feature: Feature, event: Event) -> TrackResult:
     """The answer to a track repeated with the Idempotency-Key of `event`: that event, and the balances now."""
-    return TrackResult(event=event, balances=list(feature_balances(customer, feature)), replayed=True)
+    return TrackResult(event=event, balances=feature_balances(customer, feature), replayed=True)
 
 
 def _track_locked(
@@ -174,14 +174,15 @@ def _track_locked(
     idempotency_key: str | None,
     now: datetime,
 ) -> TrackResult:
-    """The general track, in one transaction: lock the customer's balances of the feature in id order, reset
-    those due, deduct, save them, and write the event and its day's usage."""
+    """The general track, in one transaction: lock the customer's balances of the feature (not expired) in id
+    order, reset those due, deduct in the draw order, save them, and write the event and its day's usage."""
     with transaction.atomic():
         balances = list(Balance.objects.select_for_update().filter(customer=customer, feature=feature).order_by("id"))
         for b in balances:
             b.customer = customer
             b.feature = feature
             reset_if_due(b, now)
+        balances = draw_order(b for b in balances if b.expires_at is None or b.expires_at > now)
         _deduct(balances, value)
         for b in balances:
             b.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
@@ -201,7 +202,8 @@ def _track_locked(
 
 
 # The common track, on PostgreSQL, in one statement and one round trip: the customer has exactly one
-# balance of the feature, it is limited and not due for a reset. The UPDATE takes the row lock, so
+# balance of the feature that has not expired, it is limited and not due for a reset (so the draw order
+# has nothing to choose; expired grants are skipped here as everywhere). The UPDATE takes the row lock, so
 # concurrent tracks queue on it exactly as in the general path, and the lock is held for one
 # statement and the commit instead of four round trips. The CASE is `_deduct` for a single balance
 # (tests/test_track_fast_path.py checks the two agree case by case); anything else — several
@@ -241,8 +243,10 @@ b AS (
         updated_at = %(now)s
     WHERE t.customer_id = {customer} AND t.feature_id = {feature} AND NOT t.unlimited
       AND (t.next_reset_at IS NULL OR t.next_reset_at > %(now)s OR t.interval = 'lifetime')
+      AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
       AND NOT EXISTS (SELECT 1 FROM billing_balance o
-                      WHERE o.customer_id = t.customer_id AND o.feature_id = t.feature_id AND o.id <> t.id)
+                      WHERE o.customer_id = t.customer_id AND o.feature_id = t.feature_id AND o.id <> t.id
+                        AND (o.expires_at IS NULL OR o.expires_at > %(now)s))
     RETURNING {balance_columns}
 ), e AS (
     INSERT INTO billing_event (customer_id, feature_id, event_name, value, "timestamp", properties,

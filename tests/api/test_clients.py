@@ -226,3 +226,40 @@ def test_js_client_reads_the_catalogue_and_usage_charts(server):
     Reward.objects.create(reward_id="spring", name="Spring", type="percentage_discount", value=20)
     assert "reads passed" in _run_js("reads.mjs", server, "user_js_reads")
     assert Event.objects.get(customer__customer_id="user_js_reads").value == 4
+
+
+def test_python_client_creates_lists_and_deletes_a_grant(autumn, catalogue):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    expires_at = int((timezone.now() + timedelta(days=3)).timestamp() * 1000)
+    autumn.customers.get_or_create(customer_id="user_grant")
+    created = autumn.balances.create(
+        customer_id="user_grant", feature_id="messages", included_grant=40, expires_at=expires_at, balance_id="promo"
+    )
+    assert created.success is True
+    autumn.balances.create(customer_id="user_grant", feature_id="seats", included_grant=2, reset={"interval": "month"})
+    autumn.track(customer_id="user_grant", feature_id="messages", value=50)
+
+    rows = autumn.balances.list(customer_id="user_grant", plan_id=None).list
+    assert sorted((r.id, r.feature_id, r.usage, r.expires_at, r.status) for r in rows) == [
+        (f"bal_{Balance.objects.get(api_id='', feature__feature_id='seats').pk}", "seats", 0, None, "active"),
+        ("promo", "messages", 40, expires_at, "active"),
+    ]
+    plan_rows = autumn.balances.list(customer_id="user_grant", plan_id="free").list
+    assert [(r.plan_id, r.remaining, r.reset.interval) for r in plan_rows] == [("free", 90, "month")]
+
+    assert autumn.balances.delete(customer_id="user_grant", balance_id="promo").success is True
+    check = autumn.check(customer_id="user_grant", feature_id="messages")
+    assert (check.balance.granted, check.balance.remaining) == (100, 90)
+    with pytest.raises(AutumnDefaultError) as refused:
+        autumn.balances.delete(customer_id="user_grant", balance_id="promo")
+    assert "no such balance" in str(refused.value)
+    assert Event.objects.get(customer__customer_id="user_grant").value == 50
+
+
+def test_js_client_creates_and_deletes_a_grant(server):
+    assert "grants passed" in _run_js("grants.mjs", server, "user_js_grant")
+    assert AuditEntry.objects.filter(action="balance.delete", customer__customer_id="user_js_grant").count() == 1
+    assert Event.objects.get(customer__customer_id="user_js_grant").value == 50

@@ -113,7 +113,7 @@ def test_what_the_statement_cannot_answer_gets_the_operations_answer_and_changes
     response, queries = _track(api, body)
     assert response.status_code == 200 and queries > 1
     assert Balance.objects.get(pk=balance.pk).remaining == 100_000 - 1
-    balance_create(customer=twins[0], feature=catalogue["api_calls"], actor=ops, granted=10)
+    balance_create(customer=twins[0], feature=catalogue["api_calls"], actor=ops, granted=10, reason="Goodwill")
     response, queries = _track(api, {**body, "value": 4})
     assert response.status_code == 200 and queries > 1
     assert len(response.json()["balance"]["breakdown"]) == 2

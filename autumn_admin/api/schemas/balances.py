@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from autumn_admin.api.schemas.common import CustomerId, EpochMs, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import Cursor, CustomerId, EpochMs, Number, Omittable, Params, Slug
 from billing.quantities import parse_quantity
 from customers.errors import ServiceError
 from customers.validation import REASON_MAX_LENGTH
@@ -98,12 +98,48 @@ class ResetParams(Params):
     interval_count: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 1
 
 
+BalanceIdParam = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class CreateBalanceParams(Params):
     customer_id: CustomerId
     feature_id: Slug
+    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
     included_grant: Omittable[Quantity] = None
     unlimited: Omittable[bool] = False
     reset: ResetParams | None = None
+    next_reset_at: Omittable[EpochMs] = Field(None, description="The first reset of a resetting grant (future).")
+    expires_at: Omittable[EpochMs] = Field(
+        None, description="When the grant ends: from then on it is gone from balances and checks (future)."
+    )
+    balance_id: BalanceIdParam | None = Field(None, description="Your id for the grant, unique for the customer.")
+    rollover: dict[str, Any] | None = Field(None, description="Not supported: any rollover is refused.")
+
+
+class DeleteBalanceParams(Params):
+    customer_id: CustomerId
+    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
+    feature_id: Slug | None = None
+    balance_id: BalanceIdParam | None = None
+    interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
+    recalculate_balances: Omittable[bool] = Field(
+        False, description="Not supported: the other balances stay as they are."
+    )
+
+
+BalanceStatus = Literal["active", "expired"]
+
+
+class ListBalancesParams(Params):
+    customer_id: CustomerId | None = None
+    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
+    feature_id: Slug | None = None
+    plan_id: Slug | None = Field(
+        None, description="Only this plan's balances; null: only grants outside any plan; absent: all."
+    )
+    statuses: list[BalanceStatus] | None = None
+    start_cursor: Cursor = ""
+    limit: Omittable[Annotated[int, Field(ge=1, le=200)]] = 50
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -168,3 +204,25 @@ class TrackOut(Schema):
     event_name: str = Field(None, description="The event name usage was tracked by; absent when tracked by feature_id.")
     value: Number
     balance: BalanceOut | None
+
+
+class BalanceRowOut(BreakdownOut):
+    """A balance as balances.list lists it: its breakdown, whose it is, and whether it is still active."""
+
+    feature_id: str
+    status: BalanceStatus
+    rollovers: list[dict[str, Any]]
+    customer_id: str
+    entity_id: str | None
+    source: Literal["customer", "entity"]
+    created_at: Number
+
+
+# An alias: a field named `list` would shadow the builtin inside its class body.
+BalanceRowOutList = list[BalanceRowOut]
+
+
+class BalanceListOut(Schema):
+    list: BalanceRowOutList
+    has_more: bool
+    next_cursor: str | None

@@ -37,7 +37,19 @@ Omittable = Annotated[T, BeforeValidator(_not_null)]
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
 """A JSON number in a response: integers stay integers."""
 
-EpochMs = Annotated[int, Field(ge=0, le=MAX_EPOCH_MS, description="Milliseconds since the Unix epoch.")]
+
+def _whole_float_as_int(value):
+    """autumn-sdk types times as floats and sends 1767225600000 as 1767225600000.0: a whole float is that int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+EpochMs = Annotated[
+    int,
+    BeforeValidator(_whole_float_as_int),
+    Field(ge=0, le=MAX_EPOCH_MS, description="Milliseconds since the Unix epoch."),
+]
 
 
 def _customer_id(value: Any) -> str:

@@ -14,7 +14,8 @@ from customers.models import Customer
 
 
 def balance_id(balance: Balance) -> str:
-    return f"bal_{balance.pk}"
+    """The id the API names a balance by: the caller's balance_id of a grant, else ours."""
+    return balance.api_id or f"bal_{balance.pk}"
 
 
 def _usage_price(balance: Balance) -> Price | None:
@@ -49,7 +50,7 @@ def breakdown_json(balance: Balance, prices: dict[int, Price | None] | None = No
         }
         if price
         else None,
-        "expires_at": None,
+        "expires_at": ms(balance.expires_at),
     }
 
 
@@ -75,7 +76,7 @@ def flag_json(feature: Feature, balances: list[Balance]) -> dict:
     return {
         "id": balance_id(first),
         "plan_id": first.customer_product.product.product_id if first.customer_product_id else None,
-        "expires_at": None,
+        "expires_at": ms(first.expires_at),
         "feature_id": feature.feature_id,
     }
 
@@ -118,3 +119,19 @@ def track_json(
     if event_name:
         answer["event_name"] = event_name
     return answer
+
+
+def balance_row_json(balance: Balance, *, now) -> dict:
+    """One balance as balances.list lists it: its breakdown, with whose it is, when it began and whether it is
+    still active."""
+    expired = balance.expires_at is not None and balance.expires_at <= now
+    return {
+        **breakdown_json(balance),
+        "feature_id": balance.feature.feature_id,
+        "status": "expired" if expired else "active",
+        "rollovers": [],
+        "customer_id": balance.customer.customer_id,
+        "entity_id": None,
+        "source": "customer",
+        "created_at": ms(balance.created_at),
+    }

@@ -1,4 +1,5 @@
-"""The balance popup's form: set a new balance or add to it, with a reason, over the balance it showed."""
+"""The balance popup's form (set a new balance or add to it, with a reason, over the balance it showed), and the
+forms of Create Balance and of deleting a grant."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 
 from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin, out_of_date, quantity, required_reason
+from billing.models import Feature, FeatureType, Interval
 from customers.validation import REASON_MAX_LENGTH
+
+
+def _moment_field(label: str, help_text: str) -> forms.DateTimeField:
+    """An optional date and time, picked in the browser's own control."""
+    return forms.DateTimeField(
+        label=label,
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=help_text,
+    )
 
 
 class BalanceEditForm(ServiceErrorsMixin, forms.Form):
@@ -23,12 +35,7 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "autofocus": True}),
     )
-    next_reset_at = forms.DateTimeField(
-        label="Next reset",
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Optional. Leave empty to keep the current reset date.",
-    )
+    next_reset_at = _moment_field("Next reset", "Optional. Leave empty to keep the current reset date.")
     reason = forms.CharField(
         max_length=REASON_MAX_LENGTH,
         required=False,
@@ -55,3 +62,59 @@ class BalanceEditForm(ServiceErrorsMixin, forms.Form):
         if value is None or not value.is_finite():
             raise out_of_date("balance")
         return value
+
+
+class BalanceCreateForm(ServiceErrorsMixin, forms.Form):
+    """Create Balance: a grant of a feature outside the plan, one-off or resetting, optionally expiring."""
+
+    ONE_OFF, RESETTING = "one_off", "resetting"
+
+    feature = forms.ModelChoiceField(queryset=Feature.objects.none(), empty_label="Choose a feature")
+    amount = forms.CharField(
+        label="Amount", widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+    )
+    kind = forms.ChoiceField(
+        choices=[(ONE_OFF, "One-off"), (RESETTING, "Resets every")], initial=ONE_OFF, widget=forms.RadioSelect
+    )
+    interval = forms.ChoiceField(
+        choices=[(v, label) for v, label in Interval.choices if v != Interval.LIFETIME],
+        initial=Interval.MONTH,
+        required=False,
+    )
+    next_reset_at = _moment_field("First reset", "Optional. Empty: one interval from now.")
+    expires_at = _moment_field(
+        "Expires at", "Optional. From then on the balance is gone from the page and from checks; its usage stays."
+    )
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    service_fields = {"granted": "amount", "interval_count": "interval"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["feature"].queryset = Feature.objects.filter(archived=False).exclude(type=FeatureType.BOOLEAN)
+
+    def clean_amount(self) -> Decimal:
+        return quantity(self.cleaned_data.get("amount"), "The amount", allow_negative=False)
+
+    def clean_reason(self) -> str:
+        return required_reason(self.cleaned_data.get("reason"))
+
+    def grant(self) -> dict:
+        """The keyword arguments of `balance_create` that the form holds."""
+        data = self.cleaned_data
+        resetting = data["kind"] == self.RESETTING
+        return {
+            "feature": data["feature"],
+            "granted": data["amount"],
+            "interval": (data["interval"] or Interval.MONTH) if resetting else Interval.LIFETIME,
+            "next_reset_at": data["next_reset_at"] if resetting else None,
+            "expires_at": data["expires_at"],
+            "reason": data["reason"],
+        }
+
+
+class BalanceDeleteForm(ServiceErrorsMixin, forms.Form):
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_reason(self) -> str:
+        return required_reason(self.cleaned_data.get("reason"))

@@ -1,6 +1,7 @@
 """The balance popup: one address, four answers. GET shows the form, GET with `preview` answers the
 form's live preview (htmx), POST with `preview` shows the effect without JavaScript and changes
-nothing, and POST saves the edit (set a new balance, or add to it)."""
+nothing, and POST saves the edit (set a new balance, or add to it). Also Create Balance (a grant outside
+the plan) and deleting a grant."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ from decimal import Decimal
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from autumn_admin.dashboard.forms.balances import BalanceEditForm
+from autumn_admin.dashboard.forms.balances import BalanceCreateForm, BalanceDeleteForm, BalanceEditForm
 from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
 from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
 from billing.quantities import parse_quantity
-from billing.services.balances import balance_add, balance_set, balances_reset_due
+from billing.services.balances import (
+    balance_add,
+    balance_create,
+    balance_delete,
+    balance_set,
+    balances_reset_due,
+)
 from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
@@ -76,7 +83,8 @@ def _proposed(params, current: Decimal) -> Decimal | None:
 def _balance_popup(request, customer, balance: Balance, form: BalanceEditForm, *, proposed=None, status=200):
     history = AuditEntry.objects.filter(
         target_type="balance",
-        target_id=str(balance.pk),
+        # The balances it continues (Customize recreates a product's balances) are its history too.
+        target_id__in=[str(pk) for pk in [*balance.earlier_ids, balance.pk]],
         action__in=BALANCE_EDIT_ACTIONS,
     ).order_by("-created_at", "-id")[:5]
     can_customize = (
@@ -156,3 +164,51 @@ def balance_edit(request, customer_id: str, balance_pk: int):
     else:
         answer = _preview_without_js if request.POST.get("preview") else _save
     return answer(request, customer, balance)
+
+
+# --- grants outside the plan: Create Balance, and deleting one --------------------------------------
+
+GRANT_SECTIONS = ["features", "upcoming-invoice", "sidebar-activity"]
+
+
+def _grant_action(request, customer: Customer, form, act, template: str, context: dict):
+    """The one shape of Create Balance and of deleting a grant: GET shows the form; a valid POST runs `act()`
+    (a service call, which returns the message to show) and refreshes the page; a refusal shows the form again."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            message = act()
+        except ServiceError as e:
+            form.add_service_error(e)
+        else:
+            return action_done(request, customer, message, GRANT_SECTIONS)
+    status = FORM_INVALID if request.method == "POST" else 200
+    return render_popup(request, template, {"customer": customer, "form": form, **context}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def balance_create_view(request, customer_id: str):
+    """Create Balance: GET shows the form, POST grants the balance (or shows why not)."""
+    customer = customer_for_action(request, customer_id, EDIT_BALANCE)
+    form = BalanceCreateForm(request.POST if request.method == "POST" else None)
+
+    def grant() -> str:
+        balance = balance_create(customer=customer, actor=request.user, **form.grant())
+        return f"Granted {format_qty(balance.granted)} {balance.feature.name} to {customer.display_name}."
+
+    return _grant_action(request, customer, form, grant, "billing/balance_create.html", {})
+
+
+@require_http_methods(["GET", "POST"])
+def balance_delete_view(request, customer_id: str, balance_pk: int):
+    """Delete a granted balance, with a reason: GET asks, POST deletes."""
+    customer = customer_for_action(request, customer_id, EDIT_BALANCE)
+    balance = get_object_or_404(
+        Balance.objects.select_related("feature"), pk=balance_pk, customer=customer, customer_product__isnull=True
+    )
+    form = BalanceDeleteForm(request.POST if request.method == "POST" else None)
+
+    def delete() -> str:
+        balance_delete(balance=balance, actor=request.user, reason=form.cleaned_data["reason"])
+        return f"Deleted the granted {balance.feature.name} balance of {customer.display_name}."
+
+    return _grant_action(request, customer, form, delete, "billing/balance_delete.html", {"balance": balance})
