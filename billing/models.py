@@ -253,6 +253,8 @@ LIVE_PRODUCT_STATUSES = (
     CustomerProductStatus.TRIALING,
     CustomerProductStatus.PAST_DUE,
 )
+# What a customer holds: live, or scheduled to start at the end of a period.
+HELD_PRODUCT_STATUSES = (*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED)
 
 
 class CustomerProduct(models.Model):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Product
+from billing.models import HELD_PRODUCT_STATUSES, LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Product
 from billing.services.plans import is_upgrade
 from customers.models import Customer
-
-HELD_STATUSES = (*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED)
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,7 @@ class Eligibility:
 def held_products(customer: Customer) -> list[CustomerProduct]:
     """The customer's live and scheduled products, with their prices: one query for the whole list."""
     return list(
-        CustomerProduct.objects.filter(customer=customer, status__in=HELD_STATUSES)
+        CustomerProduct.objects.filter(customer=customer, status__in=HELD_PRODUCT_STATUSES)
         .select_related("product")
         .prefetch_related("product__prices")
     )

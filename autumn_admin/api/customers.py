@@ -25,13 +25,12 @@ from autumn_admin.api.schemas.legacy import (
     LegacyUpdateCustomerParams,
 )
 from autumn_admin.api.serializers.customers import (
-    SHOWN_PRODUCT_STATUSES,
     customer_json,
     load_customer,
     load_customers,
 )
 from autumn_admin.api.serializers.legacy import legacy_customer_json
-from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
+from billing.models import HELD_PRODUCT_STATUSES, LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import is_configured
 from billing.stripe_io.customers import customer_delete_everywhere
@@ -111,7 +110,7 @@ def _held(params: ListCustomersParams) -> QuerySet[CustomerProduct]:
     statuses = {
         "active": LIVE_PRODUCT_STATUSES,
         "scheduled": [CustomerProductStatus.SCHEDULED],
-        None: SHOWN_PRODUCT_STATUSES,
+        None: HELD_PRODUCT_STATUSES,
     }[params.subscription_status]
     held = CustomerProduct.objects.filter(status__in=statuses)
     if params.plans:

@@ -12,7 +12,7 @@ from autumn_admin.api.serializers.balances import balance_or_flag, grouped_balan
 from autumn_admin.api.serializers.invoices import invoice_json
 from autumn_admin.api.units import ms
 from billing.models import (
-    LIVE_PRODUCT_STATUSES,
+    HELD_PRODUCT_STATUSES,
     Balance,
     CustomerProduct,
     CustomerProductStatus,
@@ -25,7 +25,6 @@ from billing.services.plans import customers_with_due_plans, plans_roll_due
 from customers.models import Customer
 
 # A customer's products the API shows: the live ones (subscription_status "active") and the scheduled ones.
-SHOWN_PRODUCT_STATUSES = (*LIVE_PRODUCT_STATUSES, CustomerProductStatus.SCHEDULED)
 EXPANDED_INVOICES = 100
 
 # --- loading ------------------------------------------------------------------------------------
@@ -34,7 +33,7 @@ EXPANDED_INVOICES = 100
 def with_api_relations(customers):
     """A customer queryset with everything `customer_json` reads, in a constant number of queries."""
     products = (
-        CustomerProduct.objects.filter(status__in=SHOWN_PRODUCT_STATUSES)
+        CustomerProduct.objects.filter(status__in=HELD_PRODUCT_STATUSES)
         .select_related("product")
         .prefetch_related("product__prices")
         .order_by("started_at", "id")
