@@ -81,6 +81,37 @@ class Feature(models.Model):
         return self.type != FeatureType.BOOLEAN
 
 
+class CreditCost(models.Model):
+    """One line of a credit system's schema: what one unit of a metered feature costs in credits.
+
+    Tracking the metered feature draws first from the customer's own balance of it, then from the
+    credit system's pool at this cost (Autumn's order)."""
+
+    credit_system = models.ForeignKey(
+        Feature,
+        on_delete=models.CASCADE,
+        related_name="credit_schema",
+        limit_choices_to={"type": FeatureType.CREDIT_SYSTEM},
+    )
+    metered_feature = models.ForeignKey(
+        Feature,
+        on_delete=models.CASCADE,
+        related_name="credit_costs",
+        limit_choices_to={"type": FeatureType.METERED},
+    )
+    credit_cost = models.DecimalField(**QUANTITY, help_text="Credits drawn per unit of the metered feature.")
+
+    class Meta:
+        ordering = ["credit_system_id", "metered_feature_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["credit_system", "metered_feature"], name="credit_cost_unique"),
+            models.CheckConstraint(condition=Q(credit_cost__gt=0), name="credit_cost_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metered_feature_id} × {self.credit_cost} → {self.credit_system_id}"
+
+
 class ProductQuerySet(models.QuerySet):
     def defaults(self):
         """The catalogue's default products, which a new customer starts on (Autumn's free plan)."""
