@@ -4,6 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -110,6 +111,23 @@ class CreditCost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metered_feature_id} × {self.credit_cost} → {self.credit_system_id}"
+
+    def clean(self) -> None:
+        """The schema's rules, for every form that edits a line (the admin's inline among them): a
+        credit system lists metered features only, never itself, each at a cost above 0."""
+        errors = {}
+        system = self.credit_system if self.credit_system_id else None
+        metered = self.metered_feature if self.metered_feature_id else None
+        if system is not None and system.type != FeatureType.CREDIT_SYSTEM:
+            errors["credit_system"] = f"{system.name} is not a credit system."
+        if metered is not None and system is not None and metered.pk == system.pk:
+            errors["metered_feature"] = "A credit system can't draw from itself."
+        elif metered is not None and metered.type != FeatureType.METERED:
+            errors["metered_feature"] = f"{metered.name} is not a metered feature: only metered features draw credits."
+        if self.credit_cost is not None and self.credit_cost <= 0:
+            errors["credit_cost"] = "A credit cost must be more than 0."
+        if errors:
+            raise ValidationError(errors)
 
 
 class ProductQuerySet(models.QuerySet):
@@ -457,6 +475,15 @@ class Event(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     api_key = models.ForeignKey("customers.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    drawn_for = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="credit_draws",
+        db_index=False,  # indexed only where set (below): a plain track writes no index entry for it
+        help_text="On a credit system's event: the tracked event whose use these credits paid for.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -471,6 +498,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["customer", "feature", "-timestamp", "-id"], name="event_cus_feat_time"),
             models.Index(fields=["customer", "-timestamp", "-id"], name="event_customer_time"),
+            models.Index(fields=["drawn_for"], condition=Q(drawn_for__isnull=False), name="event_drawn_for"),
         ]
 
     def __str__(self) -> str:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from django.db import IntegrityError, connection, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 
 from billing import rollup
+from billing.credits import credit_costs_of, credits_for
 from billing.models import Balance, CustomerProduct, Event, Feature, FeatureType, Price, Product
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
 from billing.services.balances import draw_order, feature_balances, reset_if_due
@@ -22,66 +24,123 @@ from customers.services.api_keys import API_KEY_LAST_USED_RESOLUTION
 
 
 @dataclass
+class Deduction:
+    """What one track took from one balance, in that balance's units (credits for a credit system's)."""
+
+    balance: Balance
+    value: Decimal
+
+
+@dataclass
 class TrackResult:
     event: Event
     balances: list[Balance] = field(default_factory=list)
     replayed: bool = False
+    # Every feature the track reached (the tracked ones, then the credit systems they drew from) with the
+    # customer's balances of it after the track, and what it took from each balance.
+    reached: dict[Feature, list[Balance]] = field(default_factory=dict)
+    deductions: list[Deduction] = field(default_factory=list)
+
+
+@dataclass
+class _Draw:
+    """A balance a track may draw from, and what one unit of the tracked feature costs there: 1 on a
+    balance of the feature itself, the schema's credit cost on a credit system's balance."""
+
+    balance: Balance
+    cost: Decimal = Decimal(1)
+    own: bool = True  # a balance of the tracked feature itself (else a credit system's)
+    taken: Decimal = ZERO
+
+    def take(self, amount: Decimal) -> None:
+        self.balance.remaining -= amount
+        self.taken += amount
 
 
 def _deduct(balances: list[Balance], value: Decimal) -> None:
-    """Draw `value` from the balances in order. Positive remainders are used first; what is left
-    goes negative on the first balance that allows overage (up to its usage limit), and is
-    otherwise dropped: without overage a balance stops at 0 while the event keeps the full value."""
-    if any(b.unlimited for b in balances):
+    """`_draw` from the balances of one feature, in order (no credit system in reach)."""
+    _draw([_Draw(balance=b) for b in balances], value)
+
+
+def _draw(draws: list[_Draw], value: Decimal) -> None:
+    """Draw `value` units of a feature from its draws in order: the feature's own balances first (in the
+    draw order), then the credit systems that list it, at their cost (Autumn's order).
+
+    Positive remainders are used first, across all of them; what is left goes negative on the first that
+    allows overage (up to its usage limit), and is otherwise dropped: without overage a balance stops at
+    0 while the event keeps the full value. An unlimited balance of the feature itself takes everything
+    and changes nothing; an unlimited pool takes whatever reaches it. What is still to draw is kept as an
+    exact fraction of a unit, so a pool at 0.3 credits a unit that covers part of a use leaves the rest
+    exactly; each amount taken is a whole number of millionths (`credits_for`)."""
+    own_unlimited = [d for d in draws if d.balance.unlimited and d.own]
+    if own_unlimited:
+        own_unlimited[0].taken = value
         return
-    rest = value
-    if rest < 0:  # a refund gives usage back, newest grants last
-        for b in reversed(balances):
-            give = min(-rest, b.usage)
+    if value < 0:  # a refund gives usage back in the reverse order: the credit systems first, newest grants last
+        rest = Fraction(-value)
+        for d in reversed(draws):
+            if d.balance.unlimited:
+                continue
+            need = credits_for(rest, d.cost)
+            give = min(need, d.balance.usage)
             if give > 0:
-                b.remaining += give
-                rest += give
+                d.take(-give)
+                rest = Fraction(0) if give == need else rest - Fraction(give) / Fraction(d.cost)
+            if rest == 0:
+                return
         return
-    for b in balances:
-        take = min(rest, max(b.remaining, ZERO))
-        b.remaining -= take
-        rest -= take
+    rest = Fraction(value)
+    for d in draws:
+        need = credits_for(rest, d.cost)
+        if d.balance.unlimited:
+            d.taken += need
+            return
+        take = min(need, max(d.balance.remaining, ZERO))
+        if take > 0:
+            d.take(take)
+            rest = Fraction(0) if take == need else rest - Fraction(take) / Fraction(d.cost)
         if rest == 0:
             return
-    for b in balances:
+    for d in draws:
+        b = d.balance
         if b.overage_allowed:
             floor = b.granted - b.usage_limit if b.usage_limit is not None else -MAX_ABS
             # Overage stops at the usage limit, and at the largest quantity kept (-10^15): the event
             # still records the full value, as a balance without overage stops at 0.
-            b.remaining = max(b.remaining - rest, floor, -MAX_ABS)
+            d.take(b.remaining - max(b.remaining - credits_for(rest, d.cost), floor, -MAX_ABS))
             return
 
 
 def feature_for_track(*, feature_id: str | None = None, event_name: str | None = None) -> Feature:
-    """The feature a track call refers to, by id or by one of its event names."""
+    """The feature a track call refers to, by id or by one of its event names (the first, when several
+    listen to it: `features_for_event` gives them all)."""
     if feature_id:
         feature = Feature.objects.filter(feature_id=feature_id, archived=False).first()
         if feature is None:
             raise ServiceError(f"Feature {feature_id!r} not found.", code="feature_not_found", status=404)
         return feature
     if event_name:
-        # The catalogue is small: matching in Python works the same on SQLite and PostgreSQL.
-        features = list(Feature.objects.filter(archived=False))
-        feature = next((f for f in features if event_name in (f.event_names or [])), None) or next(
-            (f for f in features if f.feature_id == event_name), None
-        )
-        if feature is None:
-            raise ServiceError(
-                f"No feature is tracked by the event {event_name!r}.", code="feature_not_found", status=404
-            )
-        return feature
+        return features_for_event(event_name)[0]
     raise ServiceError("Give a feature_id or an event_name.", code="invalid_input", field="feature_id")
+
+
+def features_for_event(event_name: str) -> list[Feature]:
+    """Every metered feature (or credit system) that counts an event name, in the order of their ids; a
+    feature whose id is the event name when none lists it. A 404 when there is none."""
+    # The catalogue is small: matching in Python works the same on SQLite and PostgreSQL.
+    features = [f for f in Feature.objects.filter(archived=False).order_by("feature_id") if f.is_metered]
+    listening = [f for f in features if event_name in (f.event_names or [])]
+    listening = listening or [f for f in features if f.feature_id == event_name]
+    if not listening:
+        raise ServiceError(f"No feature is tracked by the event {event_name!r}.", code="feature_not_found", status=404)
+    return listening
 
 
 def balance_track(
     *,
     customer: Customer,
-    feature: Feature,
+    feature: Feature | None = None,
+    features: list[Feature] | None = None,
     value,
     actor: Actor,
     event_name: str = "",
@@ -90,15 +149,19 @@ def balance_track(
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> TrackResult:
-    """Record usage: deduct it from the customer's balances and write the event row, atomically.
+    """Record usage of `feature` (or of each of `features`, as a track by event name does): deduct it from
+    the customer's balances — the feature's own first, then the credit systems that list it, at their
+    cost — and write the events, atomically.
 
     The balance rows are locked (in id order, so concurrent tracks never deadlock) before they
     are read, so concurrent tracks and edits never lose an update.
     """
-    if feature.type == FeatureType.BOOLEAN:
-        raise ServiceError(
-            f"{feature.feature_id} is an on/off feature: there is no usage to track.", code="invalid_inputs"
-        )
+    features = features or [feature]
+    for f in features:
+        if f.type == FeatureType.BOOLEAN:
+            raise ServiceError(
+                f"{f.feature_id} is an on/off feature: there is no usage to track.", code="invalid_inputs"
+            )
     value = parse_quantity(value, field="value")
     now = now or timezone.now()
     recorded = {  # what the event row holds, on either path
@@ -107,23 +170,23 @@ def balance_track(
         "timestamp": timestamp or now,
         "api_key": actor if isinstance(actor, ApiKey) else None,
     }
-    if not idempotency_key and connection.vendor == "postgresql":
-        fast = _track_in_one_statement(customer=customer, feature=feature, value=value, now=now, **recorded)
+    if not idempotency_key and len(features) == 1 and connection.vendor == "postgresql":
+        fast = _track_in_one_statement(customer=customer, feature=features[0], value=value, now=now, **recorded)
         if fast is not None:
             return fast
     if idempotency_key:
         existing = Event.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _replayed(customer, feature, existing)
+            return _replayed(customer, features, existing)
     try:
         return _track_locked(
-            customer=customer, feature=feature, value=value, idempotency_key=idempotency_key, now=now, **recorded
+            customer=customer, features=features, value=value, idempotency_key=idempotency_key, now=now, **recorded
         )
     except IntegrityError:
         if not idempotency_key:
             raise
         # A concurrent track with the same key committed first: answer as it did.
-        return _replayed(customer, feature, Event.objects.get(customer=customer, idempotency_key=idempotency_key))
+        return _replayed(customer, features, Event.objects.get(customer=customer, idempotency_key=idempotency_key))
 
 
 @transaction.atomic
@@ -157,15 +220,19 @@ def balance_usage_set(
     )
 
 
-def _replayed(customer: Customer, feature: Feature, event: Event) -> TrackResult:
+def _replayed(customer: Customer, features: list[Feature], event: Event) -> TrackResult:
     """The answer to a track repeated with the Idempotency-Key of `event`: that event, and the balances now."""
-    return TrackResult(event=event, balances=feature_balances(customer, feature), replayed=True)
+    schema = credit_costs_of(features)
+    reached = {f: feature_balances(customer, f) for f in features}
+    for line in (line for f in features for line in schema.get(f.pk, [])):
+        reached.setdefault(line.credit_system, feature_balances(customer, line.credit_system))
+    return TrackResult(event=event, balances=reached[features[0]], replayed=True, reached=reached)
 
 
 def _track_locked(
     *,
     customer: Customer,
-    feature: Feature,
+    features: list[Feature],
     value: Decimal,
     event_name: str,
     properties: dict,
@@ -174,31 +241,74 @@ def _track_locked(
     idempotency_key: str | None,
     now: datetime,
 ) -> TrackResult:
-    """The general track, in one transaction: lock the customer's balances of the feature (not expired) in id
-    order, reset those due, deduct in the draw order, save them, and write the event and its day's usage."""
+    """The general track, in one transaction: lock the customer's balances (not expired) of the features and
+    of the credit systems that list them, all in one statement in id order; reset those due; deduct each
+    feature in its draw order (own balances, then each credit system at its cost); save them; and write an
+    event per feature, an event per credit system drawn (its value in credits, `drawn_for` the feature's
+    event), and their day's usage."""
+    schema = credit_costs_of(features)
+    systems = {line.credit_system_id: line.credit_system for f in features for line in schema.get(f.pk, [])}
+    by_pk = {f.pk: f for f in [*features, *systems.values()]}
     with transaction.atomic():
-        balances = list(Balance.objects.select_for_update().filter(customer=customer, feature=feature).order_by("id"))
-        for b in balances:
+        locked = Balance.objects.select_for_update().filter(customer=customer, feature_id__in=list(by_pk))
+        grouped: dict[int, list[Balance]] = {pk: [] for pk in by_pk}
+        stored = {}
+        for b in locked.order_by("id"):
             b.customer = customer
-            b.feature = feature
+            b.feature = by_pk[b.feature_id]
+            stored[b.pk] = (b.remaining, b.adjustment, b.next_reset_at)
             reset_if_due(b, now)
-        balances = draw_order(b for b in balances if b.expires_at is None or b.expires_at > now)
-        _deduct(balances, value)
-        for b in balances:
-            b.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
-        event = Event.objects.create(
-            customer=customer,
-            feature=feature,
-            event_name=event_name,
-            value=value,
-            timestamp=timestamp,
-            properties=properties,
-            idempotency_key=idempotency_key or None,
-            api_key=api_key,
-            created_at=now,
-        )
-        rollup.add(customer_id=customer.pk, feature_id=feature.pk, moment=event.timestamp, value=value)
-    return TrackResult(event=event, balances=balances)
+            if b.expires_at is None or b.expires_at > now:
+                grouped[b.feature_id].append(b)
+        grouped = {pk: draw_order(group) for pk, group in grouped.items()}
+        deductions: list[Deduction] = []
+        events = []
+        for i, feature in enumerate(features):
+            draws = [_Draw(balance=b) for b in grouped[feature.pk]]
+            for line in schema.get(feature.pk, []):
+                draws += [_Draw(balance=b, cost=line.credit_cost, own=False) for b in grouped[line.credit_system_id]]
+            _draw(draws, value)
+            deductions += [Deduction(balance=d.balance, value=d.taken) for d in draws if d.taken]
+            event = Event(
+                customer=customer,
+                feature=feature,
+                event_name=event_name,
+                value=value,
+                timestamp=timestamp,
+                properties=properties,
+                idempotency_key=(idempotency_key or None) if i == 0 else None,
+                api_key=api_key,
+                created_at=now,
+            )
+            event.save()
+            events.append(event)
+            drawn: dict[int, Decimal] = {}
+            for d in draws:
+                if not d.own and d.taken:
+                    drawn[d.balance.feature_id] = drawn.get(d.balance.feature_id, ZERO) + d.taken
+            for system_pk, credits in drawn.items():
+                events.append(
+                    Event(
+                        customer=customer,
+                        feature=by_pk[system_pk],
+                        event_name=event_name,
+                        value=credits,
+                        timestamp=timestamp,
+                        properties=properties,
+                        api_key=api_key,
+                        drawn_for=event,
+                        created_at=now,
+                    )
+                )
+        for group in grouped.values():
+            for b in group:
+                if (b.remaining, b.adjustment, b.next_reset_at) != stored[b.pk] or b.feature_id == features[0].pk:
+                    b.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
+        Event.objects.bulk_create([e for e in events if e.pk is None])
+        for e in events:
+            rollup.add(customer_id=customer.pk, feature_id=e.feature_id, moment=e.timestamp, value=e.value)
+    reached = {by_pk[pk]: group for pk, group in grouped.items()}
+    return TrackResult(event=events[0], balances=grouped[features[0].pk], reached=reached, deductions=deductions)
 
 
 # The common track, on PostgreSQL, in one statement and one round trip: the customer has exactly one
@@ -207,8 +317,9 @@ def _track_locked(
 # concurrent tracks queue on it exactly as in the general path, and the lock is held for one
 # statement and the commit instead of four round trips. The CASE is `_deduct` for a single balance
 # (tests/test_track_fast_path.py checks the two agree case by case); anything else — several
-# balances, a due reset, an unlimited balance, no balance, an idempotency key — takes the general
-# path (`_track_locked`), which this statement then has not touched.
+# balances, a due reset, an unlimited balance, no balance, an idempotency key, a use of a feature that a
+# credit system lists which its own balance does not cover (it falls through to the pool) — takes the
+# general path (`_track_locked`), which this statement then has not touched.
 _BALANCE_COLUMNS = [f.column for f in Balance._meta.concrete_fields]
 _CP_COLUMNS = [f.column for f in CustomerProduct._meta.concrete_fields]
 _PRODUCT_COLUMNS = [f.column for f in Product._meta.concrete_fields]
@@ -244,6 +355,8 @@ b AS (
     WHERE t.customer_id = {customer} AND t.feature_id = {feature} AND NOT t.unlimited
       AND (t.next_reset_at IS NULL OR t.next_reset_at > %(now)s OR t.interval = 'lifetime')
       AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
+      AND (%(v)s >= 0 AND %(v)s <= t.remaining
+           OR NOT EXISTS (SELECT 1 FROM billing_creditcost cc WHERE cc.metered_feature_id = t.feature_id))
       AND NOT EXISTS (SELECT 1 FROM billing_balance o
                       WHERE o.customer_id = t.customer_id AND o.feature_id = t.feature_id AND o.id <> t.id
                         AND (o.expires_at IS NULL OR o.expires_at > %(now)s))
