@@ -262,3 +262,35 @@ def linked(customer, fake_stripe):
     Customer.objects.filter(pk=customer.pk).update(stripe_id=stripe_customer["id"])
     customer.refresh_from_db()
     return customer
+
+
+@pytest.fixture
+def credits_catalogue(catalogue):
+    """A credit pool: AI credits, drawn by messages at 0.2 a message and by images at 0.6 an image. The AI
+    plan gives 10 messages of their own and 100 credits a month; images have no balance of their own."""
+    from billing.models import CreditCost, Feature, Product, ProductItem
+
+    ai_credits = Feature.objects.create(feature_id="ai_credits", name="AI credits", type="credit_system")
+    images = Feature.objects.create(
+        feature_id="images", name="Images", type="metered", usage_type="single_use", event_names=["generation"]
+    )
+    catalogue["messages"].event_names = ["message_sent", "generation"]
+    catalogue["messages"].save()
+    CreditCost.objects.create(
+        credit_system=ai_credits, metered_feature=catalogue["messages"], credit_cost=Decimal("0.2")
+    )
+    CreditCost.objects.create(credit_system=ai_credits, metered_feature=images, credit_cost=Decimal("0.6"))
+    ai = Product.objects.create(product_id="ai", name="AI")
+    ProductItem.objects.create(product=ai, feature=catalogue["messages"], included=Decimal(10), interval="month")
+    ProductItem.objects.create(product=ai, feature=ai_credits, included=Decimal(100), interval="month")
+    return {**catalogue, "ai_credits": ai_credits, "images": images, "ai": ai}
+
+
+@pytest.fixture
+def ai_customer(credits_catalogue, ops):
+    """Acme Corp on the AI plan: 10 messages and 100 AI credits."""
+    from billing.services.products import product_attach
+
+    acme = customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp")
+    product_attach(customer=acme, product=credits_catalogue["ai"], actor=ops)
+    return acme

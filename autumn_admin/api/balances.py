@@ -34,7 +34,7 @@ from billing.services.balances import (
     balance_set,
     balances_reset_due,
 )
-from billing.services.track import balance_track, feature_for_track
+from billing.services.track import balance_track, feature_for_track, features_for_event
 from customers.models import Customer
 
 router = Router(tags=["balances"])
@@ -54,25 +54,30 @@ def _interval(api_interval: str) -> str:
 )
 def balances_check(request, params: CheckParams):
     """Allowed when unlimited, when overage is allowed (below any usage limit), or when the balance
-    covers required_balance (default 1). A boolean feature is allowed when granted. With send_event,
-    an allowed check also tracks required_balance."""
+    covers required_balance (default 1). A boolean feature is allowed when granted. A metered feature
+    that credit systems list is also allowed when one of their pools covers required_balance × its
+    credit cost: then `balance` is the pool's and `required_balance` is in credits. With send_event,
+    an allowed check also tracks required_balance (its own balance first, then the pool)."""
     customer = customer_or_404(request, params.customer_id)
     feature = feature_or_404(params.feature_id)
     required = quantity_or_one(params.required_balance)
     result = balance_check(customer=customer, feature=feature, required_balance=required)
-    balances = result.balance.balances if result.balance else []
+    answered = result.answered_by or feature
+    looked = {f: fb.balances for f, fb in result.balances.items()}
     if result.allowed and params.send_event and feature.type != FeatureType.BOOLEAN:
-        balances = balance_track(
+        tracked = balance_track(
             customer=customer, feature=feature, value=required, actor=request.api_key, properties=params.properties
-        ).balances
-    balance, flag = balance_or_flag(feature, balances)
+        )
+        looked.update(tracked.reached)
+    balance, flag = balance_or_flag(answered, looked.get(answered, []))
     return {
         "allowed": result.allowed,
         "customer_id": customer.customer_id,
         "entity_id": None,
-        "required_balance": to_number(required),
+        "required_balance": to_number(result.required if result.required is not None else required),
         "balance": balance,
         "flag": flag,
+        "balances": {f.feature_id: balance_or_flag(f, group)[0] for f, group in looked.items() if f.is_metered},
     }
 
 
@@ -90,20 +95,31 @@ def balances_track(request, params: TrackParams):
     if not params.feature_id and not params.event_name:
         raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
-    feature = feature_for_track(feature_id=params.feature_id, event_name=params.event_name)
+    if params.feature_id:
+        features = [feature_for_track(feature_id=params.feature_id)]
+    else:
+        features = features_for_event(params.event_name)
     value = quantity_or_one(params.value)
     result = balance_track(
         customer=customer,
-        feature=feature,
+        features=features,
         value=value,
         actor=request.api_key,
         event_name=params.event_name or "",
         properties=params.properties,
         timestamp=from_ms(params.timestamp) if params.timestamp is not None else None,
     )
-    return track_json(
-        customer=customer, feature=feature, value=value, balances=list(result.balances), event_name=params.event_name
+    answer = track_json(
+        customer=customer,
+        feature=features[0],
+        value=value,
+        balances=list(result.balances),
+        event_name=params.event_name,
+        reached=result.reached,
     )
+    if len(features) > 1:
+        answer["balance"] = None  # Autumn's answer when an event name reached several features: see `balances`
+    return answer
 
 
 def _refuse_what_update_cannot_do(params: UpdateBalanceParams) -> None:

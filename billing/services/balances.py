@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from billing.credits import credit_costs_of, credits_for
 from billing.intervals import add_intervals, next_after
 from billing.models import Balance, Feature, FeatureType, Interval
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
@@ -136,25 +137,56 @@ class FeatureBalance:
 class CheckResult:
     allowed: bool
     balance: FeatureBalance | None
+    # The feature whose balance answered (the checked one, or a credit system that lists it), and the
+    # quantity checked in its units (required × the credit cost when a credit system answered).
+    answered_by: Feature | None = None
+    required: Decimal | None = None
+    # Every balance the check looked at, by feature: the checked feature's and its credit systems'.
+    balances: dict[Feature, FeatureBalance] = field(default_factory=dict)
+
+
+def _covers(fb: FeatureBalance, required: Decimal) -> bool:
+    """Does this feature's balance allow a use of `required` of it now?"""
+    if fb.feature.type == FeatureType.BOOLEAN or fb.unlimited:
+        return True
+    if fb.overage_allowed:
+        return fb.usage_limit is None or fb.usage + required <= fb.usage_limit
+    return fb.remaining >= required
 
 
 def balance_check(
     *, customer: Customer, feature: Feature, required_balance=1, now: datetime | None = None
 ) -> CheckResult:
-    """May the customer use `required_balance` of the feature now? Applies due resets first."""
+    """May the customer use `required_balance` of the feature now? Applies due resets first.
+
+    Autumn's order: the feature's own balance answers when it covers the use; otherwise the first credit
+    system listing the feature whose pool covers `required × cost` answers; otherwise the first such pool
+    the customer has (not allowed), else the feature's own balance (not allowed)."""
     required = parse_quantity(required_balance, field="required_balance")
     balances_reset_due(customer=customer, now=now)
-    balances = feature_balances(customer, feature)
-    if not balances:
-        return CheckResult(allowed=False, balance=None)
-    fb = FeatureBalance.of(feature, balances)
-    if feature.type == FeatureType.BOOLEAN or fb.unlimited:
-        allowed = True
-    elif fb.overage_allowed:
-        allowed = fb.usage_limit is None or fb.usage + required <= fb.usage_limit
-    else:
-        allowed = fb.remaining >= required
-    return CheckResult(allowed=allowed, balance=fb)
+    lines = credit_costs_of([feature]).get(feature.pk, [])
+    features = {feature.pk: feature, **{line.credit_system_id: line.credit_system for line in lines}}
+    held: dict[int, list[Balance]] = {pk: [] for pk in features}
+    for b in Balance.objects.filter(customer=customer, feature_id__in=list(features)).order_by("id"):
+        b.feature = features[b.feature_id]
+        held[b.feature_id].append(b)
+    found = {pk: FeatureBalance.of(features[pk], draw_order(group)) for pk, group in held.items() if group}
+    looked = {fb.feature: fb for fb in found.values()}
+    own = found.get(feature.pk)
+    if own is not None and _covers(own, required):
+        return CheckResult(True, own, answered_by=feature, required=required, balances=looked)
+    pools = [
+        (found[line.credit_system_id], credits_for(required, line.credit_cost))
+        for line in lines
+        if line.credit_system_id in found
+    ]
+    for fb, credits in pools:
+        if _covers(fb, credits):
+            return CheckResult(True, fb, answered_by=fb.feature, required=credits, balances=looked)
+    if pools:
+        fb, credits = pools[0]
+        return CheckResult(False, fb, answered_by=fb.feature, required=credits, balances=looked)
+    return CheckResult(False, own, answered_by=feature, required=required, balances=looked)
 
 
 # --- edits ----------------------------------------------------------------------------------------

@@ -307,7 +307,9 @@ def _track_locked(
         Event.objects.bulk_create([e for e in events if e.pk is None])
         for e in events:
             rollup.add(customer_id=customer.pk, feature_id=e.feature_id, moment=e.timestamp, value=e.value)
-    reached = {by_pk[pk]: group for pk, group in grouped.items()}
+    drawn = {d.balance.feature_id for d in deductions}
+    reached = {f: grouped[f.pk] for f in features}
+    reached.update({system: grouped[pk] for pk, system in systems.items() if pk in drawn and system not in reached})
     return TrackResult(event=events[0], balances=grouped[features[0].pk], reached=reached, deductions=deductions)
 
 
@@ -544,7 +546,7 @@ def _tracked(
     )
     event._state.adding = False
     event._state.db = connection.alias
-    return TrackResult(event=event, balances=[balance])
+    return TrackResult(event=event, balances=[balance], reached={feature: [balance]})
 
 
 @dataclass

@@ -194,16 +194,30 @@ class CheckOut(Schema):
     allowed: bool
     customer_id: str
     entity_id: str | None
-    required_balance: Number
-    balance: BalanceOut | None
+    required_balance: Number = Field(
+        description="What was checked, in the units of `balance`: in credits when a credit system answered."
+    )
+    balance: BalanceOut | None = Field(
+        description="The balance that answered: the feature's own, or a credit system's that lists it."
+    )
     flag: FlagOut | None
+    balances: dict[str, BalanceOut | None] = Field(
+        description="The feature's balance and those of the credit systems it draws from, by feature id."
+    )
 
 
 class TrackOut(Schema):
     customer_id: str
     event_name: str = Field(None, description="The event name usage was tracked by; absent when tracked by feature_id.")
     value: Number
-    balance: BalanceOut | None
+    balance: BalanceOut | None = Field(
+        description="The tracked feature's balance after the track; null when an event name reached several."
+    )
+    balances: dict[str, BalanceOut | None] = Field(
+        None,
+        description="Every balance the track reached, by feature id (the features an event name counts towards, "
+        "the credit systems drawn from); absent when it reached the tracked feature alone.",
+    )
 
 
 class BalanceRowOut(BreakdownOut):

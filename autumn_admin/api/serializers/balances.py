@@ -109,13 +109,20 @@ def track_json(
     balances: list[Balance],
     event_name: str | None = None,
     prices: dict[int, Price | None] | None = None,
+    reached: dict[Feature, list[Balance]] | None = None,
 ) -> dict:
-    """The answer to a track: the customer's balance of the feature after it."""
+    """The answer to a track: the customer's balance of the feature after it. `reached`: every feature the
+    track reached with its balances, when more than the tracked feature (an event name counted by several,
+    credit systems drawn from): then `balances` has each, and `balance` is null if several were tracked."""
     answer = {
         "customer_id": customer.customer_id,
         "value": to_number(value),
         "balance": balance_json(FeatureBalance.of(feature, balances), prices) if balances else None,
     }
+    if reached and len(reached) > 1:
+        answer["balances"] = {
+            f.feature_id: balance_json(FeatureBalance.of(f, group)) if group else None for f, group in reached.items()
+        }
     if event_name:
         answer["event_name"] = event_name
     return answer
