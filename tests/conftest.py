@@ -286,11 +286,19 @@ def credits_catalogue(catalogue):
     return {**catalogue, "ai_credits": ai_credits, "images": images, "ai": ai}
 
 
-@pytest.fixture
-def ai_customer(credits_catalogue, ops):
-    """Acme Corp on the AI plan: 10 messages and 100 AI credits."""
+def on_the_ai_plan(customer_id: str, catalogue: dict, ops, now=None):
+    """A new sandbox customer on the AI plan alone (the default plan ended): 10 messages and 100 AI credits."""
+    from billing.models import Balance, CustomerProduct
     from billing.services.products import product_attach
 
-    acme = customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp")
-    product_attach(customer=acme, product=credits_catalogue["ai"], actor=ops)
-    return acme
+    customer = customer_create(env="sandbox", customer_id=customer_id, actor=None, name=customer_id.title())
+    CustomerProduct.objects.filter(customer=customer).update(status="expired")
+    Balance.objects.filter(customer=customer).delete()
+    product_attach(customer=customer, product=catalogue["ai"], actor=ops, now=now)
+    return customer
+
+
+@pytest.fixture
+def ai_customer(credits_catalogue, ops):
+    """Acme Corp on the AI plan alone: 10 messages and 100 AI credits."""
+    return on_the_ai_plan("acme_corp", credits_catalogue, ops)

@@ -21,18 +21,7 @@ def remaining(customer, feature_id) -> list[Decimal]:
     ]
 
 
-def test_ai_customer_holds_its_own_messages_and_the_pool(ai_customer):
-    assert remaining(ai_customer, "ai_credits") == [D(100)]
-    assert sum(remaining(ai_customer, "messages")) >= 10
-
-
-def _only_ai_plan(customer):
-    """Keep the AI plan's balances alone (no default free plan's messages)."""
-    Balance.objects.filter(customer=customer).exclude(customer_product__product__product_id="ai").delete()
-
-
 def test_own_balance_is_drawn_first_then_the_pool_at_its_cost(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     messages, pool = credits_catalogue["messages"], credits_catalogue["ai_credits"]
 
     result = balance_track(customer=ai_customer, feature=messages, value=8, actor=None)
@@ -55,7 +44,6 @@ def test_own_balance_is_drawn_first_then_the_pool_at_its_cost(ai_customer, credi
 
 
 def test_the_pools_usage_counts_credits_by_day(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     balance_track(customer=ai_customer, feature=credits_catalogue["messages"], value=15, actor=None)
     balance_track(customer=ai_customer, feature=credits_catalogue["images"], value=5, actor=None)
     balance_track(customer=ai_customer, feature=credits_catalogue["ai_credits"], value=2, actor=None)
@@ -68,7 +56,6 @@ def test_the_pools_usage_counts_credits_by_day(ai_customer, credits_catalogue):
 
 
 def test_decimals_stay_exact_through_the_pool(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     balance_track(customer=ai_customer, feature=credits_catalogue["ai_credits"], value=D("23.47"), actor=None)
     assert remaining(ai_customer, "ai_credits") == [D("76.53")]
     balance_track(customer=ai_customer, feature=credits_catalogue["messages"], value=D("10.000003"), actor=None)
@@ -79,7 +66,6 @@ def test_decimals_stay_exact_through_the_pool(ai_customer, credits_catalogue):
 
 
 def test_without_overage_the_pool_stops_at_zero_with_usage_what_was_there(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     pool = Balance.objects.get(customer=ai_customer, feature=credits_catalogue["ai_credits"])
     Balance.objects.filter(pk=pool.pk).update(remaining=D("1.5"), adjustment=D("-98.5"))  # 1.5 left of 1.5
     result = balance_track(customer=ai_customer, feature=credits_catalogue["images"], value=4, actor=None)
@@ -90,7 +76,6 @@ def test_without_overage_the_pool_stops_at_zero_with_usage_what_was_there(ai_cus
 
 
 def test_overage_goes_to_the_first_balance_that_allows_it(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     Balance.objects.filter(customer=ai_customer, feature=credits_catalogue["ai_credits"]).update(overage_allowed=True)
     balance_track(customer=ai_customer, feature=credits_catalogue["messages"], value=510, actor=None)
     assert remaining(ai_customer, "messages") == [D(0)]
@@ -100,7 +85,6 @@ def test_overage_goes_to_the_first_balance_that_allows_it(ai_customer, credits_c
 
 
 def test_a_refund_gives_back_to_the_pool_first(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     messages = credits_catalogue["messages"]
     balance_track(customer=ai_customer, feature=messages, value=20, actor=None)  # 10 own, 10 × 0.2 = 2 credits
     result = balance_track(customer=ai_customer, feature=messages, value=-15, actor=None)
@@ -109,7 +93,6 @@ def test_a_refund_gives_back_to_the_pool_first(ai_customer, credits_catalogue):
 
 
 def test_an_unlimited_own_balance_takes_everything_and_the_pool_is_untouched(ai_customer, credits_catalogue, ops):
-    _only_ai_plan(ai_customer)
     balance_create(
         customer=ai_customer, feature=credits_catalogue["images"], actor=ops, unlimited=True, reason="Launch week"
     )
@@ -119,7 +102,6 @@ def test_an_unlimited_own_balance_takes_everything_and_the_pool_is_untouched(ai_
 
 
 def test_check_answers_from_the_own_balance_then_the_pool_at_cost(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     messages, pool = credits_catalogue["messages"], credits_catalogue["ai_credits"]
     own = balance_check(customer=ai_customer, feature=messages, required_balance=10)
     assert (own.allowed, own.answered_by, own.required, own.balance.remaining) == (True, messages, D(10), D(10))
@@ -142,7 +124,6 @@ def test_check_without_any_balance_is_refused(customer, credits_catalogue):
 
 
 def test_an_event_name_reaches_every_feature_that_counts_it(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     assert [f.feature_id for f in features_for_event("generation")] == ["images", "messages"]
     result = balance_track(
         customer=ai_customer,
@@ -198,7 +179,6 @@ def test_the_schema_accepts_only_metered_features_at_a_positive_cost_and_never_t
 
 
 def test_an_archived_pool_draws_nothing(ai_customer, credits_catalogue):
-    _only_ai_plan(ai_customer)
     Feature.objects.filter(pk=credits_catalogue["ai_credits"].pk).update(archived=True)
     balance_track(customer=ai_customer, feature=credits_catalogue["messages"], value=15, actor=None)
     assert (remaining(ai_customer, "messages"), remaining(ai_customer, "ai_credits")) == ([D(0)], [D(100)])

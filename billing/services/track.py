@@ -36,8 +36,9 @@ class TrackResult:
     event: Event
     balances: list[Balance] = field(default_factory=list)
     replayed: bool = False
-    # Every feature the track reached (the tracked ones, then the credit systems they drew from) with the
-    # customer's balances of it after the track, and what it took from each balance.
+    # Every feature the track reached (the tracked ones, then the credit systems it fell through to once
+    # their own balances were used) with the customer's balances of it after the track, and what it took
+    # from each balance.
     reached: dict[Feature, list[Balance]] = field(default_factory=dict)
     deductions: list[Deduction] = field(default_factory=list)
 
@@ -51,6 +52,7 @@ class _Draw:
     cost: Decimal = Decimal(1)
     own: bool = True  # a balance of the tracked feature itself (else a credit system's)
     taken: Decimal = ZERO
+    reached: bool = False  # did the track come to it (with something left to draw or give back)?
 
     def take(self, amount: Decimal) -> None:
         self.balance.remaining -= amount
@@ -79,6 +81,7 @@ def _draw(draws: list[_Draw], value: Decimal) -> None:
     if value < 0:  # a refund gives usage back in the reverse order: the credit systems first, newest grants last
         rest = Fraction(-value)
         for d in reversed(draws):
+            d.reached = True
             if d.balance.unlimited:
                 continue
             need = credits_for(rest, d.cost)
@@ -91,6 +94,7 @@ def _draw(draws: list[_Draw], value: Decimal) -> None:
         return
     rest = Fraction(value)
     for d in draws:
+        d.reached = True
         need = credits_for(rest, d.cost)
         if d.balance.unlimited:
             d.taken += need
@@ -104,6 +108,7 @@ def _draw(draws: list[_Draw], value: Decimal) -> None:
     for d in draws:
         b = d.balance
         if b.overage_allowed:
+            d.reached = True
             floor = b.granted - b.usage_limit if b.usage_limit is not None else -MAX_ABS
             # Overage stops at the usage limit, and at the largest quantity kept (-10^15): the event
             # still records the full value, as a balance without overage stops at 0.
@@ -262,6 +267,7 @@ def _track_locked(
                 grouped[b.feature_id].append(b)
         grouped = {pk: draw_order(group) for pk, group in grouped.items()}
         deductions: list[Deduction] = []
+        came_to: set[int] = set()  # the credit systems a track fell through to
         events = []
         for i, feature in enumerate(features):
             draws = [_Draw(balance=b) for b in grouped[feature.pk]]
@@ -269,6 +275,7 @@ def _track_locked(
                 draws += [_Draw(balance=b, cost=line.credit_cost, own=False) for b in grouped[line.credit_system_id]]
             _draw(draws, value)
             deductions += [Deduction(balance=d.balance, value=d.taken) for d in draws if d.taken]
+            came_to.update(d.balance.feature_id for d in draws if d.reached and not d.own)
             event = Event(
                 customer=customer,
                 feature=feature,
@@ -307,9 +314,8 @@ def _track_locked(
         Event.objects.bulk_create([e for e in events if e.pk is None])
         for e in events:
             rollup.add(customer_id=customer.pk, feature_id=e.feature_id, moment=e.timestamp, value=e.value)
-    drawn = {d.balance.feature_id for d in deductions}
     reached = {f: grouped[f.pk] for f in features}
-    reached.update({system: grouped[pk] for pk, system in systems.items() if pk in drawn and system not in reached})
+    reached.update({system: grouped[pk] for pk, system in systems.items() if pk in came_to and system not in reached})
     return TrackResult(event=events[0], balances=grouped[features[0].pk], reached=reached, deductions=deductions)
 
 
