@@ -158,3 +158,48 @@ def test_concurrent_saves_of_forms_opened_on_one_value_never_both_pass(customer,
     assert Customer.objects.get(pk=customer.pk).name == saved[0]
     assert all(f"it is now “{saved[0]}”" in message for message in refused)
     assert AuditEntry.objects.filter(action="customer.update").count() == 1
+
+
+def test_32_clients_tracking_actions_an_event_name_and_the_pool_itself_end_exact(ai_customer, credits_catalogue):
+    """Messages (own balance first, then the pool at 0.2), images (the pool at 0.6), the event name both count,
+    and the pool itself, tracked at once: every credit lands, none twice."""
+    from billing.services.track import features_for_event
+
+    c = credits_catalogue
+    pool = Balance.objects.get(customer=ai_customer, feature=c["ai_credits"])
+    Balance.objects.filter(pk=pool.pk).update(allowance=1000, remaining=1000)
+    generation = features_for_event("generation")
+    kinds = iter(range(CLIENTS))
+    lock = threading.Lock()
+
+    def tracks() -> None:
+        with lock:
+            kind = next(kinds) % 4
+        for _ in range(5):
+            if kind == 0:
+                balance_track(customer=ai_customer, feature=c["messages"], value=Decimal("1.5"), actor=None)
+            elif kind == 1:
+                balance_track(customer=ai_customer, feature=c["images"], value=Decimal("0.5"), actor=None)
+            elif kind == 2:
+                balance_track(customer=ai_customer, feature=c["ai_credits"], value=Decimal("0.25"), actor=None)
+            else:
+                balance_track(
+                    customer=ai_customer, features=generation, value=Decimal(1), actor=None, event_name="generation"
+                )
+
+    _in_parallel(CLIENTS, tracks)
+    per_kind = CLIENTS // 4 * 5
+    messages = Decimal("1.5") * per_kind + per_kind  # 100: 10 of their own, 90 at 0.2 credits
+    images = Decimal("0.5") * per_kind + per_kind  # 60 at 0.6 credits
+    direct = Decimal("0.25") * per_kind  # 10 credits
+    used = (messages - 10) * Decimal("0.2") + images * Decimal("0.6") + direct
+    pool.refresh_from_db()
+    own = Balance.objects.get(customer=ai_customer, feature=c["messages"])
+    assert (own.remaining, pool.remaining, pool.usage) == (0, 1000 - used, used)
+    usage = dict(
+        DailyUsage.objects.filter(customer=ai_customer).values_list("feature__feature_id").annotate(s=Sum("value"))
+    )
+    assert usage == {"messages": messages, "images": images, "ai_credits": used}
+    draws = Event.objects.filter(customer=ai_customer, drawn_for__isnull=False)
+    assert draws.aggregate(s=Sum("value"))["s"] == used - direct
+    assert Event.objects.filter(customer=ai_customer, drawn_for__isnull=True).count() == per_kind * 5

@@ -29,7 +29,7 @@ from billing.services.balances import (
     balances_reset_due,
     feature_balances,
 )
-from billing.services.track import balance_track, balance_usage_set, feature_for_track
+from billing.services.track import balance_track, balance_usage_set, feature_for_track, features_for_event
 from customers.models import Customer
 
 router = Router(tags=["API 1.2"])
@@ -38,13 +38,21 @@ router = Router(tags=["API 1.2"])
 def _check_and_track(
     request, *, customer: Customer, feature: Feature, required: Decimal, track: bool, properties: dict | None
 ) -> CheckResult:
-    """balances.check's rule; when `track` and allowed, `required` is tracked too (never for a flag)."""
+    """balances.check's rule; when `track` and allowed, `required` is tracked too (never for a flag). The
+    balance answered with is the one that answered: a credit system's when its pool covered the use."""
     result = balance_check(customer=customer, feature=feature, required_balance=required)
     if result.allowed and track and feature.type != FeatureType.BOOLEAN:
         tracked = balance_track(
             customer=customer, feature=feature, value=required, actor=request.api_key, properties=properties
         )
-        result = CheckResult(allowed=True, balance=FeatureBalance.of(feature, list(tracked.balances)))
+        answered = result.answered_by or feature
+        balances = tracked.reached.get(answered) or feature_balances(customer, answered)
+        result = CheckResult(
+            allowed=True,
+            balance=FeatureBalance.of(answered, list(balances)),
+            answered_by=answered,
+            required=result.required,
+        )
     return result
 
 
@@ -68,7 +76,11 @@ def check(request, params: CheckParams):
         properties=params.properties,
     )
     return legacy_check_json(
-        customer=customer, feature=feature, allowed=result.allowed, required=required, fb=result.balance
+        customer=customer,
+        feature=result.answered_by or feature,
+        allowed=result.allowed,
+        required=result.required if result.required is not None else required,
+        fb=result.balance,
     )
 
 
@@ -85,9 +97,14 @@ def track(request, params: LegacyTrackParams):
     if not params.feature_id and not params.event_name:
         raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
-    feature = feature_for_track(feature_id=params.feature_id, event_name=params.event_name)
+    if params.feature_id:
+        features = [feature_for_track(feature_id=params.feature_id)]
+    else:
+        features = features_for_event(params.event_name)  # every feature that counts it
     value = quantity_or_one(params.value)
-    if params.overage_behavior == "reject" and feature.type != FeatureType.BOOLEAN:
+    for feature in features:
+        if params.overage_behavior != "reject" or feature.type == FeatureType.BOOLEAN:
+            continue
         if not balance_check(customer=customer, feature=feature, required_balance=value).allowed:
             raise ApiError(
                 409,
@@ -97,7 +114,7 @@ def track(request, params: LegacyTrackParams):
             )
     balance_track(
         customer=customer,
-        feature=feature,
+        features=features,
         value=value,
         actor=request.api_key,
         event_name=params.event_name or "",
@@ -107,7 +124,7 @@ def track(request, params: LegacyTrackParams):
     )
     answer = {"customer_id": customer.customer_id}
     if params.feature_id:
-        answer["feature_id"] = feature.feature_id
+        answer["feature_id"] = features[0].feature_id
     if params.event_name:
         answer["event_name"] = params.event_name
     return answer
@@ -170,4 +187,9 @@ def entitled(request, params: LegacyEntitledParams):
         track=params.event_data is not None,
         properties=params.event_data,
     )
-    return entitled_json(feature=feature, allowed=result.allowed, required=required, fb=result.balance)
+    return entitled_json(
+        feature=result.answered_by or feature,
+        allowed=result.allowed,
+        required=result.required if result.required is not None else required,
+        fb=result.balance,
+    )
