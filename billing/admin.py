@@ -2,11 +2,13 @@ from django.contrib import admin
 
 from billing.models import (
     Balance,
+    CreditCost,
     CustomerProduct,
     CustomerReward,
     DailyUsage,
     Event,
     Feature,
+    FeatureType,
     Invoice,
     Price,
     Product,
@@ -18,11 +20,36 @@ from billing.models import (
 from customers.audited_admin import AuditedAdmin, ReadOnlyAdmin
 
 
+class CreditSchemaInline(admin.TabularInline):
+    """A credit system's schema: the metered features that draw from its pool, and what one unit of each
+    costs in credits (validated by CreditCost.clean: metered features only, never itself, cost above 0)."""
+
+    model = CreditCost
+    fk_name = "credit_system"
+    extra = 1
+    verbose_name = "feature drawing credits"
+    verbose_name_plural = "Credit schema (features that draw from this pool)"
+
+
 @admin.register(Feature)
 class FeatureAdmin(AuditedAdmin):
     list_display = ("feature_id", "name", "type", "usage_type", "archived")
     list_filter = ("type", "archived")
     search_fields = ("feature_id", "name")
+    inlines = [CreditSchemaInline]
+
+    def get_inline_instances(self, request, obj=None):
+        # The schema belongs to credit systems: it is edited once the feature is saved as one.
+        if obj is None or obj.type != FeatureType.CREDIT_SYSTEM:
+            return []
+        return super().get_inline_instances(request, obj)
+
+
+@admin.register(CreditCost)
+class CreditCostAdmin(AuditedAdmin):
+    list_display = ("credit_system", "metered_feature", "credit_cost")
+    list_filter = ("credit_system",)
+    search_fields = ("credit_system__feature_id", "metered_feature__feature_id")
 
 
 class ProductItemInline(admin.TabularInline):

@@ -116,11 +116,10 @@ class CreditCost(models.Model):
         """The schema's rules, for every form that edits a line (the admin's inline among them): a
         credit system lists metered features only, never itself, each at a cost above 0."""
         errors = {}
-        system = self.credit_system if self.credit_system_id else None
-        metered = self.metered_feature if self.metered_feature_id else None
+        system, metered = self._feature("credit_system"), self._feature("metered_feature")
         if system is not None and system.type != FeatureType.CREDIT_SYSTEM:
             errors["credit_system"] = f"{system.name} is not a credit system."
-        if metered is not None and system is not None and metered.pk == system.pk:
+        if metered is not None and system is not None and (metered is system or metered.pk == system.pk):
             errors["metered_feature"] = "A credit system can't draw from itself."
         elif metered is not None and metered.type != FeatureType.METERED:
             errors["metered_feature"] = f"{metered.name} is not a metered feature: only metered features draw credits."
@@ -128,6 +127,13 @@ class CreditCost(models.Model):
             errors["credit_cost"] = "A credit cost must be more than 0."
         if errors:
             raise ValidationError(errors)
+
+    def _feature(self, name: str) -> Feature | None:
+        """The feature a field names, saved or not (an inline's parent on its add page is not yet saved)."""
+        try:
+            return getattr(self, name)
+        except Feature.DoesNotExist:
+            return None
 
 
 class ProductQuerySet(models.QuerySet):

@@ -2,6 +2,8 @@
 
 from html.parser import HTMLParser
 
+from decimal import Decimal
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -351,3 +353,80 @@ def test_admin_change_of_a_custom_product_shows_in_the_customers_activity(client
     client.force_login(ops)
     text = page_text(client.get(f"/customers/{customer.customer_id}/"))
     assert "changed product (name) in Django admin" in text
+
+
+# --- a credit system's schema -------------------------------------------------------------------------------
+
+
+def _schema_line(credits_catalogue, feature, cost, *, line=0):
+    return {
+        f"credit_schema-{line}-metered_feature": str(feature.pk),
+        f"credit_schema-{line}-credit_cost": str(cost),
+    }
+
+
+def test_a_credit_systems_schema_is_edited_inline_and_audited(client, superuser, credits_catalogue):
+    from billing.models import CreditCost
+
+    pool, seats = credits_catalogue["ai_credits"], credits_catalogue["seats"]
+    client.force_login(superuser)
+    url = f"/admin/billing/feature/{pool.pk}/change/"
+    page = client.get(url)
+    assert b"Credit schema (features that draw from this pool)" in page.content
+    messages_line = CreditCost.objects.get(credit_system=pool, metered_feature=credits_catalogue["messages"])
+    prefix = next(
+        k[: -len("-id")] for k, v in form_data(page).items() if k.endswith("-id") and v == str(messages_line.pk)
+    )
+    response = post_change(
+        client, url, **{f"{prefix}-credit_cost": "0.25", **_schema_line(credits_catalogue, seats, "1.5", line=2)}
+    )
+    assert response.status_code == 302, page_text(response)
+
+    schema = dict(
+        CreditCost.objects.filter(credit_system=pool).values_list("metered_feature__feature_id", "credit_cost")
+    )
+    assert schema == {"messages": Decimal("0.25"), "images": Decimal("0.6"), "seats": Decimal("1.5")}
+    entries = AuditEntry.objects.filter(actor_user=superuser, target_type="creditcost").order_by("id")
+    assert [(e.action, e.reason) for e in entries] == [
+        ("admin.create", "Django admin"),
+        ("admin.update", "Django admin"),
+    ]
+    created, updated = entries
+    assert Decimal(str(created.after["credit_cost"])) == Decimal("1.5") and created.after["metered_feature"] == seats.pk
+    assert (updated.target_id, list(updated.before), list(updated.after)) == (
+        str(messages_line.pk),
+        ["credit_cost"],
+        ["credit_cost"],
+    )
+    assert (Decimal(str(updated.before["credit_cost"])), Decimal(str(updated.after["credit_cost"]))) == (
+        Decimal("0.2"),
+        Decimal("0.25"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("feature", "cost", "message"),
+    [
+        ("sso", "1", "Select a valid choice"),  # the choices offer metered features only
+        ("ai_credits", "1", "Select a valid choice"),
+        ("seats", "0", "must be more than 0"),
+        ("seats", "-2", "must be more than 0"),
+    ],
+)
+def test_a_bad_schema_line_is_refused_and_nothing_changes(client, superuser, credits_catalogue, feature, cost, message):
+    from billing.models import CreditCost
+
+    pool = credits_catalogue["ai_credits"]
+    client.force_login(superuser)
+    url = f"/admin/billing/feature/{pool.pk}/change/"
+    response = post_change(client, url, **_schema_line(credits_catalogue, credits_catalogue[feature], cost, line=2))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert CreditCost.objects.filter(credit_system=pool).count() == 2
+    assert not AuditEntry.objects.filter(actor_user=superuser).exists()
+
+
+def test_only_credit_systems_show_a_schema(client, superuser, credits_catalogue):
+    client.force_login(superuser)
+    page = client.get(f"/admin/billing/feature/{credits_catalogue['messages'].pk}/change/")
+    assert page.status_code == 200 and b"Credit schema" not in page.content
