@@ -1,8 +1,7 @@
 """Superusers see and set up everything in Django admin; the audit trail there is read-only."""
 
-from html.parser import HTMLParser
-
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.apps import apps
