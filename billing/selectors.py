@@ -6,18 +6,19 @@ upcoming invoice `billing/invoice_preview.py`."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import BadRequest
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from billing.intervals import INTERVAL_WORDS
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
     Balance,
+    CreditCost,
     CustomerProduct,
     CustomerProductStatus,
     CustomerReward,
@@ -141,11 +142,33 @@ def customer_balances(customer: Customer, *, now: datetime | None = None) -> lis
     return balances
 
 
+def credit_schemas(features) -> list[CreditCost]:
+    """The credit schema lines that involve these features, as pools or as features drawing from one (not
+    of archived pools), with both features. One query."""
+    pks = [f.pk for f in features]
+    if not pks:
+        return []
+    return list(
+        CreditCost.objects.filter(Q(credit_system_id__in=pks) | Q(metered_feature_id__in=pks))
+        .filter(credit_system__archived=False)
+        .select_related("credit_system", "metered_feature")
+        .order_by("credit_system__name", "metered_feature__name", "id")
+    )
+
+
 @dataclass
 class FeatureRow(FeatureBalance):
     """One row of Available Features: every balance the customer has of one feature, added up."""
 
     history: UsageHistory | None = None
+    # A credit system's: the features that draw from its pool, and their costs. A metered feature's: the
+    # pools it falls back to once its own balance is used up.
+    credit_schema: list[CreditCost] = field(default_factory=list)
+    draws_from: list[CreditCost] = field(default_factory=list)
+
+    @property
+    def is_credit_system(self) -> bool:
+        return self.feature.type == FeatureType.CREDIT_SYSTEM
 
     @property
     def feature_id(self) -> str:
@@ -197,8 +220,13 @@ class FeatureRow(FeatureBalance):
         return "ok"
 
 
-def feature_rows(balances: list[Balance], history: dict[int, UsageHistory] | None = None) -> list[FeatureRow]:
-    """Metered features first, then boolean ones; alphabetical within each."""
+def feature_rows(
+    balances: list[Balance],
+    history: dict[int, UsageHistory] | None = None,
+    schemas: list[CreditCost] | None = None,
+) -> list[FeatureRow]:
+    """Metered features first, then boolean ones; alphabetical within each. `schemas`: the credit schema
+    lines involving them (`credit_schemas`), shown on the pools and on the features that draw from them."""
     grouped: dict[int, list[Balance]] = defaultdict(list)
     for b in sorted(balances, key=lambda b: b.pk):
         grouped[b.feature_id].append(b)
@@ -206,6 +234,8 @@ def feature_rows(balances: list[Balance], history: dict[int, UsageHistory] | Non
     for group in grouped.values():
         row = FeatureRow.of(group[0].feature, group)
         row.history = (history or {}).get(group[0].feature_id)
+        row.credit_schema = [line for line in schemas or [] if line.credit_system_id == row.feature.pk]
+        row.draws_from = [line for line in schemas or [] if line.metered_feature_id == row.feature.pk]
         rows.append(row)
     rows.sort(key=lambda r: (r.is_boolean, r.feature.name.lower()))
     return rows
@@ -225,7 +255,7 @@ def _keyset_page(qs: QuerySet, *, time_field: str, before: str | None, limit: in
 def events_page(
     customer: Customer, *, before: str | None = None, feature_id: str | None = None, limit: int = EVENTS_PAGE_SIZE
 ) -> Page:
-    qs = Event.objects.filter(customer=customer).select_related("feature")
+    qs = Event.objects.filter(customer=customer).select_related("feature", "drawn_for__feature")
     if feature_id and "\x00" in feature_id:
         qs = qs.none()  # no feature id has a NUL, and PostgreSQL refuses to compare with one
     elif feature_id:

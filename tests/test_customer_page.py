@@ -515,8 +515,9 @@ def _queries(client, url) -> int:
 
 
 @pytest.fixture
-def small_and_large(catalogue, ops):
-    """Two customers with one of everything, and with a lot of everything."""
+def small_and_large(credits_catalogue, ops):
+    """Two customers with one of everything, and with a lot of everything (a credit pool among it)."""
+    catalogue = credits_catalogue
     now = timezone.now()
     small = customer_create(env="sandbox", customer_id="small", actor=None)
     product_attach(customer=small, product=catalogue["pro"], actor=ops)
@@ -554,6 +555,11 @@ def small_and_large(catalogue, ops):
             reward_id=f"r{i + 1}", name=f"R{i + 1}", type="fixed_discount", value=100, duration="forever"
         )
         reward_apply(customer=large, reward=r, actor=ops)
+    from billing.services.balances import balance_create
+
+    balance_create(customer=large, feature=catalogue["ai_credits"], actor=ops, granted=50, reason="Pilot")
+    for _ in range(3):
+        balance_track(customer=large, feature=catalogue["images"], value=2, actor=None)
     for i in range(40):
         b = Balance.objects.filter(customer=large, feature=catalogue["api_calls"]).first()
         balance_set(balance=b, new_balance=-i, actor=ops, reason=f"edit {i}")
@@ -615,3 +621,45 @@ def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops
         "system changed Pro from active to past due · just now",
         "olivia_ops linked to Stripe customer cus_Q1 · just now",
     ]
+
+
+# --- a credit pool ------------------------------------------------------------------------------------
+
+
+def test_a_credit_pool_shows_the_features_that_draw_from_it_and_their_costs(
+    client, ops, ai_customer, credits_catalogue
+):
+    balance_track(customer=ai_customer, feature=credits_catalogue["messages"], value=15, actor=None)  # 10 own, 1 credit
+    balance_track(customer=ai_customer, feature=credits_catalogue["images"], value=5, actor=None)  # 3 credits
+    login(client, ops)
+    page = page_of(client.get(URL))
+
+    pool = text(element(page, "balance-row-ai_credits"))
+    assert "AI credits" in pool and "96 / 100" in pool
+    assert "Credit pool drawn by Images 0.6 credits each · Messages 0.2 credits each" in pool
+    assert "Last 30 days · 4 credits used" in pool  # the pool's graph counts credits
+
+    messages = text(element(page, "balance-row-messages"))
+    assert "0 / 10" in messages and "Then from AI credits at 0.2 credits each" in messages
+    assert "Last 30 days · 15 used" in messages
+
+    events = text(element(page, "section-events"))
+    assert "AI credits generation" not in events
+    assert "credits for 5 Images" in events and "credits for 15 Messages" in events
+
+
+def test_the_balance_popup_edits_the_pool_like_any_balance(client, ops, ai_customer, credits_catalogue):
+    pool = Balance.objects.get(customer=ai_customer, feature=credits_catalogue["ai_credits"])
+    login(client, ops)
+    popup = client.get(f"{URL}balances/{pool.pk}/edit/", HTTP_HX_REQUEST="true")
+    assert popup.status_code == 200 and "AI credits" in text(popup.content.decode())
+    response = client.post(
+        f"{URL}balances/{pool.pk}/edit/",
+        {"mode": "set", "value": "250", "reason": "Launch bonus", "expected_remaining": "100", "next_reset_at": ""},
+    )
+    assert response.status_code in (200, 302)
+    pool.refresh_from_db()
+    assert (pool.remaining, pool.granted, pool.usage) == (250, 250, 0)
+    balance_track(customer=ai_customer, feature=credits_catalogue["images"], value=10, actor=None)
+    pool.refresh_from_db()
+    assert pool.remaining == 244

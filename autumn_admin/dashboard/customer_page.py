@@ -115,7 +115,7 @@ def customer_page_context(
     features = list({b.feature_id: b.feature for b in balances}.values())
     audit = page_audit_entries(customer, since=history_start(now))
     history = usage_history(customer, features=features, now=now, audit_entries=audit)
-    frows = billing.feature_rows(balances, history)
+    frows = billing.feature_rows(balances, history, billing.credit_schemas(features))
     rewards = billing.customer_rewards(customer, now=now)
     names: Names = {
         "feature": {f.feature_id: f.name for f in features},
