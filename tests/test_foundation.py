@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from billing.models import Balance, Event, Invoice, Product, Reward
+from billing.models import Balance, Event, Feature, Invoice, Product, Reward
 from customers.models import AuditEntry, Customer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,3 +198,32 @@ def test_a_malformed_behind_proxy_flag_refuses_to_start():
     )
     assert result.returncode != 0
     assert "BEHIND_PROXY must be a boolean" in result.stderr
+
+
+def test_the_demo_has_a_working_credit_pool(db, settings):
+    """AI credits list the replies and images that draw from them; a Scale customer's pool is drawn by them,
+    in credits, never below 0, and a track of a reply now draws from it at its cost."""
+    from billing.models import CreditCost, DailyUsage
+    from billing.services.track import balance_track
+
+    settings.DEBUG = True
+    call_command("demo", sandbox=12, live=0)
+    schema = dict(
+        CreditCost.objects.filter(credit_system__feature_id="ai_credits").values_list(
+            "metered_feature__feature_id", "credit_cost"
+        )
+    )
+    assert schema == {"ai_chat": Decimal("0.2"), "image_generation": Decimal("0.6")}
+    pools = Balance.objects.filter(feature__feature_id="ai_credits").select_related("customer", "feature")
+    assert pools.exists()
+    for pool in pools:
+        draws = Event.objects.filter(customer=pool.customer, feature=pool.feature, drawn_for__isnull=False)
+        assert draws.exists()
+        assert all(0 < d.value <= d.drawn_for.value * schema[d.drawn_for.feature.feature_id] for d in draws)
+        assert 0 <= pool.remaining <= pool.allowance
+        assert DailyUsage.objects.filter(customer=pool.customer, feature=pool.feature).exists()
+    pool = pools.filter(remaining__gte=1).first()
+    before = pool.remaining
+    balance_track(customer=pool.customer, feature=Feature.objects.get(feature_id="ai_chat"), value=5, actor=None)
+    pool.refresh_from_db()
+    assert pool.remaining == before - 1

@@ -18,6 +18,7 @@ from billing import rollup
 from billing.intervals import add_intervals
 from billing.models import (
     Balance,
+    CreditCost,
     CustomerProduct,
     Event,
     Feature,
@@ -214,10 +215,20 @@ class Command(BaseCommand):
             "ai_credits": feature(
                 "ai_credits", "AI credits", "credit_system", "single_use", ["ai_generation"], "credits"
             ),
+            # Drawn from the AI credits pool (they have no balance of their own): a reply costs 0.2 credits,
+            # an image 0.6.
+            "ai_chat": feature("ai_chat", "AI chat replies", "metered", "single_use", ["ai_chat"], "replies"),
+            "image_generation": feature(
+                "image_generation", "Image generations", "metered", "single_use", ["image_generated"], "images"
+            ),
             "seats": feature("seats", "Seats", "metered", "continuous_use", [], "seats"),
             "sso": feature("sso", "SSO", "boolean"),
             "priority_support": feature("priority_support", "Priority support", "boolean"),
         }
+        for metered, cost in (("ai_chat", "0.2"), ("image_generation", "0.6")):
+            CreditCost.objects.update_or_create(
+                credit_system=f["ai_credits"], metered_feature=f[metered], defaults={"credit_cost": Decimal(cost)}
+            )
         return f
 
     def create_products(self, f: dict) -> dict:
@@ -432,9 +443,19 @@ class Command(BaseCommand):
         daily = {
             "messages": (120 if plan != "free" else 3) * scale,
             "api_calls": (1300 if plan != "free" else 25) * scale,
-            "ai_credits": 30 * scale if plan == "scale" else 0,
+            # Scale's AI credits: about 25 credits a day of replies and images, growing towards the pool's
+            # 1,000 a month, and a few credits tracked on the pool itself.
+            "ai_chat": 80 if plan == "scale" else 0,
+            "image_generation": 15 if plan == "scale" else 0,
+            "ai_credits": 2 if plan == "scale" else 0,
         }
-        names = {"messages": "message_sent", "api_calls": "api_request", "ai_credits": "ai_generation"}
+        names = {
+            "messages": "message_sent",
+            "api_calls": "api_request",
+            "ai_chat": "ai_chat",
+            "image_generation": "image_generated",
+            "ai_credits": "ai_generation",
+        }
         start = max(customer.created_at, self.now - timedelta(days=DAYS))
         growth = rng.uniform(0.8, 1.6)
         rows = []
@@ -470,6 +491,7 @@ class Command(BaseCommand):
                     )
             day += timedelta(days=1)
         Event.objects.bulk_create(rows, batch_size=2000)
+        self.draw_credits(customer, rows, features)
         # Balances agree with the events of their current period.
         for balance in Balance.objects.filter(customer=customer).select_related("feature"):
             if balance.feature.type == "boolean" or balance.feature.usage_type == "continuous_use":
@@ -491,6 +513,48 @@ class Command(BaseCommand):
             Balance.objects.filter(pk=seats.pk).update(
                 remaining=seats.allowance - min(seats.allowance, rng.randint(1, int(seats.allowance) or 1))
             )
+
+    def draw_credits(self, customer: Customer, rows: list[Event], features: dict) -> None:
+        """The AI credits the replies and images drew, as a track records them: an event of the pool per use,
+        in credits at the schema's cost, linked to the use, and none beyond what each month's pool held (it
+        allows no overage)."""
+        pool = Balance.objects.filter(customer=customer, feature=features["ai_credits"]).first()
+        if pool is None or pool.next_reset_at is None:
+            return
+        costs = {
+            line.metered_feature_id: line.credit_cost
+            for line in CreditCost.objects.filter(credit_system=features["ai_credits"])
+        }
+        left: dict[int, Decimal] = {}
+        draws = []
+        for event in sorted(rows, key=lambda e: e.timestamp):
+            months_back = 0
+            while add_intervals(pool.next_reset_at, pool.interval, pool.interval_count, -(months_back + 1)) > (
+                event.timestamp
+            ):
+                months_back += 1
+            available = left.get(months_back, pool.allowance)
+            if event.feature_id == features["ai_credits"].pk:
+                left[months_back] = max(Decimal(0), available - event.value)
+                continue
+            if event.feature_id not in costs:
+                continue
+            drawn = min(available, event.value * costs[event.feature_id])
+            left[months_back] = available - drawn
+            if drawn > 0:
+                draws.append(
+                    Event(
+                        customer=customer,
+                        feature=features["ai_credits"],
+                        event_name=event.event_name,
+                        value=drawn,
+                        timestamp=event.timestamp,
+                        properties=event.properties,
+                        drawn_for=event,
+                        created_at=event.created_at,
+                    )
+                )
+        Event.objects.bulk_create(draws, batch_size=2000)
 
     def create_invoices(self, customer: Customer, product: Product, rng: random.Random, created_at) -> None:
         fixed = product.prices.filter(type="fixed").first()
