@@ -286,12 +286,12 @@ def credits_catalogue(catalogue):
     return {**catalogue, "ai_credits": ai_credits, "images": images, "ai": ai}
 
 
-def on_the_ai_plan(customer_id: str, catalogue: dict, ops, now=None):
+def on_the_ai_plan(customer_id: str, catalogue: dict, ops, now=None, name: str = ""):
     """A new sandbox customer on the AI plan alone (the default plan ended): 10 messages and 100 AI credits."""
     from billing.models import Balance, CustomerProduct
     from billing.services.products import product_attach
 
-    customer = customer_create(env="sandbox", customer_id=customer_id, actor=None, name=customer_id.title())
+    customer = customer_create(env="sandbox", customer_id=customer_id, actor=None, name=name or customer_id)
     CustomerProduct.objects.filter(customer=customer).update(status="expired")
     Balance.objects.filter(customer=customer).delete()
     product_attach(customer=customer, product=catalogue["ai"], actor=ops, now=now)
@@ -301,4 +301,4 @@ def on_the_ai_plan(customer_id: str, catalogue: dict, ops, now=None):
 @pytest.fixture
 def ai_customer(credits_catalogue, ops):
     """Acme Corp on the AI plan alone: 10 messages and 100 AI credits."""
-    return on_the_ai_plan("acme_corp", credits_catalogue, ops)
+    return on_the_ai_plan("acme_corp", credits_catalogue, ops, name="Acme Corp")
