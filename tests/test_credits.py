@@ -84,12 +84,14 @@ def test_overage_goes_to_the_first_balance_that_allows_it(ai_customer, credits_c
     assert remaining(ai_customer, "ai_credits") == [D(-1)]
 
 
-def test_a_refund_gives_back_to_the_pool_first(ai_customer, credits_catalogue):
+def test_a_refund_gives_back_to_the_own_balance_first_then_the_pool(ai_customer, credits_catalogue):
     messages = credits_catalogue["messages"]
     balance_track(customer=ai_customer, feature=messages, value=20, actor=None)  # 10 own, 10 × 0.2 = 2 credits
     result = balance_track(customer=ai_customer, feature=messages, value=-15, actor=None)
-    assert (remaining(ai_customer, "messages"), remaining(ai_customer, "ai_credits")) == ([D(5)], [D(100)])
-    assert result.event.credit_draws.get().value == D(-2)
+    assert (remaining(ai_customer, "messages"), remaining(ai_customer, "ai_credits")) == ([D(10)], [D(99)])
+    assert result.event.credit_draws.get().value == D(-1)  # 5 × 0.2 given back
+    balance_track(customer=ai_customer, feature=messages, value=-100, actor=None)  # never beyond what was used
+    assert (remaining(ai_customer, "messages"), remaining(ai_customer, "ai_credits")) == ([D(10)], [D(100)])
 
 
 def test_an_unlimited_own_balance_takes_everything_and_the_pool_is_untouched(ai_customer, credits_catalogue, ops):

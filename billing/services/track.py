@@ -78,9 +78,11 @@ def _draw(draws: list[_Draw], value: Decimal) -> None:
     if own_unlimited:
         own_unlimited[0].taken = value
         return
-    if value < 0:  # a refund gives usage back in the reverse order: the credit systems first, newest grants last
+    if value < 0:
+        # A refund gives usage back to the feature's own balances first, in the reverse draw order, then to
+        # the credit systems (Autumn's order: credits another feature used stay used while its own has any).
         rest = Fraction(-value)
-        for d in reversed(draws):
+        for d in [d for d in reversed(draws) if d.own] + [d for d in reversed(draws) if not d.own]:
             d.reached = True
             if d.balance.unlimited:
                 continue

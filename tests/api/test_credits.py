@@ -139,8 +139,9 @@ def test_the_one_round_trip_track_and_the_general_operation_agree_on_credits(api
             assert stored("twin_a", feature) == stored("twin_b", feature), (feature_id, value, feature)
     for twin in twins:
         pool = Balance.objects.get(customer=twin, feature__feature_id="ai_credits")
-        # 23.47 tracked on the pool, 0.35 × 0.6 = 0.21, 3.5 × 0.2 = 0.7 (2 refunded → 0.3), then 300 × 0.2 = 60
-        assert pool.remaining == D(100) - D("23.47") - D("0.21") - D("0.3") - D(60)
+        # 3.5 × 0.2 = 0.7, 0.35 × 0.6 = 0.21, 23.47 on the pool itself; the refund of 2 goes to the messages'
+        # own balance, so of the 300 that follow 2 are their own and 298 × 0.2 = 59.6 credits
+        assert pool.remaining == D(100) - D("0.7") - D("0.21") - D("23.47") - D("59.6")
     assert sorted(Event.objects.filter(customer=twins[0]).values_list("feature__feature_id", "value")) == sorted(
         Event.objects.filter(customer=twins[1]).values_list("feature__feature_id", "value")
     )
