@@ -211,7 +211,13 @@ def features_delete(request, params: DeleteFeatureParams):
     return {"success": True}
 
 
-@router.post("/plans.create", response={200: PlanOut, **ERRORS}, operation_id="createPlan", summary="Create a plan")
+@router.post(
+    "/plans.create",
+    response={200: PlanOut, **ERRORS},
+    operation_id="createPlan",
+    exclude_unset=True,
+    summary="Create a plan",
+)
 def plans_create(request, params: CreatePlanParams):
     """A plan with its group, add-on and default (auto_enable) flags, its price and its items: each an
     included allowance (or unlimited), a reset interval, and optionally a usage price for what goes beyond
@@ -220,7 +226,13 @@ def plans_create(request, params: CreatePlanParams):
     return _plan_out(request, product)
 
 
-@router.post("/plans.update", response={200: PlanOut, **ERRORS}, operation_id="updatePlan", summary="Update a plan")
+@router.post(
+    "/plans.update",
+    response={200: PlanOut, **ERRORS},
+    operation_id="updatePlan",
+    exclude_unset=True,
+    summary="Update a plan",
+)
 def plans_update(request, params: UpdatePlanParams):
     """Change the fields sent (items: the whole new list; price: null removes it). When customers hold the
     plan and its price or items change, the answer is a new version; they keep theirs until moved."""
@@ -349,6 +361,7 @@ def _preview_json(request, changes: CatalogueChanges, reward_changes: list[dict]
     "/catalog.preview_update",
     response={200: CatalogPreviewOut, **ERRORS},
     operation_id="previewUpdateCatalog",
+    exclude_unset=True,
     summary="Preview a catalogue update",
 )
 def catalog_preview_update(request, params: CatalogUpdateParams):
@@ -364,6 +377,7 @@ def catalog_preview_update(request, params: CatalogUpdateParams):
     "/catalog.update",
     response={200: CatalogUpdateOut, **ERRORS},
     operation_id="updateCatalog",
+    exclude_unset=True,
     summary="Update the catalogue",
 )
 def catalog_update(request, params: CatalogUpdateParams):
@@ -413,7 +427,7 @@ def plan_delete_rest(request, plan_id: str, all_versions: bool = True):
     return {"success": True}
 
 
-@router.post("/products/{plan_id}", response={200: PlanOut, **ERRORS}, include_in_schema=False)
+@router.post("/products/{plan_id}", response={200: PlanOut, **ERRORS}, exclude_unset=True, include_in_schema=False)
 def plan_archive_rest(request, plan_id: str, params: ArchiveParams):
     catalogue_service.plan_set_archived(
         plan_id=plan_id, archived=params.archived, actor=request.api_key, env=_env(request), reason="plans.update"
