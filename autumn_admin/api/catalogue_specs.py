@@ -212,8 +212,7 @@ def _refuse_unoffered(params: PlanFieldsIn, where: str) -> None:
 
 def _items(params: PlanFieldsIn, where: str, currency: str) -> tuple[ItemSpec, ...]:
     at = f"{where}." if where else ""
-    items = [_item(item, f"{at}items[{n}]", currency) for n, item in enumerate(params.items or [])]
-    return tuple(sorted(items, key=lambda i: i.feature_id))
+    return tuple(_item(item, f"{at}items[{n}]", currency) for n, item in enumerate(params.items or []))
 
 
 def plan_spec(params, where: str = "") -> PlanSpec:

@@ -241,7 +241,7 @@ def plan_spec_of(product: Product) -> PlanSpec:
         price=PriceSpec(plan_price.amount, plan_price.interval, plan_price.interval_count, plan_price.currency)
         if plan_price
         else None,
-        items=tuple(sorted(items, key=lambda i: i.feature_id)),
+        items=tuple(items),
     )
 
 
