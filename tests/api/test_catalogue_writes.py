@@ -160,7 +160,7 @@ def test_a_plan_without_customers_changes_in_place_and_one_with_customers_gets_a
     assert change["item_changes"] == [{"feature_id": "api_calls", "action": "removed"}]
 
     versioned = api.post("plans.update", {"plan_id": "team", "items": SCALE_LIKE["items"][:2]}).json()
-    assert versioned["version"] == 2 and [i["feature_id"] for i in versioned["items"]] == ["seats", "sso"]
+    assert versioned["version"] == 2 and [i["feature_id"] for i in versioned["items"]] == ["sso", "seats"]
     v1 = Product.objects.get(product_id="team", version=1)
     assert v1.items.count() == 3 and CustomerProduct.objects.get(customer=customer, product=v1)
     assert api.post("plans.list", {}).json()["list"][-1]["version"] == 2  # the newest is what's offered

@@ -342,7 +342,7 @@ class ArchiveParams(Params):
     archived: bool
 
 
-class FeatureChangeOut(Schema):
+class CatalogFeatureChangeOut(Schema):
     feature_id: str
     feature: FeatureOut | None
     action: Literal["create", "update", "remove", "skipped", "none"]
@@ -352,12 +352,12 @@ class FeatureChangeOut(Schema):
     previous_attributes: dict[str, Any] | None
 
 
-class ItemChangeOut(Schema):
+class CatalogItemChangeOut(Schema):
     feature_id: str
     action: Literal["added", "removed", "updated"]
 
 
-class PlanChangeOut(Schema):
+class CatalogPlanChangeOut(Schema):
     plan_id: str
     version: Number | None
     plan: PlanOut | None
@@ -368,23 +368,23 @@ class PlanChangeOut(Schema):
     versionable: bool
     customize: None
     previous_attributes: dict[str, Any] | None
-    item_changes: list[ItemChangeOut]
+    item_changes: list[CatalogItemChangeOut]
     license_changes: list[Any]
     license_parents: list[Any]
     variants: list[Any]
     other_versions: list[Any]
 
 
-class ResourceChangeOut(Schema):
+class CatalogResourceChangeOut(Schema):
     id: str
     action: Literal["created", "updated", "deleted", "none", "conflict"]
 
 
 class CatalogPreviewOut(Schema):
-    plan_changes: list[PlanChangeOut]
-    feature_changes: list[FeatureChangeOut]
-    reward_changes: list[ResourceChangeOut]
-    referral_program_changes: list[ResourceChangeOut]
+    plan_changes: list[CatalogPlanChangeOut]
+    feature_changes: list[CatalogFeatureChangeOut]
+    reward_changes: list[CatalogResourceChangeOut]
+    referral_program_changes: list[CatalogResourceChangeOut]
 
 
 class CatalogUpdateOut(Schema):
