@@ -81,15 +81,14 @@ def plans_list(request, params: ListPlansParams):
     """The catalogue's plans (never a customer's custom copy): the newest version of each, unless
     all_versions; archived ones only with include_archived. With customer_id, each plan says what
     attaching it would do for that customer (customer_eligibility)."""
-    products = Product.objects.filter(custom_for__isnull=True)
-    if not params.include_archived:
-        products = products.filter(archived=False)
-    products = list(_with_items(products).order_by("product_id", "-version"))
+    products = list(_with_items(Product.objects.filter(custom_for__isnull=True)).order_by("product_id", "-version"))
     if not params.all_versions:
         newest: dict[str, Product] = {}
         for p in products:
             newest.setdefault(p.product_id, p)
         products = list(newest.values())
+    if not params.include_archived:  # after choosing the newest: an archived plan's older versions stay hidden
+        products = [p for p in products if not p.archived]
     return {"list": _plans_json(request, products, params.customer_id)}
 
 

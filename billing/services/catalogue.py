@@ -754,6 +754,8 @@ def catalogue_apply(
                 if gets_change:
                     _write_plan_contents(product, spec, by_id)
                 action = AuditAction.PLAN_UPDATE
+            if "archived" in (change.previous or {}):  # archiving a plan archives every version of it
+                Product.objects.filter(product_id=spec.plan_id, custom_for__isnull=True).update(archived=spec.archived)
             change.result = product
             before = {"version": current.version, **(change.previous or {})}
             if gets_change:

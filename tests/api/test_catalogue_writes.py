@@ -167,6 +167,12 @@ def test_a_plan_without_customers_changes_in_place_and_one_with_customers_gets_a
     entry = AuditEntry.objects.get(actor_api_key=sandbox_key[0], action="plan.version")
     assert entry.before["version"] == 1 and entry.after["version"] == 2
 
+    archived = api.post("plans.update", {"plan_id": "team", "archived": True}).json()
+    assert (archived["version"], archived["archived"]) == (2, True)  # in place: archiving changes nobody's plan
+    assert "team" not in [p["id"] for p in api.post("plans.list", {}).json()["list"]]
+    everything = api.post("plans.list", {"include_archived": True, "all_versions": True}).json()["list"]
+    assert [(p["version"], p["archived"]) for p in everything if p["id"] == "team"] == [(2, True), (1, True)]
+
 
 def test_the_default_plan_versioned_gives_new_customers_the_newest_only(api, customer):
     preview = api.post(
