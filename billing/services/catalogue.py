@@ -390,6 +390,8 @@ def _check_plan(where: str, spec: PlanSpec, known_types: dict[str, str]) -> None
                 raise _refuse(f"{at}.price", "an unlimited item has no usage price")
             if item.usage_price.interval not in PRICE_INTERVALS:
                 raise _refuse(f"{at}.price.interval", f"must be one of {', '.join(PRICE_INTERVALS)}")
+            if not 1 <= item.usage_price.interval_count <= 1000:
+                raise _refuse(f"{at}.price.interval_count", "must be between 1 and 1,000")
             if item.usage_price.billing_units <= 0:
                 raise _refuse(f"{at}.price.billing_units", "must be more than 0")
         if item.usage_limit is not None and item.usage_limit < item.included:
