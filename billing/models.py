@@ -113,13 +113,17 @@ class CreditCost(models.Model):
 
 
 class ProductQuerySet(models.QuerySet):
-    def defaults(self):
-        """The catalogue's default products, which a new customer starts on (Autumn's free plan): the newest
-        version of each, since customers on an older version keep it but new ones start on the newest."""
+    def newest(self):
+        """The newest version of each catalogue product (never a customer's custom copy): what is offered.
+        Customers on an older version keep it, but new ones get the newest."""
         newer = Product.objects.filter(
             product_id=models.OuterRef("product_id"), custom_for__isnull=True, version__gt=models.OuterRef("version")
         )
-        return self.filter(is_default=True, archived=False, custom_for__isnull=True).exclude(models.Exists(newer))
+        return self.filter(custom_for__isnull=True).exclude(models.Exists(newer))
+
+    def defaults(self):
+        """The catalogue's default products, which a new customer starts on (Autumn's free plan)."""
+        return self.newest().filter(is_default=True, archived=False)
 
 
 class Product(models.Model):

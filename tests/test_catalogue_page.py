@@ -108,3 +108,14 @@ def test_a_viewer_follows_the_nav_to_the_catalogue_and_it_fits_at_1280_px(live_s
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     page.locator("#plan-pro").get_by_role("link", name="SSO").click()  # plain links, no script needed
     assert page.url.endswith("#feature-sso")
+
+
+def test_after_a_new_version_attach_offers_the_newest_only(client, ops, customer, catalogue):
+    from dataclasses import replace
+
+    spec = plan_spec_of(Product.objects.prefetch_related("items__feature", "prices").get(product_id="pro"))
+    product_attach(customer=customer, product=catalogue["pro"], actor=None)
+    catalogue_apply(features=[], plans=[replace(spec, items=spec.items[:1])], actor=None, env="sandbox", reason="test")
+    client.force_login(ops)
+    popup = client.get("/customers/acme_corp/products/attach/").content.decode()
+    assert "Pro (v2) · plan" in popup and "Pro · plan" not in popup
