@@ -1,5 +1,6 @@
 """The paths Autumn's CLI (`atmn`) calls besides the SDKs' operations: the organization the key belongs to
-(`atmn env`), and the offset-paged forms of the customer and event lists (`atmn customers`, `atmn events`).
+(`atmn env`), the offset-paged forms of the customer and event lists (`atmn customers`, `atmn events`) and
+events.aggregate at the path `atmn events --mode aggregate` calls.
 Like every operation, they see the key's environment only."""
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from django.utils.text import slugify
 from ninja import Router, Schema
 from pydantic import Field
 
-from autumn_admin.api.events import filtered_events
+from autumn_admin.api.events import events_aggregate, filtered_events
 from autumn_admin.api.lookups import customers_of
 from autumn_admin.api.schemas.catalogue import OrganizationOut
 from autumn_admin.api.schemas.common import ERRORS, Number, Params
 from autumn_admin.api.schemas.customers import CustomerOut
-from autumn_admin.api.schemas.events import EventOut, ListEventsParams
+from autumn_admin.api.schemas.events import AggregateEventsOut, AggregateEventsParams, EventOut, ListEventsParams
 from autumn_admin.api.serializers.customers import customer_json, load_customers
 from autumn_admin.api.serializers.events import event_json
 from billing.services.catalogue import DEFAULT_CURRENCY
@@ -118,3 +119,9 @@ def events_list_by_offset(request, params: OffsetEventsParams):
         "offset": params.offset,
         "limit": params.limit,
     }
+
+
+@router.post("/events/aggregate", response={200: AggregateEventsOut, **ERRORS}, include_in_schema=False)
+def events_aggregate_by_path(request, params: AggregateEventsParams):
+    """events.aggregate at the path `atmn events --mode aggregate` calls."""
+    return events_aggregate(request, params)

@@ -166,3 +166,8 @@ def test_headless_lists_show_the_catalogue_and_only_the_keys_environment(project
         events = project("events", "--headless", "--time", "90d", *args)
         shown = set(re.findall(r"^evt_\d+\s+.*?\s{2,}(\S+)\s{2,}", events, re.M))
         assert shown and shown <= mine, events
+
+    chart = project("events", "--headless", "--mode", "aggregate", "--customer", "acme_corp", "--feature", "messages")
+    assert "Customer: acme_corp" in chart and "messages" in chart
+    other = project("events", "--headless", "--mode", "aggregate", "--customer", "acme_corp", "--prod", ok=False)
+    assert "Customer acme_corp not found" in other  # a sandbox customer, asked with the live key
