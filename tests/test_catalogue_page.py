@@ -119,3 +119,22 @@ def test_after_a_new_version_attach_offers_the_newest_only(client, ops, customer
     client.force_login(ops)
     popup = client.get("/customers/acme_corp/products/attach/").content.decode()
     assert "Pro (v2) · plan" in popup and "Pro · plan" not in popup
+
+
+def test_admin_keeps_a_held_versions_items_and_prices_as_they_are(client, superuser, customer, catalogue):
+    from tests.test_admin import form_data, post_change
+
+    free = catalogue["free"]
+    client.force_login(superuser)
+    url = f"/admin/billing/product/{free.pk}/change/"
+    page = client.get(url).content.decode()
+    assert "Customers are on this version" in page
+    assert "items-0-included" not in form_data(client.get(url))  # shown, not editable
+    response = post_change(client, url, name="Free forever", **{"items-0-included": "999", "items-TOTAL_FORMS": "1"})
+    assert response.status_code == 302
+    free.refresh_from_db()
+    assert free.name == "Free forever"  # the name changes in place, what customers get does not
+    assert list(free.items.values_list("included", flat=True)) == [100]
+
+    pro = catalogue["pro"]  # nobody is on Pro: its inlines stay editable
+    assert "items-0-included" in form_data(client.get(f"/admin/billing/product/{pro.pk}/change/"))
