@@ -288,7 +288,9 @@ def _holders(product_ids: Iterable[str]) -> dict[tuple[str, str], int]:
 
 
 def _holders_of_version(product: Product) -> bool:
-    return CustomerProduct.objects.filter(product=product, status__in=HELD_PRODUCT_STATUSES).exists()
+    return CustomerProduct.objects.filter(
+        product=product, status__in=HELD_PRODUCT_STATUSES, customer__deleted_at__isnull=True
+    ).exists()
 
 
 def _ever_used(product_ids: Iterable[str]) -> set[str]:
