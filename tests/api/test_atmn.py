@@ -151,6 +151,7 @@ def test_a_bad_config_is_refused_naming_the_field_and_nothing_changes(project):
 def test_headless_lists_show_the_catalogue_and_only_the_keys_environment(project):
     assert "Environment: Sandbox" in project("env")
     assert "Environment: Production" in project("env", "--prod")
+    assert "Pulled 6 features, 4 plans" in project("pull", "--headless", "--prod")  # the one shared catalogue
 
     plans = project("plans", "--headless")
     assert all(p in plans for p in ("free", "pro", "scale", "seats_addon"))
