@@ -207,6 +207,9 @@ STRIPE_TEST_WEBHOOK_SECRET = _stripe["STRIPE_TEST_WEBHOOK_SECRET"]
 STRIPE_LIVE_WEBHOOK_SECRET = _stripe["STRIPE_LIVE_WEBHOOK_SECRET"]
 # Only for tests and local fakes: where the stripe library sends its requests.
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+
+# What the API answers as the organization (`GET /v1/organization`, `atmn env`).
+ORGANIZATION_NAME = os.environ.get("ORGANIZATION_NAME", "Billing admin")
 # Each Stripe request gives up after this many seconds; network errors and 5xx answers are retried
 # this many times (with the same idempotency key).
 STRIPE_TIMEOUT = float(os.environ.get("STRIPE_TIMEOUT", "10"))

@@ -11,6 +11,7 @@ from autumn_admin.api.errors import error_response, internal_error_response
 from autumn_admin.api.main import api
 from autumn_admin.dashboard.environment import switch_env
 from autumn_admin.dashboard.views import api_keys as api_key_views
+from autumn_admin.dashboard.views import catalogue as catalogue_views
 from autumn_admin.dashboard.views import stripe as stripe_views
 
 admin.site.site_header = "Billing admin"
@@ -44,6 +45,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("autumn_admin.dashboard.customers_urls")),
     path("customers/", include("autumn_admin.dashboard.billing_urls")),
+    path("catalogue/", catalogue_views.catalogue, name="catalogue"),
     path("stripe/", stripe_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),

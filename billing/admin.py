@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from billing.models import (
+    HELD_PRODUCT_STATUSES,
     Balance,
     CreditCost,
     CustomerProduct,
@@ -52,13 +53,32 @@ class CreditCostAdmin(AuditedAdmin):
     search_fields = ("credit_system__feature_id", "metered_feature__feature_id")
 
 
-class ProductItemInline(admin.TabularInline):
+def _held(product) -> bool:
+    """Customers hold this version: what it gives and costs is theirs, so it is not edited in place (a change
+    makes a new version: `atmn push`, `plans.update`)."""
+    return product is not None and product.customer_products.filter(status__in=HELD_PRODUCT_STATUSES).exists()
+
+
+class HeldVersionReadOnly:
+    """An inline of a product that is read-only while customers hold the product version."""
+
+    def has_add_permission(self, request, obj=None):
+        return not _held(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return not _held(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not _held(obj) and super().has_delete_permission(request, obj)
+
+
+class ProductItemInline(HeldVersionReadOnly, admin.TabularInline):
     model = ProductItem
     extra = 1
     autocomplete_fields = ("feature",)
 
 
-class PriceInline(admin.TabularInline):
+class PriceInline(HeldVersionReadOnly, admin.TabularInline):
     model = Price
     extra = 1
 
@@ -71,6 +91,16 @@ class ProductAdmin(AuditedAdmin):
     inlines = [ProductItemInline, PriceInline]
     # A custom product is made for its customer on the customer page (and stays in its environment).
     readonly_fields = ("custom_for", "base_product")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        product = self.get_object(request, object_id)
+        if _held(product):
+            messages.info(
+                request,
+                "Customers are on this version: its items and prices are theirs and can't be changed here. "
+                "Change the plan with atmn push or plans.update, which makes a new version for new customers.",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Reward)

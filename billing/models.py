@@ -137,9 +137,17 @@ class CreditCost(models.Model):
 
 
 class ProductQuerySet(models.QuerySet):
+    def newest(self):
+        """The newest version of each catalogue product (never a customer's custom copy): what is offered.
+        Customers on an older version keep it, but new ones get the newest."""
+        newer = Product.objects.filter(
+            product_id=models.OuterRef("product_id"), custom_for__isnull=True, version__gt=models.OuterRef("version")
+        )
+        return self.filter(custom_for__isnull=True).exclude(models.Exists(newer))
+
     def defaults(self):
         """The catalogue's default products, which a new customer starts on (Autumn's free plan)."""
-        return self.filter(is_default=True, archived=False, custom_for__isnull=True)
+        return self.newest().filter(is_default=True, archived=False)
 
 
 class Product(models.Model):
@@ -147,6 +155,7 @@ class Product(models.Model):
 
     product_id = models.CharField("ID", max_length=255)
     name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="", max_length=2000)
     version = models.PositiveIntegerField(default=1)
     group = models.CharField(max_length=100, blank=True, default="")
     is_add_on = models.BooleanField("add-on", default=False)

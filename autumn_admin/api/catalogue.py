@@ -1,7 +1,11 @@
-"""The catalogue the SDKs show an application's users: plans, features and rewards.
+"""The catalogue: what the SDKs show an application's users (plans, features, rewards), and the catalogue
+from code: features.create/update/delete, plans.create/update/delete and catalog.preview_update/update, which
+Autumn's CLI (`atmn push`) sends a whole `autumn.config.ts` through.
 
 The catalogue is one for both environments (billing/models.py: plans, features and rewards have no
-environment), so a sandbox key and a live key read the same catalogue; each plan names the key's env.
+environment), so a sandbox key and a live key read and change the same catalogue; each plan names the key's
+env, and the customer counts of a preview are those of the key's environment only. Every write goes through
+billing/services/catalogue.py with the key as the actor.
 """
 
 from __future__ import annotations
@@ -9,9 +13,18 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 from ninja import Router
 
+from autumn_admin.api import catalogue_specs as specs
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, product_or_404
 from autumn_admin.api.schemas.catalogue import (
+    ArchiveParams,
+    CatalogPreviewOut,
+    CatalogUpdateOut,
+    CatalogUpdateParams,
+    CreateFeatureParams,
+    CreatePlanParams,
+    DeleteFeatureParams,
+    DeletePlanParams,
     FeatureListOut,
     FeatureOut,
     GetFeatureParams,
@@ -19,12 +32,25 @@ from autumn_admin.api.schemas.catalogue import (
     ListPlansParams,
     PlanListOut,
     PlanOut,
+    ReferralProgramListOut,
     RewardListOut,
+    UpdateFeatureParams,
+    UpdatePlanParams,
 )
-from autumn_admin.api.schemas.common import ERRORS, Params
-from autumn_admin.api.serializers.catalogue import coupon_json, feature_grant_json, feature_json, plan_json
+from autumn_admin.api.schemas.common import ERRORS, Params, SuccessOut
+from autumn_admin.api.serializers.catalogue import (
+    coupon_json,
+    feature_change_json,
+    feature_grant_json,
+    feature_json,
+    plan_change_json,
+    plan_json,
+)
 from billing.models import DISCOUNT_REWARD_TYPES, Feature, Price, Product, ProductItem, Reward, RewardType
 from billing.plan_eligibility import eligibility, held_products
+from billing.services import catalogue as catalogue_service
+from billing.services.catalogue import CatalogueChanges, feature_spec_of
+from customers.errors import ServiceError
 
 router = Router(tags=["catalogue"])
 
@@ -55,15 +81,14 @@ def plans_list(request, params: ListPlansParams):
     """The catalogue's plans (never a customer's custom copy): the newest version of each, unless
     all_versions; archived ones only with include_archived. With customer_id, each plan says what
     attaching it would do for that customer (customer_eligibility)."""
-    products = Product.objects.filter(custom_for__isnull=True)
-    if not params.include_archived:
-        products = products.filter(archived=False)
-    products = list(_with_items(products).order_by("product_id", "-version"))
+    products = list(_with_items(Product.objects.filter(custom_for__isnull=True)).order_by("product_id", "-version"))
     if not params.all_versions:
         newest: dict[str, Product] = {}
         for p in products:
             newest.setdefault(p.product_id, p)
         products = list(newest.values())
+    if not params.include_archived:  # after choosing the newest: an archived plan's older versions stay hidden
+        products = [p for p in products if not p.archived]
     return {"list": _plans_json(request, products, params.customer_id)}
 
 
@@ -86,15 +111,23 @@ def plans_get(request, params: GetPlanParams):
 )
 def features_list(request, params: Params):
     """Every feature of the catalogue by id, archived ones too (`archived` says which)."""
-    return {"list": [feature_json(f) for f in Feature.objects.order_by("feature_id")]}
+    return {"list": [feature_json(f) for f in _features().order_by("feature_id")]}
+
+
+def _features() -> QuerySet[Feature]:
+    return Feature.objects.prefetch_related("credit_schema__metered_feature")
+
+
+def _feature_or_404(feature_id: str) -> Feature:
+    feature = _features().filter(feature_id=feature_id).first()
+    if feature is None:
+        raise ApiError(404, f"Feature {feature_id} not found", "feature_not_found")
+    return feature
 
 
 @router.post("/features.get", response={200: FeatureOut, **ERRORS}, operation_id="getFeature", summary="Get a feature")
 def features_get(request, params: GetFeatureParams):
-    feature = Feature.objects.filter(feature_id=params.feature_id).first()
-    if feature is None:
-        raise ApiError(404, f"Feature {params.feature_id} not found", "feature_not_found")
-    return feature_json(feature)
+    return feature_json(_feature_or_404(params.feature_id))
 
 
 @router.post(
@@ -108,3 +141,295 @@ def rewards_list(request, params: Params):
         "coupons": [coupon_json(r) for r in rewards if r.type in DISCOUNT_REWARD_TYPES],
         "feature_grants": [feature_grant_json(r) for r in rewards if r.type == RewardType.FEATURE_GRANT],
     }
+
+
+@router.post(
+    "/referral_programs.list",
+    response={200: ReferralProgramListOut, **ERRORS},
+    operation_id="listReferralPrograms",
+    summary="List referral programs",
+)
+def referral_programs_list(request, params: Params):
+    """Referral programs are not offered here: the list is empty (atmn pull reads it)."""
+    return {"list": []}
+
+
+# --- the catalogue from code ----------------------------------------------------------------------
+
+
+def _env(request) -> str:
+    return request.api_key.env
+
+
+def _plan_out(request, product: Product) -> dict:
+    return plan_json(_with_items(Product.objects.filter(pk=product.pk)).get(), _env(request))
+
+
+@router.post(
+    "/features.create",
+    response={200: FeatureOut, **ERRORS},
+    operation_id="createFeature",
+    summary="Create a feature",
+)
+def features_create(request, params: CreateFeatureParams):
+    """A boolean, metered (consumable: used up and reset; or not: allocated, like seats) or credit_system
+    feature (its credit_schema: what one unit of each metered feature costs in credits)."""
+    feature = catalogue_service.feature_create(
+        spec=specs.feature_spec(params), actor=request.api_key, env=_env(request)
+    )
+    return feature_json(_feature_or_404(feature.feature_id))
+
+
+@router.post(
+    "/features.update",
+    response={200: FeatureOut, **ERRORS},
+    operation_id="updateFeature",
+    summary="Update a feature",
+)
+def features_update(request, params: UpdateFeatureParams):
+    """Change the fields sent; `new_feature_id` renames it. A feature in use can't change its type."""
+    current = _feature_or_404(params.feature_id)
+    feature = catalogue_service.feature_update(
+        feature_id=params.feature_id,
+        changes=specs.feature_changes(params, feature_spec_of(current)),
+        actor=request.api_key,
+        env=_env(request),
+    )
+    return feature_json(_feature_or_404(feature.feature_id))
+
+
+@router.post(
+    "/features.delete",
+    response={200: SuccessOut, **ERRORS},
+    operation_id="deleteFeature",
+    summary="Delete a feature",
+)
+def features_delete(request, params: DeleteFeatureParams):
+    """Only a feature nothing refers to; one in use is a 409 (archive it with features.update)."""
+    catalogue_service.feature_delete(feature_id=params.feature_id, actor=request.api_key, env=_env(request))
+    return {"success": True}
+
+
+@router.post(
+    "/plans.create",
+    response={200: PlanOut, **ERRORS},
+    operation_id="createPlan",
+    exclude_unset=True,
+    summary="Create a plan",
+)
+def plans_create(request, params: CreatePlanParams):
+    """A plan with its group, add-on and default (auto_enable) flags, its price and its items: each an
+    included allowance (or unlimited), a reset interval, and optionally a usage price for what goes beyond
+    (billing_method usage_based) capped by max_purchase."""
+    product = catalogue_service.plan_create(spec=specs.plan_spec(params), actor=request.api_key, env=_env(request))
+    return _plan_out(request, product)
+
+
+@router.post(
+    "/plans.update",
+    response={200: PlanOut, **ERRORS},
+    operation_id="updatePlan",
+    exclude_unset=True,
+    summary="Update a plan",
+)
+def plans_update(request, params: UpdatePlanParams):
+    """Change the fields sent (items: the whole new list; price: null removes it). When customers hold the
+    plan and its price or items change, the answer is a new version; they keep theirs until moved."""
+    if params.version is not None:
+        newest = product_or_404(params.plan_id)
+        if params.version != newest.version:
+            raise ApiError(
+                409,
+                f"version: only the newest version of {params.plan_id} (v{newest.version}) changes here",
+                "invalid_inputs",
+            )
+    product = catalogue_service.plan_update(
+        plan_id=params.plan_id, changes=specs.plan_changes(params), actor=request.api_key, env=_env(request)
+    )
+    return _plan_out(request, product)
+
+
+@router.post("/plans.delete", response={200: SuccessOut, **ERRORS}, operation_id="deletePlan", summary="Delete a plan")
+def plans_delete(request, params: DeletePlanParams):
+    """The newest version (every version with all_versions); a 409 if any customer was ever on one of them."""
+    catalogue_service.plan_delete(
+        plan_id=params.plan_id, all_versions=bool(params.all_versions), actor=request.api_key, env=_env(request)
+    )
+    return {"success": True}
+
+
+def _catalogue_request(params: CatalogUpdateParams) -> dict:
+    return {
+        "features": [specs.feature_spec(f, f"features[{n}]") for n, f in enumerate(params.features or [])],
+        "plans": [specs.plan_spec(p, f"plans[{n}]") for n, p in enumerate(params.plans or [])],
+        # Autumn's default leaves what the request doesn't name; atmn push sends skip_deletions: false.
+        "remove_missing": params.skip_deletions is False,
+        "skip_feature_ids": params.skip_feature_ids or [],
+        "skip_plan_ids": params.skip_plan_ids or [],
+    }
+
+
+def _reward_key(body: dict):
+    """What identifies a reward's terms, as rewards.list shows them and atmn sends them back."""
+    if "coupon" in body or "feature_grant" in body:
+        body = body.get("coupon") or body.get("feature_grant") or {}
+    duration = body.get("duration") or {}
+    codes = sorted(str(c.get("code")) for c in body.get("promo_codes") or [] if isinstance(c, dict))
+    grants = sorted(
+        (str(g.get("feature_id")), g.get("included")) for g in body.get("grants") or [] if isinstance(g, dict)
+    )
+    return (
+        body.get("name"),
+        body.get("type"),
+        body.get("value"),
+        duration.get("type"),
+        duration.get("length"),
+        tuple(codes),
+        tuple(grants),
+    )
+
+
+def _reward_changes(params: CatalogUpdateParams) -> list[dict]:
+    """Rewards are set up in Django admin here: a request's rewards are compared with ours, not written."""
+    if params.rewards is None:
+        return []
+    rewards = list(Reward.objects.filter(active=True).select_related("grant_feature").order_by("reward_id"))
+    ours = {r.reward_id: _reward_key(coupon_json(r)) for r in rewards if r.type in DISCOUNT_REWARD_TYPES}
+    ours |= {r.reward_id: _reward_key(feature_grant_json(r)) for r in rewards if r.type == RewardType.FEATURE_GRANT}
+    changes, seen = [], set()
+    for body in params.rewards:
+        inner = body.get("coupon") or body.get("feature_grant") or body
+        rid = str(inner.get("id", ""))
+        seen.add(rid)
+        action = "created" if rid not in ours else "none" if ours[rid] == _reward_key(body) else "updated"
+        changes.append({"id": rid, "action": action})
+    if params.skip_deletions is False:
+        changes += [{"id": rid, "action": "deleted"} for rid in ours if rid not in seen]
+    return changes
+
+
+def _refuse_reward_changes(changes: list[dict]) -> None:
+    for change in changes:
+        if change["action"] != "none":
+            raise ServiceError(
+                f"rewards: reward {change['id']} would be {change['action']}, but rewards are set up in Django "
+                "admin here (/admin/); leave the rewards as atmn pull wrote them",
+                code="invalid_inputs",
+                field="rewards",
+                status=422,
+            )
+
+
+def _refuse_referral_programs(params: CatalogUpdateParams) -> None:
+    if params.referral_programs:
+        raise ServiceError(
+            "referral_programs: referral programs are not offered by this server",
+            code="invalid_inputs",
+            field="referral_programs",
+            status=422,
+        )
+    if params.migration:
+        raise ServiceError(
+            "migration: migrations are not offered; move customers with billing.update",
+            code="invalid_inputs",
+            field="migration",
+            status=422,
+        )
+
+
+def _preview_json(request, changes: CatalogueChanges, reward_changes: list[dict]) -> dict:
+    env = _env(request)
+    features = {f.feature_id: f for f in _features()}
+    plan_changes = []
+    for change in changes.plans:
+        resolved = None
+        if change.current is not None and change.action != "deleted":
+            resolved = plan_json(_with_items(Product.objects.filter(pk=change.current.pk)).get(), env)
+        if resolved is not None and change.spec is not None:
+            resolved["name"] = change.spec.name
+        plan_changes.append(plan_change_json(change, env, resolved))
+    return {
+        "plan_changes": plan_changes,
+        "feature_changes": [feature_change_json(c, features.get(c.feature_id)) for c in changes.features],
+        "reward_changes": reward_changes,
+        "referral_program_changes": [],
+    }
+
+
+@router.post(
+    "/catalog.preview_update",
+    response={200: CatalogPreviewOut, **ERRORS},
+    operation_id="previewUpdateCatalog",
+    exclude_unset=True,
+    summary="Preview a catalogue update",
+)
+def catalog_preview_update(request, params: CatalogUpdateParams):
+    """What catalog.update would do with the same body, changing nothing: each feature (create, update,
+    remove: deleted, or archived when something still refers to it) and plan (created, updated, deleted),
+    and for a plan customers hold whether the change makes a new version (versionable)."""
+    _refuse_referral_programs(params)
+    changes = catalogue_service.catalogue_preview(**_catalogue_request(params), env=_env(request))
+    return _preview_json(request, changes, _reward_changes(params))
+
+
+@router.post(
+    "/catalog.update",
+    response={200: CatalogUpdateOut, **ERRORS},
+    operation_id="updateCatalog",
+    exclude_unset=True,
+    summary="Update the catalogue",
+)
+def catalog_update(request, params: CatalogUpdateParams):
+    """Make the catalogue what the body describes, all or nothing (a bad field is a 4xx naming it, and
+    nothing is written). With skip_deletions false, what the body leaves out is removed."""
+    _refuse_referral_programs(params)
+    _refuse_reward_changes(_reward_changes(params))
+    changes = catalogue_service.catalogue_apply(
+        **_catalogue_request(params), actor=request.api_key, env=_env(request), reason="catalog.update"
+    )
+    written = [c.result.pk for c in changes.plans if c.result is not None]
+    env = _env(request)
+    plans = _with_items(Product.objects.filter(pk__in=written)).order_by("product_id")
+    touched = [c.feature_id for c in changes.features if c.action in ("create", "update")]
+    return {
+        "plans": [plan_json(p, env) for p in plans],
+        "features": [feature_json(f) for f in _features().filter(feature_id__in=touched).order_by("feature_id")],
+        "rewards": [],
+        "referral_programs": [],
+    }
+
+
+# --- the older paths atmn calls to archive, restore and delete one feature or plan -------------------
+
+
+@router.delete("/features/{feature_id}", response={200: SuccessOut, **ERRORS}, include_in_schema=False)
+def feature_delete_rest(request, feature_id: str):
+    catalogue_service.feature_delete(feature_id=feature_id, actor=request.api_key, env=_env(request))
+    return {"success": True}
+
+
+@router.post("/features/{feature_id}", response={200: FeatureOut, **ERRORS}, include_in_schema=False)
+def feature_archive_rest(request, feature_id: str, params: ArchiveParams):
+    catalogue_service.feature_set_archived(
+        feature_id=feature_id,
+        archived=params.archived,
+        actor=request.api_key,
+        env=_env(request),
+        reason="features.update",
+    )
+    return feature_json(_feature_or_404(feature_id))
+
+
+@router.delete("/products/{plan_id}", response={200: SuccessOut, **ERRORS}, include_in_schema=False)
+def plan_delete_rest(request, plan_id: str, all_versions: bool = True):
+    catalogue_service.plan_delete(plan_id=plan_id, all_versions=all_versions, actor=request.api_key, env=_env(request))
+    return {"success": True}
+
+
+@router.post("/products/{plan_id}", response={200: PlanOut, **ERRORS}, exclude_unset=True, include_in_schema=False)
+def plan_archive_rest(request, plan_id: str, params: ArchiveParams):
+    catalogue_service.plan_set_archived(
+        plan_id=plan_id, archived=params.archived, actor=request.api_key, env=_env(request), reason="plans.update"
+    )
+    product = Product.objects.filter(product_id=plan_id, custom_for__isnull=True).order_by("-version").first()
+    return _plan_out(request, product)

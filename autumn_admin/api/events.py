@@ -20,15 +20,8 @@ from billing.usage_aggregate import usage_aggregate, window_for_custom, window_f
 router = Router(tags=["events"])
 
 
-@router.post(
-    "/events.list",
-    response={200: EventListOut, **ERRORS},
-    operation_id="listEvents",
-    summary="List usage events",
-)
-def events_list(request, params: ListEventsParams):
-    """Events of one customer (customer_id) or of every customer of the environment, newest first,
-    optionally of some features and within custom_range (epoch ms, start inclusive, end exclusive)."""
+def filtered_events(request, params: ListEventsParams):
+    """The events a list asks for: of the key's environment, of one customer, features and time range."""
     events = of_customers(request, Event.objects.all(), params.customer_id)
     if params.feature_id is not None:
         wanted = [params.feature_id] if isinstance(params.feature_id, str) else params.feature_id
@@ -38,8 +31,20 @@ def events_list(request, params: ListEventsParams):
             events = events.filter(timestamp__gte=from_ms(params.custom_range.start))
         if params.custom_range.end is not None:
             events = events.filter(timestamp__lt=from_ms(params.custom_range.end))
+    return events
+
+
+@router.post(
+    "/events.list",
+    response={200: EventListOut, **ERRORS},
+    operation_id="listEvents",
+    summary="List usage events",
+)
+def events_list(request, params: ListEventsParams):
+    """Events of one customer (customer_id) or of every customer of the environment, newest first,
+    optionally of some features and within custom_range (epoch ms, start inclusive, end exclusive)."""
     page = page_of(
-        events.select_related("customer", "feature"),
+        filtered_events(request, params).select_related("customer", "feature"),
         time_field="timestamp",
         cursor=params.start_cursor,
         limit=params.limit,

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from autumn_admin.api import balances, billing, catalogue, customers, events, invoices, legacy
+from autumn_admin.api import balances, billing, catalogue, cli, customers, events, invoices, legacy
 from autumn_admin.api.auth import SecretKeyAuth, authenticate
 from autumn_admin.api.errors import ApiError, error_response, install_handlers, json_on_unexpected_error
 from autumn_admin.api.idempotency import run_idempotently
@@ -132,6 +132,7 @@ api = NinjaAPI(
 api.add_decorator(api_request, mode="view")
 install_handlers(api)
 
+api.add_router("", cli.router)  # first: its /customers/list is not a customer id
 api.add_router("", customers.router)
 api.add_router("", balances.router)
 api.add_router("", events.router)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, Slug
 
@@ -205,3 +205,207 @@ class FeatureGrantOut(Schema):
 class RewardListOut(Schema):
     coupons: list[CouponOut]
     feature_grants: list[FeatureGrantOut]
+
+
+# --- catalogue writes: features.*, plans.*, catalog.* ------------------------------------------------
+
+
+class FeatureDisplayIn(Params):
+    singular: str | None = None
+    plural: str | None = None
+
+
+class CreditCostIn(Params):
+    metered_feature_id: Slug
+    credit_cost: Number | None = None
+    # Autumn's richer schemas; none of them is offered here, so sending one is refused by name.
+    billing_units: Number | None = None
+    tiers: list[Any] | None = None
+    tier_behavior: str | None = None
+    dimensions: dict[str, Any] | None = None
+    multipliers: dict[str, Any] | None = None
+
+
+class FeatureFieldsIn(Params):
+    name: str | None = None
+    type: Literal["boolean", "metered", "credit_system"] | None = None
+    consumable: bool | None = None
+    event_names: list[Annotated[str, Field(max_length=255)]] | None = None
+    credit_schema: list[CreditCostIn] | None = None
+    display: FeatureDisplayIn | None = None
+    archived: bool | None = None
+
+
+class CreateFeatureParams(FeatureFieldsIn):
+    feature_id: Slug
+    name: str
+    type: Literal["boolean", "metered", "credit_system"]
+
+
+class UpdateFeatureParams(FeatureFieldsIn):
+    feature_id: Slug
+    new_feature_id: Slug | None = None
+
+
+class DeleteFeatureParams(Params):
+    feature_id: Slug
+
+
+class ResetIn(Params):
+    interval: str
+    interval_count: Number | None = None
+
+
+class ItemPriceIn(Params):
+    amount: Number | None = None
+    interval: str | None = None
+    interval_count: Number | None = None
+    billing_units: Number | None = None
+    billing_method: str | None = None
+    max_purchase: Number | None = None
+    tiers: list[Any] | None = None
+    tier_behavior: str | None = None
+    additional_currencies: list[Any] | None = None
+
+
+class PlanItemIn(Params):
+    feature_id: Slug
+    included: Number | None = None
+    unlimited: bool | None = None
+    reset: ResetIn | None = None
+    price: ItemPriceIn | None = None
+    entity_feature_id: str | None = None
+    pooled: bool | None = None
+    rollover: dict[str, Any] | None = None
+    proration: dict[str, Any] | None = None
+
+
+class PlanPriceIn(Params):
+    amount: Number
+    interval: str
+    interval_count: Number | None = None
+    additional_currencies: list[Any] | None = None
+
+
+class PlanFieldsIn(Params):
+    name: str | None = None
+    description: str | None = None
+    group: str | None = None
+    add_on: bool | None = None
+    auto_enable: bool | None = None
+    price: PlanPriceIn | None = None
+    items: list[PlanItemIn] | None = None
+    free_trial: dict[str, Any] | None = None
+    licenses: list[Any] | None = None
+    billing_controls: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    archived: bool | None = None
+
+
+class CreatePlanParams(PlanFieldsIn):
+    plan_id: Slug
+    name: str
+
+
+class UpdatePlanParams(PlanFieldsIn):
+    plan_id: Slug
+    version: Omittable[WholeVersion] = None
+    new_plan_id: str | None = None
+    disable_version: bool | None = None
+    force_version: bool | None = None
+    all_versions: bool | None = None
+    migration: dict[str, Any] | None = None
+    variants: list[Any] | None = None
+
+
+class DeletePlanParams(Params):
+    plan_id: Slug
+    all_versions: bool | None = None
+
+
+class CatalogPlanIn(UpdatePlanParams):
+    name: str
+
+
+class CatalogUpdateParams(Params):
+    features: list[CreateFeatureParams] | None = None
+    plans: list[CatalogPlanIn] | None = None
+    rewards: list[dict[str, Any]] | None = None
+    referral_programs: list[dict[str, Any]] | None = None
+    skip_deletions: bool | None = None
+    skip_feature_ids: list[Slug] | None = None
+    skip_plan_ids: list[Slug] | None = None
+    migration: dict[str, Any] | None = None
+
+
+class ArchiveParams(Params):
+    archived: bool
+
+
+class CatalogFeatureChangeOut(Schema):
+    feature_id: str
+    feature: FeatureOut | None
+    action: Literal["create", "update", "remove", "skipped", "none"]
+    will_archive: bool
+    blocked: bool
+    blocked_reason: str | None
+    previous_attributes: dict[str, Any] | None
+
+
+class CatalogItemChangeOut(Schema):
+    feature_id: str
+    action: Literal["added", "removed", "updated"]
+
+
+class CatalogPlanChangeOut(Schema):
+    plan_id: str
+    version: Number | None
+    plan: PlanOut | None
+    action: Literal["created", "updated", "deleted", "skipped", "none"]
+    will_archive: bool
+    has_customers: bool
+    customer_count: Number
+    versionable: bool
+    customize: None
+    previous_attributes: dict[str, Any] | None
+    item_changes: list[CatalogItemChangeOut]
+    license_changes: list[Any]
+    license_parents: list[Any]
+    variants: list[Any]
+    other_versions: list[Any]
+
+
+class CatalogResourceChangeOut(Schema):
+    id: str
+    action: Literal["created", "updated", "deleted", "none", "conflict"]
+
+
+class CatalogPreviewOut(Schema):
+    plan_changes: list[CatalogPlanChangeOut]
+    feature_changes: list[CatalogFeatureChangeOut]
+    reward_changes: list[CatalogResourceChangeOut]
+    referral_program_changes: list[CatalogResourceChangeOut]
+
+
+class CatalogUpdateOut(Schema):
+    plans: list[PlanOut]
+    features: list[FeatureOut]
+    rewards: list[Any]
+    referral_programs: list[Any]
+
+
+AnyList = list[Any]
+
+
+class ReferralProgramListOut(Schema):
+    list: AnyList
+
+
+class OrganizationOut(Schema):
+    id: str
+    name: str
+    slug: str
+    env: Literal["sandbox", "live"]
+    created_at: Number | None
+    default_currency: str
+    stripe_connection: str

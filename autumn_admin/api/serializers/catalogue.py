@@ -7,6 +7,7 @@ from autumn_admin.api.units import major_units, ms
 from billing.models import Feature, FeatureType, Interval, Product, ProductItem, Reward, RewardType, UsageType
 from billing.plan_eligibility import Eligibility
 from billing.quantities import to_number
+from billing.services.catalogue import FeatureChange, PlanChange
 
 
 def _plan_price(product: Product) -> dict | None:
@@ -24,7 +25,9 @@ def _plan_price(product: Product) -> dict | None:
 
 def _item_json(product: Product, item: ProductItem) -> dict:
     feature = item.feature
-    price = product.usage_price_for(feature.pk)
+    # Usage beyond the allowance is charged by its usage price; the usage limit caps it (Autumn's max_purchase).
+    price = product.usage_price_for(feature.pk) if item.overage_allowed else None
+    max_purchase = item.usage_limit - item.included if price and item.usage_limit is not None else None
     return {
         "feature_id": feature.feature_id,
         "feature": {
@@ -46,7 +49,7 @@ def _item_json(product: Product, item: ProductItem) -> dict:
             "interval_count": price.interval_count,
             "billing_units": to_number(price.billing_units),
             "billing_method": "usage_based",
-            "max_purchase": None,
+            "max_purchase": to_number(max_purchase),
         }
         if price
         else None,
@@ -65,7 +68,7 @@ def plan_json(product: Product, env: str, eligibility: Eligibility | None = None
     answer = {
         "id": product.product_id,
         "name": product.name,
-        "description": None,
+        "description": product.description or None,
         "group": product.group or None,
         "version": product.version,
         "add_on": product.is_add_on,
@@ -85,6 +88,7 @@ def plan_json(product: Product, env: str, eligibility: Eligibility | None = None
 
 
 def feature_json(feature: Feature) -> dict:
+    """A feature read with its credit schema (and their metered features) prefetched."""
     return {
         "id": feature.feature_id,
         "name": feature.name,
@@ -93,7 +97,12 @@ def feature_json(feature: Feature) -> dict:
         "consumable": feature.type == FeatureType.CREDIT_SYSTEM
         or (feature.type == FeatureType.METERED and feature.usage_type != UsageType.CONTINUOUS_USE),
         "event_names": list(feature.event_names or []),
-        "credit_schema": [],
+        "credit_schema": [
+            {"metered_feature_id": c.metered_feature.feature_id, "credit_cost": to_number(c.credit_cost)}
+            for c in feature.credit_schema.all()
+        ]
+        if feature.type == FeatureType.CREDIT_SYSTEM
+        else [],
         "display": {"singular": feature.unit_label or None, "plural": None},
         "archived": feature.archived,
     }
@@ -138,4 +147,37 @@ def feature_grant_json(reward: Reward) -> dict:
         else [],
         "promo_codes": [{"code": code, "max_uses": None} for code in reward.promo_codes or []],
         "created_at": ms(reward.created_at),
+    }
+
+
+def feature_change_json(change: FeatureChange, feature: Feature | None) -> dict:
+    return {
+        "feature_id": change.feature_id,
+        "feature": feature_json(feature) if feature is not None else None,
+        "action": change.action,
+        "will_archive": change.will_archive,
+        "blocked": False,
+        "blocked_reason": None,
+        "previous_attributes": change.previous,
+    }
+
+
+def plan_change_json(change: PlanChange, env: str, resolved: dict | None) -> dict:
+    """One plan of catalog.preview_update: what would happen to it, for the asking environment."""
+    return {
+        "plan_id": change.plan_id,
+        "version": change.current.version if change.current is not None else None,
+        "plan": resolved,
+        "action": change.action,
+        "will_archive": change.will_archive,
+        "has_customers": change.customer_count > 0,
+        "customer_count": change.customer_count,
+        "versionable": change.versionable,
+        "customize": None,
+        "previous_attributes": change.previous,
+        "item_changes": change.item_changes,
+        "license_changes": [],
+        "license_parents": [],
+        "variants": [],
+        "other_versions": [],
     }

@@ -35,7 +35,8 @@ class PlanAttachForm(ServiceErrorsMixin, forms.Form):
     def __init__(self, *args, customer, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["product"].queryset = (
-            Product.objects.filter(archived=False, custom_for__isnull=True)
+            Product.objects.newest()  # an older version stays with the customers on it, it is not offered
+            .filter(archived=False)
             .order_by("name", "-version")
             .prefetch_related("prices")
         )
