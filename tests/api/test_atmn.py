@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from billing.models import CreditCost, CustomerProduct, Feature, Product
+from billing.models import CreditCost, CustomerProduct, Product
 from billing.services.catalogue import plan_spec_of
 from billing.services.products import product_attach
 from customers.models import AuditEntry, Customer
@@ -41,11 +41,8 @@ def project(tmp_path, live_server, ops):
     """An application's folder: the demo catalogue on the server, both keys in .env, atmn resolvable."""
     node = atmn_or_skip()
     call_command("demo", sandbox=3, live=2, force=True)
-    ai_credits = Feature.objects.get(feature_id="ai_credits")
-    if not ai_credits.credit_schema.exists():  # atmn refuses a credit system without a schema
-        CreditCost.objects.create(
-            credit_system=ai_credits, metered_feature=Feature.objects.get(feature_id="messages"), credit_cost=2
-        )
+    # atmn refuses a credit system without a schema: the demo's pool has one, and it round-trips too.
+    assert CreditCost.objects.filter(credit_system__feature_id="ai_credits").count() == 2
     sandbox_key, sandbox_raw = api_key_create(env="sandbox", name="atmn (test)", actor=ops)
     live_key, live_raw = api_key_create(env="live", name="atmn (live)", actor=ops)
     (tmp_path / ".env").write_text(f"AUTUMN_SECRET_KEY={sandbox_raw}\nAUTUMN_PROD_SECRET_KEY={live_raw}\n")
@@ -78,7 +75,7 @@ def _catalogue() -> dict:
 
 def test_pull_push_edit_push_pull_round_trips_the_demo_catalogue(project):
     before = _catalogue()
-    assert "Pulled 6 features, 4 plans" in project("pull", "--headless")
+    assert "Pulled 8 features, 4 plans" in project("pull", "--headless")
     config = project.config.read_text()
     for plan_id in ("free", "pro", "scale", "seats_addon"):
         assert f"id: '{plan_id}'" in config
@@ -151,12 +148,14 @@ def test_a_bad_config_is_refused_naming_the_field_and_nothing_changes(project):
 def test_headless_lists_show_the_catalogue_and_only_the_keys_environment(project):
     assert "Environment: Sandbox" in project("env")
     assert "Environment: Production" in project("env", "--prod")
-    assert "Pulled 6 features, 4 plans" in project("pull", "--headless", "--prod")  # the one shared catalogue
+    assert "Pulled 8 features, 4 plans" in project("pull", "--headless", "--prod")  # the one shared catalogue
 
     plans = project("plans", "--headless")
     assert all(p in plans for p in ("free", "pro", "scale", "seats_addon"))
     features = project("features", "--headless")
-    assert all(f in features for f in ("ai_credits", "api_calls", "messages", "seats", "sso"))
+    assert all(
+        f in features for f in ("ai_credits", "ai_chat", "image_generation", "api_calls", "messages", "seats", "sso")
+    )
 
     sandbox_ids = set(Customer.objects.alive().filter(env="sandbox").values_list("customer_id", flat=True))
     live_ids = set(Customer.objects.alive().filter(env="live").values_list("customer_id", flat=True))
