@@ -325,11 +325,12 @@ def bulk_job_start(
         heartbeat_at=now,
     )
     # One INSERT … SELECT: a job over a million customers is recorded without reading them into Python.
-    select_sql, select_params = customers.order_by().values("pk", "customer_id").query.sql_with_params()
+    selected = customers.order_by().annotate(sel_pk=F("pk"), sel_ref=F("customer_id")).values("sel_pk", "sel_ref")
+    select_sql, select_params = selected.query.sql_with_params()
     with connection.cursor() as cur:
         cur.execute(
             f"INSERT INTO {BulkJobItem._meta.db_table} (job_id, customer_id, customer_ref, status, reason) "
-            f"SELECT %s, sel.id, sel.customer_id, %s, '' FROM ({select_sql}) sel ORDER BY sel.id",
+            f"SELECT %s, sel.sel_pk, sel.sel_ref, %s, '' FROM ({select_sql}) sel ORDER BY sel.sel_pk",
             (job.pk, BulkJobItemStatus.PENDING, *select_params),
         )
         job.total = cur.rowcount

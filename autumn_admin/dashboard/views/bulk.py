@@ -54,17 +54,17 @@ def bulk_action(request):
     }
     status = 200
     if selection.filters.errors:
-        context["errors"]["__all__"] = "; ".join(selection.filters.errors)
+        context["errors"]["all"] = "; ".join(selection.filters.errors)
         status = 400
     elif selection.empty:
-        context["errors"]["__all__"] = "Select customers on the list first (tick rows, or all matching)."
+        context["errors"]["all"] = "Select customers on the list first (tick rows, or all matching)."
         status = 400
     elif request.method == "POST":
         try:
             got = bulk.bulk_input(action, data)
             reason = require_reason(data.get("reason"))
         except ServiceError as e:
-            context["errors"][e.field or "__all__"] = e.message
+            context["errors"][e.field or "all"] = e.message
             status = 422
         else:
             customers = selection.customers(env)
