@@ -114,8 +114,8 @@ ENDPOINTS |= {
         lambda w: {
             "ids": w.customer.pk,
             "action": "add_balance",
-            "feature": "messages",
-            "amount": "10",
+            "act_feature": "messages",
+            "act_amount": "10",
             "reason": "goodwill",
             "run": "1",
         },

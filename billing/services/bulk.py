@@ -137,7 +137,7 @@ def describe(got: BulkInput) -> str:
     """The action in words: "Add to balance: 1,000 API calls"."""
     name = ACTIONS[got.action]
     if got.feature is not None:
-        text = f"{name}: {got.amount:,f}".rstrip("0").rstrip(".") + f" {got.feature.name}"
+        text = f"{name}: {_fmt(got.amount)} {got.feature.name}"
         if got.action == CREATE_BALANCE and got.expires_at:
             text += f", until {got.expires_at:%d %b %Y}"
         return text

@@ -21,7 +21,8 @@ from customers.errors import ServiceError
 from customers.validation import require_reason
 
 EXPORT = "export"
-ACTION_FIELDS = ("action", "feature", "amount", "interval", "expires_at", "reward", "product", "grant_free", "reason")
+# The action's inputs are named act_* in the form: its other fields are the list's filters (feature, product…).
+INPUTS = ("feature", "amount", "interval", "expires_at", "reward", "product", "grant_free")
 
 
 def _choices() -> dict:
@@ -44,7 +45,10 @@ def bulk_action(request):
     action = data.get("action", "")
     if action == EXPORT:
         return redirect(f"{_export_url()}?{urlencode(selection.hidden_fields(), doseq=True)}")
-    values = {name: data.get(name, "") for name in ACTION_FIELDS}
+    values = {name: data.get(f"act_{name}", "") for name in INPUTS} | {
+        "action": action,
+        "reason": data.get("reason", ""),
+    }
     context = {
         "selection": selection,
         "values": values,
@@ -61,7 +65,7 @@ def bulk_action(request):
         status = 400
     elif request.method == "POST":
         try:
-            got = bulk.bulk_input(action, data)
+            got = bulk.bulk_input(action, values)
             reason = require_reason(data.get("reason"))
         except ServiceError as e:
             context["errors"][e.field or "all"] = e.message
