@@ -28,8 +28,16 @@ class Command(BaseCommand):
         resumed = bulk_jobs_resume(stale_after=stale)
         if resumed:
             self.stdout.write(f"Resumed job(s) {', '.join(map(str, resumed))}.")
-        worker_options = {"interval": interval, "verbosity": options["verbosity"], "reload": False}
+        worker_options = {
+            "interval": interval,
+            "verbosity": options["verbosity"],
+            "reload": False,
+            "startup_delay": False,
+        }
         if batch:
             worker_options["batch"] = True
-        if settings.TASKS["default"]["BACKEND"] == "django_tasks_db.DatabaseBackend":
+        backend = settings.TASKS["default"]["BACKEND"]
+        if backend == "django_tasks_db.DatabaseBackend":
             call_command("db_worker", **worker_options)
+        else:
+            self.stdout.write(f"Jobs are queued to {backend}: run that backend's own worker.")
