@@ -49,6 +49,8 @@ def bulk_action(request):
         "action": action,
         "reason": data.get("reason", ""),
     }
+    if request.method == "GET" and not values["feature"]:
+        values["feature"] = selection.filters.feature  # the feature the list was filtered by
     context = {
         "selection": selection,
         "values": values,
@@ -121,7 +123,9 @@ def job_detail(request, pk: int):
         "action_label": bulk.ACTIONS.get(job.action, job.action),
         "reasons": bulk.skipped_reasons(job),
         "problems": problems[:200],
-        "recent": BulkJobItem.objects.filter(job=job, status=BulkJobItemStatus.DONE).order_by("-id")[:10],
+        "recent": BulkJobItem.objects.filter(job=job, status=BulkJobItemStatus.DONE)
+        .select_related("customer")
+        .order_by("-id")[:10],
     }
     template = "billing/job.html#job-progress" if request.htmx else "billing/job.html"
     return render(request, template, context)
