@@ -321,6 +321,9 @@ class CustomerProduct(models.Model):
             models.Index(fields=["customer", "status"], name="cusprod_customer_status"),
             models.Index(fields=["product", "status"], name="cusprod_product_status"),
             models.Index(fields=["stripe_subscription_id"], name="cusprod_stripe_sub"),
+            # The list's status filters: past due (drives from the few rows with that status), Cancelling.
+            models.Index(fields=["status", "customer"], name="cusprod_status_customer"),
+            models.Index(fields=["customer"], condition=Q(canceled_at__isnull=False), name="cusprod_cancelling"),
         ]
 
     def __str__(self) -> str:
@@ -409,6 +412,9 @@ class Balance(models.Model):
         indexes = [
             models.Index(fields=["customer", "feature"], name="balance_customer_feature"),
             models.Index(fields=["next_reset_at"], name="balance_next_reset"),
+            # The list's balance filters (remaining below N, in overage; unlimited) and its feature sorts.
+            models.Index(fields=["feature", "remaining"], condition=Q(unlimited=False), name="balance_feature_remaining"),
+            models.Index(fields=["feature"], condition=Q(unlimited=True), name="balance_feature_unlimited"),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.db import OperationalError, connection, transaction
 from django.db.models import DecimalField, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.utils import timezone
 
@@ -309,12 +310,30 @@ def customer_status(live: list[CustomerProduct]) -> tuple[str, str]:
 
 
 COUNT_CAP = 10_000
+COUNT_TIMEOUT_MS = 60
 
 
-def capped_count(qs: QuerySet) -> tuple[int, bool]:
+def capped_count(qs: QuerySet) -> tuple[int | None, bool]:
     """How many rows match, counted up to COUNT_CAP: (count, whether there are more). Counting a million
-    rows on every page load costs a full scan; past the cap the list says "more than 10,000"."""
-    n = qs.order_by().values("pk")[: COUNT_CAP + 1].count()
+    rows on every page load costs a full scan; past the cap the list says "more than 10,000". On PostgreSQL
+    the count may take COUNT_TIMEOUT_MS at most: a filter whose matches are costly to count answers
+    (None, True), "many", and the bulk preview counts them exactly."""
+    counting = qs.order_by().values("pk")[: COUNT_CAP + 1]
+    if connection.vendor != "postgresql":
+        n = counting.count()
+        return min(n, COUNT_CAP), n > COUNT_CAP
+    with connection.cursor() as cur:
+        cur.execute("SHOW statement_timeout")
+        before = cur.fetchone()[0]
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(COUNT_TIMEOUT_MS)])
+            n = counting.count()
+            with connection.cursor() as cur:
+                cur.execute("SELECT set_config('statement_timeout', %s, true)", [before])
+    except OperationalError:  # cancelled by the time-out (the savepoint's rollback undoes the setting)
+        return None, True
     return min(n, COUNT_CAP), n > COUNT_CAP
 
 

@@ -72,6 +72,23 @@ class Migration(migrations.Migration):
             model_name='bulkjobitem',
             constraint=models.UniqueConstraint(fields=('job', 'customer'), name='bulkjobitem_once_per_customer'),
         ),
+
+        migrations.AddIndex(
+            model_name='balance',
+            index=models.Index(condition=models.Q(('unlimited', False)), fields=['feature', 'remaining'], name='balance_feature_remaining'),
+        ),
+        migrations.AddIndex(
+            model_name='balance',
+            index=models.Index(condition=models.Q(('unlimited', True)), fields=['feature'], name='balance_feature_unlimited'),
+        ),
+        migrations.AddIndex(
+            model_name='customerproduct',
+            index=models.Index(fields=['status', 'customer'], name='cusprod_status_customer'),
+        ),
+        migrations.AddIndex(
+            model_name='customerproduct',
+            index=models.Index(condition=models.Q(('canceled_at__isnull', False)), fields=['customer'], name='cusprod_cancelling'),
+        ),
     ]
 
 
