@@ -231,7 +231,8 @@ def print_report(report: dict, out=sys.stdout) -> None:
     job = report["job"]
     say(f"\nBulk job: {job['customers']:,} customers, {job['customers_per_second']} customers/s")
     for what in ("list", "page"):
-        say(f"  {what:<5} p50 idle {job['idle'][what]['p50_ms']:7.1f} ms, while the job runs {job['busy'][what]['p50_ms']:7.1f} ms")
+        idle, busy = job["idle"][what]["p50_ms"], job["busy"][what]["p50_ms"]
+        say(f"  {what:<5} p50 idle {idle:7.1f} ms, while the job runs {busy:7.1f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:

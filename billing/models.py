@@ -413,7 +413,9 @@ class Balance(models.Model):
             models.Index(fields=["customer", "feature"], name="balance_customer_feature"),
             models.Index(fields=["next_reset_at"], name="balance_next_reset"),
             # The list's balance filters (remaining below N, in overage; unlimited) and its feature sorts.
-            models.Index(fields=["feature", "remaining"], condition=Q(unlimited=False), name="balance_feature_remaining"),
+            models.Index(
+                fields=["feature", "remaining"], condition=Q(unlimited=False), name="balance_feature_remaining"
+            ),
             models.Index(fields=["feature"], condition=Q(unlimited=True), name="balance_feature_unlimited"),
         ]
 

@@ -96,7 +96,7 @@ class ListFilters:
         """Read the list's filters from a query string. Each bad value adds a message to `errors`."""
         f = cls(**{name: params.get(name, "").strip()[:255] for name in cls.PARAMS})
         f.sort = params.get("sort", DEFAULT_SORT).strip() or DEFAULT_SORT
-        if "\x00" in "".join(getattr(f, name) for name in cls.PARAMS):
+        if "\x00" in "".join(getattr(f, name) for name in cls.PARAMS if name not in ("q", "product")):
             f.errors.append("Filters can't contain a NUL character.")
             return f
         if f.status and f.status not in STATUS_FILTERS:
@@ -215,8 +215,8 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
     """The alive customers of an environment matching the filters, sorted. Search is a
     case-insensitive substring of the id, name, email or fingerprint."""
     qs = Customer.objects.alive().filter(env=env)
-    if filters.errors:
-        return qs.none()
+    if filters.errors or "\x00" in filters.q or "\x00" in filters.product:
+        return qs.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
     qs = qs.search(filters.q)
     if filters.product:
         qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(product__product_id=filters.product)))

@@ -100,13 +100,18 @@ JOB_PERMS = {
 }
 
 
-def assign_job_roles(apps, schema_editor=None):
+def create_job_roles(apps, schema_editor):
     from django.contrib.auth.management import create_permissions
 
+    # Permissions are normally created after migrations run; the groups need them now.
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
+    assign_job_roles(apps)
+
+
+def assign_job_roles(apps):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, codes in JOB_PERMS.items():
@@ -115,4 +120,4 @@ def assign_job_roles(apps, schema_editor=None):
             group.permissions.add(*Permission.objects.filter(content_type__app_label="billing", codename__in=codes))
 
 
-Migration.operations.append(migrations.RunPython(assign_job_roles, migrations.RunPython.noop))
+Migration.operations.append(migrations.RunPython(create_job_roles, migrations.RunPython.noop))
