@@ -238,3 +238,15 @@ def test_support_and_viewer_see_jobs_but_no_controls(client, support, viewer, op
     job.refresh_from_db()
     assert job.status == "queued" and job.cancel_requested_at is None
     assert Customer.objects.count() == 6
+
+
+def test_export_csv_of_the_ticked_rows_or_all_matching(client, ops, team):
+    client.force_login(ops)
+    ticked = [team["sandbox"][1].pk, team["sandbox"][3].pk, team["live"].pk]
+    response = client.get("/bulk/", {"ids": ticked, "action": "export"})
+    assert response.status_code == 302 and response.url.startswith("/exports/customers.csv?")
+    body = b"".join(client.get(response.url).streaming_content).decode()
+    assert [line.split(",")[0] for line in body.splitlines()[1:]] == ["cus_3", "cus_1"]  # never the live one
+    response = client.get("/bulk/", {"scope": "all", "q": "cus_4", "action": "export"})
+    body = b"".join(client.get(response.url).streaming_content).decode()
+    assert [line.split(",")[0] for line in body.splitlines()[1:]] == ["cus_4"]
