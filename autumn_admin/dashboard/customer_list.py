@@ -310,7 +310,7 @@ def customer_status(live: list[CustomerProduct]) -> tuple[str, str]:
 
 
 COUNT_CAP = 10_000
-COUNT_TIMEOUT_MS = 60
+COUNT_TIMEOUT_MS = 40
 
 
 def capped_count(qs: QuerySet) -> tuple[int | None, bool]:
