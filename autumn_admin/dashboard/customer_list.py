@@ -322,17 +322,15 @@ def capped_count(qs: QuerySet) -> tuple[int | None, bool]:
     if connection.vendor != "postgresql":
         n = counting.count()
         return min(n, COUNT_CAP), n > COUNT_CAP
-    with connection.cursor() as cur:
-        cur.execute("SHOW statement_timeout")
-        before = cur.fetchone()[0]
     try:
+        # SET LOCAL's time-out ends with the transaction or savepoint it was set in: this one is always
+        # rolled back (it only read), so the time-out never outlives the count.
         with transaction.atomic():
             with connection.cursor() as cur:
                 cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(COUNT_TIMEOUT_MS)])
             n = counting.count()
-            with connection.cursor() as cur:
-                cur.execute("SELECT set_config('statement_timeout', %s, true)", [before])
-    except OperationalError:  # cancelled by the time-out (the savepoint's rollback undoes the setting)
+            transaction.set_rollback(True)
+    except OperationalError:  # cancelled by the time-out
         return None, True
     return min(n, COUNT_CAP), n > COUNT_CAP
 
