@@ -55,9 +55,18 @@ INSTALLED_APPS = [
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN
     "axes",  # login throttling; before our apps so their admin can extend its pages
+    "django_tasks",
+    "django_tasks_db",
     "customers",
     "billing",
 ]
+
+# Background jobs (bulk actions on the customers list) through Django's Tasks framework (the django-tasks
+# backport). By default they are rows in this database, run by `manage.py jobs_worker`; TASKS_BACKEND names
+# another backend (a real queue: django-tasks' RQ backend, say), or the in-process ImmediateBackend.
+TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+# Seconds without a sign of life after which `jobs_worker` takes over a job an earlier worker left unfinished.
+BULK_JOB_RESUME_AFTER = float(os.environ.get("BULK_JOB_RESUME_AFTER", "30"))
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -107,6 +116,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; a busy timeout keeps concurrent requests from failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # A transaction takes the write lock when it begins, so one that reads and then writes waits for the
+    # background worker's write instead of failing at once with "database is locked".
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     if env_bool("DB_POOL", True):

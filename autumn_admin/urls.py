@@ -11,6 +11,7 @@ from autumn_admin.api.errors import error_response, internal_error_response
 from autumn_admin.api.main import api
 from autumn_admin.dashboard.environment import switch_env
 from autumn_admin.dashboard.views import api_keys as api_key_views
+from autumn_admin.dashboard.views import bulk as bulk_views
 from autumn_admin.dashboard.views import catalogue as catalogue_views
 from autumn_admin.dashboard.views import stripe as stripe_views
 
@@ -48,6 +49,9 @@ urlpatterns = [
     path("catalogue/", catalogue_views.catalogue, name="catalogue"),
     path("stripe/", stripe_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
+    path("jobs/", bulk_views.job_list, name="jobs"),
+    path("jobs/<int:pk>/", bulk_views.job_detail, name="job"),
+    path("jobs/<int:pk>/cancel/", bulk_views.job_cancel, name="job-cancel"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),
     path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
     path("v1/balances.track", api_track.balances_track),  # one round trip when it can; else the operation

@@ -3,6 +3,8 @@ from django.contrib import admin, messages
 from billing.models import (
     HELD_PRODUCT_STATUSES,
     Balance,
+    BulkJob,
+    BulkJobItem,
     CreditCost,
     CustomerProduct,
     CustomerReward,
@@ -206,3 +208,20 @@ class PriceAdmin(AuditedAdmin):
     list_display = ("product", "type", "feature", "amount", "currency", "interval", "billing_units")
     list_filter = ("type", "currency", "interval")
     search_fields = ("product__product_id",)
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(ReadOnlyAdmin):
+    """Bulk actions started from the customers list; their counts move only as the worker runs them."""
+
+    list_display = ("id", "env", "action", "actor_label", "status", "total", "done", "skipped", "failed", "created_at")
+    list_filter = ("env", "status", "action")
+
+
+@admin.register(BulkJobItem)
+class BulkJobItemAdmin(ReadOnlyAdmin):
+    """One customer of a bulk job: pending, done, skipped or failed, with why."""
+
+    list_display = ("job", "customer_ref", "status", "reason", "finished_at")
+    list_filter = ("status",)
+    raw_id_fields = ("job", "customer")

@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from customers.audited_admin import ADMIN_REASON, AuditedAdmin, ReadOnlyAdmin
 from customers.errors import ServiceError
-from customers.models import SEARCHED_FIELDS, ApiKey, AuditEntry, Customer, IdempotencyRecord
+from customers.models import SEARCHED_FIELDS, ApiKey, AuditEntry, Customer, IdempotencyRecord, SavedView
 from customers.services.customers import customer_update
 from customers.validation import EDITABLE_FIELDS, clean_customer_fields
 
@@ -101,6 +101,14 @@ class IdempotencyRecordAdmin(AuditedAdmin):
 
 
 # Login lockouts (django-axes): superusers see them and may clear one; clearing is audited.
+@admin.register(SavedView)
+class SavedViewAdmin(AuditedAdmin):
+    """Named filters of the customers list; their owners make and delete them on the list."""
+
+    list_display = ("name", "owner", "env", "shared", "query", "created_at")
+    list_filter = ("env", "shared")
+
+
 admin.site.unregister(AccessAttempt)
 
 

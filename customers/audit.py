@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -47,6 +50,8 @@ class AuditAction(StrEnum):
     PLAN_UPDATE = "plan.update"
     PLAN_VERSION = "plan.version"
     PLAN_DELETE = "plan.delete"
+    BULK_JOB_START = "bulk_job.start"
+    BULK_JOB_CANCEL = "bulk_job.cancel"
     ADMIN_CREATE = "admin.create"
     ADMIN_UPDATE = "admin.update"
     ADMIN_DELETE = "admin.delete"
@@ -56,6 +61,20 @@ SYSTEM = None
 """The actor of cron jobs and lazy resets."""
 
 Actor = AbstractBaseUser | ApiKey | None
+
+
+_JOB: ContextVar[tuple[int, str] | None] = ContextVar("audit_job", default=None)
+
+
+@contextmanager
+def audit_job(job_id: int, reason: str) -> Iterator[None]:
+    """Within it, every audit entry names the bulk job that made the change, and carries the job's reason
+    where the service itself takes none (Add Coupon): the single edit's services run unchanged."""
+    token = _JOB.set((job_id, reason))
+    try:
+        yield
+    finally:
+        _JOB.reset(token)
 
 
 def actor_label(actor: Actor) -> str:
@@ -93,7 +112,11 @@ def audit_record(
     customer_ref: str | None = None,
 ) -> AuditEntry:
     """Write one append-only audit entry. Call it inside the transaction of the change."""
+    job = _JOB.get()
+    if job is not None and actor is not SYSTEM:  # a lazy reset on the way is the system's, not the job's
+        reason = reason or job[1]
     return AuditEntry.objects.create(
+        job_id=job[0] if job is not None and actor is not SYSTEM else None,
         actor_user=actor if isinstance(actor, AbstractBaseUser) else None,
         actor_api_key=actor if isinstance(actor, ApiKey) else None,
         actor_label=actor_label(actor),

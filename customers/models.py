@@ -162,6 +162,9 @@ class AuditEntry(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True, default="")
+    job_id = models.PositiveBigIntegerField(
+        null=True, blank=True, db_index=True, help_text="The bulk job that made this change, if one did."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -174,3 +177,22 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.customer_ref} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class SavedView(models.Model):
+    """A named set of the customers list's filters (its query string). Its owner sees it above the list;
+    shared, the whole team does."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    env = models.CharField(max_length=8, choices=Env.choices)
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=2000, blank=True, default="")
+    shared = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "env", "name"], name="saved_view_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name

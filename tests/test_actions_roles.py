@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from billing.models import Balance, CustomerProduct, CustomerReward
+from billing.models import Balance, BulkJob, CustomerProduct, CustomerReward
+from billing.services import bulk
 from billing.services.balances import balance_create
 from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_cancel
 from billing.services.rewards import reward_apply
@@ -31,6 +32,7 @@ class World:
     catalogue: dict
     cancelling: CustomerProduct
     grant: Balance
+    job: BulkJob
 
 
 @pytest.fixture
@@ -49,6 +51,13 @@ def world(customer, other_customer, catalogue, discount_rewards) -> World:
         catalogue=catalogue,
         cancelling=addon.customer_product,
         grant=balance_create(customer=customer, feature=catalogue["api_calls"], actor=None, granted=5, reason="x"),
+        job=bulk.bulk_job_start(  # queued: this test's transaction never commits, so no worker takes it
+            env="sandbox",
+            customers=Customer.objects.filter(pk=customer.pk),
+            got=bulk.bulk_input(bulk.ADD_BALANCE, {"feature": "messages", "amount": "5"}),
+            actor=None,
+            reason="x",
+        ),
     )
 
 
@@ -99,7 +108,23 @@ ENDPOINTS = {
         set(),
     ),
 }
-FORMS = [name for name in ENDPOINTS if name != "restore customer"]  # restore is a button, no form page
+ENDPOINTS |= {
+    "start bulk job": (
+        lambda w: f"/bulk/?ids={w.customer.pk}&action=add_balance",
+        lambda w: {
+            "ids": w.customer.pk,
+            "action": "add_balance",
+            "act_feature": "messages",
+            "act_amount": "10",
+            "reason": "goodwill",
+            "run": "1",
+        },
+        set(),
+    ),
+    "cancel bulk job": (lambda w: f"/jobs/{w.job.pk}/cancel/", lambda w: {}, set()),
+}
+# Restore and Cancel job are buttons, with no form page.
+FORMS = [name for name in ENDPOINTS if name not in ("restore customer", "cancel bulk job")]
 
 
 def client_for(role: str, request) -> Client:

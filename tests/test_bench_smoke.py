@@ -114,3 +114,24 @@ def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settin
     printed = io.StringIO()
     run.print_report(report, out=printed)
     assert "Targets:" in printed.getvalue()
+
+
+def test_bulk_benchmark_measures_every_filter_and_a_job_beside_idle_pages(bench_settings):
+    from bench import bulk
+
+    out = io.StringIO()
+    report = bulk.measure(database_url(), SCALE, PLAN, job_customers=50, out=out)
+    log = out.getvalue()
+
+    assert [row["filter"] for row in report["filters"]] == [*bulk.FILTERS, *bulk.SORTS], log
+    for row in report["filters"]:
+        assert row["requests"] > 0 and row["errors"] == 0 and row["p50_ms"] > 0, (row, log)
+    job = report["job"]
+    assert job["customers"] == 50 and job["done"] + job["skipped"] == 50 and job["failed"] == 0, log
+    assert job["customers_per_second"] > 0
+    for when in ("idle", "busy"):
+        for what in ("list", "page"):
+            assert job[when][what]["errors"] == 0 and job[when][what]["p50_ms"] > 0, log
+    printed = io.StringIO()
+    bulk.print_report(report, out=printed)
+    assert "Bulk job: 50 customers" in printed.getvalue()

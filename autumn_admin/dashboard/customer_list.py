@@ -1,19 +1,37 @@
 """The customers list of an environment: its filters and sorts, the search, and each row's products
-and status badge."""
+and status badge.
+
+Every filter lives in the URL (so a view is a bookmark, a saved view and a bulk job's selection at once).
+A value the list can't use is refused with a message naming the filter, never guessed at."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db import OperationalError, connection, transaction
+from django.db.models import DecimalField, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
+from django.utils import timezone
 
-from billing.models import LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Product
+from billing.models import (
+    LIVE_PRODUCT_STATUSES,
+    Balance,
+    CustomerProduct,
+    CustomerProductStatus,
+    CustomerReward,
+    Feature,
+    FeatureType,
+    Product,
+)
 from customers.models import Customer
 
 STATUS_FILTERS = {
     "active": ("Active", CustomerProductStatus.ACTIVE),
     "trialing": ("Trialing", CustomerProductStatus.TRIALING),
     "past_due": ("Past due", CustomerProductStatus.PAST_DUE),
+    "cancelling": ("Cancelling", "cancelling"),
+    "scheduled": ("Scheduled", CustomerProductStatus.SCHEDULED),
     "none": ("No product", None),
 }
 SORTS = {
@@ -22,7 +40,22 @@ SORTS = {
     "name": ("Name A–Z", ("name", "customer_id")),
     "-name": ("Name Z–A", ("-name", "-customer_id")),
 }
+# Sorts by the chosen feature's balance (the `feature` filter names it).
+FEATURE_SORTS = {
+    "remaining": "Remaining, least first",
+    "-remaining": "Remaining, most first",
+    "usage": "Usage, least first",
+    "-usage": "Usage, most first",
+}
 DEFAULT_SORT = "-created"
+BALANCE_FILTERS = {
+    "below": "Remaining below",
+    "below_pct": "Remaining below % of granted",
+    "overage": "In overage",
+    "unlimited": "Unlimited",
+}
+YES_NO = {"yes": "Yes", "no": "No"}
+MAX_QUANTITY = Decimal("1000000000000")
 
 
 @dataclass
@@ -30,34 +63,159 @@ class ListFilters:
     q: str = ""
     product: str = ""
     status: str = ""
+    feature: str = ""
+    balance: str = ""
+    value: str = ""
+    created_after: str = ""
+    created_before: str = ""
+    coupon: str = ""
+    stripe: str = ""
     sort: str = DEFAULT_SORT
+    errors: list[str] = field(default_factory=list)
+    # Parsed values, set by `from_query` when valid.
+    amount: Decimal | None = None
+    after: datetime | None = None
+    before: datetime | None = None
+    feature_obj: Feature | None = None
+
+    PARAMS = (
+        "q",
+        "product",
+        "status",
+        "feature",
+        "balance",
+        "value",
+        "created_after",
+        "created_before",
+        "coupon",
+        "stripe",
+    )
 
     @classmethod
     def from_query(cls, params) -> ListFilters:
-        """Unknown filter values are ignored rather than refused: the list still answers."""
-        status = params.get("status", "")
-        sort = params.get("sort", DEFAULT_SORT)
-        return cls(
-            q=params.get("q", "").strip()[:255],
-            product=params.get("product", "").strip()[:255],
-            status=status if status in STATUS_FILTERS else "",
-            sort=sort if sort in SORTS else DEFAULT_SORT,
-        )
+        """Read the list's filters from a query string. Each bad value adds a message to `errors`."""
+        f = cls(**{name: params.get(name, "").strip()[:255] for name in cls.PARAMS})
+        f.sort = params.get("sort", DEFAULT_SORT).strip() or DEFAULT_SORT
+        if "\x00" in "".join(getattr(f, name) for name in cls.PARAMS if name not in ("q", "product")):
+            f.errors.append("Filters can't contain a NUL character.")
+            return f
+        if f.status and f.status not in STATUS_FILTERS:
+            f.errors.append(f"Unknown plan status {f.status!r}: choose one of the list.")
+        for name, label in (("coupon", "Coupon"), ("stripe", "Stripe")):
+            if getattr(f, name) and getattr(f, name) not in YES_NO:
+                f.errors.append(f"{label} must be yes or no.")
+        for name, label in (("created_after", "Created after"), ("created_before", "Created before")):
+            raw = getattr(f, name)
+            if raw:
+                try:
+                    day = date.fromisoformat(raw)
+                except ValueError:
+                    f.errors.append(f"{label} must be a date like 2026-12-31, not {raw!r}.")
+                    continue
+                # The day in the viewer's time zone: after = from the end of that day, before = before its start.
+                moment = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+                if name == "created_after":
+                    f.after = moment + timedelta(days=1)
+                else:
+                    f.before = moment
+        if f.feature:
+            f.feature_obj = Feature.objects.filter(feature_id=f.feature).first()
+            if f.feature_obj is None:
+                f.errors.append(f"There is no feature {f.feature!r}.")
+            elif f.feature_obj.type == FeatureType.BOOLEAN and (f.balance or f.sort.lstrip("-") in FEATURE_SORTS):
+                f.errors.append(f"{f.feature_obj.name} is a boolean feature: it has no balance to filter or sort by.")
+        if f.balance:
+            if f.balance not in BALANCE_FILTERS:
+                f.errors.append(f"Unknown balance filter {f.balance!r}.")
+            elif not f.feature:
+                f.errors.append("Choose the feature whose balance to filter by.")
+            elif f.balance in ("below", "below_pct"):
+                try:
+                    f.amount = Decimal(f.value)
+                    if not f.amount.is_finite() or abs(f.amount) > MAX_QUANTITY:
+                        raise InvalidOperation
+                except (InvalidOperation, ValueError):
+                    f.errors.append(f"{BALANCE_FILTERS[f.balance]} needs a number, not {f.value!r}.")
+                    f.amount = None
+                if f.amount is not None and f.balance == "below_pct" and not 0 <= f.amount <= 100:
+                    f.errors.append("A percentage of granted must be between 0 and 100.")
+        if f.sort not in SORTS and f.sort not in _feature_sort_keys():
+            f.errors.append(f"Unknown sort {f.sort!r}.")
+            f.sort = DEFAULT_SORT
+        elif f.sort in _feature_sort_keys() and not f.feature:
+            f.errors.append("Choose the feature to sort by.")
+            f.sort = DEFAULT_SORT
+        return f
 
     @property
     def active(self) -> bool:
-        return bool(self.q or self.product or self.status)
+        return any(getattr(self, name) for name in self.PARAMS)
+
+    def query(self, *, with_sort: bool = True) -> dict[str, str]:
+        """The filters as query parameters (only those set)."""
+        params = {name: getattr(self, name) for name in self.PARAMS if getattr(self, name)}
+        if with_sort and self.sort != DEFAULT_SORT:
+            params["sort"] = self.sort
+        return params
+
+    def describe(self) -> str:
+        """The filters in words, for the jobs page and saved views."""
+        parts = []
+        if self.q:
+            parts.append(f"search “{self.q}”")
+        if self.product:
+            parts.append(f"product {self.product}")
+        if self.status:
+            parts.append(f"status {STATUS_FILTERS.get(self.status, (self.status,))[0]}")
+        if self.balance and self.feature:
+            what = BALANCE_FILTERS.get(self.balance, self.balance)
+            suffix = {"below": f" {self.value}", "below_pct": f" {self.value} %"}.get(self.balance, "")
+            parts.append(f"{self.feature}: {what.lower()}{suffix}")
+        if self.created_after:
+            parts.append(f"created after {self.created_after}")
+        if self.created_before:
+            parts.append(f"created before {self.created_before}")
+        if self.coupon:
+            parts.append("has a coupon" if self.coupon == "yes" else "no coupon")
+        if self.stripe:
+            parts.append("linked to Stripe" if self.stripe == "yes" else "not linked to Stripe")
+        return ", ".join(parts) or "all customers"
+
+
+def _feature_sort_keys() -> set[str]:
+    return set(FEATURE_SORTS)
 
 
 def _live_products_of(customer_pk_ref) -> QuerySet[CustomerProduct]:
     return CustomerProduct.objects.filter(customer=customer_pk_ref, status__in=LIVE_PRODUCT_STATUSES)
 
 
+def _balances_of(feature: Feature) -> QuerySet[Balance]:
+    return Balance.objects.filter(customer=OuterRef("pk"), feature=feature)
+
+
+def balance_condition(filters: ListFilters) -> Q | None:
+    """The condition on one balance of the chosen feature that the balance filter asks for."""
+    match filters.balance:
+        case "below" if filters.amount is not None:
+            return Q(unlimited=False, remaining__lt=filters.amount)
+        case "below_pct" if filters.amount is not None:
+            # remaining < pct % of granted, granted = allowance + adjustment, kept without a division
+            return Q(unlimited=False) & Q(
+                remaining__lt=(F("allowance") + F("adjustment")) * Value(filters.amount / 100, DecimalField())
+            )
+        case "overage":
+            return Q(unlimited=False, remaining__lt=0)
+        case "unlimited":
+            return Q(unlimited=True)
+    return None
+
+
 def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
     """The alive customers of an environment matching the filters, sorted. Search is a
     case-insensitive substring of the id, name, email or fingerprint."""
     qs = Customer.objects.alive().filter(env=env)
-    if "\x00" in filters.q or "\x00" in filters.product:
+    if filters.errors or "\x00" in filters.q or "\x00" in filters.product:
         return qs.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
     qs = qs.search(filters.q)
     if filters.product:
@@ -66,9 +224,49 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
         status = STATUS_FILTERS[filters.status][1]
         if status is None:
             qs = qs.filter(~Exists(_live_products_of(OuterRef("pk"))))
+        elif status == "cancelling":
+            qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(canceled_at__isnull=False)))
         else:
             qs = qs.filter(Exists(CustomerProduct.objects.filter(customer=OuterRef("pk"), status=status)))
+    if filters.after:
+        qs = qs.filter(created_at__gte=filters.after)
+    if filters.before:
+        qs = qs.filter(created_at__lt=filters.before)
+    if filters.coupon:
+        has = Exists(CustomerReward.objects.filter(customer=OuterRef("pk"), removed_at__isnull=True))
+        qs = qs.filter(has if filters.coupon == "yes" else ~has)
+    if filters.stripe:
+        qs = qs.exclude(stripe_id="") if filters.stripe == "yes" else qs.filter(stripe_id="")
+    if filters.feature_obj is not None:
+        condition = balance_condition(filters)
+        if condition is not None:
+            qs = qs.filter(Exists(_balances_of(filters.feature_obj).filter(condition)))
+    if filters.sort in FEATURE_SORTS and filters.feature_obj is not None:
+        return _sorted_by_feature(qs, filters)
     return qs.order_by(*SORTS[filters.sort][1])
+
+
+def _sorted_by_feature(qs: QuerySet[Customer], filters: ListFilters) -> QuerySet[Customer]:
+    """Sorted by the feature's remaining or usage, summed over the customer's balances of it; customers
+    without the feature come last, whichever the direction."""
+    per_customer = _balances_of(filters.feature_obj).filter(unlimited=False).order_by().values("customer")
+    key = filters.sort.lstrip("-")
+    expr = (
+        Sum("remaining")
+        if key == "remaining"
+        else Sum(F("allowance") + F("adjustment") - F("remaining"), output_field=DecimalField())
+    )
+    qs = qs.annotate(feature_sort=Subquery(per_customer.annotate(v=expr).values("v")[:1]))
+    order = (
+        F("feature_sort").desc(nulls_last=True)
+        if filters.sort.startswith("-")
+        else F("feature_sort").asc(nulls_last=True)
+    )
+    return qs.order_by(order, "-id")
+
+
+def feature_value(customer: Customer, filters: ListFilters):
+    return getattr(customer, "feature_sort", None)
 
 
 def with_live_products(qs: QuerySet[Customer]) -> QuerySet[Customer]:
@@ -91,6 +289,16 @@ def product_choices() -> list[tuple[str, str]]:
     return sorted(seen.items(), key=lambda kv: kv[1].lower())
 
 
+def feature_choices() -> list[tuple[str, str]]:
+    """(feature id, name) of the features with a balance (metered and credit systems)."""
+    return list(
+        Feature.objects.exclude(type=FeatureType.BOOLEAN)
+        .filter(archived=False)
+        .order_by("name")
+        .values_list("feature_id", "name")
+    )
+
+
 def customer_status(live: list[CustomerProduct]) -> tuple[str, str]:
     """The one badge a customer shows (the page's header, the export's status): past due wins, then
     active, then trialing."""
@@ -99,3 +307,76 @@ def customer_status(live: list[CustomerProduct]) -> tuple[str, str]:
         if status in statuses:
             return status, CustomerProductStatus(status).label
     return "none", "No product"
+
+
+COUNT_CAP = 10_000
+COUNT_TIMEOUT_MS = 40
+
+
+def capped_count(qs: QuerySet) -> tuple[int | None, bool]:
+    """How many rows match, counted up to COUNT_CAP: (count, whether there are more). Counting a million
+    rows on every page load costs a full scan; past the cap the list says "more than 10,000". On PostgreSQL
+    the count may take COUNT_TIMEOUT_MS at most: a filter whose matches are costly to count answers
+    (None, True), "many", and the bulk preview counts them exactly."""
+    counting = qs.order_by().values("pk")[: COUNT_CAP + 1]
+    if connection.vendor != "postgresql":
+        n = counting.count()
+        return min(n, COUNT_CAP), n > COUNT_CAP
+    try:
+        # SET LOCAL's time-out ends with the transaction or savepoint it was set in: this one is always
+        # rolled back (it only read), so the time-out never outlives the count.
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(COUNT_TIMEOUT_MS)])
+            n = counting.count()
+            transaction.set_rollback(True)
+    except OperationalError:  # cancelled by the time-out
+        return None, True
+    return min(n, COUNT_CAP), n > COUNT_CAP
+
+
+MAX_SELECTED = 1000  # rows ticked one by one; beyond that, "all N matching these filters"
+
+
+@dataclass
+class Selection:
+    """The customers a bulk action is for: the rows ticked on the list, or all that match its filters."""
+
+    filters: ListFilters
+    all_matching: bool
+    ids: list[int]
+
+    @classmethod
+    def from_data(cls, data) -> Selection:
+        ids = []
+        for raw in data.getlist("ids")[:MAX_SELECTED]:
+            try:
+                ids.append(int(raw))
+            except ValueError:
+                continue
+        return cls(filters=ListFilters.from_query(data), all_matching=data.get("scope") == "all", ids=ids)
+
+    @property
+    def empty(self) -> bool:
+        return not self.all_matching and not self.ids
+
+    def customers(self, env: str) -> QuerySet[Customer]:
+        """All matching: the list's query now. Ticked rows: exactly those, whatever became of them (a job
+        skips the deleted and other environments' ones, saying so)."""
+        if self.all_matching:
+            return customer_search(env, self.filters)
+        return Customer.objects.filter(pk__in=self.ids)
+
+    def describe(self) -> str:
+        if self.all_matching:
+            return f"all customers matching: {self.filters.describe()}"
+        return f"{len(self.ids)} selected customer{'s' if len(self.ids) != 1 else ''}"
+
+    def hidden_fields(self) -> list[tuple[str, str]]:
+        """The selection as form fields, to carry from the list through the preview to the job."""
+        fields = list(self.filters.query().items())
+        if self.all_matching:
+            fields.append(("scope", "all"))
+        else:
+            fields += [("ids", str(pk)) for pk in self.ids]
+        return fields

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from autumn_admin.dashboard.views import customer_list, customer_page, delete, details
+from autumn_admin.dashboard.views import bulk, customer_list, customer_page, delete, details
 
 app_name = "customers"
 
@@ -10,6 +10,9 @@ urlpatterns = [
     path("customers/", customer_list.customer_list, name="list"),
     path("exports/customers.csv", customer_list.customer_export, name="export"),
     path("deleted-customers/", customer_list.deleted_list, name="deleted"),
+    path("saved-views/", customer_list.saved_view_save, name="view-save"),
+    path("saved-views/<int:pk>/delete/", customer_list.saved_view_delete_view, name="view-delete"),
+    path("bulk/", bulk.bulk_action, name="bulk"),
     path("deleted-customers/<int:pk>/restore/", customer_list.customer_restore_view, name="restore"),
     path("customers/<str:customer_id>/", customer_page.customer_detail, name="detail"),
     path("customers/<str:customer_id>/events/", customer_page.customer_events, name="events"),

@@ -21,6 +21,10 @@ CHANGE_CUSTOMER = "customers.change_customer"
 DELETE_CUSTOMER = "customers.delete_customer"
 RESTORE_CUSTOMER = "customers.restore_customer"
 MANAGE_API_KEYS = "customers.manage_api_keys"
+VIEW_BULK_JOB = "billing.view_bulkjob"
+RUN_BULK_JOB = "billing.add_bulkjob"  # start a bulk action on the customers list (Ops)
+CANCEL_BULK_JOB = "billing.change_bulkjob"
+SHARE_VIEW = "billing.add_bulkjob"  # share a saved view with the team: Ops, as they run what it selects
 
 # What templates ask: `{% if can.adjust_balance %}` shows the control of that permission.
 ABILITIES = {
@@ -32,6 +36,9 @@ ABILITIES = {
     "change_plan": CHANGE_PLAN,
     "restore_customer": RESTORE_CUSTOMER,
     "manage_api_keys": MANAGE_API_KEYS,
+    "run_bulk_job": RUN_BULK_JOB,
+    "cancel_bulk_job": CANCEL_BULK_JOB,
+    "share_view": SHARE_VIEW,
 }
 
 

@@ -58,3 +58,10 @@ document.addEventListener("click", (e) => {
   field.select();
   navigator.clipboard?.writeText(field.value).then(() => { button.textContent = "Copied"; }, () => {});
 });
+
+// The list's "select this page" box ticks or clears every row's box of that name.
+document.addEventListener("change", (e) => {
+  const t = e.target;
+  if (!(t instanceof HTMLInputElement) || !t.dataset.selectAll || !t.form) return;
+  for (const box of t.form.querySelectorAll(`input[type=checkbox][name="${t.dataset.selectAll}"]`)) box.checked = t.checked;
+});

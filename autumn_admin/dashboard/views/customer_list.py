@@ -7,36 +7,57 @@ import json
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.db.models import Q
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
-from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, VIEW_CUSTOMER, require_perm
+from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, SHARE_VIEW, VIEW_CUSTOMER, require_perm
+from billing.services.bulk import ACTIONS as BULK_ACTIONS
 from customers.errors import ServiceError
-from customers.models import TEXT_FIELDS, Customer
+from customers.models import TEXT_FIELDS, Customer, SavedView
 from customers.services.customers import customer_restore
+from customers.services.saved_views import saved_view_create, saved_view_delete
 
 LIST_PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
 EXPORT_COLUMNS = ["id", *TEXT_FIELDS, "products", "status", "stripe_id", "created_at", "metadata"]
 
 
-class FullPagePaginator(Paginator):
-    """Asks the database for a full page (LIMIT per_page) even on the last page. Django's paginator
-    asks for exactly the rows left, so LIMIT 1 when one customer matches a search; with a LIMIT that
-    small PostgreSQL prefers walking the created-at index over the search's trigram indexes, which
-    at a million customers took over a second instead of 10 ms (docs/benchmarks.md)."""
+class ListPage:
+    """One page of the list without counting every match: the rows are read with one more than a page (so
+    "Next" is known), and the count is capped (`listing.capped_count`), so a million customers cost no full
+    COUNT(*) on each load."""
 
-    def page(self, number):
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        if top + self.orphans >= self.count:
-            top += self.orphans  # the last page: still a full-size LIMIT, never a smaller one
-        return self._get_page(self.object_list[bottom:top], number, self)
+    def __init__(self, qs, number: str | None, per_page: int = LIST_PAGE_SIZE):
+        try:
+            self.number = max(1, min(int(number or 1), 10_000))
+        except ValueError:
+            self.number = 1
+        self.count, self.more = listing.capped_count(qs)
+        if not self.more and self.count:
+            self.number = min(self.number, (self.count - 1) // per_page + 1)  # past the end: the last page
+        offset = (self.number - 1) * per_page
+        rows = list(qs[offset : offset + per_page + 1])  # always a full-size LIMIT (see docs/benchmarks.md)
+        self.object_list = rows[:per_page]
+        self.has_next = len(rows) > per_page
+        self.has_previous = self.number > 1
+        self.start_index = offset + 1 if self.object_list else 0
+        self.end_index = offset + len(self.object_list)
+        self.num_pages = None if self.more else max(1, (self.count - 1) // per_page + 1)
+        self.has_other_pages = self.has_next or self.has_previous
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
 
 
 def _list_context(request):
@@ -48,7 +69,7 @@ def _list_context(request):
 @require_GET
 def customer_list(request):
     env, filters, customers = _list_context(request)
-    page = FullPagePaginator(listing.with_live_products(customers), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = ListPage(listing.with_live_products(customers), request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -61,9 +82,15 @@ def customer_list(request):
             "query": query.urlencode(),
             "env": env,
             "product_choices": listing.product_choices(),
+            "feature_choices": listing.feature_choices(),
             "status_choices": listing.STATUS_FILTERS,
+            "balance_choices": listing.BALANCE_FILTERS,
             "sort_choices": listing.SORTS,
+            "feature_sorts": listing.FEATURE_SORTS,
+            "saved_views": saved_views_for(request.user, env),
+            "bulk_actions": BULK_ACTIONS,
         },
+        status=400 if filters.errors else 200,
     )
 
 
@@ -93,10 +120,52 @@ def _export_row(customer: Customer) -> list[str]:
     ]
 
 
+def saved_views_for(user, env: str) -> dict[str, list[SavedView]]:
+    """The person's own views of this environment, and those the team shares."""
+    views = SavedView.objects.filter(env=env).filter(Q(owner=user) | Q(shared=True)).select_related("owner")
+    mine, team = [], []
+    for view in views:
+        (mine if view.owner_id == user.pk else team).append(view)
+    return {"mine": mine, "team": team}
+
+
+@require_POST
+def saved_view_save(request):
+    """Name the list's current filters (the query string posted with the name)."""
+    require_perm(request, VIEW_CUSTOMER)
+    query = request.POST.get("query", "")
+    shared = request.POST.get("shared") == "1"
+    if shared:
+        require_perm(request, SHARE_VIEW)
+    try:
+        view = saved_view_create(
+            owner=request.user, env=current_env(request), name=request.POST.get("name", ""), query=query, shared=shared
+        )
+    except ServiceError as e:
+        messages.error(request, e.message)
+        return redirect(f"{reverse('customers:list')}?{query}" if query else "customers:list")
+    messages.success(request, f"Saved the view “{view.name}”" + (", shared with the team." if shared else "."))
+    return redirect(f"{reverse('customers:list')}?{view.query}" if view.query else "customers:list")
+
+
+@require_POST
+def saved_view_delete_view(request, pk: int):
+    view = get_object_or_404(SavedView, pk=pk, owner=request.user)  # only one's own
+    saved_view_delete(view=view)
+    messages.success(request, f"Deleted the view “{view.name}”.")
+    return redirect("customers:list")
+
+
 @require_GET
 def customer_export(request):
-    """The filtered list as CSV, streamed in chunks so a large export never sits in memory."""
-    env, _, customers = _list_context(request)
+    """The filtered list (or the rows ticked on it) as CSV, streamed in chunks so a large export never sits
+    in memory."""
+    env, filters, customers = _list_context(request)
+    if filters.errors:
+        return HttpResponseBadRequest("; ".join(filters.errors), content_type="text/plain; charset=utf-8")
+    selection = listing.Selection.from_data(request.GET)
+    if selection.ids and not selection.all_matching:
+        customers = customers.filter(pk__in=selection.ids)
     rows = listing.with_live_products(customers).iterator(chunk_size=EXPORT_CHUNK)
     writer = csv.writer(_Echo())
 

@@ -1,0 +1,144 @@
+"""Bulk actions on the customers list (Ops): the action's form, its preview, starting the job; and the Jobs
+pages with their live progress and Cancel."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from autumn_admin.dashboard import customer_list as listing
+from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.permissions import CANCEL_BULK_JOB, RUN_BULK_JOB, VIEW_BULK_JOB, require_perm
+from billing.models import BulkJob, BulkJobItem, BulkJobItemStatus, Interval, Reward
+from billing.services import bulk
+from customers.errors import ServiceError
+from customers.validation import require_reason
+
+EXPORT = "export"
+# The action's inputs are named act_* in the form: its other fields are the list's filters (feature, product…).
+INPUTS = ("feature", "amount", "interval", "expires_at", "reward", "product", "grant_free")
+
+
+def _choices() -> dict:
+    return {
+        "actions": {**bulk.ACTIONS, EXPORT: "Export CSV"},
+        "feature_choices": listing.feature_choices(),
+        "reward_choices": list(Reward.objects.filter(active=True).order_by("name").values_list("reward_id", "name")),
+        "product_choices": listing.product_choices(),
+        "interval_choices": Interval.choices,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def bulk_action(request):
+    """GET: the action's form for the selection. POST "preview": what it would change. POST "run": the job."""
+    require_perm(request, RUN_BULK_JOB)
+    env = current_env(request)
+    data = request.POST if request.method == "POST" else request.GET
+    selection = listing.Selection.from_data(data)
+    action = data.get("action", "")
+    if action == EXPORT:
+        return redirect(f"{_export_url()}?{urlencode(selection.hidden_fields(), doseq=True)}")
+    values = {name: data.get(f"act_{name}", "") for name in INPUTS} | {
+        "action": action,
+        "reason": data.get("reason", ""),
+    }
+    if request.method == "GET" and not values["feature"]:
+        values["feature"] = selection.filters.feature  # the feature the list was filtered by
+    context = {
+        "selection": selection,
+        "values": values,
+        "errors": {},
+        "preview": None,
+        **_choices(),
+    }
+    status = 200
+    if selection.filters.errors:
+        context["errors"]["all"] = "; ".join(selection.filters.errors)
+        status = 400
+    elif selection.empty:
+        context["errors"]["all"] = "Select customers on the list first (tick rows, or all matching)."
+        status = 400
+    elif request.method == "POST":
+        try:
+            got = bulk.bulk_input(action, values)
+            reason = require_reason(data.get("reason"))
+        except ServiceError as e:
+            context["errors"][e.field or "all"] = e.message
+            status = 422
+        else:
+            customers = selection.customers(env)
+            if "run" in data:
+                job = bulk.bulk_job_start(
+                    env=env,
+                    customers=customers,
+                    got=got,
+                    actor=request.user,
+                    reason=reason,
+                    filter_query=urlencode(selection.filters.query()),
+                    filter_text=selection.describe(),
+                )
+                messages.success(request, f"Job {job.pk} started: {bulk.describe(got)} for {job.total:,} customers.")
+                return redirect("job", job.pk)
+            context["preview"] = bulk.bulk_preview(env=env, customers=customers, got=got)
+            context["described"] = bulk.describe(got)
+    return render(request, "billing/bulk_action.html", context, status=status)
+
+
+def _export_url() -> str:
+    return reverse("customers:export")
+
+
+def _job_for(request, pk: int) -> BulkJob:
+    """A job of the dashboard's environment (another environment's is a 404)."""
+    require_perm(request, VIEW_BULK_JOB)
+    job = BulkJob.objects.filter(pk=pk, env=current_env(request)).first()
+    if job is None:
+        raise Http404(f"No job {pk} in this environment.")
+    return job
+
+
+@require_GET
+def job_list(request):
+    require_perm(request, VIEW_BULK_JOB)
+    jobs = BulkJob.objects.filter(env=current_env(request)).order_by("-created_at", "-id")
+    page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    return render(request, "billing/jobs.html", {"page": page, "actions": bulk.ACTIONS})
+
+
+@require_GET
+def job_detail(request, pk: int):
+    job = _job_for(request, pk)
+    problems = BulkJobItem.objects.filter(
+        job=job, status__in=[BulkJobItemStatus.FAILED, BulkJobItemStatus.SKIPPED]
+    ).order_by("-status", "id")
+    context = {
+        "job": job,
+        "action_label": bulk.ACTIONS.get(job.action, job.action),
+        "reasons": bulk.skipped_reasons(job),
+        "problems": problems[:200],
+        "recent": BulkJobItem.objects.filter(job=job, status=BulkJobItemStatus.DONE)
+        .select_related("customer")
+        .order_by("-id")[:10],
+    }
+    template = "billing/job.html#job-progress" if request.htmx else "billing/job.html"
+    return render(request, template, context)
+
+
+@require_POST
+def job_cancel(request, pk: int):
+    job = _job_for(request, pk)
+    require_perm(request, CANCEL_BULK_JOB)
+    try:
+        bulk.bulk_job_cancel(job=job, actor=request.user)
+    except ServiceError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, f"Job {job.pk} is stopping: it finishes the customer in hand and stops.")
+    return redirect("job", job.pk)

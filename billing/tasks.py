@@ -1,0 +1,12 @@
+"""Background tasks (Django's Tasks framework, through the django-tasks backport): the backend is the
+`TASKS` setting, the database by default, run by `manage.py jobs_worker`."""
+
+from django_tasks import task
+
+from billing.services.bulk import bulk_job_run
+
+
+@task()
+def run_bulk_job(job_id: int) -> int:
+    """Run a bulk job's pending customers; returns how many it has processed in all."""
+    return bulk_job_run(job_id).processed

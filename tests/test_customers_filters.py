@@ -1,0 +1,162 @@
+"""The customers list's ops filters: a feature's balance, plan status, dates, coupons, Stripe; sorting by a
+feature's balance; the capped count; bad values refused with a message; saved views."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Balance, CustomerProduct
+from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_cancel
+from billing.services.rewards import reward_apply
+from customers.models import Customer, SavedView
+from customers.services.customers import customer_create
+from tests.html import element, page_of, text
+
+LIST = "/customers/"
+
+
+def ids(response) -> list[str]:
+    return re.findall(r'<td class="mono">([^<]+)</td>', page_of(response))
+
+
+@pytest.fixture
+def crowd(catalogue, discount_rewards):
+    """Six sandbox customers on Scale (API calls 100,000 a month), each in another state."""
+    now = timezone.now()
+    made = {}
+    for i, cid in enumerate(["low", "pct", "over", "unl", "full", "cancelling"]):
+        c = customer_create(env="sandbox", customer_id=cid, actor=None, name=cid.title())
+        plan_attach(customer=c, product=catalogue["scale"], actor=None, method=GRANT_FREE, reason="x")
+        Customer.objects.filter(pk=c.pk).update(created_at=now - timedelta(days=10 * (i + 1)))
+        made[cid] = c
+    calls = {c: Balance.objects.get(customer=made[c], feature=catalogue["api_calls"]) for c in made}
+    Balance.objects.filter(pk=calls["low"].pk).update(remaining=5)  # below 10, and below 10 %
+    Balance.objects.filter(pk=calls["pct"].pk).update(remaining=9000)  # below 10 % only
+    Balance.objects.filter(pk=calls["over"].pk).update(remaining=-50)  # in overage
+    Balance.objects.filter(pk=calls["unl"].pk).update(unlimited=True)
+    Balance.objects.filter(pk=calls["cancelling"].pk).update(remaining=50000)
+    scale_cp = CustomerProduct.objects.get(customer=made["cancelling"], product=catalogue["scale"], status="active")
+    plan_cancel(customer=made["cancelling"], customer_product=scale_cp, actor=None, when=END_OF_CYCLE)
+    reward_apply(customer=made["low"], reward=discount_rewards["twenty"], actor=None)
+    Customer.objects.filter(pk=made["over"].pk).update(stripe_id="cus_over")
+    # Never listed: the other environment with the same state.
+    live = customer_create(env="live", customer_id="low_live", actor=None)
+    plan_attach(customer=live, product=catalogue["scale"], actor=None, method=GRANT_FREE, reason="x")
+    Balance.objects.filter(customer=live, feature=catalogue["api_calls"]).update(remaining=1)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"feature": "api_calls", "balance": "below", "value": "10"}, ["low", "over"]),
+        ({"feature": "api_calls", "balance": "below_pct", "value": "10"}, ["low", "pct", "over"]),
+        ({"feature": "api_calls", "balance": "overage"}, ["over"]),
+        ({"feature": "api_calls", "balance": "unlimited"}, ["unl"]),
+        ({"status": "cancelling"}, ["cancelling"]),
+        ({"coupon": "yes"}, ["low"]),
+        ({"coupon": "no"}, ["pct", "over", "unl", "full", "cancelling"]),
+        ({"stripe": "yes"}, ["over"]),
+        ({"stripe": "no", "feature": "api_calls", "balance": "below_pct", "value": "10"}, ["low", "pct"]),
+        ({"created_before": "__25__"}, ["over", "unl", "full", "cancelling"]),
+        ({"created_after": "__25__"}, ["low", "pct"]),
+        ({"created_after": "__45__", "created_before": "__15__"}, ["pct", "over", "unl"]),
+    ],
+)
+def test_filters_combine_and_keep_to_the_environment(client, ops, crowd, params, expected):
+    today = timezone.localdate()
+    params = {
+        k: (str(today - timedelta(days=int(v.strip("_")))) if v.startswith("__") else v) for k, v in params.items()
+    }
+    client.force_login(ops)
+    response = client.get(LIST, params)
+    assert response.status_code == 200
+    assert ids(response) == expected
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("remaining", ["over", "low", "pct", "cancelling", "full", "unl"]),
+        ("-remaining", ["full", "cancelling", "pct", "low", "over", "unl"]),
+        ("usage", ["full", "cancelling", "pct", "low", "over", "unl"]),
+        ("-usage", ["over", "low", "pct", "cancelling", "full", "unl"]),
+    ],
+)
+def test_sort_by_a_features_remaining_or_usage_both_ways(client, ops, crowd, sort, expected):
+    client.force_login(ops)
+    response = client.get(LIST, {"feature": "api_calls", "sort": sort})
+    assert ids(response) == expected  # unlimited (no figure to sort by) last either way
+    assert "API calls" in text(element(page_of(response), "main"))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"feature": "api_calls", "balance": "below", "value": "ten"}, "Remaining below needs a number, not 'ten'."),
+        ({"feature": "api_calls", "balance": "below_pct", "value": "150"}, "between 0 and 100"),
+        ({"balance": "overage"}, "Choose the feature whose balance to filter by."),
+        ({"feature": "nope", "balance": "overage"}, "There is no feature 'nope'."),
+        ({"feature": "sso", "balance": "overage"}, "SSO is a boolean feature"),
+        ({"created_after": "31/12/2026"}, "Created after must be a date like 2026-12-31"),
+        ({"coupon": "maybe"}, "Coupon must be yes or no."),
+        ({"status": "made_up"}, "Unknown plan status 'made_up'"),
+        ({"sort": "remaining"}, "Choose the feature to sort by."),
+        ({"sort": "sideways"}, "Unknown sort 'sideways'."),
+    ],
+)
+def test_bad_filter_values_say_what_is_wrong(client, ops, crowd, params, message):
+    client.force_login(ops)
+    response = client.get(LIST, params)
+    assert response.status_code == 400
+    assert message in text(element(page_of(response), "filter-errors"))
+    assert ids(response) == []
+    export = client.get("/exports/customers.csv", params)
+    assert export.status_code == 400 and message in export.content.decode()
+
+
+def test_the_csv_export_follows_the_filters(client, ops, crowd):
+    client.force_login(ops)
+    response = client.get("/exports/customers.csv", {"feature": "api_calls", "balance": "below", "value": "10"})
+    body = b"".join(response.streaming_content).decode()
+    assert sorted(line.split(",")[0] for line in body.splitlines()[1:]) == ["low", "over"]
+
+
+def test_the_count_is_capped_and_says_so(client, ops, catalogue, monkeypatch):
+    from autumn_admin.dashboard import customer_list
+
+    monkeypatch.setattr(customer_list, "COUNT_CAP", 3)
+    for i in range(5):
+        customer_create(env="sandbox", customer_id=f"c{i}", actor=None)
+    client.force_login(ops)
+    page = page_of(client.get(LIST))
+    assert text(element(page, "result-count")).startswith("More than 3 customers (count capped)")
+    assert "Showing 1–5 of more than 3" in text(page)
+
+
+def test_saved_views_are_personal_unless_ops_share_them(client, ops, support, crowd):
+    client.force_login(ops)
+    query = "feature=api_calls&balance=below_pct&value=10"
+    response = client.post("/saved-views/", {"name": "Low on API calls", "query": query, "shared": "1"})
+    assert response.status_code == 302 and response.url == f"/customers/?{query}"
+    client.post("/saved-views/", {"name": "Mine only", "query": "coupon=yes"})
+    page = page_of(client.get(LIST))
+    assert "Your views: Low on API calls (shared) × Mine only ×" in text(page)
+
+    client.force_login(support)
+    page = page_of(client.get(LIST))
+    assert "Team views: Low on API calls" in text(page) and "Mine only" not in text(page)
+    assert f'href="/customers/?{query.replace("&", "&amp;")}"' in page
+    # Support may save their own views, but not share them; and never delete another's.
+    assert client.post("/saved-views/", {"name": "x", "query": "", "shared": "1"}).status_code == 403
+    assert client.post("/saved-views/", {"name": "Support's", "query": "coupon=no"}).status_code == 302
+    shared = SavedView.objects.get(name="Low on API calls")
+    assert client.post(f"/saved-views/{shared.pk}/delete/").status_code == 404
+    assert SavedView.objects.filter(pk=shared.pk).exists()
+    # Sandbox views stay in sandbox.
+    client.post("/env/", {"env": "live", "next": "/customers/"})
+    assert "Low on API calls" not in text(page_of(client.get(LIST)))
