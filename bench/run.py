@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 
 from bench import loadgen, pgbench
@@ -91,18 +92,18 @@ def setup_django(database_url: str) -> None:
 
 def dashboard_session(env: str) -> tuple[object, str]:
     """A dashboard user and a session cookie for it, with the environment switch set to `env`."""
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import Group, User
-    from django.contrib.sessions.backends.db import SessionStore
 
     user, _ = User.objects.get_or_create(username="bench_ops", defaults={"email": "bench@example.com"})
     group = Group.objects.filter(name="Ops").first()
     if group is None:
         raise RuntimeError("The Ops role is missing (billing/migrations/0002_roles creates it): run migrate.")
     user.groups.add(group)
-    session = SessionStore()
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
     session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the one that checks passwords
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session["env"] = env
     session.create()
