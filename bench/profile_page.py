@@ -12,6 +12,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 
@@ -27,9 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789abcdef")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+    static = tempfile.TemporaryDirectory(prefix="bench-static-")
+    os.environ["STATIC_ROOT"] = static.name  # production settings serve collected, hashed static files
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)
     from django.contrib.auth.models import Group, User
     from django.db import connection
     from django.test import Client

@@ -179,6 +179,24 @@ class FeatureRow(FeatureBalance):
         return max(ZERO, -self.remaining)
 
     @property
+    def fingerprint(self) -> tuple:
+        """Everything the row can show, for caching its markup (the customer page's `balance-row`): the
+        feature, every field of every balance with the product it comes from, the graph, and the time zone
+        its dates are shown in. Two rows with equal fingerprints look the same."""
+        return (
+            timezone.get_current_timezone_name(),
+            tuple(getattr(self.feature, f.attname) for f in Feature._meta.concrete_fields),
+            tuple(
+                (
+                    tuple(getattr(b, f.attname) for f in Balance._meta.concrete_fields),
+                    str(b.customer_product.product) if b.customer_product_id else None,
+                )
+                for b in self.balances
+            ),
+            self.history.fingerprint if self.history else None,
+        )
+
+    @property
     def usage_percent(self) -> int:
         """How full the usage bar is."""
         if self.unlimited or self.is_boolean:

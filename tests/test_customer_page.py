@@ -157,7 +157,9 @@ def test_history_graph_shows_thirty_days_of_usage_and_marks_the_manual_edit(clie
         f"{format_day(today - timedelta(days=1))}: 300 used",
         f"{format_day(today)}: 40 used",
     ]
-    assert row.count('class="bar"') == 3  # bars only where there was usage
+    bars = re.search(r'<path class="bars" d="([^"]*)"/>', row).group(1)
+    assert bars.count("M") == 3  # bars only where there was usage, one path for all of them
+    assert row.count('class="bars"') == 1
     edit = re.findall(r'<g class="edit"><title>(.*?)</title>', row)
     assert edit == [f"{format_day(today)}: olivia_ops set Messages 4,460 → 1,240 · “outage”"]
     assert "Last 30 days · 540 used · peak 300/day" in text(row)
