@@ -67,3 +67,19 @@ def test_a_superuser_without_a_role_may_do_everything(client, superuser, custome
     client.force_login(superuser)
     page = page_of(client.get(URL))
     assert "Create Balance" in page and "Attach Product" in page
+
+
+def test_with_a_shared_cache_a_request_reads_its_session_from_the_cache_and_logging_out_ends_it(
+    client, ops, customer, settings
+):
+    # What REDIS_URL selects (settings.py), here with the process-local cache standing in for Redis.
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    client.post("/login/", {"username": ops.username, "password": PASSWORD})
+    client.get(URL)
+    response, queries = _get(client, URL)
+    assert response.status_code == 200
+    assert not [sql for sql in queries if "django_session" in sql]
+    assert len([sql for sql in queries if 'FROM "auth_user" WHERE' in sql]) == 1  # the user, with the role
+    client.post("/logout/")
+    response = client.get(URL)
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
