@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import loadgen, pgbench
 from bench.generate import SCALES, Generator, Scale
-from bench.server import BENCH_SECRET_KEY, SERVERS, Server
+from bench.server import BENCH_SECRET_KEY, SERVERS, Server, process_cpu_seconds
 
 # The floor of a dashboard page: a trivial view behind the same login, session and role check as every
 # page (bench/urls.py). /healthz, public, skips them: reported beside it as the bare framework.
@@ -235,6 +235,46 @@ def events_since(api_key_prefix: str, since: datetime) -> int:
     return Event.objects.filter(api_key__prefix=api_key_prefix, created_at__gte=since).count()
 
 
+def database_backends() -> list[int]:
+    """The PostgreSQL backends connected to the benchmark's database, this process's own excepted."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return [row[0] for row in cur.fetchall()]
+
+
+class CpuMeter:
+    """CPU time spent by the server's processes and by the database's backends during a measurement, per
+    answer: what a request costs whatever else the machine runs (each process's own clock)."""
+
+    def __init__(self, server: Server):
+        self.server = server
+
+    def __enter__(self) -> CpuMeter:
+        self.backends = database_backends()
+        self.server0 = self.server.cpu_seconds()
+        self.db0 = {pid: process_cpu_seconds(pid) for pid in self.backends}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server_seconds = self.server.cpu_seconds() - self.server0
+        backends = set(self.backends) | set(database_backends())  # a pool may have opened more
+        self.db_seconds = sum(process_cpu_seconds(pid) - self.db0.get(pid, 0.0) for pid in backends)
+
+    def per_answer(self, answers: int) -> dict:
+        n = max(answers, 1)
+        return {
+            "server_cpu_ms": round(self.server_seconds * 1000 / n, 3),
+            "db_cpu_ms": round(self.db_seconds * 1000 / n, 3),
+        }
+
+
+def _row(result: loadgen.Result) -> dict:
+    """A measurement's figures, with the CPU each answer cost the server and the database."""
+    return result.summary() | getattr(result, "cpu", {})
+
+
 def _mode(keep_alive: bool) -> str:
     return "keep-alive" if keep_alive else "new conn."
 
@@ -294,21 +334,27 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
         def load(
             name: str, requests: list[loadgen.Request], concurrency: int, keep_alive: bool = True, **kw
         ) -> loadgen.Result:
-            result = loadgen.run_load(
-                server.port,
-                name,
-                requests,
-                concurrency=concurrency,
-                seconds=plan.seconds,
-                warmup=plan.warmup,
-                keep_alive=keep_alive,
-                **kw,
-            )
-            summary = result.summary()
+            if plan.warmup > 0:
+                loadgen.run_load(
+                    server.port, name, requests, concurrency=concurrency, seconds=plan.warmup, keep_alive=keep_alive
+                )
+            with CpuMeter(server) as cpu:
+                result = loadgen.run_load(
+                    server.port,
+                    name,
+                    requests,
+                    concurrency=concurrency,
+                    seconds=plan.seconds,
+                    keep_alive=keep_alive,
+                    **kw,
+                )
+            result.cpu = cpu.per_answer(result.requests)
+            summary = result.summary() | result.cpu
             say(
                 f"  {name:<28} c={concurrency:<3} {_mode(keep_alive):<10} {summary['throughput']:8.1f}/s  "
                 f"p50 {summary['p50_ms']:7.2f}  p95 {summary['p95_ms']:7.2f}  p99 {summary['p99_ms']:7.2f} ms  "
-                f"errors {summary['errors']}  client cpu {summary['client_cpu_share']:.0%}"
+                f"errors {summary['errors']}  client cpu {summary['client_cpu_share']:.0%}  "
+                f"cpu/answer: server {summary['server_cpu_ms']} ms, database {summary['db_cpu_ms']} ms"
             )
             if result.failures:
                 say(f"    first failure: {result.failures[0][:200]!r}")
@@ -317,35 +363,39 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
         # Pages, as a browser loads them (connections kept alive); the floors also on fresh connections.
         for keep_alive in (True, False):
             for c in plan.page_concurrency:
-                http.append(load(FLOOR_BARE, [loadgen.get("/healthz", cookie=cookie)], c, keep_alive).summary())
+                http.append(_row(load(FLOOR_BARE, [loadgen.get("/healthz", cookie=cookie)], c, keep_alive)))
             for c in plan.page_concurrency:
-                http.append(load(FLOOR, [loadgen.get("/bench/floor/", cookie=cookie)], c, keep_alive).summary())
+                http.append(_row(load(FLOOR, [loadgen.get("/bench/floor/", cookie=cookie)], c, keep_alive)))
         for label, path in pages.items():
             for c in plan.page_concurrency:
                 http.append(
-                    load(
-                        f"customer page: {label}",
-                        [loadgen.get(path, cookie=cookie)],
-                        c,
-                        min_requests=plan.min_page_requests,
-                    ).summary()
+                    _row(
+                        load(
+                            f"customer page: {label}",
+                            [loadgen.get(path, cookie=cookie)],
+                            c,
+                            min_requests=plan.min_page_requests,
+                        )
+                    )
                 )
         for label in ("email", "id", "broad"):
             requests = [loadgen.get("/customers/", cookie=cookie, query={"q": term}) for term in terms[label]]
             for c in plan.page_concurrency if label != "broad" else (1,):
-                http.append(load(f"search: {label}", requests, c, min_requests=plan.min_page_requests).summary())
+                http.append(_row(load(f"search: {label}", requests, c, min_requests=plan.min_page_requests)))
         http.append(
-            load(
-                "customers list, no search",
-                [loadgen.get("/customers/", cookie=cookie)],
-                1,
-                min_requests=plan.min_page_requests,
-            ).summary()
+            _row(
+                load(
+                    "customers list, no search",
+                    [loadgen.get("/customers/", cookie=cookie)],
+                    1,
+                    min_requests=plan.min_page_requests,
+                )
+            )
         )
         chart = {"customer_id": heavy["customer_id"], "feature_id": heavy_features(heavy["customer_id"], heavy["env"])}
         for name, body in AGGREGATES.items():
             request = loadgen.post_json("/v1/events.aggregate", chart | body, bearer=heavy_key)
-            http.append(load(name, [request], 1, min_requests=plan.min_page_requests).summary())
+            http.append(_row(load(name, [request], 1, min_requests=plan.min_page_requests)))
 
         # Track and check, as the SDKs call (connections kept alive), and on a fresh connection each at 8.
         hold_resets(track["many"], track["feature_id"], track["env"])
@@ -364,15 +414,22 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
             for c, keep_alive in runs if label == "many balances" else [(c, True) for c in plan.track_concurrency]:
                 before = track_balances(targets, track["feature_id"], track["env"])
                 since = datetime.now(UTC)
-                result = loadgen.run_load(
-                    server.port, f"track: {label}", requests, concurrency=c, seconds=plan.seconds, keep_alive=keep_alive
-                )  # no warm-up: every call counts in the check
+                with CpuMeter(server) as cpu:
+                    result = loadgen.run_load(
+                        server.port,
+                        f"track: {label}",
+                        requests,
+                        concurrency=c,
+                        seconds=plan.seconds,
+                        keep_alive=keep_alive,
+                    )  # no warm-up: every call counts in the check
+                result.cpu = cpu.per_answer(result.requests)
                 after = track_balances(targets, track["feature_id"], track["env"])
                 wrong = [
                     cid for cid in targets if after.get(cid) != before.get(cid, Decimal(0)) - result.ok_by_target[cid]
                 ]
                 events = events_since(key_prefix, since)
-                summary = result.summary() | {
+                summary = _row(result) | {
                     "exact": not wrong and events == result.ok,
                     "balances_checked": len(targets),
                     "balances_wrong": len(wrong),
@@ -383,7 +440,8 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
                     f"  track: {label:<21} c={c:<3} {_mode(keep_alive):<10} {summary['throughput']:8.1f}/s  "
                     f"p50 {summary['p50_ms']:7.2f}  p99 {summary['p99_ms']:7.2f} ms  errors {summary['errors']}  "
                     f"exact {'yes' if summary['exact'] else 'NO'} ({len(targets)} balances, {events} events)  "
-                    f"client cpu {summary['client_cpu_share']:.0%}"
+                    f"client cpu {summary['client_cpu_share']:.0%}  cpu/answer: server {summary['server_cpu_ms']} ms, "
+                    f"database {summary['db_cpu_ms']} ms"
                 )
                 if result.failures:
                     say(f"    first failure: {result.failures[0][:200]!r}")
@@ -415,7 +473,7 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
                 and len(answers) == min(50, len(targets))
                 and events_since(key_prefix, since) == 0
             )
-            checks.append(result.summary() | {"exact": exact, "balances_checked": len(targets)})
+            checks.append(_row(result) | {"exact": exact, "balances_checked": len(targets)})
             say(
                 f"    exact {'yes' if exact else 'NO'} ({len(moved)} balances moved, {len(answers)} answers read back, "
                 f"{len(misread)} differ from the database{': ' + str(list(misread.items())[:2]) if misread else ''})"
@@ -592,18 +650,21 @@ def print_report(report: dict, out=sys.stdout) -> None:
     plan = report["plan"]
     say(f"Server: {plan['server']}, {plan['workers']} workers × {plan['threads']} threads")
     say()
-    say("| measurement | c | connection | req/s | p50 ms | p95 ms | p99 ms | errors | load |")
-    say("|---|---|---|---|---|---|---|---|---|")
+    say(
+        "| measurement | c | connection | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms | db CPU ms "
+        "| load |"
+    )
+    say("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in report["http"] + report["track"] + report.get("check", []):
         say(
             f"| {row['name']} | {row['concurrency']} | {_mode(row.get('keep_alive', False))} | "
             f"{row['throughput']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} | "
-            f"{row['load_average']} |"
+            f"{row.get('server_cpu_ms', '')} | {row.get('db_cpu_ms', '')} | {row['load_average']} |"
         )
     for row in report["pgbench"]:
         say(
             f"| {row['name']} | {row['concurrency']} | | {row['tps']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | "
-            f"{row['p99_ms']} | {row['failed']} | {row['load_average']} |"
+            f"{row['p99_ms']} | {row['failed']} | | | {row['load_average']} |"
         )
     say()
     say("Queries per page: " + ", ".join(f"{k} {v['queries']}" for k, v in report["queries"].items()))

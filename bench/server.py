@@ -106,6 +106,18 @@ def server_command(kind: str, port: int, workers: int, threads: int = THREADS) -
     ]
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15 of stat)
+
+
 class Server:
     def __init__(
         self, database_url: str, *, workers: int, kind: str = "granian", threads: int = THREADS, port: int | None = None
@@ -165,6 +177,11 @@ class Server:
         except OSError:
             return []
         return [int(pid) for pid in children]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far: the main one and its workers."""
+        pids = [self.process.pid, *self.worker_pids()] if self.process else []
+        return sum(process_cpu_seconds(pid) for pid in pids)
 
     def worker_memory(self) -> dict[str, float]:
         """Peak and current resident memory of each worker, in MB."""
