@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import Balance, CustomerProduct, Invoice, Reward
+from billing.models import Balance, CustomerProduct, Feature, Invoice, Reward
 from billing.services.balances import balance_set
 from billing.services.products import product_attach
 from billing.services.rewards import reward_apply
@@ -616,3 +616,30 @@ def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops
         "system changed Pro from active to past due · just now",
         "olivia_ops linked to Stripe customer cus_Q1 · just now",
     ]
+
+
+# --- the rows' fragment cache -------------------------------------------------------------------
+
+
+def test_a_cached_balance_row_shows_every_change_on_the_next_view(client, ops, viewer, acme, catalogue, settings):
+    login(client, ops)
+    first = element(page_of(client.get(URL)), "balance-row-messages")
+    assert element(page_of(client.get(URL)), "balance-row-messages") == first  # served from the cache
+
+    balance_track(customer=acme, feature=catalogue["messages"], value=60, actor=None)
+    row = element(page_of(client.get(URL)), "balance-row-messages")
+    assert text(row).startswith("Messages messages 1,180 / 1,780 600 Pro")
+    today = re.findall(r'<g class="day"><title>(.*?)</title>', row)[-1]
+    assert today == f"{format_day(timezone.localdate())}: 100 used"
+
+    Feature.objects.filter(pk=catalogue["messages"].pk).update(name="Texts")
+    assert text(element(page_of(client.get(URL)), "balance-row-messages")).startswith("Texts messages")
+
+    settings.TIME_ZONE = "Pacific/Kiritimati"  # dates are shown in another zone: rendered afresh
+    row = element(page_of(client.get(URL)), "balance-row-messages")
+    balance = Balance.objects.get(customer=acme, feature=catalogue["messages"])
+    with timezone.override("Pacific/Kiritimati"):
+        assert format_day(balance.next_reset_at) in text(row)
+
+    login(client, viewer)  # the same row, for a role that may not edit it
+    assert "balances/" not in element(page_of(client.get(URL)), "balance-row-messages")
