@@ -84,7 +84,8 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking the password
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend, with the user and the user's role read in one query on every request.
+    "autumn_admin.dashboard.auth_backend.RoleBackend",
 ]
 
 ROOT_URLCONF = "autumn_admin.urls"
@@ -175,6 +176,26 @@ STORAGES = {
 # Serve static/ straight from the source tree too, so a server started without collectstatic
 # (tests, the zero-setup README command) still has its CSS and htmx.
 WHITENOISE_USE_FINDERS = True
+
+# A cache shared by every server process (Redis at REDIS_URL, e.g. redis://127.0.0.1:6379/0) keeps the
+# sessions in memory: a dashboard request reads its session from the cache, not the database
+# (cached_db: written through to the database, so a restart of the cache logs nobody out). Without one,
+# a process-local cache and sessions in the database: nothing to set up, and correct with any number of
+# processes (a per-process cache would let a session logged out in one process live on in another).
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Rendered fragments of pages, keyed by everything they show (so never stale, only unused): in each
+# process's memory, the fastest to read, as nothing needs to be shared. ~10 KiB each.
+CACHES["fragments"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "fragments",
+    "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("FRAGMENT_CACHE_ENTRIES", "2000"))},
+}
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
