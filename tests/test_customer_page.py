@@ -665,6 +665,8 @@ def test_the_balance_popup_edits_the_pool_like_any_balance(client, ops, ai_custo
     balance_track(customer=ai_customer, feature=credits_catalogue["images"], value=10, actor=None)
     pool.refresh_from_db()
     assert pool.remaining == 244
+
+
 # --- the rows' fragment cache -------------------------------------------------------------------
 
 
