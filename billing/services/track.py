@@ -335,10 +335,16 @@ class _PreparedCursor(ServerBindingCursor):
 def _prepared_cursor():
     """A cursor whose statements PostgreSQL plans once per connection (a server-side prepared statement).
     Planning the track statement, with its CTEs and joins, cost more than running it (~1 ms against
-    ~0.7 ms); prepared, each call only binds its values. Logged like any cursor (CaptureQueriesContext)."""
+    ~0.7 ms); prepared, each call only binds its values. Logged like any cursor (CaptureQueriesContext).
+
+    Only where the connection's settings allow prepared statements (psycopg's `prepare_threshold` is not
+    None, settings.py): behind a pooler in transaction mode, which cannot keep them, it is Django's plain
+    cursor and the statement is planned each time."""
     # As Django's own cursor(): drop a connection that failed its health check, then (re)connect.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        return connection.cursor()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_PreparedCursor(connection.connection))
 

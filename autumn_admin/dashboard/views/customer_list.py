@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, VIEW_CUSTOMER, require_perm
+from autumn_admin.dashboard.replica import reads_from_replica
 from customers.errors import ServiceError
 from customers.models import TEXT_FIELDS, Customer
 from customers.services.customers import customer_restore
@@ -46,6 +47,7 @@ def _list_context(request):
 
 
 @require_GET
+@reads_from_replica
 def customer_list(request):
     env, filters, customers = _list_context(request)
     page = FullPagePaginator(listing.with_live_products(customers), LIST_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -94,6 +96,7 @@ def _export_row(customer: Customer) -> list[str]:
 
 
 @require_GET
+@reads_from_replica
 def customer_export(request):
     """The filtered list as CSV, streamed in chunks so a large export never sits in memory."""
     env, _, customers = _list_context(request)
