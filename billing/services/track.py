@@ -12,7 +12,16 @@ from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 
 from billing import rollup
-from billing.models import Balance, CustomerProduct, Event, Feature, FeatureType, Price, Product
+from billing.models import (
+    Balance,
+    CustomerProduct,
+    Event,
+    EventIdempotencyKey,
+    Feature,
+    FeatureType,
+    Price,
+    Product,
+)
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
 from billing.services.balances import draw_order, feature_balances, reset_if_due
 from customers.audit import Actor
@@ -112,9 +121,9 @@ def balance_track(
         if fast is not None:
             return fast
     if idempotency_key:
-        existing = Event.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+        existing = EventIdempotencyKey.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _replayed(customer, feature, existing)
+            return _replayed(customer, feature, existing.event())
     try:
         return _track_locked(
             customer=customer, feature=feature, value=value, idempotency_key=idempotency_key, now=now, **recorded
@@ -123,7 +132,8 @@ def balance_track(
         if not idempotency_key:
             raise
         # A concurrent track with the same key committed first: answer as it did.
-        return _replayed(customer, feature, Event.objects.get(customer=customer, idempotency_key=idempotency_key))
+        key = EventIdempotencyKey.objects.get(customer=customer, idempotency_key=idempotency_key)
+        return _replayed(customer, feature, key.event())
 
 
 @transaction.atomic
@@ -197,6 +207,10 @@ def _track_locked(
             api_key=api_key,
             created_at=now,
         )
+        if idempotency_key:  # unique per customer: a concurrent retry fails here and replays this event
+            EventIdempotencyKey.objects.create(
+                customer=customer, idempotency_key=idempotency_key, event_id=event.pk, event_timestamp=event.timestamp
+            )
         rollup.add(customer_id=customer.pk, feature_id=feature.pk, moment=event.timestamp, value=value)
     return TrackResult(event=event, balances=balances)
 
