@@ -30,7 +30,6 @@ from django.db import transaction
 
 TABLE = "billing_event"
 DEFAULT = f"{TABLE}_default"
-OLD = f"{TABLE}_unpartitioned"
 BATCH = 500_000
 
 
@@ -178,61 +177,65 @@ def _definitions(cursor, table: str) -> tuple[list[tuple[str, str]], list[str]]:
 
 
 def _rebuild(connection, *, partitioned: bool, batch: int, out) -> dict:
-    """Copy billing_event into a new table, partitioned by month or plain, and put it in its place."""
+    """Copy billing_event into a new table, partitioned by month or plain, and put it in its place, in one
+    transaction. The copy holds an EXCLUSIVE lock: reads (pages, the API's reads) go on, writes (tracks,
+    deletes) wait. Only the final swap takes ACCESS EXCLUSIVE, for milliseconds before the commit."""
+    new = f"{TABLE}_new"
     started = time.perf_counter()
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        # Reads go on while the copy runs; writes (tracks, deletes) wait for the commit.
         cursor.execute(f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE")
         indexes, fks = _definitions(cursor, TABLE)
+        cursor.execute(f'SELECT coalesce(min(id), 0), coalesce(max(id), 0), count(*), min("timestamp") FROM {TABLE}')
+        low, high, total, oldest = cursor.fetchone()
         months: list[date] = []
         if partitioned:
-            cursor.execute(f'SELECT min("timestamp"), max(id) FROM {TABLE}')
-            oldest, _ = cursor.fetchone()
             now = month_start(datetime.now(UTC).date())
-            first = month_start(oldest.astimezone(UTC).date()) if oldest else now
-            first = min(first, now)
-            month = first
+            month = min(month_start(oldest.astimezone(UTC).date()) if oldest else now, now)
             while month <= add_months(now, 3):
                 months.append(month)
                 month = add_months(month, 1)
-        cursor.execute(f"ALTER TABLE {TABLE} RENAME TO {OLD}")
-        for name, _ in indexes:
-            cursor.execute(f'ALTER INDEX "{name}" RENAME TO "{name}_old"')
-        cursor.execute(f"ALTER INDEX IF EXISTS {TABLE}_pkey RENAME TO {TABLE}_pkey_old")
         cursor.execute(
-            f"CREATE TABLE {TABLE} (LIKE {OLD} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING STORAGE)"
+            f"CREATE TABLE {new} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING STORAGE)"
             + (' PARTITION BY RANGE ("timestamp")' if partitioned else "")
         )
+        for month in months:
+            lo, hi = _bound(month), _bound(add_months(month, 1))
+            cursor.execute(
+                f"CREATE TABLE \"{partition_name(month)}\" PARTITION OF {new} FOR VALUES FROM ('{lo}') TO ('{hi}')"
+            )
         if partitioned:
-            for month in months:
-                lo, hi = _bound(month), _bound(add_months(month, 1))
-                name = partition_name(month)
-                cursor.execute(f"CREATE TABLE \"{name}\" PARTITION OF {TABLE} FOR VALUES FROM ('{lo}') TO ('{hi}')")
-            cursor.execute(f"CREATE TABLE {DEFAULT} PARTITION OF {TABLE} DEFAULT")
-        cursor.execute(f"SELECT coalesce(min(id), 0), coalesce(max(id), 0), count(*) FROM {OLD}")
-        low, high, total = cursor.fetchone()
+            cursor.execute(f"CREATE TABLE {DEFAULT} PARTITION OF {new} DEFAULT")
         copied, lo = 0, low
         while lo <= high and total:
-            cursor.execute(f"INSERT INTO {TABLE} SELECT * FROM {OLD} WHERE id >= %s AND id < %s", [lo, lo + batch])
+            cursor.execute(f"INSERT INTO {new} SELECT * FROM {TABLE} WHERE id >= %s AND id < %s", [lo, lo + batch])
             copied += cursor.rowcount
             lo += batch
             if out and total > batch:
                 out(f"  {copied:,} / {total:,} events copied ({time.perf_counter() - started:.0f} s)")
         copy_seconds = time.perf_counter() - started
         key = '(id, "timestamp")' if partitioned else "(id)"
-        cursor.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_pkey PRIMARY KEY {key}")
-        for _, definition in indexes:
-            definition = definition.replace(" ON ONLY ", " ON ")
-            cursor.execute(definition)
+        cursor.execute(f"ALTER TABLE {new} ADD CONSTRAINT {new}_pkey PRIMARY KEY {key}")
+        for name, definition in indexes:
+            definition = definition.replace(" ON ONLY ", " ON ").replace(f" ON public.{TABLE} ", f" ON public.{new} ")
+            cursor.execute(definition.replace(f"INDEX {name} ", f"INDEX {name}_new ", 1))
         for fk in fks:
-            cursor.execute(f"ALTER TABLE {TABLE} {fk}")
-        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), greatest(%s, 1), %s)", [high, high > 0])
-        cursor.execute(f"DROP TABLE {OLD}")
+            cursor.execute(f"ALTER TABLE {new} {fk}")
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{new}', 'id'), greatest(%s, 1), %s)", [high, high > 0])
+        index_seconds = time.perf_counter() - started - copy_seconds
+        # The swap: the old table (its indexes, keys and sequence) goes, the new one takes its names.
+        cursor.execute(f"DROP TABLE {TABLE}")
+        cursor.execute(f"ALTER TABLE {new} RENAME TO {TABLE}")
+        cursor.execute(f"ALTER TABLE {TABLE} RENAME CONSTRAINT {new}_pkey TO {TABLE}_pkey")
+        cursor.execute(f"ALTER SEQUENCE {new}_id_seq RENAME TO {TABLE}_id_seq")
+        for name, _ in indexes:
+            cursor.execute(f'ALTER INDEX "{name}_new" RENAME TO "{name}"')
+    with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {TABLE}")
     return {
         "events": total,
         "copy_seconds": round(copy_seconds, 1),
+        "index_seconds": round(index_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
         "partitions": len(months) + (1 if partitioned else 0),
     }

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections
@@ -193,7 +194,32 @@ def test_the_migration_from_a_plain_table_keeps_every_event_id_index_and_key(cat
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'billing_event' ORDER BY 1")
         indexes = [row[0] for row in cursor.fetchall()]
 
-    stats = partitions.partition_table(batch=500)
+    seen: dict[str, object] = {}
+
+    def during_the_copy(progress: str) -> None:
+        """From another connection, while the copy runs: a read answers, a write waits for the commit."""
+        if seen:
+            return
+        s = connection.settings_dict
+        with psycopg.connect(
+            host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"], dbname=s["NAME"], autocommit=True
+        ) as other:
+            other.execute("SET statement_timeout = '5s'")
+            seen["read"] = other.execute("SELECT count(*) FROM billing_event").fetchone()[0]
+            other.execute("SET lock_timeout = '200ms'")
+            try:
+                other.execute(
+                    "INSERT INTO billing_event (customer_id, event_name, value, timestamp, properties, created_at)"
+                    " VALUES (%s, '', 1, now(), '{}', now())",
+                    [customer.pk],
+                )
+                seen["write"] = "written"
+            except psycopg.errors.LockNotAvailable:
+                seen["write"] = "waits"
+
+    stats = partitions.partition_table(batch=500, out=during_the_copy)
+
+    assert seen == {"read": 1_440, "write": "waits"}
 
     assert partitions.is_partitioned() and stats["events"] == 1_440
     assert dict(Event.objects.values_list("pk", "timestamp")) == before
