@@ -191,7 +191,9 @@ def _rebuild(connection, *, partitioned: bool, batch: int, out) -> dict:
         months: list[date] = []
         if partitioned:
             now = month_start(datetime.now(UTC).date())
-            month = min(month_start(oldest.astimezone(UTC).date()) if oldest else now, now)
+            # From the oldest event, and at least a year back (events loaded later with past timestamps,
+            # like the demo's, land in their month rather than the default partition), to 3 months ahead.
+            month = min(month_start(oldest.astimezone(UTC).date()) if oldest else now, add_months(now, -12))
             while month <= add_months(now, 3):
                 months.append(month)
                 month = add_months(month, 1)
