@@ -19,6 +19,8 @@ pgbouncer_up() {
   if ! command -v pgbouncer >/dev/null 2>&1; then
     echo "--- installing PgBouncer (Debian)"
     apt-get install -y -qq pgbouncer >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq pgbouncer >/dev/null; }
+    # Where the package's own service started (systemd), it would hold the port with its default configuration.
+    service pgbouncer stop >/dev/null 2>&1 || true
   fi
   mkdir -p "$PGBOUNCER_DIR"
   local ini="$PGBOUNCER_DIR/pgbouncer.ini" wanted
