@@ -219,6 +219,20 @@ AGGREGATES = {
 AGGREGATE_FEATURES = 10
 
 
+# The heavy customer's events, newest first (what a client paging through them asks): the first page, and
+# one month of last spring (a range of older partitions when the events table is partitioned by month).
+EVENT_LISTS = {
+    "events.list: heavy, newest 100": {"limit": 100},
+    "events.list: heavy, a month 6 months ago": {
+        "limit": 100,
+        "custom_range": {
+            "start": int((datetime.now(UTC) - timedelta(days=180)).timestamp() * 1000),
+            "end": int((datetime.now(UTC) - timedelta(days=150)).timestamp() * 1000),
+        },
+    },
+}
+
+
 def heavy_features(customer_id: str, env: str) -> list[str]:
     """The features of the heavy customer's balances: what its usage chart shows."""
     from billing.models import Balance
@@ -395,6 +409,12 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
         chart = {"customer_id": heavy["customer_id"], "feature_id": heavy_features(heavy["customer_id"], heavy["env"])}
         for name, body in AGGREGATES.items():
             request = loadgen.post_json("/v1/events.aggregate", chart | body, bearer=heavy_key)
+            http.append(_row(load(name, [request], 1, min_requests=plan.min_page_requests)))
+
+        for name, body in EVENT_LISTS.items():
+            request = loadgen.post_json(
+                "/v1/events.list", {"customer_id": heavy["customer_id"]} | body, bearer=heavy_key
+            )
             http.append(_row(load(name, [request], 1, min_requests=plan.min_page_requests)))
 
         # Track and check, as the SDKs call (connections kept alive), and on a fresh connection each at 8.

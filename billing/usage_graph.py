@@ -9,14 +9,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from billing import rollup
-from billing.models import Event, Feature
+from billing.models import DailyUsage, Event, Feature
 from billing.quantities import QUANTUM, ZERO
 from customers.audit import AuditAction
 from customers.formatting import format_day, format_qty
@@ -205,7 +205,8 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
     rebuilt yet), by summing the events."""
     tz = timezone.get_current_timezone()
     totals: dict[int, dict[date, Decimal]] = defaultdict(dict)
-    with connection.cursor() as cursor:
+    # Raw SQL, so routed by hand: the replica on the dashboard's read-only pages (autumn_admin/dashboard/replica.py).
+    with connections[router.db_for_read(DailyUsage)].cursor() as cursor:
         cursor.execute(_DAILY_SQL, [customer.pk, first])
         rows = cursor.fetchall()
     if rows and rows[0][0] == rollup.zone_name_of(tz):

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, SHARE_VIEW, VIEW_CUSTOMER, require_perm
+from autumn_admin.dashboard.replica import reads_from_replica
 from billing.services.bulk import ACTIONS as BULK_ACTIONS
 from customers.errors import ServiceError
 from customers.models import TEXT_FIELDS, Customer, SavedView
@@ -67,6 +68,7 @@ def _list_context(request):
 
 
 @require_GET
+@reads_from_replica
 def customer_list(request):
     env, filters, customers = _list_context(request)
     page = ListPage(listing.with_live_products(customers), request.GET.get("page"))
@@ -157,6 +159,7 @@ def saved_view_delete_view(request, pk: int):
 
 
 @require_GET
+@reads_from_replica
 def customer_export(request):
     """The filtered list (or the rows ticked on it) as CSV, streamed in chunks so a large export never sits
     in memory."""
