@@ -88,5 +88,7 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
         "required_balance": to_number(required),
         "balance": balance,
         "flag": flag,
+        # Every metered balance the check looked at: here only the feature's own (no credit system counts it).
+        "balances": {feature.feature_id: balance} if feature.is_metered else {},
     }
     return HttpResponse(json.dumps(answer), content_type="application/json; charset=utf-8")

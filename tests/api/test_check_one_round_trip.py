@@ -127,6 +127,7 @@ def test_what_the_statement_cannot_answer_gets_the_operations_answer(api, live_a
         "required_balance": 1,
         "balance": None,
         "flag": None,
+        "balances": {},
     }
     # send_event: a check that tracks.
     answer = _general(api, {**body, "send_event": True, "required_balance": 3})
