@@ -90,7 +90,12 @@ def _change_plan(request: HttpRequest, customer, product, success: str) -> str |
         return None
     try:
         return checkout_create(
-            customer=customer, product=product, actor=request.api_key, success_url=success, cancel_url=success
+            customer=customer,
+            product=product,
+            actor=request.api_key,
+            success_url=success,
+            cancel_url=success,
+            trial_ends_at=preview.trial_ends_at,
         )
     except StripeError as exc:
         raise stripe.stripe_failure(exc)

@@ -287,6 +287,13 @@ class PlanPriceIn(Params):
     additional_currencies: list[Any] | None = None
 
 
+class FreeTrialIn(Params):
+    duration_length: Number
+    duration_type: str | None = None
+    card_required: bool | None = None
+    on_end: str | None = None
+
+
 class PlanFieldsIn(Params):
     name: str | None = None
     description: str | None = None
@@ -295,7 +302,7 @@ class PlanFieldsIn(Params):
     auto_enable: bool | None = None
     price: PlanPriceIn | None = None
     items: list[PlanItemIn] | None = None
-    free_trial: dict[str, Any] | None = None
+    free_trial: FreeTrialIn | None = None
     licenses: list[Any] | None = None
     billing_controls: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None

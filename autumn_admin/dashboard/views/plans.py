@@ -64,7 +64,12 @@ def plan_attach_view(request, customer_id: str):
                 if result.method == CHECKOUT:
                     back = request.build_absolute_uri(detail_url(customer))
                     checkout_url = checkout_create(
-                        customer=customer, product=product, actor=request.user, success_url=back, cancel_url=back
+                        customer=customer,
+                        product=product,
+                        actor=request.user,
+                        success_url=back,
+                        cancel_url=back,
+                        trial_ends_at=result.preview.trial_ends_at,
                     )
                     status = 200
                 else:
@@ -94,6 +99,8 @@ def _attached_message(customer, result) -> str:
     if cp.status == CustomerProductStatus.SCHEDULED:
         return f"{name} is scheduled for {customer.display_name} from {cp.started_at:%-d %b %Y}."
     granted = " for free" if cp.granted_free else ""
+    if cp.status == CustomerProductStatus.TRIALING and cp.trial_ends_at:
+        return f"{customer.display_name} is now on {name}{granted}, on a free trial until {cp.trial_ends_at:%-d %b %Y}."
     return f"{customer.display_name} is now on {name}{granted}."
 
 

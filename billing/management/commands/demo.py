@@ -400,8 +400,8 @@ class Command(BaseCommand):
             roll = rng.random()
             if plan in ("pro", "scale") and roll < 0.08:
                 status = "past_due"
-            elif plan in ("pro", "scale") and roll < 0.16:
-                status = "trialing"
+            elif plan in ("pro", "scale") and roll < 0.16 and start + timedelta(days=14) > self.now:
+                status = "trialing"  # a trial that has ended has become the paid plan
             cp = product_attach(
                 customer=customer,
                 product=product,
