@@ -101,6 +101,13 @@ class EligibilityOut(Schema):
     attach_action: Literal["activate", "upgrade", "downgrade", "none", "purchase"]
 
 
+class FreeTrialOut(Schema):
+    duration_length: Number
+    duration_type: Literal["day", "month", "year"]
+    card_required: bool
+    on_end: Literal["bill"]
+
+
 class PlanOut(Schema):
     id: str
     name: str
@@ -111,6 +118,7 @@ class PlanOut(Schema):
     auto_enable: bool
     price: PlanPriceOut | None
     items: list[PlanItemOut]
+    free_trial: FreeTrialOut | None
     created_at: Number
     env: Literal["sandbox", "live"]
     archived: bool
