@@ -203,3 +203,29 @@ def test_the_fake_checks_a_checkout_trial_as_stripe_does(linked, catalogue, fake
     else:
         with pytest.raises(stripe.InvalidRequestError):
             client("sandbox").v1.checkout.sessions.create(params)
+
+
+def test_a_trial_needing_a_card_without_stripe_is_only_granted_and_starts_no_trial(customer, catalogue, ops):
+    pro = _trial(catalogue["pro"], card=True)
+    preview = plan_preview(customer=customer, product=pro, now=T0)
+    assert preview.methods == [GRANT_FREE] and preview.trial_ends_at is None
+    cp = plan_attach(customer=customer, product=pro, actor=ops, reason="Pilot", now=T0).customer_product
+    assert (cp.status, cp.trial_ends_at, cp.granted_free) == ("active", None, True)
+    assert plan_preview(customer=customer, product=catalogue["scale"], now=T0).trial_ends_at is None
+
+
+def test_granting_a_card_trial_plan_for_free_with_stripe_starts_no_trial(linked, catalogue, ops, fake_stripe):
+    pro = _trial(catalogue["pro"], card=True)
+    assert plan_preview(customer=linked, product=pro).trial_ends_at is not None
+    cp = plan_attach(customer=linked, product=pro, actor=ops, method=GRANT_FREE, reason="Partner").customer_product
+    assert (cp.status, cp.trial_ends_at) == ("active", None)
+
+
+def test_the_demo_offers_pro_with_a_14_day_trial_that_needs_a_card(db, settings):
+    settings.DEBUG = True
+    call_command("demo", sandbox=3, live=0)
+    pro = Product.objects.get(product_id="pro", version=1)
+    assert (pro.trial_length, pro.trial_unit, pro.trial_card_required) == (14, "day", True)
+    now = timezone.now()
+    trials = CustomerProduct.objects.filter(status="trialing")
+    assert all(cp.trial_ends_at and cp.trial_ends_at > now for cp in trials)  # a past trial would be active

@@ -253,6 +253,8 @@ def plan_preview(*, customer: Customer, product: Product, when: str | None = Non
         )
         preview.methods.append(GRANT_FREE)
         preview.subscription = subscribed
+        if preview.methods == [GRANT_FREE]:
+            preview.trial_ends_at = None  # the trial needs a card, taken by Stripe: a grant is not a trial
     if when == END_OF_CYCLE:
         preview.next_invoice_at = effective_at
         preview.next_invoice_amount = price
@@ -349,7 +351,7 @@ def plan_attach(
             actor=actor,
             now=now,
             reason=reason,
-            **(trial if preview.trial_ends_at else {}),
+            **(trial if preview.trial_ends_at and method != GRANT_FREE else {}),
         )
         if method == GRANT_FREE:
             cp.granted_free = True

@@ -232,12 +232,15 @@ class Command(BaseCommand):
         return f
 
     def create_products(self, f: dict) -> dict:
-        def product(pid, name, *, default=False, add_on=False, prices=(), items=()):
+        def product(pid, name, *, default=False, add_on=False, prices=(), items=(), trial=None):
+            trial_fields = (
+                {"trial_length": trial[0], "trial_unit": trial[1], "trial_card_required": True} if trial else {}
+            )
             obj, created = Product.objects.get_or_create(
                 product_id=pid,
                 version=1,
                 custom_for=None,
-                defaults={"name": name, "is_default": default, "is_add_on": add_on},
+                defaults={"name": name, "is_default": default, "is_add_on": add_on, **trial_fields},
             )
             if created:
                 for price in prices:
@@ -261,6 +264,7 @@ class Command(BaseCommand):
             "pro": product(
                 "pro",
                 "Pro",
+                trial=(14, "day"),  # 14 days with a card, taken by Stripe Checkout
                 prices=[{"type": "fixed", "amount": 9900, "currency": "usd", **month}],
                 items=[
                     {"feature": f["messages"], "included": 5000, **month},
