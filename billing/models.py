@@ -203,6 +203,12 @@ class Product(models.Model):
             ),
             models.CheckConstraint(condition=Q(product_id__regex=SLUG_PATTERN), name="product_id_pattern"),
             models.CheckConstraint(condition=Q(version__gte=1), name="product_version_positive"),
+            models.CheckConstraint(
+                condition=Q(trial_length__isnull=True, trial_unit="")
+                | Q(trial_length__gte=1, trial_unit__in=["day", "month", "year"]),
+                name="product_trial_length_and_unit",
+                violation_error_message="A free trial needs both its length (1 or more) and its unit.",
+            ),
         ]
 
     def __str__(self) -> str:
