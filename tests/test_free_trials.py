@@ -229,3 +229,30 @@ def test_the_demo_offers_pro_with_a_14_day_trial_that_needs_a_card(db, settings)
     now = timezone.now()
     trials = CustomerProduct.objects.filter(status="trialing")
     assert all(cp.trial_ends_at and cp.trial_ends_at > now for cp in trials)  # a past trial would be active
+
+
+def test_a_trialing_subscription_from_checkout_starts_the_trial_and_there_is_no_second(
+    client, customer, catalogue, ops, settings
+):
+    from customers.models import Customer
+    from tests.fake_stripe import WEBHOOK_SECRET, event
+    from tests.test_stripe_webhooks import deliver, subscription, ts
+
+    settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
+    Customer.objects.filter(pk=customer.pk).update(stripe_id="cus_acme")
+    pro = _trial(catalogue["pro"], card=True)
+    trialing = subscription(status="trialing", trial_end=1_761_209_600)  # what Checkout makes with the trial
+    deliver(client, event("customer.subscription.created", trialing, created=100))
+    cp = CustomerProduct.objects.get(stripe_subscription_id="sub_1")
+    assert (cp.product_id, cp.status, cp.status_label, cp.trial_ends_at) == (
+        pro.pk,
+        "trialing",
+        "Trial",
+        ts(1_761_209_600),
+    )
+    deliver(client, event("customer.subscription.updated", subscription(status="active"), created=200))
+    cp.refresh_from_db()
+    assert cp.status == "active"  # Stripe ended the trial: the plan is paid for
+    deliver(client, event("customer.subscription.deleted", subscription(status="canceled"), created=300))
+    customer.refresh_from_db()
+    assert plan_preview(customer=customer, product=pro).trial_ends_at is None
