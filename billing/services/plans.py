@@ -1,6 +1,8 @@
 """A customer's plan lifecycle, as Autumn runs it: attach (a plan replaces the plan of its group, add-ons
 stack), upgrade now, downgrade at the period end, cancel now or at the period end, uncancel, and the
-period-end transitions (a cancellation expires, a scheduled plan starts, an active plan rolls its period).
+period-end transitions (a cancellation expires, a scheduled plan starts, a trial ends and its plan becomes
+active, an active plan rolls its period). A plan with a free trial starts `trialing` for a customer who never had
+a trial of it (`trial_available`).
 
 The dashboard and the API both go through `plan_preview`, `plan_attach`, `plan_cancel` and `plan_uncancel`;
 `plans_roll_due` is applied lazily before each of them, on the customer page and the API's reads, and in
