@@ -21,6 +21,7 @@ from billing.services.plans import (
     plans_roll_due,
 )
 from billing.stripe_io.checkout import checkout_create
+from customers.formatting import format_day
 from customers.models import AuditEntry
 from tests.helpers import page_text
 
@@ -166,10 +167,10 @@ def test_dashboard_attach_of_a_trial_plan_shows_trial_with_its_end_date(ops_clie
     response = ops_client.post(ATTACH, {"product": catalogue["pro"].pk, "when": "now", "method": "", "reason": ""})
     assert response.status_code == 302
     cp = _on(customer, "pro")
-    ends = f"{cp.trial_ends_at:%-d %b %Y}"
+    ends = format_day(cp.trial_ends_at)
     page = page_text(ops_client.get(URL))
     assert f"is now on Pro, on a free trial until {ends}" in page
-    assert ">Trial</span>" in page and "until " in page
+    assert ">Trial</span>" in page and f"until {ends}" in page
     assert cp.status == "trialing" and not cp.granted_free
 
 

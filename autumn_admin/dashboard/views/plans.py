@@ -28,6 +28,7 @@ from billing.stripe_io.checkout import checkout_create
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import is_configured
 from customers.errors import ServiceError
+from customers.formatting import format_day
 
 # The parts of the customer page a plan change changes.
 SECTIONS = ["customer-head", "products", "features", "upcoming-invoice", "sidebar-activity"]
@@ -100,7 +101,8 @@ def _attached_message(customer, result) -> str:
         return f"{name} is scheduled for {customer.display_name} from {cp.started_at:%-d %b %Y}."
     granted = " for free" if cp.granted_free else ""
     if cp.status == CustomerProductStatus.TRIALING and cp.trial_ends_at:
-        return f"{customer.display_name} is now on {name}{granted}, on a free trial until {cp.trial_ends_at:%-d %b %Y}."
+        trial = f", on a free trial until {format_day(cp.trial_ends_at)}"
+        return f"{customer.display_name} is now on {name}{granted}{trial}."
     return f"{customer.display_name} is now on {name}{granted}."
 
 
