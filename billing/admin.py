@@ -94,13 +94,20 @@ class ProductAdmin(AuditedAdmin):
     inlines = [ProductItemInline, PriceInline]
     # A custom product is made for its customer on the customer page (and stays in its environment).
     readonly_fields = ("custom_for", "base_product")
+    TRIAL_FIELDS = ("trial_length", "trial_unit", "trial_card_required")
+
+    def get_readonly_fields(self, request, obj=None):
+        # A held version's free trial is part of what its customers got, as its items and prices are.
+        fields = super().get_readonly_fields(request, obj)
+        return (*fields, *self.TRIAL_FIELDS) if obj is not None and _held(obj) else fields
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         product = self.get_object(request, object_id)
         if _held(product):
             messages.info(
                 request,
-                "Customers are on this version: its items and prices are theirs and can't be changed here. "
+                "Customers are on this version: its items, prices and free trial are theirs and can't be changed "
+                "here. "
                 "Change the plan with atmn push or plans.update, which makes a new version for new customers.",
             )
         return super().change_view(request, object_id, form_url, extra_context)

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.intervals import add_intervals
 from customers.models import Customer, Env
 
 SLUG_PATTERN = r"^[a-zA-Z0-9_-]+$"
@@ -150,6 +151,12 @@ class ProductQuerySet(models.QuerySet):
         return self.newest().filter(is_default=True, archived=False)
 
 
+class TrialUnit(models.TextChoices):
+    DAY = "day", "Days"
+    MONTH = "month", "Months"
+    YEAR = "year", "Years"
+
+
 class Product(models.Model):
     """A plan. A custom product is a copy made for one customer only."""
 
@@ -173,6 +180,11 @@ class Product(models.Model):
     )
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # A free trial (Autumn's free_trial): `trial_length` days, months or years before the first charge; none
+    # when trial_length is null. A customer has one trial of a plan, ever.
+    trial_length = models.PositiveSmallIntegerField(null=True, blank=True)
+    trial_unit = models.CharField(max_length=5, blank=True, default="", choices=TrialUnit.choices)
+    trial_card_required = models.BooleanField(default=False)
 
     objects = ProductQuerySet.as_manager()
 
@@ -191,6 +203,12 @@ class Product(models.Model):
             ),
             models.CheckConstraint(condition=Q(product_id__regex=SLUG_PATTERN), name="product_id_pattern"),
             models.CheckConstraint(condition=Q(version__gte=1), name="product_version_positive"),
+            models.CheckConstraint(
+                condition=Q(trial_length__isnull=True, trial_unit="")
+                | Q(trial_length__gte=1, trial_unit__in=["day", "month", "year"]),
+                name="product_trial_length_and_unit",
+                violation_error_message="A free trial needs both its length (1 or more) and its unit.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -200,6 +218,16 @@ class Product(models.Model):
     @property
     def is_custom(self) -> bool:
         return self.custom_for_id is not None
+
+    @property
+    def has_trial(self) -> bool:
+        return bool(self.trial_length)
+
+    def trial_end(self, start):
+        """When a trial of this plan started at `start` ends (None: the plan has no trial)."""
+        if not self.trial_length:
+            return None
+        return add_intervals(start, self.trial_unit or TrialUnit.DAY, self.trial_length)
 
     # The price rules, read from the prefetched `prices` (no query when the caller prefetched them).
     @property

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from billing.models import HELD_PRODUCT_STATUSES, LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Product
 from billing.services.plans import is_upgrade
 from customers.models import Customer
@@ -15,12 +17,15 @@ class Eligibility:
     status: str | None  # "active" | "scheduled" while the customer has the plan
     trialing: bool
     canceling: bool
+    trial_available: bool = False  # attaching it starts its free trial
 
 
 def held_products(customer: Customer) -> list[CustomerProduct]:
-    """The customer's live and scheduled products, with their prices: one query for the whole list."""
+    """The customer's live and scheduled products, and those that had a trial, with their prices: one query
+    for the whole list."""
     return list(
-        CustomerProduct.objects.filter(customer=customer, status__in=HELD_PRODUCT_STATUSES)
+        CustomerProduct.objects.filter(customer=customer)
+        .filter(Q(status__in=HELD_PRODUCT_STATUSES) | Q(trial_ends_at__isnull=False))
         .select_related("product")
         .prefetch_related("product__prices")
     )
@@ -30,6 +35,8 @@ def eligibility(product: Product, held: list[CustomerProduct]) -> Eligibility:
     """On the plan already (any version, or a custom copy of it): nothing to do. A one-off product is
     bought; an add-on, or a plan of a group the customer has none of, is activated; another plan of
     the group of the customer's current one is an upgrade or a downgrade by `plans.is_upgrade`."""
+    tried = any(cp.product.product_id == product.product_id and cp.trial_ends_at for cp in held)
+    held = [cp for cp in held if cp.status in HELD_PRODUCT_STATUSES]
     mine = next((cp for cp in held if cp.product.product_id == product.product_id), None)
     if mine is not None:
         return Eligibility(
@@ -57,4 +64,5 @@ def eligibility(product: Product, held: list[CustomerProduct]) -> Eligibility:
             action = "upgrade"
         else:
             action = "downgrade"
-    return Eligibility(attach_action=action, status=None, trialing=False, canceling=False)
+    trial = product.has_trial and not tried and action != "purchase"
+    return Eligibility(attach_action=action, status=None, trialing=False, canceling=False, trial_available=trial)

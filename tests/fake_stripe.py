@@ -509,6 +509,7 @@ class FakeStripe:
             raise StripeFailure(
                 400, "You must provide at least one recurring price in subscription mode.", param="line_items"
             )
+        self._check_trial(params.get("subscription_data") or {}, mode)
         discounts = params.get("discounts") or []
         if len(discounts) > 1:
             raise StripeFailure(400, "You may only specify one discount.", param="discounts")
@@ -534,6 +535,31 @@ class FakeStripe:
         }
         self.sessions[session_id] = session
         return session
+
+    def _check_trial(self, data: dict, mode: str) -> None:
+        """A Checkout subscription's trial as Stripe checks it: 1 to 730 whole days, or an end at least 48
+        hours and at most 730 days ahead; one of the two; subscription mode only."""
+        days, end = data.get("trial_period_days"), data.get("trial_end")
+        if days is None and end is None:
+            return
+        if mode != "subscription":
+            raise StripeFailure(400, "You can only specify subscription_data in subscription mode.", param="mode")
+        if days is not None and end is not None:
+            raise StripeFailure(
+                400, "You may only specify one of trial_end and trial_period_days.", param="subscription_data"
+            )
+        if days is not None and not (str(days).isdigit() and 1 <= int(days) <= 730):
+            raise StripeFailure(
+                400, "trial_period_days must be between 1 and 730.", param="subscription_data[trial_period_days]"
+            )
+        if end is not None:
+            ahead = int(end) - int(time.time()) if str(end).isdigit() else -1
+            if not 48 * 3600 <= ahead <= 730 * 86400:
+                raise StripeFailure(
+                    400,
+                    "trial_end must be at least 48 hours and at most 730 days in the future.",
+                    param="subscription_data[trial_end]",
+                )
 
     @staticmethod
     def _recurring_items(items: list) -> int:

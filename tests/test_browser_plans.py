@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from billing.models import CustomerProduct
 from billing.services.plans import GRANT_FREE, plan_attach
 from billing.services.track import balance_track
+from customers.formatting import format_day
 from tests.test_browser_actions import log_in, open_customer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -161,3 +162,29 @@ def test_a_busy_customer_page_fits_its_cards_at_1280_px(live_server, page: Page,
     _shot(page, "page-busy")
     assert page.evaluate(OVERFLOW) == []
     expect(page.locator("#section-upcoming-invoice")).not_to_contain_text("$250.00")  # granted: no charge
+
+
+def test_ops_attaches_a_plan_with_a_free_trial_and_the_page_shows_trial_until_its_end(
+    live_server, page: Page, ops, customer, catalogue
+):
+    from billing.models import Product
+
+    Product.objects.filter(pk=catalogue["pro"].pk).update(trial_length=14, trial_unit="day")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, live_server, ops)
+    open_customer(page, live_server)
+    page.locator("#section-products").get_by_role("link", name="Attach Product").click()
+    dialog = page.get_by_role("dialog", name="Attach product")
+    dialog.get_by_label("Product").select_option(label="Pro · plan")
+    expect(dialog).to_contain_text("Pro starts with its free trial, until")
+    expect(dialog.locator(".due-today")).to_have_text("$0.00")
+    assert page.evaluate(OVERFLOW) == []
+    dialog.get_by_role("button", name="Attach").click()
+
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    cp = CustomerProduct.objects.get(customer=customer, product=catalogue["pro"])
+    ends = format_day(cp.trial_ends_at)
+    expect(_row(page, "Pro")).to_contain_text("Trial")
+    expect(_row(page, "Pro")).to_contain_text(f"until {ends}")
+    expect(page.locator("body")).to_contain_text(f"on a free trial until {ends}")
+    assert cp.status == "trialing" and page.evaluate(OVERFLOW) == []

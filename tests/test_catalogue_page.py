@@ -138,3 +138,17 @@ def test_admin_keeps_a_held_versions_items_and_prices_as_they_are(client, superu
 
     pro = catalogue["pro"]  # nobody is on Pro: its inlines stay editable
     assert "items-0-included" in form_data(client.get(f"/admin/billing/product/{pro.pk}/change/"))
+
+
+def test_admin_keeps_a_held_versions_free_trial_as_it_is(client, superuser, customer, catalogue):
+    from tests.test_admin import form_data, post_change
+
+    free = catalogue["free"]
+    client.force_login(superuser)
+    url = f"/admin/billing/product/{free.pk}/change/"
+    assert "trial_length" not in form_data(client.get(url))
+    post_change(client, url, trial_length="30", trial_unit="day")
+    free.refresh_from_db()
+    assert free.trial_length is None
+    pro = catalogue["pro"]  # nobody is on Pro: its trial is edited in place
+    assert "trial_length" in form_data(client.get(f"/admin/billing/product/{pro.pk}/change/"))

@@ -90,7 +90,12 @@ def _change_plan(request: HttpRequest, customer, product, success: str) -> str |
         return None
     try:
         return checkout_create(
-            customer=customer, product=product, actor=request.api_key, success_url=success, cancel_url=success
+            customer=customer,
+            product=product,
+            actor=request.api_key,
+            success_url=success,
+            cancel_url=success,
+            trial_ends_at=preview.trial_ends_at,
         )
     except StripeError as exc:
         raise stripe.stripe_failure(exc)
@@ -113,7 +118,9 @@ def billing_attach(request, params: AttachParams):
     """A plan replaces the customer's plan of its group; add-ons stack. A free plan, an upgrade of a Stripe
     subscription (prorated) and a downgrade (scheduled for the period end) happen at once (payment_url
     null). Any other paid plan answers with payment_url, a Stripe Checkout page carrying the customer's
-    discount; the plan is attached when Stripe reports the payment. Without Stripe connected a paid plan
+    discount; the plan is attached when Stripe reports the payment. A plan's free trial, for a customer who
+    never had one of it, starts at once (status trialing) when it needs no card, else through that Checkout
+    page with the trial passed to Stripe. Without Stripe connected a paid plan
     answers 400 stripe_not_connected."""
     _, url = _attach(request, params.customer_id, params.plan_id, params.version, params.success_url)
     return {

@@ -1,7 +1,7 @@
 """Autumn's catalogue requests (features.*, plans.*, catalog.*) as the catalogue service's specs.
 
 What Autumn offers and this server does not (tiered or prepaid prices, rollovers, entities, licenses,
-variants, trials, other currencies, migrations) is refused by the name of the field that asks for it, never
+variants, other currencies, migrations) is refused by the name of the field that asks for it, never
 silently dropped.
 """
 
@@ -13,6 +13,7 @@ from autumn_admin.api.schemas.catalogue import (
     CreateFeatureParams,
     CreditCostIn,
     FeatureFieldsIn,
+    FreeTrialIn,
     PlanFieldsIn,
     PlanItemIn,
     PlanPriceIn,
@@ -26,6 +27,7 @@ from billing.services.catalogue import (
     ItemSpec,
     PlanSpec,
     PriceSpec,
+    TrialSpec,
     UsagePriceSpec,
     parse_amount,
     plan_currency,
@@ -189,10 +191,21 @@ def _item(item: PlanItemIn, where: str, currency: str) -> ItemSpec:
     )
 
 
+def _trial(trial: FreeTrialIn | None, where: str) -> TrialSpec | None:
+    """Autumn's free_trial: duration_length × duration_type (a month unless named), no card unless required."""
+    if trial is None:
+        return None
+    if trial.on_end not in (None, "bill"):
+        raise _refuse(f"{where}.on_end", "a trial ends by billing the plan here ('bill')")
+    return TrialSpec(
+        length=_whole(trial.duration_length, f"{where}.duration_length"),
+        unit=trial.duration_type or "month",
+        card_required=bool(trial.card_required),
+    )
+
+
 def _refuse_unoffered(params: PlanFieldsIn, where: str) -> None:
     at = f"{where}." if where else ""
-    if params.free_trial:
-        raise _refuse(f"{at}free_trial", "free trials are not offered by this server")
     if params.licenses:
         raise _refuse(f"{at}licenses", "licenses are not offered by this server")
     if params.billing_controls:
@@ -230,6 +243,7 @@ def plan_spec(params, where: str = "") -> PlanSpec:
         archived=params.archived,
         price=_plan_price(params.price, f"{at}price", currency) if params.price is not None else None,
         items=_items(params, where, currency),
+        free_trial=_trial(params.free_trial, f"{at}free_trial"),
         force_version=bool(getattr(params, "force_version", False)),
         disable_version=bool(getattr(params, "disable_version", False)),
     )
@@ -251,6 +265,8 @@ def plan_changes(params: UpdatePlanParams) -> dict:
         changes["price"] = _plan_price(params.price, "price", currency) if params.price is not None else None
     if "items" in sent and params.items is not None:
         changes["items"] = _items(params, "", currency)
+    if "free_trial" in sent:  # free_trial: null removes the trial
+        changes["free_trial"] = _trial(params.free_trial, "free_trial")
     changes["force_version"] = bool(params.force_version)
     changes["disable_version"] = bool(params.disable_version)
     return changes

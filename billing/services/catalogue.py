@@ -5,7 +5,7 @@ Every write goes through `catalogue_apply`: it locks what it changes, checks the
 field is a ServiceError naming it, and nothing is written), then applies it in one transaction, with an
 audit entry per feature and plan changed. `catalogue_preview` runs the same planning without writing.
 
-Autumn's rule for a plan customers are on: a change to what they get (its price, its items) makes a new
+Autumn's rule for a plan customers are on: a change to what they get (its price, its items, its free trial) makes a new
 version of the plan (`Product.version`); the customers keep the version they have until they are moved, and
 new customers get the newest. A change of its name, description, group, add-on or default flag is made in
 place. The catalogue is one for sandbox and live, so a plan is versioned when customers of either
@@ -36,6 +36,7 @@ from billing.models import (
     Product,
     ProductItem,
     Reward,
+    TrialUnit,
     UsageType,
 )
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
@@ -48,6 +49,7 @@ DESCRIPTION_MAX = 2000
 EVENT_NAMES_MAX = 100
 RESET_INTERVALS = tuple(i for i in Interval.values if i != Interval.LIFETIME)
 PRICE_INTERVALS = tuple(PriceInterval.values)
+TRIAL_MAX = {"day": 730, "month": 24, "year": 2}  # Stripe's longest trial: two years
 
 
 # --- the desired state ------------------------------------------------------------------------------
@@ -116,6 +118,15 @@ class ItemSpec:
 
 
 @dataclass(frozen=True)
+class TrialSpec:
+    """A plan's free trial: `length` days, months or years before the first charge."""
+
+    length: int
+    unit: str = TrialUnit.MONTH
+    card_required: bool = False
+
+
+@dataclass(frozen=True)
 class PlanSpec:
     plan_id: str
     name: str
@@ -126,11 +137,12 @@ class PlanSpec:
     archived: bool | None = None  # None: as it is (a new plan: not archived)
     price: PriceSpec | None = None
     items: tuple[ItemSpec, ...] = ()
+    free_trial: TrialSpec | None = None
     force_version: bool = False  # a new version even without customers
     disable_version: bool = False  # change the current version in place
 
     def what_customers_get(self) -> tuple:
-        return (self.price, tuple(sorted(self.items, key=lambda i: i.feature_id)))
+        return (self.price, tuple(sorted(self.items, key=lambda i: i.feature_id)), self.free_trial)
 
     def in_place(self) -> dict:
         return {
@@ -242,6 +254,9 @@ def plan_spec_of(product: Product) -> PlanSpec:
         if plan_price
         else None,
         items=tuple(items),
+        free_trial=TrialSpec(product.trial_length, product.trial_unit, product.trial_card_required)
+        if product.trial_length
+        else None,
     )
 
 
@@ -370,6 +385,14 @@ def _check_plan(where: str, spec: PlanSpec, known_types: dict[str, str]) -> None
             raise _refuse(f"{where}.price.interval", f"must be one of {', '.join(PRICE_INTERVALS)}")
         if not 1 <= spec.price.interval_count <= 1000:
             raise _refuse(f"{where}.price.interval_count", "must be between 1 and 1,000")
+    if spec.free_trial is not None:
+        trial = spec.free_trial
+        if trial.unit not in TrialUnit.values:
+            raise _refuse(f"{where}.free_trial.duration_type", f"must be one of {', '.join(TrialUnit.values)}")
+        if not 1 <= trial.length <= TRIAL_MAX[trial.unit]:
+            raise _refuse(
+                f"{where}.free_trial.duration_length", f"must be between 1 and {TRIAL_MAX[trial.unit]} {trial.unit}s"
+            )
     seen = set()
     for n, item in enumerate(spec.items):
         at = f"{where}.items[{n}]"
@@ -427,7 +450,10 @@ def _feature_previous(current: FeatureSpec, wanted: FeatureSpec) -> dict:
 
 def _plan_previous(current: PlanSpec, wanted: PlanSpec) -> dict:
     now, then = current.in_place(), wanted.in_place()
-    return {k: now[k] for k in now if now[k] != then[k]}
+    previous = {k: now[k] for k in now if now[k] != then[k]}
+    if current.free_trial != wanted.free_trial:
+        previous["free_trial"] = asdict(current.free_trial) if current.free_trial else None
+    return previous
 
 
 def _item_changes(current: PlanSpec, wanted: PlanSpec) -> list[dict]:
@@ -519,8 +545,8 @@ def _plan_catalogue(
         if held and spec.disable_version:
             raise _refuse(
                 f"plans[{n}].disable_version",
-                f"customers are on {spec.plan_id} v{current.version}: a change to its price or items makes a new "
-                "version here, and they keep theirs until moved",
+                f"customers are on {spec.plan_id} v{current.version}: a change to its price, items or free "
+                "trial makes a new version here, and they keep theirs until moved",
                 code="plan_has_customers",
                 status=409,
             )
@@ -665,6 +691,13 @@ def _set_in_place(product: Product, spec: PlanSpec) -> None:
     product.archived = spec.archived
 
 
+def _set_trial(product: Product, spec: PlanSpec) -> None:
+    trial = spec.free_trial
+    product.trial_length = trial.length if trial else None
+    product.trial_unit = trial.unit if trial else ""
+    product.trial_card_required = trial.card_required if trial else False
+
+
 def _plan_after(product: Product) -> dict:
     fresh = Product.objects.prefetch_related("items__feature", "prices").get(pk=product.pk)
     return {"version": fresh.version, **asdict(plan_spec_of(fresh))}
@@ -738,22 +771,26 @@ def catalogue_apply(
         if change.action == "created":
             product = Product.objects.create(product_id=spec.plan_id, name=spec.name, version=1)
             _set_in_place(product, spec)
+            _set_trial(product, spec)
             product.save()
             _write_plan_contents(product, spec, by_id)
             change.result = product
             _audit(actor, env, AuditAction.PLAN_CREATE, "product", spec.plan_id, None, _plan_after(product), reason)
         elif change.action == "updated":
             current = change.current
-            gets_change = plan_spec_of(current).what_customers_get() != spec.what_customers_get()
+            was = plan_spec_of(current)
+            gets_change = was.what_customers_get() != spec.what_customers_get()
             if change.versionable:
                 product = Product.objects.create(product_id=spec.plan_id, name=spec.name, version=current.version + 1)
                 _set_in_place(product, spec)
+                _set_trial(product, spec)
                 product.save()
                 _write_plan_contents(product, spec, by_id)
                 action = AuditAction.PLAN_VERSION
             else:
                 product = current
                 _set_in_place(product, spec)
+                _set_trial(product, spec)
                 product.save()
                 if gets_change:
                     _write_plan_contents(product, spec, by_id)

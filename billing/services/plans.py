@@ -1,6 +1,8 @@
 """A customer's plan lifecycle, as Autumn runs it: attach (a plan replaces the plan of its group, add-ons
 stack), upgrade now, downgrade at the period end, cancel now or at the period end, uncancel, and the
-period-end transitions (a cancellation expires, a scheduled plan starts, an active plan rolls its period).
+period-end transitions (a cancellation expires, a scheduled plan starts, a trial ends and its plan becomes
+active, an active plan rolls its period). A plan with a free trial starts `trialing` for a customer who never had
+a trial of it (`trial_available`).
 
 The dashboard and the API both go through `plan_preview`, `plan_attach`, `plan_cancel` and `plan_uncancel`;
 `plans_roll_due` is applied lazily before each of them, on the customer page and the API's reads, and in
@@ -45,6 +47,7 @@ NOW, END_OF_CYCLE = "now", "end_of_cycle"
 CHECKOUT, UPDATE_SUBSCRIPTION, GRANT_FREE, NO_CHARGE = "checkout", "update_subscription", "grant_free", "no_charge"
 CANCEL_IMMEDIATELY, CANCEL_END_OF_CYCLE, UNCANCEL = "cancel_immediately", "cancel_end_of_cycle", "uncancel"
 PERIOD_ENDED = "Billing period ended"
+TRIAL_ENDED = "Free trial ended"
 
 
 def recurring_amount(product: Product) -> int:
@@ -110,6 +113,7 @@ class PlanPreview:
     currency: str = "usd"
     methods: list[str] = field(default_factory=list)  # how it may be paid: checkout, update_subscription, …
     subscription: CustomerProduct | None = None  # the one whose Stripe subscription an update changes
+    trial_ends_at: datetime | None = None  # the plan starts with its free trial, ending then
 
     @property
     def needs_payment(self) -> bool:
@@ -234,7 +238,12 @@ def plan_preview(*, customer: Customer, product: Product, when: str | None = Non
     preview.balances = _balance_changes(replaced, [product], carry=when == NOW)
     price = recurring_amount(product)
     subscribed = old if old is not None and old.stripe_subscription_id else None
+    if when == NOW and not subscribed and trial_available(customer, product):
+        preview.trial_ends_at = product.trial_end(now)
     if product.is_free:
+        preview.methods = [NO_CHARGE]
+    elif preview.trial_ends_at and not product.trial_card_required:
+        # Autumn's trial without a card: the plan starts now, nothing is paid until the trial ends.
         preview.methods = [NO_CHARGE]
     elif when == END_OF_CYCLE:  # nothing is paid now; the subscription (if any) changes at the period end
         preview.methods = [UPDATE_SUBSCRIPTION, GRANT_FREE] if subscribed else [GRANT_FREE]
@@ -246,12 +255,16 @@ def plan_preview(*, customer: Customer, product: Product, when: str | None = Non
         )
         preview.methods.append(GRANT_FREE)
         preview.subscription = subscribed
+        if preview.methods == [GRANT_FREE]:
+            preview.trial_ends_at = None  # the trial needs a card, taken by Stripe: a grant is not a trial
     if when == END_OF_CYCLE:
         preview.next_invoice_at = effective_at
         preview.next_invoice_amount = price
     elif preview.default_method == UPDATE_SUBSCRIPTION:
         preview.due_today = max(0, _prorated(price, old, now) - _prorated(recurring_amount(old.product), old, now))
         preview.next_invoice_at, preview.next_invoice_amount = old.current_period_end, price
+    elif preview.trial_ends_at and preview.default_method in (CHECKOUT, NO_CHARGE):
+        preview.next_invoice_at, preview.next_invoice_amount = preview.trial_ends_at, price + _one_off_amount(product)
     elif preview.default_method == CHECKOUT:
         preview.due_today = price + _one_off_amount(product)
         preview.next_invoice_at = _period_end(product, now)
@@ -259,6 +272,16 @@ def plan_preview(*, customer: Customer, product: Product, when: str | None = Non
     else:
         preview.next_invoice_at = _period_end(product, now)
     return preview
+
+
+def trial_available(customer: Customer, product: Product) -> bool:
+    """Whether attaching `product` starts its free trial: it has one, and the customer never had a trial of
+    that plan (of any version, or a custom copy of it)."""
+    if not product.has_trial:
+        return False
+    return not CustomerProduct.objects.filter(
+        customer=customer, product__product_id=product.product_id, trial_ends_at__isnull=False
+    ).exists()
 
 
 def _check_attachable(customer: Customer, product: Product) -> None:
@@ -323,7 +346,15 @@ def plan_attach(
         cp.save(update_fields=["canceled_at", "granted_free"])
         stripe_subscriptions.plan_changed(customer_product=cp, prorate=True)
     else:
-        cp = product_attach(customer=customer, product=product, actor=actor, now=now, reason=reason)
+        trial = {"status": CustomerProductStatus.TRIALING, "trial_ends_at": preview.trial_ends_at}
+        cp = product_attach(
+            customer=customer,
+            product=product,
+            actor=actor,
+            now=now,
+            reason=reason,
+            **(trial if preview.trial_ends_at and method != GRANT_FREE else {}),
+        )
         if method == GRANT_FREE:
             cp.granted_free = True
             cp.save(update_fields=["granted_free"])
@@ -530,6 +561,7 @@ def _uncancel(cp: CustomerProduct, *, actor: Actor, reason: str, now: datetime) 
 
 def _due(now: datetime):
     live_due = Q(status__in=LIVE_PRODUCT_STATUSES, current_period_end__lte=now)
+    live_due |= Q(status=CustomerProductStatus.TRIALING, trial_ends_at__lte=now)
     scheduled_due = Q(status=CustomerProductStatus.SCHEDULED, started_at__lte=now)
     return CustomerProduct.objects.filter(live_due | scheduled_due)
 
@@ -538,6 +570,7 @@ def is_roll_due(cps: list[CustomerProduct], now: datetime) -> bool:
     """Whether any of these products (already read) has a period end or a start that has passed."""
     return any(
         (cp.status in LIVE_PRODUCT_STATUSES and cp.current_period_end and cp.current_period_end <= now)
+        or (cp.status == CustomerProductStatus.TRIALING and cp.trial_ends_at and cp.trial_ends_at <= now)
         or (cp.status == CustomerProductStatus.SCHEDULED and cp.started_at <= now)
         for cp in cps
     )
@@ -584,6 +617,8 @@ def _roll_customer(customer_pk: int, now: datetime) -> int:
             customer_product_update(
                 customer_product=cp, actor=SYSTEM, reason=PERIOD_ENDED, now=now, status=CustomerProductStatus.EXPIRED
             )
+        elif cp.status == CustomerProductStatus.TRIALING and cp.trial_ends_at and cp.trial_ends_at <= now:
+            _end_trial(cp, now)
         else:
             _roll_period(cp, now)
     for cp in (
@@ -612,6 +647,23 @@ def _roll_period(cp: CustomerProduct, now: datetime) -> None:
         reason=PERIOD_ENDED,
         now=now,
         current_period_start=start,
+        current_period_end=end,
+    )
+
+
+def _end_trial(cp: CustomerProduct, now: datetime) -> None:
+    """A trial ends: the plan becomes active, its first paid period starting when the trial ended."""
+    start = cp.trial_ends_at
+    end = _period_end(cp.product, start)
+    while end is not None and end <= now:
+        start, end = end, _period_end(cp.product, end)
+    customer_product_update(
+        customer_product=cp,
+        actor=SYSTEM,
+        reason=TRIAL_ENDED,
+        now=now,
+        status=CustomerProductStatus.ACTIVE,
+        current_period_start=start if end else None,
         current_period_end=end,
     )
 

@@ -169,7 +169,8 @@ def _start(
         started_at, canceled_at = inherit.started_at, inherit.canceled_at
         period_start, period_end = inherit.current_period_start, inherit.current_period_end
     else:
-        period_end = _period_end(product, now)
+        # A trial is the first period: the first charge is at its end, as Stripe's trialing subscription has it.
+        period_end = trial_ends_at or _period_end(product, now)
         started_at, canceled_at = now, None
         period_start = now if period_end else None
     return CustomerProduct.objects.create(
@@ -363,6 +364,9 @@ def _create_custom_product(
         custom_for=customer,
         base_product=base,
         created_at=now,
+        trial_length=source.trial_length,
+        trial_unit=source.trial_unit,
+        trial_card_required=source.trial_card_required,
     )
     for price in source.prices.all():
         price.pk = None

@@ -43,9 +43,19 @@ def _line_items(product) -> tuple[list[dict], bool]:
     return items, recurring
 
 
-def checkout_url_for(*, customer, product, success_url: str, cancel_url: str) -> str:
+def _trial_data(product, trial_ends_at) -> dict:
+    """The subscription's free trial as Stripe takes it: whole days, or (months, years) its end."""
+    if trial_ends_at is None:
+        return {}
+    if product.trial_unit == "day":
+        return {"trial_period_days": product.trial_length}
+    return {"trial_end": int(trial_ends_at.timestamp())}
+
+
+def checkout_url_for(*, customer, product, success_url: str, cancel_url: str, trial_ends_at=None) -> str:
     """A Stripe Checkout Session for `product` (a subscription if it has a recurring price, else a
-    one-off payment) with the customer's discount, and its URL.
+    one-off payment) with the customer's discount, and its URL. With `trial_ends_at` (the plan's free
+    trial applies) the subscription starts trialing and is first charged when the trial ends.
 
     Call it outside any transaction. Creates the Stripe customer first when there is none.
     Raises StripeError (Stripe not connected or failing) or ServiceError (nothing to pay for).
@@ -71,7 +81,7 @@ def checkout_url_for(*, customer, product, success_url: str, cancel_url: str) ->
         "metadata": metadata,
     }
     if recurring:
-        params["subscription_data"] = {"metadata": metadata}
+        params["subscription_data"] = {"metadata": metadata, **_trial_data(product, trial_ends_at)}
     else:
         params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
     discounts = active_discounts(customer)
@@ -81,20 +91,27 @@ def checkout_url_for(*, customer, product, success_url: str, cancel_url: str) ->
     return call(customer.env, sessions.create, params).url
 
 
-def checkout_create(*, customer, product, actor, success_url: str, cancel_url: str) -> str:
+def checkout_create(*, customer, product, actor, success_url: str, cancel_url: str, trial_ends_at=None) -> str:
     """A paid attach: the Checkout Session's URL (see `checkout_url_for`), and a line in the audit
     trail once Stripe made it. Nothing else changes here until Stripe reports the payment.
 
     Raises StripeError (Stripe not connected or failing) or ServiceError (nothing to pay for); then
     nothing is audited.
     """
-    url = checkout_url_for(customer=customer, product=product, success_url=success_url, cancel_url=cancel_url)
+    url = checkout_url_for(
+        customer=customer,
+        product=product,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        trial_ends_at=trial_ends_at,
+    )
     audit_record(
         actor=actor,
         action=AuditAction.CHECKOUT_CREATE,
         customer=customer,
         target_type="product",
         target_id=product.product_id,
-        after={"product": product.product_id, "version": product.version},
+        after={"product": product.product_id, "version": product.version}
+        | ({"trial_ends_at": trial_ends_at} if trial_ends_at else {}),
     )
     return url

@@ -101,7 +101,8 @@ def test_pull_push_edit_push_pull_round_trips_the_demo_catalogue(project):
     )
     edited += (
         "\nexport const team = plan({ id: 'team', name: 'Team', group: 'main', price: { amount: 49, interval: "
-        "'month' }, items: [item({ featureId: exportsFeature.id, included: 20, reset: { interval: 'month' } })] });\n"
+        "'month' }, freeTrial: { durationLength: 14, durationType: 'day', cardRequired: true }, "
+        "items: [item({ featureId: exportsFeature.id, included: 20, reset: { interval: 'month' } })] });\n"
     )
     project.config.write_text(edited)
     assert 'plan "pro" needs an update intent' in project("push", "--yes", "--headless", ok=False)
@@ -116,6 +117,8 @@ def test_pull_push_edit_push_pull_round_trips_the_demo_catalogue(project):
     assert v2.items.get(feature__feature_id="messages").included == 6000
     assert CustomerProduct.objects.filter(customer=acme, product=v1).exists()  # acme keeps what it had
     assert Product.objects.get(product_id="seats_addon").name == "More seats"  # a name changes in place
+    team = Product.objects.get(product_id="team")
+    assert (team.trial_length, team.trial_unit, team.trial_card_required) == (14, "day", True)
     written = set(AuditEntry.objects.filter(actor_api_key=project.sandbox_key).values_list("action", "target_id"))
     assert {("plan.version", "pro"), ("plan.update", "seats_addon"), ("plan.create", "team")} <= written
     assert ("feature.create", "exports") in written
@@ -124,6 +127,8 @@ def test_pull_push_edit_push_pull_round_trips_the_demo_catalogue(project):
     project("pull", "--headless")
     pulled = project.config.read_text()
     assert "included: 6000," in pulled and "name: 'More seats'," in pulled and "id: 'team'" in pulled
+    team_config = pulled[pulled.index("id: 'team'") :]
+    assert re.search(r"freeTrial: \{\s*durationLength: 14,\s*durationType: 'day',\s*cardRequired: true", team_config)
     unchanged = {k: v for k, v in before.items() if k[0] not in ("pro", "seats_addon")}
     assert {k: v for k, v in _catalogue().items() if k in unchanged} == unchanged
 

@@ -265,7 +265,10 @@ def test_catalog_update_with_skip_deletions_false_removes_what_it_leaves_out(api
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"plan_id": "x", "name": "X", "free_trial": {"duration_length": 7}}, "free_trial: free trials are not"),
+        (
+            {"plan_id": "x", "name": "X", "free_trial": {"duration_length": 7, "duration_type": "week"}},
+            "free_trial.duration_type: must be one of",
+        ),
         ({"plan_id": "x", "name": "X", "price": {"amount": 1.005, "interval": "month"}}, "price.amount: USD amounts"),
         ({"plan_id": "x", "name": "X", "price": {"amount": 5, "interval": "week"}}, "price.interval: must be one of"),
         ({"plan_id": "x", "name": "X", "items": [{"feature_id": "sso", "included": 3}]}, "items[0]: sso is a boolean"),

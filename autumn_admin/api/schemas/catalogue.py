@@ -101,6 +101,13 @@ class EligibilityOut(Schema):
     attach_action: Literal["activate", "upgrade", "downgrade", "none", "purchase"]
 
 
+class FreeTrialOut(Schema):
+    duration_length: Number
+    duration_type: Literal["day", "month", "year"]
+    card_required: bool
+    on_end: Literal["bill"]
+
+
 class PlanOut(Schema):
     id: str
     name: str
@@ -111,6 +118,7 @@ class PlanOut(Schema):
     auto_enable: bool
     price: PlanPriceOut | None
     items: list[PlanItemOut]
+    free_trial: FreeTrialOut | None
     created_at: Number
     env: Literal["sandbox", "live"]
     archived: bool
@@ -287,6 +295,13 @@ class PlanPriceIn(Params):
     additional_currencies: list[Any] | None = None
 
 
+class FreeTrialIn(Params):
+    duration_length: Number
+    duration_type: str | None = None
+    card_required: bool | None = None
+    on_end: str | None = None
+
+
 class PlanFieldsIn(Params):
     name: str | None = None
     description: str | None = None
@@ -295,7 +310,7 @@ class PlanFieldsIn(Params):
     auto_enable: bool | None = None
     price: PlanPriceIn | None = None
     items: list[PlanItemIn] | None = None
-    free_trial: dict[str, Any] | None = None
+    free_trial: FreeTrialIn | None = None
     licenses: list[Any] | None = None
     billing_controls: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None

@@ -57,7 +57,7 @@ def _item_json(product: Product, item: ProductItem) -> dict:
 
 
 def _eligibility_json(e: Eligibility) -> dict:
-    answer = {"trial_available": False, "canceling": e.canceling, "trialing": e.trialing}
+    answer = {"trial_available": e.trial_available, "canceling": e.canceling, "trialing": e.trialing}
     if e.status is not None:  # the key is left out, not null, for a plan the customer doesn't have
         answer["status"] = e.status
     return {**answer, "attach_action": e.attach_action}
@@ -75,6 +75,14 @@ def plan_json(product: Product, env: str, eligibility: Eligibility | None = None
         "auto_enable": product.is_default,
         "price": _plan_price(product),
         "items": [_item_json(product, item) for item in product.items.all()],
+        "free_trial": {
+            "duration_length": product.trial_length,
+            "duration_type": product.trial_unit,
+            "card_required": product.trial_card_required,
+            "on_end": "bill",
+        }
+        if product.trial_length
+        else None,
         "created_at": ms(product.created_at),
         "env": env,
         "archived": product.archived,

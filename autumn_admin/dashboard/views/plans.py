@@ -28,6 +28,7 @@ from billing.stripe_io.checkout import checkout_create
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import is_configured
 from customers.errors import ServiceError
+from customers.formatting import format_day
 
 # The parts of the customer page a plan change changes.
 SECTIONS = ["customer-head", "products", "features", "upcoming-invoice", "sidebar-activity"]
@@ -64,7 +65,12 @@ def plan_attach_view(request, customer_id: str):
                 if result.method == CHECKOUT:
                     back = request.build_absolute_uri(detail_url(customer))
                     checkout_url = checkout_create(
-                        customer=customer, product=product, actor=request.user, success_url=back, cancel_url=back
+                        customer=customer,
+                        product=product,
+                        actor=request.user,
+                        success_url=back,
+                        cancel_url=back,
+                        trial_ends_at=result.preview.trial_ends_at,
                     )
                     status = 200
                 else:
@@ -94,6 +100,9 @@ def _attached_message(customer, result) -> str:
     if cp.status == CustomerProductStatus.SCHEDULED:
         return f"{name} is scheduled for {customer.display_name} from {cp.started_at:%-d %b %Y}."
     granted = " for free" if cp.granted_free else ""
+    if cp.status == CustomerProductStatus.TRIALING and cp.trial_ends_at:
+        trial = f", on a free trial until {format_day(cp.trial_ends_at)}"
+        return f"{customer.display_name} is now on {name}{granted}{trial}."
     return f"{customer.display_name} is now on {name}{granted}."
 
 

@@ -232,12 +232,15 @@ class Command(BaseCommand):
         return f
 
     def create_products(self, f: dict) -> dict:
-        def product(pid, name, *, default=False, add_on=False, prices=(), items=()):
+        def product(pid, name, *, default=False, add_on=False, prices=(), items=(), trial=None):
+            trial_fields = (
+                {"trial_length": trial[0], "trial_unit": trial[1], "trial_card_required": True} if trial else {}
+            )
             obj, created = Product.objects.get_or_create(
                 product_id=pid,
                 version=1,
                 custom_for=None,
-                defaults={"name": name, "is_default": default, "is_add_on": add_on},
+                defaults={"name": name, "is_default": default, "is_add_on": add_on, **trial_fields},
             )
             if created:
                 for price in prices:
@@ -261,6 +264,7 @@ class Command(BaseCommand):
             "pro": product(
                 "pro",
                 "Pro",
+                trial=(14, "day"),  # 14 days with a card, taken by Stripe Checkout
                 prices=[{"type": "fixed", "amount": 9900, "currency": "usd", **month}],
                 items=[
                     {"feature": f["messages"], "included": 5000, **month},
@@ -400,8 +404,8 @@ class Command(BaseCommand):
             roll = rng.random()
             if plan in ("pro", "scale") and roll < 0.08:
                 status = "past_due"
-            elif plan in ("pro", "scale") and roll < 0.16:
-                status = "trialing"
+            elif plan in ("pro", "scale") and roll < 0.16 and start + timedelta(days=14) > self.now:
+                status = "trialing"  # a trial that has ended has become the paid plan
             cp = product_attach(
                 customer=customer,
                 product=product,
