@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0015_product_description"),
+        ("billing", "0017_event_partitions"),
         ("customers", "0001_initial"),
     ]
 
