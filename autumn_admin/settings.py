@@ -148,6 +148,9 @@ for _alias, _db in DATABASES.items():
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         # SQLite serialises writers; a busy timeout keeps concurrent requests from failing at once.
         _db.setdefault("OPTIONS", {})["timeout"] = 20
+        # Tests on a file, not in memory: an in-memory database shared with a live server's threads locks
+        # whole tables ("database table is locked") where a file's busy timeout makes them wait.
+        _db.setdefault("TEST", {}).setdefault("NAME", str(BASE_DIR / f".test-{_alias}.sqlite3"))
         # A transaction takes the write lock when it begins, so one that reads and then writes waits for the
         # background worker's write instead of failing at once with "database is locked".
         _db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
