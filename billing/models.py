@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from customers.models import Customer, Env
@@ -450,6 +450,19 @@ class Balance(models.Model):
                 fields=["feature", "remaining"], condition=Q(unlimited=False), name="balance_feature_remaining"
             ),
             models.Index(fields=["feature"], condition=Q(unlimited=True), name="balance_feature_unlimited"),
+            # The list's feature sorts: the plan's balance of the feature, walked in order (remaining, usage).
+            models.Index(
+                fields=["feature", "remaining", "id"],
+                condition=Q(unlimited=False, customer_product__isnull=False),
+                name="balance_plan_remaining",
+            ),
+            models.Index(
+                F("feature"),
+                F("allowance") + F("adjustment") - F("remaining"),
+                F("id"),
+                condition=Q(unlimited=False, customer_product__isnull=False),
+                name="balance_plan_usage",
+            ),
         ]
 
     def __str__(self) -> str:

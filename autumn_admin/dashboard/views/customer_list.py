@@ -31,9 +31,10 @@ EXPORT_COLUMNS = ["id", *TEXT_FIELDS, "products", "status", "stripe_id", "create
 class ListPage:
     """One page of the list without counting every match: the rows are read with one more than a page (so
     "Next" is known), and the count is capped (`listing.capped_count`), so a million customers cost no full
-    COUNT(*) on each load."""
+    COUNT(*) on each load. `rows(offset, limit)`, if given, reads the rows in the queryset's order another way
+    (a feature sort's index walk)."""
 
-    def __init__(self, qs, number: str | None, per_page: int = LIST_PAGE_SIZE):
+    def __init__(self, qs, number: str | None, per_page: int = LIST_PAGE_SIZE, rows=None):
         try:
             self.number = max(1, min(int(number or 1), 10_000))
         except ValueError:
@@ -42,7 +43,8 @@ class ListPage:
         if not self.more and self.count:
             self.number = min(self.number, (self.count - 1) // per_page + 1)  # past the end: the last page
         offset = (self.number - 1) * per_page
-        rows = list(qs[offset : offset + per_page + 1])  # always a full-size LIMIT (see docs/benchmarks.md)
+        # Always a full-size LIMIT (see docs/benchmarks.md).
+        rows = rows(offset, per_page + 1) if rows else list(qs[offset : offset + per_page + 1])
         self.object_list = rows[:per_page]
         self.has_next = len(rows) > per_page
         self.has_previous = self.number > 1
@@ -69,7 +71,8 @@ def _list_context(request):
 @require_GET
 def customer_list(request):
     env, filters, customers = _list_context(request)
-    page = ListPage(listing.with_live_products(customers), request.GET.get("page"))
+    rows = listing.feature_sorted_rows(env, filters) if filters.sorted_by_feature else None
+    page = ListPage(listing.with_live_products(customers), request.GET.get("page"), rows=rows)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
