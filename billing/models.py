@@ -362,6 +362,16 @@ class CustomerProduct(models.Model):
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.product} ({self.status})"
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        keep_live_product_flag(self.customer_id)
+
+    def delete(self, *args, **kwargs):
+        customer_id = self.customer_id
+        deleted = super().delete(*args, **kwargs)
+        keep_live_product_flag(customer_id)
+        return deleted
+
     @property
     def is_cancelling(self) -> bool:
         """Live, but ending at the end of its billing period (a cancellation or a downgrade is pending)."""
@@ -373,6 +383,20 @@ class CustomerProduct(models.Model):
         if self.is_cancelling:
             return "Cancelling"
         return STATUS_LABELS[self.status]
+
+
+def live_product_exists():
+    return models.Exists(
+        CustomerProduct.objects.filter(customer=models.OuterRef("pk"), status__in=LIVE_PRODUCT_STATUSES)
+    )
+
+
+def keep_live_product_flag(customer_id: int) -> None:
+    """Set `Customer.has_live_product` from the customer's products, in the caller's transaction. Every save
+    and delete of a customer product calls it (the list's "No product" filter reads the flag), and it writes
+    only when the flag changes. Code that changes a status with `QuerySet.update()` must call it too."""
+    live = live_product_exists()
+    Customer.objects.filter(pk=customer_id).exclude(has_live_product=live).update(has_live_product=live)
 
 
 class LiveBalanceManager(models.Manager):

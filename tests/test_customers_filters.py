@@ -13,7 +13,7 @@ from django.utils import timezone
 from autumn_admin.dashboard.customer_list import FEATURE_SORTS, ListFilters, customer_search, feature_sorted_rows
 from billing.models import Balance, CustomerProduct
 from billing.services.balances import balance_create
-from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_cancel
+from billing.services.plans import END_OF_CYCLE, GRANT_FREE, NOW, plan_attach, plan_cancel
 from billing.services.rewards import reward_apply
 from customers.models import Customer, SavedView
 from customers.services.customers import customer_create
@@ -129,6 +129,26 @@ def test_the_feature_sorted_page_reads_the_same_rows_as_the_full_query_at_every_
             for offset in range(len(everyone) + 2):
                 got = [(c.customer_id, c.feature_sort) for c in rows(offset, limit)]
                 assert got == everyone[offset : offset + limit], (feature, sort, limit, offset)
+
+
+def test_no_product_follows_each_change_of_a_customers_products(client, ops, catalogue):
+    solo = customer_create(env="sandbox", customer_id="solo", actor=None, attach_defaults=False)
+    on_free = customer_create(env="sandbox", customer_id="on_free", actor=None)  # the default plan
+    client.force_login(ops)
+
+    def no_product() -> list[str]:
+        return ids(client.get(LIST, {"status": "none"}))
+
+    assert no_product() == ["solo"]
+    addon = plan_attach(customer=solo, product=catalogue["seats_addon"], actor=None, method=GRANT_FREE, reason="x")
+    assert Customer.objects.get(pk=solo.pk).has_live_product
+    assert no_product() == []
+    plan_cancel(customer=solo, customer_product=addon.customer_product, actor=None, when=NOW)
+    assert not Customer.objects.get(pk=solo.pk).has_live_product
+    assert no_product() == ["solo"]
+    # The flag only narrows the search: a customer with a live product is never listed, whatever it says.
+    Customer.objects.filter(pk=on_free.pk).update(has_live_product=False)
+    assert no_product() == ["solo"]
 
 
 @pytest.mark.parametrize(

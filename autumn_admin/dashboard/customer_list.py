@@ -246,7 +246,8 @@ def _matching(env: str, filters: ListFilters) -> QuerySet[Customer]:
     if filters.status:
         status = STATUS_FILTERS[filters.status][1]
         if status is None:
-            qs = qs.filter(~Exists(_live_products_of(OuterRef("pk"))))
+            # The kept flag finds the few candidates from its index; the check on the products keeps it exact.
+            qs = qs.filter(has_live_product=False).filter(~Exists(_live_products_of(OuterRef("pk"))))
         elif status == "cancelling":
             qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(canceled_at__isnull=False)))
         else:
