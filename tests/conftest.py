@@ -75,7 +75,7 @@ def ensure_roles() -> None:
     from django.apps import apps
 
     importlib.import_module("billing.migrations.0002_roles").assign_roles(apps)
-    importlib.import_module("billing.migrations.0014_bulk_jobs").assign_job_roles(apps)
+    importlib.import_module("billing.migrations.0016_bulk_jobs").assign_job_roles(apps)
 
 
 def _user(username: str, group: str | None = None, **extra) -> User:
