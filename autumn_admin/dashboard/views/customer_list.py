@@ -62,6 +62,13 @@ class ListPage:
         return self.number - 1
 
 
+def list_page(env: str, filters, customers, number: str | None) -> ListPage:
+    """The list's page of `customers` (`listing.customer_search`): a feature sort reads its rows from the
+    plan balances' index."""
+    rows = listing.feature_sorted_rows(env, filters) if filters.sorted_by_feature else None
+    return ListPage(listing.with_live_products(customers), number, rows=rows)
+
+
 def _list_context(request):
     env = current_env(request)
     filters = listing.ListFilters.from_query(request.GET)
@@ -71,8 +78,7 @@ def _list_context(request):
 @require_GET
 def customer_list(request):
     env, filters, customers = _list_context(request)
-    rows = listing.feature_sorted_rows(env, filters) if filters.sorted_by_feature else None
-    page = ListPage(listing.with_live_products(customers), request.GET.get("page"), rows=rows)
+    page = list_page(env, filters, customers, request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
