@@ -356,7 +356,15 @@ class CustomerProduct(models.Model):
             models.Index(fields=["stripe_subscription_id"], name="cusprod_stripe_sub"),
             # The list's status filters: past due (drives from the few rows with that status), Cancelling.
             models.Index(fields=["status", "customer"], name="cusprod_status_customer"),
-            models.Index(fields=["customer"], condition=Q(canceled_at__isnull=False), name="cusprod_cancelling"),
+            # Probed per customer as the list walks newest first: small, and answering from the index alone.
+            models.Index(
+                fields=["customer", "status"], condition=Q(canceled_at__isnull=False), name="cusprod_cancelling_status"
+            ),
+            models.Index(
+                fields=["customer", "status"],
+                condition=Q(status__in=[CustomerProductStatus.PAST_DUE, CustomerProductStatus.TRIALING]),
+                name="cusprod_customer_troubled",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -474,6 +482,12 @@ class Balance(models.Model):
                 fields=["feature", "remaining"], condition=Q(unlimited=False), name="balance_feature_remaining"
             ),
             models.Index(fields=["feature"], condition=Q(unlimited=True), name="balance_feature_unlimited"),
+            # In overage, probed per customer as the list walks newest first (a small index).
+            models.Index(
+                fields=["customer", "feature"],
+                condition=Q(unlimited=False, remaining__lt=0),
+                name="balance_customer_overage",
+            ),
             # The list's feature sorts: the plan's balance of the feature, walked in order (remaining, usage).
             models.Index(
                 fields=["feature", "remaining", "id"],

@@ -7,7 +7,9 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from autumn_admin.dashboard.customer_list import FEATURE_SORTS, ListFilters, customer_search, feature_sorted_rows
@@ -217,3 +219,21 @@ def test_saved_views_are_personal_unless_ops_share_them(client, ops, support, cr
     # Sandbox views stay in sandbox.
     client.post("/env/", {"env": "live", "next": "/customers/"})
     assert "Low on API calls" not in text(page_of(client.get(LIST)))
+
+
+def test_a_feature_sorted_page_reads_two_queries_more_than_newest_first_when_it_shows_both_kinds(client, ops, crowd):
+    # The rows with a figure from the plan balances' index and their products, then (the page not being full)
+    # the customers without one and theirs; no figure is computed for customers the page doesn't show.
+    client.force_login(ops)
+    with CaptureQueriesContext(connection) as newest:
+        client.get(LIST, {"feature": "api_calls"})
+    with CaptureQueriesContext(connection) as sorted_:
+        response = client.get(LIST, {"feature": "api_calls", "sort": "remaining"})
+    assert ids(response) == ["over", "low", "pct", "cancelling", "full", "unl"]
+    assert len(sorted_.captured_queries) == len(newest.captured_queries) + 2
+    rows = [
+        q["sql"]
+        for q in sorted_.captured_queries
+        if q["sql"].startswith('SELECT "customers_customer"."id"') and "ORDER BY" in q["sql"]
+    ]
+    assert len(rows) == 2 and not any("SUM(" in sql.upper() for sql in rows)

@@ -44,7 +44,9 @@ class ListPage:
             self.number = min(self.number, (self.count - 1) // per_page + 1)  # past the end: the last page
         offset = (self.number - 1) * per_page
         # Always a full-size LIMIT (see docs/benchmarks.md).
-        rows = rows(offset, per_page + 1) if rows else list(qs[offset : offset + per_page + 1])
+        rows = listing.read_page(
+            (lambda: rows(offset, per_page + 1)) if rows else (lambda: list(qs[offset : offset + per_page + 1]))
+        )
         self.object_list = rows[:per_page]
         self.has_next = len(rows) > per_page
         self.has_previous = self.number > 1
