@@ -84,7 +84,8 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking the password
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend, with the user and the user's role read in one query on every request.
+    "autumn_admin.dashboard.auth_backend.RoleBackend",
 ]
 
 ROOT_URLCONF = "autumn_admin.urls"
@@ -113,32 +114,67 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite serialises writers; a busy timeout keeps concurrent requests from failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
-    # A transaction takes the write lock when it begins, so one that reads and then writes waits for the
-    # background worker's write instead of failing at once with "database is locked".
-    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-else:
+# DATABASE_REPLICA_URL (optional): a streaming replica of the same PostgreSQL, for the dashboard's
+# read-only pages (autumn_admin/db_router.py). Its test database is the primary's (replicated, not
+# created on the read-only server).
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dj_database_url.parse(
+        os.environ["DATABASE_REPLICA_URL"],
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["autumn_admin.dashboard.replica.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "autumn_admin.dashboard.replica.ReadYourWritesMiddleware",
+    )
+# After a person changes something, their dashboard reads the primary for this many seconds, so the
+# next page shows their change however far the replica lags behind.
+REPLICA_READ_YOUR_WRITES_SECONDS = int(os.environ.get("REPLICA_READ_YOUR_WRITES_SECONDS", "30"))
+
+# DATABASE_POOLER=transaction: the database URLs point at a connection pooler in transaction mode
+# (PgBouncer's pool_mode = transaction), where consecutive transactions of one connection may run on
+# different server connections. Then nothing may outlive a transaction on the server: no prepared
+# statements (unless the pooler keeps them: DB_PREPARED_STATEMENTS=1 with PgBouncer >= 1.21's
+# max_prepared_statements) and no server-side cursors held across transactions (the CSV export's
+# iterator reads in chunks on the client instead).
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "").strip().lower()
+if DATABASE_POOLER not in {"", "session", "transaction"}:
+    raise ImproperlyConfigured(f"DATABASE_POOLER must be 'transaction', 'session' or empty, got {DATABASE_POOLER!r}")
+BEHIND_TRANSACTION_POOLER = DATABASE_POOLER == "transaction"
+
+for _alias, _db in DATABASES.items():
+    if _db["ENGINE"] == "django.db.backends.sqlite3":
+        # SQLite serialises writers; a busy timeout keeps concurrent requests from failing at once.
+        _db.setdefault("OPTIONS", {})["timeout"] = 20
+        # A transaction takes the write lock when it begins, so one that reads and then writes waits for the
+        # background worker's write instead of failing at once with "database is locked".
+        _db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+        _db["CONN_MAX_AGE"] = 0
+        continue
     if env_bool("DB_POOL", True):
         # Each process keeps a pool of at most DB_POOL_MAX connections that requests borrow and give back
         # (psycopg_pool, Django's built-in pool), so a burst of requests - one thread each under runserver -
         # waits for a connection instead of opening one per thread until PostgreSQL has "too many clients".
         # Workers × DB_POOL_MAX must stay under PostgreSQL's max_connections (100 by default). The pool
         # checks a connection before lending it (CONN_HEALTH_CHECKS); it needs CONN_MAX_AGE = 0.
-        DATABASES["default"]["CONN_MAX_AGE"] = 0
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        _db["CONN_MAX_AGE"] = 0
+        _db.setdefault("OPTIONS", {})["pool"] = {
             "min_size": int(os.environ.get("DB_POOL_MIN", "1")),
             "max_size": int(os.environ.get("DB_POOL_MAX", "10")),
             "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),  # seconds a request waits for one
         }
-    if env_bool("DB_PREPARED_STATEMENTS", True):
-        # Lets the track statement be prepared once per connection (billing/services/track.py, _prepared_cursor);
-        # no other query is, as the threshold is never reached. A pooled connection keeps its prepared
-        # statement from one request to the next. Turn off (DB_PREPARED_STATEMENTS=0) behind a connection
-        # pooler in transaction mode that cannot keep prepared statements.
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+    # psycopg's prepare_threshold: None never prepares a statement on the server. The track statement
+    # (billing/services/track.py, _prepared_cursor) follows this setting of its connection: with a number,
+    # it is prepared once per connection and a pooled connection keeps it from one request to the next;
+    # no other query is, as the threshold is never reached. Off by default behind a transaction pooler.
+    if env_bool("DB_PREPARED_STATEMENTS", not BEHIND_TRANSACTION_POOLER):
+        _db.setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+    else:
+        _db.setdefault("OPTIONS", {})["prepare_threshold"] = None
+    if BEHIND_TRANSACTION_POOLER:
+        _db["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -175,6 +211,26 @@ STORAGES = {
 # Serve static/ straight from the source tree too, so a server started without collectstatic
 # (tests, the zero-setup README command) still has its CSS and htmx.
 WHITENOISE_USE_FINDERS = True
+
+# A cache shared by every server process (Redis at REDIS_URL, e.g. redis://127.0.0.1:6379/0) keeps the
+# sessions in memory: a dashboard request reads its session from the cache, not the database
+# (cached_db: written through to the database, so a restart of the cache logs nobody out). Without one,
+# a process-local cache and sessions in the database: nothing to set up, and correct with any number of
+# processes (a per-process cache would let a session logged out in one process live on in another).
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Rendered fragments of pages, keyed by everything they show (so never stale, only unused): in each
+# process's memory, the fastest to read, as nothing needs to be shared. ~10 KiB each.
+CACHES["fragments"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "fragments",
+    "OPTIONS": {"MAX_ENTRIES": int(os.environ.get("FRAGMENT_CACHE_ENTRIES", "2000"))},
+}
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False

@@ -6,6 +6,7 @@ from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
+from autumn_admin.api import check as api_check
 from autumn_admin.api import track as api_track
 from autumn_admin.api.errors import error_response, internal_error_response
 from autumn_admin.api.main import api
@@ -55,6 +56,7 @@ urlpatterns = [
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),
     path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
     path("v1/balances.track", api_track.balances_track),  # one round trip when it can; else the operation
+    path("v1/balances.check", api_check.balances_check),  # one round trip when it can; else the operation
     path("v1/", api.urls),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
 ]

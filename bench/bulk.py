@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import loadgen
 from bench.generate import SCALES, Generator, Scale
 from bench.run import Plan, dashboard_session, setup_django
-from bench.server import Gunicorn, server_env
+from bench.server import Server, server_env
 
 TARGET_P50_MS = 100.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,7 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, job_customers: int, 
     typical = f"/customers/{manifest['typical']['customer_id']}/"
     report: dict = {"env": env, "filters": [], "job": {}}
 
-    with Gunicorn(database_url, workers=plan.worker_count) as server:
+    with Server(database_url, workers=plan.worker_count, kind="sync") as server:  # as first measured
         say(f"gunicorn: {plan.worker_count} sync workers on 127.0.0.1:{server.port}")
 
         def p50(name: str, path: str, query: dict | None = None, **kw) -> dict:

@@ -338,6 +338,7 @@ class Progress:
 
 APP_TABLES = [
     "billing_dailyusage",
+    "billing_eventidempotencykey",
     "billing_event",
     "billing_balance",
     "billing_invoice",
@@ -358,6 +359,7 @@ LOADED_TABLES = [
     "billing_customerproduct",
     "billing_balance",
     "billing_invoice",
+    "billing_eventidempotencykey",
     "billing_event",
     "billing_dailyusage",
     "customers_auditentry",

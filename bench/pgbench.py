@@ -1,5 +1,6 @@
 """The database's own floor: `pgbench -N` (the simple-update transaction: UPDATE an account, SELECT it,
-INSERT a history row) on the same server and database, and the same transaction on one hot row."""
+INSERT a history row) on the same server and database, the same transaction on one hot row, and
+`pgbench -S` (select-only: one SELECT of an account by its key), the floor of a read such as a check."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def initialise(database_url: str, scale: int) -> None:
     )
 
 
-def run(database_url: str, *, clients: int, seconds: float, hot: bool = False) -> dict:
+def run(database_url: str, *, clients: int, seconds: float, hot: bool = False, select_only: bool = False) -> dict:
     """One pgbench run; its tps and the latency percentiles of every transaction (from its log)."""
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as tmp:
         cmd = [
@@ -88,7 +89,7 @@ def run(database_url: str, *, clients: int, seconds: float, hot: bool = False) -
             script.write_text(HOT_SCRIPT)
             cmd += ["-f", str(script)]
         else:
-            cmd += ["-N"]
+            cmd += ["-S"] if select_only else ["-N"]
         done = subprocess.run(
             [*cmd, *connection_args(database_url)], capture_output=True, text=True, env=_env(database_url)
         )
@@ -106,7 +107,7 @@ def run(database_url: str, *, clients: int, seconds: float, hot: bool = False) -
         latencies.sort()
         failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
     return {
-        "name": "pgbench hot row" if hot else "pgbench -N",
+        "name": "pgbench hot row" if hot else "pgbench -S" if select_only else "pgbench -N",
         "concurrency": clients,
         "tps": round(float(match[1]), 1),
         "transactions": len(latencies),

@@ -1,5 +1,10 @@
-"""Serve the app with gunicorn as in production (DEBUG off, collected static files), and read the
-workers' peak memory from the kernel (VmHWM: the most resident memory a process ever had)."""
+"""Serve the app as in production (DEBUG off, collected static files), with the server the README's
+production command names or another to compare, and read the workers' peak memory from the kernel
+(VmHWM: the most resident memory a process ever had).
+
+Servers (`SERVERS`): `granian` (granian's WSGI interface: HTTP in Rust, the app in a pool of threads per
+worker process, connections kept alive), `gthread` (gunicorn's threaded workers, connections kept alive),
+`sync` (gunicorn's sync workers: one request per process at a time, every connection closed)."""
 
 from __future__ import annotations
 
@@ -46,41 +51,93 @@ def server_env(database_url: str, static_root: str) -> dict[str, str]:
     return env
 
 
-class Gunicorn:
-    def __init__(self, database_url: str, *, workers: int, port: int | None = None):
+SERVERS = ("granian", "gthread", "sync")
+THREADS = 4  # per worker process, for granian and gthread
+KEEP_ALIVE_SECONDS = 75  # how long an idle kept-alive connection stays open (gthread; granian keeps it)
+
+
+def server_command(kind: str, port: int, workers: int, threads: int = THREADS) -> list[str]:
+    """The command line of a production server of the app on 127.0.0.1:`port`."""
+    access_log = bool(os.environ.get("BENCH_ACCESS_LOG"))
+    if kind == "granian":
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "autumn_admin.wsgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--blocking-threads",
+            str(threads),
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+            *(["--access-log"] if access_log else ["--no-access-log"]),
+        ]
+    if kind not in ("gthread", "sync"):
+        raise ValueError(f"unknown server {kind!r}: one of {', '.join(SERVERS)}")
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "autumn_admin.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        kind,
+        *(["--threads", str(threads), "--keep-alive", str(KEEP_ALIVE_SECONDS)] if kind == "gthread" else []),
+        "--backlog",
+        "2048",
+        "--timeout",
+        "120",
+        "--log-level",
+        "warning",
+        "--access-logfile",
+        "-" if access_log else "/dev/null",
+    ]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15 of stat)
+
+
+class Server:
+    def __init__(
+        self, database_url: str, *, workers: int, kind: str = "granian", threads: int = THREADS, port: int | None = None
+    ):
         self.database_url = database_url
         self.workers = workers
+        self.kind = kind
+        self.threads = threads
         self.port = port or free_port()
         self.static = tempfile.TemporaryDirectory(prefix="bench-static-")
         self.env = server_env(database_url, self.static.name)
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
 
-    def __enter__(self) -> Gunicorn:
+    def __enter__(self) -> Server:
         subprocess.run(
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=self.env, check=True
         )
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "autumn_admin.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--worker-class",
-                "sync",
-                "--backlog",
-                "2048",
-                "--timeout",
-                "120",
-                "--log-level",
-                "warning",
-                "--access-logfile",
-                "-" if os.environ.get("BENCH_ACCESS_LOG") else "/dev/null",
-            ],
+            server_command(self.kind, self.port, self.workers, self.threads),
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
@@ -89,14 +146,14 @@ class Gunicorn:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.read_log()}")
+                raise RuntimeError(f"{self.kind} exited: {self.read_log()}")
             try:
                 if send(self.port, get("/healthz"), timeout=5)[0] == 200 and len(self.worker_pids()) == self.workers:
                     return self
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer: {self.read_log()}")
+        raise RuntimeError(f"{self.kind} did not answer: {self.read_log()}")
 
     def __exit__(self, *exc) -> None:
         if self.process and self.process.poll() is None:
@@ -120,6 +177,11 @@ class Gunicorn:
         except OSError:
             return []
         return [int(pid) for pid in children]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far: the main one and its workers."""
+        pids = [self.process.pid, *self.worker_pids()] if self.process else []
+        return sum(process_cpu_seconds(pid) for pid in pids)
 
     def worker_memory(self) -> dict[str, float]:
         """Peak and current resident memory of each worker, in MB."""

@@ -10,6 +10,7 @@ from billing.models import (
     CustomerReward,
     DailyUsage,
     Event,
+    EventIdempotencyKey,
     Feature,
     FeatureType,
     Invoice,
@@ -151,6 +152,16 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ("customer", "feature", "event_name", "value", "timestamp")
     raw_id_fields = ("customer",)
     search_fields = ("customer__customer_id", "event_name")
+    show_full_result_count = False
+
+
+@admin.register(EventIdempotencyKey)
+class EventIdempotencyKeyAdmin(ReadOnlyAdmin):
+    """Which event a customer's idempotency key recorded: written by tracks, dropped by event_retention."""
+
+    list_display = ("customer", "idempotency_key", "event_id", "event_timestamp")
+    raw_id_fields = ("customer",)
+    search_fields = ("customer__customer_id", "idempotency_key")
     show_full_result_count = False
 
 

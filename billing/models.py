@@ -556,19 +556,19 @@ class Event(models.Model):
         on_delete=models.CASCADE,
         related_name="credit_draws",
         db_index=False,  # indexed only where set (below): a plain track writes no index entry for it
+        # No database constraint: on PostgreSQL the events are partitioned by month, and a foreign key to a
+        # partitioned table needs a unique key on `id` alone, which partitions can't have. The ORM still
+        # deletes the draws with their use, and both share one timestamp, so they live in one partition.
+        db_constraint=False,
         help_text="On a credit system's event: the tracked event whose use these credits paid for.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        # On PostgreSQL the table is partitioned by month of `timestamp` (billing/partitions.py): its primary
+        # key there is (id, timestamp), and the per-customer uniqueness of `idempotency_key`, which no
+        # unique index across partitions can hold, is kept by EventIdempotencyKey.
         ordering = ["-timestamp", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["customer", "idempotency_key"],
-                condition=Q(idempotency_key__isnull=False),
-                name="event_idempotency_unique",
-            ),
-        ]
         indexes = [
             models.Index(fields=["customer", "feature", "-timestamp", "-id"], name="event_cus_feat_time"),
             models.Index(fields=["customer", "-timestamp", "-id"], name="event_customer_time"),
@@ -577,6 +577,29 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.event_name or self.feature_id} {self.value}"
+
+
+class EventIdempotencyKey(models.Model):
+    """One customer's idempotency key of an event, unique per customer: a retried track with the same key
+    finds its event here instead of writing another. Unpartitioned, beside the partitioned events,
+    written in the event's transaction (billing/services/track.py); removed with the event's month by
+    `manage.py event_retention`."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    idempotency_key = models.CharField(max_length=255)
+    event_id = models.BigIntegerField()
+    event_timestamp = models.DateTimeField(help_text="The event's partition key: finds it in one partition.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "idempotency_key"], name="event_idempotency_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.idempotency_key}"
+
+    def event(self) -> Event:
+        return Event.objects.get(pk=self.event_id, timestamp=self.event_timestamp)
 
 
 class DailyUsage(models.Model):

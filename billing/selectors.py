@@ -202,6 +202,29 @@ class FeatureRow(FeatureBalance):
         return max(ZERO, -self.remaining)
 
     @property
+    def fingerprint(self) -> tuple:
+        """Everything the row can show, for caching its markup (the customer page's `balance-row`): the
+        feature, every field of every balance with the product it comes from, the graph, the credit schema
+        lines it lists, and the time zone its dates are shown in. Two rows with equal fingerprints look the same."""
+        return (
+            timezone.get_current_timezone_name(),
+            tuple(getattr(self.feature, f.attname) for f in Feature._meta.concrete_fields),
+            tuple(
+                (
+                    tuple(getattr(b, f.attname) for f in Balance._meta.concrete_fields),
+                    str(b.customer_product.product) if b.customer_product_id else None,
+                )
+                for b in self.balances
+            ),
+            self.history.fingerprint if self.history else None,
+            tuple(
+                (c.credit_system.feature_id, c.credit_system.name, c.metered_feature.feature_id)
+                + (c.metered_feature.name, c.credit_cost)
+                for c in (*self.credit_schema, *self.draws_from)
+            ),
+        )
+
+    @property
     def usage_percent(self) -> int:
         """How full the usage bar is."""
         if self.unlimited or self.is_boolean:

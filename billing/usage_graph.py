@@ -7,15 +7,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from billing import rollup
-from billing.models import Event, Feature
+from billing.models import DailyUsage, Event, Feature
 from billing.quantities import QUANTUM, ZERO
 from customers.audit import AuditAction
 from customers.formatting import format_day, format_qty
@@ -39,10 +40,11 @@ class DayBar:
     value: Decimal
     x: int
     height: float
+    label: str = ""  # the day as shown ("3 Nov 2026"): made once per page for all the graphs
 
     @property
     def title(self) -> str:
-        return f"{format_day(self.day)}: {format_qty(self.value)} used"
+        return f"{self.label or format_day(self.day)}: {format_qty(self.value)} used"
 
     @property
     def bar_x(self) -> int:
@@ -82,57 +84,82 @@ class Mark:
 
 @dataclass
 class UsageHistory:
-    """Daily usage of one feature over the last days, laid out for a small inline SVG."""
+    """Daily usage of one feature over the last days (`values`, from `first` on), laid out for a small
+    inline SVG. The bars are laid out when first asked for (`days`): a graph whose row comes from the
+    fragment cache is never drawn."""
 
-    days: list[DayBar]
+    values: list[Decimal]
+    first: date
     resets: list[Mark]
     edits: list[Mark]
     total: Decimal
     peak: Decimal
     feature_name: str = ""
+    labels: list[str] = field(default_factory=list)  # each day as shown, shared by the page's graphs
+
+    @cached_property
+    def days(self) -> list[DayBar]:
+        """A bar per day, scaled to the busiest day (a used day at least 1.5 px high)."""
+        area = GRAPH_HEIGHT - GRAPH_TOP
+        peak = float(self.peak)
+        bars = []
+        for i, value in enumerate(self.values):
+            used = value > 0
+            bars.append(
+                DayBar(
+                    day=self.first + timedelta(days=i),
+                    value=value,
+                    x=i * GRAPH_SLOT,
+                    height=max(float(value) / peak * area, 1.5) if used else 0.0,
+                    label=self.labels[i] if self.labels else "",
+                )
+            )
+        return bars
 
     @property
     def width(self) -> int:
-        return len(self.days) * GRAPH_SLOT
+        return len(self.values) * GRAPH_SLOT
 
     @property
     def height(self) -> int:
         return GRAPH_HEIGHT
 
     @property
+    def fingerprint(self) -> tuple:
+        """Everything the graph shows (its bars, tooltips, marks and label): equal fingerprints, equal SVG."""
+        return (
+            self.feature_name,
+            self.first,
+            tuple(self.values),
+            tuple((m.kind, m.day, tuple(m.titles)) for m in self.resets + self.edits),
+        )
+
+    @property
     def svg(self) -> str:
         """The graph's inline SVG, built here rather than in the template: a page with 50 metered
-        features has 1,500 day bars, and rendering them node by node dominated the page's time."""
+        features has 1,500 days. The bars are one path; each day is a group with its tooltip and a
+        transparent hover area (its size is in the stylesheet: `.spark .day rect`)."""
         w, h = self.width, self.height
         label = (
-            f"Daily usage of {self.feature_name} over the last {len(self.days)} days: "
+            f"Daily usage of {self.feature_name} over the last {len(self.values)} days: "
             f"{format_qty(self.total)} in total, at most {format_qty(self.peak)} a day"
         )
+        bars = "".join(f"M{d.bar_x} {h}V{d.bar_y}h{GRAPH_BAR}V{h}z" for d in self.days if d.height)
         parts = [
             f'<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-            f'aria-label="{escape(label)}">\n',
-            f'            <line class="base" x1="0" x2="{w}" y1="{h}" y2="{h}"/>\n            ',
+            f'aria-label="{escape(label)}">',
+            f'<line class="base" x1="0" x2="{w}" y1="{h}" y2="{h}"/>',
+            f'<path class="bars" d="{bars}"/>' if bars else "",
         ]
-        for d in self.days:
-            bar = (
-                f'<rect class="bar" x="{d.bar_x}" y="{d.bar_y}" width="{GRAPH_BAR}" height="{d.bar_height}"/>'
-                if d.height
-                else ""
-            )
-            parts.append(
-                f'<g class="day"><title>{escape(d.title)}</title><rect class="hit" x="{d.x}" y="0" '
-                f'width="{GRAPH_SLOT}" height="{h}"/>{bar}</g>'
-            )
-        parts.append("\n            ")
+        parts.extend(f'<g class="day"><title>{escape(d.title)}</title><rect x="{d.x}"/></g>' for d in self.days)
         for m in self.resets:
             parts.append(
                 f'<g class="reset"><title>{escape(m.title)}</title><rect class="hit" x="{m.x - 3}" y="0" '
                 f'width="6" height="{h}"/><line x1="{m.x}" x2="{m.x}" y1="0" y2="{h}"/></g>'
             )
-        parts.append("\n            ")
         for m in self.edits:
             parts.append(f'<g class="edit"><title>{escape(m.title)}</title><path d="{m.triangle}"/></g>')
-        parts.append("\n          </svg>")
+        parts.append("</svg>")
         return mark_safe("".join(parts))  # every interpolated text is escaped above
 
 
@@ -178,7 +205,8 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
     rebuilt yet), by summing the events."""
     tz = timezone.get_current_timezone()
     totals: dict[int, dict[date, Decimal]] = defaultdict(dict)
-    with connection.cursor() as cursor:
+    # Raw SQL, so routed by hand: the replica on the dashboard's read-only pages (autumn_admin/dashboard/replica.py).
+    with connections[router.db_for_read(DailyUsage)].cursor() as cursor:
         cursor.execute(_DAILY_SQL, [customer.pk, first])
         rows = cursor.fetchall()
     if rows and rows[0][0] == rollup.zone_name_of(tz):
@@ -216,12 +244,13 @@ def usage_history(
     features = features if features is not None else []
     index_of = {first + timedelta(days=i): i for i in range(days)}
     marks = _marks(entries, {f.feature_id: f for f in features}, index_of)
+    labels = [format_day(day) for day in index_of]  # the same days on every graph: formatted once
     result = {}
     for feature in features:
         if feature.is_metered:
             per_day = totals.get(feature.pk, {})
             values = [per_day.get(day, ZERO) for day in index_of]
-            result[feature.pk] = _history(feature, values, first, marks.get(feature.pk, []), index_of)
+            result[feature.pk] = _history(feature, values, first, marks.get(feature.pk, []), labels)
     return result
 
 
@@ -277,27 +306,16 @@ def _marks(
 
 
 def _history(
-    feature: Feature, values: list[Decimal], first: date, marks: list[Mark], index_of: dict[date, int]
+    feature: Feature, values: list[Decimal], first: date, marks: list[Mark], labels: list[str]
 ) -> UsageHistory:
-    """One feature's graph: a bar per day, scaled to the busiest day (a used day at least 1.5 px high)."""
-    peak = max([v for v in values if v > 0], default=ZERO)
-    area = GRAPH_HEIGHT - GRAPH_TOP
-    bars = []
-    for i, value in enumerate(values):
-        height = float(value / peak * area) if peak > 0 and value > 0 else 0.0
-        bars.append(
-            DayBar(
-                day=first + timedelta(days=i),
-                value=value,
-                x=i * GRAPH_SLOT,
-                height=max(height, 1.5) if value > 0 else 0.0,
-            )
-        )
+    """One feature's graph: its days' usage and marks (laid out as bars when drawn, `UsageHistory.days`)."""
     return UsageHistory(
-        days=bars,
+        values=values,
+        first=first,
         resets=[m for m in marks if m.kind == "reset"],
         edits=[m for m in marks if m.kind == "edit"],
         total=sum(values, ZERO),
-        peak=peak,
+        peak=max([v for v in values if v > 0], default=ZERO),
         feature_name=feature.name,
+        labels=labels,
     )

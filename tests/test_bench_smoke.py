@@ -81,7 +81,8 @@ def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settin
     report = run.measure(database_url(), SCALE, PLAN, out=out)
     log = out.getvalue()
 
-    names = {(row["name"], row["concurrency"]) for row in report["http"]}
+    assert report["plan"]["server"] == "granian"  # the README's production server
+    names = {(row["name"], row["concurrency"], row["keep_alive"]) for row in report["http"]}
     for c in PLAN.page_concurrency:
         for name in (
             run.FLOOR,
@@ -91,25 +92,44 @@ def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settin
             "search: email",
             "search: id",
         ):
-            assert (name, c) in names, log
+            assert (name, c, True) in names, log  # as a browser loads them: the connection kept alive
+        for name in (run.FLOOR, run.FLOOR_BARE):
+            assert (name, c, False) in names, log  # and on a fresh connection each
     for row in report["http"]:
         assert row["requests"] > 0 and row["errors"] == 0, (row, log)
         assert row["p50_ms"] > 0
-    assert {name for name, _ in names} >= set(run.AGGREGATES), log
+    assert {name for name, _, _ in names} >= set(run.AGGREGATES), log
     assert report["queries"]["heavy"]["status"] == 200
     assert report["queries"]["heavy"]["queries"] > 0
 
-    assert len(report["track"]) == 2 * len(PLAN.track_concurrency)
+    # Track: hot and many balances at each concurrency with connections kept alive, many also on fresh ones.
+    modes = [(row["name"], row["concurrency"], row["keep_alive"]) for row in report["track"]]
+    assert len(modes) == 2 * len(PLAN.track_concurrency) + 1
+    assert ("track: many balances", 8, False) in modes and ("track: many balances", 8, True) in modes
     for row in report["track"]:
         assert row["errors"] == 0 and row["requests"] > 0, (row, log)
         assert row["exact"], (row, log)
         assert row["events_written"] == row["requests"]
+    # Check: the same balances, in both modes; nothing moved and every answer read back matches the database.
+    modes = [(row["concurrency"], row["keep_alive"]) for row in report["check"]]
+    assert modes == [(c, True) for c in PLAN.track_concurrency] + [(8, False)]
+    for row in report["check"]:
+        assert row["errors"] == 0 and row["requests"] > 0, (row, log)
+        assert row["exact"], (row, log)
 
-    assert [f["name"] for f in report["pgbench"]] == ["pgbench -N", "pgbench -N", "pgbench hot row"]
+    assert [f["name"] for f in report["pgbench"]] == [
+        "pgbench -N",
+        "pgbench -N",
+        "pgbench -S",
+        "pgbench -S",
+        "pgbench hot row",
+    ]
     assert all(f["tps"] > 0 for f in report["pgbench"])
     assert 20 < report["memory"]["peak_rss_mb_max"] < 1000
     assert "page heavy p50 / trivial p50 @1" in report["ratios"]
     assert "track many balances / pgbench -N @8" in report["ratios"]
+    assert "track many balances / pgbench -N @8 (new connection each)" in report["ratios"]
+    assert "check many balances / pgbench -S @8" in report["ratios"]
 
     printed = io.StringIO()
     run.print_report(report, out=printed)

@@ -64,8 +64,8 @@ def test_the_page_runs_a_fixed_number_of_queries(client, ops, customer, credits,
         plan.prices.create(type="fixed", amount=100 * n)
     with CaptureQueriesContext(connection) as large:
         client.get("/catalogue/")
-    # session, user, the user's permissions (2); holders, plans, items, prices; features, credit costs
-    assert len(large) == len(small) == 10, [q["sql"][:80] for q in large.captured_queries]
+    # session, the user with the role (one query); holders, plans, items, prices; features, credit costs
+    assert len(large) == len(small) == 8, [q["sql"][:80] for q in large.captured_queries]
 
 
 def test_older_versions_show_who_is_still_on_them_in_this_environment_only(client, ops, customer, globex, catalogue):

@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 
 from bench.loadgen import get, post_json, send
-from bench.server import free_port, server_env
+from bench.server import free_port, server_command, server_env
 from billing.models import Event
 from customers.services.api_keys import api_key_create
 
@@ -189,3 +189,92 @@ def test_gunicorn_serves_a_burst_of_32_clients_within_its_pools(served_customer)
         ]
         with Server(command, env, port) as server:
             _assert_burst_served_within(port, served_customer, bound=workers * pool_max, server=server)
+
+
+def test_granian_serves_a_burst_of_32_clients_within_its_pools(served_customer):
+    port, workers, pool_max = free_port(), 2, 2
+    with tempfile.TemporaryDirectory(prefix="static-") as static_root:
+        env = server_env(database_url(), static_root)
+        env.update(
+            {"DJANGO_SETTINGS_MODULE": "autumn_admin.settings", "PGAPPNAME": APP_NAME, "DB_POOL_MAX": str(pool_max)}
+        )
+        # The README's production command (DEBUG off), on a free local port: more threads than pooled connections.
+        with Server(production_command(port, workers=workers), env, port) as server:
+            _assert_burst_served_within(port, served_customer, bound=workers * pool_max, server=server)
+
+
+def production_command(port: int, *, workers: int = 2) -> list[str]:
+    """The README's production server: granian's WSGI interface, threads per worker process."""
+    return server_command("granian", port, workers)
+
+
+def _visit(port: int) -> list[tuple]:
+    """A person's visit to the dashboard on one kept-alive connection, as a browser makes it: what each answer
+    was (status, redirect, content type, the cookies it set, and what the page says)."""
+    import re
+
+    import httpx
+
+    from tests.conftest import PASSWORD
+
+    seen = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False, timeout=30) as client:
+
+        def note(response, *needles):
+            seen.append(
+                (
+                    response.request.method,
+                    response.request.url.path,
+                    response.status_code,
+                    response.headers.get("location"),
+                    response.headers.get("content-type"),
+                    sorted(response.cookies.keys()),
+                    tuple(n in response.text for n in needles),
+                )
+            )
+            return response
+
+        login = note(client.get("/login/"), "Log in")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+        note(
+            client.post("/login/", data={"username": "olivia_ops", "password": PASSWORD, "csrfmiddlewaretoken": token})
+        )
+        note(client.get("/customers/"), "Acme Corp")
+        page = note(client.get("/customers/acme_corp/"), "Acme Corp", "Available Features", "API calls")
+        css = re.search(r'href="(/static/css/app[^"]*\.css)"', page.text).group(1)
+        note(client.get(css), ".spark")
+        note(client.get("/customers/acme_corp/events/", headers={"HX-Request": "true"}), "section-events")
+        export = note(client.get("/exports/customers.csv"), "acme_corp")
+        assert "attachment" in export.headers["content-disposition"]
+        token = client.cookies["csrftoken"]
+        note(client.post("/logout/", headers={"X-CSRFToken": token}))
+        note(client.get("/customers/acme_corp/"))
+    return seen
+
+
+def test_the_dashboard_behaves_the_same_under_granian_as_under_gunicorn(served_customer, ops, settings):
+    from tests.conftest import PASSWORD
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # the servers' hasher
+    ops.set_password(PASSWORD)
+    ops.save(update_fields=["password"])
+    visits = {}
+    with tempfile.TemporaryDirectory(prefix="static-") as static_root:
+        env = server_env(database_url(), static_root)
+        env.update({"DJANGO_SETTINGS_MODULE": "autumn_admin.settings", "PGAPPNAME": APP_NAME})
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
+        for name in ("gunicorn", "granian"):
+            port = free_port()
+            command = (
+                production_command(port)
+                if name == "granian"
+                else [sys.executable, "-m", "gunicorn", "autumn_admin.wsgi", "--bind", f"127.0.0.1:{port}"]
+            )
+            with Server(command, env, port):
+                visits[name] = _visit(port)
+    assert visits["granian"] == visits["gunicorn"]
+    statuses = [(method, path, status) for method, path, status, *_ in visits["granian"]]
+    assert [s for *_, s in statuses] == [200, 302, 200, 200, 200, 200, 200, 302, 302]
+    assert all(all(found) for *_, found in visits["granian"]), visits["granian"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connections, transaction
 from django.db.models import (
     DecimalField,
     Exists,
@@ -405,33 +405,35 @@ def capped_count(qs: QuerySet) -> tuple[int | None, bool]:
     the count may take COUNT_TIMEOUT_MS at most: a filter whose matches are costly to count answers
     (None, True), "many", and the bulk preview counts them exactly."""
     counting = qs.order_by().values("pk")[: COUNT_CAP + 1]
-    if connection.vendor != "postgresql":
+    alias = counting.db  # chosen now: inside the savepoint below the router would send it to the primary
+    if connections[alias].vendor != "postgresql":
         n = counting.count()
         return min(n, COUNT_CAP), n > COUNT_CAP
     try:
         # SET LOCAL's time-out ends with the transaction or savepoint it was set in: this one is always
         # rolled back (it only read), so the time-out never outlives the count.
-        with transaction.atomic():
-            with connection.cursor() as cur:
+        with transaction.atomic(using=alias):
+            with connections[alias].cursor() as cur:
                 cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(COUNT_TIMEOUT_MS)])
-            n = counting.count()
-            transaction.set_rollback(True)
+            n = counting.using(alias).count()
+            transaction.set_rollback(True, using=alias)
     except OperationalError:  # cancelled by the time-out
         return None, True
     return min(n, COUNT_CAP), n > COUNT_CAP
 
 
-def read_page(read):
-    """`read()` (a page's rows, their products) on PostgreSQL without parallel workers: a page reads 51 rows,
-    and starting workers costs more than they save (tens of ms on a busy server for a sparse filter's walk).
-    The setting lives in a savepoint that is rolled back once the rows are read, so it never outlives them."""
-    if connection.vendor != "postgresql":
+def read_page(read, alias: str):
+    """`read()` (a page's rows, their products, read from the database `alias`) on PostgreSQL without
+    parallel workers: a page reads 51 rows, and starting workers costs more than they save (tens of ms on a
+    busy server for a sparse filter's walk). The setting lives in a transaction or savepoint on that
+    database that is rolled back once the rows are read, so it never outlives them."""
+    if connections[alias].vendor != "postgresql":
         return read()
-    with transaction.atomic():
-        with connection.cursor() as cur:
+    with transaction.atomic(using=alias):
+        with connections[alias].cursor() as cur:
             cur.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
         rows = read()
-        transaction.set_rollback(True)
+        transaction.set_rollback(True, using=alias)
     return rows
 
 

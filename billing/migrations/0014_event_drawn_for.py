@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='event',
             name='drawn_for',
-            field=models.ForeignKey(blank=True, db_index=False, help_text="On a credit system's event: the tracked event whose use these credits paid for.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='credit_draws', to='billing.event'),
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, help_text="On a credit system's event: the tracked event whose use these credits paid for.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='credit_draws', to='billing.event'),
         ),
         migrations.AddIndex(
             model_name='event',

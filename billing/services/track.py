@@ -14,7 +14,16 @@ from django.utils import timezone
 
 from billing import rollup
 from billing.credits import credit_costs_of, credits_for
-from billing.models import Balance, CustomerProduct, Event, Feature, FeatureType, Price, Product
+from billing.models import (
+    Balance,
+    CustomerProduct,
+    Event,
+    EventIdempotencyKey,
+    Feature,
+    FeatureType,
+    Price,
+    Product,
+)
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
 from billing.services.balances import draw_order, feature_balances, reset_if_due
 from customers.audit import Actor
@@ -182,9 +191,9 @@ def balance_track(
         if fast is not None:
             return fast
     if idempotency_key:
-        existing = Event.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+        existing = EventIdempotencyKey.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _replayed(customer, features, existing)
+            return _replayed(customer, features, existing.event())
     try:
         return _track_locked(
             customer=customer, features=features, value=value, idempotency_key=idempotency_key, now=now, **recorded
@@ -193,7 +202,8 @@ def balance_track(
         if not idempotency_key:
             raise
         # A concurrent track with the same key committed first: answer as it did.
-        return _replayed(customer, features, Event.objects.get(customer=customer, idempotency_key=idempotency_key))
+        key = EventIdempotencyKey.objects.get(customer=customer, idempotency_key=idempotency_key)
+        return _replayed(customer, features, key.event())
 
 
 @transaction.atomic
@@ -290,6 +300,13 @@ def _track_locked(
                 created_at=now,
             )
             event.save()
+            if i == 0 and idempotency_key:  # unique per customer: a concurrent retry fails here and replays
+                EventIdempotencyKey.objects.create(
+                    customer=customer,
+                    idempotency_key=idempotency_key,
+                    event_id=event.pk,
+                    event_timestamp=event.timestamp,
+                )
             events.append(event)
             drawn: dict[int, Decimal] = {}
             for d in draws:
@@ -458,10 +475,16 @@ class _PreparedCursor(ServerBindingCursor):
 def _prepared_cursor():
     """A cursor whose statements PostgreSQL plans once per connection (a server-side prepared statement).
     Planning the track statement, with its CTEs and joins, cost more than running it (~1 ms against
-    ~0.7 ms); prepared, each call only binds its values. Logged like any cursor (CaptureQueriesContext)."""
+    ~0.7 ms); prepared, each call only binds its values. Logged like any cursor (CaptureQueriesContext).
+
+    Only where the connection's settings allow prepared statements (psycopg's `prepare_threshold` is not
+    None, settings.py): behind a pooler in transaction mode, which cannot keep them, it is Django's plain
+    cursor and the statement is planned each time."""
     # As Django's own cursor(): drop a connection that failed its health check, then (re)connect.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        return connection.cursor()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_PreparedCursor(connection.connection))
 

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, SHARE_VIEW, VIEW_CUSTOMER, require_perm
+from autumn_admin.dashboard.replica import reads_from_replica
 from billing.services.bulk import ACTIONS as BULK_ACTIONS
 from customers.errors import ServiceError
 from customers.models import TEXT_FIELDS, Customer, SavedView
@@ -45,7 +46,8 @@ class ListPage:
         offset = (self.number - 1) * per_page
         # Always a full-size LIMIT (see docs/benchmarks.md).
         rows = listing.read_page(
-            (lambda: rows(offset, per_page + 1)) if rows else (lambda: list(qs[offset : offset + per_page + 1]))
+            (lambda: rows(offset, per_page + 1)) if rows else (lambda: list(qs[offset : offset + per_page + 1])),
+            qs.db,  # the replica's, if there is one: chosen before the savepoint, which the router keeps on the primary
         )
         self.object_list = rows[:per_page]
         self.has_next = len(rows) > per_page
@@ -78,6 +80,7 @@ def _list_context(request):
 
 
 @require_GET
+@reads_from_replica
 def customer_list(request):
     env, filters, customers = _list_context(request)
     page = list_page(env, filters, customers, request.GET.get("page"))
@@ -168,6 +171,7 @@ def saved_view_delete_view(request, pk: int):
 
 
 @require_GET
+@reads_from_replica
 def customer_export(request):
     """The filtered list (or the rows ticked on it) as CSV, streamed in chunks so a large export never sits
     in memory."""

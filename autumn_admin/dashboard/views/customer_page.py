@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 from autumn_admin.dashboard.customer_lookup import get_customer_for
 from autumn_admin.dashboard.customer_page import customer_page_context, section_context
 from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.replica import reads_from_replica
 from customers.models import Env
 
 
@@ -32,6 +33,7 @@ def _not_found(request, customer_id: str, exc: Http404):
 
 
 @require_GET
+@reads_from_replica
 def customer_detail(request, customer_id: str):
     try:
         customer = get_customer_for(current_env(request), customer_id)
@@ -68,10 +70,12 @@ def _section(request, customer_id: str, section: str):
 
 
 @require_GET
+@reads_from_replica
 def customer_events(request, customer_id: str):
     return _section(request, customer_id, "events")
 
 
 @require_GET
+@reads_from_replica
 def customer_invoices(request, customer_id: str):
     return _section(request, customer_id, "invoices")

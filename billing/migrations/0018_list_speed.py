@@ -19,7 +19,7 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0016_bulk_jobs"),
+        ("billing", "0017_event_partitions"),
         ("customers", "0003_has_live_product"),
     ]
 

@@ -1,0 +1,138 @@
+"""Prepared statements follow the connection's settings: the track statement is prepared once per
+connection where PostgreSQL keeps it, and never behind PgBouncer in transaction mode (DATABASE_POOLER=
+transaction), where the next transaction may run on another server connection.
+
+.ci/run runs the API, concurrency and Stripe webhook tests through PgBouncer with this file; on a direct
+connection only the first group applies. REQUIRE_PGBOUNCER=1 (CI's PgBouncer step) fails instead of
+skipping when the tests do not go through PgBouncer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+
+from billing.models import Balance, Event
+from billing.services.products import product_attach
+from customers.services.api_keys import api_key_create
+
+pytestmark = pytest.mark.postgres("prepared statements and PgBouncer are PostgreSQL's")
+
+BEHIND_POOLER = settings.BEHIND_TRANSACTION_POOLER
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _track(client, key: str, customer_id: str = "acme_corp", value: int = 1):
+    return client.post(
+        "/v1/balances.track",
+        json.dumps({"customer_id": customer_id, "feature_id": "messages", "value": value}),
+        "application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+def _pgbouncer_config() -> dict[str, str]:
+    """PgBouncer's own settings, from its admin console on the port the tests connect to."""
+    s = connection.settings_dict
+    with psycopg.connect(
+        host=s["HOST"], port=s["PORT"], user=s["USER"], dbname="pgbouncer", autocommit=True, prepare_threshold=None
+    ) as admin:
+        rows = admin.execute("SHOW CONFIG").fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+@pytest.fixture
+def key(ops):
+    return api_key_create(env="sandbox", name="Backend", actor=ops)[1]
+
+
+@pytest.mark.skipif(BEHIND_POOLER, reason="prepared statements are off behind a transaction pooler")
+def test_the_track_statement_is_prepared_once_on_a_direct_connection(client, customer, key):
+    before = len(_prepared_statements())
+    for _ in range(3):
+        assert _track(client, key).status_code == 200
+
+    prepared = _prepared_statements()
+    assert len(prepared) == before + 1
+    assert "billing_event" in prepared[-1] and "billing_balance" in prepared[-1]
+    assert Balance.objects.get(customer=customer).remaining == 97
+
+
+def _behind_pgbouncer() -> None:
+    if not BEHIND_POOLER:
+        if os.environ.get("REQUIRE_PGBOUNCER") == "1":
+            pytest.fail("REQUIRE_PGBOUNCER=1 but DATABASE_POOLER is not 'transaction'")
+        pytest.skip("runs through PgBouncer (DATABASE_POOLER=transaction, DATABASE_URL on its port)")
+
+
+def test_the_suite_talks_to_postgresql_through_pgbouncer_in_transaction_mode(db):
+    _behind_pgbouncer()
+    config = _pgbouncer_config()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT inet_server_port()")
+        server_port = cursor.fetchone()[0]
+
+    assert config["pool_mode"] == "transaction"
+    assert int(config["listen_port"]) == int(connection.settings_dict["PORT"]) != server_port
+    assert connection.connection.prepare_threshold is None
+    assert connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] is True
+
+
+def test_tracks_through_pgbouncer_prepare_nothing_and_count_exactly(client, customer, key):
+    _behind_pgbouncer()
+    for _ in range(5):
+        response = _track(client, key)
+        assert response.status_code == 200
+
+    assert _prepared_statements() == []
+    assert response.json()["balance"]["remaining"] == 95
+    assert Event.objects.filter(customer=customer).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_api_tracks_through_pgbouncer_lose_nothing(catalogue, ops):
+    """Sixteen clients, each with its own connection to PgBouncer, whose transactions interleave on
+    its shared server connections: every track is counted once, and none fails on a statement that
+    another client's transaction prepared."""
+    _behind_pgbouncer()
+    from django.test import Client
+
+    from customers.services.customers import customer_create
+
+    customer = customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme")
+    product_attach(customer=customer, product=catalogue["scale"], actor=ops)
+    key = api_key_create(env="sandbox", name="Backend", actor=ops)[1]
+    threads, rounds = 16, 10
+    statuses: list[int] = []
+    barrier = threading.Barrier(threads)
+
+    def work() -> None:
+        try:
+            barrier.wait(timeout=10)
+            c = Client()
+            for _ in range(rounds):
+                statuses.append(_track(c, key).status_code)
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+
+    assert statuses == [200] * (threads * rounds)
+    messages = Balance.objects.get(customer=customer, feature=catalogue["messages"])
+    assert messages.granted - messages.remaining == threads * rounds
+    assert Event.objects.filter(customer=customer).count() == threads * rounds
