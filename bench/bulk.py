@@ -220,6 +220,34 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, job_customers: int, 
     return report
 
 
+def measure_in_process(env: str, when: dict, *, repeats: int = 7, out=sys.stdout) -> list[dict]:
+    """Each filter's page as the list builds it (`list_page`: the capped count, the rows and their live
+    products) in this process, without HTTP or templates: the median of `repeats` runs after one warm-up."""
+    import statistics
+
+    from django.http import QueryDict
+
+    from autumn_admin.dashboard import customer_list as listing
+    from autumn_admin.dashboard.views.customer_list import list_page
+
+    rows = []
+    for name, params in {**FILTERS, **SORTS}.items():
+        query = QueryDict(mutable=True)
+        query.update(_query(params, when))
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            filters = listing.ListFilters.from_query(query)
+            page = list_page(env, filters, listing.customer_search(env, filters), None)
+            shown = [(c.pk, len(c.live_products)) for c in page.object_list]
+            times.append((time.perf_counter() - start) * 1000)
+        median = statistics.median(times[1:])
+        count = "not counted" if page.count is None else f"{page.count:,}{'+' if page.more else ''}"
+        print(f"  {name:<40} {median:8.1f} ms  rows {len(shown):3}  count {count}", file=out, flush=True)
+        rows.append({"filter": name, "in_process_ms": round(median, 1), "rows": len(shown), "count": count})
+    return rows
+
+
 def print_report(report: dict, out=sys.stdout) -> None:
     def say(text=""):
         print(text, file=out)
@@ -244,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--in-process", action="store_true", help="only the list's pages measured in this process (no server, no job)"
+    )
     args = parser.parse_args(argv)
     import os
 
@@ -253,6 +284,17 @@ def main(argv: list[str] | None = None) -> int:
         scale = replace(scale, events=args.events)
     if args.heavy_events:
         scale = replace(scale, heavy_events=args.heavy_events)
+    if args.in_process:
+        from customers.models import Env
+
+        load = os.getloadavg()[0]
+        print(f"in-process, 1-minute load average {load:.2f}")
+        prepare(Env.LIVE)
+        rows = measure_in_process(Env.LIVE, dates(Env.LIVE))
+        print(f"1-minute load average after: {os.getloadavg()[0]:.2f}")
+        if args.json:
+            args.json.write_text(json.dumps({"load_before": load, "filters": rows}, indent=2))
+        return 0
     plan = Plan(seconds=args.seconds, warmup=1.0, min_page_requests=20, workers=args.workers)
     report = measure(os.environ["DATABASE_URL"], scale, plan, job_customers=args.job_customers)
     print_report(report)

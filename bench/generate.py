@@ -447,6 +447,7 @@ class Generator:
             with self._cursor() as cur:
                 cur.execute("SET session_replication_role = origin")
         self.progress.step("sequences", self._sequences)
+        self.progress.step("live product flags", self._live_product_flags)
         self.progress.step("vacuum analyze", self._vacuum)
         # After the sequences (it writes an audit entry) and the vacuum (which sets the hint bits of the
         # fresh events once, instead of this step's full read of them doing it).
@@ -511,6 +512,15 @@ class Generator:
                 f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
             )
         return len(APP_TABLES)
+
+    def _live_product_flags(self) -> int:
+        """Customer.has_live_product, which the plan services keep, from the customer products just loaded."""
+        from billing.models import live_product_exists
+        from customers.models import Customer
+
+        return Customer.objects.exclude(has_live_product=live_product_exists()).update(
+            has_live_product=live_product_exists()
+        )
 
     def _vacuum(self) -> int:
         for table in LOADED_TABLES:

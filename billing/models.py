@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing.intervals import add_intervals
@@ -384,11 +384,29 @@ class CustomerProduct(models.Model):
             models.Index(fields=["stripe_subscription_id"], name="cusprod_stripe_sub"),
             # The list's status filters: past due (drives from the few rows with that status), Cancelling.
             models.Index(fields=["status", "customer"], name="cusprod_status_customer"),
-            models.Index(fields=["customer"], condition=Q(canceled_at__isnull=False), name="cusprod_cancelling"),
+            # Probed per customer as the list walks newest first: small, and answering from the index alone.
+            models.Index(
+                fields=["customer", "status"], condition=Q(canceled_at__isnull=False), name="cusprod_cancelling_status"
+            ),
+            models.Index(
+                fields=["customer", "status"],
+                condition=Q(status__in=[CustomerProductStatus.PAST_DUE, CustomerProductStatus.TRIALING]),
+                name="cusprod_customer_troubled",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.product} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        keep_live_product_flag(self.customer_id)
+
+    def delete(self, *args, **kwargs):
+        customer_id = self.customer_id
+        deleted = super().delete(*args, **kwargs)
+        keep_live_product_flag(customer_id)
+        return deleted
 
     @property
     def is_cancelling(self) -> bool:
@@ -401,6 +419,20 @@ class CustomerProduct(models.Model):
         if self.is_cancelling:
             return "Cancelling"
         return STATUS_LABELS[self.status]
+
+
+def live_product_exists():
+    return models.Exists(
+        CustomerProduct.objects.filter(customer=models.OuterRef("pk"), status__in=LIVE_PRODUCT_STATUSES)
+    )
+
+
+def keep_live_product_flag(customer_id: int) -> None:
+    """Set `Customer.has_live_product` from the customer's products, in the caller's transaction. Every save
+    and delete of a customer product calls it (the list's "No product" filter reads the flag), and it writes
+    only when the flag changes. Code that changes a status with `QuerySet.update()` must call it too."""
+    live = live_product_exists()
+    Customer.objects.filter(pk=customer_id).exclude(has_live_product=live).update(has_live_product=live)
 
 
 class LiveBalanceManager(models.Manager):
@@ -478,6 +510,25 @@ class Balance(models.Model):
                 fields=["feature", "remaining"], condition=Q(unlimited=False), name="balance_feature_remaining"
             ),
             models.Index(fields=["feature"], condition=Q(unlimited=True), name="balance_feature_unlimited"),
+            # In overage, probed per customer as the list walks newest first (a small index).
+            models.Index(
+                fields=["customer", "feature"],
+                condition=Q(unlimited=False, remaining__lt=0),
+                name="balance_customer_overage",
+            ),
+            # The list's feature sorts: the plan's balance of the feature, walked in order (remaining, usage).
+            models.Index(
+                fields=["feature", "remaining", "id"],
+                condition=Q(unlimited=False, customer_product__isnull=False),
+                name="balance_plan_remaining",
+            ),
+            models.Index(
+                F("feature"),
+                F("allowance") + F("adjustment") - F("remaining"),
+                F("id"),
+                condition=Q(unlimited=False, customer_product__isnull=False),
+                name="balance_plan_usage",
+            ),
         ]
 
     def __str__(self) -> str:

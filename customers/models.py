@@ -62,6 +62,12 @@ class Customer(models.Model):
     deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    has_live_product = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Whether a product of the customer is live (active, trialing, past due): kept by billing on every"
+        " change of a customer product, for the list's No product filter.",
+    )
 
     objects = CustomerQuerySet.as_manager()
 
@@ -85,6 +91,12 @@ class Customer(models.Model):
             models.Index(fields=["env", "name"], name="customer_env_name"),
             models.Index(fields=["env", "-created_at"], name="customer_env_created"),
             models.Index(fields=["stripe_id"], name="customer_stripe_id"),
+            # The list's "No product": the few customers without a live product, newest first.
+            models.Index(
+                fields=["env", "-created_at"],
+                condition=Q(has_live_product=False, deleted_at__isnull=True),
+                name="customer_no_live_product",
+            ),
         ]
 
     def __str__(self) -> str:

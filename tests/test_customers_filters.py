@@ -7,10 +7,15 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from autumn_admin.dashboard.customer_list import FEATURE_SORTS, ListFilters, customer_search, feature_sorted_rows
 from billing.models import Balance, CustomerProduct
-from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_cancel
+from billing.services.balances import balance_create
+from billing.services.plans import END_OF_CYCLE, GRANT_FREE, NOW, plan_attach, plan_cancel
 from billing.services.rewards import reward_apply
 from customers.models import Customer, SavedView
 from customers.services.customers import customer_create
@@ -94,6 +99,60 @@ def test_sort_by_a_features_remaining_or_usage_both_ways(client, ops, crowd, sor
     assert "API calls" in text(element(page_of(response), "main"))
 
 
+def test_a_feature_sort_orders_by_and_shows_the_plans_balance_not_grants(client, ops, crowd, catalogue):
+    # A large grant beside the plan's 5 remaining: still sorted (and shown) by the plan's 5.
+    balance_create(customer=crowd["low"], feature=catalogue["api_calls"], actor=None, reason="x", granted=10**6)
+    client.force_login(ops)
+    response = client.get(LIST, {"feature": "api_calls", "sort": "-remaining"})
+    assert ids(response) == ["full", "cancelling", "pct", "low", "over", "unl"]
+    page = text(element(page_of(response), "main"))
+    assert "API calls remaining (plan)" in page and "grants aside" in page_of(response)
+    low_row = next(r for r in page_of(response).split("<tr>") if ">low<" in r)
+    assert ">5<" in low_row and "1,000,005" not in low_row
+
+
+def test_the_feature_sorted_page_reads_the_same_rows_as_the_full_query_at_every_offset(crowd, catalogue):
+    # The page walks the plan balances' index and then the customers without a figure; the export and bulk
+    # jobs use the one query. Both give the same rows, whichever the offset and the page size, including a
+    # customer whose plans give the feature twice (Pro and the seats add-on) and one without it at all.
+    twice = customer_create(env="sandbox", customer_id="twice", actor=None)
+    plan_attach(customer=twice, product=catalogue["pro"], actor=None, method=GRANT_FREE, reason="x")
+    plan_attach(customer=twice, product=catalogue["seats_addon"], actor=None, method=GRANT_FREE, reason="x")
+    seats = Balance.objects.filter(customer=twice, feature=catalogue["seats"]).order_by("id")
+    assert seats.count() == 2
+    Balance.objects.filter(pk=seats[0].pk).update(remaining=3)
+    plan_attach(customer=crowd["full"], product=catalogue["pro"], actor=None, method=GRANT_FREE, reason="x")
+    for feature, sort in [(f, s) for f in ("api_calls", "seats") for s in FEATURE_SORTS]:
+        filters = ListFilters.from_query(QueryDict(f"feature={feature}&sort={sort}"))
+        everyone = [(c.customer_id, c.feature_sort) for c in customer_search("sandbox", filters)]
+        assert len({cid for cid, _ in everyone}) == len(everyone) == Customer.objects.filter(env="sandbox").count()
+        rows = feature_sorted_rows("sandbox", filters)
+        for limit in (1, 2, 3, 7):
+            for offset in range(len(everyone) + 2):
+                got = [(c.customer_id, c.feature_sort) for c in rows(offset, limit)]
+                assert got == everyone[offset : offset + limit], (feature, sort, limit, offset)
+
+
+def test_no_product_follows_each_change_of_a_customers_products(client, ops, catalogue):
+    solo = customer_create(env="sandbox", customer_id="solo", actor=None, attach_defaults=False)
+    on_free = customer_create(env="sandbox", customer_id="on_free", actor=None)  # the default plan
+    client.force_login(ops)
+
+    def no_product() -> list[str]:
+        return ids(client.get(LIST, {"status": "none"}))
+
+    assert no_product() == ["solo"]
+    addon = plan_attach(customer=solo, product=catalogue["seats_addon"], actor=None, method=GRANT_FREE, reason="x")
+    assert Customer.objects.get(pk=solo.pk).has_live_product
+    assert no_product() == []
+    plan_cancel(customer=solo, customer_product=addon.customer_product, actor=None, when=NOW)
+    assert not Customer.objects.get(pk=solo.pk).has_live_product
+    assert no_product() == ["solo"]
+    # The flag only narrows the search: a customer with a live product is never listed, whatever it says.
+    Customer.objects.filter(pk=on_free.pk).update(has_live_product=False)
+    assert no_product() == ["solo"]
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -160,3 +219,21 @@ def test_saved_views_are_personal_unless_ops_share_them(client, ops, support, cr
     # Sandbox views stay in sandbox.
     client.post("/env/", {"env": "live", "next": "/customers/"})
     assert "Low on API calls" not in text(page_of(client.get(LIST)))
+
+
+def test_a_feature_sorted_page_reads_two_queries_more_than_newest_first_when_it_shows_both_kinds(client, ops, crowd):
+    # The rows with a figure from the plan balances' index and their products, then (the page not being full)
+    # the customers without one and theirs; no figure is computed for customers the page doesn't show.
+    client.force_login(ops)
+    with CaptureQueriesContext(connection) as newest:
+        client.get(LIST, {"feature": "api_calls"})
+    with CaptureQueriesContext(connection) as sorted_:
+        response = client.get(LIST, {"feature": "api_calls", "sort": "remaining"})
+    assert ids(response) == ["over", "low", "pct", "cancelling", "full", "unl"]
+    assert len(sorted_.captured_queries) == len(newest.captured_queries) + 2
+    rows = [
+        q["sql"]
+        for q in sorted_.captured_queries
+        if q["sql"].startswith('SELECT "customers_customer"."id"') and "ORDER BY" in q["sql"]
+    ]
+    assert len(rows) == 2 and not any("SUM(" in sql.upper() for sql in rows)

@@ -10,8 +10,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db import OperationalError, connection, transaction
-from django.db.models import DecimalField, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
+from django.db import OperationalError, connections, transaction
+from django.db.models import (
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils import timezone
 
 from billing.models import (
@@ -148,6 +160,10 @@ class ListFilters:
         return f
 
     @property
+    def sorted_by_feature(self) -> bool:
+        return self.sort in FEATURE_SORTS and self.feature_obj is not None and not self.errors
+
+    @property
     def active(self) -> bool:
         return any(getattr(self, name) for name in self.PARAMS)
 
@@ -214,6 +230,13 @@ def balance_condition(filters: ListFilters) -> Q | None:
 def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
     """The alive customers of an environment matching the filters, sorted. Search is a
     case-insensitive substring of the id, name, email or fingerprint."""
+    qs = _matching(env, filters)
+    if filters.sorted_by_feature:
+        return _sorted_by_feature(qs, filters)
+    return qs.order_by(*SORTS[filters.sort][1])
+
+
+def _matching(env: str, filters: ListFilters) -> QuerySet[Customer]:
     qs = Customer.objects.alive().filter(env=env)
     if filters.errors or "\x00" in filters.q or "\x00" in filters.product:
         return qs.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
@@ -223,7 +246,8 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
     if filters.status:
         status = STATUS_FILTERS[filters.status][1]
         if status is None:
-            qs = qs.filter(~Exists(_live_products_of(OuterRef("pk"))))
+            # The kept flag finds the few candidates from its index; the check on the products keeps it exact.
+            qs = qs.filter(has_live_product=False).filter(~Exists(_live_products_of(OuterRef("pk"))))
         elif status == "cancelling":
             qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(canceled_at__isnull=False)))
         else:
@@ -241,28 +265,90 @@ def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
         condition = balance_condition(filters)
         if condition is not None:
             qs = qs.filter(Exists(_balances_of(filters.feature_obj).filter(condition)))
-    if filters.sort in FEATURE_SORTS and filters.feature_obj is not None:
-        return _sorted_by_feature(qs, filters)
-    return qs.order_by(*SORTS[filters.sort][1])
+    return qs
+
+
+def _plan_balances(feature: Feature) -> QuerySet[Balance]:
+    """The balances a customer's plans give of `feature` with a figure to sort by (grants and unlimited
+    ones aside): what the list's feature sorts order by and show."""
+    return Balance.all_objects.filter(feature=feature, unlimited=False, customer_product__isnull=False)
+
+
+def _feature_key(filters: ListFilters, prefix: str = ""):
+    if filters.sort.lstrip("-") == "remaining":
+        return F(f"{prefix}remaining")
+    return F(f"{prefix}allowance") + F(f"{prefix}adjustment") - F(f"{prefix}remaining")
 
 
 def _sorted_by_feature(qs: QuerySet[Customer], filters: ListFilters) -> QuerySet[Customer]:
-    """Sorted by the feature's remaining or usage, summed over the customer's balances of it; customers
-    without the feature come last, whichever the direction."""
-    per_customer = _balances_of(filters.feature_obj).filter(unlimited=False).order_by().values("customer")
-    key = filters.sort.lstrip("-")
-    expr = (
-        Sum("remaining")
-        if key == "remaining"
-        else Sum(F("allowance") + F("adjustment") - F("remaining"), output_field=DecimalField())
+    """Sorted by the plan's balance of the feature (remaining or usage; a customer whose plans give it twice
+    sorts by the first of them in that order); customers without one come last, newest first, whichever the
+    direction. The list's page reads the same order from an index (`feature_sorted_rows`); this one query
+    gives it to the export and the bulk jobs."""
+    desc = filters.sort.startswith("-")
+    mine = (
+        _plan_balances(filters.feature_obj)
+        .filter(customer=OuterRef("pk"))
+        .annotate(v=_feature_key(filters))
+        .order_by(F("v").desc() if desc else F("v").asc(), "-id" if desc else "id")
     )
-    qs = qs.annotate(feature_sort=Subquery(per_customer.annotate(v=expr).values("v")[:1]))
-    order = (
-        F("feature_sort").desc(nulls_last=True)
-        if filters.sort.startswith("-")
-        else F("feature_sort").asc(nulls_last=True)
+    qs = qs.annotate(
+        feature_sort=Subquery(mine.values("v")[:1], output_field=DecimalField()),
+        feature_balance=Subquery(mine.values("id")[:1]),
     )
-    return qs.order_by(order, "-id")
+    if desc:
+        return qs.order_by(F("feature_sort").desc(nulls_last=True), F("feature_balance").desc(), "-id")
+    return qs.order_by(F("feature_sort").asc(nulls_last=True), F("feature_balance").asc(), "-id")
+
+
+def feature_sorted_rows(env: str, filters: ListFilters):
+    """The rows of `customer_search` sorted by a feature from `offset`, read from the plan balances' index in order
+    instead of computing every customer's figure first: `rows(offset, limit)`. Customers without a figure
+    follow, newest first; the first page past those with one counts them (exactly) to know where to start."""
+    qs = _matching(env, filters)
+    feature = filters.feature_obj
+    desc = filters.sort.startswith("-")
+    key = _feature_key(filters, "plan__")
+    with_figure = (
+        qs.alias(
+            plan=FilteredRelation(
+                "balances",
+                condition=Q(
+                    balances__feature=feature, balances__unlimited=False, balances__customer_product__isnull=False
+                ),
+            )
+        )
+        .filter(plan__isnull=False)
+        .annotate(feature_sort=ExpressionWrapper(key, output_field=DecimalField()), feature_balance=F("plan__id"))
+    )
+    # A customer whose plans give the feature twice: only the first of their balances in the sort's order.
+    ahead = _plan_balances(feature).filter(customer=OuterRef("pk")).annotate(v=_feature_key(filters))
+    if desc:
+        ahead = ahead.filter(
+            Q(v__gt=OuterRef("feature_sort")) | Q(v=OuterRef("feature_sort"), id__gt=OuterRef("feature_balance"))
+        )
+        ordered = with_figure.order_by(F("feature_sort").desc(), F("feature_balance").desc())
+    else:
+        ahead = ahead.filter(
+            Q(v__lt=OuterRef("feature_sort")) | Q(v=OuterRef("feature_sort"), id__lt=OuterRef("feature_balance"))
+        )
+        ordered = with_figure.order_by(F("feature_sort").asc(), F("feature_balance").asc())
+    ordered = ordered.filter(~Exists(ahead))
+    without = (
+        qs.filter(~Exists(_plan_balances(feature).filter(customer=OuterRef("pk"))))
+        .annotate(feature_sort=Value(None, DecimalField()))
+        .order_by("-id")
+    )
+
+    def rows(offset: int, limit: int) -> list[Customer]:
+        found = list(with_live_products(ordered)[offset : offset + limit])
+        if len(found) == limit:
+            return found
+        before = offset + len(found) if found or not offset else ordered.count()
+        rest = with_live_products(without)[max(0, offset - before) : max(0, offset - before) + limit - len(found)]
+        return found + list(rest)
+
+    return rows
 
 
 def feature_value(customer: Customer, filters: ListFilters):
@@ -319,20 +405,36 @@ def capped_count(qs: QuerySet) -> tuple[int | None, bool]:
     the count may take COUNT_TIMEOUT_MS at most: a filter whose matches are costly to count answers
     (None, True), "many", and the bulk preview counts them exactly."""
     counting = qs.order_by().values("pk")[: COUNT_CAP + 1]
-    if connection.vendor != "postgresql":
+    alias = counting.db  # chosen now: inside the savepoint below the router would send it to the primary
+    if connections[alias].vendor != "postgresql":
         n = counting.count()
         return min(n, COUNT_CAP), n > COUNT_CAP
     try:
         # SET LOCAL's time-out ends with the transaction or savepoint it was set in: this one is always
         # rolled back (it only read), so the time-out never outlives the count.
-        with transaction.atomic():
-            with connection.cursor() as cur:
+        with transaction.atomic(using=alias):
+            with connections[alias].cursor() as cur:
                 cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(COUNT_TIMEOUT_MS)])
-            n = counting.count()
-            transaction.set_rollback(True)
+            n = counting.using(alias).count()
+            transaction.set_rollback(True, using=alias)
     except OperationalError:  # cancelled by the time-out
         return None, True
     return min(n, COUNT_CAP), n > COUNT_CAP
+
+
+def read_page(read, alias: str):
+    """`read()` (a page's rows, their products, read from the database `alias`) on PostgreSQL without
+    parallel workers: a page reads 51 rows, and starting workers costs more than they save (tens of ms on a
+    busy server for a sparse filter's walk). The setting lives in a transaction or savepoint on that
+    database that is rolled back once the rows are read, so it never outlives them."""
+    if connections[alias].vendor != "postgresql":
+        return read()
+    with transaction.atomic(using=alias):
+        with connections[alias].cursor() as cur:
+            cur.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
+        rows = read()
+        transaction.set_rollback(True, using=alias)
+    return rows
 
 
 MAX_SELECTED = 1000  # rows ticked one by one; beyond that, "all N matching these filters"
