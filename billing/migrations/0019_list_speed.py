@@ -19,7 +19,7 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0017_event_partitions"),
+        ("billing", "0018_product_free_trial"),
         ("customers", "0003_has_live_product"),
     ]
 
