@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from billing.models import (
@@ -380,14 +380,24 @@ def bulk_job_cancel(*, job: BulkJob, actor: Actor) -> BulkJob:
     return locked
 
 
-def bulk_jobs_resume(*, stale_after: float = 30.0) -> list[int]:
+def bulk_jobs_resume(*, stale_after: float = 30.0, wait: bool = False) -> list[int]:
     """Queue again the jobs left unfinished by a worker that stopped (no sign of life for `stale_after`
-    seconds): the worker command runs this at start. Resuming one that is in fact still running is safe."""
+    seconds): the worker command runs this at start. Resuming one that is in fact still running is safe.
+
+    `wait`: a job whose last sign of life is more recent than that may belong to a worker that has just
+    died (killed, then restarted at once) or to one still running; wait until `stale_after` has passed
+    since it, then resume it only if it gave no sign of life meanwhile."""
+    unfinished = BulkJob.objects.filter(status__in=[BulkJobStatus.QUEUED, BulkJobStatus.RUNNING])
     cutoff = timezone.now() - timedelta(seconds=stale_after)
+    if wait:
+        recent = unfinished.filter(heartbeat_at__gt=cutoff).aggregate(newest=Max("heartbeat_at"))["newest"]
+        if recent is not None:
+            pause = (recent + timedelta(seconds=stale_after) - timezone.now()).total_seconds()
+            log.info("Waiting %.1f s to see whether a recently active bulk job's worker is still alive", pause)
+            time.sleep(max(0.0, min(pause, stale_after)) + 0.05)
+            cutoff = timezone.now() - timedelta(seconds=stale_after)
     stale = list(
-        BulkJob.objects.filter(status__in=[BulkJobStatus.QUEUED, BulkJobStatus.RUNNING])
-        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lte=cutoff))
-        .values_list("pk", flat=True)
+        unfinished.filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lte=cutoff)).values_list("pk", flat=True)
     )
     for pk in stale:
         log.info("Resuming bulk job %s", pk)

@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, resume_after=None, interval=0.5, batch=False, **options):
         stale = settings.BULK_JOB_RESUME_AFTER if resume_after is None else resume_after
-        resumed = bulk_jobs_resume(stale_after=stale)
+        resumed = bulk_jobs_resume(stale_after=stale, wait=True)
         if resumed:
             self.stdout.write(f"Resumed job(s) {', '.join(map(str, resumed))}.")
         worker_options = {
