@@ -14,16 +14,15 @@ the same answer (tests/api/test_check_one_round_trip.py).
 from __future__ import annotations
 
 import json
-from functools import cache
 
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from pydantic import ValidationError
 
 from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
-from autumn_admin.api.errors import ApiError, json_on_unexpected_error
+from autumn_admin.api.errors import ApiError
 from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from autumn_admin.api.main import api, parse_json_body
+from autumn_admin.api.main import parse_json_body
+from autumn_admin.api.one_round_trip import answered_in_one_round_trip
 from autumn_admin.api.schemas.balances import CheckParams, quantity_or_one
 from autumn_admin.api.serializers.balances import balance_json, flag_json
 from billing.models import FeatureType
@@ -32,25 +31,6 @@ from billing.services.check import balance_check_by_key
 from customers.services.api_keys import api_key_hash
 
 PATH = "balances.check"
-
-
-@csrf_exempt
-@json_on_unexpected_error
-def balances_check(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        answer = _in_one_round_trip(request)
-        if answer is not None:
-            return answer
-    return _operation()(request)
-
-
-@cache
-def _operation():
-    """The ninja operation served at the same path (after this view in the URLconf)."""
-    for pattern in api.urls[0]:
-        if hasattr(pattern, "resolve") and pattern.resolve(PATH) is not None:
-            return pattern.callback
-    raise LookupError(f"The API has no {PATH} operation.")
 
 
 def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
@@ -92,3 +72,6 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
         "balances": {feature.feature_id: balance} if feature.is_metered else {},
     }
     return HttpResponse(json.dumps(answer), content_type="application/json; charset=utf-8")
+
+
+balances_check = answered_in_one_round_trip(PATH, _in_one_round_trip)

@@ -15,41 +15,21 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
 
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from pydantic import ValidationError
 
 from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
-from autumn_admin.api.errors import ApiError, json_on_unexpected_error
+from autumn_admin.api.errors import ApiError
 from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from autumn_admin.api.main import api, parse_json_body
+from autumn_admin.api.main import parse_json_body
+from autumn_admin.api.one_round_trip import answered_in_one_round_trip
 from autumn_admin.api.schemas.balances import TrackParams, quantity_or_one
 from autumn_admin.api.serializers.balances import track_json
 from billing.services.track import balance_track_by_key
 from customers.services.api_keys import api_key_hash
 
 PATH = "balances.track"
-
-
-@csrf_exempt
-@json_on_unexpected_error
-def balances_track(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        answer = _in_one_round_trip(request)
-        if answer is not None:
-            return answer
-    return _operation()(request)
-
-
-@cache
-def _operation():
-    """The ninja operation served at the same path (after this view in the URLconf)."""
-    for pattern in api.urls[0]:
-        if hasattr(pattern, "resolve") and pattern.resolve(PATH) is not None:
-            return pattern.callback
-    raise LookupError(f"The API has no {PATH} operation.")
 
 
 def _plain_track(request: HttpRequest) -> tuple[re.Match, TrackParams] | None:
@@ -96,3 +76,6 @@ def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
         prices={balances[0].pk: tracked.usage_price},
     )
     return HttpResponse(json.dumps(answer), content_type="application/json")
+
+
+balances_track = answered_in_one_round_trip(PATH, _in_one_round_trip)
