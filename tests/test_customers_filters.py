@@ -237,3 +237,39 @@ def test_a_feature_sorted_page_reads_two_queries_more_than_newest_first_when_it_
         if q["sql"].startswith('SELECT "customers_customer"."id"') and "ORDER BY" in q["sql"]
     ]
     assert len(rows) == 2 and not any("SUM(" in sql.upper() for sql in rows)
+
+
+@pytest.mark.parametrize("cap", [2_000, 1], ids=["narrowed first", "too many to narrow"])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "past_due", "coupon": "yes"}, ["low"]),
+        ({"status": "past_due"}, ["low", "over"]),
+        ({"status": "cancelling", "coupon": "yes"}, []),
+        ({"feature": "api_calls", "balance": "overage", "status": "past_due"}, ["over"]),
+        ({"feature": "api_calls", "balance": "overage", "coupon": "yes"}, []),
+        ({"feature": "api_calls", "balance": "unlimited", "coupon": "no"}, ["unl"]),
+        ({"status": "past_due", "coupon": "yes", "stripe": "no", "q": "lo"}, ["low"]),
+    ],
+)
+def test_filters_few_customers_match_list_the_same_rows_whether_read_through_their_ids_or_not(
+    client, ops, crowd, catalogue, discount_rewards, monkeypatch, params, expected, cap
+):
+    # The list reads the ids the few-match filters pick (past due, a coupon, overage…) before their customers
+    # when there are few of them; past the cap it reads the customers directly. Same rows either way, the
+    # other environment's past-due customer with a coupon never among them.
+    from autumn_admin.dashboard import customer_list
+
+    monkeypatch.setattr(customer_list, "NARROW_CAP", cap)
+    for cid in ("low", "over"):
+        CustomerProduct.objects.filter(customer=crowd[cid]).update(status="past_due")
+    live = Customer.objects.get(customer_id="low_live")
+    CustomerProduct.objects.filter(customer=live).update(status="past_due")
+    reward_apply(customer=live, reward=discount_rewards["twenty"], actor=None)
+    client.force_login(ops)
+    response = client.get(LIST, params)
+    assert response.status_code == 200
+    assert ids(response) == expected
+    assert [c.customer_id for c in customer_search("sandbox", ListFilters.from_query(params))] == expected
+    count = text(element(page_of(response), "result-count"))
+    assert count.startswith(f"{len(expected)} customer") or (not expected and "No customers" in count), count

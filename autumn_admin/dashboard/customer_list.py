@@ -268,6 +268,44 @@ def _matching(env: str, filters: ListFilters) -> QuerySet[Customer]:
     return qs
 
 
+NARROW_CAP = 2_000
+
+
+def _few_match_sets(filters: ListFilters) -> list[QuerySet]:
+    """For each filter that only a few customers can match (a status other than active, a coupon, a balance
+    in overage or unlimited), the ids of the customers it may pick, read from that filter's own small table
+    or index: each a superset of the customers the filter matches."""
+    sets: list[QuerySet] = []
+    status = STATUS_FILTERS[filters.status][1] if filters.status in STATUS_FILTERS else None
+    if status == "cancelling":
+        sets.append(CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES, canceled_at__isnull=False))
+    elif status in (CustomerProductStatus.PAST_DUE, CustomerProductStatus.TRIALING, CustomerProductStatus.SCHEDULED):
+        sets.append(CustomerProduct.objects.filter(status=status))
+    if filters.coupon == "yes":
+        sets.append(CustomerReward.objects.filter(removed_at__isnull=True))
+    if filters.feature_obj is not None and filters.balance in ("overage", "unlimited"):
+        sets.append(Balance.all_objects.filter(balance_condition(filters), feature=filters.feature_obj))
+    return [s.order_by().values_list("customer_id", flat=True) for s in sets]
+
+
+def narrowed(qs: QuerySet[Customer], filters: ListFilters) -> QuerySet[Customer]:
+    """`qs` restricted to the customers that every few-match filter may pick, when there are at most NARROW_CAP of
+    them: their ids are read first (one query, the intersection of the filters' small sets) and the list
+    reads only those customers. Without it PostgreSQL walks the whole environment's customers to find the
+    one in thousands that matches two such filters at once (past due and a coupon: 250 ms at a million
+    customers). The ids only narrow: every filter still applies to them, so the rows are those of `qs`."""
+    if filters.errors:
+        return qs
+    sets = _few_match_sets(filters)
+    if not sets:
+        return qs
+    ids = sets[0] if len(sets) == 1 else sets[0].intersection(*sets[1:])
+    candidates = list(ids[: NARROW_CAP + 1])
+    if len(candidates) > NARROW_CAP:
+        return qs
+    return qs.filter(pk__in=candidates)
+
+
 def _plan_balances(feature: Feature) -> QuerySet[Balance]:
     """The balances a customer's plans give of `feature` with a figure to sort by (grants and unlimited
     ones aside): what the list's feature sorts order by and show."""

@@ -68,9 +68,10 @@ class ListPage:
 
 def list_page(env: str, filters, customers, number: str | None) -> ListPage:
     """The list's page of `customers` (`listing.customer_search`): a feature sort reads its rows from the
-    plan balances' index."""
-    rows = listing.feature_sorted_rows(env, filters) if filters.sorted_by_feature else None
-    return ListPage(listing.with_live_products(customers), number, rows=rows)
+    plan balances' index; filters that few customers match read those customers' ids first."""
+    if filters.sorted_by_feature:
+        return ListPage(listing.with_live_products(customers), number, rows=listing.feature_sorted_rows(env, filters))
+    return ListPage(listing.with_live_products(listing.narrowed(customers, filters)), number)
 
 
 def _list_context(request):
