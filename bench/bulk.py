@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench python -m bench.bulk [--job-customers 100000]
 
 Loads (or reuses) the dataset of bench/generate.py, gives a share of customers coupons and pending
-cancellations (the generator makes neither), serves the app with gunicorn and measures:
+cancellations (the generator makes neither), serves the app with granian (the README's production server) and measures:
 - the list's p50 for every filter the page offers, alone and combined, and the feature sorts;
 - a bulk job (Add to balance of API calls) over N customers, run by `manage.py jobs_worker`: customers per
   second, and the list's and a customer page's p50 while it runs beside their p50 when idle.
@@ -141,8 +141,9 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, job_customers: int, 
     typical = f"/customers/{manifest['typical']['customer_id']}/"
     report: dict = {"env": env, "filters": [], "job": {}}
 
-    with Server(database_url, workers=plan.worker_count, kind="sync") as server:  # as first measured
-        say(f"gunicorn: {plan.worker_count} sync workers on 127.0.0.1:{server.port}")
+    # The production server (granian), kept-alive connections as a browser keeps them.
+    with Server(database_url, workers=plan.worker_count, kind=plan.server, threads=plan.threads) as server:
+        say(f"{plan.server}: {plan.worker_count} workers × {plan.threads} threads on 127.0.0.1:{server.port}")
 
         def p50(name: str, path: str, query: dict | None = None, **kw) -> dict:
             request = loadgen.get(path, cookie=cookie, query=query or None)
@@ -154,6 +155,7 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, job_customers: int, 
                 seconds=plan.seconds,
                 warmup=plan.warmup,
                 min_requests=plan.min_page_requests,
+                keep_alive=True,
                 **kw,
             )
             summary = result.summary()
