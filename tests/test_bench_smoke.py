@@ -66,6 +66,18 @@ def test_generator_loads_the_shape_it_promises(bench_settings):
         cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'billing_event'")
         names = {row[0] for row in cur.fetchall()}
     assert {"event_customer_time", "event_cus_feat_time"} <= names
+    # ...valid, and on every partition of the events (a partitioned table's index rebuilt "ON ONLY" the
+    # parent is invalid and on none of them: every page reading events would scan them all).
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid")
+        assert cur.fetchall() == []
+        cur.execute(
+            "SELECT count(*) FROM pg_inherits p JOIN pg_indexes i ON i.tablename = p.inhrelid::regclass::text"
+            " WHERE p.inhparent = 'billing_event'::regclass AND i.indexdef LIKE '%%(customer_id, \"timestamp\" DESC%%'"
+        )
+        partitions_with_index = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'billing_event'::regclass")
+        assert partitions_with_index == cur.fetchone()[0]
     # A second run with the same parameters reuses the data instead of loading it again.
     out = io.StringIO()
     generate.Generator(SCALE, out=out).run()
