@@ -172,6 +172,9 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, job_customers: int, 
             report["filters"].append({**summary, "filter": name, "query": _query(params, when)})
 
         idle = {"list": p50("idle: customers list", "/customers/"), "page": p50("idle: customer page", typical)}
+        if not job_customers:  # --job-customers 0: the filters only
+            report["job"] = {"customers": 0, "idle": idle}
+            return report
 
         selection = job_selection(env, job_customers)
         job = bulk.bulk_job_start(
@@ -259,6 +262,8 @@ def print_report(report: dict, out=sys.stdout) -> None:
         flag = "ok" if row["p50_ms"] <= TARGET_P50_MS else "OVER"
         say(f"  {row['filter']:<40} {row['p50_ms']:8.1f} ms  {flag}")
     job = report["job"]
+    if not job["customers"]:
+        return
     say(f"\nBulk job: {job['customers']:,} customers, {job['customers_per_second']} customers/s")
     for what in ("list", "page"):
         idle, busy = job["idle"][what]["p50_ms"], job["busy"][what]["p50_ms"]
@@ -270,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", choices=SCALES, default="full")
     parser.add_argument("--events", type=int, help="override the scale's events (the filters don't read them)")
     parser.add_argument("--heavy-events", type=int)
-    parser.add_argument("--job-customers", type=int, default=100_000)
+    parser.add_argument("--job-customers", type=int, default=100_000, help="0: measure the filters only")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--json", type=Path)
