@@ -11,6 +11,8 @@ requests: a change of role (group membership, a group's permissions, `is_active`
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
@@ -28,6 +30,7 @@ def _aggregate(vendor: str, expression: str) -> str:
     return f"group_concat({expression}, '{SEPARATOR}')"
 
 
+@cache
 def _permission_columns(vendor: str) -> tuple[str, str]:
     """SQL of the user's own permissions and of the user's groups' permissions, as 'app_label.codename' lists."""
     User = get_user_model()
@@ -60,11 +63,12 @@ class RoleBackend(ModelBackend):
         User = get_user_model()
         vendor = connections[router.db_for_read(User)].vendor
         own, of_groups = _permission_columns(vendor)
-        user = (
-            User._default_manager.annotate(_own_perms=RawSQL(own, []), _group_perms=RawSQL(of_groups, []))
-            .filter(pk=user_id)
-            .first()
-        )
+        # A slice, not .first(): its ORDER BY pk would sort the one row, and costs Django more to compile than
+        # the rest of the query (it hashes both subqueries' expressions).
+        found = User._default_manager.annotate(_own_perms=RawSQL(own, []), _group_perms=RawSQL(of_groups, [])).filter(
+            pk=user_id
+        )[:1]
+        user = next(iter(found), None)
         if user is None or not self.user_can_authenticate(user):
             return None
         if not user.is_superuser:  # a superuser holds every permission: ModelBackend reads them when asked
