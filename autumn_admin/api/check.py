@@ -16,39 +16,26 @@ from __future__ import annotations
 import json
 
 from django.http import HttpRequest, HttpResponse
-from pydantic import ValidationError
 
-from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
-from autumn_admin.api.errors import ApiError
-from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from autumn_admin.api.main import parse_json_body
-from autumn_admin.api.one_round_trip import answered_in_one_round_trip
+from autumn_admin.api.one_round_trip import answered_in_one_round_trip, keyed_request
 from autumn_admin.api.schemas.balances import CheckParams, quantity_or_one
 from autumn_admin.api.serializers.balances import balance_json, flag_json
 from billing.models import FeatureType
 from billing.quantities import to_number
 from billing.services.check import balance_check_by_key
-from customers.services.api_keys import api_key_hash
 
 PATH = "balances.check"
 
 
 def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
-    if IDEMPOTENCY_HEADER in request.headers:
-        return None
-    key = KEY_PATTERN.match(bearer_token(request))
-    if key is None:
-        return None
-    try:
-        params = CheckParams.model_validate(parse_json_body(request))  # the operation's own rules
-    except (ApiError, ValidationError):
-        return None
-    if params.send_event:
-        return None
+    keyed = keyed_request(request, CheckParams)
+    if keyed is None or keyed.params.send_event:
+        return None  # a check that also tracks: the operation's
+    params = keyed.params
     required = quantity_or_one(params.required_balance)
     checked = balance_check_by_key(
-        key_hash=api_key_hash(key.group(0)),
-        env=ENV_OF_PREFIX[key.group(1)],
+        key_hash=keyed.key_hash,
+        env=keyed.env,
         customer_id=params.customer_id,
         feature_id=params.feature_id,
         required_balance=required,

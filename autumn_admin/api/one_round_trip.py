@@ -9,15 +9,45 @@ errors and calls the general service.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from pydantic import BaseModel, ValidationError
 
-from autumn_admin.api.errors import json_on_unexpected_error
-from autumn_admin.api.main import api
+from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
+from autumn_admin.api.errors import ApiError, json_on_unexpected_error
+from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from autumn_admin.api.main import api, parse_json_body
+from customers.services.api_keys import api_key_hash
 
 FastPath = Callable[[HttpRequest], HttpResponse | None]
+
+
+@dataclass
+class KeyedRequest:
+    """A request the one-round-trip path may answer: its secret key's hash and environment, and its body."""
+
+    key_hash: str
+    env: str
+    params: BaseModel
+
+
+def keyed_request(request: HttpRequest, schema: type[BaseModel]) -> KeyedRequest | None:
+    """The key and body of a request without an Idempotency-Key (the operation keeps those), with a key of
+    the right shape and a body that the operation's own schema accepts; None for any other request, which
+    the operation then answers (with its error, where there is one)."""
+    if IDEMPOTENCY_HEADER in request.headers:
+        return None
+    key = KEY_PATTERN.match(bearer_token(request))
+    if key is None:
+        return None
+    try:
+        params = schema.model_validate(parse_json_body(request))
+    except (ApiError, ValidationError):
+        return None
+    return KeyedRequest(key_hash=api_key_hash(key.group(0)), env=ENV_OF_PREFIX[key.group(1)], params=params)
 
 
 @cache

@@ -14,51 +14,29 @@ PostgreSQL. The OpenAPI document describes that operation; both give the same an
 from __future__ import annotations
 
 import json
-import re
 
 from django.http import HttpRequest, HttpResponse
-from pydantic import ValidationError
 
-from autumn_admin.api.auth import ENV_OF_PREFIX, KEY_PATTERN, bearer_token
-from autumn_admin.api.errors import ApiError
-from autumn_admin.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from autumn_admin.api.main import parse_json_body
-from autumn_admin.api.one_round_trip import answered_in_one_round_trip
+from autumn_admin.api.one_round_trip import answered_in_one_round_trip, keyed_request
 from autumn_admin.api.schemas.balances import TrackParams, quantity_or_one
 from autumn_admin.api.serializers.balances import track_json
 from billing.services.track import balance_track_by_key
-from customers.services.api_keys import api_key_hash
 
 PATH = "balances.track"
 
 
-def _plain_track(request: HttpRequest) -> tuple[re.Match, TrackParams] | None:
-    """The key and body of a track by feature_id alone, well formed and without an Idempotency-Key;
-    None for any other request (the operation answers it)."""
-    if IDEMPOTENCY_HEADER in request.headers:
-        return None
-    key = KEY_PATTERN.match(bearer_token(request))
-    if key is None:
-        return None
-    try:
-        params = TrackParams.model_validate(parse_json_body(request))  # the operation's own rules
-    except (ApiError, ValidationError):
-        return None
-    if params.event_name is not None or params.timestamp is not None or not params.feature_id:
-        return None
-    return key, params
-
-
 def _in_one_round_trip(request: HttpRequest) -> HttpResponse | None:
-    plain = _plain_track(request)
-    if plain is None:
+    keyed = keyed_request(request, TrackParams)
+    if keyed is None:
         return None
-    key, params = plain
+    params = keyed.params
+    if params.event_name is not None or params.timestamp is not None or not params.feature_id:
+        return None  # a track by event name or at another moment: the operation's
     quantity = quantity_or_one(params.value)
-    request.api_key_env = ENV_OF_PREFIX[key.group(1)]  # for an error answered before the key is checked
+    request.api_key_env = keyed.env  # for an error answered before the key is checked
     tracked = balance_track_by_key(
-        key_hash=api_key_hash(key.group(0)),
-        env=request.api_key_env,
+        key_hash=keyed.key_hash,
+        env=keyed.env,
         customer_id=params.customer_id,
         feature_id=params.feature_id,
         value=quantity,

@@ -145,7 +145,7 @@ class CheckResult:
     balances: dict[Feature, FeatureBalance] = field(default_factory=dict)
 
 
-def _covers(fb: FeatureBalance, required: Decimal) -> bool:
+def covers(fb: FeatureBalance, required: Decimal) -> bool:
     """Does this feature's balance allow a use of `required` of it now?"""
     if fb.feature.type == FeatureType.BOOLEAN or fb.unlimited:
         return True
@@ -173,7 +173,7 @@ def balance_check(
     found = {pk: FeatureBalance.of(features[pk], draw_order(group)) for pk, group in held.items() if group}
     looked = {fb.feature: fb for fb in found.values()}
     own = found.get(feature.pk)
-    if own is not None and _covers(own, required):
+    if own is not None and covers(own, required):
         return CheckResult(True, own, answered_by=feature, required=required, balances=looked)
     pools = [
         (found[line.credit_system_id], credits_for(required, line.credit_cost))
@@ -181,7 +181,7 @@ def balance_check(
         if line.credit_system_id in found
     ]
     for fb, credits in pools:
-        if _covers(fb, credits):
+        if covers(fb, credits):
             return CheckResult(True, fb, answered_by=fb.feature, required=credits, balances=looked)
     if pools:
         fb, credits = pools[0]

@@ -15,29 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from django.db import connection
 from django.utils import timezone
 
-from billing.models import Balance, CustomerProduct, Feature, FeatureType, Price, Product
+from billing.models import Balance, CustomerProduct, Feature, Price, Product
 from billing.quantities import parse_quantity
-from billing.services.balances import CheckResult, FeatureBalance
-from billing.services.track import _from_row, _prepared_cursor
+from billing.services.balances import CheckResult, FeatureBalance, covers
+from billing.services.statements import Row, balance_from_row, from_row, optional_from_row, prepared_cursor, select_list
 from customers.models import Customer
 from customers.services.api_keys import API_KEY_LAST_USED_RESOLUTION
-
-_BALANCE = [f.column for f in Balance._meta.concrete_fields]
-_CP = [f.column for f in CustomerProduct._meta.concrete_fields]
-_PRODUCT = [f.column for f in Product._meta.concrete_fields]
-_CUSTOMER = [f.column for f in Customer._meta.concrete_fields]
-_FEATURE = [f.column for f in Feature._meta.concrete_fields]
-_PRICE = [f.column for f in Price._meta.concrete_fields]
-
-
-def _columns(alias: str, columns: list[str]) -> str:
-    return ", ".join(f'{alias}."{c}"' for c in columns)
-
 
 # One statement: the key (active, of the environment), the live customer, the feature (metered or
 # boolean, in no credit system's schema), the customer's balances of it that have not expired. `ok` holds
@@ -76,15 +63,15 @@ LEFT JOIN billing_customerproduct cp ON cp.id = b.customer_product_id
 LEFT JOIN billing_product p ON p.id = cp.product_id
 LEFT JOIN LATERAL (SELECT * FROM billing_price WHERE product_id = cp.product_id AND type = 'usage'
                    AND feature_id = b.feature_id ORDER BY id LIMIT 1) pr ON TRUE
-""".replace("{customer}", _columns("c", _CUSTOMER))
-    .replace("{feature}", _columns("f", _FEATURE))
-    .replace("{balance}", _columns("b", _BALANCE))
-    .replace("{b}", _columns("b", _BALANCE))
-    .replace("{cp}", _columns("cp", _CP))
-    .replace("{p}", _columns("p", _PRODUCT))
-    .replace("{c}", _columns("c", _CUSTOMER))
-    .replace("{f}", _columns("f", _FEATURE))
-    .replace("{pr}", _columns("pr", _PRICE))
+""".replace("{customer}", select_list("c", Customer))
+    .replace("{feature}", select_list("f", Feature))
+    .replace("{balance}", select_list("b", Balance))
+    .replace("{b}", select_list("b", Balance))
+    .replace("{cp}", select_list("cp", CustomerProduct))
+    .replace("{p}", select_list("p", Product))
+    .replace("{c}", select_list("c", Customer))
+    .replace("{f}", select_list("f", Feature))
+    .replace("{pr}", select_list("pr", Price))
 )
 
 
@@ -96,16 +83,6 @@ class KeyedCheck:
     feature: Feature
     result: CheckResult
     usage_price: Price | None
-
-
-def allowed(feature: Feature, fb: FeatureBalance, required: Decimal) -> bool:
-    """`balance_check`'s rule for a customer with balances of the feature: unlimited or boolean is allowed;
-    with overage, while below any usage limit; otherwise when what remains covers `required`."""
-    if feature.type == FeatureType.BOOLEAN or fb.unlimited:
-        return True
-    if fb.overage_allowed:
-        return fb.usage_limit is None or fb.usage + required <= fb.usage_limit
-    return fb.remaining >= required
 
 
 def balance_check_by_key(
@@ -122,7 +99,7 @@ def balance_check_by_key(
         return None
     required = parse_quantity(required_balance, field="required_balance")
     now = now or timezone.now()
-    with _prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _CHECK_BY_KEY_SQL,
             {
@@ -137,25 +114,15 @@ def balance_check_by_key(
         row = cursor.fetchone()
     if row is None:
         return None
-    cuts, at = [], 0
-    for columns in (_BALANCE, _CP, _PRODUCT, _CUSTOMER, _FEATURE, _PRICE):
-        cuts.append(row[at : at + len(columns)])
-        at += len(columns)
-    balance_row, cp_row, product_row, customer_row, feature_row, price_row = cuts
-    customer = _from_row(Customer, customer_row)
-    feature = _from_row(Feature, feature_row)
-    balance = _from_row(Balance, balance_row)
-    balance.customer = customer
-    balance.feature = feature
-    if balance.customer_product_id is not None:  # loaded here so that describing it needs no query
-        cp = _from_row(CustomerProduct, cp_row)
-        cp.customer = customer
-        cp.product = _from_row(Product, product_row)
-        balance.customer_product = cp
+    # b, cp, p, c, f, pr: the balance's columns first, then the customer's and feature's it is given.
+    rest = Row(row).skip(Balance, CustomerProduct, Product)
+    customer = from_row(Customer, rest.take(Customer))
+    feature = from_row(Feature, rest.take(Feature))
+    balance = balance_from_row(Row(row), customer=customer, feature=feature)
     fb = FeatureBalance.of(feature, [balance])
     return KeyedCheck(
         customer=customer,
         feature=feature,
-        result=CheckResult(allowed=allowed(feature, fb, required), balance=fb),
-        usage_price=_from_row(Price, price_row) if price_row[0] is not None else None,
+        result=CheckResult(allowed=covers(fb, required), balance=fb),  # `balance_check`'s own rule
+        usage_price=optional_from_row(Price, rest.take(Price)),
     )

@@ -9,7 +9,6 @@ from decimal import Decimal
 from fractions import Fraction
 
 from django.db import IntegrityError, connection, transaction
-from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils import timezone
 
 from billing import rollup
@@ -26,6 +25,7 @@ from billing.models import (
 )
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
 from billing.services.balances import draw_order, feature_balances, reset_if_due
+from billing.services.statements import Row, balance_from_row, from_row, optional_from_row, prepared_cursor, select_list
 from customers.audit import Actor
 from customers.errors import ServiceError
 from customers.models import ApiKey, Customer
@@ -347,18 +347,6 @@ def _track_locked(
 # balances, a due reset, an unlimited balance, no balance, an idempotency key, a use of a feature that a
 # credit system lists which its own balance does not cover (it falls through to the pool) — takes the
 # general path (`_track_locked`), which this statement then has not touched.
-_BALANCE_COLUMNS = [f.column for f in Balance._meta.concrete_fields]
-_CP_COLUMNS = [f.column for f in CustomerProduct._meta.concrete_fields]
-_PRODUCT_COLUMNS = [f.column for f in Product._meta.concrete_fields]
-_CUSTOMER_COLUMNS = [f.column for f in Customer._meta.concrete_fields]
-_FEATURE_COLUMNS = [f.column for f in Feature._meta.concrete_fields]
-_PRICE_COLUMNS = [f.column for f in Price._meta.concrete_fields]
-
-
-def _columns(alias: str, columns: list[str]) -> str:
-    return ", ".join(f'{alias}."{c}"' for c in columns)
-
-
 def _track_statement(
     *, customer: str, feature: str, api_key: str, before: str = "", after: str = "", columns: str = "", joins: str = ""
 ) -> str:
@@ -416,9 +404,9 @@ LEFT JOIN billing_product p ON p.id = cp.product_id
         .replace("{customer}", customer)
         .replace("{feature}", feature)
         .replace("{api_key}", api_key)
-        .replace("{balance_columns}", _columns("t", _BALANCE_COLUMNS))
-        .replace("{cp_columns}", _columns("cp", _CP_COLUMNS))
-        .replace("{product_columns}", _columns("p", _PRODUCT_COLUMNS))
+        .replace("{balance_columns}", select_list("t", Balance))
+        .replace("{cp_columns}", select_list("cp", CustomerProduct))
+        .replace("{product_columns}", select_list("p", Product))
     )
 
 
@@ -434,12 +422,12 @@ _TRACK_BY_REFERENCE_SQL = _track_statement(
     SELECT id FROM customers_apikey WHERE key_hash = %(key_hash)s AND env = %(env)s AND revoked_at IS NULL
 ), c AS (
     SELECT """
-    + _columns("c", _CUSTOMER_COLUMNS)
+    + select_list("c", Customer)
     + """ FROM customers_customer c
     WHERE c.env = %(env)s AND c.customer_id = %(customer_id)s AND c.deleted_at IS NULL AND EXISTS (SELECT 1 FROM k)
 ), f AS (
     SELECT """
-    + _columns("f", _FEATURE_COLUMNS)
+    + select_list("f", Feature)
     + """ FROM billing_feature f
     WHERE f.feature_id = %(feature_id)s AND NOT f.archived AND f.type <> 'boolean'
 ),""",
@@ -454,39 +442,15 @@ _TRACK_BY_REFERENCE_SQL = _track_statement(
     columns=", ".join(
         [
             "(SELECT id FROM k)",
-            _columns("c", _CUSTOMER_COLUMNS),
-            _columns("f", _FEATURE_COLUMNS),
-            _columns("pr", _PRICE_COLUMNS),
+            select_list("c", Customer),
+            select_list("f", Feature),
+            select_list("pr", Price),
         ]
     ),
     joins="""CROSS JOIN c CROSS JOIN f
 LEFT JOIN LATERAL (SELECT * FROM billing_price WHERE product_id = cp.product_id AND type = 'usage'
                    AND feature_id = b.feature_id ORDER BY id LIMIT 1) pr ON TRUE""",
 )
-
-
-class _PreparedCursor(ServerBindingCursor):
-    """Django's psycopg cursor, asking PostgreSQL to prepare every statement it runs."""
-
-    def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(query, params, prepare=True, binary=binary)
-
-
-def _prepared_cursor():
-    """A cursor whose statements PostgreSQL plans once per connection (a server-side prepared statement).
-    Planning the track statement, with its CTEs and joins, cost more than running it (~1 ms against
-    ~0.7 ms); prepared, each call only binds its values. Logged like any cursor (CaptureQueriesContext).
-
-    Only where the connection's settings allow prepared statements (psycopg's `prepare_threshold` is not
-    None, settings.py): behind a pooler in transaction mode, which cannot keep them, it is Django's plain
-    cursor and the statement is planned each time."""
-    # As Django's own cursor(): drop a connection that failed its health check, then (re)connect.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    if connection.connection.prepare_threshold is None:
-        return connection.cursor()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(_PreparedCursor(connection.connection))
 
 
 def _statement_values(*, value: Decimal, now: datetime, event_name: str, timestamp: datetime, properties: dict) -> dict:
@@ -513,7 +477,7 @@ def _track_in_one_statement(
     api_key: ApiKey | None,
     now: datetime,
 ) -> TrackResult | None:
-    with _prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _TRACK_SQL,
             {
@@ -554,15 +518,7 @@ def _tracked(
     now: datetime,
 ) -> TrackResult:
     """The result of a one-statement track from its row: event id, balance, customer product, product."""
-    n_balance, n_cp, n_product = len(_BALANCE_COLUMNS), len(_CP_COLUMNS), len(_PRODUCT_COLUMNS)
-    balance = _from_row(Balance, row[1 : 1 + n_balance])
-    balance.customer = customer
-    balance.feature = feature
-    if balance.customer_product_id is not None:  # loaded here so that callers describing it need no query
-        cp = _from_row(CustomerProduct, row[1 + n_balance : 1 + n_balance + n_cp])
-        cp.customer = customer
-        cp.product = _from_row(Product, row[1 + n_balance + n_cp : 1 + n_balance + n_cp + n_product])
-        balance.customer_product = cp
+    balance = balance_from_row(Row(row, start=1), customer=customer, feature=feature)
     event = Event(
         id=row[0],
         customer=customer,
@@ -613,7 +569,7 @@ def balance_track_by_key(
     value = parse_quantity(value, field="value")
     now = now or timezone.now()
     properties = properties or {}
-    with _prepared_cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _TRACK_BY_REFERENCE_SQL,
             {
@@ -628,12 +584,11 @@ def balance_track_by_key(
         row = cursor.fetchone()
     if row is None:
         return None
-    at = 1 + len(_BALANCE_COLUMNS) + len(_CP_COLUMNS) + len(_PRODUCT_COLUMNS)
-    api_key_id, at = row[at], at + 1
-    n_customer, n_feature = len(_CUSTOMER_COLUMNS), len(_FEATURE_COLUMNS)
-    customer = _from_row(Customer, row[at : at + n_customer])
-    feature = _from_row(Feature, row[at + n_customer : at + n_customer + n_feature])
-    price_row = row[at + n_customer + n_feature :]
+    rest = Row(row, start=1).skip(Balance, CustomerProduct, Product)  # the track's own columns, read by `_tracked`
+    api_key_id = rest.value()
+    customer = from_row(Customer, rest.take(Customer))
+    feature = from_row(Feature, rest.take(Feature))
+    price_raw = rest.take(Price)
     result = _tracked(
         row,
         customer=customer,
@@ -649,15 +604,5 @@ def balance_track_by_key(
         customer=customer,
         feature=feature,
         result=result,
-        usage_price=_from_row(Price, price_row) if price_row[0] is not None else None,
+        usage_price=optional_from_row(Price, price_raw),
     )
-
-
-def _from_row(model, raw):
-    """A model instance from a raw row of its concrete columns, converted as the ORM would."""
-    values = []
-    for f, value in zip(model._meta.concrete_fields, raw, strict=True):
-        for converter in f.get_db_converters(connection) + connection.ops.get_db_converters(f):
-            value = converter(value, f, connection)
-        values.append(value)
-    return model.from_db(connection.alias, None, values)
