@@ -206,8 +206,20 @@ def _live_products_of(customer_pk_ref) -> QuerySet[CustomerProduct]:
     return CustomerProduct.objects.filter(customer=customer_pk_ref, status__in=LIVE_PRODUCT_STATUSES)
 
 
-def _balances_of(feature: Feature) -> QuerySet[Balance]:
-    return Balance.objects.filter(customer=OuterRef("pk"), feature=feature)
+def _status_products(status: str) -> QuerySet[CustomerProduct]:
+    """The customer products a plan status filter looks for (any status but "No product")."""
+    if status == "cancelling":
+        return CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES, canceled_at__isnull=False)
+    return CustomerProduct.objects.filter(status=status)
+
+
+def _active_coupons() -> QuerySet[CustomerReward]:
+    return CustomerReward.objects.filter(removed_at__isnull=True)
+
+
+def _matching_balances(filters: ListFilters, condition: Q) -> QuerySet[Balance]:
+    """The balances of the chosen feature that the balance filter's `condition` picks."""
+    return Balance.objects.filter(condition, feature=filters.feature_obj)
 
 
 def balance_condition(filters: ListFilters) -> Q | None:
@@ -248,43 +260,41 @@ def _matching(env: str, filters: ListFilters) -> QuerySet[Customer]:
         if status is None:
             # The kept flag finds the few candidates from its index; the check on the products keeps it exact.
             qs = qs.filter(has_live_product=False).filter(~Exists(_live_products_of(OuterRef("pk"))))
-        elif status == "cancelling":
-            qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(canceled_at__isnull=False)))
         else:
-            qs = qs.filter(Exists(CustomerProduct.objects.filter(customer=OuterRef("pk"), status=status)))
+            qs = qs.filter(Exists(_status_products(status).filter(customer=OuterRef("pk"))))
     if filters.after:
         qs = qs.filter(created_at__gte=filters.after)
     if filters.before:
         qs = qs.filter(created_at__lt=filters.before)
     if filters.coupon:
-        has = Exists(CustomerReward.objects.filter(customer=OuterRef("pk"), removed_at__isnull=True))
+        has = Exists(_active_coupons().filter(customer=OuterRef("pk")))
         qs = qs.filter(has if filters.coupon == "yes" else ~has)
     if filters.stripe:
         qs = qs.exclude(stripe_id="") if filters.stripe == "yes" else qs.filter(stripe_id="")
     if filters.feature_obj is not None:
         condition = balance_condition(filters)
         if condition is not None:
-            qs = qs.filter(Exists(_balances_of(filters.feature_obj).filter(condition)))
+            qs = qs.filter(Exists(_matching_balances(filters, condition).filter(customer=OuterRef("pk"))))
     return qs
 
 
 NARROW_CAP = 2_000
+# Plan statuses few customers hold (and "cancelling"): the list reads their customers' ids first.
+FEW_MATCH_STATUSES = (CustomerProductStatus.PAST_DUE, CustomerProductStatus.TRIALING, CustomerProductStatus.SCHEDULED)
 
 
 def _few_match_sets(filters: ListFilters) -> list[QuerySet]:
     """For each filter that only a few customers can match (a status other than active, a coupon, a balance
     in overage or unlimited), the ids of the customers it may pick, read from that filter's own small table
-    or index: each a superset of the customers the filter matches."""
+    or index: the same rows `_matching` asks to exist for each customer, across all customers."""
     sets: list[QuerySet] = []
     status = STATUS_FILTERS[filters.status][1] if filters.status in STATUS_FILTERS else None
-    if status == "cancelling":
-        sets.append(CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES, canceled_at__isnull=False))
-    elif status in (CustomerProductStatus.PAST_DUE, CustomerProductStatus.TRIALING, CustomerProductStatus.SCHEDULED):
-        sets.append(CustomerProduct.objects.filter(status=status))
+    if status in ("cancelling", *FEW_MATCH_STATUSES):
+        sets.append(_status_products(status))
     if filters.coupon == "yes":
-        sets.append(CustomerReward.objects.filter(removed_at__isnull=True))
+        sets.append(_active_coupons())
     if filters.feature_obj is not None and filters.balance in ("overage", "unlimited"):
-        sets.append(Balance.all_objects.filter(balance_condition(filters), feature=filters.feature_obj))
+        sets.append(_matching_balances(filters, balance_condition(filters)))
     return [s.order_by().values_list("customer_id", flat=True) for s in sets]
 
 
