@@ -402,10 +402,7 @@ class Generator:
     # - entry point
 
     def run(self, *, reuse: bool = True) -> dict:
-        from django.db import connection
 
-        if connection.vendor != "postgresql":
-            raise SystemExit("The generator loads PostgreSQL (set DATABASE_URL).")
         self._exec("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
         self._restore_indexes()  # after an interrupted run
         params = {**asdict(self.scale), "typical": self.typical}

@@ -1,4 +1,4 @@
-"""Monthly partitions of `billing_event` on PostgreSQL (native declarative partitioning).
+"""Monthly partitions of `billing_event` (PostgreSQL's native declarative partitioning).
 
 - `billing_event` is `PARTITION BY RANGE ("timestamp")`: one partition per calendar month in UTC,
   `billing_event_y2026m12`, plus `billing_event_default` for any timestamp outside them (an event
@@ -15,8 +15,6 @@
 - `partition_table` / `unpartition_table`: the migration from a plain table and back (billing
   migration 0014), copying in batches by id under a lock that lets reads go on and makes writes wait
   (docs/scaling.md: how long per million events).
-
-SQLite keeps the plain table: every function here is a no-op there.
 """
 
 from __future__ import annotations
@@ -51,8 +49,6 @@ def _bound(month: date) -> str:
 
 
 def is_partitioned(connection=default_connection) -> bool:
-    if connection.vendor != "postgresql":
-        return False
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)", [TABLE])
         return cursor.fetchone() is not None
@@ -244,8 +240,8 @@ def _rebuild(connection, *, partitioned: bool, batch: int, out) -> dict:
 
 
 def partition_table(connection=default_connection, *, batch: int = BATCH, out=None) -> dict:
-    """Make billing_event partitioned by month (PostgreSQL; nothing elsewhere or if it already is)."""
-    if connection.vendor != "postgresql" or is_partitioned(connection):
+    """Make billing_event partitioned by month (nothing if it already is)."""
+    if is_partitioned(connection):
         return {}
     return _rebuild(connection, partitioned=True, batch=batch, out=out)
 

@@ -79,12 +79,11 @@ def rebuild(*, apps=None) -> int:
     )
     tz = zone()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                # Writers of the rollup queue behind this until it commits; readers go on.
-                cursor.execute("LOCK TABLE billing_dailyusage IN EXCLUSIVE MODE")
-                # Room to aggregate millions of events in memory rather than in spill files.
-                cursor.execute("SET LOCAL work_mem = '256MB'")
+        with connection.cursor() as cursor:
+            # Writers of the rollup queue behind this until it commits; readers go on.
+            cursor.execute("LOCK TABLE billing_dailyusage IN EXCLUSIVE MODE")
+            # Room to aggregate millions of events in memory rather than in spill files.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
         DailyUsage.objects.all().delete()
         # In the unique index's order, so that each insert lands beside the last one.
         rows = daily_sums(Event.objects.all(), tz, "customer_id").order_by("customer_id", "local_day", "feature_id")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from django.db.models import Count, F, QuerySet, Sum, TextField
+from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Trunc
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from billing import rollup
@@ -197,8 +197,7 @@ def _rows_from_events(
         **_of(customers), feature__in=features, timestamp__gte=window.start, timestamp__lt=window.end
     )
     for n, (key, wanted) in enumerate(sorted(filter_by.items())):
-        # As text: compared bare, SQLite would read the wanted value as JSON ("malformed JSON").
-        as_text = Cast(KeyTextTransform(key, "properties"), TextField())
+        as_text = KeyTextTransform(key, "properties")  # ->>: the property as text, compared with the text wanted
         events = events.alias(**{f"filter_{n}": as_text}).filter(**{f"filter_{n}": wanted})
     by = ["feature_id", "bin"]
     if group_by == "$customer_id":

@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 
 from billing import rollup
 from billing.models import DailyUsage, Event, Feature
-from billing.quantities import QUANTUM, ZERO
+from billing.quantities import ZERO
 from customers.audit import AuditAction
 from customers.formatting import format_day, format_qty
 from customers.models import AuditEntry, Customer
@@ -212,9 +212,7 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
     if rows and rows[0][0] == rollup.zone_name_of(tz):
         for _, feature_id, day, value in rows:
             if feature_id is not None:  # None: the zone's row alone, no usage since `first`
-                if not isinstance(value, Decimal):  # SQLite adds in floating point: back to 6 decimals
-                    value = Decimal(str(value)).quantize(QUANTUM)
-                totals[feature_id][day if isinstance(day, date) else date.fromisoformat(day)] = value
+                totals[feature_id][day] = value
         return totals
     for row in rollup.daily_sums(Event.objects.filter(customer=customer, timestamp__gte=start), tz):
         day = row["local_day"]

@@ -17,21 +17,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, router
 from django.db.models.expressions import RawSQL
 
 SEPARATOR = " "  # app labels and codenames have no spaces
 
 
-def _aggregate(vendor: str, expression: str) -> str:
-    """The names of a subquery's rows joined in one text: string_agg on PostgreSQL, group_concat elsewhere."""
-    if vendor == "postgresql":
-        return f"string_agg({expression}, '{SEPARATOR}')"
-    return f"group_concat({expression}, '{SEPARATOR}')"
-
-
 @cache
-def _permission_columns(vendor: str) -> tuple[str, str]:
+def _permission_columns() -> tuple[str, str]:
     """SQL of the user's own permissions and of the user's groups' permissions, as 'app_label.codename' lists."""
     User = get_user_model()
     user, pk = User._meta.db_table, User._meta.pk.column
@@ -39,7 +31,7 @@ def _permission_columns(vendor: str) -> tuple[str, str]:
     user_perms = User._meta.get_field("user_permissions").remote_field.through._meta.db_table
     user_groups = User._meta.get_field("groups").remote_field.through._meta.db_table
     group_perms = Group._meta.get_field("permissions").remote_field.through._meta.db_table
-    name = _aggregate(vendor, "ct.app_label || '.' || p.codename")
+    name = f"string_agg(ct.app_label || '.' || p.codename, '{SEPARATOR}')"  # the rows' names in one text
     own = (
         f"SELECT {name} FROM {perm} p JOIN {ct} ct ON ct.id = p.content_type_id "
         f"JOIN {user_perms} up ON up.permission_id = p.id WHERE up.user_id = {user}.{pk}"
@@ -61,8 +53,7 @@ class RoleBackend(ModelBackend):
 
     def get_user(self, user_id):
         User = get_user_model()
-        vendor = connections[router.db_for_read(User)].vendor
-        own, of_groups = _permission_columns(vendor)
+        own, of_groups = _permission_columns()
         # A slice, not .first(): its ORDER BY pk would sort the one row, and costs Django more to compile than
         # the rest of the query (it hashes both subqueries' expressions).
         found = User._default_manager.annotate(_own_perms=RawSQL(own, []), _group_perms=RawSQL(of_groups, [])).filter(

@@ -456,9 +456,6 @@ def capped_count(qs: QuerySet) -> tuple[int | None, bool]:
     (None, True), "many", and the bulk preview counts them exactly."""
     counting = qs.order_by().values("pk")[: COUNT_CAP + 1]
     alias = counting.db  # chosen now: inside the savepoint below the router would send it to the primary
-    if connections[alias].vendor != "postgresql":
-        n = counting.count()
-        return min(n, COUNT_CAP), n > COUNT_CAP
     try:
         # SET LOCAL's time-out ends with the transaction or savepoint it was set in: this one is always
         # rolled back (it only read), so the time-out never outlives the count.
@@ -477,8 +474,6 @@ def read_page(read, alias: str):
     parallel workers: a page reads 51 rows, and starting workers costs more than they save (tens of ms on a
     busy server for a sparse filter's walk). The setting lives in a transaction or savepoint on that
     database that is rolled back once the rows are read, so it never outlives them."""
-    if connections[alias].vendor != "postgresql":
-        return read()
     with transaction.atomic(using=alias):
         with connections[alias].cursor() as cur:
             cur.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")

@@ -1,5 +1,5 @@
 """An index that keeps the customer page fast for a customer with millions of events (see
-docs/benchmarks.md). PostgreSQL only: elsewhere nothing is created.
+docs/benchmarks.md).
 
 The page's usage graphs sum each feature's usage per day over the last 30 days. With this covering
 index on (customer, timestamp) carrying feature and value, that is an index-only scan, instead of
@@ -16,8 +16,6 @@ GRAPH_INDEX = "event_customer_time_usage"
 
 
 def create_index(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     schema_editor.execute(
         f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{GRAPH_INDEX}" ON "billing_event" '
         '("customer_id", "timestamp") INCLUDE ("feature_id", "value")'
@@ -25,8 +23,6 @@ def create_index(apps, schema_editor):
 
 
 def drop_index(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{GRAPH_INDEX}"')
 
 

@@ -11,14 +11,12 @@ GRAPH_INDEX = "event_customer_time_usage"
 
 
 def drop_graph_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{GRAPH_INDEX}"')
+    schema_editor.execute(f'DROP INDEX IF EXISTS "{GRAPH_INDEX}"')
 
 
 def create_graph_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{GRAPH_INDEX}" ON "billing_event" '
-                              '("customer_id", "timestamp") INCLUDE ("feature_id", "value")')
+    schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{GRAPH_INDEX}" ON "billing_event" '
+                          '("customer_id", "timestamp") INCLUDE ("feature_id", "value")')
 
 
 class Migration(migrations.Migration):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
 from django.utils import timezone
 
 from billing.models import Balance, CustomerProduct, Feature, Price, Product
@@ -95,8 +94,6 @@ def balance_check_by_key(
     now: datetime | None = None,
 ) -> KeyedCheck | None:
     """`balance_check` in one round trip for the common request (see the module), else None."""
-    if connection.vendor != "postgresql":
-        return None
     required = parse_quantity(required_balance, field="required_balance")
     now = now or timezone.now()
     with prepared_cursor() as cursor:

@@ -143,7 +143,7 @@ def feature_for_track(*, feature_id: str | None = None, event_name: str | None =
 def features_for_event(event_name: str) -> list[Feature]:
     """Every metered feature (or credit system) that counts an event name, in the order of their ids; a
     feature whose id is the event name when none lists it. A 404 when there is none."""
-    # The catalogue is small: matching in Python works the same on SQLite and PostgreSQL.
+    # The catalogue is small: matched in Python.
     features = [f for f in Feature.objects.filter(archived=False).order_by("feature_id") if f.is_metered]
     listening = [f for f in features if event_name in (f.event_names or [])]
     listening = listening or [f for f in features if f.feature_id == event_name]
@@ -186,7 +186,7 @@ def balance_track(
         "timestamp": timestamp or now,
         "api_key": actor if isinstance(actor, ApiKey) else None,
     }
-    if not idempotency_key and len(features) == 1 and connection.vendor == "postgresql":
+    if not idempotency_key and len(features) == 1:
         fast = _track_in_one_statement(customer=customer, feature=features[0], value=value, now=now, **recorded)
         if fast is not None:
             return fast
@@ -558,14 +558,12 @@ def balance_track_by_key(
 ) -> KeyedTrack | None:
     """`balance_track` of `value` for a caller that names the customer and feature by their ids and holds
     a secret key (the API's track): the key (active, of `env`), the live customer and the feature are
-    found inside the track statement, so the whole request is one round trip on PostgreSQL.
+    found inside the track statement, so the whole request is one round trip.
 
-    None when that does not apply — elsewhere than PostgreSQL, an unknown key, customer or feature, a
+    None when that does not apply — an unknown key, customer or feature, a
     boolean feature, or a track that is not the common case (see `_track_in_one_statement`): nothing was
     written, and the caller goes the general way (authenticate, look up, `balance_track`), which also
     gives the right error."""
-    if connection.vendor != "postgresql":
-        return None
     value = parse_quantity(value, field="value")
     now = now or timezone.now()
     properties = properties or {}

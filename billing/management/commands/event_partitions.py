@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, ahead: int, **options):
         if not partitions.is_partitioned():
-            self.stdout.write("The events table is not partitioned here (SQLite, or before migration): nothing to do.")
+            self.stdout.write("The events table is not partitioned yet (run migrate): nothing to do.")
             return
         created = partitions.ensure_partitions(ahead=max(ahead, 0))
         for name in created:

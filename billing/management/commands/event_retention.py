@@ -18,7 +18,7 @@ class Command(BaseCommand):
         if keep_months < 1:
             raise CommandError("--keep-months must be at least 1 (the current month).")
         if not partitions.is_partitioned():
-            self.stdout.write("The events table is not partitioned here (SQLite, or before migration): nothing to do.")
+            self.stdout.write("The events table is not partitioned yet (run migrate): nothing to do.")
             return
         r = partitions.drop_months_before(keep_months=keep_months, dry_run=dry_run)
         verb = "Would drop" if dry_run else "Dropped"
