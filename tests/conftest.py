@@ -6,6 +6,7 @@ import importlib
 import os
 import shutil
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -30,25 +31,19 @@ PASSWORD = "correct-horse-battery"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests need Chromium and `postgres` tests PostgreSQL: without them they are skipped
-    visibly, except where they are required (REQUIRE_BROWSER=1, REQUIRE_POSTGRES=1: CI), where a
-    missing one fails the run instead."""
-    _skip_unless_postgres(items)
+    """Browser tests need Chromium: without it they are skipped visibly, except where it is required
+    (REQUIRE_BROWSER=1: CI), where a missing one fails the run instead."""
     _skip_unless_browser(items)
 
 
-def _skip_unless_postgres(items) -> None:
-    marked = [i for i in items if i.get_closest_marker("postgres")]
-    if not marked or connection.vendor == "postgresql":
-        return
-    if os.environ.get("REQUIRE_POSTGRES") == "1":
-        raise pytest.UsageError(
-            f"REQUIRE_POSTGRES=1 but the tests run on {connection.vendor}: set DATABASE_URL to a PostgreSQL database"
-        )
-    for item in marked:
-        why = item.get_closest_marker("postgres").args
-        reason = f"needs PostgreSQL: {why[0]} (set DATABASE_URL)" if why else "needs PostgreSQL (set DATABASE_URL)"
-        item.add_marker(pytest.mark.skip(reason=reason))
+def database_url(settings_dict=None) -> str:
+    """A DATABASE_URL naming the database the tests use (pytest-django's test_<name>), for the processes
+    they start: the server's host may be a Unix socket's folder (the embedded PostgreSQL's), which
+    dj-database-url reads percent-encoded."""
+    s = settings_dict or connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@" if s["USER"] else ""
+    host = quote(s["HOST"] or "127.0.0.1", safe="")
+    return f"postgres://{auth}{host}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def _skip_unless_browser(items) -> None:

@@ -9,10 +9,9 @@ from django.db import connection
 
 from bench import generate, run
 from bench.server import BENCH_SECRET_KEY
-from tests.conftest import ensure_roles
+from tests.conftest import database_url, ensure_roles
 
 pytestmark = [
-    pytest.mark.postgres("the benchmark loads PostgreSQL"),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -29,12 +28,6 @@ PLAN = run.Plan(
     pgbench_scale=1,
     workers=2,
 )
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@" if s["USER"] else ""
-    return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture

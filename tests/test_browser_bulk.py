@@ -17,7 +17,6 @@ from tests.test_bulk_worker import start_worker  # noqa: F401  (the fixture)
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.postgres("the job runs in a real worker process, which must see the test's rows"),
     pytest.mark.django_db(transaction=True),
 ]
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
@@ -19,18 +18,12 @@ from django.utils import timezone
 from billing.models import Balance, BulkJob, BulkJobItem
 from customers.audit import AuditAction
 from customers.models import AuditEntry, Customer
+from tests.conftest import database_url
 
 pytestmark = [
-    pytest.mark.postgres("the worker is another process: it must see the test's committed rows"),
     pytest.mark.django_db(transaction=True),
 ]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@" if s["USER"] else ""
-    return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture

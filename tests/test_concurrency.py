@@ -14,7 +14,6 @@ from billing.services.track import balance_track
 from customers.models import AuditEntry
 
 pytestmark = [
-    pytest.mark.postgres("row locks need PostgreSQL"),
     pytest.mark.django_db(transaction=True),
 ]
 

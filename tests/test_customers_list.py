@@ -170,10 +170,10 @@ def test_the_list_runs_eight_queries(client, ops, many, catalogue, django_assert
         product_attach(customer=c, product=catalogue["pro"], actor=None)
     client.force_login(ops)
     # Session, the user with their role and permissions, the capped count, the page of customers, their
-    # products, product and feature filter options, the person's saved views. On PostgreSQL the count has a
-    # time limit and the page is read without parallel workers, each set in a savepoint that is then rolled
-    # back and released: eight more (a request outside a test's transaction has only the two settings).
-    with django_assert_num_queries(8 + (8 if connection.vendor == "postgresql" else 0)):
+    # products, product and feature filter options, the person's saved views. The count has a time limit and
+    # the page is read without parallel workers, each set in a savepoint that is then rolled back and
+    # released: eight more (a request outside a test's transaction has only the two settings).
+    with django_assert_num_queries(8 + 8):
         response = client.get(LIST, {"status": "active", "product": "pro", "q": "cus", "sort": "name"})
     assert len(ids(response)) == 50
 
@@ -244,7 +244,6 @@ def test_the_search_box_is_in_the_top_bar_with_its_shortcut(client, viewer, peop
     assert '<label for="global-search" class="visually-hidden">Search customers</label>' in page
 
 
-@pytest.mark.postgres("trigram indexes are PostgreSQL's")
 def test_search_has_trigram_indexes_on_the_expression_it_filters_by(db):
     with connection.cursor() as cursor:
         cursor.execute(

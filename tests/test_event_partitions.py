@@ -21,7 +21,6 @@ from billing.services.products import product_attach
 from billing.services.track import balance_track
 from customers.services.api_keys import api_key_create
 
-pg = pytest.mark.postgres("native partitioning is PostgreSQL's")
 TODAY = datetime.now(UTC).date()
 THIS_MONTH = partitions.month_start(TODAY)
 
@@ -47,7 +46,6 @@ def _at(month: date, day: int = 10) -> datetime:
     return datetime(month.year, month.month, day, 12, tzinfo=UTC)
 
 
-@pg
 def test_events_are_partitioned_by_month_from_this_one_to_three_ahead_with_a_default(db):
     with connection.cursor() as cursor:
         cursor.execute(
@@ -63,7 +61,6 @@ def test_events_are_partitioned_by_month_from_this_one_to_three_ahead_with_a_def
     assert set(months) <= set(_names()) and _names()[-1] == "billing_event_default"
 
 
-@pg
 def test_an_event_timestamped_years_back_is_stored_in_the_default_partition_and_listed(client, customer, ops):
     _, key = api_key_create(env="sandbox", name="Backend", actor=ops)
     headers = {"Authorization": f"Bearer {key}"}
@@ -86,7 +83,6 @@ def test_an_event_timestamped_years_back_is_stored_in_the_default_partition_and_
     assert [e["timestamp"] for e in listed.json()["list"]] == [int(long_ago.timestamp() * 1000)]
 
 
-@pg
 def test_the_partitions_command_is_idempotent_and_moves_default_rows_into_new_months(customer, catalogue):
     far = partitions.add_months(THIS_MONTH, 5)
     early = balance_track(customer=customer, feature=catalogue["messages"], value=1, actor=None, timestamp=_at(far))
@@ -102,7 +98,6 @@ def test_the_partitions_command_is_idempotent_and_moves_default_rows_into_new_mo
     assert Event.objects.get(pk=early.event.pk).value == 1
 
 
-@pg
 def test_retention_dry_run_changes_nothing_and_the_run_drops_only_old_months(customer, catalogue):
     old = partitions.add_months(THIS_MONTH, -14)
     partitions.ensure_partitions(ahead=2, today=old)  # months 14, 13 and 12 ago
@@ -128,7 +123,6 @@ def test_retention_dry_run_changes_nothing_and_the_run_drops_only_old_months(cus
     assert all(g.event.pk not in Event.objects.values_list("pk", flat=True) for g in gone)
 
 
-@pg
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retries_with_one_idempotency_key_record_one_event(catalogue, ops):
     """Eight retries of one track, at once, each stamped when it arrives (so in the unique index of no
@@ -175,7 +169,6 @@ def test_concurrent_retries_with_one_idempotency_key_record_one_event(catalogue,
     assert (key.idempotency_key, key.event_id, key.event_timestamp) == ("order-42", event.pk, event.timestamp)
 
 
-@pg
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_from_a_plain_table_keeps_every_event_id_index_and_key(catalogue):
     """What migration 0014 does, on a plain table holding events over fourteen months (in batches)."""
@@ -236,11 +229,3 @@ def test_the_migration_from_a_plain_table_keeps_every_event_id_index_and_key(cat
     assert {partitions.partition_name(m) for m in months} <= set(_names())
     new = Event.objects.create(customer=customer, feature=catalogue["messages"], value=1)
     assert new.pk > max(before)
-
-
-def test_the_commands_do_nothing_where_events_are_not_partitioned(db):
-    if partitions.is_partitioned():
-        pytest.skip("on PostgreSQL the events are partitioned (the tests above)")
-
-    assert "nothing to do" in _command("event_partitions")
-    assert "nothing to do" in _command("event_retention", keep_months=3, dry_run=True)

@@ -22,8 +22,6 @@ from billing.models import Balance, Event
 from billing.services.products import product_attach
 from customers.services.api_keys import api_key_create
 
-pytestmark = pytest.mark.postgres("prepared statements and PgBouncer are PostgreSQL's")
-
 BEHIND_POOLER = settings.BEHIND_TRANSACTION_POOLER
 
 

@@ -26,7 +26,6 @@ from customers.services.customers import customer_create, customer_update
 from tests.helpers import page_text
 
 pytestmark = [
-    pytest.mark.postgres("a streaming replica is PostgreSQL's"),
     # Without a replica configured the alias does not exist: the tests skip (the fixture below).
     pytest.mark.django_db(
         transaction=True, databases=["default", "replica"] if "replica" in settings.DATABASES else None

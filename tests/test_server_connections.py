@@ -20,9 +20,9 @@ from bench.loadgen import get, post_json, send
 from bench.server import free_port, server_command, server_env
 from billing.models import Event
 from customers.services.api_keys import api_key_create
+from tests.conftest import database_url
 
 pytestmark = [
-    pytest.mark.postgres("the pools are PostgreSQL's"),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -30,13 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 32
 REQUESTS_EACH = 4
 APP_NAME = "billing-admin-under-test"  # libpq's application_name of the server's connections (PGAPPNAME)
-
-
-def database_url() -> str:
-    """The test database (pytest-django's test_<name>), which the server must use too."""
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "") + "@" if s["USER"] else ""
-    return f"postgres://{auth}{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 class Server:

@@ -78,7 +78,6 @@ def test_anonymous_visitors_are_sent_to_log_in(client, db):
     assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
-@pytest.mark.postgres("SQLite's in-memory test database locks whole tables across threads")
 @pytest.mark.django_db(transaction=True)
 def test_two_deliveries_of_one_event_at_once_apply_it_once(catalogue, settings):
     from customers.services.customers import customer_create

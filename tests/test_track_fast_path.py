@@ -15,8 +15,6 @@ from billing.services.products import product_attach
 from billing.services.track import _deduct, balance_track
 from customers.models import AuditEntry
 
-pytestmark = pytest.mark.postgres("the one-statement path is PostgreSQL's")
-
 D = Decimal
 STATES = [
     # allowance, adjustment, remaining, overage_allowed, usage_limit

@@ -19,7 +19,6 @@ from customers.models import ApiKey, AuditEntry
 from customers.services.api_keys import api_key_revoke
 from customers.services.customers import customer_create, customer_delete
 
-pytestmark = pytest.mark.postgres("the one-statement check is PostgreSQL's")
 _KEYS = itertools.count()
 
 

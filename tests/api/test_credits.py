@@ -108,7 +108,6 @@ def _track(api, body, *, general: bool):
     return response.json(), len(ctx.captured_queries)
 
 
-@pytest.mark.postgres("the one-statement track is PostgreSQL's")
 def test_the_one_round_trip_track_and_the_general_operation_agree_on_credits(api, credits_catalogue, ops):
     now = timezone.now()
     twins = [on_the_ai_plan(cid, credits_catalogue, ops, now=now) for cid in ("twin_a", "twin_b")]

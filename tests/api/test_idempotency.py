@@ -98,7 +98,6 @@ def test_unusable_idempotency_keys_are_refused(api, customer, key):
     assert Event.objects.count() == 0
 
 
-@pytest.mark.postgres("SQLite serialises every writer, so there is no race to win")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_do_the_work_once(live_server, customer, sandbox_key, monkeypatch):
     real_track = balances_api.balance_track
@@ -140,7 +139,6 @@ def test_concurrent_requests_with_one_key_do_the_work_once(live_server, customer
     assert IdempotencyRecord.objects.get(key="race-1").status_code == 200
 
 
-@pytest.mark.postgres("SQLite serialises every writer, so there is no race to win")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_get_or_create_of_one_id_makes_one_customer(live_server, catalogue, sandbox_key):
     _, raw = sandbox_key

@@ -17,7 +17,6 @@ INTERNAL_ERROR = {
     "code": "internal_error",
     "env": "sandbox",
 }
-on_postgresql = pytest.mark.postgres("the refusing trigger is PostgreSQL's")
 
 
 def assert_internal_error(response):
@@ -62,7 +61,6 @@ def test_a_customer_whose_stored_metadata_is_corrupt_answers_json_500(api, custo
     assert customer.metadata == ["not", "an", "object"]
 
 
-@on_postgresql
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
 def test_the_database_refusing_a_track_on_the_one_round_trip_path_answers_json_500(
@@ -81,7 +79,6 @@ def test_the_database_refusing_a_track_on_the_one_round_trip_path_answers_json_5
     assert balance.remaining == 100
 
 
-@on_postgresql
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
 def test_the_database_refusing_an_idempotency_record_answers_json_500(
