@@ -123,6 +123,25 @@ def test_demo_data_is_idempotent_and_creates_the_logins(db, capsys, monkeypatch,
     assert AuditEntry.objects.filter(customer=acme, action="balance.set").exists()
 
 
+def test_demo_prints_its_progress_as_it_goes(db, capsys, settings):
+    settings.DEBUG = True
+    call_command("demo", sandbox=20, live=3)
+    lines = capsys.readouterr().out.splitlines()
+    progress = [line.split("] ", 1)[1] for line in lines if line.startswith("[") and " s] " in line]
+    assert progress[0] == "Logins and catalogue ready."
+    assert [line for line in progress if line.startswith("sandbox:")] == [
+        f"sandbox: {n} of 20 customers ({n} new so far)" for n in range(2, 21, 2)
+    ]
+    assert [line for line in progress if line.startswith("live:")] == [
+        f"live: {n} of 3 customers ({20 + n} new so far)" for n in (1, 2, 3)
+    ]
+    assert progress[-1] == "Summing the events into the daily usage the graphs read..."
+    assert lines[len(progress)].startswith("Demo data ready: 23 new customers")
+
+    call_command("demo", sandbox=20, live=3, verbosity=0)  # nothing new, and quiet when asked
+    assert " s] " not in capsys.readouterr().out
+
+
 def test_demo_refuses_to_run_with_debug_off(db, settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG is off"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -147,13 +148,20 @@ class Command(BaseCommand):
             raise CommandError("DEBUG is off: this looks like production. Pass --force to add demo data anyway.")
         password = os.environ.get("DEMO_PASSWORD", "demo")
         self.now = timezone.now().replace(microsecond=0)
+        self.started = time.monotonic()
+        self.verbosity = options.get("verbosity", 1)
         users = self.create_users(password)
         catalogue = self.create_catalogue()
+        self.progress("Logins and catalogue ready.")
         created = 0
         for env, count in (("sandbox", sandbox), ("live", live)):
+            step = max(1, count // 10)  # about ten lines per environment, the last one at the end
             for i in range(count):
                 created += self.create_customer(env, i, catalogue, users)
+                if (i + 1) % step == 0 or i + 1 == count:
+                    self.progress(f"{env}: {i + 1} of {count} customers ({created} new so far)")
         if created:
+            self.progress("Summing the events into the daily usage the graphs read...")
             rollup.rebuild()  # the events above were written in bulk, around the track path that keeps it
         self.stdout.write(
             self.style.SUCCESS(
@@ -173,6 +181,12 @@ class Command(BaseCommand):
             ("admin", "superuser: /admin/ catalogue"),
         ):
             self.stdout.write(f"  {username:<8} {role}")
+
+    def progress(self, message: str) -> None:
+        """A line of progress with the seconds so far (the whole run takes about a minute), unless -v 0."""
+        if self.verbosity > 0:
+            self.stdout.write(f"[{time.monotonic() - self.started:5.1f} s] {message}")
+            self.stdout.flush()
 
     # --- users and catalogue ----------------------------------------------------------------------
 
