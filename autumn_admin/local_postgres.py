@@ -45,7 +45,7 @@ def _holder_alive(pid: int) -> bool:
     try:
         process = psutil.Process(pid)
         program = " ".join([process.name(), *process.cmdline()[:1]])
-        return process.status() != psutil.STATUS_ZOMBIE and "python" in program
+        return process.status() != psutil.STATUS_ZOMBIE and "python" in program.lower()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
