@@ -34,10 +34,24 @@ def env_bool(name: str, default: bool) -> bool:
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 
+# With DEBUG off the key must pass `manage.py check --deploy` (security.W009): at least 50 characters, at least 5
+# different ones, not Django's generated development prefix. A key it would warn about is refused at start-up.
+SECRET_KEY_MIN_LENGTH, SECRET_KEY_MIN_UNIQUE = 50, 5
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
-if not DEBUG and (not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32):
-    raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 32 characters when DEBUG is off.")
+if not DEBUG and (
+    not SECRET_KEY
+    or SECRET_KEY == DEV_SECRET_KEY
+    or len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be set to a random value of at least {SECRET_KEY_MIN_LENGTH} characters "
+        f"({SECRET_KEY_MIN_UNIQUE} or more different ones) when DEBUG is off, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
 if DEBUG and not ALLOWED_HOSTS:

@@ -26,13 +26,14 @@ def credits_for(quantity: Decimal | Fraction, cost: Decimal) -> Decimal:
 def credit_costs_of(features: Iterable[Feature]) -> dict[int, list[CreditCost]]:
     """The credit schema lines that list each feature (by feature pk), each with its credit system: the
     pools a track of it falls through to once its own balance is used up, in the order of the pools' ids.
-    Archived credit systems draw nothing. One query."""
+    An archived credit system still draws: archiving hides it from new plans, never the balances customers hold.
+    One query."""
     pks = [f.pk for f in features if f.is_metered]
     found: dict[int, list[CreditCost]] = defaultdict(list)
     if not pks:
         return found
     lines = (
-        CreditCost.objects.filter(metered_feature_id__in=pks, credit_system__archived=False)
+        CreditCost.objects.filter(metered_feature_id__in=pks)
         .select_related("credit_system")
         .order_by("credit_system__feature_id", "id")
     )

@@ -144,13 +144,12 @@ def customer_balances(customer: Customer, *, now: datetime | None = None) -> lis
 
 def credit_schemas(features) -> list[CreditCost]:
     """The credit schema lines that involve these features, as pools or as features drawing from one (not
-    of archived pools), with both features. One query."""
+    of archived pools too: their balances still count), with both features. One query."""
     pks = [f.pk for f in features]
     if not pks:
         return []
     return list(
         CreditCost.objects.filter(Q(credit_system_id__in=pks) | Q(metered_feature_id__in=pks))
-        .filter(credit_system__archived=False)
         .select_related("credit_system", "metered_feature")
         .order_by("credit_system__name", "metered_feature__name", "id")
     )

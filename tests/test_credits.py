@@ -180,7 +180,8 @@ def test_the_schema_accepts_only_metered_features_at_a_positive_cost_and_never_t
     CreditCost(credit_system=pool, metered_feature=credits_catalogue["seats"], credit_cost=D("0.5")).full_clean()
 
 
-def test_an_archived_pool_draws_nothing(ai_customer, credits_catalogue):
+def test_an_archived_pool_still_draws_for_the_balances_customers_hold(ai_customer, credits_catalogue):
+    """Archiving hides a pool from new plans; the customers holding it keep drawing from it (docs/security.md)."""
     Feature.objects.filter(pk=credits_catalogue["ai_credits"].pk).update(archived=True)
     balance_track(customer=ai_customer, feature=credits_catalogue["messages"], value=15, actor=None)
-    assert (remaining(ai_customer, "messages"), remaining(ai_customer, "ai_credits")) == ([D(0)], [D(100)])
+    assert (remaining(ai_customer, "messages"), remaining(ai_customer, "ai_credits")) == ([D(0)], [D(99)])

@@ -15,6 +15,7 @@ from billing.models import Balance, Event, Feature, Invoice, Product, Reward
 from customers.models import AuditEntry, Customer
 
 ROOT = Path(__file__).resolve().parent.parent
+A_REAL_KEY = "k7Qx-2vLp9_ZcR4mN8wT1yHbE6uJ3sFdA0gK5oV_iXqW7rYtBn"  # 50 characters, as `check --deploy` asks
 
 
 def _check_settings(env: dict) -> subprocess.CompletedProcess:
@@ -41,8 +42,33 @@ def test_production_refuses_a_malformed_debug_flag():
     assert "DEBUG must be a boolean" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "key",
+    [A_REAL_KEY[:32], A_REAL_KEY[:49], "x" * 50, "ab" * 30, "django-insecure-" + A_REAL_KEY],
+    ids=["32 characters", "49 characters", "one character repeated", "two characters", "django's insecure prefix"],
+)
+def test_production_refuses_a_secret_key_that_check_deploy_would_warn_about(key):
+    result = _check_settings({"DEBUG": "0", "SECRET_KEY": key, "ALLOWED_HOSTS": "billing.example.com"})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set to a random value of at least 50 characters" in result.stderr
+    assert key not in result.stderr  # the message never repeats the secret
+
+
+def test_a_key_production_accepts_passes_check_deploy_without_a_secret_key_warning():
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env={**clean, "DEBUG": "0", "SECRET_KEY": A_REAL_KEY, "ALLOWED_HOSTS": "billing.example.com"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "security.W009" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
 def test_production_starts_with_a_real_secret_key():
-    result = _check_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "billing.example.com"})
+    result = _check_settings({"DEBUG": "0", "SECRET_KEY": A_REAL_KEY, "ALLOWED_HOSTS": "billing.example.com"})
     assert result.returncode == 0, result.stderr
 
 
@@ -186,7 +212,7 @@ def _served_as(env: dict) -> dict[str, tuple[str, str]]:
             **clean,
             "DJANGO_SETTINGS_MODULE": "autumn_admin.settings",
             "DEBUG": "0",
-            "SECRET_KEY": "x" * 50,
+            "SECRET_KEY": A_REAL_KEY,
             "ALLOWED_HOSTS": "testserver",
             **env,
         },
@@ -213,7 +239,7 @@ def test_behind_a_proxy_the_forwarded_https_header_is_believed():
 
 def test_a_malformed_behind_proxy_flag_refuses_to_start():
     result = _check_settings(
-        {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "billing.example.com", "BEHIND_PROXY": "perhaps"}
+        {"DEBUG": "0", "SECRET_KEY": A_REAL_KEY, "ALLOWED_HOSTS": "billing.example.com", "BEHIND_PROXY": "perhaps"}
     )
     assert result.returncode != 0
     assert "BEHIND_PROXY must be a boolean" in result.stderr

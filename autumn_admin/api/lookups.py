@@ -40,7 +40,11 @@ def of_customers(request: HttpRequest, rows: QuerySet, customer_id: str | None) 
 
 
 def feature_or_404(feature_id: str) -> Feature:
-    feature = Feature.objects.filter(feature_id=feature_id, archived=False).first()
+    """A feature of the catalogue, archived or not. The catalogue is shared by both environments, and archiving
+    (which a sandbox key may do) only hides a feature from new plans: the balances customers of either
+    environment hold of it are still checked, tracked and edited (docs/security.md). A new grant of an archived
+    feature is refused by `balance_create`, with its reason."""
+    feature = Feature.objects.filter(feature_id=feature_id).first()
     if feature is None:
         raise ApiError(404, f"Feature {feature_id} not found", "feature_not_found")
     return feature

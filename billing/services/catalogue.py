@@ -260,6 +260,26 @@ def plan_spec_of(product: Product) -> PlanSpec:
     )
 
 
+# The key of the transaction-scoped advisory lock that catalogue writes take (any fixed number; "catalog").
+CATALOGUE_LOCK_KEY = 0x636174616C6F67
+
+
+def _lock_catalogue() -> None:
+    """One catalogue write at a time, until the caller's transaction ends.
+
+    Row locks cannot serialise a write of a row that does not exist yet: two `features.create` of one id, or two
+    `plans.update` of a held plan (each making version n + 1), both read "not there", both insert, and one hits
+    the unique constraint (a 500). Catalogue writes are rare, so they queue on one lock instead, and each reads
+    what it changes only once it holds it: the second create then finds the feature and answers 409, the second
+    update changes the version the first one made. (SQLite runs one write transaction at a time anyway.)"""
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block:
+        raise RuntimeError("The catalogue lock is taken inside a transaction.")
+    if conn.vendor == "postgresql":
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CATALOGUE_LOCK_KEY])
+
+
 def _features_by_id(ids: Iterable[str] | None = None, *, lock: bool = False) -> dict[str, Feature]:
     rows = Feature.objects.prefetch_related("credit_schema__metered_feature")
     if ids is not None:
@@ -732,6 +752,7 @@ def catalogue_apply(
     (a plan customers hold gets a new version when what they get changes), and with `remove_missing` the
     features and plans left out are deleted, or archived when something still refers to them. Checked in
     full before anything is written; one audit entry per feature and plan changed."""
+    _lock_catalogue()
     changes = _plan_catalogue(
         features=features,
         plans=plans,
@@ -838,7 +859,9 @@ def catalogue_apply(
 # --- one at a time --------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def feature_create(*, spec: FeatureSpec, actor: Actor, env: str, reason: str = "features.create") -> Feature:
+    _lock_catalogue()
     if Feature.objects.filter(feature_id=spec.feature_id).exists():
         raise Conflict(f"feature_id: feature {spec.feature_id} already exists", code="feature_already_exists")
     catalogue_apply(features=[spec], plans=[], actor=actor, env=env, reason=reason)
@@ -849,12 +872,13 @@ def feature_update(
     *, feature_id: str, changes: dict, actor: Actor, env: str, reason: str = "features.update"
 ) -> Feature:
     """Change the given fields of a feature (`new_feature_id` renames it)."""
-    feature = _features_by_id([feature_id]).get(feature_id)
-    if feature is None:
-        raise ServiceError(f"Feature {feature_id} not found", code="feature_not_found", status=404)
-    new_id = changes.pop("new_feature_id", None)
-    spec = replace(feature_spec_of(feature), **changes)
     with transaction.atomic():
+        _lock_catalogue()
+        feature = _features_by_id([feature_id]).get(feature_id)
+        if feature is None:
+            raise ServiceError(f"Feature {feature_id} not found", code="feature_not_found", status=404)
+        new_id = changes.pop("new_feature_id", None)
+        spec = replace(feature_spec_of(feature), **changes)
         if new_id and new_id != feature_id:
             _check_id("new_feature_id", new_id)
             if Feature.objects.filter(feature_id=new_id).exists():
@@ -869,6 +893,7 @@ def feature_update(
 @transaction.atomic
 def feature_delete(*, feature_id: str, actor: Actor, env: str, reason: str = "features.delete") -> None:
     """Delete a feature nothing refers to; one in use is refused (archive it instead)."""
+    _lock_catalogue()
     feature = Feature.objects.select_for_update().filter(feature_id=feature_id).first()
     if feature is None:
         raise ServiceError(f"Feature {feature_id} not found", code="feature_not_found", status=404)
@@ -884,6 +909,7 @@ def feature_delete(*, feature_id: str, actor: Actor, env: str, reason: str = "fe
 
 @transaction.atomic
 def feature_set_archived(*, feature_id: str, archived: bool, actor: Actor, env: str, reason: str) -> Feature:
+    _lock_catalogue()
     feature = Feature.objects.select_for_update().filter(feature_id=feature_id).first()
     if feature is None:
         raise ServiceError(f"Feature {feature_id} not found", code="feature_not_found", status=404)
@@ -903,16 +929,20 @@ def feature_set_archived(*, feature_id: str, archived: bool, actor: Actor, env: 
     return feature
 
 
+@transaction.atomic
 def plan_create(*, spec: PlanSpec, actor: Actor, env: str, reason: str = "plans.create") -> Product:
+    _lock_catalogue()
     if Product.objects.filter(product_id=spec.plan_id, custom_for__isnull=True).exists():
         raise Conflict(f"plan_id: plan {spec.plan_id} already exists", code="product_already_exists")
     changes = catalogue_apply(features=[], plans=[spec], actor=actor, env=env, reason=reason)
     return changes.plans[0].result
 
 
+@transaction.atomic
 def plan_update(*, plan_id: str, changes: dict, actor: Actor, env: str, reason: str = "plans.update") -> Product:
     """Change the given fields of a plan's newest version: a new version when customers hold it and its
     price or items change (see the module's rule)."""
+    _lock_catalogue()
     current = _newest_plans([plan_id]).get(plan_id)
     if current is None:
         raise ServiceError(f"Plan {plan_id} not found", code="product_not_found", status=404)
@@ -925,6 +955,7 @@ def plan_update(*, plan_id: str, changes: dict, actor: Actor, env: str, reason: 
 def plan_delete(*, plan_id: str, all_versions: bool, actor: Actor, env: str, reason: str = "plans.delete") -> None:
     """Delete a plan's newest version (every version with `all_versions`); refused while any customer has
     ever been on a version it would delete (archive it instead)."""
+    _lock_catalogue()
     versions = list(
         Product.objects.select_for_update().filter(product_id=plan_id, custom_for__isnull=True).order_by("-version")
     )
@@ -940,6 +971,7 @@ def plan_delete(*, plan_id: str, all_versions: bool, actor: Actor, env: str, rea
 
 @transaction.atomic
 def plan_set_archived(*, plan_id: str, archived: bool, actor: Actor, env: str, reason: str) -> None:
+    _lock_catalogue()
     versions = Product.objects.select_for_update().filter(product_id=plan_id, custom_for__isnull=True)
     found = list(versions)
     if not found:

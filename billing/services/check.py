@@ -39,7 +39,7 @@ WITH k AS (
     WHERE c.env = %(env)s AND c.customer_id = %(customer_id)s AND c.deleted_at IS NULL AND EXISTS (SELECT 1 FROM k)
 ), f AS (
     SELECT {feature} FROM billing_feature f
-    WHERE f.feature_id = %(feature_id)s AND NOT f.archived AND f.type IN ('metered', 'boolean')
+    WHERE f.feature_id = %(feature_id)s AND f.type IN ('metered', 'boolean')
       AND NOT EXISTS (SELECT 1 FROM billing_creditcost cc
                       WHERE cc.credit_system_id = f.id OR cc.metered_feature_id = f.id)
 ), b AS (

@@ -34,6 +34,7 @@ from billing.services.products import (
     _period_end,
     _same_plan_group,
     customer_product_update,
+    lock_customer_plans,
     product_attach,
 )
 from billing.stripe_io import subscriptions as stripe_subscriptions
@@ -125,7 +126,7 @@ class PlanPreview:
 
 
 def _live(customer: Customer, *, lock: bool = False) -> list[CustomerProduct]:
-    qs = CustomerProduct.objects.filter(customer=customer, status__in=LIVE_PRODUCT_STATUSES)
+    qs = CustomerProduct.objects.filter(customer=customer, status__in=LIVE_PRODUCT_STATUSES).order_by("id")
     if lock:
         qs = qs.select_for_update()
     return list(qs.select_related("product").prefetch_related("product__prices", "product__items__feature"))
@@ -140,7 +141,7 @@ def _scheduled(customer: Customer, product: Product, *, lock: bool = False) -> l
         status=CustomerProductStatus.SCHEDULED,
         product__group=product.group,
         product__is_add_on=False,
-    )
+    ).order_by("id")
     if lock:
         qs = qs.select_for_update()
     return list(qs.select_related("product"))
@@ -322,7 +323,8 @@ def plan_attach(
     A downgrade at the end of the cycle marks the current plan as cancelling and the new one as scheduled
     for the period end; nothing is charged now."""
     now = now or timezone.now()
-    _live(customer, lock=True)  # one change at a time per customer
+    lock_customer_plans(customer.pk)  # one change at a time per customer, whatever it holds
+    _live(customer, lock=True)
     preview = plan_preview(customer=customer, product=product, when=when, now=now)
     method = method or preview.default_method
     if method not in preview.methods:
@@ -488,6 +490,7 @@ def plan_cancel(
 
     Cancelling a scheduled plan drops it and keeps the current plan (the downgrade is called off)."""
     now = now or timezone.now()
+    lock_customer_plans(customer.pk)
     plans_roll_due(customer=customer, now=now)
     cp = _locked_product(customer, customer_product)
     if when not in (NOW, END_OF_CYCLE):
@@ -542,6 +545,7 @@ def plan_uncancel(
 ) -> CustomerProduct:
     """Reverse a pending cancellation (or a pending downgrade: its scheduled plan is dropped)."""
     now = now or timezone.now()
+    lock_customer_plans(customer.pk)
     plans_roll_due(customer=customer, now=now)
     cp = _locked_product(customer, customer_product)
     _check_uncancellable(cp)
@@ -598,6 +602,7 @@ def plans_roll_due(*, customer: Customer | None = None, now: datetime | None = N
 @transaction.atomic
 def _roll_customer(customer_pk: int, now: datetime) -> int:
     count = 0
+    lock_customer_plans(customer_pk)
     rows = (
         _due(now)
         .select_for_update()

@@ -39,6 +39,20 @@ def _period_end(product: Product, start: datetime) -> datetime | None:
     return add_intervals(start, recurring.interval, recurring.interval_count)
 
 
+# --- one change at a time --------------------------------------------------------------------------
+
+
+def lock_customer_plans(customer_pk: int) -> None:
+    """Take the customer's plan-change lock: every service that changes a customer's products takes it first.
+
+    The customer's row, not its products: a customer with no live product (cancelled, no default plan) has no
+    product row to lock, and two attaches would then both go ahead and leave two copies of one plan. After this
+    lock come the customer's products, by id, then their balances, by id: one order everywhere, so two plan
+    changes wait for each other and never deadlock. FOR NO KEY UPDATE, so inserting a row that refers to the
+    customer (an event of a track, an audit entry) does not wait for a plan change; two plan changes do."""
+    list(Customer.objects.select_for_update(no_key=True).filter(pk=customer_pk).values_list("pk", flat=True))
+
+
 # --- attach -----------------------------------------------------------------------------------------
 
 
@@ -67,8 +81,9 @@ def product_attach(
     now = now or timezone.now()
     if product.custom_for_id and product.custom_for_id != customer.pk:
         raise ServiceError("That custom product belongs to another customer.", code="product_not_found", status=404)
+    lock_customer_plans(customer.pk)
     live = CustomerProduct.objects.select_for_update().filter(customer=customer, status__in=LIVE_PRODUCT_STATUSES)
-    live = list(live.select_related("product"))
+    live = list(live.select_related("product").order_by("id"))
     if any(cp.product_id == product.pk for cp in live):
         raise Conflict(f"{customer.customer_id} already has {product.name}.", code="product_already_attached")
 
@@ -262,6 +277,7 @@ def product_customize(
     """
     reason = require_reason(reason)
     now = now or timezone.now()
+    lock_customer_plans(customer.pk)
     locked = (
         CustomerProduct.objects.select_for_update()
         .select_related("product")
@@ -483,6 +499,7 @@ def customer_product_update(
     if "status" in changes and changes["status"] not in CustomerProductStatus.values:
         raise ServiceError(f"Unknown status {changes['status']!r}.", code="invalid_input", field="status")
     now = now or timezone.now()
+    lock_customer_plans(customer_product.customer_id)
     locked = (
         CustomerProduct.objects.select_for_update().select_related("product", "customer").get(pk=customer_product.pk)
     )

@@ -131,7 +131,8 @@ def feature_for_track(*, feature_id: str | None = None, event_name: str | None =
     """The feature a track call refers to, by id or by one of its event names (the first, when several
     listen to it: `features_for_event` gives them all)."""
     if feature_id:
-        feature = Feature.objects.filter(feature_id=feature_id, archived=False).first()
+        # Archived features too: archiving hides a feature from new plans, never the balances customers hold.
+        feature = Feature.objects.filter(feature_id=feature_id).first()
         if feature is None:
             raise ServiceError(f"Feature {feature_id!r} not found.", code="feature_not_found", status=404)
         return feature
@@ -144,7 +145,7 @@ def features_for_event(event_name: str) -> list[Feature]:
     """Every metered feature (or credit system) that counts an event name, in the order of their ids; a
     feature whose id is the event name when none lists it. A 404 when there is none."""
     # The catalogue is small: matched in Python.
-    features = [f for f in Feature.objects.filter(archived=False).order_by("feature_id") if f.is_metered]
+    features = [f for f in Feature.objects.order_by("feature_id") if f.is_metered]  # archived ones too
     listening = [f for f in features if event_name in (f.event_names or [])]
     listening = listening or [f for f in features if f.feature_id == event_name]
     if not listening:
@@ -429,7 +430,7 @@ _TRACK_BY_REFERENCE_SQL = _track_statement(
     SELECT """
     + select_list("f", Feature)
     + """ FROM billing_feature f
-    WHERE f.feature_id = %(feature_id)s AND NOT f.archived AND f.type <> 'boolean'
+    WHERE f.feature_id = %(feature_id)s AND f.type <> 'boolean'
 ),""",
     after=""", u AS (
     UPDATE customers_apikey SET last_used_at = %(now)s

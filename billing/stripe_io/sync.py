@@ -29,7 +29,7 @@ from billing.models import (
     Product,
     StripeEvent,
 )
-from billing.services.products import customer_product_update, product_attach
+from billing.services.products import customer_product_update, lock_customer_plans, product_attach
 from billing.stripe_io.config import MODE, WEBHOOK_SETTING
 from billing.stripe_io.fields import (
     Malformed,
@@ -348,6 +348,10 @@ def apply_subscription(obj: dict, *, env: str, created: int, reason: str) -> str
     if status is None:
         return "ignored"
     with transaction.atomic():
+        # The plan-change lock of the customer holding the subscription (or of the one it is for) comes first,
+        # as in every plan change: a webhook racing an attach or a cancel waits, never deadlocks.
+        holder = CustomerProduct.objects.filter(stripe_subscription_id=sub.id, customer__in=_of_env(env))
+        lock_customer_plans(holder.values_list("customer_id", flat=True).first() or customer.pk)
         cp = _subscribed(sub.id, env)
         if cp is None:
             if CustomerProduct.objects.filter(stripe_subscription_id=sub.id).exists():
