@@ -358,3 +358,57 @@ def test_customize_post_without_what_it_was_based_on_is_refused(ops_client, acme
     assert response.status_code == 422
     assert "This form is out of date: reopen it to see the current allowances." in page_text(response)
     assert custom_products(customer) == 0
+
+
+# --- what the form showed, tampered with ---------------------------------------------------------------
+
+DEEP = {
+    "lists": "[" * 2000 + "]" * 2000,
+    "objects": '{"a": ' * 2000 + "1" + "}" * 2000,
+    "in the metadata": '{"k": ' + "[" * 2000 + "]" * 2000 + "}",
+}
+
+
+@pytest.mark.parametrize("expected", list(DEEP.values()), ids=list(DEEP))
+def test_metadata_form_with_a_deeply_nested_expected_value_is_refused_and_changes_nothing(
+    ops_client, customer, expected
+):
+    customer_update(customer=customer, actor=None, metadata={"keep": "me"})
+    entries = audit_count()
+
+    response = ops_client.post(f"{EDIT}?field=metadata", {"key": ["a"], "value": ["1"], "expected": expected})
+
+    assert response.status_code == 422
+    assert "This form is out of date: reopen it to see the current value." in page_text(response)
+    assert metadata_of(customer) == {"keep": "me"} and audit_count() == entries
+
+
+@pytest.mark.parametrize("expected", list(DEEP.values()), ids=list(DEEP))
+def test_customize_form_with_a_deeply_nested_expected_value_is_refused_and_changes_nothing(
+    ops_client, acme_on_pro, customer, expected
+):
+    entries = audit_count()
+
+    response = ops_client.post(
+        customize_url(acme_on_pro),
+        {"included_messages": "9000", "included_seats": "10", "reason": "x", "expected": expected},
+    )
+
+    assert response.status_code == 422
+    assert "This form is out of date: reopen it to see the current allowances." in page_text(response)
+    assert custom_products(customer) == 0 and audit_count() == entries
+
+
+def test_metadata_nested_as_deeply_as_allowed_still_saves(ops_client, customer):
+    from customers.validation import METADATA_MAX_DEPTH
+
+    deep = {"x": "1"}
+    for _ in range(METADATA_MAX_DEPTH - 1):
+        deep = {"x": deep}
+    customer_update(customer=customer, actor=None, metadata={"deep": deep["x"]})
+    opened = ops_client.get(f"{EDIT}?field=metadata")
+
+    response = ops_client.post(f"{EDIT}?field=metadata", rows(opened, plan="gold"))
+
+    assert response.status_code == 302
+    assert metadata_of(customer) == {"deep": deep["x"], "plan": "gold"}
