@@ -412,3 +412,59 @@ def test_metadata_nested_as_deeply_as_allowed_still_saves(ops_client, customer):
 
     assert response.status_code == 302
     assert metadata_of(customer) == {"deep": deep["x"], "plan": "gold"}
+
+
+# --- a balance edit over a balance that Customize replaced ----------------------------------------------
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain form", "htmx"])
+def test_balance_edit_after_customize_replaced_the_balance_is_a_conflict_saying_what_changed(
+    ops_client, acme_on_pro, customer, catalogue, support, htmx
+):
+    from billing.services.products import product_customize
+
+    extra = HTMX if htmx else {}
+    old = Balance.objects.get(customer_product=acme_on_pro, feature=catalogue["messages"])
+    opened = ops_client.get(f"/customers/acme_corp/balances/{old.pk}/edit/", **extra)
+    product_customize(  # meanwhile, in another tab
+        customer=customer,
+        customer_product=acme_on_pro,
+        items=[{"feature": catalogue["messages"], "included": Decimal(10000)}],
+        actor=support,
+        reason="enterprise deal",
+    )
+    new = Balance.objects.get(customer=customer, feature=catalogue["messages"])
+    entries = audit_count()
+
+    response = ops_client.post(
+        f"/customers/acme_corp/balances/{old.pk}/edit/",
+        form_values(opened, value="2000", reason="goodwill"),
+        **extra,
+    )
+
+    html = page_text(response)
+    assert response.status_code == 409
+    assert (
+        "This balance was replaced since you opened it: the plan was customized (by sam_support, just now). "
+        "The Messages balance is now 8,800 left of 10,000 granted. Check the new figures and try again."
+    ) in html
+    assert 'value="2000"' in html and "goodwill" in html  # the entries are kept
+    assert f'action="/customers/acme_corp/balances/{new.pk}/edit/"' in html  # the popup is now the new balance's
+    assert ("<html" in html) is not htmx
+    assert Balance.objects.get(pk=new.pk).remaining == 8800 and audit_count() == entries
+    # Having seen the new figures, saving again edits the balance that replaced it.
+    again = ops_client.post(f"/customers/acme_corp/balances/{new.pk}/edit/", form_values(response), **extra)
+    assert again.status_code == (200 if htmx else 302)
+    assert Balance.objects.get(pk=new.pk).remaining == 2000
+
+
+def test_balance_edit_of_a_balance_that_never_was_this_customers_is_not_found(ops_client, acme_on_pro, globex):
+    other = Balance.objects.filter(customer=globex).first()
+
+    response = ops_client.post(
+        f"/customers/acme_corp/balances/{other.pk}/edit/",
+        {"mode": "set", "value": "1", "reason": "x", "expected_remaining": "100"},
+    )
+
+    assert response.status_code == 404
+    assert Balance.objects.get(pk=other.pk).remaining == other.remaining
