@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.db.models import Count
-from django.test import Client
 from django.utils import timezone
 
 from billing.models import Balance, BulkJob, BulkJobItem
 from customers.audit import AuditAction
 from customers.models import AuditEntry, Customer
+from tests.helpers import DashboardClient as Client
 
 pytestmark = [
     pytest.mark.postgres("the worker is another process: it must see the test's committed rows"),

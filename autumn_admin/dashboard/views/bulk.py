@@ -117,6 +117,6 @@ def job_cancel(request, pk: int):
         bulk.bulk_job_cancel(job=job, actor=request.user)
     except ServiceError as e:
         messages.error(request, e.message)
-    else:
-        messages.success(request, f"Job {job.pk} is stopping: it finishes the customer in hand and stops.")
+    # Asked: the job's page says "Cancelling…" until the worker confirms, and then how far it got. No message
+    # here: the job may end before the page shows it, and the page tells its state as it is then.
     return redirect("job", job.pk)
