@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "autumn_admin.dashboard.middleware.LoginRequiredMiddleware",
+    "autumn_admin.dashboard.middleware.PageEnvMiddleware",  # a form shown for one environment never acts in the other
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into our lockout page
 ]
 
@@ -118,6 +119,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "autumn_admin.dashboard.context_processors.dashboard",
             ],
+            # {% page_env %}: every dashboard form says which environment it was shown for.
+            "builtins": ["autumn_admin.dashboard.environment"],
         },
     },
 ]

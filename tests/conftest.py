@@ -102,6 +102,14 @@ def superuser(db) -> User:
 
 
 @pytest.fixture
+def client():
+    """pytest-django's client, posting each form with the environment of the page it came from."""
+    from tests.helpers import DashboardClient
+
+    return DashboardClient()
+
+
+@pytest.fixture
 def ops_client(client, ops):
     client.force_login(ops)
     return client

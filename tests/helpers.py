@@ -3,6 +3,9 @@
 import html
 from html.parser import HTMLParser
 
+from django.test import Client
+from django.test.client import MULTIPART_CONTENT
+
 
 def page_text(response) -> str:
     """The response body with HTML entities decoded, so assertions read like the page does."""
@@ -78,3 +81,15 @@ def subscribe(customer, product, fake_stripe) -> dict:
         current_period_end=now + timedelta(days=15),
     )
     return sub
+
+
+class DashboardClient(Client):
+    """The test client as a browser on the dashboard: a form it posts carries the environment its page was
+    shown for (`{% page_env %}`), here the session's, unless the test posts one (a page of `form_values`, or a
+    page opened before a switch). Tests of a form without it use Django's plain `Client`."""
+
+    def post(self, path, data=None, content_type=MULTIPART_CONTENT, *args, **kwargs):
+        if content_type == MULTIPART_CONTENT and not str(path).startswith(("/v1/", "/webhooks/")):
+            data = dict(data or {})
+            data.setdefault("page_env", self.session.get("env", "sandbox"))
+        return super().post(path, data, content_type, *args, **kwargs)

@@ -8,12 +8,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from billing.models import Balance, Event
 from billing.services.track import balance_track
 from customers.models import AuditEntry
+from tests.helpers import DashboardClient as Client
 from tests.helpers import page_text
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

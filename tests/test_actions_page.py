@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 
 from billing.models import Balance, CustomerProduct
 from billing.services.products import product_attach
 from billing.services.track import balance_track
+from tests.helpers import DashboardClient as Client
 from tests.helpers import customize_basis, page_text
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from billing.models import Balance, BulkJob, CustomerProduct, CustomerReward
@@ -15,6 +14,7 @@ from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_c
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services.customers import customer_delete
+from tests.helpers import DashboardClient as Client
 from tests.helpers import customize_basis, page_text
 
 ROLES = ["anonymous", "viewer", "support", "ops", "superuser"]

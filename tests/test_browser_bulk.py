@@ -13,7 +13,7 @@ from billing.services.plans import GRANT_FREE, plan_attach
 from customers.models import Customer
 from customers.services.customers import customer_create
 from tests.test_browser_actions import log_in
-from tests.test_bulk_worker import start_worker  # noqa: F401  (the fixture)
+from tests.test_bulk_worker import start_grant_job, start_worker, thousand, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = [
     pytest.mark.browser,
@@ -74,3 +74,29 @@ def test_ops_add_to_the_balance_of_everyone_low_on_api_calls_and_watch_the_job(
         f"{ops.username} added to API calls: 500 → 1,500 · Launch week top-up · job #{job.pk}"
     )
     expect(activity.get_by_role("link", name=f"job #{job.pk}")).to_be_visible()
+
+
+def test_ops_cancel_a_running_job_while_its_progress_refreshes(
+    live_server,
+    page: Page,
+    ops,
+    thousand,  # noqa: F811
+    start_worker,  # noqa: F811
+):
+    job = start_grant_job(ops)
+    start_worker()
+    wait_for(lambda: BulkJob.objects.get(pk=job.pk).processed >= 20, timeout=90, what="the job to start")
+    log_in(page, live_server, ops)
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    first = page.locator("#job-percent").inner_text()
+    expect(page.locator("#job-percent")).not_to_have_text(first, timeout=10_000)  # the progress has refreshed
+
+    page.get_by_role("button", name="Cancel job").click()
+
+    expect(page.locator("#job-status")).to_have_text("Cancelled", timeout=10_000)
+    expect(page.locator("#job-stopped")).to_contain_text(f"Cancelled by {ops.username} after")
+    expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
+    expect(page.locator("#job-cancelling")).to_have_count(0)
+    assert "stopping" not in page.content()
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.processed < 1000

@@ -215,7 +215,7 @@ def test_the_job_page_polls_while_running_and_a_job_stays_in_its_environment(cli
     job = BulkJob.objects.get()
     fragment = client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode()
     assert fragment.lstrip().startswith('<section id="job-progress"') and 'hx-trigger="every 1s"' in fragment
-    assert "0 %" in fragment and "Cancel job" in fragment
+    assert "0 %" in fragment and "Cancel job" not in fragment  # Cancel sits outside the region polled
     client.post("/env/", {"env": "live", "next": "/jobs/"})
     assert client.get(f"/jobs/{job.pk}/").status_code == 404
     assert client.post(f"/jobs/{job.pk}/cancel/").status_code == 404
@@ -250,3 +250,84 @@ def test_export_csv_of_the_ticked_rows_or_all_matching(client, ops, team):
     response = client.get("/bulk/", {"scope": "all", "q": "cus_4", "action": "export"})
     body = b"".join(client.get(response.url).streaming_content).decode()
     assert [line.split(",")[0] for line in body.splitlines()[1:]] == ["cus_4"]
+
+
+# --- Cancel, and the progress polled beside it ---------------------------------------------------------
+
+GIFT = {"scope": "all", "action": "add_balance", "act_feature": "messages", "act_amount": "1", "reason": "x"}
+HTMX = {"HX-Request": "true"}
+
+
+def started_job(client, ops) -> BulkJob:
+    client.force_login(ops)
+    run_form(client, GIFT)
+    job = BulkJob.objects.get()
+    BulkJob.objects.filter(pk=job.pk).update(status="running", started_at=timezone.now())  # a worker took it
+    return job
+
+
+def test_cancel_lives_outside_the_region_the_page_replaces_every_second(client, ops, team):
+    job = started_job(client, ops)
+
+    page = page_of(client.get(f"/jobs/{job.pk}/"))
+    fragment = client.get(f"/jobs/{job.pk}/", headers=HTMX).content.decode()
+
+    assert "Cancel job" in text(element(page, "job-cancel"))
+    assert "Cancel job" not in text(element(page, "job-progress")) and 'hx-trigger="every 1s"' in page
+    assert "Cancel job" not in fragment and "job-cancel" not in fragment  # a poll never touches the button
+
+
+def test_a_cancelled_running_job_says_cancelling_until_the_worker_confirms(client, ops, team):
+    job = started_job(client, ops)
+
+    response = client.post(f"/jobs/{job.pk}/cancel/")
+
+    assert response.status_code == 302
+    page = page_of(client.get(response.url))
+    assert text(element(page, "job-status")) == "Cancelling…"
+    assert "Cancelling…" in text(element(page, "job-cancelling")) and "Cancel job" not in page
+    assert "stopping" not in page
+    fragment = client.get(f"/jobs/{job.pk}/", headers=HTMX).content.decode()
+    assert "Cancelling…" in fragment and 'hx-trigger="every 1s"' in fragment  # still polling for the end
+    assert "Cancelling…" in text(element(page_of(client.get("/jobs/")), "jobs"))
+    # The worker confirms: it stops before the next customer.
+    BulkJob.objects.filter(pk=job.pk).update(status="cancelled", finished_at=timezone.now())
+    fragment = client.get(f"/jobs/{job.pk}/", headers=HTMX).content.decode()
+    assert "Cancelling…" not in fragment and 'hx-trigger="every 1s"' not in fragment
+    assert f"Cancelled by {ops.username} after 0 of 5 customers" in fragment
+    assert '<div id="job-cancel" hx-swap-oob="true"></div>' in fragment  # the notice beside it goes, once
+
+
+def test_a_cancel_that_arrives_after_the_job_ended_says_it_had_already_finished_and_changes_nothing(client, ops, team):
+    job = started_job(client, ops)
+    page_with_cancel = page_of(client.get(f"/jobs/{job.pk}/"))
+    assert "Cancel job" in page_with_cancel
+    bulk.bulk_job_run(job.pk)  # the job ends before the click reaches the server
+    entries = AuditEntry.objects.count()
+
+    response = client.post(f"/jobs/{job.pk}/cancel/")
+
+    page = page_of(client.get(response.url))
+    assert f"Job {job.pk} had already finished (done) when the cancel arrived: nothing was changed." in page
+    assert text(element(page, "job-status")) == "Done" and "done 5 · skipped 0 · failed 0" in page
+    assert "stopping" not in page and "Cancelling" not in page and "Cancel job" not in page
+    job.refresh_from_db()
+    assert (job.status, job.cancel_requested_at, job.cancelled_by) == ("done", None, "")
+    assert AuditEntry.objects.count() == entries
+
+
+def test_a_cancel_that_the_last_customer_overtook_shows_the_job_done_not_stopping(client, ops, team, monkeypatch):
+    monkeypatch.setattr(bulk, "CANCEL_CHECK_SECONDS", 3600)  # the worker does not look before its last customer
+    job = started_job(client, ops)
+
+    response = client.post(f"/jobs/{job.pk}/cancel/")  # asked while running …
+    bulk.bulk_job_run(job.pk)  # … but the worker was already at its last customers and finished them
+
+    page = page_of(client.get(response.url))
+    job.refresh_from_db()
+    assert job.status == "done" and job.done == 5
+    assert text(element(page, "job-status")) == "Done"
+    assert "stopping" not in page and "Cancelling" not in page and "Cancel job" not in page
+    assert text(element(page, "job-stopped")) == (
+        f"{ops.username} asked to cancel, but the job had reached its last customer: all 5 were processed."
+    )

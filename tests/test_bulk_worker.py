@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from django.db.models import Count
-from django.test import Client
 from django.utils import timezone
 
 from billing.models import Balance, BulkJob, BulkJobItem
 from customers.audit import AuditAction
 from customers.models import AuditEntry, Customer
 from tests.conftest import database_url
+from tests.helpers import DashboardClient as Client
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -41,3 +41,33 @@ def test_events_filtered_by_a_feature_with_a_nul_show_none(ops_client, customer,
 
     assert page.status_code == 200 and rows.status_code == 200
     assert "No events" in page_text(rows)
+
+
+BULK = {"scope": "all", "action": "add_balance", "act_feature": "messages", "act_amount": "5", "reason": "gift"}
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["action", "act_feature", "act_amount", "act_interval", "act_expires_at", "act_reward", "act_product"]
+    + ["act_grant_free", "reason", "q", "ids", "scope", "unknown_field"],
+)
+@pytest.mark.parametrize("step", ["preview", "run"])
+def test_a_nul_in_any_bulk_field_is_a_form_error_and_changes_nothing(ops_client, customer, field, step):
+    from billing.models import Balance, BulkJob
+
+    data = {**BULK, step: "1", field: f"{BULK.get(field, 'x')}\x00"}
+
+    response = ops_client.post("/bulk/", data)
+
+    assert response.status_code == 422
+    assert "can't contain a NUL character" in page_text(response)
+    assert f"'{field}'" in page_text(response)
+    assert 'id="bulk-preview"' not in page_text(response)
+    assert not BulkJob.objects.exists()
+    assert Balance.objects.get(customer=customer, feature__feature_id="messages").remaining == 100
+
+
+def test_a_nul_in_the_bulk_form_opened_from_the_list_is_a_message(ops_client, customer):
+    response = ops_client.get("/bulk/?scope=all&act_feature=messages%00&reason=%00")
+
+    assert response.status_code == 422 and "can't contain a NUL character" in page_text(response)

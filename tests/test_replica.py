@@ -92,9 +92,9 @@ def acme(catalogue):
 
 @pytest.fixture
 def support_client(support):
-    from django.test import Client
+    from tests.helpers import DashboardClient
 
-    c = Client()
+    c = DashboardClient()
     c.force_login(support)
     return c
 

@@ -358,3 +358,113 @@ def test_customize_post_without_what_it_was_based_on_is_refused(ops_client, acme
     assert response.status_code == 422
     assert "This form is out of date: reopen it to see the current allowances." in page_text(response)
     assert custom_products(customer) == 0
+
+
+# --- what the form showed, tampered with ---------------------------------------------------------------
+
+DEEP = {
+    "lists": "[" * 2000 + "]" * 2000,
+    "objects": '{"a": ' * 2000 + "1" + "}" * 2000,
+    "in the metadata": '{"k": ' + "[" * 2000 + "]" * 2000 + "}",
+}
+
+
+@pytest.mark.parametrize("expected", list(DEEP.values()), ids=list(DEEP))
+def test_metadata_form_with_a_deeply_nested_expected_value_is_refused_and_changes_nothing(
+    ops_client, customer, expected
+):
+    customer_update(customer=customer, actor=None, metadata={"keep": "me"})
+    entries = audit_count()
+
+    response = ops_client.post(f"{EDIT}?field=metadata", {"key": ["a"], "value": ["1"], "expected": expected})
+
+    assert response.status_code == 422
+    assert "This form is out of date: reopen it to see the current value." in page_text(response)
+    assert metadata_of(customer) == {"keep": "me"} and audit_count() == entries
+
+
+@pytest.mark.parametrize("expected", list(DEEP.values()), ids=list(DEEP))
+def test_customize_form_with_a_deeply_nested_expected_value_is_refused_and_changes_nothing(
+    ops_client, acme_on_pro, customer, expected
+):
+    entries = audit_count()
+
+    response = ops_client.post(
+        customize_url(acme_on_pro),
+        {"included_messages": "9000", "included_seats": "10", "reason": "x", "expected": expected},
+    )
+
+    assert response.status_code == 422
+    assert "This form is out of date: reopen it to see the current allowances." in page_text(response)
+    assert custom_products(customer) == 0 and audit_count() == entries
+
+
+def test_metadata_nested_as_deeply_as_allowed_still_saves(ops_client, customer):
+    from customers.validation import METADATA_MAX_DEPTH
+
+    deep = {"x": "1"}
+    for _ in range(METADATA_MAX_DEPTH - 1):
+        deep = {"x": deep}
+    customer_update(customer=customer, actor=None, metadata={"deep": deep["x"]})
+    opened = ops_client.get(f"{EDIT}?field=metadata")
+
+    response = ops_client.post(f"{EDIT}?field=metadata", rows(opened, plan="gold"))
+
+    assert response.status_code == 302
+    assert metadata_of(customer) == {"deep": deep["x"], "plan": "gold"}
+
+
+# --- a balance edit over a balance that Customize replaced ----------------------------------------------
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain form", "htmx"])
+def test_balance_edit_after_customize_replaced_the_balance_is_a_conflict_saying_what_changed(
+    ops_client, acme_on_pro, customer, catalogue, support, htmx
+):
+    from billing.services.products import product_customize
+
+    extra = HTMX if htmx else {}
+    old = Balance.objects.get(customer_product=acme_on_pro, feature=catalogue["messages"])
+    opened = ops_client.get(f"/customers/acme_corp/balances/{old.pk}/edit/", **extra)
+    product_customize(  # meanwhile, in another tab
+        customer=customer,
+        customer_product=acme_on_pro,
+        items=[{"feature": catalogue["messages"], "included": Decimal(10000)}],
+        actor=support,
+        reason="enterprise deal",
+    )
+    new = Balance.objects.get(customer=customer, feature=catalogue["messages"])
+    entries = audit_count()
+
+    response = ops_client.post(
+        f"/customers/acme_corp/balances/{old.pk}/edit/",
+        form_values(opened, value="2000", reason="goodwill"),
+        **extra,
+    )
+
+    html = page_text(response)
+    assert response.status_code == 409
+    assert (
+        "This balance was replaced since you opened it: the plan was customized (by sam_support, just now). "
+        "The Messages balance is now 8,800 left of 10,000 granted. Check the new figures and try again."
+    ) in html
+    assert 'value="2000"' in html and "goodwill" in html  # the entries are kept
+    assert f'action="/customers/acme_corp/balances/{new.pk}/edit/"' in html  # the popup is now the new balance's
+    assert ("<html" in html) is not htmx
+    assert Balance.objects.get(pk=new.pk).remaining == 8800 and audit_count() == entries
+    # Having seen the new figures, saving again edits the balance that replaced it.
+    again = ops_client.post(f"/customers/acme_corp/balances/{new.pk}/edit/", form_values(response), **extra)
+    assert again.status_code == (200 if htmx else 302)
+    assert Balance.objects.get(pk=new.pk).remaining == 2000
+
+
+def test_balance_edit_of_a_balance_that_never_was_this_customers_is_not_found(ops_client, acme_on_pro, globex):
+    other = Balance.objects.filter(customer=globex).first()
+
+    response = ops_client.post(
+        f"/customers/acme_corp/balances/{other.pk}/edit/",
+        {"mode": "set", "value": "1", "reason": "x", "expected_remaining": "100"},
+    )
+
+    assert response.status_code == 404
+    assert Balance.objects.get(pk=other.pk).remaining == other.remaining

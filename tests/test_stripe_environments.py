@@ -396,7 +396,9 @@ def test_the_api_keys_page_lists_and_revokes_the_current_environments_keys_only(
 
 def test_a_key_form_posted_from_the_other_environments_page_creates_nothing(ops_client):
     ops_client.post("/env/", {"env": "live"})  # switched in another tab after the sandbox page was opened
-    response = ops_client.post("/api-keys/", {"name": "Worker", "env": "sandbox"})
-    assert response.status_code == 422
-    assert "This page now shows Live keys, so no Sandbox key was created." in response.content.decode()
+    response = ops_client.post("/api-keys/", {"name": "Worker", "page_env": "sandbox"})
+    assert response.status_code == 409
+    assert "This form was opened in Sandbox; you have since switched to Live. Nothing was done." in (
+        response.content.decode()
+    )
     assert ApiKey.objects.count() == 0

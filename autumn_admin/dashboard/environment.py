@@ -1,13 +1,23 @@
-"""The sandbox/live switch of the dashboard, remembered per user session."""
+"""The sandbox/live switch of the dashboard, remembered per user session, and the guard that keeps a page
+shown for one environment from acting on the other.
 
+Every dashboard form carries the environment it was rendered for (`{% page_env %}`, a hidden field next to
+the CSRF token). A switch in another tab changes the session's environment under an open page: a Delete
+popup opened for sandbox `twin` would otherwise delete the live `twin`. `middleware.PageEnvMiddleware` refuses every
+dashboard POST whose form says another environment (or none) before any view runs, so nothing changes.
+"""
+
+from django import template
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponseRedirect
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from customers.models import Env
 
 SESSION_KEY = "env"
+PAGE_ENV_FIELD = "page_env"  # the hidden field of every dashboard form: the environment it was shown for
 
 
 def current_env(request: HttpRequest) -> str:
@@ -15,7 +25,14 @@ def current_env(request: HttpRequest) -> str:
     return env if env in Env.values else Env.SANDBOX
 
 
+def acts_in_any_env(view):
+    """Mark a view whose POST is not about one environment's data (the switch itself)."""
+    view.acts_in_any_env = True
+    return view
+
+
 @require_POST
+@acts_in_any_env
 def switch_env(request: HttpRequest):
     env = request.POST.get("env", "")
     if env not in Env.values:
@@ -25,10 +42,42 @@ def switch_env(request: HttpRequest):
     target = request.POST.get("next", "")
     # Leaving a customer page: that customer does not exist in the other environment.
     # Only a path of this site: anything else ("pro", a view's name) would be taken for a view to reverse.
-    if (
-        not target.startswith("/")
-        or not url_has_allowed_host_and_scheme(target, {request.get_host()})
-        or target.startswith("/customers/")
-    ):
+    if not _is_own_path(request, target) or target.startswith("/customers/"):
         target = "/customers/"
     return HttpResponseRedirect(target)
+
+
+def _is_own_path(request: HttpRequest, target: str) -> bool:
+    return target.startswith("/") and url_has_allowed_host_and_scheme(target, {request.get_host()})
+
+
+# --- the page's environment on every form ----------------------------------------------------------------
+
+register = template.Library()  # a builtin of the templates (settings.TEMPLATES): no {% load %} needed
+
+
+@register.simple_tag(takes_context=True)
+def page_env(context) -> str:
+    """`{% page_env %}`: the hidden field saying which environment this form was shown for."""
+    return format_html('<input type="hidden" name="{}" value="{}">', PAGE_ENV_FIELD, current_env(context.request))
+
+
+def env_mismatch(request: HttpRequest) -> str | None:
+    """Why this POST may not act in the session's environment, or None when its page was shown for it."""
+    now = current_env(request)
+    shown = request.POST.get(PAGE_ENV_FIELD, "")
+    if shown == now:
+        return None
+    if shown not in Env.values:
+        return (
+            f"This form does not say which environment it was opened in, so nothing was done. "
+            f"Reload the page to act in {Env(now).label}."
+        )
+    return (
+        f"This form was opened in {Env(shown).label}; you have since switched to {Env(now).label}. "
+        f"Nothing was done. Reload the page to act in {Env(now).label}."
+    )
+
+
+def is_own_url(request: HttpRequest, target: str) -> bool:
+    return bool(target) and url_has_allowed_host_and_scheme(target, {request.get_host()})

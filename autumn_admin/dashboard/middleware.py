@@ -1,7 +1,10 @@
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 
+from autumn_admin.dashboard.environment import PAGE_ENV_FIELD, env_mismatch, is_own_url
 from autumn_admin.dashboard.permissions import VIEW_CUSTOMER
 
 # Paths that answer without a dashboard login: the API authenticates with its own keys,
@@ -26,3 +29,39 @@ class LoginRequiredMiddleware:
             if not request.user.has_perm(VIEW_CUSTOMER):
                 return render(request, "403.html", {"no_role": True}, status=403)
         return self.get_response(request)
+
+
+class PageEnvMiddleware:
+    """Refuse a dashboard POST from a page shown for another environment than the session's (409)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if (
+            request.method != "POST"
+            or request.path.startswith(PUBLIC_PREFIXES)
+            or request.path in ANY_USER_PATHS
+            or getattr(view_func, "acts_in_any_env", False)
+            or not request.user.is_authenticated
+        ):
+            return None
+        problem = env_mismatch(request)
+        if problem is None:
+            return None
+        referer = request.headers.get("Referer", "")
+        back = urlsplit(referer)._replace(scheme="", netloc="").geturl() if is_own_url(request, referer) else ""
+        context = {
+            "problem": problem,
+            "back": back if back.startswith("/") and not back.startswith("//") else "/customers/",
+            "shown_env": request.POST.get(PAGE_ENV_FIELD, ""),
+        }
+        response = render(request, "includes/env_changed.html", context, status=409)
+        if request.htmx:
+            # Whatever the form targets (a dialog, an inline edit), the message opens as a popup of its own.
+            response["HX-Retarget"] = "body"
+            response["HX-Reswap"] = "beforeend"
+        return response

@@ -360,7 +360,12 @@ def bulk_job_cancel(*, job: BulkJob, actor: Actor) -> BulkJob:
     A job not yet started is cancelled at once."""
     locked = BulkJob.objects.select_for_update().get(pk=job.pk)
     if locked.is_finished:
-        raise Conflict(f"Job {locked.pk} has already {locked.get_status_display().lower()}.", code="job_finished")
+        # The page that showed Cancel may be seconds old: the job ended meanwhile, and there is nothing to stop.
+        raise Conflict(
+            f"Job {locked.pk} had already finished ({locked.get_status_display().lower()}) when the cancel "
+            "arrived: nothing was changed.",
+            code="job_finished",
+        )
     now = timezone.now()
     locked.cancel_requested_at = locked.cancel_requested_at or now
     locked.cancelled_by = actor_label(actor)

@@ -7,7 +7,7 @@ import json
 
 from django import forms
 
-from autumn_admin.dashboard.forms.validation import out_of_date
+from autumn_admin.dashboard.forms.validation import out_of_date, shown_json
 from customers.errors import ServiceError
 from customers.models import DETAIL_FIELDS, Customer
 
@@ -72,7 +72,7 @@ class MetadataForm(forms.Form):
         self.out_of_date = False
         if data is not None:
             try:
-                shown = json.loads(data.get("expected", ""))
+                shown = shown_json(data.get("expected", ""))
             except ValueError:
                 shown = None
             self.out_of_date = not isinstance(shown, dict)

@@ -8,7 +8,13 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin, out_of_date, quantity, required_reason
+from autumn_admin.dashboard.forms.validation import (
+    ServiceErrorsMixin,
+    out_of_date,
+    quantity,
+    required_reason,
+    shown_json,
+)
 from billing.models import Feature, FeatureType, Interval, UsageType
 from customers.validation import REASON_MAX_LENGTH
 
@@ -75,7 +81,7 @@ class ProductCustomizeForm(ServiceErrorsMixin, forms.Form):
     def clean_expected(self) -> dict:
         """{"items": {feature_id: Decimal | "unlimited"}, "balances": {balance pk: Decimal | "unlimited"}}."""
         try:
-            raw = json.loads(self.cleaned_data["expected"])
+            raw = shown_json(self.cleaned_data["expected"])
             return {
                 part: {
                     (int(k) if part == "balances" else k): (v if v == "unlimited" else _finite(v))

@@ -18,23 +18,21 @@ from customers.services.api_keys import api_key_create, api_key_revoke
 @permission_required(MANAGE_API_KEYS, raise_exception=True)
 def api_key_list(request):
     env = current_env(request)
-    form = ApiKeyForm(request.POST or None, env=env)
+    form = ApiKeyForm(request.POST or None)
     new_key = created = None
     if request.method == "POST" and form.is_valid():
         try:
-            created, new_key = api_key_create(
-                env=form.cleaned_data["env"], name=form.cleaned_data["name"], actor=request.user
-            )
+            created, new_key = api_key_create(env=env, name=form.cleaned_data["name"], actor=request.user)
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            form = ApiKeyForm(env=env)
+            form = ApiKeyForm()
     keys = ApiKey.objects.filter(env=env).select_related("created_by").order_by("revoked_at", "-created_at", "-id")
     status = 201 if new_key else (422 if form.errors else 200)
     return render(
         request,
         "customers/api_keys.html",
-        {"form": form, "keys": keys, "new_key": new_key, "created": created, "env_label": Env(env).label},
+        {"form": form, "keys": keys, "new_key": new_key, "created": created, "env_label": Env(env).label, "env": env},
         status=status,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
@@ -29,6 +30,7 @@ from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
 from customers.models import AuditEntry, Customer
+from customers.stale import by_whom, last_change
 
 BALANCE_EDIT_ACTIONS = (AuditAction.BALANCE_SET, AuditAction.BALANCE_ADD)
 TEMPLATE = "billing/balance_edit.html"
@@ -150,15 +152,45 @@ def _save(request, customer: Customer, balance: Balance):
     return _balance_popup(request, customer, balance, form, proposed=proposed, status=status)
 
 
+def _replaced(request, customer: Customer, balance_pk: int):
+    """A save or preview from a popup whose balance was replaced since it was opened (Customize, or a plan
+    change, recreates a product's balances): 409 with what happened, the popup shown again on the balance that
+    continues it, so submitting again applies the edit to the new figures. None when nothing continues it."""
+    balances = Balance.objects.select_related("feature", "customer_product__product").filter(customer=customer)
+    successor = next((b for b in balances.order_by("-id") if balance_pk in (b.earlier_ids or [])), None)
+    if successor is None:
+        return None
+    product = successor.customer_product.product if successor.customer_product_id else None
+    what = "was customized" if product is not None and product.is_custom else f"changed to {product}"
+    who = by_whom(last_change(customer.audit_entries.filter(action__startswith="product."), lambda e: True))
+    now = "unlimited" if successor.unlimited else f"{format_qty(successor.remaining)} left of "
+    now += "" if successor.unlimited else f"{format_qty(successor.granted)} granted"
+    form = BalanceEditForm(request.POST.copy())
+    form.data["expected_remaining"] = str(successor.remaining)
+    form.is_valid()  # the entries are shown again as typed, with their own errors
+    form.add_error(
+        None,
+        f"This balance was replaced since you opened it: the plan {what}{who}. The {successor.feature.name} "
+        f"balance is now {now}. Check the new figures and try again.",
+    )
+    return _balance_popup(
+        request, customer, successor, form, proposed=_proposed(request.POST, successor.remaining), status=CONFLICT
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def balance_edit(request, customer_id: str, balance_pk: int):
     customer = customer_for_action(request, customer_id, EDIT_BALANCE)
     balances_reset_due(customer=customer)  # the figures shown are today's
-    balance = get_object_or_404(
-        Balance.objects.select_related("feature", "customer_product__product"),
-        pk=balance_pk,
-        customer=customer,
+    balance = Balance.objects.select_related("feature", "customer_product__product").filter(
+        pk=balance_pk, customer=customer
     )
+    balance = balance.first()
+    if balance is None:
+        replaced = _replaced(request, customer, balance_pk) if request.method == "POST" else None
+        if replaced is None:
+            raise Http404("No such balance.")
+        return replaced
     if request.method == "GET":
         answer = _live_preview if request.GET.get("preview") else _show_form
     else:

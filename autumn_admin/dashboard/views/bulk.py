@@ -14,15 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.forms.bulk import EXPORT, BulkActionForm
 from autumn_admin.dashboard.permissions import CANCEL_BULK_JOB, RUN_BULK_JOB, VIEW_BULK_JOB, require_perm
 from billing.models import BulkJob, BulkJobItem, BulkJobItemStatus, Interval, Reward
 from billing.services import bulk
 from customers.errors import ServiceError
-from customers.validation import require_reason
-
-EXPORT = "export"
-# The action's inputs are named act_* in the form: its other fields are the list's filters (feature, product…).
-INPUTS = ("feature", "amount", "interval", "expires_at", "reward", "product", "grant_free")
 
 
 def _choices() -> dict:
@@ -40,54 +36,36 @@ def bulk_action(request):
     """GET: the action's form for the selection. POST "preview": what it would change. POST "run": the job."""
     require_perm(request, RUN_BULK_JOB)
     env = current_env(request)
-    data = request.POST if request.method == "POST" else request.GET
-    selection = listing.Selection.from_data(data)
-    action = data.get("action", "")
-    if action == EXPORT:
+    posted = request.method == "POST"
+    form = BulkActionForm(request.POST if posted else request.GET)
+    selection = form.selection
+    if form.values["action"] == EXPORT and not form.nul_problem:
         return redirect(f"{_export_url()}?{urlencode(selection.hidden_fields(), doseq=True)}")
-    values = {name: data.get(f"act_{name}", "") for name in INPUTS} | {
-        "action": action,
-        "reason": data.get("reason", ""),
-    }
-    if request.method == "GET" and not values["feature"]:
+    values = form.values
+    if not posted and not values["feature"]:
         values["feature"] = selection.filters.feature  # the feature the list was filtered by
-    context = {
-        "selection": selection,
-        "values": values,
-        "errors": {},
-        "preview": None,
-        **_choices(),
-    }
+    context = {"selection": selection, "values": values, "errors": {}, "preview": None, **_choices()}
     status = 200
-    if selection.filters.errors:
-        context["errors"]["all"] = "; ".join(selection.filters.errors)
-        status = 400
-    elif selection.empty:
-        context["errors"]["all"] = "Select customers on the list first (tick rows, or all matching)."
-        status = 400
-    elif request.method == "POST":
-        try:
-            got = bulk.bulk_input(action, values)
-            reason = require_reason(data.get("reason"))
-        except ServiceError as e:
-            context["errors"][e.field or "all"] = e.message
-            status = 422
-        else:
-            customers = selection.customers(env)
-            if "run" in data:
-                job = bulk.bulk_job_start(
-                    env=env,
-                    customers=customers,
-                    got=got,
-                    actor=request.user,
-                    reason=reason,
-                    filter_query=urlencode(selection.filters.query()),
-                    filter_text=selection.describe(),
-                )
-                messages.success(request, f"Job {job.pk} started: {bulk.describe(got)} for {job.total:,} customers.")
-                return redirect("job", job.pk)
-            context["preview"] = bulk.bulk_preview(env=env, customers=customers, got=got)
-            context["described"] = bulk.describe(got)
+    if posted and form.is_valid():
+        got, reason = form.cleaned_data["got"], form.cleaned_data["reason"]
+        customers = selection.customers(env)
+        if "run" in request.POST:
+            job = bulk.bulk_job_start(
+                env=env,
+                customers=customers,
+                got=got,
+                actor=request.user,
+                reason=reason,
+                filter_query=urlencode(selection.filters.query()),
+                filter_text=selection.describe(),
+            )
+            messages.success(request, f"Job {job.pk} started: {bulk.describe(got)} for {job.total:,} customers.")
+            return redirect("job", job.pk)
+        context["preview"] = bulk.bulk_preview(env=env, customers=customers, got=got)
+        context["described"] = bulk.describe(got)
+    elif posted or form.nul_problem or form.selection_problem:
+        context["errors"] = form.errors_by_input() if posted else {"all": form.nul_problem or form.selection_problem}
+        status = 400 if (form.selection_problem and not form.nul_problem) else 422
     return render(request, "billing/bulk_action.html", context, status=status)
 
 
@@ -139,6 +117,6 @@ def job_cancel(request, pk: int):
         bulk.bulk_job_cancel(job=job, actor=request.user)
     except ServiceError as e:
         messages.error(request, e.message)
-    else:
-        messages.success(request, f"Job {job.pk} is stopping: it finishes the customer in hand and stops.")
+    # Asked: the job's page says "Cancelling…" until the worker confirms, and then how far it got. No message
+    # here: the job may end before the page shows it, and the page tells its state as it is then.
     return redirect("job", job.pk)
