@@ -147,6 +147,13 @@ def test_product_and_plan_status_together_pick_that_product_in_that_status_as_ea
             expected = _expected(pages, product, status)
             assert response.status_code == 200
             assert sorted(ids(response)) == expected, (env, params)
+            if product and status:
+                # Each row shows the product it is listed for, in that status.
+                names = dict(product_choices())
+                row = r'<td class="mono">([^<]+)</td>.*?<div class="products">(.*?)</div>'
+                rows = re.findall(row, page_of(response), flags=re.S)
+                for cid, cell in rows:
+                    assert f"{names[product]} {STATUS_FILTERS[status][0]}" in text(cell), (cid, params, text(cell))
             count = text(element(page_of(response), "result-count"))
             assert count.startswith(f"{len(expected)} customer") or (not expected and "No customers" in count), count
             assert _export_ids(client, params) == expected, (env, params)

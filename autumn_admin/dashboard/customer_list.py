@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import OperationalError, connections, transaction
 from django.db.models import (
     BooleanField,
+    Case,
     DecimalField,
     Exists,
     ExpressionWrapper,
@@ -24,11 +25,13 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import NullIf, Round
 from django.utils import timezone
 
 from billing.models import (
+    HELD_PRODUCT_STATUSES,
     LIVE_PRODUCT_STATUSES,
     Balance,
     CustomerProduct,
@@ -486,11 +489,22 @@ def feature_value(customer: Customer, filters: ListFilters):
 
 
 def with_live_products(qs: QuerySet[Customer]) -> QuerySet[Customer]:
-    """Attach each customer's live products as `live_products` (one query per page or chunk)."""
-    live = CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES).select_related("product")
-    return qs.prefetch_related(
-        Prefetch("customer_products", queryset=live.order_by("started_at", "id"), to_attr="live_products")
+    """Attach each customer's held products (live, and scheduled to start) as `held_products` (one query per
+    page or chunk): a row shows the Pro it is listed for under "Pro, Scheduled". `live_products(customer)` are
+    the live ones among them."""
+    held = (
+        CustomerProduct.objects.filter(status__in=HELD_PRODUCT_STATUSES)
+        .select_related("product")
+        .order_by(  # the live ones first: a row whose first product is scheduled has none live
+            Case(When(status=CustomerProductStatus.SCHEDULED, then=Value(1)), default=Value(0)), "started_at", "id"
+        )
     )
+    return qs.prefetch_related(Prefetch("customer_products", queryset=held, to_attr="held_products"))
+
+
+def live_products(customer: Customer) -> list[CustomerProduct]:
+    """The live products among those `with_live_products` attached."""
+    return [cp for cp in customer.held_products if cp.status in LIVE_PRODUCT_STATUSES]
 
 
 def product_choices() -> list[tuple[str, str]]:

@@ -148,7 +148,7 @@ def _matched_balance_cells(customer: Customer) -> list[str]:
 
 def _export_row(customer: Customer, filters) -> list[str]:
     """One customer as the export's columns (`_export_columns`)."""
-    live = customer.live_products
+    live = listing.live_products(customer)
     row = [
         _csv_safe(customer.customer_id),
         *(_csv_safe(getattr(customer, field)) for field in TEXT_FIELDS),
