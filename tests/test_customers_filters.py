@@ -3,6 +3,8 @@ feature's balance; the capped count; bad values refused with a message; saved vi
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 
@@ -13,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from autumn_admin.dashboard.customer_list import FEATURE_SORTS, ListFilters, customer_search, feature_sorted_rows
-from billing.models import Balance, CustomerProduct
+from billing.models import Balance, BulkJob, CustomerProduct
 from billing.services.balances import balance_create
 from billing.services.plans import END_OF_CYCLE, GRANT_FREE, NOW, plan_attach, plan_cancel
 from billing.services.rewards import reward_apply
@@ -22,6 +24,7 @@ from customers.services.customers import customer_create
 from tests.html import element, page_of, text
 
 LIST = "/customers/"
+EXPORT = "/exports/customers.csv"
 
 
 def ids(response) -> list[str]:
@@ -285,3 +288,125 @@ def test_filters_few_customers_match_list_the_same_rows_whether_read_through_the
     rows = [q["sql"] for q in page_queries.captured_queries if q["sql"].startswith('SELECT "customers_customer"."id"')]
     read_directly = any('"customers_customer"."id" IN (' not in sql for sql in rows)
     assert read_directly == (cap == 0 and bool(expected))
+
+
+def _csv(response) -> list[list[str]]:
+    assert response.status_code == 200
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_a_balance_filter_shows_the_balance_it_matched_on_the_list_and_in_the_export(client, ops, crowd, catalogue):
+    # A large grant beside low's plan (5 remaining): the row shows the balance that matched, the plan's 5.
+    balance_create(customer=crowd["low"], feature=catalogue["api_calls"], actor=None, reason="x", granted=10**6)
+    client.force_login(ops)
+    params = {"feature": "api_calls", "balance": "below_pct", "value": "10"}
+    page = page_of(client.get(LIST, params))
+    assert ids(client.get(LIST, params)) == ["low", "pct", "over"]
+    assert text(element(page, "matched-balance-head")) == "API calls remaining / granted"
+    cells = re.findall(r'<td class="mono">([^<]+)</td>.*?(<td class="num matched-balance">.*?</td>)', page, flags=re.S)
+    shown = {cid: text(cell) for cid, cell in cells}
+    assert shown == {
+        "low": "5 / 100,000 (0 %)",
+        "pct": "9,000 / 100,000 (9 %)",
+        "over": "−50 / 100,000 (−0.1 %)",
+    }
+    unlimited = page_of(client.get(LIST, {"feature": "api_calls", "balance": "unlimited"}))
+    assert "Unlimited" in text(element(unlimited, "main"))
+    # No balance filter, no column.
+    assert 'id="matched-balance-head"' not in page_of(client.get(LIST, {"feature": "api_calls"}))
+    rows = _csv(client.get(EXPORT, params))
+    assert rows[0][-3:] == ["api_calls_remaining", "api_calls_granted", "api_calls_remaining_pct"]
+    assert {r[0]: r[-3:] for r in rows[1:]} == {
+        "low": ["5", "100000", "0"],
+        "pct": ["9000", "100000", "9"],
+        "over": ["-50", "100000", "-0.1"],  # a number: a negative balance stays one
+    }
+    assert _csv(client.get(EXPORT, {"feature": "api_calls", "balance": "unlimited"}))[1][-3:] == ["unlimited", "", ""]
+    assert len(_csv(client.get(EXPORT, {"feature": "api_calls"}))[0]) == len(rows[0]) - 3
+
+
+def test_the_matched_balance_column_costs_no_query_more(client, ops, crowd):
+    client.force_login(ops)
+    with CaptureQueriesContext(connection) as plain:
+        client.get(LIST, {"feature": "api_calls", "stripe": "no"})
+    with CaptureQueriesContext(connection) as filtered:
+        response = client.get(LIST, {"feature": "api_calls", "balance": "below", "value": "10"})
+    assert 'id="matched-balance-head"' in page_of(response)
+    assert len(filtered.captured_queries) == len(plain.captured_queries)
+
+
+RANGE = "Created after must be a date between 1900-01-01 and 9999-12-30, not 9999-12-31."
+EXTREME = [
+    ({"created_after": "9999-12-31"}, "created_after", RANGE),
+    ({"created_before": "9999-12-31"}, "created_before", "Created before must be a date between 1900-01-01"),
+    ({"created_after": "0001-01-01"}, "created_after", "Created after must be a date between 1900-01-01"),
+    ({"created_before": "0001-01-01"}, "created_before", "Created before must be a date between 1900-01-01"),
+    ({"created_after": "10000-01-01"}, "created_after", "Created after must be a date like 2026-12-31"),
+    *(
+        ({"feature": "api_calls", "balance": balance, "value": value}, "value", message)
+        for balance in ("below", "below_pct")
+        for value, message in (
+            ("1e-999999", "needs a number with at most 6 decimal places, not '1e-999999'"),
+            ("0.0000001", "needs a number with at most 6 decimal places"),
+            ("1e999999", "needs a number between −1,000,000,000,000 and 1,000,000,000,000"),
+            ("99999999999999999999", "needs a number between"),
+            ("-1e13", "needs a number between"),
+            ("NaN", "needs a number, not 'NaN'"),
+            ("sNaN", "needs a number, not 'sNaN'"),
+            ("Infinity", "needs a number, not 'Infinity'"),
+            ("-Infinity", "needs a number, not '-Infinity'"),
+        )
+    ),
+]
+
+
+@pytest.mark.parametrize(("params", "name", "message"), EXTREME)
+def test_extreme_filter_values_get_a_message_on_the_list_the_export_and_the_bulk_action_never_a_500(
+    client, ops, crowd, discount_rewards, params, name, message
+):
+    client.force_login(ops)
+    response = client.get(LIST, params)
+    assert response.status_code == 400
+    page = page_of(response)
+    assert message in text(element(page, "filter-errors"))
+    # The value stays in its input, marked.
+    field_id = {"created_after": "f-after", "created_before": "f-before", "value": "f-value"}[name]
+    field = element(page, field_id)
+    assert 'aria-invalid="true"' in field and f'value="{params[name]}"' in field
+    assert ids(response) == []
+    export = client.get(EXPORT, params)
+    assert export.status_code == 400 and message in export.content.decode()
+    bulk = {**params, "scope": "all", "action": "add_coupon", "act_reward": "twenty_off", "reason": "x"}
+    for answer in (client.get("/bulk/", bulk), client.post("/bulk/", {**bulk, "preview": "1"})):
+        assert answer.status_code == 400 and message in text(element(page_of(answer), "bulk-error"))
+    answer = client.post("/bulk/", {**bulk, "run": "1"})
+    assert answer.status_code == 400 and message in text(element(page_of(answer), "bulk-error"))
+    assert not BulkJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("created_after=9999-12-31", "Created after must be a date between"),
+        ("feature=api_calls&balance=below&value=1e-999999", "at most 6 decimal places"),
+        ("status=made_up", "Unknown plan status 'made_up'"),
+        ("feature=nope&balance=overage", "There is no feature 'nope'."),
+        ("product=scale&status=none", "“No product” can't be combined with a product"),
+        ("sort=remaining", "Choose the feature to sort by."),
+    ],
+)
+def test_a_saved_view_of_filters_the_list_refuses_is_refused_and_nothing_is_stored(client, ops, crowd, query, message):
+    client.force_login(ops)
+    response = client.post("/saved-views/", {"name": "Bad", "query": query}, follow=True)
+    said = text(re.search(r'<p class="message error">(.*?)</p>', page_of(response), flags=re.S).group(1))
+    assert said.startswith("These filters can't be saved: ") and message in said
+    assert not SavedView.objects.exists()
+
+
+def test_a_saved_view_stores_the_filters_as_the_list_reads_them(client, ops, crowd):
+    client.force_login(ops)
+    response = client.post("/saved-views/", {"name": "Coupons", "query": "page=3&junk=1&coupon=yes&sort=name"})
+    assert response.status_code == 302
+    view = SavedView.objects.get()
+    assert view.query == "coupon=yes&sort=name"
+    assert ids(client.get(f"{LIST}?{view.query}")) == ["low"]

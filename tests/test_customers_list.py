@@ -255,3 +255,21 @@ def test_search_has_trigram_indexes_on_the_expression_it_filters_by(db):
     assert "gin (upper((name)::text) gin_trgm_ops)" in indexes["customer_name_trgm"]
     sql = str(Customer.objects.filter(name__icontains="x").query)
     assert 'UPPER("customers_customer"."name"::text) LIKE UPPER(' in sql
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_export_writes_every_cell_starting_like_a_formula_as_text(client, viewer, db, start):
+    # OWASP's CSV injection starts: an id `-1-1` opens as −2 in a spreadsheet, `=…` runs. Ids, names, emails,
+    # fingerprints, Stripe ids and products come from customers' own apps: each such cell gets a leading quote.
+    Customer.objects.create(
+        env="sandbox",
+        customer_id="-1-1",  # ids take letters, digits, _ and -: only `-` can start one
+        name=f"{start}2+3",
+        email=f"{start}cmd@x.test",
+        fingerprint=f"{start}fp",
+        stripe_id=f"{start}cus",
+    )
+    client.force_login(viewer)
+    rows = _csv(client.get(reverse("customers:export")))
+    assert rows[1][:4] == ["'-1-1", f"'{start}2+3", f"'{start}cmd@x.test", f"'{start}fp"]
+    assert rows[1][6] == f"'{start}cus"

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import OperationalError, connections, transaction
 from django.db.models import (
+    BooleanField,
+    Case,
     DecimalField,
     Exists,
     ExpressionWrapper,
@@ -23,10 +25,13 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
+from django.db.models.functions import NullIf, Round
 from django.utils import timezone
 
 from billing.models import (
+    HELD_PRODUCT_STATUSES,
     LIVE_PRODUCT_STATUSES,
     Balance,
     CustomerProduct,
@@ -68,6 +73,10 @@ BALANCE_FILTERS = {
 }
 YES_NO = {"yes": "Yes", "no": "No"}
 MAX_QUANTITY = Decimal("1000000000000")
+QUANTITY_PLACES = 6  # a balance's decimal places (billing.models.QUANTITY)
+# The days a date filter may name: the list compares them as moments in the viewer's time zone, and the day
+# after "created after" must still be a date (9999-12-31 has none).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9999, 12, 30)
 
 
 @dataclass
@@ -84,6 +93,8 @@ class ListFilters:
     stripe: str = ""
     sort: str = DEFAULT_SORT
     errors: list[str] = field(default_factory=list)
+    # The filters whose values are refused (their inputs are marked on the list's form).
+    invalid: set[str] = field(default_factory=set)
     # Parsed values, set by `from_query` when valid.
     amount: Decimal | None = None
     after: datetime | None = None
@@ -103,26 +114,38 @@ class ListFilters:
         "stripe",
     )
 
+    def refuse(self, name: str, message: str) -> None:
+        """Refuse the value of the filter `name` with `message` (shown above the list, its input marked)."""
+        self.errors.append(message)
+        self.invalid.add(name)
+
     @classmethod
     def from_query(cls, params) -> ListFilters:
         """Read the list's filters from a query string. Each bad value adds a message to `errors`."""
         f = cls(**{name: params.get(name, "").strip()[:255] for name in cls.PARAMS})
         f.sort = params.get("sort", DEFAULT_SORT).strip() or DEFAULT_SORT
-        if "\x00" in "".join(getattr(f, name) for name in cls.PARAMS if name not in ("q", "product")):
+        nul = [name for name in cls.PARAMS if name not in ("q", "product") and "\x00" in getattr(f, name)]
+        if nul:
             f.errors.append("Filters can't contain a NUL character.")
+            f.invalid.update(nul)
             return f
         if f.status and f.status not in STATUS_FILTERS:
-            f.errors.append(f"Unknown plan status {f.status!r}: choose one of the list.")
+            f.refuse("status", f"Unknown plan status {f.status!r}: choose one of the list.")
+        elif f.status == "none" and f.product:
+            f.refuse("status", "“No product” can't be combined with a product: choose a plan status or no product.")
         for name, label in (("coupon", "Coupon"), ("stripe", "Stripe")):
             if getattr(f, name) and getattr(f, name) not in YES_NO:
-                f.errors.append(f"{label} must be yes or no.")
+                f.refuse(name, f"{label} must be yes or no.")
         for name, label in (("created_after", "Created after"), ("created_before", "Created before")):
             raw = getattr(f, name)
             if raw:
                 try:
                     day = date.fromisoformat(raw)
                 except ValueError:
-                    f.errors.append(f"{label} must be a date like 2026-12-31, not {raw!r}.")
+                    f.refuse(name, f"{label} must be a date like 2026-12-31, not {raw!r}.")
+                    continue
+                if not FIRST_DAY <= day <= LAST_DAY:
+                    f.refuse(name, f"{label} must be a date between {FIRST_DAY} and {LAST_DAY}, not {raw}.")
                     continue
                 # The day in the viewer's time zone: after = from the end of that day, before = before its start.
                 moment = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
@@ -133,35 +156,37 @@ class ListFilters:
         if f.feature:
             f.feature_obj = Feature.objects.filter(feature_id=f.feature).first()
             if f.feature_obj is None:
-                f.errors.append(f"There is no feature {f.feature!r}.")
+                f.refuse("feature", f"There is no feature {f.feature!r}.")
             elif f.feature_obj.type == FeatureType.BOOLEAN and (f.balance or f.sort.lstrip("-") in FEATURE_SORTS):
-                f.errors.append(f"{f.feature_obj.name} is a boolean feature: it has no balance to filter or sort by.")
+                boolean = f"{f.feature_obj.name} is a boolean feature: it has no balance to filter or sort by."
+                f.refuse("feature", boolean)
         if f.balance:
             if f.balance not in BALANCE_FILTERS:
-                f.errors.append(f"Unknown balance filter {f.balance!r}.")
+                f.refuse("balance", f"Unknown balance filter {f.balance!r}.")
             elif not f.feature:
-                f.errors.append("Choose the feature whose balance to filter by.")
+                f.refuse("feature", "Choose the feature whose balance to filter by.")
             elif f.balance in ("below", "below_pct"):
-                try:
-                    f.amount = Decimal(f.value)
-                    if not f.amount.is_finite() or abs(f.amount) > MAX_QUANTITY:
-                        raise InvalidOperation
-                except (InvalidOperation, ValueError):
-                    f.errors.append(f"{BALANCE_FILTERS[f.balance]} needs a number, not {f.value!r}.")
-                    f.amount = None
-                if f.amount is not None and f.balance == "below_pct" and not 0 <= f.amount <= 100:
-                    f.errors.append("A percentage of granted must be between 0 and 100.")
+                f.amount, wrong = _quantity(f.value)
+                if f.amount is None:
+                    f.refuse("value", f"{BALANCE_FILTERS[f.balance]} {wrong}, not {f.value!r}.")
+                elif f.balance == "below_pct" and not 0 <= f.amount <= 100:
+                    f.refuse("value", "A percentage of granted must be between 0 and 100.")
         if f.sort not in SORTS and f.sort not in _feature_sort_keys():
-            f.errors.append(f"Unknown sort {f.sort!r}.")
+            f.refuse("sort", f"Unknown sort {f.sort!r}.")
             f.sort = DEFAULT_SORT
         elif f.sort in _feature_sort_keys() and not f.feature:
-            f.errors.append("Choose the feature to sort by.")
+            f.refuse("sort", "Choose the feature to sort by.")
             f.sort = DEFAULT_SORT
         return f
 
     @property
     def sorted_by_feature(self) -> bool:
         return self.sort in FEATURE_SORTS and self.feature_obj is not None and not self.errors
+
+    @property
+    def shows_matched_balance(self) -> bool:
+        """A balance filter names a feature: the list and the export show the balance it matched."""
+        return self.feature_obj is not None and not self.errors and balance_condition(self) is not None
 
     @property
     def active(self) -> bool:
@@ -179,10 +204,13 @@ class ListFilters:
         parts = []
         if self.q:
             parts.append(f"search “{self.q}”")
-        if self.product:
+        status = STATUS_FILTERS.get(self.status, (self.status,))[0]
+        if self.product and self.status:
+            parts.append(f"product {self.product} in status {status}")  # that product in that status
+        elif self.product:
             parts.append(f"product {self.product}")
-        if self.status:
-            parts.append(f"status {STATUS_FILTERS.get(self.status, (self.status,))[0]}")
+        elif self.status:
+            parts.append(f"status {status}")
         if self.balance and self.feature:
             what = BALANCE_FILTERS.get(self.balance, self.balance)
             suffix = {"below": f" {self.value}", "below_pct": f" {self.value} %"}.get(self.balance, "")
@@ -198,6 +226,24 @@ class ListFilters:
         return ", ".join(parts) or "all customers"
 
 
+def _quantity(raw: str) -> tuple[Decimal | None, str]:
+    """`raw` as a quantity a balance can hold (at most MAX_QUANTITY either way, QUANTITY_PLACES decimal
+    places), or None and what is wrong with it. `1e-999999` or `1e999999` is a finite Decimal that PostgreSQL
+    can't compare with."""
+    try:
+        amount = Decimal(raw)
+    except (InvalidOperation, ValueError):
+        return None, "needs a number"
+    if not amount.is_finite():
+        return None, "needs a number"
+    if abs(amount) > MAX_QUANTITY:
+        return None, f"needs a number between −{MAX_QUANTITY:,} and {MAX_QUANTITY:,}"
+    exact = amount.quantize(Decimal(1).scaleb(-QUANTITY_PLACES))  # within the context's precision: ≤ 19 digits
+    if exact != amount:
+        return None, f"needs a number with at most {QUANTITY_PLACES} decimal places"
+    return exact, ""
+
+
 def _feature_sort_keys() -> set[str]:
     return set(FEATURE_SORTS)
 
@@ -206,11 +252,33 @@ def _live_products_of(customer_pk_ref) -> QuerySet[CustomerProduct]:
     return CustomerProduct.objects.filter(customer=customer_pk_ref, status__in=LIVE_PRODUCT_STATUSES)
 
 
-def _status_products(status: str) -> QuerySet[CustomerProduct]:
-    """The customer products a plan status filter looks for (any status but "No product")."""
+def _status_condition(status: str) -> Q:
+    """A customer product in the plan status `status` as its customer's page names it (`status_label`): a
+    live product whose cancellation is set is Cancelling, not Active, Trialing or Past due."""
     if status == "cancelling":
-        return CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES, canceled_at__isnull=False)
-    return CustomerProduct.objects.filter(status=status)
+        return Q(status__in=LIVE_PRODUCT_STATUSES, canceled_at__isnull=False)
+    if status in LIVE_PRODUCT_STATUSES:
+        return Q(status=status, canceled_at__isnull=True)
+    return Q(status=status)
+
+
+def plan_products(filters: ListFilters) -> QuerySet[CustomerProduct] | None:
+    """The customer products the Product and Plan status filters look for, of all customers: *that* product in
+    *that* status when both are chosen (never the product in one row and the status in another, as a Scale
+    past due beside an active add-on), a live product of the product alone, any product in the status alone.
+    None when neither is chosen, or the status is "No product" (which holds no product to look for). The list,
+    its count, the export, saved views and bulk jobs all select through `_matching`, which asks for one of
+    these rows per customer; the few-match narrowing reads the same rows' customers."""
+    status = STATUS_FILTERS[filters.status][1] if filters.status in STATUS_FILTERS else None
+    if status is None:
+        if not filters.product or filters.status:
+            return None
+        rows = CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES)
+    else:
+        rows = CustomerProduct.objects.filter(_status_condition(status))
+    if filters.product:
+        rows = rows.filter(product__product_id=filters.product)
+    return rows
 
 
 def _active_coupons() -> QuerySet[CustomerReward]:
@@ -253,15 +321,12 @@ def _matching(env: str, filters: ListFilters) -> QuerySet[Customer]:
     if filters.errors or "\x00" in filters.q or "\x00" in filters.product:
         return qs.none()  # no stored text has a NUL, and PostgreSQL refuses to search for one
     qs = qs.search(filters.q)
-    if filters.product:
-        qs = qs.filter(Exists(_live_products_of(OuterRef("pk")).filter(product__product_id=filters.product)))
-    if filters.status:
-        status = STATUS_FILTERS[filters.status][1]
-        if status is None:
-            # The kept flag finds the few candidates from its index; the check on the products keeps it exact.
-            qs = qs.filter(has_live_product=False).filter(~Exists(_live_products_of(OuterRef("pk"))))
-        else:
-            qs = qs.filter(Exists(_status_products(status).filter(customer=OuterRef("pk"))))
+    products = plan_products(filters)
+    if products is not None:
+        qs = qs.filter(Exists(products.filter(customer=OuterRef("pk"))))
+    elif filters.status == "none":
+        # The kept flag finds the few candidates from its index; the check on the products keeps it exact.
+        qs = qs.filter(has_live_product=False).filter(~Exists(_live_products_of(OuterRef("pk"))))
     if filters.after:
         qs = qs.filter(created_at__gte=filters.after)
     if filters.before:
@@ -274,8 +339,28 @@ def _matching(env: str, filters: ListFilters) -> QuerySet[Customer]:
     if filters.feature_obj is not None:
         condition = balance_condition(filters)
         if condition is not None:
-            qs = qs.filter(Exists(_matching_balances(filters, condition).filter(customer=OuterRef("pk"))))
+            mine = _matching_balances(filters, condition).filter(customer=OuterRef("pk"))
+            qs = qs.filter(Exists(mine))
+            qs = _with_matched_balance(qs, mine)
     return qs
+
+
+def _with_matched_balance(qs: QuerySet[Customer], mine: QuerySet[Balance]) -> QuerySet[Customer]:
+    """Each customer's balance that the balance filter matched (the least remaining, if several do), as
+    `matched_remaining`, `matched_granted`, `matched_pct` (remaining as a % of granted, None when nothing is
+    granted) and `matched_unlimited`: the list's and the export's column showing why the row is there. Read in
+    the rows' own query (a subquery per column), so it costs no query more."""
+    first = mine.order_by("remaining", "id").annotate(granted=F("allowance") + F("adjustment"))
+    granted = ExpressionWrapper(F("allowance") + F("adjustment"), output_field=DecimalField())
+    pct = first.annotate(
+        pct=Round(ExpressionWrapper(F("remaining") * 100 / NullIf(granted, Value(0)), output_field=DecimalField()), 1)
+    )
+    return qs.annotate(
+        matched_remaining=Subquery(first.values("remaining")[:1], output_field=DecimalField()),
+        matched_granted=Subquery(first.values("granted")[:1], output_field=DecimalField()),
+        matched_pct=Subquery(pct.values("pct")[:1], output_field=DecimalField()),
+        matched_unlimited=Subquery(first.values("unlimited")[:1], output_field=BooleanField()),
+    )
 
 
 NARROW_CAP = 2_000
@@ -290,7 +375,7 @@ def _few_match_sets(filters: ListFilters) -> list[QuerySet]:
     sets: list[QuerySet] = []
     status = STATUS_FILTERS[filters.status][1] if filters.status in STATUS_FILTERS else None
     if status in ("cancelling", *FEW_MATCH_STATUSES):
-        sets.append(_status_products(status))
+        sets.append(plan_products(filters))  # the product too, if chosen: the one rule `_matching` applies
     if filters.coupon == "yes":
         sets.append(_active_coupons())
     if filters.feature_obj is not None and filters.balance in ("overage", "unlimited"):
@@ -404,11 +489,22 @@ def feature_value(customer: Customer, filters: ListFilters):
 
 
 def with_live_products(qs: QuerySet[Customer]) -> QuerySet[Customer]:
-    """Attach each customer's live products as `live_products` (one query per page or chunk)."""
-    live = CustomerProduct.objects.filter(status__in=LIVE_PRODUCT_STATUSES).select_related("product")
-    return qs.prefetch_related(
-        Prefetch("customer_products", queryset=live.order_by("started_at", "id"), to_attr="live_products")
+    """Attach each customer's held products (live, and scheduled to start) as `held_products` (one query per
+    page or chunk): a row shows the Pro it is listed for under "Pro, Scheduled". `live_products(customer)` are
+    the live ones among them."""
+    held = (
+        CustomerProduct.objects.filter(status__in=HELD_PRODUCT_STATUSES)
+        .select_related("product")
+        .order_by(  # the live ones first: a row whose first product is scheduled has none live
+            Case(When(status=CustomerProductStatus.SCHEDULED, then=Value(1)), default=Value(0)), "started_at", "id"
+        )
     )
+    return qs.prefetch_related(Prefetch("customer_products", queryset=held, to_attr="held_products"))
+
+
+def live_products(customer: Customer) -> list[CustomerProduct]:
+    """The live products among those `with_live_products` attached."""
+    return [cp for cp in customer.held_products if cp.status in LIVE_PRODUCT_STATUSES]
 
 
 def product_choices() -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.forms.saved_views import SavedViewForm
 from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, SHARE_VIEW, VIEW_CUSTOMER, require_perm
 from autumn_admin.dashboard.replica import reads_from_replica
 from billing.services.bulk import ACTIONS as BULK_ACTIONS
@@ -116,23 +117,50 @@ class _Echo:
         return value
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_safe(value: str) -> str:
-    # Names and emails come from customers' own apps: keep spreadsheets from running them as formulas.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """A text cell a spreadsheet shows as text: ids, names, emails and metadata come from customers' own apps,
+    and a cell starting like a formula (OWASP's =, +, -, @, tab, CR) would be run as one (`-1-1` opens as
+    −2). A leading single quote makes it text."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def _export_row(customer: Customer) -> list[str]:
-    """One customer as the export's columns (EXPORT_COLUMNS)."""
-    live = customer.live_products
+def _export_columns(filters) -> list[str]:
+    """EXPORT_COLUMNS, and the balance a balance filter matched (as on the list) when one names a feature."""
+    if not filters.shows_matched_balance:
+        return EXPORT_COLUMNS
+    feature = filters.feature_obj.feature_id
+    return [*EXPORT_COLUMNS, *(_csv_safe(f"{feature}_{name}") for name in ("remaining", "granted", "remaining_pct"))]
+
+
+def _matched_balance_cells(customer: Customer) -> list[str]:
+    """The matched balance's remaining, granted and remaining % of granted: numbers (a negative one stays a
+    number), "unlimited" for an unlimited balance."""
+    if customer.matched_unlimited:
+        return ["unlimited", "", ""]
     return [
-        customer.customer_id,
-        *(_csv_safe(getattr(customer, field)) for field in TEXT_FIELDS),
-        " ".join(cp.product.product_id for cp in live),
-        listing.customer_status(live)[0],
-        customer.stripe_id,
-        customer.created_at.isoformat(),
-        json.dumps(customer.metadata, ensure_ascii=False, sort_keys=True) if customer.metadata else "",
+        "" if value is None else f"{value.normalize():f}"
+        for value in (customer.matched_remaining, customer.matched_granted, customer.matched_pct)
     ]
+
+
+def _export_row(customer: Customer, filters) -> list[str]:
+    """One customer as the export's columns (`_export_columns`)."""
+    live = listing.live_products(customer)
+    row = [
+        _csv_safe(customer.customer_id),
+        *(_csv_safe(getattr(customer, field)) for field in TEXT_FIELDS),
+        _csv_safe(" ".join(cp.product.product_id for cp in live)),
+        listing.customer_status(live)[0],
+        _csv_safe(customer.stripe_id),
+        customer.created_at.isoformat(),
+        _csv_safe(json.dumps(customer.metadata, ensure_ascii=False, sort_keys=True)) if customer.metadata else "",
+    ]
+    if filters.shows_matched_balance:
+        row += _matched_balance_cells(customer)
+    return row
 
 
 def saved_views_for(user, env: str) -> dict[str, list[SavedView]]:
@@ -148,18 +176,26 @@ def saved_views_for(user, env: str) -> dict[str, list[SavedView]]:
 def saved_view_save(request):
     """Name the list's current filters (the query string posted with the name)."""
     require_perm(request, VIEW_CUSTOMER)
-    query = request.POST.get("query", "")
-    shared = request.POST.get("shared") == "1"
-    if shared:
+    form = SavedViewForm(request.POST)
+    if form.data.get("shared") == "1":
         require_perm(request, SHARE_VIEW)
+    query = request.POST.get("query", "")
+    back = f"{reverse('customers:list')}?{query}" if query and "\x00" not in query else reverse("customers:list")
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect(back)
     try:
         view = saved_view_create(
-            owner=request.user, env=current_env(request), name=request.POST.get("name", ""), query=query, shared=shared
+            owner=request.user,
+            env=current_env(request),
+            name=form.cleaned_data["name"],
+            query=form.cleaned_data["query"],
+            shared=form.cleaned_data["shared"],
         )
     except ServiceError as e:
         messages.error(request, e.message)
-        return redirect(f"{reverse('customers:list')}?{query}" if query else "customers:list")
-    messages.success(request, f"Saved the view “{view.name}”" + (", shared with the team." if shared else "."))
+        return redirect(back)
+    messages.success(request, f"Saved the view “{view.name}”" + (", shared with the team." if view.shared else "."))
     return redirect(f"{reverse('customers:list')}?{view.query}" if view.query else "customers:list")
 
 
@@ -186,9 +222,9 @@ def customer_export(request):
     writer = csv.writer(_Echo())
 
     def lines():
-        yield writer.writerow(EXPORT_COLUMNS)
+        yield writer.writerow(_export_columns(filters))
         for customer in rows:
-            yield writer.writerow(_export_row(customer))
+            yield writer.writerow(_export_row(customer, filters))
 
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
