@@ -14,9 +14,11 @@ from django.test import Client
 
 from billing.models import Balance, CustomerProduct, Product
 from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach
+from customers.models import Customer
 from customers.services.api_keys import api_key_create
 from customers.services.customers import customer_create
 from tests.api.conftest import ApiClient
+from tests.fake_stripe import WEBHOOK_SECRET, event, signed
 from tests.helpers import form_values
 
 pytestmark = [
@@ -140,3 +142,48 @@ def test_concurrent_attach_and_cancel_on_one_customer_never_deadlock(catalogue, 
         assert _live_plans(customer) == ["scale"]
         assert CustomerProduct.objects.filter(customer=customer, status="scheduled").count() == 0
         assert _granted(customer, catalogue["messages"]) == [20000]
+
+
+def test_concurrent_deliveries_of_a_checkouts_subscription_to_a_planless_customer_attach_it_once(catalogue, settings):
+    """A checkout completed: Stripe sends the subscription's created and updated events at once (several
+    deliveries). Whichever applies first attaches the plan; the others find it linked to the subscription."""
+    settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
+    for round_ in range(ROUNDS):
+        customer = _planless(f"race_hook_{round_}")
+        Customer.objects.filter(pk=customer.pk).update(stripe_id=f"cus_hook_{round_}")
+        sub = {
+            "id": f"sub_hook_{round_}",
+            "object": "subscription",
+            "customer": f"cus_hook_{round_}",
+            "status": "active",
+            "metadata": {"product_id": "pro", "product_version": "1", "customer_id": customer.customer_id},
+            "trial_end": None,
+            "canceled_at": None,
+            "ended_at": None,
+            "start_date": 1_760_000_000,
+            "items": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "si_1",
+                        "current_period_start": 1_760_000_000,
+                        "current_period_end": 1_762_678_400,
+                        "price": {"id": "price_x", "product": "prod_x"},
+                    }
+                ],
+            },
+        }
+
+        def delivery(n: int, sub=sub):
+            kind = "customer.subscription.created" if n % 2 else "customer.subscription.updated"
+            body, header = signed(event(kind, sub, created=100 + n))
+            client = Client()
+            return partial(
+                client.post, "/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+            )
+
+        statuses = _race(8, delivery)
+        assert statuses == [200] * 8
+        live = CustomerProduct.objects.filter(customer=customer).exclude(status="expired")
+        assert [(cp.product.product_id, cp.stripe_subscription_id) for cp in live] == [("pro", sub["id"])]
+        assert _granted(customer, catalogue["messages"]) == [5000]
