@@ -169,8 +169,7 @@ def database_settings(base_dir: Path) -> dict:
         # Registered after the server's own exit handler, so it runs first: the dead holders are gone by
         # the time that handler decides whether this process is the last one.
         atexit.register(_forget_dead_holders, pgdata)
-        name = os.environ.get("EMBEDDED_POSTGRES_DATABASE", DATABASE_NAME)
-        _database(server, name)
+        _database(server, DATABASE_NAME)
         info = server.get_postmaster_info()
     except ImproperlyConfigured:
         raise
@@ -178,7 +177,7 @@ def database_settings(base_dir: Path) -> dict:
         raise _cannot_start(pgdata, error) from error
     return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
+        "NAME": DATABASE_NAME,
         "USER": "postgres",
         "PASSWORD": "",
         "HOST": str(info.socket_dir),
