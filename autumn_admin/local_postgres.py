@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -130,19 +132,44 @@ def _cannot_start(pgdata: Path, error: BaseException) -> ImproperlyConfigured:
     )
 
 
+STARTING_WAIT = 300  # seconds to wait for a server still starting (recovering after a crash, say)
+
+
+def _starting(pgdata: Path) -> bool:
+    """A live server that is not ready yet: its postmaster.pid says "starting" (crash recovery replaying
+    the WAL can outlast the 10 s pg_ctl is given)."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        return len(lines) > 7 and lines[7].strip() == "starting" and not _server_dead(int(lines[0]))
+    except (OSError, ValueError):
+        return False
+
+
+def _attach(server_module, pgdata: Path):
+    deadline = time.monotonic() + STARTING_WAIT
+    while True:
+        if pgdata.exists():
+            _clear_after_crash(pgdata)
+        try:
+            return server_module.get_server(pgdata, cleanup_mode="stop")
+        except (subprocess.TimeoutExpired, AssertionError):
+            if not _starting(pgdata) or time.monotonic() > deadline:
+                raise
+        # Not ready yet: forget the half-made handle (get_server would return it again) and wait.
+        server_module.PostgresServer._instances.pop(pgdata.resolve(), None)
+        time.sleep(1)
+
+
 def database_settings(base_dir: Path) -> dict:
     """Attach to (or start) the checkout's server and return Django's settings for its database."""
     pgdata = data_dir(base_dir)
     try:
         server_module = _server_module()
-        if pgdata.exists():
-            _clear_after_crash(pgdata)
-        server = server_module.get_server(pgdata, cleanup_mode="stop")
+        server = _attach(server_module, pgdata)
         # Registered after the server's own exit handler, so it runs first: the dead holders are gone by
         # the time that handler decides whether this process is the last one.
         atexit.register(_forget_dead_holders, pgdata)
-        name = os.environ.get("EMBEDDED_POSTGRES_DATABASE", DATABASE_NAME)
-        _database(server, name)
+        _database(server, DATABASE_NAME)
         info = server.get_postmaster_info()
     except ImproperlyConfigured:
         raise
@@ -150,7 +177,7 @@ def database_settings(base_dir: Path) -> dict:
         raise _cannot_start(pgdata, error) from error
     return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
+        "NAME": DATABASE_NAME,
         "USER": "postgres",
         "PASSWORD": "",
         "HOST": str(info.socket_dir),

@@ -215,10 +215,7 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
                 totals[feature_id][day] = value
         return totals
     for row in rollup.daily_sums(Event.objects.filter(customer=customer, timestamp__gte=start), tz):
-        day = row["local_day"]
-        if isinstance(day, datetime):
-            day = day.date()
-        totals[row["feature_id"]][day] = row["total"] or ZERO
+        totals[row["feature_id"]][row["local_day"]] = row["total"] or ZERO
     return totals
 
 
