@@ -410,3 +410,17 @@ def test_a_saved_view_stores_the_filters_as_the_list_reads_them(client, ops, cro
     view = SavedView.objects.get()
     assert view.query == "coupon=yes&sort=name"
     assert ids(client.get(f"{LIST}?{view.query}")) == ["low"]
+
+
+@pytest.mark.parametrize("shared", ["1", "0", "true", "yes"])
+def test_support_cannot_share_a_view_whatever_the_shared_value_says(client, support, crowd, shared):
+    client.force_login(support)
+    assert client.post("/saved-views/", {"name": "x", "query": "coupon=yes", "shared": shared}).status_code == 403
+    assert not SavedView.objects.exists()
+
+
+def test_a_shared_value_other_than_1_is_refused_not_read_as_sharing(client, ops, crowd):
+    client.force_login(ops)
+    response = client.post("/saved-views/", {"name": "x", "query": "coupon=yes", "shared": "0"}, follow=True)
+    assert "“Share with the team” is ticked (1) or left out, not '0'." in text(page_of(response))
+    assert not SavedView.objects.exists()

@@ -350,15 +350,15 @@ def _with_matched_balance(qs: QuerySet[Customer], mine: QuerySet[Balance]) -> Qu
     `matched_remaining`, `matched_granted`, `matched_pct` (remaining as a % of granted, None when nothing is
     granted) and `matched_unlimited`: the list's and the export's column showing why the row is there. Read in
     the rows' own query (a subquery per column), so it costs no query more."""
-    first = mine.order_by("remaining", "id").annotate(granted=F("allowance") + F("adjustment"))
     granted = ExpressionWrapper(F("allowance") + F("adjustment"), output_field=DecimalField())
-    pct = first.annotate(
-        pct=Round(ExpressionWrapper(F("remaining") * 100 / NullIf(granted, Value(0)), output_field=DecimalField()), 1)
+    first = mine.order_by("remaining", "id").annotate(
+        granted_now=granted,
+        pct=Round(ExpressionWrapper(F("remaining") * 100 / NullIf(granted, Value(0)), output_field=DecimalField()), 1),
     )
     return qs.annotate(
         matched_remaining=Subquery(first.values("remaining")[:1], output_field=DecimalField()),
-        matched_granted=Subquery(first.values("granted")[:1], output_field=DecimalField()),
-        matched_pct=Subquery(pct.values("pct")[:1], output_field=DecimalField()),
+        matched_granted=Subquery(first.values("granted_now")[:1], output_field=DecimalField()),
+        matched_pct=Subquery(first.values("pct")[:1], output_field=DecimalField()),
         matched_unlimited=Subquery(first.values("unlimited")[:1], output_field=BooleanField()),
     )
 

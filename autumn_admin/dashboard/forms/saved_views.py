@@ -17,7 +17,15 @@ class SavedViewForm(forms.Form):
 
     name = forms.CharField(required=False, strip=False)  # the service says what a name may be
     query = forms.CharField(required=False, strip=False)
-    shared = forms.BooleanField(required=False)
+    # Only "1" shares (the checkbox's value, and what the view checks the permission for): a BooleanField
+    # would read "0" as true.
+    shared = forms.TypedChoiceField(
+        choices=[("1", "yes")],
+        coerce=lambda v: v == "1",
+        required=False,
+        empty_value=False,
+        error_messages={"invalid_choice": "“Share with the team” is ticked (1) or left out, not %(value)r."},
+    )
 
     def clean_query(self) -> str:
         raw = self.cleaned_data["query"]
