@@ -43,3 +43,25 @@ def test_a_delete_popup_of_sandbox_twin_submitted_after_another_tab_switched_to_
     assert Customer.objects.filter(customer_id="twin", deleted_at__isnull=True).count() == 2
     refused.get_by_role("link", name="Reload the page").click()
     expect(page.get_by_role("heading", name="Live twin", level=1)).to_be_visible()
+
+
+def test_a_popup_opened_from_a_sandbox_page_after_another_tab_switched_to_live_shows_no_live_customer(
+    live_server, page: Page, ops, catalogue
+):
+    customer_create(env="sandbox", customer_id="twin", actor=None, name="Sandbox twin")
+    customer_create(env="live", customer_id="twin", actor=None, name="Live twin")
+    log_in(page, live_server, ops)
+    page.goto(f"{live_server.url}/customers/twin/")
+    page.wait_for_function("window.htmx !== undefined")
+    other = page.context.new_page()
+    other.goto(f"{live_server.url}/customers/")
+    other.get_by_role("button", name="Live").click()
+    expect(other.get_by_role("button", name="Live")).to_have_attribute("aria-pressed", "true")
+
+    page.locator("#settings-menu summary").click()
+    page.locator("#settings-menu").get_by_role("link", name="Delete").click()
+
+    refused = page.locator("dialog#env-changed-popup")
+    expect(refused).to_contain_text("This page was shown in Sandbox; you have since switched to Live.")
+    expect(page.locator("dialog#delete-popup")).to_have_count(0)
+    assert "Live twin" not in page.content()

@@ -62,19 +62,35 @@ def page_env(context) -> str:
     return format_html('<input type="hidden" name="{}" value="{}">', PAGE_ENV_FIELD, current_env(context.request))
 
 
+PAGE_ENV_HEADER = "X-Page-Env"  # what every htmx request of a page says (base.html's hx-headers)
+
+
+def page_env_of(request: HttpRequest) -> str | None:
+    """The environment the page or form behind this request was shown for: a POST's form field; an htmx
+    GET's header (a popup opened from a page shown before a switch). None when there is nothing to compare
+    (a plain GET, which only shows the session's environment)."""
+    if request.method == "POST":
+        return request.POST.get(PAGE_ENV_FIELD, "")
+    if request.headers.get("HX-Request") == "true" and PAGE_ENV_HEADER in request.headers:
+        return request.headers[PAGE_ENV_HEADER]
+    return None
+
+
 def env_mismatch(request: HttpRequest) -> str | None:
-    """Why this POST may not act in the session's environment, or None when its page was shown for it."""
+    """Why this request may not act in (or show) the session's environment, or None when its page was shown
+    for it."""
     now = current_env(request)
-    shown = request.POST.get(PAGE_ENV_FIELD, "")
-    if shown == now:
+    shown = page_env_of(request)
+    if shown is None or shown == now:
         return None
     if shown not in Env.values:
         return (
             f"This form does not say which environment it was opened in, so nothing was done. "
             f"Reload the page to act in {Env(now).label}."
         )
+    opened = "This form was opened" if request.method == "POST" else "This page was shown"
     return (
-        f"This form was opened in {Env(shown).label}; you have since switched to {Env(now).label}. "
+        f"{opened} in {Env(shown).label}; you have since switched to {Env(now).label}. "
         f"Nothing was done. Reload the page to act in {Env(now).label}."
     )
 
