@@ -2,9 +2,10 @@
 shown for one environment from acting on the other.
 
 Every dashboard form carries the environment it was rendered for (`{% page_env %}`, a hidden field next to
-the CSRF token). A switch in another tab changes the session's environment under an open page: a Delete
-popup opened for sandbox `twin` would otherwise delete the live `twin`. `middleware.PageEnvMiddleware` refuses every
-dashboard POST whose form says another environment (or none) before any view runs, so nothing changes.
+the CSRF token), and every htmx request its page's (`X-Page-Env`). A switch in another tab changes the
+session's environment under an open page: a Delete popup opened for sandbox `twin` would otherwise delete
+the live `twin`. `middleware.PageEnvMiddleware` refuses every dashboard POST whose form says another
+environment (or none), and every htmx GET whose page does, before any view runs: nothing changes.
 """
 
 from django import template
@@ -58,8 +59,12 @@ register = template.Library()  # a builtin of the templates (settings.TEMPLATES)
 
 @register.simple_tag(takes_context=True)
 def page_env(context) -> str:
-    """`{% page_env %}`: the hidden field saying which environment this form was shown for."""
-    return format_html('<input type="hidden" name="{}" value="{}">', PAGE_ENV_FIELD, current_env(context.request))
+    """`{% page_env %}`: the hidden field saying which environment this form was shown for (none when rendered
+    without a request: such a form is refused as not saying, never taken for either environment)."""
+    request = getattr(context, "request", None)
+    if request is None:
+        return ""
+    return format_html('<input type="hidden" name="{}" value="{}">', PAGE_ENV_FIELD, current_env(request))
 
 
 PAGE_ENV_HEADER = "X-Page-Env"  # what every htmx request of a page says (base.html's hx-headers)
