@@ -286,3 +286,26 @@ def test_an_api_request_is_not_asked_for_a_page_environment(world):  # noqa: F81
     )
     assert response.status_code == 200 and Customer.objects.get(pk=world.customer.pk).name == "Acme Ltd"
     assert ApiKey.objects.count() == 1 and not SavedView.objects.exists()
+
+
+@pytest.mark.parametrize("popup", ["delete/", "details/edit/?field=name", "products/attach/"])
+def test_a_popup_opened_from_a_sandbox_page_after_a_switch_to_live_shows_nothing_of_live(ops_client, twins, popup):
+    page = ops_client.get("/customers/twin/")
+    assert '"X-Page-Env": "sandbox"' in page_text(page)  # what every htmx request of the page says
+    switch(ops_client, "live")  # another tab
+
+    response = ops_client.get(f"/customers/twin/{popup}", HTTP_HX_REQUEST="true", HTTP_X_PAGE_ENV="sandbox")
+
+    assert response.status_code == 409
+    html = page_text(response)
+    assert "This page was shown in Sandbox; you have since switched to Live. Nothing was done." in html
+    assert "Live twin" not in html and 'name="page_env"' not in html
+    # From a page shown in live, the same popup opens.
+    opened = ops_client.get(f"/customers/twin/{popup}", HTTP_HX_REQUEST="true", HTTP_X_PAGE_ENV="live")
+    assert opened.status_code == 200 and "Environment switched" not in page_text(opened)
+
+
+def test_a_plain_get_shows_the_sessions_environment(ops_client, twins):
+    switch(ops_client, "live")
+
+    assert "Live twin" in page_text(ops_client.get("/customers/twin/", HTTP_X_PAGE_ENV="sandbox"))

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 
-from autumn_admin.dashboard.environment import PAGE_ENV_FIELD, env_mismatch, is_own_url
+from autumn_admin.dashboard.environment import env_mismatch, is_own_url, page_env_of
 from autumn_admin.dashboard.permissions import VIEW_CUSTOMER
 
 # Paths that answer without a dashboard login: the API authenticates with its own keys,
@@ -32,7 +32,9 @@ class LoginRequiredMiddleware:
 
 
 class PageEnvMiddleware:
-    """Refuse a dashboard POST from a page shown for another environment than the session's (409)."""
+    """Refuse a dashboard POST from a form shown for another environment than the session's, or an htmx GET
+    from such a page (a popup opened after a switch in another tab would show the other environment's
+    customer of the same id): 409, nothing done."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -42,8 +44,7 @@ class PageEnvMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         if (
-            request.method != "POST"
-            or request.path.startswith(PUBLIC_PREFIXES)
+            request.path.startswith(PUBLIC_PREFIXES)
             or request.path in ANY_USER_PATHS
             or getattr(view_func, "acts_in_any_env", False)
             or not request.user.is_authenticated
@@ -57,7 +58,7 @@ class PageEnvMiddleware:
         context = {
             "problem": problem,
             "back": back if back.startswith("/") and not back.startswith("//") else "/customers/",
-            "shown_env": request.POST.get(PAGE_ENV_FIELD, ""),
+            "shown_env": page_env_of(request),
         }
         response = render(request, "includes/env_changed.html", context, status=409)
         if request.htmx:

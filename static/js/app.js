@@ -32,6 +32,8 @@ document.addEventListener("htmx:load", (e) => {
   if (!(root instanceof Element)) return;
   const dialogs = root.matches("dialog[data-popup]") ? [root] : root.querySelectorAll("dialog[data-popup]");
   for (const dialog of dialogs) {
+    // One "Environment switched" popup, however many requests of the page were refused (a poll repeats).
+    if (dialog.id && document.querySelectorAll(`dialog[id="${dialog.id}"]`).length > 1) { dialog.remove(); continue; }
     if (!dialog.open) dialog.showModal();
     dialog.addEventListener("close", () => dialog.remove());
   }
