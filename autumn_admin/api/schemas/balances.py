@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from autumn_admin.api.schemas.common import Cursor, CustomerId, EpochMs, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import Cursor, CustomerId, EpochMs, Number, Omittable, Params, Slug, whole_number
 from billing.quantities import parse_quantity
 from customers.errors import ServiceError
 from customers.validation import REASON_MAX_LENGTH
@@ -95,7 +95,7 @@ class UpdateBalanceParams(Params):
 
 class ResetParams(Params):
     interval: ApiInterval
-    interval_count: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 1
+    interval_count: Omittable[whole_number(1, 1000)] = 1
 
 
 BalanceIdParam = Annotated[str, Field(min_length=1, max_length=64)]
@@ -139,7 +139,7 @@ class ListBalancesParams(Params):
     )
     statuses: list[BalanceStatus] | None = None
     start_cursor: Cursor = ""
-    limit: Omittable[Annotated[int, Field(ge=1, le=200)]] = 50
+    limit: Omittable[whole_number(1, 200)] = 50
 
 
 # --- responses ----------------------------------------------------------------------------------

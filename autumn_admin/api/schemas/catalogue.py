@@ -6,30 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import Field
 
-from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, PlanVersion, Slug
 
 PriceIntervalOut = Literal["one_off", "week", "month", "quarter", "semi_annual", "year"]
 ResetIntervalOut = Literal["one_off", "minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year"]
-PLAN_VERSION_MAX = 1_000_000
-
-
-def _whole_version(value: Any) -> int:
-    """A plan version: a whole number from 1, sent as 2 or, as autumn-sdk's float field sends it, 2.0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ValueError("must be a whole number")
-    if not 1 <= value <= PLAN_VERSION_MAX:
-        raise ValueError(f"must be between 1 and {PLAN_VERSION_MAX:,}")
-    return int(value)
-
-
-WholeVersion = Annotated[
-    Any,
-    BeforeValidator(_whole_version),
-    WithJsonSchema({"type": "number", "minimum": 1, "maximum": PLAN_VERSION_MAX, "multipleOf": 1}),
-]
-
 # --- requests -----------------------------------------------------------------------------------
 
 
@@ -41,7 +23,7 @@ class ListPlansParams(Params):
 
 class GetPlanParams(Params):
     plan_id: Slug
-    version: Omittable[WholeVersion] = None
+    version: Omittable[PlanVersion] = None
 
 
 class GetFeatureParams(Params):
@@ -324,7 +306,7 @@ class CreatePlanParams(PlanFieldsIn):
 
 class UpdatePlanParams(PlanFieldsIn):
     plan_id: Slug
-    version: Omittable[WholeVersion] = None
+    version: Omittable[PlanVersion] = None
     new_plan_id: str | None = None
     disable_version: bool | None = None
     force_version: bool | None = None

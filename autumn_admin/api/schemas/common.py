@@ -69,7 +69,29 @@ CustomerId = Annotated[
     ),
 ]
 Slug = Annotated[str, Field(min_length=1, max_length=255)]
-PlanVersion = Annotated[int, Field(ge=1, le=1_000_000)]
+PLAN_VERSION_MAX = 1_000_000
+
+
+def whole_number(minimum: int, maximum: int):
+    """A version or a count in a request: a whole number from `minimum` to `maximum`, sent as 2 or, as
+    autumn-sdk's float fields send it, 2.0; 1.5, "2" and true are refused. The one type every version and
+    count of the API takes."""
+
+    def whole(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError("must be a whole number")
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum:,} and {maximum:,}")
+        return int(value)
+
+    return Annotated[
+        Any,
+        BeforeValidator(whole),
+        WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum}),
+    ]
+
+
+PlanVersion = whole_number(1, PLAN_VERSION_MAX)
 Cursor = Annotated[str, Field(max_length=512)]
 
 
@@ -81,7 +103,7 @@ class PageParams(Params):
     """The paging of a list: pass a page's next_cursor as start_cursor for the next one."""
 
     start_cursor: Cursor = ""
-    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
+    limit: Omittable[whole_number(1, 1000)] = 50
 
 
 class ErrorOut(Schema):

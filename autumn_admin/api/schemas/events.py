@@ -7,7 +7,16 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, Field
 
-from autumn_admin.api.schemas.common import CustomerId, EpochMs, Number, Omittable, PageParams, Params, Slug
+from autumn_admin.api.schemas.common import (
+    CustomerId,
+    EpochMs,
+    Number,
+    Omittable,
+    PageParams,
+    Params,
+    Slug,
+    whole_number,
+)
 from autumn_admin.api.units import MAX_EPOCH_MS
 
 
@@ -82,7 +91,7 @@ class AggregateEventsParams(Params):
     filter_by: (
         Annotated[dict[PropertyKey, Annotated[str, Field(max_length=1000)]], Field(max_length=FILTERS_MAX)] | None
     ) = Field(None, description="Only events whose properties have these values.")
-    max_groups: Omittable[Annotated[int, Field(ge=1, le=250)]] = Field(
+    max_groups: Omittable[whole_number(1, 250)] = Field(
         None, description="With group_by: the groups with the most usage; the rest are added up as Other. Default 9."
     )
     measure: Omittable[Literal["sum", "count"]] = Field(None, description="Bin the events' sum (default) or count.")
