@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 from ninja import Schema
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from autumn_admin.api.units import MAX_EPOCH_MS
 from customers.errors import ServiceError
@@ -97,6 +97,16 @@ Cursor = Annotated[str, Field(max_length=512)]
 
 class Params(Schema):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _an_object(cls, value: Any, handler):
+        # ninja's Schema reads any value by its attributes (for ORM objects), so a nested request object sent
+        # as "x", 5 or [1] would pass as one with nothing set (an unfiltered range, a display cleared):
+        # an object is a JSON object, strictly like every other field.
+        if not isinstance(value, (dict, BaseModel)):
+            raise ValueError("must be an object")
+        return handler(value)
 
 
 class PageParams(Params):
