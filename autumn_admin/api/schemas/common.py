@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from ninja import Schema
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
 from autumn_admin.api.units import MAX_EPOCH_MS
 from customers.errors import ServiceError
@@ -69,6 +70,26 @@ CustomerId = Annotated[
     ),
 ]
 Slug = Annotated[str, Field(min_length=1, max_length=255)]
+NOT_SUPPORTED = "not_supported"
+
+
+def not_supported(why: str, *, harmless: tuple = ()):
+    """A request field Autumn's API defines that this server does not implement (yet): left out or null
+    it changes nothing; set, the request is refused with 422 `not_supported` naming the field and saying
+    why, never silently ignored (a per-seat check answered for the whole customer, a lock not taken).
+    `harmless`: values that ask for what this server does anyway (with_preview false, overage "cap").
+    The one way every schema declares such a field, so the OpenAPI document lists it too."""
+
+    def refuse(value: Any) -> Any:
+        if value is None or any(value is h or (type(value) is type(h) and value == h) for h in harmless):
+            return None
+        raise PydanticCustomError(NOT_SUPPORTED, "is not supported here: {why}", {"why": why})
+
+    return Annotated[Any, BeforeValidator(refuse), WithJsonSchema({"description": f"Not supported here: {why}"})]
+
+
+NO_ENTITIES = not_supported("customers have no entities (seats, workspaces); leave entity_id out")
+
 PLAN_VERSION_MAX = 1_000_000
 
 

@@ -8,6 +8,7 @@ from ninja import Schema
 from pydantic import AfterValidator, Field
 
 from autumn_admin.api.schemas.common import (
+    NO_ENTITIES,
     CustomerId,
     EpochMs,
     Number,
@@ -15,6 +16,7 @@ from autumn_admin.api.schemas.common import (
     PageParams,
     Params,
     Slug,
+    not_supported,
     whole_number,
 )
 from autumn_admin.api.units import MAX_EPOCH_MS
@@ -77,7 +79,7 @@ class AggregateRange(Params):
 class AggregateEventsParams(Params):
     feature_id: Slug | Annotated[list[Slug], Field(min_length=1, max_length=AGGREGATE_FEATURES_MAX)]
     customer_id: CustomerId | None = Field(None, description="Leave out for every customer of the environment.")
-    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
+    entity_id: NO_ENTITIES = None
     range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | None = Field(
         None, description="Up to now, widened to whole bins. last_cycle, 1bc and 3bc need customer_id."
     )
@@ -98,9 +100,7 @@ class AggregateEventsParams(Params):
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         None, description="The IANA zone days are counted in; the deployment's TIME_ZONE by default."
     )
-    aggregate_on: Literal["deducted"] | None = Field(
-        None, description="Not offered: which balance each event drew from is not recorded."
-    )
+    aggregate_on: not_supported("which balance each event drew from is not recorded") = None
 
 
 class AggregatePeriodOut(Schema):

@@ -1,0 +1,116 @@
+"""Fields Autumn's SDKs send that this server does not implement yet are refused, never silently ignored:
+a request that sets one is a 422 `not_supported` naming the field and saying why, and changes nothing,
+on the RPC operations, the 1.2 paths and the one-round-trip check and track alike. Left out, null, or a
+value that asks for what this server does anyway (with_preview false, overage_behavior "cap"), it is fine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from autumn_sdk import Autumn
+from autumn_sdk.errors import AutumnDefaultError
+
+from billing.models import Balance, Event
+from customers.models import AuditEntry, Customer
+
+ACME = {"customer_id": "acme_corp"}
+CHECK = {**ACME, "feature_id": "messages"}
+TRACK = {**ACME, "feature_id": "messages", "value": 2}
+SEAT = "seat_1"
+LOCK = {"enabled": True, "lock_id": "lock_1"}
+CONTROLS = {"spend_limits": [{"feature_id": "messages", "overage_limit": 10}]}
+
+REFUSED = [
+    # (path, body, the field it sets)
+    ("balances.check", {**CHECK, "entity_id": SEAT}, "entity_id"),
+    ("balances.check", {**CHECK, "lock": LOCK}, "lock"),
+    ("balances.check", {**CHECK, "with_preview": True}, "with_preview"),
+    ("balances.check", {**CHECK, "send_event": True, "entity_id": SEAT}, "entity_id"),
+    ("balances.track", {**TRACK, "entity_id": SEAT}, "entity_id"),
+    ("balances.track", {**TRACK, "overage_behavior": "reject"}, "overage_behavior"),
+    ("balances.track", {**TRACK, "overage_behavior": "overflow"}, "overage_behavior"),
+    ("balances.track", {**ACME, "event_name": "message_sent", "entity_id": SEAT}, "entity_id"),
+    ("balances.update", {**CHECK, "remaining": 5, "entity_id": SEAT}, "entity_id"),
+    ("check", {**CHECK, "entity_id": SEAT}, "entity_id"),
+    ("check", {**CHECK, "send_event": True, "with_preview": True}, "with_preview"),
+    ("track", {**TRACK, "entity_id": SEAT}, "entity_id"),
+    ("entitled", {**CHECK, "entity_id": SEAT, "event_data": {"a": "b"}}, "entity_id"),
+    ("usage", {**CHECK, "value": 7, "entity_id": SEAT}, "entity_id"),
+    ("customers.get_or_create", {**ACME, "billing_controls": CONTROLS}, "billing_controls"),
+    ("customers.get_or_create", {"customer_id": "new_one", "billing_controls": CONTROLS}, "billing_controls"),
+    ("customers.get_or_create", {"customer_id": "new_one", "auto_enable_plan_id": "pro"}, "auto_enable_plan_id"),
+    ("customers.get_or_create", {"customer_id": "new_one", "create_in_stripe": True}, "create_in_stripe"),
+    ("customers.update", {**ACME, "name": "Renamed", "billing_controls": CONTROLS}, "billing_controls"),
+    ("customers.update", {**ACME, "currency": "eur"}, "currency"),
+    ("customers.update", {**ACME, "stripe_id": "cus_x"}, "stripe_id"),
+    ("customers.update", {**ACME, "billing_details": {"address": {}}}, "billing_details"),
+    ("customers.update", {**ACME, "config": {"x": 1}}, "config"),
+    ("customers", {"id": "new_one", "billing_controls": CONTROLS}, "billing_controls"),
+    ("customers/acme_corp", {"name": "Renamed", "billing_controls": CONTROLS}, "billing_controls"),
+]
+
+ACCEPTED = [
+    ("balances.check", {**CHECK, "entity_id": None, "lock": None, "with_preview": False}),
+    ("balances.track", {**TRACK, "entity_id": None, "overage_behavior": "cap"}),
+    ("balances.track", {**TRACK, "async": True}),
+    ("track", {**TRACK, "overage_behavior": "reject"}),  # the 1.2 track has it
+    ("customers.get_or_create", {**ACME, "billing_controls": None, "create_in_stripe": False}),
+    ("customers.update", {**ACME, "name": "Acme", "billing_controls": None, "currency": None}),
+]
+
+
+def _state():
+    return (
+        list(Event.objects.order_by("id").values_list("feature__feature_id", "value")),
+        list(Balance.objects.order_by("id").values_list("id", "remaining", "adjustment")),
+        list(Customer.objects.order_by("id").values_list("customer_id", "name", "metadata")),
+        AuditEntry.objects.count(),
+    )
+
+
+@pytest.mark.parametrize(("path", "body", "field"), REFUSED)
+def test_a_field_not_built_here_is_refused_naming_it_and_changes_nothing(api, customer, path, body, field):
+    before = _state()
+    response = api.post(path, body)
+    assert response.status_code == 422, response.content
+    answer = response.json()
+    assert answer["code"] == "not_supported"
+    assert answer["message"].startswith(f"{field}: is not supported here: "), answer
+    assert _state() == before
+
+
+@pytest.mark.parametrize(("path", "body"), ACCEPTED)
+def test_left_out_null_or_what_is_done_anyway_is_accepted(api, customer, path, body):
+    response = api.post(path, body)
+    assert response.status_code == 200, response.content
+
+
+def test_the_openapi_document_says_which_fields_are_not_supported(api):
+    document = json.dumps(api.client.get("/v1/openapi.json").json())
+    assert "Not supported here: customers have no entities" in document
+    assert "Not supported here: billing controls" in document
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_python_client_is_told_what_is_not_supported(live_server, catalogue, sandbox_key):
+    with Autumn(secret_key=sandbox_key[1], server_url=live_server.url, fail_open=False) as autumn:
+        autumn.customers.get_or_create(customer_id="user_1")
+        calls = {
+            "entity_id": lambda: autumn.check(customer_id="user_1", feature_id="messages", entity_id=SEAT),
+            "lock": lambda: autumn.check(customer_id="user_1", feature_id="messages", lock=LOCK),
+            "with_preview": lambda: autumn.check(customer_id="user_1", feature_id="messages", with_preview=True),
+            "overage_behavior": lambda: autumn.track(
+                customer_id="user_1", feature_id="messages", value=1, overage_behavior="overflow"
+            ),
+            "billing_controls": lambda: autumn.customers.update(customer_id="user_1", billing_controls=CONTROLS),
+        }
+        calls["entity_id "] = lambda: autumn.track(customer_id="user_1", feature_id="messages", entity_id=SEAT)
+        for field, call in calls.items():
+            with pytest.raises(AutumnDefaultError) as refused:
+                call()
+            assert refused.value.status_code == 422
+            body = json.loads(refused.value.body)
+            assert body["code"] == "not_supported"
+            assert body["message"].startswith(f"{field.strip()}: is not supported here")
+    assert not Event.objects.exists()
