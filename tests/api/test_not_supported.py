@@ -11,10 +11,13 @@ import pytest
 from autumn_sdk import Autumn
 from autumn_sdk.errors import AutumnDefaultError
 
-from billing.models import Balance, Event
+from billing.models import Balance, Event, Product
 from customers.models import AuditEntry, Customer
 
 ACME = {"customer_id": "acme_corp"}
+PLAN = {"plan_id": "team", "name": "Team"}
+ITEM = {"feature_id": "messages", "included": 5}
+PRICE = {"amount": 1, "interval": "month", "billing_method": "usage_based"}
 CHECK = {**ACME, "feature_id": "messages"}
 TRACK = {**ACME, "feature_id": "messages", "value": 2}
 SEAT = "seat_1"
@@ -48,6 +51,17 @@ REFUSED = [
     ("customers.update", {**ACME, "config": {"x": 1}}, "config"),
     ("customers", {"id": "new_one", "billing_controls": CONTROLS}, "billing_controls"),
     ("customers/acme_corp", {"name": "Renamed", "billing_controls": CONTROLS}, "billing_controls"),
+    ("billing.open_customer_portal", {**ACME, "configuration_id": "bpc_1"}, "configuration_id"),
+    ("features.update", {"feature_id": "messages", "display": {"singular": "msg", "plural": "msgs"}}, "display.plural"),
+    ("plans.create", {**PLAN, "items": [{**ITEM, "proration": {"on_increase": "prorate"}}]}, "items.0.proration"),
+    ("plans.create", {**PLAN, "items": [{**ITEM, "rollover": {"max": 5}}]}, "items.0.rollover"),
+    ("plans.create", {**PLAN, "items": [{**ITEM, "pooled": True}]}, "items.0.pooled"),
+    ("plans.create", {**PLAN, "items": [{**ITEM, "entity_feature_id": "seats"}]}, "items.0.entity_feature_id"),
+    ("plans.create", {**PLAN, "items": [{**ITEM, "price": {**PRICE, "tiers": [{"to": 5}]}}]}, "items.0.price.tiers"),
+    ("plans.create", {**PLAN, "licenses": [{"id": "x"}]}, "licenses"),
+    ("plans.create", {**PLAN, "metadata": {"a": "b"}}, "metadata"),
+    ("plans.update", {"plan_id": "pro", "variants": [{"id": "v"}]}, "variants"),
+    ("catalog.update", {"features": [], "plans": [{**PLAN, "billing_controls": CONTROLS}]}, "plans.0.billing_controls"),
 ]
 
 ACCEPTED = [
@@ -57,6 +71,7 @@ ACCEPTED = [
     ("track", {**TRACK, "overage_behavior": "reject"}),  # the 1.2 track has it
     ("customers.get_or_create", {**ACME, "billing_controls": None, "create_in_stripe": False}),
     ("customers.update", {**ACME, "name": "Acme", "billing_controls": None, "currency": None}),
+    ("plans.create", {**PLAN, "licenses": [], "metadata": {}, "items": [{**ITEM, "pooled": False, "rollover": None}]}),
 ]
 
 
@@ -66,6 +81,7 @@ def _state():
         list(Balance.objects.order_by("id").values_list("id", "remaining", "adjustment")),
         list(Customer.objects.order_by("id").values_list("customer_id", "name", "metadata")),
         AuditEntry.objects.count(),
+        list(Product.objects.order_by("id").values_list("product_id", "version")),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import Field
 
-from autumn_admin.api.schemas.common import CustomerId, Omittable, Params, PlanVersion, Slug
+from autumn_admin.api.schemas.common import CustomerId, Omittable, Params, PlanVersion, Slug, not_supported
 
 Url = Annotated[str, Field(min_length=1, max_length=2000)]
 
@@ -44,7 +44,7 @@ class UpdateParams(Params):
 class PortalParams(Params):
     customer_id: CustomerId
     return_url: Url | None = None
-    configuration_id: Annotated[str, Field(max_length=255)] | None = None
+    configuration_id: not_supported("the portal opens with the Stripe account's default configuration") = None
 
 
 class LegacyPortalParams(Params):
