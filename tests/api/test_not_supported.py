@@ -16,6 +16,7 @@ from customers.models import AuditEntry, Customer
 
 ACME = {"customer_id": "acme_corp"}
 PLAN = {"plan_id": "team", "name": "Team"}
+ATTACH = {**ACME, "plan_id": "seats_addon"}
 ITEM = {"feature_id": "messages", "included": 5}
 PRICE = {"amount": 1, "interval": "month", "billing_method": "usage_based"}
 CHECK = {**ACME, "feature_id": "messages"}
@@ -52,6 +53,21 @@ REFUSED = [
     ("customers", {"id": "new_one", "billing_controls": CONTROLS}, "billing_controls"),
     ("customers/acme_corp", {"name": "Renamed", "billing_controls": CONTROLS}, "billing_controls"),
     ("billing.open_customer_portal", {**ACME, "configuration_id": "bpc_1"}, "configuration_id"),
+    (
+        "billing.attach",
+        {**ATTACH, "feature_quantities": [{"feature_id": "seats", "quantity": 3}]},
+        "feature_quantities",
+    ),
+    ("billing.attach", {**ATTACH, "entity_id": SEAT}, "entity_id"),
+    ("billing.attach", {**ATTACH, "redirect_mode": "always"}, "redirect_mode"),
+    ("billing.attach", {**ATTACH, "discounts": [{"reward_id": "x"}]}, "discounts"),
+    ("billing.preview_attach", {**ATTACH, "customize": {"items": []}}, "customize"),
+    ("billing.update", {**ATTACH, "proration_behavior": "none"}, "proration_behavior"),
+    ("billing.preview_update", {**ATTACH, "refund_last_payment": True}, "refund_last_payment"),
+    ("events.list", {**ACME, "range": "7d"}, "range"),
+    ("events.list", {**ACME, "entity_id": SEAT}, "entity_id"),
+    ("customers.list", {"processors": ["stripe"]}, "processors"),
+    ("balances.update", {**CHECK, "remaining": 5, "expires_at": 4102444800000}, "expires_at"),
     ("features.update", {"feature_id": "messages", "display": {"singular": "msg", "plural": "msgs"}}, "display.plural"),
     ("plans.create", {**PLAN, "items": [{**ITEM, "proration": {"on_increase": "prorate"}}]}, "items.0.proration"),
     ("plans.create", {**PLAN, "items": [{**ITEM, "rollover": {"max": 5}}]}, "items.0.rollover"),
@@ -71,6 +87,11 @@ ACCEPTED = [
     ("track", {**TRACK, "overage_behavior": "reject"}),  # the 1.2 track has it
     ("customers.get_or_create", {**ACME, "billing_controls": None, "create_in_stripe": False}),
     ("customers.update", {**ACME, "name": "Acme", "billing_controls": None, "currency": None}),
+    (
+        "billing.preview_attach",
+        {**ATTACH, "redirect_mode": "if_required", "discounts": [], "carry_over_balances": False},
+    ),
+    ("events.list", {**ACME, "range": None, "entity_id": None}),
     ("plans.create", {**PLAN, "licenses": [], "metadata": {}, "items": [{**ITEM, "pooled": False, "rollover": None}]}),
 ]
 
@@ -121,6 +142,9 @@ def test_the_python_client_is_told_what_is_not_supported(live_server, catalogue,
             ),
             "billing_controls": lambda: autumn.customers.update(customer_id="user_1", billing_controls=CONTROLS),
         }
+        calls["feature_quantities"] = lambda: autumn.billing.attach(
+            customer_id="user_1", plan_id="seats_addon", feature_quantities=[{"feature_id": "seats", "quantity": 3}]
+        )
         calls["entity_id "] = lambda: autumn.track(customer_id="user_1", feature_id="messages", entity_id=SEAT)
         for field, call in calls.items():
             with pytest.raises(AutumnDefaultError) as refused:

@@ -101,6 +101,7 @@ class UpdateBalanceParams(Params):
     )
     add_to_balance: Omittable[Quantity] = Field(None, description="Added to the balance; negative subtracts.")
     next_reset_at: Omittable[EpochMs] = None
+    expires_at: not_supported("a grant's expiry is set when it is made (balances.create)") = None
     interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
     balance_id: Annotated[str, Field(max_length=64)] | None = Field(
         None, description="Which balance (a breakdown id), when the customer has several."

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 from ninja import Schema
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from autumn_admin.api.units import MAX_EPOCH_MS
@@ -86,6 +86,21 @@ def not_supported(why: str, *, harmless: tuple = ()):
         raise PydanticCustomError(NOT_SUPPORTED, "is not supported here: {why}", {"why": why})
 
     return Annotated[Any, BeforeValidator(refuse), WithJsonSchema({"description": f"Not supported here: {why}"})]
+
+
+ASKS_FOR_NOTHING = (False, [], {}, "")
+"""Values of a not-supported field that ask for nothing (a false flag, an empty list or object)."""
+
+
+def not_supported_fields(name: str, fields: dict[str, str], *, harmless: tuple = ASKS_FOR_NOTHING) -> type:
+    """A request base declaring many `not_supported` fields at once (what Autumn's plan changes carry
+    and this server does not build), each with why; operations' schemas extend it."""
+    return create_model(
+        name,
+        __base__=Params,
+        __module__=__name__,
+        **{field: (not_supported(why, harmless=harmless), None) for field, why in fields.items()},
+    )
 
 
 NO_ENTITIES = not_supported("customers have no entities (seats, workspaces); leave entity_id out")

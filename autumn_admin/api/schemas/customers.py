@@ -76,6 +76,8 @@ class ListCustomersParams(PageParams):
     search: Annotated[str, Field(max_length=255)] | None = None
     plans: list[PlanFilter] | None = None
     subscription_status: Literal["active", "scheduled"] | None = None
+    created_at_range: not_supported("listing customers by when they were created is not built") = None
+    processors: not_supported("every customer here bills through Stripe, if at all", harmless=([],)) = None
     sort_order: Literal["asc", "desc"] = "desc"
 
 

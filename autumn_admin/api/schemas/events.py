@@ -29,8 +29,10 @@ class TimeRange(Params):
 
 class ListEventsParams(PageParams):
     customer_id: CustomerId | None = None
+    entity_id: NO_ENTITIES = None
     feature_id: Slug | list[Slug] | None = None
     custom_range: TimeRange | None = None
+    range: not_supported("events.list filters by custom_range (start, end)") = None
 
 
 class EventOut(Schema):
