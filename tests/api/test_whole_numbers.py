@@ -18,6 +18,8 @@ SAME_ANSWER = [
     ("plans.get", {"plan_id": "pro"}, "version", 1),
     ("balances.list", {"customer_id": "acme_corp"}, "limit", 2),
     ("events.list", {"customer_id": "acme_corp"}, "limit", 2),
+    ("events/list", {"customer_id": "acme_corp"}, "offset", 1),
+    ("customers/list", {}, "limit", 5),
     (
         "events.aggregate",
         {"customer_id": "acme_corp", "feature_id": "messages", "group_by": "$customer_id", "range": "30d"},

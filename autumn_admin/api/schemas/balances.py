@@ -10,6 +10,7 @@ from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 from autumn_admin.api.schemas.common import (
+    NO_AUTO_CREATE,
     NO_ENTITIES,
     Cursor,
     CustomerId,
@@ -71,6 +72,7 @@ class CheckParams(Params):
     required_balance: Omittable[Quantity] = None
     send_event: Omittable[bool] = False
     properties: JsonObject | None = None
+    customer_data: NO_AUTO_CREATE = None
     lock: not_supported("locks (a balance held for a later track) are not built; leave lock out") = None
     with_preview: not_supported("a check answers without a paywall preview", harmless=(False,)) = None
 
@@ -79,6 +81,7 @@ class TrackParams(Params):
     customer_id: CustomerId
     feature_id: Slug | None = None
     entity_id: NO_ENTITIES = None
+    customer_data: NO_AUTO_CREATE = None
     event_name: Slug | None = None
     value: Omittable[Quantity] = None
     properties: JsonObject | None = None

@@ -103,6 +103,7 @@ def not_supported_fields(name: str, fields: dict[str, str], *, harmless: tuple =
     )
 
 
+NO_AUTO_CREATE = not_supported("a customer is created first, with customers.get_or_create (or POST /customers)")
 NO_ENTITIES = not_supported("customers have no entities (seats, workspaces); leave entity_id out")
 
 PLAN_VERSION_MAX = 1_000_000

@@ -10,7 +10,16 @@ from pydantic import Field
 
 from autumn_admin.api.schemas.balances import JsonObject, Quantity, TrackParams
 from autumn_admin.api.schemas.billing import Url
-from autumn_admin.api.schemas.common import NO_ENTITIES, CustomerId, Number, Omittable, Params, PlanVersion, Slug
+from autumn_admin.api.schemas.common import (
+    NO_AUTO_CREATE,
+    NO_ENTITIES,
+    CustomerId,
+    Number,
+    Omittable,
+    Params,
+    PlanVersion,
+    Slug,
+)
 from autumn_admin.api.schemas.customers import CustomerFields, CustomerOut
 
 # --- requests -----------------------------------------------------------------------------------
@@ -38,6 +47,7 @@ class LegacyUsageParams(Params):
     customer_id: CustomerId
     feature_id: Slug
     entity_id: NO_ENTITIES = None
+    customer_data: NO_AUTO_CREATE = None
     value: Quantity = Field(description="The usage to set: the balance becomes granted − value.")
 
 
@@ -45,6 +55,7 @@ class LegacyEntitledParams(Params):
     customer_id: CustomerId
     feature_id: Slug
     entity_id: NO_ENTITIES = None
+    customer_data: NO_AUTO_CREATE = None
     required_quantity: Omittable[Quantity] = None
     event_data: JsonObject | None = Field(
         None, description="When given and allowed, required_quantity is tracked with these as the event's properties."
