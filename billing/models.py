@@ -566,7 +566,8 @@ class Balance(models.Model):
 
 
 class Event(models.Model):
-    """One tracked usage event. Its value is recorded in full even where the balance is capped."""
+    """One tracked usage event. A use is recorded in full even where the balance is capped; a refund only
+    as far as it gave usage back (never more than was used)."""
 
     # No index of its own: the (customer, …) indexes below start with it, and each index costs every track.
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events", db_index=False)

@@ -79,6 +79,7 @@ def mutate(obj: dict, path: str, value) -> dict:
 
 
 BAD_INVOICE_FIELDS = [
+    ("total", None),
     ("total", "abc"),
     ("total", [1]),
     ("total", 1.5),
@@ -214,6 +215,19 @@ def test_malformed_invoice_events_are_ignored_and_change_nothing(client, ready, 
     for n, (path, value) in enumerate(BAD_INVOICE_FIELDS):
         obj = mutate(invoice() | {"status": "paid", "amount_paid": 9900}, path, value)
         assert_refused_or_ignored(client, event(type, obj, created=200 + n, event_id=f"evt_{type}_{n}"))
+
+
+@pytest.mark.parametrize("type", INVOICE_TYPES)
+def test_a_new_invoice_with_a_null_or_missing_total_is_recorded_as_ignored_and_stores_nothing(client, ready, type):
+    for n, obj in enumerate([invoice() | {"id": "in_2", "total": None}, invoice() | {"id": "in_2"}]):
+        if n:
+            del obj["total"]
+        payload = event(type, obj, created=400 + n, event_id=f"evt_null_total_{type}_{n}")
+        response = deliver(client, payload)
+        reason = f"ignored: malformed {type} (total is missing)"
+        assert (response.status_code, response.json()["outcome"]) == (200, reason)
+        assert StripeEvent.objects.get(event_id=payload["id"]).outcome == reason
+        assert not Invoice.objects.filter(stripe_id="in_2").exists()
 
 
 @pytest.mark.parametrize("type", SUBSCRIPTION_TYPES)

@@ -164,11 +164,6 @@ def _the_balance(
     return balances[0]
 
 
-def _no_entities(entity_id: str | None) -> None:
-    if entity_id is not None:
-        raise ApiError(404, f"Entity {entity_id} not found", "entity_not_found")
-
-
 @router.post(
     "/balances.update", response={200: SuccessOut, **ERRORS}, operation_id="updateBalance", summary="Edit a balance"
 )
@@ -203,9 +198,6 @@ def balances_create(request, params: CreateBalanceParams):
     """A grant of `included_grant` (or unlimited) outside any plan, drawn down by track beside the plan's
     balance: one-off unless `reset` says how often (first at `next_reset_at`, default one interval from now),
     until `expires_at` if given. `balance_id` names it for balances.update and balances.delete."""
-    _no_entities(params.entity_id)
-    if params.rollover is not None:
-        raise ApiError(422, "Rollovers are not supported: send the grant without rollover.", "invalid_inputs")
     if params.unlimited and params.included_grant:
         raise ApiError(422, "An unlimited balance has no included_grant: send one or the other.", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
@@ -236,13 +228,8 @@ def balances_create(request, params: CreateBalanceParams):
 def balances_delete(request, params: DeleteBalanceParams):
     """Delete the grant that feature_id, balance_id and interval name. Its recorded usage stays in the events;
     a plan's balance can't be deleted (customize the plan instead)."""
-    _no_entities(params.entity_id)
     if params.feature_id is None and params.balance_id is None:
         raise ApiError(422, "Send feature_id or balance_id: which balance?", "invalid_inputs")
-    if params.recalculate_balances:
-        raise ApiError(
-            422, "recalculate_balances is not supported: the other balances stay as they are.", "invalid_inputs"
-        )
     customer = customer_or_404(request, params.customer_id)
     feature = feature_or_404(params.feature_id) if params.feature_id is not None else None
     balance = _the_balance(customer, feature, params, grants=True)
@@ -260,7 +247,6 @@ def balances_list(request, params: ListBalancesParams):
     """Balances of one customer (customer_id) or of every customer of the environment, newest first: active
     ones unless `statuses` says otherwise (a grant is expired once past its expires_at). `plan_id` keeps one
     plan's; `plan_id: null` only the grants outside any plan."""
-    _no_entities(params.entity_id)
     now = timezone.now()
     if params.customer_id is not None:
         balances_reset_due(customer=customer_or_404(request, params.customer_id), now=now)

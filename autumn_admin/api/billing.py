@@ -52,13 +52,14 @@ from billing.stripe_io.subscriptions import billing_portal_url
 router = Router(tags=["billing"])
 
 
-def _success_url(request: HttpRequest, given: str | None) -> str:
+def _success_url(request: HttpRequest, given: str | None, *, field: str = "success_url") -> str:
+    """Where Stripe sends the customer back: `given` (the request's `field`), else the deployment's default."""
     if given is None:
         return getattr(settings, "CHECKOUT_SUCCESS_URL", "") or request.build_absolute_uri("/")
     try:
         URLValidator(schemes=["http", "https"])(given)
     except ValidationError:
-        raise ApiError(422, "success_url must be an http(s) URL.", "invalid_inputs")
+        raise ApiError(422, f"{field} must be an http(s) URL.", "invalid_inputs")
     return given
 
 
@@ -238,7 +239,7 @@ def billing_preview_update(request, params: UpdateParams):
 
 def _portal(request: HttpRequest, customer_id: str, return_url: str | None) -> dict:
     customer = customer_or_404(request, customer_id)
-    back = _success_url(request, return_url)
+    back = _success_url(request, return_url, field="return_url")
     if not is_configured(customer.env):
         raise ApiError(
             400,

@@ -1,8 +1,8 @@
 """Autumn's catalogue requests (features.*, plans.*, catalog.*) as the catalogue service's specs.
 
-What Autumn offers and this server does not (tiered or prepaid prices, rollovers, entities, licenses,
-variants, other currencies, migrations) is refused by the name of the field that asks for it, never
-silently dropped.
+What Autumn offers and this server does not (tiered prices, rollovers, entities, licenses, variants,
+other currencies, migrations) is refused by the schemas (`schemas.common.not_supported`), by the name of
+the field that asks for it, never silently dropped; what depends on the values together is refused here.
 """
 
 from __future__ import annotations
@@ -58,9 +58,6 @@ def _whole(raw, where: str) -> int:
 
 
 def _credit_cost(cost: CreditCostIn, where: str) -> CreditCostSpec:
-    for name in ("tiers", "tier_behavior", "dimensions", "multipliers"):
-        if getattr(cost, name) is not None:
-            raise _refuse(f"{where}.{name}", "only a flat credit cost per unit is offered here")
     if cost.billing_units not in (None, 1):
         raise _refuse(f"{where}.billing_units", "credit costs are per single unit here")
     if cost.credit_cost is None:
@@ -124,8 +121,6 @@ def feature_changes(params: FeatureFieldsIn, current: FeatureSpec) -> dict:
 
 
 def _plan_price(price: PlanPriceIn, where: str, currency: str) -> PriceSpec:
-    if price.additional_currencies:
-        raise _refuse(f"{where}.additional_currencies", f"plans are priced in one currency here ({currency})")
     return PriceSpec(
         amount=parse_amount(price.amount, where=f"{where}.amount", currency=currency),
         interval=price.interval,
@@ -139,14 +134,6 @@ def _reset_interval(interval: str) -> str:
 
 
 def _item(item: PlanItemIn, where: str, currency: str) -> ItemSpec:
-    for name, why in (
-        ("entity_feature_id", "entities are not offered here"),
-        ("rollover", "rollovers are not offered here"),
-    ):
-        if getattr(item, name) is not None:
-            raise _refuse(f"{where}.{name}", why)
-    if item.pooled:
-        raise _refuse(f"{where}.pooled", "pooled balances are not offered here")
     unlimited = bool(item.unlimited)
     included = Decimal(0) if unlimited or item.included is None else _quantity(item.included, f"{where}.included")
     reset = item.reset
@@ -156,9 +143,6 @@ def _item(item: PlanItemIn, where: str, currency: str) -> ItemSpec:
     usage_limit = None
     if item.price is not None:
         price, at = item.price, f"{where}.price"
-        for name in ("tiers", "tier_behavior", "additional_currencies"):
-            if getattr(price, name):
-                raise _refuse(f"{at}.{name}", "only a flat per-unit price is offered here")
         if price.billing_method not in (None, "usage_based"):
             raise _refuse(
                 f"{at}.billing_method",
@@ -206,19 +190,9 @@ def _trial(trial: FreeTrialIn | None, where: str) -> TrialSpec | None:
 
 def _refuse_unoffered(params: PlanFieldsIn, where: str) -> None:
     at = f"{where}." if where else ""
-    if params.licenses:
-        raise _refuse(f"{at}licenses", "licenses are not offered by this server")
-    if params.billing_controls:
-        raise _refuse(f"{at}billing_controls", "billing controls are not offered by this server")
-    if params.metadata:
-        raise _refuse(f"{at}metadata", "plans carry no metadata here")
     if isinstance(params, UpdatePlanParams):
         if params.all_versions:
             raise _refuse(f"{at}all_versions", "a change reaches the newest version only: older ones keep theirs")
-        if params.migration:
-            raise _refuse(f"{at}migration", "migrations are not offered; move customers with billing.update")
-        if params.variants:
-            raise _refuse(f"{at}variants", "plan variants are not offered by this server")
         if params.new_plan_id and params.new_plan_id != params.plan_id:
             raise _refuse(f"{at}new_plan_id", "a plan's id can't change here")
 

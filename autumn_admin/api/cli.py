@@ -15,7 +15,7 @@ from pydantic import Field
 from autumn_admin.api.events import events_aggregate, filtered_events
 from autumn_admin.api.lookups import customers_of
 from autumn_admin.api.schemas.catalogue import OrganizationOut
-from autumn_admin.api.schemas.common import ERRORS, Number, Params
+from autumn_admin.api.schemas.common import ERRORS, Number, Params, whole_number
 from autumn_admin.api.schemas.customers import CustomerOut
 from autumn_admin.api.schemas.events import AggregateEventsOut, AggregateEventsParams, EventOut, ListEventsParams
 from autumn_admin.api.serializers.customers import customer_json, load_customers
@@ -25,8 +25,8 @@ from billing.stripe_io.config import is_configured
 
 router = Router(tags=["cli"])
 
-Offset = Annotated[int, Field(ge=0, le=10_000_000)]
-Limit = Annotated[int, Field(ge=1, le=1000)]
+Offset = whole_number(0, 10_000_000)
+Limit = whole_number(1, 1000)
 
 
 def _organization(request) -> dict:

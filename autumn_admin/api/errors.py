@@ -9,6 +9,7 @@ from functools import wraps
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from autumn_admin.api.schemas.common import NOT_SUPPORTED
 from customers.errors import ServiceError
 
 logger = logging.getLogger("autumn_admin.api")
@@ -103,7 +104,9 @@ def install_handlers(api) -> None:
 
     @api.exception_handler(ValidationError)
     def _validation_error(request, exc: ValidationError):
-        return error_response(request, 422, validation_message(exc.errors), "invalid_inputs")
+        # A field this server does not implement yet (schemas.common.not_supported) is named by its own code.
+        code = NOT_SUPPORTED if any(e.get("type") == NOT_SUPPORTED for e in exc.errors) else "invalid_inputs"
+        return error_response(request, 422, validation_message(exc.errors), code)
 
     @api.exception_handler(AuthenticationError)
     def _auth_error(request, exc: AuthenticationError):

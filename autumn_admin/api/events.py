@@ -98,11 +98,7 @@ def events_aggregate(request, params: AggregateEventsParams):
     or of every customer of the environment. Bins of whole days are read from the daily rollup."""
     if (params.range is None) == (params.custom_range is None):
         raise ApiError(422, "Give range or custom_range (one of them).", "invalid_inputs")
-    if params.aggregate_on is not None:
-        raise ApiError(422, "aggregate_on: which balance each event drew from is not recorded here.", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id) if params.customer_id is not None else None
-    if params.entity_id is not None:
-        raise ApiError(404, f"Entity {params.entity_id} not found", "entity_not_found")
     features = _features([params.feature_id] if isinstance(params.feature_id, str) else params.feature_id)
     group_by = _group_by(params.group_by)
     tz = _zone(params.timezone)

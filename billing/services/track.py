@@ -68,25 +68,30 @@ class _Draw:
         self.taken += amount
 
 
-def _deduct(balances: list[Balance], value: Decimal) -> None:
+def _deduct(balances: list[Balance], value: Decimal) -> Decimal:
     """`_draw` from the balances of one feature, in order (no credit system in reach)."""
-    _draw([_Draw(balance=b) for b in balances], value)
+    return _draw([_Draw(balance=b) for b in balances], value)
 
 
-def _draw(draws: list[_Draw], value: Decimal) -> None:
+def _draw(draws: list[_Draw], value: Decimal) -> Decimal:
     """Draw `value` units of a feature from its draws in order: the feature's own balances first (in the
-    draw order), then the credit systems that list it, at their cost (Autumn's order).
+    draw order), then the credit systems that list it, at their cost (Autumn's order). Returns what the
+    feature's event records: the full value of a use, and of a refund only what it gave back.
 
     Positive remainders are used first, across all of them; what is left goes negative on the first that
     allows overage (up to its usage limit), and is otherwise dropped: without overage a balance stops at
     0 while the event keeps the full value. An unlimited balance of the feature itself takes everything
     and changes nothing; an unlimited pool takes whatever reaches it. What is still to draw is kept as an
     exact fraction of a unit, so a pool at 0.3 credits a unit that covers part of a use leaves the rest
-    exactly; each amount taken is a whole number of millionths (`credits_for`)."""
+    exactly; each amount taken is a whole number of millionths (`credits_for`).
+
+    A refund never gives back more than was used (Autumn's `calculateDeduction` caps it at the balance's
+    ceiling): what it could not give back was never used, so the event records only what it gave, and
+    the events of a balance sum to its usage."""
     own_unlimited = [d for d in draws if d.balance.unlimited and d.own]
     if own_unlimited:
         own_unlimited[0].taken = value
-        return
+        return value
     if value < 0:
         # A refund gives usage back to the feature's own balances first, in the reverse draw order, then to
         # the credit systems (Autumn's order: credits another feature used stay used while its own has any).
@@ -101,21 +106,21 @@ def _draw(draws: list[_Draw], value: Decimal) -> None:
                 d.take(-give)
                 rest = Fraction(0) if give == need else rest - Fraction(give) / Fraction(d.cost)
             if rest == 0:
-                return
-        return
+                return value
+        return -credits_for(Fraction(-value) - rest, Decimal(1))
     rest = Fraction(value)
     for d in draws:
         d.reached = True
         need = credits_for(rest, d.cost)
         if d.balance.unlimited:
             d.taken += need
-            return
+            return value
         take = min(need, max(d.balance.remaining, ZERO))
         if take > 0:
             d.take(take)
             rest = Fraction(0) if take == need else rest - Fraction(take) / Fraction(d.cost)
         if rest == 0:
-            return
+            return value
     for d in draws:
         b = d.balance
         if b.overage_allowed:
@@ -124,7 +129,8 @@ def _draw(draws: list[_Draw], value: Decimal) -> None:
             # Overage stops at the usage limit, and at the largest quantity kept (-10^15): the event
             # still records the full value, as a balance without overage stops at 0.
             d.take(b.remaining - max(b.remaining - credits_for(rest, d.cost), floor, -MAX_ABS))
-            return
+            return value
+    return value
 
 
 def feature_for_track(*, feature_id: str | None = None, event_name: str | None = None) -> Feature:
@@ -286,14 +292,14 @@ def _track_locked(
             draws = [_Draw(balance=b) for b in grouped[feature.pk]]
             for line in schema.get(feature.pk, []):
                 draws += [_Draw(balance=b, cost=line.credit_cost, own=False) for b in grouped[line.credit_system_id]]
-            _draw(draws, value)
+            recorded_value = _draw(draws, value)
             deductions += [Deduction(balance=d.balance, value=d.taken) for d in draws if d.taken]
             came_to.update(d.balance.feature_id for d in draws if d.reached and not d.own)
             event = Event(
                 customer=customer,
                 feature=feature,
                 event_name=event_name,
-                value=value,
+                value=recorded_value,
                 timestamp=timestamp,
                 properties=properties,
                 idempotency_key=(idempotency_key or None) if i == 0 else None,
@@ -345,9 +351,10 @@ def _track_locked(
 # concurrent tracks queue on it exactly as in the general path, and the lock is held for one
 # statement and the commit instead of four round trips. The CASE is `_deduct` for a single balance
 # (tests/test_track_fast_path.py checks the two agree case by case); anything else — several
-# balances, a due reset, an unlimited balance, no balance, an idempotency key, a use of a feature that a
-# credit system lists which its own balance does not cover (it falls through to the pool) — takes the
-# general path (`_track_locked`), which this statement then has not touched.
+# balances, a refund of more than the balance's usage (its event records only what was given back), a
+# due reset, an unlimited balance, no balance, an idempotency key, a use of a feature that a credit system
+# lists which its own balance does not cover (it falls through to the pool) — takes the general path
+# (`_track_locked`), which this statement then has not touched.
 def _track_statement(
     *, customer: str, feature: str, api_key: str, before: str = "", after: str = "", columns: str = "", joins: str = ""
 ) -> str:
@@ -373,6 +380,7 @@ b AS (
       AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
       AND (%(v)s >= 0 AND %(v)s <= t.remaining
            OR NOT EXISTS (SELECT 1 FROM billing_creditcost cc WHERE cc.metered_feature_id = t.feature_id))
+      AND (%(v)s >= 0 OR -(%(v)s) <= t.allowance + t.adjustment - t.remaining)
       AND NOT EXISTS (SELECT 1 FROM billing_balance o
                       WHERE o.customer_id = t.customer_id AND o.feature_id = t.feature_id AND o.id <> t.id
                         AND (o.expires_at IS NULL OR o.expires_at > %(now)s))

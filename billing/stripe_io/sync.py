@@ -134,10 +134,12 @@ def _invoice_fields(obj: dict) -> dict:
     """The Invoice columns a Stripe invoice sets (all but its products)."""
     status = read_str(obj, "status") or InvoiceStatus.DRAFT
     total, amount_paid = read_int(obj, "total"), read_int(obj, "amount_paid")
+    if total is None:  # every Stripe invoice has one: without it, what is owed is unknown, not 0
+        raise Malformed("total is missing")
     currency = read_str(obj, "currency")
     return {
         "status": status,
-        "total": total or 0,
+        "total": total,
         "amount_paid": max(0, amount_paid or 0),
         "currency": (currency or "usd").lower()[:3],
         "hosted_invoice_url": read_url(obj, "hosted_invoice_url"),

@@ -157,7 +157,7 @@ def test_without_customer_id_it_adds_up_the_environments_customers_only(api, cus
     [
         ({"range": "7d", "customer_id": "nobody"}, 404, "customer_not_found"),
         ({"range": "7d", "feature_id": ["messages", "nope"]}, 404, "feature_not_found"),
-        ({"range": "7d", "entity_id": "seat_1"}, 404, "entity_not_found"),
+        ({"range": "7d", "entity_id": "seat_1"}, 422, "not_supported"),
         ({"range": "8d"}, 422, "invalid_inputs"),
         ({}, 422, "invalid_inputs"),
         ({"range": "7d", "custom_range": {"start": 0, "end": DAY}}, 422, "invalid_inputs"),
@@ -167,7 +167,7 @@ def test_without_customer_id_it_adds_up_the_environments_customers_only(api, cus
         ({"range": "7d", "group_by": "model"}, 422, "invalid_inputs"),
         ({"range": "7d", "group_by": "$plan_id"}, 422, "invalid_inputs"),
         ({"range": "7d", "timezone": "Mars/Olympus"}, 422, "invalid_inputs"),
-        ({"range": "7d", "aggregate_on": "deducted"}, 422, "invalid_inputs"),
+        ({"range": "7d", "aggregate_on": "deducted"}, 422, "not_supported"),
         ({"range": "7d", "max_groups": 0}, 422, "invalid_inputs"),
     ],
 )

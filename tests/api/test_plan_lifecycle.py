@@ -118,6 +118,14 @@ def test_open_customer_portal_answers_a_stripe_billing_portal_url(api, linked, f
     assert legacy.status_code == 200 and legacy.json()["customer_id"] == "acme_corp"
 
 
+@pytest.mark.parametrize("path", ["billing.open_customer_portal", "customers/acme_corp/billing_portal"])
+def test_a_bad_return_url_is_refused_naming_return_url(api, linked, fake_stripe, path):
+    r = api.post(path, {"customer_id": "acme_corp", "return_url": "javascript:alert(1)"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "invalid_inputs" and r.json()["message"] == "return_url must be an http(s) URL."
+    assert not fake_stripe.portal_sessions
+
+
 def test_open_customer_portal_without_stripe_is_a_clear_400(api, customer):
     r = api.post("billing.open_customer_portal", {"customer_id": "acme_corp"})
     assert r.status_code == 400 and r.json()["code"] == "stripe_not_connected"

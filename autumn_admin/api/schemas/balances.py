@@ -9,7 +9,19 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from autumn_admin.api.schemas.common import Cursor, CustomerId, EpochMs, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import (
+    NO_AUTO_CREATE,
+    NO_ENTITIES,
+    Cursor,
+    CustomerId,
+    EpochMs,
+    Number,
+    Omittable,
+    Params,
+    Slug,
+    not_supported,
+    whole_number,
+)
 from billing.quantities import parse_quantity
 from customers.errors import ServiceError
 from customers.validation import REASON_MAX_LENGTH
@@ -56,28 +68,43 @@ ApiInterval = Literal["one_off", "day", "week", "month", "quarter", "semi_annual
 class CheckParams(Params):
     customer_id: CustomerId
     feature_id: Slug
+    entity_id: NO_ENTITIES = None
     required_balance: Omittable[Quantity] = None
     send_event: Omittable[bool] = False
     properties: JsonObject | None = None
+    customer_data: NO_AUTO_CREATE = None
+    lock: not_supported("locks (a balance held for a later track) are not built; leave lock out") = None
+    with_preview: not_supported("a check answers without a paywall preview", harmless=(False,)) = None
 
 
 class TrackParams(Params):
     customer_id: CustomerId
     feature_id: Slug | None = None
+    entity_id: NO_ENTITIES = None
+    customer_data: NO_AUTO_CREATE = None
     event_name: Slug | None = None
     value: Omittable[Quantity] = None
     properties: JsonObject | None = None
     timestamp: Omittable[EpochMs] = None
+    overage_behavior: not_supported(
+        'only "cap" is built (a track past a balance without overage stops it at 0); send "cap" or nothing',
+        harmless=("cap",),
+    ) = None
+    async_: Omittable[bool] = Field(
+        None, alias="async", description="Accepted either way: the track is recorded before the answer."
+    )
 
 
 class UpdateBalanceParams(Params):
     customer_id: CustomerId
     feature_id: Slug
+    entity_id: NO_ENTITIES = None
     remaining: Omittable[Quantity] = Field(
         None, description="The new balance (the dashboard's rule: usage stays as recorded, granted moves)."
     )
     add_to_balance: Omittable[Quantity] = Field(None, description="Added to the balance; negative subtracts.")
     next_reset_at: Omittable[EpochMs] = None
+    expires_at: not_supported("a grant's expiry is set when it is made (balances.create)") = None
     interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
     balance_id: Annotated[str, Field(max_length=64)] | None = Field(
         None, description="Which balance (a breakdown id), when the customer has several."
@@ -95,7 +122,7 @@ class UpdateBalanceParams(Params):
 
 class ResetParams(Params):
     interval: ApiInterval
-    interval_count: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 1
+    interval_count: Omittable[whole_number(1, 1000)] = 1
 
 
 BalanceIdParam = Annotated[str, Field(min_length=1, max_length=64)]
@@ -104,7 +131,7 @@ BalanceIdParam = Annotated[str, Field(min_length=1, max_length=64)]
 class CreateBalanceParams(Params):
     customer_id: CustomerId
     feature_id: Slug
-    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
+    entity_id: NO_ENTITIES = None
     included_grant: Omittable[Quantity] = None
     unlimited: Omittable[bool] = False
     reset: ResetParams | None = None
@@ -113,18 +140,16 @@ class CreateBalanceParams(Params):
         None, description="When the grant ends: from then on it is gone from balances and checks (future)."
     )
     balance_id: BalanceIdParam | None = Field(None, description="Your id for the grant, unique for the customer.")
-    rollover: dict[str, Any] | None = Field(None, description="Not supported: any rollover is refused.")
+    rollover: not_supported("rollovers are not built; send the grant without one") = None
 
 
 class DeleteBalanceParams(Params):
     customer_id: CustomerId
-    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
+    entity_id: NO_ENTITIES = None
     feature_id: Slug | None = None
     balance_id: BalanceIdParam | None = None
     interval: ApiInterval | None = Field(None, description="Which balance, when the customer has several.")
-    recalculate_balances: Omittable[bool] = Field(
-        False, description="Not supported: the other balances stay as they are."
-    )
+    recalculate_balances: not_supported("the other balances stay as they are", harmless=(False,)) = None
 
 
 BalanceStatus = Literal["active", "expired"]
@@ -132,14 +157,14 @@ BalanceStatus = Literal["active", "expired"]
 
 class ListBalancesParams(Params):
     customer_id: CustomerId | None = None
-    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
+    entity_id: NO_ENTITIES = None
     feature_id: Slug | None = None
     plan_id: Slug | None = Field(
         None, description="Only this plan's balances; null: only grants outside any plan; absent: all."
     )
     statuses: list[BalanceStatus] | None = None
     start_cursor: Cursor = ""
-    limit: Omittable[Annotated[int, Field(ge=1, le=200)]] = 50
+    limit: Omittable[whole_number(1, 200)] = 50
 
 
 # --- responses ----------------------------------------------------------------------------------

@@ -6,31 +6,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import Field
 
-from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, Slug
+from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, PlanVersion, Slug, not_supported
 
 PriceIntervalOut = Literal["one_off", "week", "month", "quarter", "semi_annual", "year"]
 ResetIntervalOut = Literal["one_off", "minute", "hour", "day", "week", "month", "quarter", "semi_annual", "year"]
-PLAN_VERSION_MAX = 1_000_000
-
-
-def _whole_version(value: Any) -> int:
-    """A plan version: a whole number from 1, sent as 2 or, as autumn-sdk's float field sends it, 2.0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ValueError("must be a whole number")
-    if not 1 <= value <= PLAN_VERSION_MAX:
-        raise ValueError(f"must be between 1 and {PLAN_VERSION_MAX:,}")
-    return int(value)
-
-
-WholeVersion = Annotated[
-    Any,
-    BeforeValidator(_whole_version),
-    WithJsonSchema({"type": "number", "minimum": 1, "maximum": PLAN_VERSION_MAX, "multipleOf": 1}),
-]
-
 # --- requests -----------------------------------------------------------------------------------
+
+FLAT_COST_ONLY = not_supported("only a flat credit cost per unit is built")
+FLAT_PRICE_ONLY = not_supported("only a flat per-unit price is built", harmless=([], ""))
 
 
 class ListPlansParams(Params):
@@ -41,7 +26,7 @@ class ListPlansParams(Params):
 
 class GetPlanParams(Params):
     plan_id: Slug
-    version: Omittable[WholeVersion] = None
+    version: Omittable[PlanVersion] = None
 
 
 class GetFeatureParams(Params):
@@ -220,18 +205,17 @@ class RewardListOut(Schema):
 
 class FeatureDisplayIn(Params):
     singular: str | None = None
-    plural: str | None = None
+    plural: not_supported("a unit label has one form here (singular)") = None
 
 
 class CreditCostIn(Params):
     metered_feature_id: Slug
     credit_cost: Number | None = None
-    # Autumn's richer schemas; none of them is offered here, so sending one is refused by name.
     billing_units: Number | None = None
-    tiers: list[Any] | None = None
-    tier_behavior: str | None = None
-    dimensions: dict[str, Any] | None = None
-    multipliers: dict[str, Any] | None = None
+    tiers: FLAT_COST_ONLY = None
+    tier_behavior: FLAT_COST_ONLY = None
+    dimensions: FLAT_COST_ONLY = None
+    multipliers: FLAT_COST_ONLY = None
 
 
 class FeatureFieldsIn(Params):
@@ -271,9 +255,9 @@ class ItemPriceIn(Params):
     billing_units: Number | None = None
     billing_method: str | None = None
     max_purchase: Number | None = None
-    tiers: list[Any] | None = None
-    tier_behavior: str | None = None
-    additional_currencies: list[Any] | None = None
+    tiers: FLAT_PRICE_ONLY = None
+    tier_behavior: FLAT_PRICE_ONLY = None
+    additional_currencies: FLAT_PRICE_ONLY = None
 
 
 class PlanItemIn(Params):
@@ -282,17 +266,17 @@ class PlanItemIn(Params):
     unlimited: bool | None = None
     reset: ResetIn | None = None
     price: ItemPriceIn | None = None
-    entity_feature_id: str | None = None
-    pooled: bool | None = None
-    rollover: dict[str, Any] | None = None
-    proration: dict[str, Any] | None = None
+    entity_feature_id: not_supported("entities are not built") = None
+    pooled: not_supported("pooled balances are not built", harmless=(False,)) = None
+    rollover: not_supported("rollovers are not built") = None
+    proration: not_supported("prepaid quantities (what proration applies to) are not built", harmless=({},)) = None
 
 
 class PlanPriceIn(Params):
     amount: Number
     interval: str
     interval_count: Number | None = None
-    additional_currencies: list[Any] | None = None
+    additional_currencies: not_supported("a plan is priced in one currency", harmless=([],)) = None
 
 
 class FreeTrialIn(Params):
@@ -311,9 +295,9 @@ class PlanFieldsIn(Params):
     price: PlanPriceIn | None = None
     items: list[PlanItemIn] | None = None
     free_trial: FreeTrialIn | None = None
-    licenses: list[Any] | None = None
-    billing_controls: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    licenses: not_supported("licenses are not built", harmless=([],)) = None
+    billing_controls: not_supported("billing controls are not built", harmless=({},)) = None
+    metadata: not_supported("plans carry no metadata", harmless=({},)) = None
     archived: bool | None = None
 
 
@@ -324,13 +308,13 @@ class CreatePlanParams(PlanFieldsIn):
 
 class UpdatePlanParams(PlanFieldsIn):
     plan_id: Slug
-    version: Omittable[WholeVersion] = None
+    version: Omittable[PlanVersion] = None
     new_plan_id: str | None = None
     disable_version: bool | None = None
     force_version: bool | None = None
     all_versions: bool | None = None
-    migration: dict[str, Any] | None = None
-    variants: list[Any] | None = None
+    migration: not_supported("migrations are not built; move customers with billing.update", harmless=({},)) = None
+    variants: not_supported("plan variants are not built", harmless=([],)) = None
 
 
 class DeletePlanParams(Params):

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 from ninja import Schema
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 from autumn_admin.api.units import MAX_EPOCH_MS
 from customers.errors import ServiceError
@@ -69,19 +70,87 @@ CustomerId = Annotated[
     ),
 ]
 Slug = Annotated[str, Field(min_length=1, max_length=255)]
-PlanVersion = Annotated[int, Field(ge=1, le=1_000_000)]
+NOT_SUPPORTED = "not_supported"
+
+
+def not_supported(why: str, *, harmless: tuple = ()):
+    """A request field Autumn's API defines that this server does not implement (yet): left out or null
+    it changes nothing; set, the request is refused with 422 `not_supported` naming the field and saying
+    why, never silently ignored (a per-seat check answered for the whole customer, a lock not taken).
+    `harmless`: values that ask for what this server does anyway (with_preview false, overage "cap").
+    The one way every schema declares such a field, so the OpenAPI document lists it too."""
+
+    def refuse(value: Any) -> Any:
+        if value is None or any(value is h or (type(value) is type(h) and value == h) for h in harmless):
+            return None
+        raise PydanticCustomError(NOT_SUPPORTED, "is not supported here: {why}", {"why": why})
+
+    return Annotated[Any, BeforeValidator(refuse), WithJsonSchema({"description": f"Not supported here: {why}"})]
+
+
+ASKS_FOR_NOTHING = (False, [], {}, "")
+"""Values of a not-supported field that ask for nothing (a false flag, an empty list or object)."""
+
+
+def not_supported_fields(name: str, fields: dict[str, str], *, harmless: tuple = ASKS_FOR_NOTHING) -> type:
+    """A request base declaring many `not_supported` fields at once (what Autumn's plan changes carry
+    and this server does not build), each with why; operations' schemas extend it."""
+    return create_model(
+        name,
+        __base__=Params,
+        __module__=__name__,
+        **{field: (not_supported(why, harmless=harmless), None) for field, why in fields.items()},
+    )
+
+
+NO_AUTO_CREATE = not_supported("a customer is created first, with customers.get_or_create (or POST /customers)")
+NO_ENTITIES = not_supported("customers have no entities (seats, workspaces); leave entity_id out")
+
+PLAN_VERSION_MAX = 1_000_000
+
+
+def whole_number(minimum: int, maximum: int):
+    """A version or a count in a request: a whole number from `minimum` to `maximum`, sent as 2 or, as
+    autumn-sdk's float fields send it, 2.0; 1.5, "2" and true are refused. The one type every version and
+    count of the API takes."""
+
+    def whole(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError("must be a whole number")
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum:,} and {maximum:,}")
+        return int(value)
+
+    return Annotated[
+        Any,
+        BeforeValidator(whole),
+        WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum}),
+    ]
+
+
+PlanVersion = whole_number(1, PLAN_VERSION_MAX)
 Cursor = Annotated[str, Field(max_length=512)]
 
 
 class Params(Schema):
     model_config = ConfigDict(strict=True, extra="ignore")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _an_object(cls, value: Any, handler):
+        # ninja's Schema reads any value by its attributes (for ORM objects), so a nested request object sent
+        # as "x", 5 or [1] would pass as one with nothing set (an unfiltered range, a display cleared):
+        # an object is a JSON object, strictly like every other field.
+        if not isinstance(value, (dict, BaseModel)):
+            raise ValueError("must be an object")
+        return handler(value)
+
 
 class PageParams(Params):
     """The paging of a list: pass a page's next_cursor as start_cursor for the next one."""
 
     start_cursor: Cursor = ""
-    limit: Omittable[Annotated[int, Field(ge=1, le=1000)]] = 50
+    limit: Omittable[whole_number(1, 1000)] = 50
 
 
 class ErrorOut(Schema):

@@ -8,7 +8,16 @@ from ninja import Schema
 from pydantic import AfterValidator, Field
 
 from autumn_admin.api.schemas.balances import BalanceOut, FlagOut
-from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, PageParams, Params, PlanVersion, Slug
+from autumn_admin.api.schemas.common import (
+    CustomerId,
+    Number,
+    Omittable,
+    PageParams,
+    Params,
+    PlanVersion,
+    Slug,
+    not_supported,
+)
 from autumn_admin.api.schemas.invoices import InvoiceOut
 from customers.errors import ServiceError
 from customers.validation import TEXT_LIMITS, validate_metadata
@@ -38,6 +47,14 @@ class CustomerFields(Params):
     fingerprint: Fingerprint | None = Field(None, description="A device or account fingerprint; null clears it.")
     metadata: Metadata | None = None
     send_email_receipts: Omittable[bool] = None
+    # What Autumn's customer requests also carry and this server does not do (yet).
+    billing_controls: not_supported("billing controls (spend limits, auto top-ups) are not built") = None
+    create_in_stripe: not_supported("creating a Stripe customer on request is not built", harmless=(False,)) = None
+    auto_enable_plan_id: not_supported("a new customer gets the default plan; attach others with billing.attach") = None
+    stripe_id: not_supported("linking a Stripe customer by request is not built") = None
+    currency: not_supported("a customer's currency is not built (prices carry their own)") = None
+    config: not_supported("customer config is not built") = None
+    billing_details: not_supported("billing details (address, tax ids) are not built") = None
 
 
 class GetOrCreateCustomerParams(CustomerFields):
@@ -59,6 +76,8 @@ class ListCustomersParams(PageParams):
     search: Annotated[str, Field(max_length=255)] | None = None
     plans: list[PlanFilter] | None = None
     subscription_status: Literal["active", "scheduled"] | None = None
+    created_at_range: not_supported("listing customers by when they were created is not built") = None
+    processors: not_supported("every customer here bills through Stripe, if at all", harmless=([],)) = None
     sort_order: Literal["asc", "desc"] = "desc"
 
 

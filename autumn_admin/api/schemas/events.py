@@ -7,7 +7,18 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import AfterValidator, Field
 
-from autumn_admin.api.schemas.common import CustomerId, EpochMs, Number, Omittable, PageParams, Params, Slug
+from autumn_admin.api.schemas.common import (
+    NO_ENTITIES,
+    CustomerId,
+    EpochMs,
+    Number,
+    Omittable,
+    PageParams,
+    Params,
+    Slug,
+    not_supported,
+    whole_number,
+)
 from autumn_admin.api.units import MAX_EPOCH_MS
 
 
@@ -18,8 +29,10 @@ class TimeRange(Params):
 
 class ListEventsParams(PageParams):
     customer_id: CustomerId | None = None
+    entity_id: NO_ENTITIES = None
     feature_id: Slug | list[Slug] | None = None
     custom_range: TimeRange | None = None
+    range: not_supported("events.list filters by custom_range (start, end)") = None
 
 
 class EventOut(Schema):
@@ -68,7 +81,7 @@ class AggregateRange(Params):
 class AggregateEventsParams(Params):
     feature_id: Slug | Annotated[list[Slug], Field(min_length=1, max_length=AGGREGATE_FEATURES_MAX)]
     customer_id: CustomerId | None = Field(None, description="Leave out for every customer of the environment.")
-    entity_id: Slug | None = Field(None, description="Customers here have no entities: any entity_id is a 404.")
+    entity_id: NO_ENTITIES = None
     range: Literal["24h", "7d", "30d", "90d", "last_cycle", "1bc", "3bc"] | None = Field(
         None, description="Up to now, widened to whole bins. last_cycle, 1bc and 3bc need customer_id."
     )
@@ -82,16 +95,14 @@ class AggregateEventsParams(Params):
     filter_by: (
         Annotated[dict[PropertyKey, Annotated[str, Field(max_length=1000)]], Field(max_length=FILTERS_MAX)] | None
     ) = Field(None, description="Only events whose properties have these values.")
-    max_groups: Omittable[Annotated[int, Field(ge=1, le=250)]] = Field(
+    max_groups: Omittable[whole_number(1, 250)] = Field(
         None, description="With group_by: the groups with the most usage; the rest are added up as Other. Default 9."
     )
     measure: Omittable[Literal["sum", "count"]] = Field(None, description="Bin the events' sum (default) or count.")
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         None, description="The IANA zone days are counted in; the deployment's TIME_ZONE by default."
     )
-    aggregate_on: Literal["deducted"] | None = Field(
-        None, description="Not offered: which balance each event drew from is not recorded."
-    )
+    aggregate_on: not_supported("which balance each event drew from is not recorded") = None
 
 
 class AggregatePeriodOut(Schema):

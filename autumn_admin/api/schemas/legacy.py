@@ -10,13 +10,44 @@ from pydantic import Field
 
 from autumn_admin.api.schemas.balances import JsonObject, Quantity, TrackParams
 from autumn_admin.api.schemas.billing import Url
-from autumn_admin.api.schemas.common import CustomerId, Number, Omittable, Params, PlanVersion, Slug
+from autumn_admin.api.schemas.common import (
+    NO_AUTO_CREATE,
+    NO_ENTITIES,
+    CustomerId,
+    Number,
+    Omittable,
+    Params,
+    PlanVersion,
+    Slug,
+    not_supported_fields,
+)
 from autumn_admin.api.schemas.customers import CustomerFields, CustomerOut
 
 # --- requests -----------------------------------------------------------------------------------
 
 
-class LegacyAttachParams(Params):
+# What the 1.2 attach carries and this server does not build; a value that asks for something is refused.
+LegacyAttachNotBuilt = not_supported_fields(
+    "LegacyAttachNotBuilt",
+    {
+        "product_ids": "attach one product at a time here (product_id)",
+        "entity_id": "customers have no entities (seats, workspaces); leave entity_id out",
+        "entity_data": "customers have no entities (seats, workspaces)",
+        "customer_data": "a customer is created first, with POST /customers",
+        "options": "prepaid quantities are not built",
+        "is_custom": "a custom plan is made on the dashboard (Customize), not by attach",
+        "items": "a custom plan is made on the dashboard (Customize), not by attach",
+        "force_checkout": "a checkout is offered when payment is required",
+        "invoice": "invoicing options are not built: Stripe Checkout bills the plan's price",
+        "checkout_session_params": "invoicing options are not built: Stripe Checkout bills the plan's price",
+        "setup_payment": "a checkout is offered when payment is required",
+        "reward": "discounts are given as rewards (coupons), not by attach",
+        "metadata": "an attach carries no metadata",
+    },
+)
+
+
+class LegacyAttachParams(LegacyAttachNotBuilt):
     customer_id: CustomerId
     product_id: Slug
     version: Omittable[PlanVersion] = None
@@ -37,12 +68,16 @@ class LegacyTrackParams(TrackParams):
 class LegacyUsageParams(Params):
     customer_id: CustomerId
     feature_id: Slug
+    entity_id: NO_ENTITIES = None
+    customer_data: NO_AUTO_CREATE = None
     value: Quantity = Field(description="The usage to set: the balance becomes granted − value.")
 
 
 class LegacyEntitledParams(Params):
     customer_id: CustomerId
     feature_id: Slug
+    entity_id: NO_ENTITIES = None
+    customer_data: NO_AUTO_CREATE = None
     required_quantity: Omittable[Quantity] = None
     event_data: JsonObject | None = Field(
         None, description="When given and allowed, required_quantity is tracked with these as the event's properties."
