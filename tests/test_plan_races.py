@@ -22,7 +22,6 @@ from tests.fake_stripe import WEBHOOK_SECRET, event, signed
 from tests.helpers import form_values
 
 pytestmark = [
-    pytest.mark.postgres("row locks need PostgreSQL"),
     pytest.mark.django_db(transaction=True),
 ]
 

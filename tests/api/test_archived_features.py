@@ -12,7 +12,6 @@ import pytest
 from billing.models import Balance, Feature
 from customers.services.customers import customer_create
 
-pytestmark = pytest.mark.postgres("the one-statement track and check are PostgreSQL's")
 _KEYS = itertools.count()
 
 

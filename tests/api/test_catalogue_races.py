@@ -19,7 +19,6 @@ from customers.services.customers import customer_create
 from tests.api.conftest import ApiClient
 
 pytestmark = [
-    pytest.mark.postgres("the catalogue lock is PostgreSQL's"),
     pytest.mark.django_db(transaction=True),
 ]
 

@@ -15,7 +15,6 @@ from billing.models import Balance, CreditCost, Event
 from billing.services.balances import balance_create
 from tests.conftest import on_the_ai_plan
 
-pytestmark = pytest.mark.postgres("the one-statement tracks are PostgreSQL's")
 D = Decimal
 _KEYS = itertools.count()
 
