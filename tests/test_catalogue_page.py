@@ -7,8 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from billing.catalogue.specs import plan_spec_of
 from billing.models import CreditCost, Feature, Product
-from billing.services.catalogue import catalogue_apply, plan_spec_of
+from billing.services.catalogue import catalogue_apply
 from billing.services.products import product_attach
 from customers.services.customers import customer_create
 

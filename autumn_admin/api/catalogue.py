@@ -5,7 +5,7 @@ Autumn's CLI (`atmn push`) sends a whole `autumn.config.ts` through.
 The catalogue is one for both environments (billing/models.py: plans, features and rewards have no
 environment), so a sandbox key and a live key read and change the same catalogue; each plan names the key's
 env, and the customer counts of a preview are those of the key's environment only. Every write goes through
-billing/services/catalogue.py with the key as the actor.
+billing/services/catalogue.py and catalogue_items.py with the key as the actor.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ from autumn_admin.api.serializers.catalogue import (
     plan_change_json,
     plan_json,
 )
+from billing.catalogue.planning import catalogue_preview
+from billing.catalogue.specs import CatalogueChanges, feature_spec_of
 from billing.models import DISCOUNT_REWARD_TYPES, Feature, Price, Product, ProductItem, Reward, RewardType
 from billing.plan_eligibility import eligibility, held_products
-from billing.services import catalogue as catalogue_service
-from billing.services.catalogue import CatalogueChanges, feature_spec_of
+from billing.services import catalogue_items
+from billing.services.catalogue import catalogue_apply
 from customers.errors import ServiceError
 
 router = Router(tags=["catalogue"])
@@ -174,9 +176,7 @@ def _plan_out(request, product: Product) -> dict:
 def features_create(request, params: CreateFeatureParams):
     """A boolean, metered (consumable: used up and reset; or not: allocated, like seats) or credit_system
     feature (its credit_schema: what one unit of each metered feature costs in credits)."""
-    feature = catalogue_service.feature_create(
-        spec=specs.feature_spec(params), actor=request.api_key, env=_env(request)
-    )
+    feature = catalogue_items.feature_create(spec=specs.feature_spec(params), actor=request.api_key, env=_env(request))
     return feature_json(_feature_or_404(feature.feature_id))
 
 
@@ -189,7 +189,7 @@ def features_create(request, params: CreateFeatureParams):
 def features_update(request, params: UpdateFeatureParams):
     """Change the fields sent; `new_feature_id` renames it. A feature in use can't change its type."""
     current = _feature_or_404(params.feature_id)
-    feature = catalogue_service.feature_update(
+    feature = catalogue_items.feature_update(
         feature_id=params.feature_id,
         changes=specs.feature_changes(params, feature_spec_of(current)),
         actor=request.api_key,
@@ -206,7 +206,7 @@ def features_update(request, params: UpdateFeatureParams):
 )
 def features_delete(request, params: DeleteFeatureParams):
     """Only a feature nothing refers to; one in use is a 409 (archive it with features.update)."""
-    catalogue_service.feature_delete(feature_id=params.feature_id, actor=request.api_key, env=_env(request))
+    catalogue_items.feature_delete(feature_id=params.feature_id, actor=request.api_key, env=_env(request))
     return {"success": True}
 
 
@@ -221,7 +221,7 @@ def plans_create(request, params: CreatePlanParams):
     """A plan with its group, add-on and default (auto_enable) flags, its price and its items: each an
     included allowance (or unlimited), a reset interval, and optionally a usage price for what goes beyond
     (billing_method usage_based) capped by max_purchase."""
-    product = catalogue_service.plan_create(spec=specs.plan_spec(params), actor=request.api_key, env=_env(request))
+    product = catalogue_items.plan_create(spec=specs.plan_spec(params), actor=request.api_key, env=_env(request))
     return _plan_out(request, product)
 
 
@@ -243,7 +243,7 @@ def plans_update(request, params: UpdatePlanParams):
                 f"version: only the newest version of {params.plan_id} (v{newest.version}) changes here",
                 "invalid_inputs",
             )
-    product = catalogue_service.plan_update(
+    product = catalogue_items.plan_update(
         plan_id=params.plan_id, changes=specs.plan_changes(params), actor=request.api_key, env=_env(request)
     )
     return _plan_out(request, product)
@@ -252,7 +252,7 @@ def plans_update(request, params: UpdatePlanParams):
 @router.post("/plans.delete", response={200: SuccessOut, **ERRORS}, operation_id="deletePlan", summary="Delete a plan")
 def plans_delete(request, params: DeletePlanParams):
     """The newest version (every version with all_versions); a 409 if any customer was ever on one of them."""
-    catalogue_service.plan_delete(
+    catalogue_items.plan_delete(
         plan_id=params.plan_id, all_versions=bool(params.all_versions), actor=request.api_key, env=_env(request)
     )
     return {"success": True}
@@ -368,7 +368,7 @@ def catalog_preview_update(request, params: CatalogUpdateParams):
     remove: deleted, or archived when something still refers to it) and plan (created, updated, deleted),
     and for a plan customers hold whether the change makes a new version (versionable)."""
     _refuse_referral_programs(params)
-    changes = catalogue_service.catalogue_preview(**_catalogue_request(params), env=_env(request))
+    changes = catalogue_preview(**_catalogue_request(params), env=_env(request))
     return _preview_json(request, changes, _reward_changes(params))
 
 
@@ -384,7 +384,7 @@ def catalog_update(request, params: CatalogUpdateParams):
     nothing is written). With skip_deletions false, what the body leaves out is removed."""
     _refuse_referral_programs(params)
     _refuse_reward_changes(_reward_changes(params))
-    changes = catalogue_service.catalogue_apply(
+    changes = catalogue_apply(
         **_catalogue_request(params), actor=request.api_key, env=_env(request), reason="catalog.update"
     )
     written = [c.result.pk for c in changes.plans if c.result is not None]
@@ -404,13 +404,13 @@ def catalog_update(request, params: CatalogUpdateParams):
 
 @router.delete("/features/{feature_id}", response={200: SuccessOut, **ERRORS}, include_in_schema=False)
 def feature_delete_rest(request, feature_id: str):
-    catalogue_service.feature_delete(feature_id=feature_id, actor=request.api_key, env=_env(request))
+    catalogue_items.feature_delete(feature_id=feature_id, actor=request.api_key, env=_env(request))
     return {"success": True}
 
 
 @router.post("/features/{feature_id}", response={200: FeatureOut, **ERRORS}, include_in_schema=False)
 def feature_archive_rest(request, feature_id: str, params: ArchiveParams):
-    catalogue_service.feature_set_archived(
+    catalogue_items.feature_set_archived(
         feature_id=feature_id,
         archived=params.archived,
         actor=request.api_key,
@@ -422,13 +422,13 @@ def feature_archive_rest(request, feature_id: str, params: ArchiveParams):
 
 @router.delete("/products/{plan_id}", response={200: SuccessOut, **ERRORS}, include_in_schema=False)
 def plan_delete_rest(request, plan_id: str, all_versions: bool = True):
-    catalogue_service.plan_delete(plan_id=plan_id, all_versions=all_versions, actor=request.api_key, env=_env(request))
+    catalogue_items.plan_delete(plan_id=plan_id, all_versions=all_versions, actor=request.api_key, env=_env(request))
     return {"success": True}
 
 
 @router.post("/products/{plan_id}", response={200: PlanOut, **ERRORS}, exclude_unset=True, include_in_schema=False)
 def plan_archive_rest(request, plan_id: str, params: ArchiveParams):
-    catalogue_service.plan_set_archived(
+    catalogue_items.plan_set_archived(
         plan_id=plan_id, archived=params.archived, actor=request.api_key, env=_env(request), reason="plans.update"
     )
     product = Product.objects.filter(product_id=plan_id, custom_for__isnull=True).order_by("-version").first()

@@ -19,9 +19,7 @@ from autumn_admin.api.schemas.catalogue import (
     PlanPriceIn,
     UpdatePlanParams,
 )
-from billing.models import FeatureType, Interval
-from billing.quantities import parse_quantity
-from billing.services.catalogue import (
+from billing.catalogue.specs import (
     CreditCostSpec,
     FeatureSpec,
     ItemSpec,
@@ -32,6 +30,8 @@ from billing.services.catalogue import (
     parse_amount,
     plan_currency,
 )
+from billing.models import FeatureType, Interval
+from billing.quantities import parse_quantity
 from customers.errors import ServiceError
 
 

@@ -20,7 +20,7 @@ from autumn_admin.api.schemas.customers import CustomerOut
 from autumn_admin.api.schemas.events import AggregateEventsOut, AggregateEventsParams, EventOut, ListEventsParams
 from autumn_admin.api.serializers.customers import customer_json, load_customers
 from autumn_admin.api.serializers.events import event_json
-from billing.services.catalogue import DEFAULT_CURRENCY
+from billing.catalogue.specs import DEFAULT_CURRENCY
 from billing.stripe_io.config import is_configured
 
 router = Router(tags=["cli"])

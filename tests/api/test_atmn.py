@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from billing.catalogue.specs import plan_spec_of
 from billing.models import CreditCost, CustomerProduct, Product
-from billing.services.catalogue import plan_spec_of
 from billing.services.products import product_attach
 from customers.models import AuditEntry, Customer
 from customers.services.api_keys import api_key_create
