@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from billing.models import HELD_PRODUCT_STATUSES, LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus, Product
-from billing.services.plans import is_upgrade
+from billing.plan_preview import is_upgrade
 from customers.models import Customer
 
 

@@ -593,7 +593,7 @@ def test_load_more_keeps_the_feature_filter(client, ops, busy, catalogue):
 
 
 def test_activity_reads_stripe_and_subscription_changes_as_sentences(client, ops, customer, catalogue):
-    from billing.services.products import customer_product_update
+    from billing.services.subscriptions import customer_product_update
     from customers.services.customers import customer_stripe_link
 
     cp = product_attach(customer=customer, product=catalogue["pro"], actor=ops)

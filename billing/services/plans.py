@@ -10,9 +10,8 @@ bulk by `manage.py reset_balances`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.db.models import Q
@@ -21,22 +20,32 @@ from django.utils import timezone
 from billing.intervals import add_intervals
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
-    Balance,
     CustomerProduct,
     CustomerProductStatus,
-    Feature,
-    FeatureType,
     Product,
 )
-from billing.quantities import ZERO
-from billing.services.products import (
-    _create_balances,
-    _period_end,
-    _same_plan_group,
-    customer_product_update,
-    lock_customer_plans,
-    product_attach,
+from billing.plan_preview import (
+    CANCEL_END_OF_CYCLE,
+    CANCEL_IMMEDIATELY,
+    CHECKOUT,
+    END_OF_CYCLE,
+    GRANT_FREE,
+    NO_CHARGE,
+    NOW,
+    UNCANCEL,
+    UPDATE_SUBSCRIPTION,
+    PlanPreview,
+    check_cancellable_at_period_end,
+    check_uncancellable,
+    live_plans,
+    period_end_of,
+    preview_attach,
+    preview_cancel,
+    same_plan_group,
+    scheduled_of_group,
 )
+from billing.services.products import create_balances, lock_customer_plans, product_attach
+from billing.services.subscriptions import customer_product_update
 from billing.stripe_io import subscriptions as stripe_subscriptions
 from billing.stripe_io.config import is_configured
 from customers.audit import SYSTEM, Actor, AuditAction, audit_record
@@ -44,252 +53,51 @@ from customers.errors import Conflict, ServiceError
 from customers.models import Customer
 from customers.validation import require_reason
 
-NOW, END_OF_CYCLE = "now", "end_of_cycle"
-CHECKOUT, UPDATE_SUBSCRIPTION, GRANT_FREE, NO_CHARGE = "checkout", "update_subscription", "grant_free", "no_charge"
-CANCEL_IMMEDIATELY, CANCEL_END_OF_CYCLE, UNCANCEL = "cancel_immediately", "cancel_end_of_cycle", "uncancel"
 PERIOD_ENDED = "Billing period ended"
 TRIAL_ENDED = "Free trial ended"
 
-
-def recurring_amount(product: Product) -> int:
-    price = product.recurring_price
-    return price.amount if price is not None else 0
-
-
-def currency_of(product: Product) -> str:
-    return next((p.currency for p in product.prices.all()), "usd")
-
-
-def is_upgrade(old: Product, new: Product) -> bool:
-    """Autumn's rule: an upgrade when the new plan's recurring price is higher, or the old one is free."""
-    return old.is_free or recurring_amount(new) > recurring_amount(old)
-
-
-# --- preview ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BalanceChange:
-    """One feature's balance before → after the change. None: not had (before) or lost (after)."""
-
-    feature: Feature
-    before: Decimal | None
-    after: Decimal | None
-    unlimited_before: bool = False
-    unlimited_after: bool = False
-    usage: Decimal = ZERO  # carried over to the new balance
-
-    @property
-    def kind(self) -> str:
-        if self.before is None and not self.unlimited_before:
-            return "gained"
-        if self.after is None and not self.unlimited_after:
-            return "lost"
-        if (self.before, self.unlimited_before) == (self.after, self.unlimited_after):
-            return "unchanged"
-        return "changed"
-
-    @property
-    def remaining_after(self) -> Decimal | None:
-        if self.after is None or self.feature.type == FeatureType.BOOLEAN:
-            return None
-        return max(ZERO, self.after - self.usage)
+# The service's words: when a change happens, how it is paid, what a cancel does (its callers pass these).
+__all__ = [
+    "CANCEL_END_OF_CYCLE",
+    "CANCEL_IMMEDIATELY",
+    "CHECKOUT",
+    "END_OF_CYCLE",
+    "GRANT_FREE",
+    "NO_CHARGE",
+    "NOW",
+    "UNCANCEL",
+    "UPDATE_SUBSCRIPTION",
+    "AttachResult",
+    "cancel_preview",
+    "customers_with_due_plans",
+    "is_roll_due",
+    "plan_attach",
+    "plan_cancel",
+    "plan_preview",
+    "plan_uncancel",
+    "plans_roll_due",
+]
 
 
-@dataclass
-class PlanPreview:
-    """What a change does, before it is made: the dashboard's popup and the API's preview answer."""
-
-    customer: Customer
-    product: Product
-    action: str  # attach | upgrade | downgrade | add_on | cancel_immediately | cancel_end_of_cycle | uncancel
-    when: str  # now | end_of_cycle
-    effective_at: datetime
-    outgoing: list[CustomerProduct] = field(default_factory=list)
-    incoming: list[Product] = field(default_factory=list)
-    balances: list[BalanceChange] = field(default_factory=list)
-    due_today: int = 0
-    next_invoice_amount: int = 0
-    next_invoice_at: datetime | None = None
-    currency: str = "usd"
-    methods: list[str] = field(default_factory=list)  # how it may be paid: checkout, update_subscription, …
-    subscription: CustomerProduct | None = None  # the one whose Stripe subscription an update changes
-    trial_ends_at: datetime | None = None  # the plan starts with its free trial, ending then
-
-    @property
-    def needs_payment(self) -> bool:
-        return NO_CHARGE not in self.methods
-
-    @property
-    def default_method(self) -> str:
-        return self.methods[0]
-
-
-def _live(customer: Customer, *, lock: bool = False) -> list[CustomerProduct]:
-    qs = CustomerProduct.objects.filter(customer=customer, status__in=LIVE_PRODUCT_STATUSES).order_by("id")
-    if lock:
-        qs = qs.select_for_update()
-    return list(qs.select_related("product").prefetch_related("product__prices", "product__items__feature"))
-
-
-def _scheduled(customer: Customer, product: Product, *, lock: bool = False) -> list[CustomerProduct]:
-    """The customer's scheduled plans of `product`'s group (add-ons are never scheduled)."""
-    if product.is_add_on:
-        return []
-    qs = CustomerProduct.objects.filter(
-        customer=customer,
-        status=CustomerProductStatus.SCHEDULED,
-        product__group=product.group,
-        product__is_add_on=False,
-    ).order_by("id")
-    if lock:
-        qs = qs.select_for_update()
-    return list(qs.select_related("product"))
-
-
-def _balances_of(cps: list[CustomerProduct]) -> dict[int, list[Balance]]:
-    by_feature: dict[int, list[Balance]] = {}
-    for b in Balance.objects.filter(customer_product__in=cps).select_related("feature").order_by("id"):
-        by_feature.setdefault(b.feature_id, []).append(b)
-    return by_feature
-
-
-def _balance_changes(outgoing: list[CustomerProduct], incoming: list[Product], *, carry: bool) -> list[BalanceChange]:
-    """Each feature of the outgoing products' balances and the incoming products' items, before → after."""
-    old = _balances_of(outgoing)
-    new: dict[int, tuple[Feature, Decimal, bool]] = {}
-    for product in incoming:
-        for item in product.items.all():
-            included = ZERO if item.feature.type == FeatureType.BOOLEAN else item.included
-            prior = new.get(item.feature_id)
-            new[item.feature_id] = (
-                item.feature,
-                included + (prior[1] if prior else ZERO),
-                item.unlimited or bool(prior and prior[2]),
-            )
-    changes = []
-    for fid in list(dict.fromkeys([*old, *new])):
-        balances = old.get(fid, [])
-        feature = balances[0].feature if balances else new[fid][0]
-        before = sum((b.granted for b in balances), ZERO) if balances else None
-        unlimited_before = any(b.unlimited for b in balances)
-        usage = sum((b.usage for b in balances), ZERO) if carry else ZERO
-        if fid in new:
-            _, after, unlimited_after = new[fid]
-        else:
-            after, unlimited_after = None, False
-        changes.append(BalanceChange(feature, before, after, unlimited_before, unlimited_after, usage))
-    return sorted(changes, key=lambda c: c.feature.name.lower())
-
-
-def _prorated(amount: int, cp: CustomerProduct, now: datetime) -> int:
-    """`amount` for what is left of `cp`'s current period."""
-    start, end = cp.current_period_start, cp.current_period_end
-    if not start or not end or end <= now or end <= start:
-        return 0
-    fraction = Decimal((end - now).total_seconds()) / Decimal((end - start).total_seconds())
-    return int((Decimal(amount) * fraction).to_integral_value(ROUND_HALF_UP))
-
-
-def _one_off_amount(product: Product) -> int:
-    return sum(p.amount for p in product.prices.all() if p.type == "fixed" and not p.is_recurring)
+# --- previews: due periods roll first, then the read answers --------------------------------------------
 
 
 def plan_preview(*, customer: Customer, product: Product, when: str | None = None, now: datetime | None = None):
-    """What attaching `product` would do now: the plan it replaces, balances before → after (with the usage
-    that carries over), the amount due today, the next invoice, and how it may be paid.
-
-    `when` is "now" or "end_of_cycle" (a downgrade's default). Raises ServiceError/Conflict for what
-    `plan_attach` would refuse, so a preview never promises a change that cannot be made."""
+    """What attaching `product` would do now (`billing.plan_preview.preview_attach`), once the customer's due
+    periods have rolled."""
     now = now or timezone.now()
     plans_roll_due(customer=customer, now=now)
-    _check_attachable(customer, product)
-    live = _live(customer)
-    if any(cp.product_id == product.pk for cp in live):
-        raise Conflict(f"{customer.customer_id} already has {product.name}.", code="product_already_attached")
-    replaced = [cp for cp in live if _same_plan_group(cp.product, product)]
-    old = replaced[0] if replaced else None
-    if product.is_add_on:
-        action = "add_on"
-    elif old is None:
-        action = "attach"
-    else:
-        action = "upgrade" if is_upgrade(old.product, product) else "downgrade"
-    if when is None:
-        when = END_OF_CYCLE if action == "downgrade" and old.current_period_end else NOW
-    if when not in (NOW, END_OF_CYCLE):
-        raise ServiceError("Choose when: now or at the end of the billing period.", code="invalid_input", field="when")
-    if when == END_OF_CYCLE and (action != "downgrade" or not old.current_period_end):
-        raise ServiceError(
-            "Only a downgrade of a plan with a billing period can wait for the end of the period.",
-            code="invalid_input",
-            field="when",
-        )
-    effective_at = old.current_period_end if when == END_OF_CYCLE else now
-    preview = PlanPreview(
-        customer=customer,
-        product=product,
-        action=action,
-        when=when,
-        effective_at=effective_at,
-        outgoing=replaced,
-        incoming=[product],
-        currency=currency_of(product),
-    )
-    preview.balances = _balance_changes(replaced, [product], carry=when == NOW)
-    price = recurring_amount(product)
-    subscribed = old if old is not None and old.stripe_subscription_id else None
-    if when == NOW and not subscribed and trial_available(customer, product):
-        preview.trial_ends_at = product.trial_end(now)
-    if product.is_free:
-        preview.methods = [NO_CHARGE]
-    elif preview.trial_ends_at and not product.trial_card_required:
-        # Autumn's trial without a card: the plan starts now, nothing is paid until the trial ends.
-        preview.methods = [NO_CHARGE]
-    elif when == END_OF_CYCLE:  # nothing is paid now; the subscription (if any) changes at the period end
-        preview.methods = [UPDATE_SUBSCRIPTION, GRANT_FREE] if subscribed else [GRANT_FREE]
-        preview.subscription = subscribed
-    else:
-        connected = is_configured(customer.env)
-        preview.methods = ([UPDATE_SUBSCRIPTION] if connected and subscribed else []) + (
-            [CHECKOUT] if connected and not subscribed else []
-        )
-        preview.methods.append(GRANT_FREE)
-        preview.subscription = subscribed
-        if preview.methods == [GRANT_FREE]:
-            preview.trial_ends_at = None  # the trial needs a card, taken by Stripe: a grant is not a trial
-    if when == END_OF_CYCLE:
-        preview.next_invoice_at = effective_at
-        preview.next_invoice_amount = price
-    elif preview.default_method == UPDATE_SUBSCRIPTION:
-        preview.due_today = max(0, _prorated(price, old, now) - _prorated(recurring_amount(old.product), old, now))
-        preview.next_invoice_at, preview.next_invoice_amount = old.current_period_end, price
-    elif preview.trial_ends_at and preview.default_method in (CHECKOUT, NO_CHARGE):
-        preview.next_invoice_at, preview.next_invoice_amount = preview.trial_ends_at, price + _one_off_amount(product)
-    elif preview.default_method == CHECKOUT:
-        preview.due_today = price + _one_off_amount(product)
-        preview.next_invoice_at = _period_end(product, now)
-        preview.next_invoice_amount = price if preview.next_invoice_at else 0
-    else:
-        preview.next_invoice_at = _period_end(product, now)
-    return preview
+    return preview_attach(customer=customer, product=product, when=when, now=now)
 
 
-def trial_available(customer: Customer, product: Product) -> bool:
-    """Whether attaching `product` starts its free trial: it has one, and the customer never had a trial of
-    that plan (of any version, or a custom copy of it)."""
-    if not product.has_trial:
-        return False
-    return not CustomerProduct.objects.filter(
-        customer=customer, product__product_id=product.product_id, trial_ends_at__isnull=False
-    ).exists()
-
-
-def _check_attachable(customer: Customer, product: Product) -> None:
-    if product.archived and not product.custom_for_id:
-        raise ServiceError(f"{product.name} is archived.", code="product_not_found", status=404)
-    if product.custom_for_id and product.custom_for_id != customer.pk:
-        raise ServiceError("That custom product belongs to another customer.", code="product_not_found", status=404)
+def cancel_preview(
+    *, customer: Customer, customer_product: CustomerProduct, action: str, now: datetime | None = None
+) -> PlanPreview:
+    """What cancelling or uncancelling `customer_product` would do (`billing.plan_preview.preview_cancel`), once
+    the customer's due periods have rolled."""
+    now = now or timezone.now()
+    plans_roll_due(customer=customer, now=now)
+    return preview_cancel(customer=customer, customer_product=customer_product, action=action, now=now)
 
 
 # --- attach ---------------------------------------------------------------------------------------------
@@ -324,7 +132,7 @@ def plan_attach(
     for the period end; nothing is charged now."""
     now = now or timezone.now()
     lock_customer_plans(customer.pk)  # one change at a time per customer, whatever it holds
-    _live(customer, lock=True)
+    live_plans(customer, lock=True)
     preview = plan_preview(customer=customer, product=product, when=when, now=now)
     method = method or preview.default_method
     if method not in preview.methods:
@@ -339,7 +147,7 @@ def plan_attach(
             scheduled.granted_free = True
             scheduled.save(update_fields=["granted_free"])
         return AttachResult(preview, scheduled, method)
-    for scheduled in _scheduled(customer, product, lock=True):
+    for scheduled in scheduled_of_group(customer, product, lock=True):
         _drop_scheduled(scheduled, actor=actor, reason=reason or f"{product.name} attached instead", now=now)
     if method == UPDATE_SUBSCRIPTION:
         old = preview.subscription
@@ -388,7 +196,7 @@ def _schedule(preview: PlanPreview, *, actor: Actor, reason: str, now: datetime)
     """The downgrade at the period end: the current plan cancelling, the new one scheduled (any earlier
     scheduled plan of the group gives way)."""
     old = preview.outgoing[0]
-    for scheduled in _scheduled(preview.customer, preview.product, lock=True):
+    for scheduled in scheduled_of_group(preview.customer, preview.product, lock=True):
         _drop_scheduled(scheduled, actor=actor, reason=reason or f"{preview.product.name} scheduled instead", now=now)
     if old.canceled_at is None:
         customer_product_update(customer_product=old, actor=actor, reason=reason, now=now, canceled_at=now)
@@ -419,47 +227,6 @@ def _drop_scheduled(cp: CustomerProduct, *, actor: Actor, reason: str, now: date
 
 
 # --- cancel and uncancel -------------------------------------------------------------------------------
-
-
-def _default_plan(customer: Customer, product: Product) -> Product | None:
-    """The plan that comes back when the customer's last plan of `product`'s group ends."""
-    if product.is_add_on:
-        return None
-    defaults = Product.objects.defaults().filter(is_add_on=False, group=product.group).exclude(pk=product.pk)
-    return defaults.prefetch_related("prices", "items__feature").first()
-
-
-def cancel_preview(
-    *, customer: Customer, customer_product: CustomerProduct, action: str, now: datetime | None = None
-) -> PlanPreview:
-    """What cancelling (now or at the end of the cycle) or uncancelling `customer_product` would do. Raises what
-    `plan_cancel` / `plan_uncancel` would refuse."""
-    now = now or timezone.now()
-    plans_roll_due(customer=customer, now=now)
-    cp = CustomerProduct.objects.select_related("product").filter(pk=customer_product.pk, customer=customer).first()
-    if cp is None or cp.status == CustomerProductStatus.EXPIRED:
-        name = customer_product.product.name
-        raise Conflict(f"{name} is no longer active for {customer.customer_id}.", code="product_not_active")
-    product = cp.product
-    preview = PlanPreview(customer=customer, product=product, action=action, when=NOW, effective_at=now)
-    preview.currency, preview.methods = currency_of(product), [NO_CHARGE]
-    if action == UNCANCEL:
-        _check_uncancellable(cp)
-        preview.balances = _balance_changes([cp], [product], carry=True)
-        preview.next_invoice_at, preview.next_invoice_amount = cp.current_period_end, recurring_amount(product)
-        preview.incoming = [product]
-        return preview
-    if action not in (CANCEL_IMMEDIATELY, CANCEL_END_OF_CYCLE):
-        raise ServiceError(f"Unknown cancel action {action!r}.", code="invalid_input", field="cancel_action")
-    if action == CANCEL_END_OF_CYCLE:
-        _check_cancellable_at_period_end(cp, pending_downgrade=bool(_scheduled(customer, product)))
-        preview.when, preview.effective_at = END_OF_CYCLE, cp.current_period_end
-    preview.outgoing = [cp]
-    default = _default_plan(customer, product)
-    others = [o for o in _live(customer) if o.pk != cp.pk and _same_plan_group(o.product, product)]
-    preview.incoming = [default] if default is not None and not others else []
-    preview.balances = _balance_changes([cp], preview.incoming, carry=False)
-    return preview
 
 
 def _locked_product(customer: Customer, customer_product: CustomerProduct) -> CustomerProduct:
@@ -500,9 +267,9 @@ def plan_cancel(
         for current in _cancelling_of_group(customer, cp.product):
             _uncancel(current, actor=actor, reason=reason or f"{cp.product.name} cancelled", now=now)
         return cp
-    scheduled_plans = _scheduled(customer, cp.product, lock=True)
+    scheduled_plans = scheduled_of_group(customer, cp.product, lock=True)
     if when == END_OF_CYCLE:
-        _check_cancellable_at_period_end(cp, pending_downgrade=bool(scheduled_plans))
+        check_cancellable_at_period_end(cp, pending_downgrade=bool(scheduled_plans))
     for scheduled in scheduled_plans:
         _drop_scheduled(scheduled, actor=actor, reason=reason or f"{cp.product.name} cancelled", now=now)
     if when == NOW:
@@ -517,26 +284,8 @@ def plan_cancel(
     return cp
 
 
-def _check_cancellable_at_period_end(cp: CustomerProduct, *, pending_downgrade: bool) -> None:
-    """A product can be cancelled at its period end when it has one and is not already ending there (a pending
-    downgrade is called off instead: the product still ends at its period end)."""
-    if not cp.current_period_end:
-        raise ServiceError(
-            f"{cp.product.name} has no billing period to run to; cancel it immediately instead.",
-            code="invalid_input",
-            field="when",
-        )
-    if cp.canceled_at is not None and not pending_downgrade:
-        raise Conflict(f"{cp.product.name} is already cancelling.", code="product_already_cancelling")
-
-
-def _check_uncancellable(cp: CustomerProduct) -> None:
-    if cp.status not in LIVE_PRODUCT_STATUSES or cp.canceled_at is None:
-        raise Conflict(f"{cp.product.name} has no pending cancellation to undo.", code="nothing_to_uncancel")
-
-
 def _cancelling_of_group(customer: Customer, product: Product) -> list[CustomerProduct]:
-    return [cp for cp in _live(customer, lock=True) if _same_plan_group(cp.product, product) and cp.canceled_at]
+    return [cp for cp in live_plans(customer, lock=True) if same_plan_group(cp.product, product) and cp.canceled_at]
 
 
 @transaction.atomic
@@ -548,8 +297,8 @@ def plan_uncancel(
     lock_customer_plans(customer.pk)
     plans_roll_due(customer=customer, now=now)
     cp = _locked_product(customer, customer_product)
-    _check_uncancellable(cp)
-    for scheduled in _scheduled(customer, cp.product, lock=True):
+    check_uncancellable(cp)
+    for scheduled in scheduled_of_group(customer, cp.product, lock=True):
         _drop_scheduled(scheduled, actor=actor, reason=reason or f"{cp.product.name} uncancelled", now=now)
     return _uncancel(cp, actor=actor, reason=reason, now=now)
 
@@ -615,7 +364,7 @@ def _roll_customer(customer_pk: int, now: datetime) -> int:
             continue  # started with the plan it follows, below, or alone after it
         count += 1
         if cp.canceled_at is not None:
-            successor = next(iter(_scheduled(cp.customer, cp.product, lock=True)), None)
+            successor = next(iter(scheduled_of_group(cp.customer, cp.product, lock=True)), None)
             if successor is not None and successor.started_at <= now:
                 _start_scheduled(successor, after=cp, now=now)
                 count += 1
@@ -659,9 +408,9 @@ def _roll_period(cp: CustomerProduct, now: datetime) -> None:
 def _end_trial(cp: CustomerProduct, now: datetime) -> None:
     """A trial ends: the plan becomes active, its first paid period starting when the trial ended."""
     start = cp.trial_ends_at
-    end = _period_end(cp.product, start)
+    end = period_end_of(cp.product, start)
     while end is not None and end <= now:
-        start, end = end, _period_end(cp.product, end)
+        start, end = end, period_end_of(cp.product, end)
     customer_product_update(
         customer_product=cp,
         actor=SYSTEM,
@@ -677,9 +426,9 @@ def _start_scheduled(cp: CustomerProduct, *, after: CustomerProduct | None, now:
     """A scheduled plan starts at its start date: its first period from then, its balances from now. It takes
     over the Stripe subscription of the plan it follows."""
     start = cp.started_at
-    end = _period_end(cp.product, start)
+    end = period_end_of(cp.product, start)
     while end is not None and end <= now:
-        start, end = end, _period_end(cp.product, end)
+        start, end = end, period_end_of(cp.product, end)
     subscription = after.stripe_subscription_id if after is not None else ""
     if after is not None and subscription:
         CustomerProduct.objects.filter(pk=after.pk).update(stripe_subscription_id="")
@@ -689,7 +438,7 @@ def _start_scheduled(cp: CustomerProduct, *, after: CustomerProduct | None, now:
     cp.current_period_end = end
     cp.stripe_subscription_id = subscription
     cp.save(update_fields=["status", "current_period_start", "current_period_end", "stripe_subscription_id"])
-    _create_balances(cp, carried={}, kept_resets={}, now=now)
+    create_balances(cp, carried={}, kept_resets={}, now=now)
     audit_record(
         actor=SYSTEM,
         action=AuditAction.PRODUCT_UPDATE,

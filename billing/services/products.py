@@ -9,7 +9,6 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from billing.intervals import add_intervals
 from billing.models import (
     LIVE_PRODUCT_STATUSES,
     Balance,
@@ -22,6 +21,7 @@ from billing.models import (
     ProductItem,
     UsageType,
 )
+from billing.plan_preview import period_end_of, same_plan_group
 from billing.quantities import ZERO, parse_quantity
 from billing.services.balances import first_reset, reset_if_due
 from customers.audit import Actor, AuditAction, audit_record
@@ -30,14 +30,6 @@ from customers.formatting import format_qty
 from customers.models import AuditEntry, Customer
 from customers.stale import StaleForm, by_whom, last_change
 from customers.validation import require_reason
-
-
-def _period_end(product: Product, start: datetime) -> datetime | None:
-    recurring = product.recurring_price
-    if recurring is None:
-        return None
-    return add_intervals(start, recurring.interval, recurring.interval_count)
-
 
 # --- one change at a time --------------------------------------------------------------------------
 
@@ -94,7 +86,7 @@ def product_attach(
         trial_ends_at, stripe_subscription_id = inherit.trial_ends_at, inherit.stripe_subscription_id
     else:
         inherit = None
-        replaced = [cp for cp in live if _same_plan_group(cp.product, product)]
+        replaced = [cp for cp in live if same_plan_group(cp.product, product)]
     carried, kept_resets, earlier = _end_replaced(replaced, hand_over=inherit is not None, now=now)
     cp = _start(
         customer,
@@ -107,7 +99,7 @@ def product_attach(
         now=now,
     )
     in_place = inherit is not None
-    _create_balances(
+    create_balances(
         cp, carried=carried, kept_resets=kept_resets if in_place else {}, earlier=earlier if in_place else {}, now=now
     )
     audit_record(
@@ -129,11 +121,6 @@ def _still_live(customer: Customer, live: list[CustomerProduct], replace: Custom
         if cp.pk == replace.pk:
             return cp
     raise Conflict(f"{replace.product.name} is no longer active for {customer.customer_id}.", code="product_not_active")
-
-
-def _same_plan_group(old: Product, new: Product) -> bool:
-    """Does `new` replace `old`? Plans of one group do; add-ons replace nothing and are never replaced."""
-    return not new.is_add_on and not old.is_add_on and old.group == new.group
 
 
 def _end_replaced(
@@ -185,7 +172,7 @@ def _start(
         period_start, period_end = inherit.current_period_start, inherit.current_period_end
     else:
         # A trial is the first period: the first charge is at its end, as Stripe's trialing subscription has it.
-        period_end = trial_ends_at or _period_end(product, now)
+        period_end = trial_ends_at or period_end_of(product, now)
         started_at, canceled_at = now, None
         period_start = now if period_end else None
     return CustomerProduct.objects.create(
@@ -203,7 +190,7 @@ def _start(
     )
 
 
-def _create_balances(
+def create_balances(
     cp: CustomerProduct,
     *,
     carried: dict[int, Decimal],
@@ -414,7 +401,7 @@ def _check_customize_expected(customer: Customer, cp: CustomerProduct, items, ex
     The product and its balances are locked, so a concurrent balance edit waits or is seen here.
     Tracked usage is no conflict: it is carried over to the custom product as it is at this moment.
     """
-    changes = _item_changes(cp, items, expected.get("items", {})) + _balance_changes(cp, expected.get("balances", {}))
+    changes = _item_edits(cp, items, expected.get("items", {})) + _balance_edits(cp, expected.get("balances", {}))
     if changes:
         raise StaleForm(
             f"{cp.product.name} changed since you opened this form: {'; '.join(changes)}. "
@@ -423,7 +410,7 @@ def _check_customize_expected(customer: Customer, cp: CustomerProduct, items, ex
         )
 
 
-def _item_changes(cp: CustomerProduct, items, seen_items: dict) -> list[str]:
+def _item_edits(cp: CustomerProduct, items, seen_items: dict) -> list[str]:
     """How the product's allowances (`items`) differ from those the form showed."""
     changes = []
     now_items = _item_snapshot(items)
@@ -442,7 +429,7 @@ def _item_changes(cp: CustomerProduct, items, seen_items: dict) -> list[str]:
     return changes
 
 
-def _balance_changes(cp: CustomerProduct, seen_balances: dict) -> list[str]:
+def _balance_edits(cp: CustomerProduct, seen_balances: dict) -> list[str]:
     """How the product's balances (locked here) differ in their grants from those the form showed, and by whom."""
     changes = []
     balances = {
@@ -469,78 +456,3 @@ def _balance_changes(cp: CustomerProduct, seen_balances: dict) -> list[str]:
                 f" (was {_shown(seen_balances[pk])})"
             )
     return changes
-
-
-# --- a subscription moving on -----------------------------------------------------------------------
-
-UPDATABLE_FIELDS = frozenset(
-    {"status", "current_period_start", "current_period_end", "canceled_at", "ended_at", "trial_ends_at"}
-)
-
-
-@transaction.atomic
-def customer_product_update(
-    *,
-    customer_product: CustomerProduct,
-    actor: Actor,
-    reason: str = "",
-    now: datetime | None = None,
-    **changes,
-) -> CustomerProduct:
-    """Change a customer product's status or dates, as its subscription moves on (Stripe webhooks).
-
-    `changes` may hold status, current_period_start, current_period_end, canceled_at, ended_at and
-    trial_ends_at. Expiring a product removes its balances (its features stop), and expiring a plan
-    puts the customer back on the default plan of its group when no other plan of that group is live.
-    """
-    unknown = set(changes) - UPDATABLE_FIELDS
-    if unknown:
-        raise ServiceError(f"{', '.join(sorted(unknown))} can't be changed here.", code="invalid_input")
-    if "status" in changes and changes["status"] not in CustomerProductStatus.values:
-        raise ServiceError(f"Unknown status {changes['status']!r}.", code="invalid_input", field="status")
-    now = now or timezone.now()
-    lock_customer_plans(customer_product.customer_id)
-    locked = (
-        CustomerProduct.objects.select_for_update().select_related("product", "customer").get(pk=customer_product.pk)
-    )
-    expiring = changes.get("status") == CustomerProductStatus.EXPIRED and locked.status in LIVE_PRODUCT_STATUSES
-    if expiring and changes.get("ended_at") is None:
-        changes["ended_at"] = now
-    changed = {k: v for k, v in changes.items() if getattr(locked, k) != v}
-    if not changed:
-        return locked
-    before = {k: getattr(locked, k) for k in changed}
-    for key, value in changed.items():
-        setattr(locked, key, value)
-    locked.save(update_fields=list(changed))
-    audit_record(
-        actor=actor,
-        action=AuditAction.PRODUCT_UPDATE,
-        customer=locked.customer,
-        target_type="product",
-        target_id=locked.product.product_id,
-        before=before,
-        after=changed,
-        reason=reason,
-    )
-    if expiring:
-        _after_expiry(locked, actor=actor, now=now)
-    customer_product.__dict__.update({k: getattr(locked, k) for k in changed})
-    return locked
-
-
-def _after_expiry(cp: CustomerProduct, *, actor: Actor, now: datetime) -> None:
-    """An expired product's features stop (its balances go); a plan's customer left without a plan of its group
-    goes back on the group's default plan."""
-    Balance.objects.filter(customer_product=cp).delete()
-    product = cp.product
-    still_on_plan = CustomerProduct.objects.filter(
-        customer=cp.customer,
-        status__in=LIVE_PRODUCT_STATUSES,
-        product__is_add_on=False,
-        product__group=product.group,
-    ).exists()
-    if not product.is_add_on and not still_on_plan:
-        defaults = Product.objects.defaults().filter(is_add_on=False, group=product.group).exclude(pk=product.pk)
-        for default in defaults:
-            product_attach(customer=cp.customer, product=default, actor=actor, now=now, reason=f"{product.name} ended")

@@ -29,7 +29,8 @@ from billing.models import (
     Product,
     StripeEvent,
 )
-from billing.services.products import customer_product_update, lock_customer_plans, product_attach
+from billing.services.products import lock_customer_plans, product_attach
+from billing.services.subscriptions import customer_product_update
 from billing.stripe_io.config import MODE, WEBHOOK_SETTING
 from billing.stripe_io.fields import (
     Malformed,

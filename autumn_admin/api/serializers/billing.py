@@ -4,7 +4,7 @@ now as line items, the plans coming in and going out, and the next cycle."""
 from __future__ import annotations
 
 from autumn_admin.api.units import major_units, ms
-from billing.services.plans import CHECKOUT, PlanPreview, recurring_amount
+from billing.plan_preview import CHECKOUT, PlanPreview, recurring_amount
 
 
 def _line(preview: PlanPreview, amount: int, description: str) -> dict:
