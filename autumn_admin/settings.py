@@ -12,8 +12,6 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from billing.stripe_io.config import stripe_secrets
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -291,12 +289,14 @@ AXES_VERBOSE = False  # no banner on every manage.py command; failures and locko
 
 # Each environment its own Stripe mode: STRIPE_TEST_SECRET_KEY / STRIPE_TEST_WEBHOOK_SECRET (sandbox,
 # test mode), STRIPE_LIVE_SECRET_KEY / STRIPE_LIVE_WEBHOOK_SECRET (live). The legacy STRIPE_SECRET_KEY and
-# STRIPE_WEBHOOK_SECRET fill the environment the key names. A key of the wrong mode refuses to start.
-_stripe = stripe_secrets(os.environ)
-STRIPE_TEST_SECRET_KEY = _stripe["STRIPE_TEST_SECRET_KEY"]
-STRIPE_LIVE_SECRET_KEY = _stripe["STRIPE_LIVE_SECRET_KEY"]
-STRIPE_TEST_WEBHOOK_SECRET = _stripe["STRIPE_TEST_WEBHOOK_SECRET"]
-STRIPE_LIVE_WEBHOOK_SECRET = _stripe["STRIPE_LIVE_WEBHOOK_SECRET"]
+# STRIPE_WEBHOOK_SECRET fill the environment the key names (billing/stripe_io/config.py). A key of the wrong
+# mode, or a contradiction, fails Django's system checks (billing.E001) and is never sent to Stripe.
+STRIPE_TEST_SECRET_KEY = os.environ.get("STRIPE_TEST_SECRET_KEY", "").strip()
+STRIPE_LIVE_SECRET_KEY = os.environ.get("STRIPE_LIVE_SECRET_KEY", "").strip()
+STRIPE_TEST_WEBHOOK_SECRET = os.environ.get("STRIPE_TEST_WEBHOOK_SECRET", "").strip()
+STRIPE_LIVE_WEBHOOK_SECRET = os.environ.get("STRIPE_LIVE_WEBHOOK_SECRET", "").strip()
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "").strip()
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
 # Only for tests and local fakes: where the stripe library sends its requests.
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 

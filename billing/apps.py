@@ -6,4 +6,5 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from billing import receivers  # noqa: F401  (connects billing's answers to the customers' signals)
+        # Registers billing's system checks, and connects billing's answers to the customers' signals.
+        from billing import checks, receivers  # noqa: F401

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from billing.models import CustomerProduct, Invoice, Reward, StripeEvent
 from billing.services.rewards import reward_apply
 from billing.stripe_io.client import StripeError
-from billing.stripe_io.config import stripe_secrets
+from billing.stripe_io.config import is_configured, stripe_secrets, webhook_secret
 from billing.stripe_io.customers import customer_delete_in_stripe
 from customers.models import ApiKey, AuditEntry, Customer
 from customers.services.api_keys import api_key_create
@@ -108,8 +108,30 @@ def test_the_app_does_not_start_with_a_live_key_for_sandbox():
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
     )
     assert run.returncode != 0
-    assert "ImproperlyConfigured: STRIPE_TEST_SECRET_KEY must be a test-mode key" in run.stderr
+    assert "(billing.E001) STRIPE_TEST_SECRET_KEY must be a test-mode key" in run.stderr
     assert LIVE_KEY not in run.stderr
+
+
+def test_the_settings_import_no_app_code():
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
+    environ["STRIPE_TEST_SECRET_KEY"] = LIVE_KEY  # a wrong key is the system check's to refuse, not the settings'
+    code = (
+        "import sys, autumn_admin.settings;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('billing', 'customers')))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_the_legacy_key_serves_the_environment_its_prefix_names(settings):
+    settings.STRIPE_TEST_SECRET_KEY = settings.STRIPE_LIVE_SECRET_KEY = ""
+    settings.STRIPE_TEST_WEBHOOK_SECRET = settings.STRIPE_LIVE_WEBHOOK_SECRET = ""
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET = LIVE_KEY, "whsec_old"
+    assert (is_configured("live"), is_configured("sandbox")) == (True, False)
+    assert (webhook_secret("live"), webhook_secret("sandbox")) == ("whsec_old", "")
 
 
 # --- what is sent, and where --------------------------------------------------------------------

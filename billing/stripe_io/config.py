@@ -1,5 +1,6 @@
-"""Which Stripe key and webhook signing secret each environment uses: read and checked once at start-up
-(settings.py) from the environment, then looked up per environment by the rest of the package.
+"""Which Stripe key and webhook signing secret each environment uses: settings.py reads the variables as they
+are, this module looks them up per environment for the rest of the package, and Django's system checks
+(`billing.E001`, billing/checks.py) refuse a key of the wrong mode or a contradiction before the app serves.
 
 Sandbox talks only to Stripe's test mode and live only to its live mode, each with its own secret key
 and webhook signing secret. A key whose prefix names the other mode, or no mode, stops the app from
@@ -23,8 +24,9 @@ LEGACY_KEY, LEGACY_WEBHOOK = "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"
 
 
 def secret_key(env: str) -> str:
-    """The Stripe secret key of an environment ("" when it has none). Unknown environments raise KeyError."""
-    return getattr(settings, KEY_SETTING[env])
+    """The Stripe secret key of an environment ("" when it has none): its own setting, else the legacy
+    STRIPE_SECRET_KEY when that key's prefix names this environment. Unknown environments raise KeyError."""
+    return getattr(settings, KEY_SETTING[env]) or _legacy(LEGACY_KEY, env)
 
 
 def is_configured(env: str) -> bool:
@@ -33,8 +35,21 @@ def is_configured(env: str) -> bool:
 
 
 def webhook_secret(env: str) -> str:
-    """The signing secret of the environment's Stripe webhook endpoint ("" when it has none)."""
-    return getattr(settings, WEBHOOK_SETTING[env])
+    """The signing secret of the environment's Stripe webhook endpoint ("" when it has none): its own setting,
+    else the legacy STRIPE_WEBHOOK_SECRET when STRIPE_SECRET_KEY names this environment."""
+    return getattr(settings, WEBHOOK_SETTING[env]) or _legacy(LEGACY_WEBHOOK, env)
+
+
+def _legacy(name: str, env: str) -> str:
+    """A legacy setting's value for the one environment the legacy key's prefix names, else ""."""
+    return getattr(settings, name, "") if key_env(getattr(settings, LEGACY_KEY, "")) == env else ""
+
+
+def configured_secrets() -> dict[str, str]:
+    """The four per-environment settings as `stripe_secrets` settles them from the settings as they are
+    (ImproperlyConfigured for what the system check refuses)."""
+    names = (*KEY_SETTING.values(), *WEBHOOK_SETTING.values(), LEGACY_KEY, LEGACY_WEBHOOK)
+    return stripe_secrets({name: getattr(settings, name, "") or "" for name in names})
 
 
 def key_env(key: str) -> str | None:
