@@ -2,7 +2,7 @@
 from code: features.create/update/delete, plans.create/update/delete and catalog.preview_update/update, which
 Autumn's CLI (`atmn push`) sends a whole `autumn.config.ts` through.
 
-The catalogue is one for both environments (billing/models.py: plans, features and rewards have no
+The catalogue is one for both environments (billing/models/: plans, features and rewards have no
 environment), so a sandbox key and a live key read and change the same catalogue; each plan names the key's
 env, and the customer counts of a preview are those of the key's environment only. Every write goes through
 billing/services/catalogue.py and catalogue_items.py with the key as the actor.
