@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing.intervals import INTERVAL_WORDS
 from billing.models import (
+    DISCOUNT_REWARD_TYPES,
     LIVE_PRODUCT_STATUSES,
     Balance,
     CreditCost,
@@ -28,6 +29,7 @@ from billing.models import (
     Invoice,
     Price,
     ProductItem,
+    Reward,
     RewardDuration,
     RewardType,
 )
@@ -339,3 +341,17 @@ def customer_rewards(customer: Customer, *, now: datetime | None = None) -> list
         .order_by("-applied_at", "-id")
     )
     return [RewardRow(applied=a, now=now) for a in applied]
+
+
+def active_discounts(customer: Customer, now: datetime | None = None) -> list[Reward]:
+    """The customer's discount rewards in force, newest first."""
+    now = now or timezone.now()
+    applied = (
+        CustomerReward.objects.filter(
+            customer=customer, removed_at__isnull=True, reward__type__in=DISCOUNT_REWARD_TYPES
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("reward")
+        .order_by("-applied_at", "-id")
+    )
+    return [cr.reward for cr in applied]

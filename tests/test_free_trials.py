@@ -20,7 +20,7 @@ from billing.services.plans import (
     plan_preview,
     plans_roll_due,
 )
-from billing.stripe_io.checkout import checkout_create
+from billing.services.checkout import checkout_create
 from customers.formatting import format_day
 from customers.models import AuditEntry
 from tests.helpers import page_text

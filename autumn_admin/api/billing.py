@@ -31,6 +31,7 @@ from autumn_admin.api.schemas.common import ERRORS, STRIPE_ERRORS
 from autumn_admin.api.schemas.legacy import LegacyAttachOut, LegacyAttachParams
 from autumn_admin.api.serializers.billing import preview_json
 from billing.models import CustomerProduct, CustomerProductStatus
+from billing.services.checkout import checkout_create
 from billing.services.plans import (
     CANCEL_IMMEDIATELY,
     CHECKOUT,
@@ -44,7 +45,6 @@ from billing.services.plans import (
     plan_preview,
     plan_uncancel,
 )
-from billing.stripe_io.checkout import checkout_create
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import KEY_SETTING, is_configured
 from billing.stripe_io.subscriptions import billing_portal_url

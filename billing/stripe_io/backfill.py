@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from billing.services.rewards import discounts_push
 from billing.stripe_io import sync
 from billing.stripe_io.client import StripeError, client, idempotency_key, paged
 from billing.stripe_io.customers import (
@@ -18,7 +19,6 @@ from billing.stripe_io.customers import (
     record_failure,
     record_success,
 )
-from billing.stripe_io.discounts import push_discounts
 from billing.stripe_io.fields import Malformed
 from customers.models import AuditEntry, Customer
 
@@ -95,5 +95,5 @@ def retry_failed_push(customer) -> str:
             customer_pk=customer.pk, idempotency_key=idempotency_key("customer-resend", latest)
         )
     if error.startswith(DISCOUNTS):
-        return push_discounts(customer_pk=customer.pk, idempotency_prefix=idempotency_key("rewards-resend", latest))
+        return discounts_push(customer_pk=customer.pk, idempotency_prefix=idempotency_key("rewards-resend", latest))
     return ""

@@ -1,13 +1,11 @@
-"""A paid attach's Stripe Checkout Session: the line items of a product, the session with the
-customer's discount, and the audited checkout service the API calls."""
+"""A paid attach's Stripe Checkout Session: the line items of a product, and the session with the
+customer's discount coupon. The audited service that asks for it is `billing.services.checkout`."""
 
 from __future__ import annotations
 
 from billing.models import Price
 from billing.stripe_io.client import call, client
 from billing.stripe_io.customers import ensure_stripe_customer
-from billing.stripe_io.discounts import active_discounts, coupon_for_reward
-from customers.audit import AuditAction, audit_record
 from customers.errors import ServiceError
 
 STRIPE_INTERVAL = {"month": ("month", 1), "quarter": ("month", 3), "semi_annual": ("month", 6), "year": ("year", 1)}
@@ -52,10 +50,13 @@ def _trial_data(product, trial_ends_at) -> dict:
     return {"trial_end": int(trial_ends_at.timestamp())}
 
 
-def checkout_url_for(*, customer, product, success_url: str, cancel_url: str, trial_ends_at=None) -> str:
+def checkout_session_url(
+    *, customer, product, success_url: str, cancel_url: str, trial_ends_at=None, coupon: str = ""
+) -> str:
     """A Stripe Checkout Session for `product` (a subscription if it has a recurring price, else a
-    one-off payment) with the customer's discount, and its URL. With `trial_ends_at` (the plan's free
-    trial applies) the subscription starts trialing and is first charged when the trial ends.
+    one-off payment) with the discount `coupon` (a Stripe coupon id, if any), and its URL. With
+    `trial_ends_at` (the plan's free trial applies) the subscription starts trialing and is first
+    charged when the trial ends.
 
     Call it outside any transaction. Creates the Stripe customer first when there is none.
     Raises StripeError (Stripe not connected or failing) or ServiceError (nothing to pay for).
@@ -84,34 +85,7 @@ def checkout_url_for(*, customer, product, success_url: str, cancel_url: str, tr
         params["subscription_data"] = {"metadata": metadata, **_trial_data(product, trial_ends_at)}
     else:
         params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
-    discounts = active_discounts(customer)
-    if discounts:
-        params["discounts"] = [{"coupon": coupon_for_reward(discounts[0], env=customer.env)}]
+    if coupon:
+        params["discounts"] = [{"coupon": coupon}]
     # The library's own key covers its retries; a new attempt is a new session.
     return call(customer.env, sessions.create, params).url
-
-
-def checkout_create(*, customer, product, actor, success_url: str, cancel_url: str, trial_ends_at=None) -> str:
-    """A paid attach: the Checkout Session's URL (see `checkout_url_for`), and a line in the audit
-    trail once Stripe made it. Nothing else changes here until Stripe reports the payment.
-
-    Raises StripeError (Stripe not connected or failing) or ServiceError (nothing to pay for); then
-    nothing is audited.
-    """
-    url = checkout_url_for(
-        customer=customer,
-        product=product,
-        success_url=success_url,
-        cancel_url=cancel_url,
-        trial_ends_at=trial_ends_at,
-    )
-    audit_record(
-        actor=actor,
-        action=AuditAction.CHECKOUT_CREATE,
-        customer=customer,
-        target_type="product",
-        target_id=product.product_id,
-        after={"product": product.product_id, "version": product.version}
-        | ({"trial_ends_at": trial_ends_at} if trial_ends_at else {}),
-    )
-    return url

@@ -12,6 +12,7 @@ from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CHANGE_PLAN, customer_for_action
 from autumn_admin.dashboard.popups import FORM_INVALID, render_popup
 from billing.models import CustomerProduct, CustomerProductStatus
+from billing.services.checkout import checkout_create
 from billing.services.plans import (
     CANCEL_END_OF_CYCLE,
     CANCEL_IMMEDIATELY,
@@ -24,7 +25,6 @@ from billing.services.plans import (
     plan_preview,
     plan_uncancel,
 )
-from billing.stripe_io.checkout import checkout_create
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import is_configured
 from customers.errors import ServiceError
