@@ -23,12 +23,13 @@ from autumn_admin.api.schemas.balances import (
 from autumn_admin.api.schemas.common import ERRORS, SuccessOut
 from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, balance_row_json, track_json
 from autumn_admin.api.units import from_ms
-from billing.models import Balance, Feature, FeatureType, Interval
+from billing.models import Balance, Feature, Interval
 from billing.quantities import to_number
 from billing.services.balances import (
     UNSET,
     balance_add,
     balance_check,
+    balance_check_and_track,
     balance_create,
     balance_delete,
     balance_set,
@@ -61,14 +62,18 @@ def balances_check(request, params: CheckParams):
     customer = customer_or_404(request, params.customer_id)
     feature = feature_or_404(params.feature_id)
     required = quantity_or_one(params.required_balance)
-    result = balance_check(customer=customer, feature=feature, required_balance=required)
+    if params.send_event:
+        result = balance_check_and_track(
+            customer=customer,
+            feature=feature,
+            required_balance=required,
+            actor=request.api_key,
+            properties=params.properties,
+        ).check
+    else:
+        result = balance_check(customer=customer, feature=feature, required_balance=required)
     answered = result.answered_by or feature
     looked = {f: fb.balances for f, fb in result.balances.items()}
-    if result.allowed and params.send_event and feature.type != FeatureType.BOOLEAN:
-        tracked = balance_track(
-            customer=customer, feature=feature, value=required, actor=request.api_key, properties=params.properties
-        )
-        looked.update(tracked.reached)
     balance, flag = balance_or_flag(answered, looked.get(answered, []))
     return {
         "allowed": result.allowed,
