@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from billing.credits import credits_for
 from billing.intervals import next_after
-from billing.models import Balance, Feature, FeatureType
+from billing.models import Balance, Feature, FeatureType, Price
 from billing.quantities import MAX_ABS, ZERO
 
 
@@ -30,6 +30,7 @@ class Rows:
     pools: dict[int, list[tuple[Feature, Decimal]]] = field(default_factory=dict)
     balances: list[Balance] = field(default_factory=list)
     customer_due: bool = False  # is any balance of the customer due for a reset (read by a check)?
+    prices: dict[int, Price | None] = field(default_factory=dict)  # each balance's usage price (by pk)
 
 
 # --- resets and order ---------------------------------------------------------------------------

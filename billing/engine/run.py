@@ -22,9 +22,9 @@ from billing.engine.decide import (
     decide_track,
     grouped,
 )
-from billing.engine.load import load, load_due
+from billing.engine.load import Keyed, load, load_by_key, load_due
 from billing.engine.store import Recording, store
-from billing.models import Balance, Event, EventIdempotencyKey, Feature
+from billing.models import Balance, Event, EventIdempotencyKey, Feature, FeatureType
 from customers.audit import Actor
 from customers.models import ApiKey, Customer
 
@@ -161,3 +161,60 @@ def check_and_track(
             event=events[0], balances=decision.balances, reached=decision.reached, deductions=decision.deductions
         )
     return CheckAndTrack(check=decision.check, track=tracked, balances=grouped(rows, now))
+
+
+# --- by key: the hot calls, each in one load statement that also finds the key, customer and feature ---
+
+
+@dataclass
+class KeyedAnswer:
+    """A check or track made by key: what the load found, the check's answer or the track's result."""
+
+    keyed: Keyed
+    check: CheckResult | None = None
+    track: TrackResult | None = None
+
+
+def check_by_key(*, key_hash: str, env: str, customer_id: str, feature_id: str, required: Decimal, now: datetime):
+    """`check` for a caller holding a secret key; None when the key, customer or feature is not found (the
+    caller then answers the error the usual way)."""
+    keyed = load_by_key(key_hash=key_hash, env=env, customer_id=customer_id, feature_id=feature_id, lock=False, now=now)
+    if keyed is None:
+        return None
+    if keyed.rows.customer_due:
+        bring_current(keyed.customer, now=now)
+        keyed = load_by_key(
+            key_hash=key_hash, env=env, customer_id=customer_id, feature_id=feature_id, lock=False, now=now
+        )
+    return KeyedAnswer(keyed=keyed, check=decide_check(keyed.rows, keyed.feature, required, now))
+
+
+def track_by_key(
+    *,
+    key_hash: str,
+    env: str,
+    customer_id: str,
+    feature_id: str,
+    value: Decimal,
+    properties: dict | None,
+    now: datetime,
+) -> KeyedAnswer | None:
+    """`track` (without an idempotency key) for a caller holding a secret key, in one transaction: one
+    load statement, decide, one store statement. None, having written nothing, when the key, customer or
+    feature is not found or the feature is a flag (the caller then answers the error the usual way)."""
+    with transaction.atomic():
+        keyed = load_by_key(
+            key_hash=key_hash, env=env, customer_id=customer_id, feature_id=feature_id, lock=True, now=now
+        )
+        if keyed is None or keyed.feature.type == FeatureType.BOOLEAN:
+            return None
+        decision = decide_track(keyed.rows, value, now)
+        api_key = ApiKey(pk=keyed.api_key_id, env=env)
+        recording = _recording(
+            api_key, event_name="", properties=properties, timestamp=None, idempotency_key=None, now=now
+        )
+        events = _apply(keyed.customer, decision, actor=api_key, now=now, recording=recording)
+    result = TrackResult(
+        event=events[0], balances=decision.balances, reached=decision.reached, deductions=decision.deductions
+    )
+    return KeyedAnswer(keyed=keyed, track=result)

@@ -9,15 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.engine import run as engine
-from billing.engine.decide import Deduction, reset_due
+from billing.engine.decide import reset_due
 from billing.engine.run import TrackResult
 from billing.models import Balance, Feature, FeatureType
 from billing.quantities import parse_quantity
 from customers.audit import Actor
 from customers.errors import ServiceError
 from customers.models import Customer
-
-__all__ = ["Deduction", "TrackResult", "balance_track", "balance_usage_set", "feature_for_track", "features_for_event"]
 
 
 def feature_for_track(*, feature_id: str | None = None, event_name: str | None = None) -> Feature:
@@ -79,6 +77,15 @@ def balance_track(
         timestamp=timestamp,
         idempotency_key=idempotency_key,
     )
+
+
+@transaction.atomic
+def balance_batch_track(*, tracks: list[dict], actor: Actor, now: datetime | None = None) -> list[TrackResult]:
+    """Many tracks (balances.batch_track) in one transaction, each by `balance_track`'s rule: each of
+    `tracks` holds balance_track's arguments (customer, features, value, event_name, properties,
+    timestamp, idempotency_key). All are recorded, or none."""
+    now = now or timezone.now()
+    return [balance_track(**track, actor=actor, now=now) for track in tracks]
 
 
 @transaction.atomic
