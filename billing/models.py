@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from billing.intervals import add_intervals
+from billing.quantities import overage
 from customers.models import Customer, Env
 
 SLUG_PATTERN = r"^[a-zA-Z0-9_-]+$"
@@ -544,7 +545,7 @@ class Balance(models.Model):
 
     @property
     def overage(self) -> Decimal:
-        return max(Decimal(0), -self.remaining)
+        return overage(self.remaining)
 
     @property
     def resets(self) -> bool:

@@ -17,7 +17,9 @@ from fractions import Fraction
 from billing.credits import credits_for
 from billing.intervals import next_after
 from billing.models import Balance, Feature, FeatureType, Price
-from billing.quantities import MAX_ABS, ZERO
+from billing.quantities import MAX_ABS, ZERO, overage
+
+__all__ = ["overage"]  # billing.quantities' (the rule decide reports)
 
 
 @dataclass
@@ -79,11 +81,6 @@ def draw_order(balances) -> list[Balance]:
     remainder would be lost soonest (the earlier of its next reset and its expiry), those that never reset
     or expire last, and the older first among equals. A refund gives usage back in the reverse order."""
     return sorted(balances, key=lambda b: (b.lost_at() is None, b.lost_at() or b.created_at, b.pk))
-
-
-def overage(remaining: Decimal) -> Decimal:
-    """What a balance (or a feature's total) is over its grant: the usage to charge beyond it."""
-    return max(ZERO, -remaining)
 
 
 # --- a feature's total and the check ------------------------------------------------------------

@@ -214,6 +214,7 @@ _DUE = f"""
 SELECT {select_list("b", Balance)}, {select_list("f", Feature)}
 FROM {Balance._meta.db_table} b JOIN {Feature._meta.db_table} f ON f.id = b.feature_id
 WHERE b.customer_id = %(customer)s AND b.next_reset_at <= %(now)s AND b.interval <> 'lifetime'
+  AND (b.expires_at IS NULL OR b.expires_at > %(now)s)
 ORDER BY b.id
 FOR UPDATE OF b
 """

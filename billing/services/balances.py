@@ -57,7 +57,8 @@ def balances_reset_due(*, customer: Customer | None = None, now: datetime | None
     now = now or timezone.now()
     due = Balance.objects.filter(next_reset_at__lte=now).exclude(interval=Interval.LIFETIME)
     if customer is not None:
-        due = due.filter(customer=customer)
+        # One customer brought current: the engine's resets (one locking load, one store), as a track does.
+        return engine.bring_current(customer, now=now) if due.filter(customer=customer).exists() else 0
     count = 0
     while True:
         ids = list(due.order_by("id").values_list("id", flat=True)[:batch_size])
@@ -69,8 +70,6 @@ def balances_reset_due(*, customer: Customer | None = None, now: datetime | None
                 if reset_if_due(balance, now):
                     balance.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
                     count += 1
-        if customer is not None and len(ids) < batch_size:
-            return count
 
 
 def first_reset(interval: str, interval_count: int, now: datetime) -> datetime | None:

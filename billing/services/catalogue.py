@@ -14,6 +14,7 @@ environment hold it; the counts a preview shows are those of the asking environm
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
@@ -39,6 +40,7 @@ from billing.models import (
     TrialUnit,
     UsageType,
 )
+from billing.money import decimals_of
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
 from customers.audit import Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
@@ -355,8 +357,6 @@ def _features_in_use(features: Iterable[Feature]) -> set[int]:
 
 
 def _check_id(where: str, value: str) -> None:
-    import re
-
     if not value or len(value) > 255 or not re.match(SLUG_PATTERN, value):
         raise _refuse(where, "must be 1 to 255 letters, digits, '_' or '-'")
 
@@ -1007,8 +1007,6 @@ def plan_currency(plan_id: str) -> str:
 
 def parse_amount(raw, *, where: str, currency: str) -> int:
     """Money as Autumn sends it (major units, 29.99) in minor units (2999); a fraction of a cent is refused."""
-    from billing.money import decimals_of
-
     value = parse_quantity(raw, field=where, allow_negative=False)
     minor = value * (10 ** decimals_of(currency))
     if minor != minor.to_integral_value():
