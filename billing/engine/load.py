@@ -30,11 +30,20 @@ def select_list(alias: str, model) -> str:
     return ", ".join(f'{alias}."{c}"' for c in columns(model))
 
 
+@cache
+def _converters(model) -> tuple[tuple, ...]:
+    """Each concrete field's database converters (the ORM's), looked up once per model."""
+    return tuple(
+        (f, tuple(f.get_db_converters(connection) + connection.ops.get_db_converters(f)))
+        for f in model._meta.concrete_fields
+    )
+
+
 def from_row(model, raw):
     """A model instance from a raw row of its concrete columns, converted as the ORM would."""
     values = []
-    for f, value in zip(model._meta.concrete_fields, raw, strict=True):
-        for converter in f.get_db_converters(connection) + connection.ops.get_db_converters(f):
+    for (f, converters), value in zip(_converters(model), raw, strict=True):
+        for converter in converters:
             value = converter(value, f, connection)
         values.append(value)
     return model.from_db(connection.alias, None, values)

@@ -12,6 +12,7 @@ from django.db import connection
 
 from billing import rollup
 from billing.engine.decide import Decision
+from billing.engine.load import prepared_cursor
 from billing.models import Balance, DailyUsage, Event, EventIdempotencyKey
 from customers.audit import SYSTEM, AuditAction, audit_record
 from customers.models import ApiKey, Customer
@@ -82,7 +83,9 @@ def store(customer: Customer, decision: Decision, *, now: datetime, recording: R
         params += [customer.pk, key, r.timestamp, key]
         params += [customer.pk, rollup.day_of(r.timestamp)]
     answer = "SELECT ids.id FROM ids ORDER BY ids.i" if decision.events else "SELECT 1"
-    with connection.cursor() as cursor:
+    # Prepared: one plan per connection for each shape (so many balances, so many events), as planning
+    # this statement costs more than running it.
+    with prepared_cursor() as cursor:
         cursor.execute("WITH " + ",\n".join(sql) + "\n" + answer, params)
         ids = [row[0] for row in cursor.fetchall()] if decision.events else []
     for reset in decision.resets:
