@@ -188,7 +188,7 @@ for _alias, _db in DATABASES.items():
             "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),  # seconds a request waits for one
         }
     # psycopg's prepare_threshold: None never prepares a statement on the server. The track statement
-    # (billing/services/track.py, _prepared_cursor) follows this setting of its connection: with a number,
+    # (billing/engine/load.py, prepared_cursor) follows this setting of its connection: with a number,
     # it is prepared once per connection and a pooled connection keeps it from one request to the next;
     # no other query is, as the threshold is never reached. Off by default behind a transaction pooler.
     if env_bool("DB_PREPARED_STATEMENTS", not BEHIND_TRANSACTION_POOLER):

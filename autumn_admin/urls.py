@@ -6,9 +6,8 @@ from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
-from autumn_admin.api import check as api_check
-from autumn_admin.api import track as api_track
 from autumn_admin.api.errors import error_response, internal_error_response
+from autumn_admin.api.hot import HOT, served_lean
 from autumn_admin.api.main import api
 from autumn_admin.dashboard.environment import switch_env
 from autumn_admin.dashboard.views import api_keys as api_key_views
@@ -55,8 +54,7 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", bulk_views.job_cancel, name="job-cancel"),
     path("api-keys/", api_key_views.api_key_list, name="api-keys"),
     path("api-keys/<int:pk>/revoke/", api_key_views.api_key_revoke_view, name="api-key-revoke"),
-    path("v1/balances.track", api_track.balances_track),  # one round trip when it can; else the operation
-    path("v1/balances.check", api_check.balances_check),  # one round trip when it can; else the operation
+    *[path(f"v1/{hot}", served_lean(hot)) for hot in HOT],  # the lean path first; else the operation
     path("v1/", api.urls),
     re_path(r"^v1/(?P<rest>.*)$", api_not_found),
 ]

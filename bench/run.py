@@ -27,9 +27,10 @@ from decimal import Decimal
 from importlib import import_module
 from pathlib import Path
 
+from bench import floor as python_floor
 from bench import loadgen, pgbench
 from bench.generate import SCALES, Generator, Scale
-from bench.server import BENCH_SECRET_KEY, SERVERS, Server, process_cpu_seconds
+from bench.server import BENCH_SECRET_KEY, FLOOR_APP, SERVERS, Server, process_cpu_seconds
 
 # The floor of a dashboard page: a trivial view behind the same login, session and role check as every
 # page (bench/urls.py). /healthz, public, skips them: reported beside it as the bare framework.
@@ -41,6 +42,8 @@ TARGETS = {
     "page_queries": 15,
     "search_p50_ms": 50.0,
     "typical_page_ratio": 2.5,  # typical customer page p50 ÷ the same floor
+    "check_floor_ratio": 0.7,  # balances.check tps @8 ÷ the Python floor's check @8 (bench/floor.py), kept alive
+    "track_floor_ratio": 0.7,  # balances.track tps @8 over many balances ÷ the floor's track @8, kept alive
     "track_ratio": 0.35,  # track tps at 8 over many balances ÷ pgbench -N tps at 8, connections kept alive
     "check_ratio": 0.35,  # check tps at 8 over many balances ÷ pgbench -S tps at 8, connections kept alive
     "worker_rss_mb": 150.0,
@@ -501,6 +504,8 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
         memory = server.worker_memory()
         say(f"  workers' peak RSS: {memory['peak_rss_mb_each']} MB")
 
+    floor_runs = measure_python_floor(database_url, plan, key, track, say)
+
     pgbench.initialise(database_url, plan.pgbench_scale)
     floors = []
     for select_only in (False, True):
@@ -525,11 +530,51 @@ def measure(database_url: str, scale: Scale, plan: Plan, *, out=sys.stdout) -> d
         "track": tracks,
         "check": checks,
         "pgbench": floors,
+        "python_floor": floor_runs,
         "memory": memory,
     }
     report["ratios"] = ratios(report)
     report["verdict"] = verdict(report)
     return report
+
+
+def measure_python_floor(database_url: str, plan: Plan, key: str, track: dict, say) -> list[dict]:
+    """The Python floor (bench/floor.py) under the same server and settings, on its own tables holding the
+    same key, customers and feature: check and track over the same customers, kept alive, at each
+    concurrency of the plan. Its tracks are checked exact as the project's are."""
+    targets = track["many"]
+    python_floor.load(database_url, key, track["env"], targets, track["feature_id"])
+    runs = []
+    with Server(database_url, workers=plan.worker_count, kind=plan.server, threads=plan.threads, app=FLOOR_APP) as srv:
+        for name, path, body in (
+            ("floor: check", "/v1/balances.check", {"required_balance": 1}),
+            ("floor: track", "/v1/balances.track", {"value": 1}),
+        ):
+            requests = [
+                loadgen.post_json(
+                    path, {"customer_id": cid, "feature_id": track["feature_id"], **body}, bearer=key, target=cid
+                )
+                for cid in targets
+            ]
+            random.Random(7).shuffle(requests)
+            for c in plan.track_concurrency:
+                before = python_floor.balances(database_url, track["feature_id"])
+                with CpuMeter(srv) as cpu:
+                    result = loadgen.run_load(
+                        srv.port, name, requests, concurrency=c, seconds=plan.seconds, keep_alive=True
+                    )
+                result.cpu = cpu.per_answer(result.requests)
+                after = python_floor.balances(database_url, track["feature_id"])
+                moved = {cid: before[cid] - after[cid] for cid in targets if after[cid] != before[cid]}
+                expected = {cid: n for cid, n in result.ok_by_target.items() if n} if name.endswith("track") else {}
+                row = _row(result) | {"exact": moved == expected}
+                runs.append(row)
+                say(
+                    f"  {name:<28} c={c:<3} keep-alive {row['throughput']:8.1f}/s  p50 {row['p50_ms']:7.2f}  "
+                    f"p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}  exact {'yes' if row['exact'] else 'NO'}  "
+                    f"cpu/answer: server {row['server_cpu_ms']} ms, database {row['db_cpu_ms']} ms"
+                )
+    return runs
 
 
 def machine() -> dict:
@@ -604,6 +649,12 @@ def ratios(report: dict) -> dict:
                 row, floor = _find(rows, name, c, keep_alive), _find(report["pgbench"], pg, c)
                 if row and floor and floor["tps"]:
                     out[f"{name.replace(':', '')} / {pg} @{c}{suffix}"] = round(row["throughput"] / floor["tps"], 3)
+    for c in report["plan"]["track_concurrency"]:
+        for name, floor_name in (("check: many balances", "floor: check"), ("track: many balances", "floor: track")):
+            row = _find(_rows_of(report, name), name, c)
+            floor = _find(report.get("python_floor", []), floor_name, c)
+            if row and floor and floor["throughput"]:
+                out[f"{name.split(':')[0]} / Python floor @{c}"] = round(row["throughput"] / floor["throughput"], 3)
     hot_floor = next((r for r in report["pgbench"] if r["name"] == "pgbench hot row"), None)
     hot = _find(report["track"], "track: hot balance", hot_floor["concurrency"]) if hot_floor else None
     if hot and hot_floor["tps"]:
@@ -611,6 +662,10 @@ def ratios(report: dict) -> dict:
             hot["throughput"] / hot_floor["tps"], 3
         )
     return out
+
+
+def _rows_of(report: dict, name: str) -> list[dict]:
+    return report.get("check", []) if name.startswith("check") else report["track"]
 
 
 def verdict(report: dict) -> dict:
@@ -629,6 +684,12 @@ def verdict(report: dict) -> dict:
     for label in ("email", "id"):
         row = _find(report["http"], f"search: {label}", 1)
         v[f"search {label} p50 ≤ 50 ms (c=1)"] = _check(row and row["p50_ms"], TARGETS["search_p50_ms"], below=True)
+    v["check @8 ≥ 0.7× the Python floor's check @8 (keep-alive)"] = _check(
+        r.get("check / Python floor @8"), TARGETS["check_floor_ratio"], below=False
+    )
+    v["track many @8 ≥ 0.7× the Python floor's track @8 (keep-alive)"] = _check(
+        r.get("track / Python floor @8"), TARGETS["track_floor_ratio"], below=False
+    )
     v["track many @8 ≥ 0.35× pgbench -N @8 (keep-alive)"] = _check(
         r.get("track many balances / pgbench -N @8"), TARGETS["track_ratio"], below=False
     )
@@ -675,7 +736,7 @@ def print_report(report: dict, out=sys.stdout) -> None:
         "| load |"
     )
     say("|---|---|---|---|---|---|---|---|---|---|---|")
-    for row in report["http"] + report["track"] + report.get("check", []):
+    for row in report["http"] + report["track"] + report.get("check", []) + report.get("python_floor", []):
         say(
             f"| {row['name']} | {row['concurrency']} | {_mode(row.get('keep_alive', False))} | "
             f"{row['throughput']:,.0f} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} | "

@@ -56,8 +56,12 @@ THREADS = 4  # per worker process, for granian and gthread
 KEEP_ALIVE_SECONDS = 75  # how long an idle kept-alive connection stays open (gthread; granian keeps it)
 
 
-def server_command(kind: str, port: int, workers: int, threads: int = THREADS) -> list[str]:
-    """The command line of a production server of the app on 127.0.0.1:`port`."""
+APP = "autumn_admin.wsgi:application"
+FLOOR_APP = "bench.floor:application"  # the Python floor of the hot API calls (bench/floor.py)
+
+
+def server_command(kind: str, port: int, workers: int, threads: int = THREADS, app: str = APP) -> list[str]:
+    """The command line of a production server of the app (or of `app`) on 127.0.0.1:`port`."""
     access_log = bool(os.environ.get("BENCH_ACCESS_LOG"))
     if kind == "granian":
         return [
@@ -66,7 +70,7 @@ def server_command(kind: str, port: int, workers: int, threads: int = THREADS) -
             "granian",
             "--interface",
             "wsgi",
-            "autumn_admin.wsgi:application",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -87,7 +91,7 @@ def server_command(kind: str, port: int, workers: int, threads: int = THREADS) -
         sys.executable,
         "-m",
         "gunicorn",
-        "autumn_admin.wsgi:application",
+        app,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
@@ -120,8 +124,16 @@ def process_cpu_seconds(pid: int) -> float:
 
 class Server:
     def __init__(
-        self, database_url: str, *, workers: int, kind: str = "granian", threads: int = THREADS, port: int | None = None
+        self,
+        database_url: str,
+        *,
+        workers: int,
+        kind: str = "granian",
+        threads: int = THREADS,
+        port: int | None = None,
+        app: str = APP,
     ):
+        self.app = app
         self.database_url = database_url
         self.workers = workers
         self.kind = kind
@@ -137,7 +149,7 @@ class Server:
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=self.env, check=True
         )
         self.process = subprocess.Popen(
-            server_command(self.kind, self.port, self.workers, self.threads),
+            server_command(self.kind, self.port, self.workers, self.threads, self.app),
             cwd=ROOT,
             env=self.env,
             stdout=self.log,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.intervals import INTERVAL_WORDS, next_after
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct, CustomerProductStatus, RewardType
 from billing.money import billable_units, format_money, round_minor
-from billing.quantities import ZERO
+from billing.quantities import overage
 from billing.selectors import RewardRow, customer_balances, customer_products, customer_rewards
 from customers.formatting import format_day, format_qty
 from customers.models import Customer
@@ -134,7 +134,7 @@ def _overage_lines(
         price = products[b.customer_product_id].usage_price_for(b.feature_id)
         if price is None:
             continue
-        over = max(ZERO, -overrides.get(b.pk, b.remaining))
+        over = overage(overrides.get(b.pk, b.remaining))
         units = billable_units(over, price.billing_units)
         if units * price.amount == 0:
             continue  # no overage yet: nothing to charge, no $0.00 line

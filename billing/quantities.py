@@ -8,6 +8,14 @@ from customers.errors import ServiceError
 
 ZERO = Decimal(0)
 MAX_ABS = Decimal(10) ** 15
+
+
+def overage(remaining: Decimal) -> Decimal:
+    """What a balance (or a feature's total) with `remaining` is over its grant: the usage beyond it,
+    charged at the usage price. The one definition (balances, the API, the invoice preview, the dashboard)."""
+    return max(ZERO, -remaining)
+
+
 MAX_DECIMALS = 6
 QUANTUM = Decimal(10) ** -MAX_DECIMALS  # the smallest step of a quantity
 

@@ -4,7 +4,7 @@ how many events it adds up.
 
 A customer with millions of events has hundreds of thousands in a graph's 30 days; summing them on
 every view made the customer page linear in the customer's size. The rollup is added to in the same
-transaction as the event (`add`, or the track statement in billing/services/track.py), so it is exact at
+transaction as the event (`add`, or the engine's store statement, billing/engine/store.py), so it is exact at
 every commit, and a graph reads one row per feature and day.
 
 Days are calendar days in one time zone, recorded in `UsageRollup` (the deployment's TIME_ZONE when it
@@ -26,7 +26,7 @@ from django.utils import timezone
 from billing.models import UsageRollup
 from customers.audit import SYSTEM, AuditAction, audit_record
 
-# How an event is added to its day (here and in the track statement, billing/services/track.py).
+# How an event is added to its day (here and in the engine's store statement, billing/engine/store.py).
 ADD_ON_CONFLICT = (
     "ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value, "
     "events = billing_dailyusage.events + EXCLUDED.events"

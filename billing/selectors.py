@@ -34,7 +34,7 @@ from billing.models import (
     RewardType,
 )
 from billing.money import format_money
-from billing.quantities import ZERO
+from billing.quantities import overage
 from billing.services.balances import FeatureBalance, balances_reset_due
 from billing.usage_graph import UsageHistory
 from customers.formatting import format_qty
@@ -200,7 +200,7 @@ class FeatureRow(FeatureBalance):
 
     @property
     def overage(self) -> Decimal:
-        return max(ZERO, -self.remaining)
+        return overage(self.remaining)
 
     @property
     def fingerprint(self) -> tuple:

@@ -135,6 +135,16 @@ def test_benchmark_measures_everything_and_every_balance_ends_exact(bench_settin
     assert "track many balances / pgbench -N @8" in report["ratios"]
     assert "track many balances / pgbench -N @8 (new connection each)" in report["ratios"]
     assert "check many balances / pgbench -S @8" in report["ratios"]
+    # The Python floor (bench/floor.py), in the same run: check and track at each concurrency, its own
+    # tracks exact, and each hot call reported as a ratio of its floor.
+    floors = [(row["name"], row["concurrency"]) for row in report["python_floor"]]
+    assert floors == [("floor: check", c) for c in PLAN.track_concurrency] + [
+        ("floor: track", c) for c in PLAN.track_concurrency
+    ]
+    for row in report["python_floor"]:
+        assert row["errors"] == 0 and row["requests"] > 0 and row["exact"], (row, log)
+    assert "check / Python floor @8" in report["ratios"] and "track / Python floor @8" in report["ratios"]
+    assert "check @8 ≥ 0.7× the Python floor's check @8 (keep-alive)" in report["verdict"]
 
     printed = io.StringIO()
     run.print_report(report, out=printed)

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from billing.models import CustomerProduct, Product
+from billing.services.checkout import checkout_create
 from billing.services.plans import (
     CHECKOUT,
     GRANT_FREE,
@@ -20,7 +21,6 @@ from billing.services.plans import (
     plan_preview,
     plans_roll_due,
 )
-from billing.services.checkout import checkout_create
 from customers.formatting import format_day
 from customers.models import AuditEntry
 from tests.helpers import page_text

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from django.utils import timezone
 from ninja import Router
+from ninja.errors import ValidationError
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, feature_or_404, of_customers, page_of
 from autumn_admin.api.schemas.balances import (
+    BATCH_TRACK_MAX,
     BalanceListOut,
+    BatchTrackItem,
     CheckOut,
     CheckParams,
     CreateBalanceParams,
@@ -21,20 +26,20 @@ from autumn_admin.api.schemas.balances import (
     quantity_or_one,
 )
 from autumn_admin.api.schemas.common import ERRORS, SuccessOut
-from autumn_admin.api.serializers.balances import balance_id, balance_or_flag, balance_row_json, track_json
+from autumn_admin.api.serializers.balances import balance_id, balance_row_json, check_json, track_json
 from autumn_admin.api.units import from_ms
-from billing.models import Balance, Feature, FeatureType, Interval
-from billing.quantities import to_number
+from billing.models import Balance, Feature, Interval
 from billing.services.balances import (
     UNSET,
     balance_add,
     balance_check,
+    balance_check_and_track,
     balance_create,
     balance_delete,
     balance_set,
     balances_reset_due,
 )
-from billing.services.track import balance_track, feature_for_track, features_for_event
+from billing.services.track import balance_batch_track, balance_track, feature_for_track, features_for_event
 from customers.models import Customer
 
 router = Router(tags=["balances"])
@@ -61,24 +66,17 @@ def balances_check(request, params: CheckParams):
     customer = customer_or_404(request, params.customer_id)
     feature = feature_or_404(params.feature_id)
     required = quantity_or_one(params.required_balance)
-    result = balance_check(customer=customer, feature=feature, required_balance=required)
-    answered = result.answered_by or feature
-    looked = {f: fb.balances for f, fb in result.balances.items()}
-    if result.allowed and params.send_event and feature.type != FeatureType.BOOLEAN:
-        tracked = balance_track(
-            customer=customer, feature=feature, value=required, actor=request.api_key, properties=params.properties
-        )
-        looked.update(tracked.reached)
-    balance, flag = balance_or_flag(answered, looked.get(answered, []))
-    return {
-        "allowed": result.allowed,
-        "customer_id": customer.customer_id,
-        "entity_id": None,
-        "required_balance": to_number(result.required if result.required is not None else required),
-        "balance": balance,
-        "flag": flag,
-        "balances": {f.feature_id: balance_or_flag(f, group)[0] for f, group in looked.items() if f.is_metered},
-    }
+    if params.send_event:
+        result = balance_check_and_track(
+            customer=customer,
+            feature=feature,
+            required_balance=required,
+            actor=request.api_key,
+            properties=params.properties,
+        ).check
+    else:
+        result = balance_check(customer=customer, feature=feature, required_balance=required)
+    return check_json(customer=customer, feature=feature, required=required, result=result)
 
 
 @router.post(
@@ -120,6 +118,66 @@ def balances_track(request, params: TrackParams):
     if len(features) > 1:
         answer["balance"] = None  # Autumn's answer when an event name reached several features: see `balances`
     return answer
+
+
+@router.post(
+    "/balances.batch_track",
+    response={200: SuccessOut, **ERRORS},
+    operation_id="batchTrack",
+    summary="Record many usage events",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "array", "maxItems": BATCH_TRACK_MAX}}},
+        }
+    },
+)
+def balances_batch_track(request):
+    """Up to 1000 tracks (each with balances.track's fields, and its own idempotency_key) in one request.
+    Every item is validated, and its customer and feature found, before any is recorded; then all are
+    recorded in one transaction, each by the same engine as balances.track."""
+    items = batch_track_items(request.api_json)  # the body as the API read it (main.parse_json_body)
+    tracks = []
+    for item in items:  # every lookup before any write: a 404 records nothing
+        if not item.feature_id and not item.event_name:
+            raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
+        customer = customer_or_404(request, item.customer_id)
+        if item.feature_id:
+            features = [feature_for_track(feature_id=item.feature_id)]
+        else:
+            features = features_for_event(item.event_name)
+        tracks.append((item, customer, features))
+    balance_batch_track(
+        tracks=[
+            {
+                "customer": customer,
+                "features": features,
+                "value": quantity_or_one(item.value),
+                "event_name": item.event_name or "",
+                "properties": item.properties,
+                "timestamp": from_ms(item.timestamp) if item.timestamp is not None else None,
+                "idempotency_key": item.idempotency_key,
+            }
+            for item, customer, features in tracks
+        ],
+        actor=request.api_key,
+    )
+    return {"success": True}
+
+
+def batch_track_items(data) -> list[BatchTrackItem]:
+    """The items of a batch_track body, validated by the item schema (422s as ninja words them)."""
+    if not isinstance(data, list):
+        raise ApiError(400, f"The body must be a JSON array of tracks, not {type(data).__name__}.", "invalid_request")
+    if not data or len(data) > BATCH_TRACK_MAX:
+        raise ApiError(422, f"Send 1 to {BATCH_TRACK_MAX} tracks (got {len(data)}).", "invalid_inputs")
+    try:
+        return _BATCH.validate_python(data)
+    except PydanticValidationError as exc:
+        raise ValidationError([{**e, "loc": ("body", "params", *e["loc"])} for e in exc.errors()])
+
+
+_BATCH = TypeAdapter(list[BatchTrackItem])
 
 
 def _refuse_what_update_cannot_do(params: UpdateBalanceParams) -> None:

@@ -24,8 +24,8 @@ from autumn_admin.api.units import from_ms
 from billing.models import Balance, Feature, FeatureType
 from billing.services.balances import (
     CheckResult,
-    FeatureBalance,
     balance_check,
+    balance_check_and_track,
     balances_reset_due,
     feature_balances,
 )
@@ -40,18 +40,16 @@ def _check_and_track(
 ) -> CheckResult:
     """balances.check's rule; when `track` and allowed, `required` is tracked too (never for a flag). The
     balance answered with is the one that answered: a credit system's when its pool covered the use."""
-    result = balance_check(customer=customer, feature=feature, required_balance=required)
-    if result.allowed and track and feature.type != FeatureType.BOOLEAN:
-        tracked = balance_track(
-            customer=customer, feature=feature, value=required, actor=request.api_key, properties=properties
-        )
+    if not track:
+        return balance_check(customer=customer, feature=feature, required_balance=required)
+    done = balance_check_and_track(
+        customer=customer, feature=feature, required_balance=required, actor=request.api_key, properties=properties
+    )
+    result = done.check
+    if result.allowed and done.track is not None:
         answered = result.answered_by or feature
-        balances = tracked.reached.get(answered) or feature_balances(customer, answered)
         result = CheckResult(
-            allowed=True,
-            balance=FeatureBalance.of(answered, list(balances)),
-            answered_by=answered,
-            required=result.required,
+            allowed=True, balance=done.answered(feature), answered_by=answered, required=result.required
         )
     return result
 

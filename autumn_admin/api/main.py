@@ -21,6 +21,7 @@ from autumn_admin.api.errors import ApiError, error_response, install_handlers, 
 from autumn_admin.api.idempotency import run_idempotently
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+LIST_BODIES = {"/v1/balances.batch_track"}  # the operations whose body is a JSON array
 
 
 def _reject_constant(name: str):
@@ -81,7 +82,7 @@ def parse_json_body(request: HttpRequest):
     except RequestDataTooBig:
         raise ApiError(400, "The request body is too large.", "invalid_request")
     data = _decoded(raw, request.content_type or "") if raw.strip() else {}
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) and not (isinstance(data, list) and request.path in LIST_BODIES):
         raise ApiError(400, f"The body must be a JSON object, not {type(data).__name__}.", "invalid_request")
     request.api_json = data
     return data

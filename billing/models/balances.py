@@ -17,6 +17,7 @@ from billing.models.features import (
     Feature,
     Interval,
 )
+from billing.quantities import overage
 from customers.models import Customer
 
 
@@ -129,7 +130,7 @@ class Balance(models.Model):
 
     @property
     def overage(self) -> Decimal:
-        return max(Decimal(0), -self.remaining)
+        return overage(self.remaining)
 
     @property
     def resets(self) -> bool:

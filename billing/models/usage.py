@@ -61,7 +61,7 @@ class Event(models.Model):
 class EventIdempotencyKey(models.Model):
     """One customer's idempotency key of an event, unique per customer: a retried track with the same key
     finds its event here instead of writing another. Unpartitioned, beside the partitioned events,
-    written in the event's transaction (billing/services/track.py); removed with the event's month by
+    written in the event's transaction (billing/engine/store.py); removed with the event's month by
     `manage.py event_retention`."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", db_index=False)

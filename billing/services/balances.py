@@ -3,56 +3,48 @@ whether a use is allowed (check), and the edits that set, add to or grant a bala
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
-from billing.credits import credit_costs_of, credits_for
-from billing.intervals import add_intervals, next_after
-from billing.models import Balance, Feature, FeatureType, Interval
+from billing.engine import run as engine
+from billing.engine.decide import CheckResult, FeatureBalance, covers, draw_order, reset_due, snapshot
+from billing.intervals import add_intervals
+from billing.models import Balance, Feature, Interval
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
 from customers.audit import SYSTEM, Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
 from customers.models import Customer
 from customers.validation import require_reason
 
+__all__ = ["CheckResult", "FeatureBalance", "covers", "draw_order"]  # the engine's, where callers found them
+
 UNSET = object()
 """A reset date not given to an edit: the balance keeps its own."""
 
 
-def _balance_snapshot(balance: Balance) -> dict:
-    return {
-        "feature": balance.feature.feature_id,
-        "remaining": balance.remaining,
-        "granted": balance.granted,
-        "usage": balance.usage,
-        "next_reset_at": balance.next_reset_at,
-        **({"expires_at": balance.expires_at} if balance.expires_at else {}),
-    }
+_balance_snapshot = snapshot
 
 
 # --- resets -------------------------------------------------------------------------------------
 
 
 def reset_if_due(balance: Balance, now: datetime) -> bool:
-    """Reset a locked balance whose reset time has passed. The caller saves it."""
-    if not balance.is_due(now):
+    """Reset a locked balance whose reset time has passed (the engine's rule, `reset_due`), audited. The
+    caller saves it."""
+    reset = reset_due(balance, now)
+    if reset is None:
         return False
-    before = _balance_snapshot(balance)
-    balance.remaining = balance.allowance
-    balance.adjustment = ZERO
-    balance.next_reset_at = next_after(balance.next_reset_at, balance.interval, balance.interval_count, now)
     audit_record(
         actor=SYSTEM,
         action=AuditAction.BALANCE_RESET,
         customer=balance.customer,
         target_type="balance",
         target_id=balance.pk,
-        before=before,
-        after=_balance_snapshot(balance),
+        before=reset.before,
+        after=reset.after,
     )
     return True
 
@@ -65,7 +57,8 @@ def balances_reset_due(*, customer: Customer | None = None, now: datetime | None
     now = now or timezone.now()
     due = Balance.objects.filter(next_reset_at__lte=now).exclude(interval=Interval.LIFETIME)
     if customer is not None:
-        due = due.filter(customer=customer)
+        # One customer brought current: the engine's resets (one locking load, one store), as a track does.
+        return engine.bring_current(customer, now=now) if due.filter(customer=customer).exists() else 0
     count = 0
     while True:
         ids = list(due.order_by("id").values_list("id", flat=True)[:batch_size])
@@ -77,8 +70,6 @@ def balances_reset_due(*, customer: Customer | None = None, now: datetime | None
                 if reset_if_due(balance, now):
                     balance.save(update_fields=["remaining", "adjustment", "next_reset_at", "updated_at"])
                     count += 1
-        if customer is not None and len(ids) < batch_size:
-            return count
 
 
 def first_reset(interval: str, interval_count: int, now: datetime) -> datetime | None:
@@ -89,104 +80,43 @@ def first_reset(interval: str, interval_count: int, now: datetime) -> datetime |
 # --- per feature: what the balances add up to, and the check ---------------------------------------
 
 
-def draw_order(balances) -> list[Balance]:
-    """The order a track draws balances of one feature down (README, balance rules): first the one whose
-    remainder would be lost soonest (the earlier of its next reset and its expiry), those that never reset
-    or expire last, and the older first among equals. A refund gives usage back in the reverse order."""
-    return sorted(balances, key=lambda b: (b.lost_at() is None, b.lost_at() or b.created_at, b.pk))
-
-
 def feature_balances(customer: Customer, feature: Feature) -> list[Balance]:
     """The customer's balances of one feature (not expired), in the order a track draws from them."""
     return draw_order(Balance.objects.filter(customer=customer, feature=feature).order_by("id"))
 
 
-@dataclass
-class FeatureBalance:
-    """All of a customer's balances of one feature, added up (what check and the API report)."""
-
-    feature: Feature
-    granted: Decimal = ZERO
-    remaining: Decimal = ZERO
-    unlimited: bool = False
-    overage_allowed: bool = False
-    usage_limit: Decimal | None = None
-    next_reset_at: datetime | None = None
-    balances: list[Balance] = field(default_factory=list)
-
-    @property
-    def usage(self) -> Decimal:
-        return self.granted - self.remaining
-
-    @classmethod
-    def of(cls, feature: Feature, balances: list[Balance]) -> FeatureBalance:
-        fb = cls(feature=feature, balances=balances)
-        for b in balances:
-            fb.granted += b.granted
-            fb.remaining += b.remaining
-            fb.unlimited = fb.unlimited or b.unlimited
-            fb.overage_allowed = fb.overage_allowed or b.overage_allowed
-            if b.usage_limit is not None:
-                fb.usage_limit = (fb.usage_limit or ZERO) + b.usage_limit
-            if b.next_reset_at and (fb.next_reset_at is None or b.next_reset_at < fb.next_reset_at):
-                fb.next_reset_at = b.next_reset_at
-        return fb
-
-
-@dataclass
-class CheckResult:
-    allowed: bool
-    balance: FeatureBalance | None
-    # The feature whose balance answered (the checked one, or a credit system that lists it), and the
-    # quantity checked in its units (required × the credit cost when a credit system answered).
-    answered_by: Feature | None = None
-    required: Decimal | None = None
-    # Every balance the check looked at, by feature: the checked feature's and its credit systems'.
-    balances: dict[Feature, FeatureBalance] = field(default_factory=dict)
-
-
-def covers(fb: FeatureBalance, required: Decimal) -> bool:
-    """Does this feature's balance allow a use of `required` of it now?"""
-    if fb.feature.type == FeatureType.BOOLEAN or fb.unlimited:
-        return True
-    if fb.overage_allowed:
-        return fb.usage_limit is None or fb.usage + required <= fb.usage_limit
-    return fb.remaining >= required
-
-
 def balance_check(
     *, customer: Customer, feature: Feature, required_balance=1, now: datetime | None = None
 ) -> CheckResult:
-    """May the customer use `required_balance` of the feature now? Applies due resets first.
+    """May the customer use `required_balance` of the feature now? Applies due resets first (the engine's
+    check: billing/engine/decide.py, `decide_check`)."""
+    return engine.check(
+        customer=customer,
+        feature=feature,
+        required=parse_quantity(required_balance, field="required_balance"),
+        now=now or timezone.now(),
+    )
 
-    Autumn's order: the feature's own balance answers when it covers the use; otherwise the first credit
-    system listing the feature whose pool covers `required × cost` answers; otherwise the first such pool
-    the customer has (not allowed), else the feature's own balance (not allowed)."""
-    required = parse_quantity(required_balance, field="required_balance")
-    balances_reset_due(customer=customer, now=now)
-    lines = credit_costs_of([feature]).get(feature.pk, [])
-    features = {feature.pk: feature, **{line.credit_system_id: line.credit_system for line in lines}}
-    held: dict[int, list[Balance]] = {pk: [] for pk in features}
-    for b in Balance.objects.filter(customer=customer, feature_id__in=list(features)).order_by("id"):
-        b.feature = features[b.feature_id]
-        held[b.feature_id].append(b)
-    found = {pk: FeatureBalance.of(features[pk], draw_order(group)) for pk, group in held.items() if group}
-    looked = {fb.feature: fb for fb in found.values()}
-    own = found.get(feature.pk)
-    if own is not None and covers(own, required):
-        return CheckResult(True, own, answered_by=feature, required=required, balances=looked)
-    pools = [
-        (found[line.credit_system_id], credits_for(required, line.credit_cost))
-        for line in lines
-        if line.credit_system_id in found
-    ]
-    for fb, credits in pools:
-        if covers(fb, credits):
-            return CheckResult(True, fb, answered_by=fb.feature, required=credits, balances=looked)
-    if pools:
-        fb, credits = pools[0]
-        return CheckResult(False, fb, answered_by=fb.feature, required=credits, balances=looked)
-    return CheckResult(False, own, answered_by=feature, required=required, balances=looked)
+
+def balance_check_and_track(
+    *,
+    customer: Customer,
+    feature: Feature,
+    required_balance=1,
+    actor: Actor,
+    properties: dict | None = None,
+    now: datetime | None = None,
+) -> engine.CheckAndTrack:
+    """A check with send_event (balances.check, 1.2 /check and /entitled): `balance_check`'s answer, and
+    when allowed, a track of `required_balance` (never for a flag), in one transaction."""
+    return engine.check_and_track(
+        customer=customer,
+        feature=feature,
+        required=parse_quantity(required_balance, field="required_balance"),
+        actor=actor,
+        properties=properties,
+        now=now or timezone.now(),
+    )
 
 
 # --- edits ----------------------------------------------------------------------------------------

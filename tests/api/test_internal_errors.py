@@ -63,7 +63,7 @@ def test_a_customer_whose_stored_metadata_is_corrupt_answers_json_500(api, custo
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
-def test_the_database_refusing_a_track_on_the_one_round_trip_path_answers_json_500(
+def test_the_database_refusing_a_track_on_the_lean_path_answers_json_500(
     api, customer, catalogue, client, settings, refuse_inserts, debug
 ):
     settings.DEBUG = debug

@@ -95,6 +95,17 @@ class TrackParams(Params):
     )
 
 
+class BatchTrackItem(TrackParams):
+    """One track of balances.batch_track: balances.track's fields, and an idempotency key of its own."""
+
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        None, description="A track repeated with the same key is recorded once."
+    )
+
+
+BATCH_TRACK_MAX = 1000  # Autumn's: "up to 1000 usage events"
+
+
 class UpdateBalanceParams(Params):
     customer_id: CustomerId
     feature_id: Slug

@@ -9,7 +9,7 @@ from decimal import Decimal
 from autumn_admin.api.units import major_units, ms
 from billing.models import Balance, Feature, FeatureType, Interval, Price
 from billing.quantities import to_number
-from billing.services.balances import FeatureBalance
+from billing.services.balances import CheckResult, FeatureBalance
 from customers.models import Customer
 
 
@@ -121,11 +121,46 @@ def track_json(
     }
     if reached and len(reached) > 1:
         answer["balances"] = {
-            f.feature_id: balance_json(FeatureBalance.of(f, group)) if group else None for f, group in reached.items()
+            f.feature_id: balance_json(FeatureBalance.of(f, group), prices) if group else None
+            for f, group in reached.items()
         }
     if event_name:
         answer["event_name"] = event_name
     return answer
+
+
+def check_json(
+    *,
+    customer: Customer,
+    feature: Feature,
+    required: Decimal,
+    result: CheckResult,
+    prices: dict[int, Price | None] | None = None,
+) -> dict:
+    """The answer to balances.check: allowed, the balance that answered (a credit system's when its pool
+    did; a flag for an on/off feature), and every metered balance the check looked at."""
+    answered = result.answered_by or feature
+    looked = {f: fb.balances for f, fb in result.balances.items()}
+    group = looked.get(answered, [])
+    balance, flag = None, None
+    if group:
+        if answered.type == FeatureType.BOOLEAN:
+            flag = flag_json(answered, group)
+        else:
+            balance = balance_json(FeatureBalance.of(answered, group), prices)
+    return {
+        "allowed": result.allowed,
+        "customer_id": customer.customer_id,
+        "entity_id": None,
+        "required_balance": to_number(result.required if result.required is not None else required),
+        "balance": balance,
+        "flag": flag,
+        "balances": {
+            f.feature_id: balance_json(FeatureBalance.of(f, group), prices) if group else None
+            for f, group in looked.items()
+            if f.is_metered
+        },
+    }
 
 
 def balance_row_json(balance: Balance, *, now) -> dict:

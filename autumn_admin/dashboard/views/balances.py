@@ -18,7 +18,7 @@ from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, 
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
 from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
-from billing.quantities import parse_quantity
+from billing.quantities import overage, parse_quantity
 from billing.services.balances import (
     balance_add,
     balance_create,
@@ -68,7 +68,7 @@ def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | No
         "balance": balance,
         "proposed": proposed,
         "granted_after": None if proposed is None else balance.granted + proposed - balance.remaining,
-        "overage_after": None if proposed is None else max(Decimal(0), -proposed),
+        "overage_after": None if proposed is None else overage(proposed),
         "impact": InvoiceImpact(before=before, after=after, priced=_overage_is_priced(balance)),
     }
 
