@@ -40,6 +40,8 @@ class AuditAction(StrEnum):
     PRODUCT_SCHEDULE = "product.schedule"
     PRODUCT_STRIPE_LINK = "product.stripe_link"
     REWARD_APPLY = "reward.apply"
+    REWARD_CREATE = "reward.create"
+    REWARD_DELETE = "reward.delete"
     REWARD_REMOVE = "reward.remove"
     REWARD_STRIPE_COUPON = "reward.stripe_coupon"
     INVOICE_CREATE = "invoice.create"
