@@ -36,6 +36,8 @@ from autumn_admin.api.schemas.catalogue import (
     ListPlansParams,
     PlanListOut,
     PlanOut,
+    RedeemedOut,
+    RedeemRewardParams,
     ReferralProgramListOut,
     RewardListOut,
     RewardOut,
@@ -56,9 +58,10 @@ from billing.catalogue.specs import CatalogueChanges, feature_spec_of
 from billing.models import DISCOUNT_REWARD_TYPES, Feature, Price, Product, ProductItem, Reward, RewardType
 from billing.money import decimals_of
 from billing.plan_eligibility import eligibility, held_products
+from billing.quantities import to_number
 from billing.services import catalogue_items
 from billing.services.catalogue import catalogue_apply
-from billing.services.rewards import reward_create, reward_delete
+from billing.services.rewards import reward_create, reward_delete, reward_redeem
 from customers.errors import ServiceError
 
 router = Router(tags=["catalogue"])
@@ -251,6 +254,25 @@ def rewards_delete(request, params: GetRewardParams):
     """A reward no customer ever had; one that was applied is a 409 (retire it in /admin/ instead)."""
     reward_delete(reward=_reward_or_404(params.reward_id), actor=request.api_key)
     return {"success": True}
+
+
+@router.post(
+    "/rewards.redeem",
+    response={200: RedeemedOut, **ERRORS},
+    operation_id="redeemRewardCode",
+    summary="Redeem a promo code",
+)
+def rewards_redeem(request, params: RedeemRewardParams):
+    """A customer of the key's environment redeems a promo code: a discount applies to its subscriptions, a
+    feature grant adds a balance beside its plans."""
+    customer = customer_or_404(request, params.customer_id)
+    reward, granted = reward_redeem(customer=customer, code=params.code, actor=request.api_key)
+    return {
+        "reward_id": reward.reward_id,
+        "entitlements_granted": [
+            {"feature_id": b.feature.feature_id, "balance": to_number(b.granted)} for b in granted
+        ],
+    }
 
 
 @router.post(

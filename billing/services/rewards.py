@@ -16,6 +16,7 @@ from django.utils import timezone
 from billing.intervals import add_intervals
 from billing.models import SLUG_PATTERN, CustomerReward, Feature, Reward, RewardDuration, RewardType
 from billing.selectors import active_discounts
+from billing.services.balances import balance_create
 from billing.stripe_io.client import StripeError, idempotency_key
 from billing.stripe_io.config import is_configured
 from billing.stripe_io.customers import DISCOUNTS, record_failure, record_success
@@ -252,3 +253,42 @@ def reward_delete(*, reward: Reward, actor: Actor) -> None:
         },
     )
     locked.delete()
+
+
+@transaction.atomic
+def reward_redeem(*, customer: Customer, code: str, actor: Actor, now: datetime | None = None) -> tuple[Reward, list]:
+    """Redeem a promo code for a customer: its active reward is applied (`reward_apply`), and a feature grant's
+    units are granted beside the customer's plans (`balance_create`), for the reward's months or until removed.
+    Returns the reward and the balances granted. A code no active reward has is a 404, a reward the customer
+    already has a 409; either way nothing changes."""
+    now = now or timezone.now()
+    reward = (
+        Reward.objects.select_related("grant_feature")
+        .filter(active=True, promo_codes__contains=[code])
+        .order_by("pk")
+        .first()
+    )
+    if reward is None:
+        raise ServiceError(f"Promo code {code} not found", code="promo_code_not_found", field="code", status=404)
+    if reward.type == RewardType.FREE_PRODUCT:
+        raise ServiceError(
+            f"Promo code {code} gives a free product, which is applied on the dashboard here, not redeemed.",
+            code="not_supported",
+            field="code",
+            status=422,
+        )
+    applied = reward_apply(customer=customer, reward=reward, actor=actor, now=now)
+    granted = []
+    if reward.type == RewardType.FEATURE_GRANT and reward.grant_feature is not None:
+        granted.append(
+            balance_create(
+                customer=customer,
+                feature=reward.grant_feature,
+                actor=actor,
+                reason=f"Promo code {code} (reward {reward.reward_id})",
+                granted=reward.value,
+                expires_at=applied.expires_at,
+                now=now,
+            )
+        )
+    return reward, granted

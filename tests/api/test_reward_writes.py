@@ -9,6 +9,7 @@ import pytest
 from autumn_sdk import Autumn
 from autumn_sdk.models.createrewardop import CreateRewardResponse
 from autumn_sdk.models.getrewardop import GetRewardResponse
+from autumn_sdk.models.redeemrewardcodeop import RedeemRewardCodeResponse
 
 from billing.models import Reward
 from billing.services.rewards import reward_apply
@@ -181,3 +182,89 @@ def test_python_client_creates_reads_and_deletes_a_reward(live_server, sandbox_k
 
         assert autumn.rewards.delete(reward_id="launch").success is True
     assert not Reward.objects.filter(reward_id="launch").exists()
+
+
+# --- rewards.redeem ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def promo_rewards(discount_rewards, catalogue):
+    discount_rewards["twenty"].promo_codes = ["SPRING20"]
+    discount_rewards["twenty"].save()
+    discount_rewards["retired"].promo_codes = ["OLD50"]
+    discount_rewards["retired"].save()
+    grant = discount_rewards["free_month"]
+    grant.grant_feature, grant.duration, grant.duration_months, grant.promo_codes = (
+        catalogue["messages"],
+        "months",
+        1,
+        ["BONUS100"],
+    )
+    grant.save()
+    return discount_rewards
+
+
+def test_rewards_redeem_applies_a_discount_code(api, customer, promo_rewards):
+    answer = _ok(api.post("rewards.redeem", {"code": "SPRING20", "customer_id": "acme_corp"}))
+
+    assert answer == {"reward_id": "twenty_off", "entitlements_granted": []}
+    applied = customer.customer_rewards.get()
+    assert (applied.reward.reward_id, applied.expires_at is not None) == ("twenty_off", True)
+    discounts = _ok(api.post("customers.get", {"customer_id": "acme_corp", "expand": ["rewards"]}))["rewards"]
+    assert [d["id"] for d in discounts["discounts"]] == ["twenty_off"]
+
+
+def test_rewards_redeem_grants_a_feature_grants_units(api, customer, promo_rewards):
+    answer = _ok(api.post("rewards.redeem", {"code": "BONUS100", "customer_id": "acme_corp"}))
+
+    assert answer == {"reward_id": "free_month", "entitlements_granted": [{"feature_id": "messages", "balance": 100}]}
+    got = _ok(api.post("customers.get", {"customer_id": "acme_corp"}))
+    assert got["balances"]["messages"]["granted"] == 200  # the free plan's 100 and the grant's 100
+    assert AuditEntry.objects.filter(action="reward.apply", customer=customer).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"code": "NOPE", "customer_id": "acme_corp"}, 404, "promo_code_not_found"),
+        ({"code": "OLD50", "customer_id": "acme_corp"}, 404, "promo_code_not_found"),
+        ({"code": "SPRING20", "customer_id": "nobody"}, 404, "customer_not_found"),
+        ({"code": "SPRING20"}, 422, "invalid_inputs"),
+        ({"code": "", "customer_id": "acme_corp"}, 422, "invalid_inputs"),
+    ],
+)
+def test_rewards_redeem_refuses_bad_input_and_changes_nothing(api, customer, promo_rewards, body, status, code):
+    entries = AuditEntry.objects.count()
+
+    response = api.post("rewards.redeem", body)
+
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert (customer.customer_rewards.count(), AuditEntry.objects.count()) == (0, entries)
+
+
+def test_rewards_redeem_twice_is_a_409_and_grants_nothing_more(api, customer, promo_rewards):
+    _ok(api.post("rewards.redeem", {"code": "BONUS100", "customer_id": "acme_corp"}))
+    balances = customer.balances.count()
+
+    again = api.post("rewards.redeem", {"code": "BONUS100", "customer_id": "acme_corp"})
+
+    assert (again.status_code, again.json()["code"]) == (409, "reward_already_applied")
+    assert customer.balances.count() == balances
+
+
+def test_rewards_redeem_is_bound_to_the_keys_environment(live_api, customer, promo_rewards):
+    response = live_api.post("rewards.redeem", {"code": "SPRING20", "customer_id": "acme_corp"})
+
+    assert response.json() == {"message": "Customer acme_corp not found", "code": "customer_not_found", "env": "live"}
+    assert response.status_code == 404
+    assert not customer.customer_rewards.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_client_redeems_a_promo_code(live_server, sandbox_key, customer, promo_rewards):
+    _, raw = sandbox_key
+    with Autumn(secret_key=raw, server_url=live_server.url, fail_open=False) as autumn:
+        redeemed = autumn.rewards.redeem_code(code="BONUS100", customer_id="acme_corp")
+    assert isinstance(redeemed, RedeemRewardCodeResponse)
+    assert redeemed.reward_id == "free_month"
+    assert [(e.feature_id, e.balance) for e in redeemed.entitlements_granted] == [("messages", 100)]

@@ -474,3 +474,18 @@ class OrganizationOut(Schema):
     created_at: Number | None
     default_currency: str
     stripe_connection: str
+
+
+class RedeemRewardParams(Params):
+    code: Slug
+    customer_id: CustomerId
+
+
+class EntitlementGrantedOut(Schema):
+    feature_id: str
+    balance: Number
+
+
+class RedeemedOut(Schema):
+    reward_id: str
+    entitlements_granted: list[EntitlementGrantedOut]
