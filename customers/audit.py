@@ -42,6 +42,7 @@ class AuditAction(StrEnum):
     REWARD_APPLY = "reward.apply"
     REWARD_CREATE = "reward.create"
     REWARD_DELETE = "reward.delete"
+    REWARD_UPDATE = "reward.update"
     REWARD_REMOVE = "reward.remove"
     REWARD_STRIPE_COUPON = "reward.stripe_coupon"
     INVOICE_CREATE = "invoice.create"

@@ -43,6 +43,7 @@ from autumn_admin.api.schemas.catalogue import (
     RewardOut,
     UpdateFeatureParams,
     UpdatePlanParams,
+    UpdateRewardParams,
 )
 from autumn_admin.api.schemas.common import ERRORS, Params, SuccessOut
 from autumn_admin.api.serializers.catalogue import (
@@ -61,7 +62,7 @@ from billing.plan_eligibility import eligibility, held_products
 from billing.quantities import to_number
 from billing.services import catalogue_items
 from billing.services.catalogue import catalogue_apply
-from billing.services.rewards import reward_create, reward_delete, reward_redeem
+from billing.services.rewards import reward_create, reward_delete, reward_redeem, reward_update
 from customers.errors import ServiceError
 
 router = Router(tags=["catalogue"])
@@ -241,6 +242,43 @@ def rewards_create(request, params: CreateRewardParams):
             grant_feature=feature,
             actor=request.api_key,
         )
+    return _reward_json(_reward_or_404(reward.reward_id))
+
+
+@router.post(
+    "/rewards.update",
+    response={200: RewardOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="updateReward",
+    summary="Update a reward",
+)
+def rewards_update(request, params: UpdateRewardParams):
+    """A reward's name and promo codes (replaced when sent); a feature grant's grants (replaced when sent).
+    Send coupon for a discount, feature_grant for a grant."""
+    reward = _reward_or_404(params.reward_id)
+    if params.coupon is not None and params.feature_grant is not None:
+        raise ApiError(422, "Send one of coupon and feature_grant.", "invalid_inputs")
+    is_grant = reward.type == RewardType.FEATURE_GRANT
+    if (params.coupon is not None and is_grant) or (params.feature_grant is not None and not is_grant):
+        sent = "coupon" if params.coupon is not None else "feature_grant"
+        raise ApiError(422, f"{sent}: reward {reward.reward_id} is not a {sent}.", "invalid_inputs")
+    changes = params.coupon or params.feature_grant
+    grant = None
+    if params.feature_grant is not None and params.feature_grant.grants is not None:
+        [wanted] = params.feature_grant.grants
+        feature = Feature.objects.filter(feature_id=wanted.feature_id, archived=False).first()
+        if feature is None:
+            raise ApiError(404, f"Feature {wanted.feature_id} not found", "feature_not_found")
+        grant = (feature, Decimal(str(wanted.included)), wanted.expiry.length if wanted.expiry else None)
+    reward_update(
+        reward=reward,
+        actor=request.api_key,
+        name=changes.name if changes is not None else None,
+        promo_codes=[c.code for c in changes.promo_codes]
+        if changes is not None and changes.promo_codes is not None
+        else None,
+        grant=grant,
+    )
     return _reward_json(_reward_or_404(reward.reward_id))
 
 

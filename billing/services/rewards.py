@@ -292,3 +292,70 @@ def reward_redeem(*, customer: Customer, code: str, actor: Actor, now: datetime 
             )
         )
     return reward, granted
+
+
+@transaction.atomic
+def reward_update(
+    *,
+    reward: Reward,
+    actor: Actor,
+    name: str | None = None,
+    promo_codes: list[str] | None = None,
+    grant: tuple[Feature, Decimal, int | None] | None = None,
+) -> Reward:
+    """Rename a reward, replace its promo codes, or (a feature grant) what it grants: (feature, units, months or
+    None for until removed). What customers already redeemed stays as it was. A discount's amount and duration
+    do not change (its Stripe coupons are fixed): make a new reward instead. Audited with what changed."""
+    locked = Reward.objects.select_for_update().get(pk=reward.pk)
+    before, after = {}, {}
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 255:
+            _refuse("Give the reward a name (up to 255 characters).", "name")
+        if name != locked.name:
+            before["name"], after["name"] = locked.name, name
+            locked.name = name
+    if promo_codes is not None:
+        codes = list(promo_codes)
+        others = [c for c in codes if c not in (locked.promo_codes or [])]
+        if len(set(codes)) != len(codes):
+            _refuse("A promo code appears twice.", "promo_codes")
+        _promo_codes_free(others)
+        if codes != locked.promo_codes:
+            before["promo_codes"], after["promo_codes"] = locked.promo_codes, codes
+            locked.promo_codes = codes
+    if grant is not None:
+        if locked.type != RewardType.FEATURE_GRANT:
+            _refuse(f"Reward {locked.reward_id} is a discount, not a feature grant.", "grants")
+        feature, value, months = grant
+        if value < 0:
+            _refuse("A grant is at least 0 units.", "grants")
+        if months is not None and not 1 <= months <= 1200:
+            _refuse("A grant lasts 1 to 1,200 months.", "grants")
+        duration = RewardDuration.MONTHS if months else RewardDuration.FOREVER
+        old = (
+            locked.grant_feature.feature_id if locked.grant_feature else None,
+            locked.value,
+            locked.duration_months,
+        )
+        new = (feature.feature_id, value, months)
+        if old != new:
+            before["grant"], after["grant"] = [old[0], str(old[1]), old[2]], [new[0], str(new[1]), new[2]]
+            locked.grant_feature, locked.value, locked.duration, locked.duration_months = (
+                feature,
+                value,
+                duration,
+                months,
+            )
+    if after:
+        locked.save()
+        audit_record(
+            actor=actor,
+            action=AuditAction.REWARD_UPDATE,
+            env=actor.env if isinstance(actor, ApiKey) else "",
+            target_type="reward",
+            target_id=locked.reward_id,
+            before=before,
+            after=after,
+        )
+    return locked

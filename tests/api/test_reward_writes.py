@@ -268,3 +268,68 @@ def test_python_client_redeems_a_promo_code(live_server, sandbox_key, customer, 
     assert isinstance(redeemed, RedeemRewardCodeResponse)
     assert redeemed.reward_id == "free_month"
     assert [(e.feature_id, e.balance) for e in redeemed.entitlements_granted] == [("messages", 100)]
+
+
+# --- rewards.update ------------------------------------------------------------------------------
+
+
+def test_rewards_update_renames_a_coupon_and_replaces_its_codes(api, promo_rewards):
+    answer = _ok(
+        api.post(
+            "rewards.update",
+            {"reward_id": "twenty_off", "coupon": {"name": "Spring sale", "promo_codes": [{"code": "SPRING24"}]}},
+        )
+    )
+
+    assert (answer["coupon"]["name"], [c["code"] for c in answer["coupon"]["promo_codes"]]) == (
+        "Spring sale",
+        ["SPRING24"],
+    )
+    reward = Reward.objects.get(reward_id="twenty_off")
+    assert (reward.name, reward.promo_codes, reward.value) == ("Spring sale", ["SPRING24"], Decimal(20))
+    entry = AuditEntry.objects.get(action="reward.update")
+    assert entry.before == {"name": "20% off", "promo_codes": ["SPRING20"]}
+
+
+def test_rewards_update_replaces_a_feature_grants_grant(api, promo_rewards):
+    body = {"reward_id": "free_month", "feature_grant": {"grants": [{"feature_id": "api_calls", "included": 50}]}}
+
+    answer = _ok(api.post("rewards.update", body))
+
+    assert answer["feature_grant"]["grants"] == [{"feature_id": "api_calls", "included": 50, "expiry": None}]
+    reward = Reward.objects.get(reward_id="free_month")
+    assert (reward.grant_feature.feature_id, reward.value, reward.duration_months) == ("api_calls", Decimal(50), None)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"reward_id": "nope", "coupon": {"name": "x"}}, 404, "reward_not_found"),
+        ({"reward_id": "twenty_off", "coupon": {"value": 30}}, 422, "not_supported"),
+        ({"reward_id": "twenty_off", "coupon": {"plan_ids": ["pro"]}}, 422, "not_supported"),
+        ({"reward_id": "twenty_off", "feature_grant": {"name": "x"}}, 422, "invalid_inputs"),
+        ({"reward_id": "twenty_off", "coupon": {"promo_codes": [{"code": "BONUS100"}]}}, 409, "duplicate_promo_code"),
+        (
+            {"reward_id": "free_month", "feature_grant": {"grants": [{"feature_id": "nope", "included": 1}]}},
+            404,
+            "feature_not_found",
+        ),
+    ],
+)
+def test_rewards_update_refuses_bad_input_and_changes_nothing(api, promo_rewards, body, status, code):
+    before = list(Reward.objects.order_by("pk").values())
+
+    response = api.post("rewards.update", body)
+
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert list(Reward.objects.order_by("pk").values()) == before
+    assert not AuditEntry.objects.filter(action="reward.update").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_client_updates_a_reward(live_server, sandbox_key, promo_rewards):
+    _, raw = sandbox_key
+    with Autumn(secret_key=raw, server_url=live_server.url, fail_open=False) as autumn:
+        updated = autumn.rewards.update(reward_id="twenty_off", coupon={"name": "Spring sale"})
+    assert updated.coupon.name == "Spring sale"
+    assert Reward.objects.get(reward_id="twenty_off").name == "Spring sale"

@@ -489,3 +489,24 @@ class EntitlementGrantedOut(Schema):
 class RedeemedOut(Schema):
     reward_id: str
     entitlements_granted: list[EntitlementGrantedOut]
+
+
+class UpdateCouponIn(Params):
+    name: Slug | None = None
+    plan_ids: not_supported("a discount here applies to every plan; send null", harmless=([],)) = None
+    promo_codes: list[CouponCodeIn] | None = None
+    type: not_supported("a discount's type is fixed: create a new reward") = None
+    value: not_supported("a discount's amount is fixed (its Stripe coupons are): create a new reward") = None
+    duration: not_supported("a discount's duration is fixed (its Stripe coupons are): create a new reward") = None
+
+
+class UpdateFeatureGrantIn(Params):
+    name: Slug | None = None
+    grants: Annotated[list[GrantIn], Field(min_length=1, max_length=1)] | None = None
+    promo_codes: list[GrantCodeIn] | None = None
+
+
+class UpdateRewardParams(Params):
+    reward_id: Slug
+    coupon: UpdateCouponIn | None = None
+    feature_grant: UpdateFeatureGrantIn | None = None
