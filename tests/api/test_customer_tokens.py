@@ -239,3 +239,18 @@ def test_python_client_mints_refreshes_and_revokes_customer_tokens(live_server, 
             with pytest.raises(AutumnDefaultError) as refused:
                 revoked.customers.get(customer_id="acme_corp")
         assert refused.value.status_code == 401
+
+
+def test_an_access_token_lists_only_its_own_customers_events(client, api, customer, other_customer):
+    for who in ("acme_corp", "globex"):
+        assert api.post("balances.track", {"customer_id": who, "feature_id": "messages", "value": 1}).status_code == 200
+    token = ApiClient(client, _mint(api)["access_token"])
+
+    listed = token.post("events.list", {})  # no customer_id: the whole environment for a secret key
+
+    assert listed.status_code == 200, listed.content
+    assert {e["customer_id"] for e in listed.json()["list"]} == {"acme_corp"}
+    legacy = token.post("track", {"customer_id": "globex", "feature_id": "messages", "value": 2})
+    assert legacy.status_code == 200, legacy.content
+    assert Balance.objects.get(customer=customer, feature__feature_id="messages").usage == 3
+    assert Balance.objects.get(customer=other_customer, feature__feature_id="messages").usage == 1
