@@ -18,6 +18,7 @@ from billing.models import (
     Price,
     Product,
     ProductItem,
+    Reward,
     UsageType,
 )
 from billing.money import format_money
@@ -134,3 +135,8 @@ def catalogue_features() -> list[FeatureRow]:
         )
         for f in features
     ]
+
+
+def catalogue_rewards() -> list[Reward]:
+    """Every reward (coupons, free products, feature grants), active ones first, by name; one query."""
+    return list(Reward.objects.select_related("free_product", "grant_feature").order_by("-active", "name", "pk"))

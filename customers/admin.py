@@ -61,12 +61,34 @@ class CustomerAdmin(AuditedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedAdmin):
-    """Only the name: keys are created (shown once) and revoked on the dashboard."""
+    """Only the name: keys are created (shown once) and revoked on the dashboard; customers' tokens are minted,
+    rotated and revoked through the API's keys.* only."""
 
     audit_target_type = "api_key"
-    list_display = ("name", "prefix", "env", "created_by", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("env",)
-    readonly_fields = ("env", "prefix", "key_hash", "created_by", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "kind",
+        "prefix",
+        "env",
+        "customer",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("env", "kind")
+    readonly_fields = (
+        "env",
+        "kind",
+        "customer",
+        "prefix",
+        "key_hash",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
 
     def has_add_permission(self, request):
         return False  # keys are created on the dashboard or with create_api_key, which show them once

@@ -111,10 +111,27 @@ class Customer(models.Model):
         return self.name or self.customer_id
 
 
+class ApiKeyKind(models.TextChoices):
+    SECRET = "secret", "Secret key"
+    ACCESS = "access", "Customer access token"
+    REFRESH = "refresh", "Customer refresh token"
+
+
 class ApiKey(models.Model):
-    """A secret key for the REST API. Only a hash of the key is stored."""
+    """A secret key for the REST API, or a customer's token minted with one (keys.mint): an access token,
+    which reaches only that customer's data, or the refresh token that rotates it. Only a hash is stored."""
 
     name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=ApiKeyKind.choices, default=ApiKeyKind.SECRET)
+    customer = models.ForeignKey(
+        "Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tokens",
+        help_text="The customer a token is bound to (tokens only).",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="A token's end (none: until revoked).")
     env = models.CharField(max_length=8, choices=Env.choices)
     prefix = models.CharField(max_length=24, help_text="The first characters, to recognise the key.")
     key_hash = models.CharField(max_length=64, unique=True)
@@ -129,7 +146,13 @@ class ApiKey(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(env__in=Env.values), name="apikey_env_valid"),
+            models.CheckConstraint(
+                condition=Q(kind="secret", customer__isnull=True)
+                | Q(kind__in=["access", "refresh"], customer__isnull=False),
+                name="apikey_token_has_customer",
+            ),
         ]
+        indexes = [models.Index(fields=["customer", "revoked_at"], name="apikey_customer_revoked")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -225,6 +225,26 @@ def test_admin_cannot_unrevoke_an_api_key_or_move_it(client, superuser, ops):
     assert ApiKey.objects.filter(pk=key.pk).exists()
 
 
+def test_admin_cannot_rebind_or_extend_a_customer_token(client, superuser, customer, other_customer, ops):
+    from customers.services.api_keys import api_key_create, customer_token_mint
+
+    secret, _raw = api_key_create(env="sandbox", name="Backend", actor=ops)
+    token = customer_token_mint(customer=customer, actor=secret)["access"]
+    client.force_login(superuser)
+    response = post_change(
+        client,
+        f"/admin/customers/apikey/{token.pk}/change/",
+        name=token.name,
+        kind="secret",
+        customer=str(other_customer.pk),
+        expires_at_0="2099-01-01",
+        expires_at_1="00:00:00",
+    )
+    assert response.status_code == 302
+    after = ApiKey.objects.get(pk=token.pk)
+    assert (after.kind, after.customer, after.expires_at) == ("access", customer, token.expires_at)
+
+
 def test_admin_cannot_edit_or_add_a_balance(client, superuser, customer, catalogue):
     balance = Balance.objects.get(customer=customer, feature=catalogue["messages"])
     client.force_login(superuser)

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.catalogue.specs import plan_spec_of
-from billing.models import CreditCost, Feature, Product
+from billing.models import CreditCost, Feature, Product, Reward
 from billing.services.catalogue import catalogue_apply
 from billing.services.products import product_attach
 from customers.services.customers import customer_create
@@ -63,10 +63,41 @@ def test_the_page_runs_a_fixed_number_of_queries(client, ops, customer, credits,
         plan = Product.objects.create(product_id=f"extra_{n}", name=f"Extra {n}")
         plan.items.create(feature=catalogue["messages"], included=n)
         plan.prices.create(type="fixed", amount=100 * n)
+        Reward.objects.create(
+            reward_id=f"grant_{n}",
+            name=f"Grant {n}",
+            type="feature_grant",
+            value=n,
+            grant_feature=catalogue["messages"],
+        )
     with CaptureQueriesContext(connection) as large:
         client.get("/catalogue/")
-    # session, the user with the role (one query); holders, plans, items, prices; features, credit costs
-    assert len(large) == len(small) == 8, [q["sql"][:80] for q in large.captured_queries]
+    # session, the user with the role (one query); holders, plans, items, prices; features, credit costs; rewards
+    assert len(large) == len(small) == 9, [q["sql"][:80] for q in large.captured_queries]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_reads_the_rewards_with_what_they_give_and_their_codes(
+    client, request, role, catalogue, discount_rewards
+):
+    discount_rewards["twenty"].promo_codes = ["SPRING20", "VIP20"]
+    discount_rewards["twenty"].save()
+
+    page = _page(client, request.getfixturevalue(role))
+
+    assert '<h2 id="rewards">Rewards</h2>' in page
+    for text in (
+        '<th scope="row">20% off</th>\n      <td class="mono">twenty_off</td>\n      <td>20% off · 3 months</td>',
+        '<td class="mono">SPRING20, VIP20</td>',
+        "$10.00 off · once",
+        'Old promo <span class="badge expired">Retired</span>',
+    ):
+        assert text in page, text
+    assert page.index("Free month") < page.index("Old promo")  # active ones first
+
+
+def test_the_catalogue_says_when_there_are_no_rewards(client, ops, catalogue):
+    assert "No rewards yet." in _page(client, ops)
 
 
 def test_older_versions_show_who_is_still_on_them_in_this_environment_only(client, ops, customer, globex, catalogue):

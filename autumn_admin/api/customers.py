@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Query, Router
 
 from autumn_admin.api import stripe
@@ -16,6 +17,9 @@ from autumn_admin.api.schemas.customers import (
     GetCustomerParams,
     GetOrCreateCustomerParams,
     ListCustomersParams,
+    ListHeldParams,
+    PurchaseListOut,
+    SubscriptionListOut,
     UpdateCustomerParams,
 )
 from autumn_admin.api.schemas.legacy import (
@@ -28,9 +32,19 @@ from autumn_admin.api.serializers.customers import (
     customer_json,
     load_customer,
     load_customers,
+    purchase_row_json,
+    subscription_row_json,
 )
 from autumn_admin.api.serializers.legacy import legacy_customer_json
-from billing.models import HELD_PRODUCT_STATUSES, LIVE_PRODUCT_STATUSES, CustomerProduct, CustomerProductStatus
+from billing.models import (
+    HELD_PRODUCT_STATUSES,
+    LIVE_PRODUCT_STATUSES,
+    CustomerProduct,
+    CustomerProductStatus,
+    Price,
+    Product,
+)
+from billing.services.plans import customers_with_due_plans, plans_roll_due
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import is_configured
 from billing.stripe_io.customers import customer_delete_everywhere
@@ -124,7 +138,83 @@ def _held(params: ListCustomersParams) -> QuerySet[CustomerProduct]:
     return held
 
 
+# What a status of subscriptions.list and purchases.list asks for. Trials and overdue plans read as active.
+HELD_STATUSES = {
+    "active": LIVE_PRODUCT_STATUSES,
+    "scheduled": (CustomerProductStatus.SCHEDULED,),
+    "past_due": (CustomerProductStatus.PAST_DUE,),
+    "expired": (CustomerProductStatus.EXPIRED,),
+}
+
+
+def _one_off_products() -> QuerySet[Product]:
+    """Products bought once: with prices, every one of them a fixed one-off price (Product.is_one_off)."""
+    recurring = Price.objects.exclude(type=Price.Type.FIXED, interval="one_off")
+    return Product.objects.filter(prices__isnull=False).exclude(prices__in=recurring).distinct()
+
+
+def _held_page(request: HttpRequest, params: ListHeldParams, *, one_off: bool):
+    """One page of the plans the key's environment's customers hold (subscriptions or one-off purchases),
+    newest first. Period ends that have passed are applied first, as every customer read does."""
+    rows = CustomerProduct.objects.filter(customer__env=request.api_key.env, customer__deleted_at__isnull=True)
+    if params.customer_id is not None:
+        rows = rows.filter(customer=customer_or_404(request, params.customer_id))
+    one_offs = _one_off_products().values("pk")
+    rows = rows.filter(product__in=one_offs) if one_off else rows.exclude(product__in=one_offs)
+    statuses = params.statuses or ["active", "scheduled"]
+    rows = rows.filter(status__in=[s for status in statuses for s in HELD_STATUSES[status]])
+    if params.plan_id is not None:
+        rows = rows.filter(product__product_id=params.plan_id)
+    rows = rows.select_related("customer", "product").prefetch_related("product__prices")
+    page = page_of(rows, time_field="started_at", cursor=params.start_cursor, limit=params.limit)
+    now = timezone.now()
+    due = customers_with_due_plans(list({cp.customer_id for cp in page.items}), now)
+    if due:
+        for cp in page.items:
+            if cp.customer_id in due:
+                due.discard(cp.customer_id)
+                plans_roll_due(customer=cp.customer, now=now)
+        page = page_of(rows, time_field="started_at", cursor=params.start_cursor, limit=params.limit)
+    return page
+
+
 # --- RPC forms (autumn-sdk, autumn-js) ----------------------------------------------------------
+
+
+@router.post(
+    "/subscriptions.list",
+    response={200: SubscriptionListOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="listSubscriptions",
+    summary="List subscriptions",
+)
+def subscriptions_list(request, params: ListHeldParams):
+    """The subscriptions of the key's environment's customers (or of `customer_id`), newest first; pass
+    next_cursor as start_cursor for the next page."""
+    page = _held_page(request, params, one_off=False)
+    return {
+        "list": [subscription_row_json(cp) for cp in page.items],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.post(
+    "/purchases.list",
+    response={200: PurchaseListOut, **ERRORS},
+    exclude_unset=True,
+    operation_id="listPurchases",
+    summary="List one-off purchases",
+)
+def purchases_list(request, params: ListHeldParams):
+    """The one-off purchases of the key's environment's customers (or of `customer_id`), newest first; pass
+    next_cursor as start_cursor for the next page."""
+    page = _held_page(request, params, one_off=True)
+    return {
+        "list": [purchase_row_json(cp) for cp in page.items],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }
 
 
 @router.post(

@@ -15,10 +15,11 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from autumn_admin.api import balances, billing, catalogue, cli, customers, events, invoices, legacy
+from autumn_admin.api import balances, billing, catalogue, cli, customers, events, invoices, keys, legacy
 from autumn_admin.api.auth import SecretKeyAuth, authenticate
 from autumn_admin.api.errors import ApiError, error_response, install_handlers, json_on_unexpected_error
 from autumn_admin.api.idempotency import run_idempotently
+from customers.models import ApiKeyKind
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 LIST_BODIES = {"/v1/balances.batch_track"}  # the operations whose body is a JSON array
@@ -88,6 +89,15 @@ def parse_json_body(request: HttpRequest):
     return data
 
 
+def _scoped_to_token_customer(request: HttpRequest, data: dict) -> dict:
+    """A customer's access token acts on its own customer only: whatever customer_id the body names, the
+    operation reads the token's (as Autumn's server forces it)."""
+    data = {**data, "customer_id": request.api_key.customer.customer_id}
+    request.api_json = data
+    request._body = json.dumps(data).encode()
+    return data
+
+
 class BodyParser(Parser):
     def parse_body(self, request: HttpRequest):
         return parse_json_body(request)
@@ -108,6 +118,8 @@ def api_request(run):
                 if not request.body.strip():
                     # ninja reads an empty body as "no body at all"; Autumn's clients mean {}.
                     request._body = b"{}"
+                if request.api_key.kind == ApiKeyKind.ACCESS:
+                    data = _scoped_to_token_customer(request, data)
             return run_idempotently(request, data, lambda: run(request, *args, **kwargs))
         except ApiError as exc:
             return error_response(request, exc.status, exc.message, exc.code)
@@ -140,4 +152,5 @@ api.add_router("", events.router)
 api.add_router("", invoices.router)
 api.add_router("", billing.router)
 api.add_router("", catalogue.router)
+api.add_router("", keys.router)
 api.add_router("", legacy.router)

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field
 
 from autumn_admin.api.schemas.balances import BalanceOut, FlagOut
 from autumn_admin.api.schemas.common import (
+    NO_ENTITIES,
     CustomerId,
     Number,
     Omittable,
@@ -17,6 +18,7 @@ from autumn_admin.api.schemas.common import (
     PlanVersion,
     Slug,
     not_supported,
+    whole_number,
 )
 from autumn_admin.api.schemas.invoices import InvoiceOut
 from customers.errors import ServiceError
@@ -79,6 +81,21 @@ class ListCustomersParams(PageParams):
     created_at_range: not_supported("listing customers by when they were created is not built") = None
     processors: not_supported("every customer here bills through Stripe, if at all", harmless=([],)) = None
     sort_order: Literal["asc", "desc"] = "desc"
+
+
+HeldStatus = Literal["active", "scheduled", "past_due", "expired"]
+
+
+class ListHeldParams(PageParams):
+    """subscriptions.list and purchases.list: the plans customers hold, across the key's environment or of one
+    customer, newest first. `statuses` defaults to active and scheduled; past_due matches overdue plans (which
+    read as active with past_due true)."""
+
+    customer_id: CustomerId | None = None
+    entity_id: NO_ENTITIES = None
+    statuses: list[HeldStatus] | None = None
+    plan_id: Slug | None = None
+    limit: Omittable[whole_number(1, 200)] = 50
 
 
 class UpdateCustomerParams(CustomerFields):
@@ -164,4 +181,36 @@ CustomerOutList = list[CustomerOut]
 
 class CustomerListOut(Schema):
     list: CustomerOutList
+    next_cursor: str | None
+
+
+class HeldRowFields(Schema):
+    status: Literal["active", "scheduled", "expired"]
+    customer_id: str
+    entity_id: str | None
+    created_at: Number
+    scope: Literal["customer", "entity"]
+
+
+class SubscriptionRowOut(SubscriptionOut, HeldRowFields):
+    status: Literal["active", "scheduled", "expired"]
+
+
+class PurchaseRowOut(PurchaseOut, HeldRowFields):
+    id: str
+
+
+SubscriptionRows = list[SubscriptionRowOut]
+PurchaseRows = list[PurchaseRowOut]
+
+
+class SubscriptionListOut(Schema):
+    list: SubscriptionRows
+    has_more: bool
+    next_cursor: str | None
+
+
+class PurchaseListOut(Schema):
+    list: PurchaseRows
+    has_more: bool
     next_cursor: str | None

@@ -106,6 +106,36 @@ def purchase_json(cp: CustomerProduct) -> dict:
     }
 
 
+def _row_fields(cp: CustomerProduct) -> dict:
+    """What a row of subscriptions.list or purchases.list adds: whose it is. Customers here have no entities,
+    so every row is the customer's own; a row was created when the plan started."""
+    return {
+        "customer_id": cp.customer.customer_id,
+        "entity_id": None,
+        "created_at": ms(cp.started_at),
+        "scope": "customer",
+    }
+
+
+def subscription_row_json(cp: CustomerProduct) -> dict:
+    """A row of subscriptions.list: the customer's subscription, which may also have expired."""
+    row = subscription_json(cp) | _row_fields(cp)
+    if cp.status == CustomerProductStatus.EXPIRED:
+        row["status"] = "expired"
+    return row
+
+
+def purchase_row_json(cp: CustomerProduct) -> dict:
+    """A row of purchases.list: a one-off purchase."""
+    status = {CustomerProductStatus.EXPIRED: "expired", CustomerProductStatus.SCHEDULED: "scheduled"}
+    return {
+        "id": f"cus_prod_{cp.pk}",
+        **purchase_json(cp),
+        "status": status.get(cp.status, "active"),
+        **_row_fields(cp),
+    }
+
+
 def rewards_json(customer: Customer) -> dict:
     applied = (
         CustomerReward.objects.filter(customer=customer, removed_at__isnull=True)

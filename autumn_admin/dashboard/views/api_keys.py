@@ -10,7 +10,7 @@ from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.forms.api_keys import ApiKeyForm
 from autumn_admin.dashboard.permissions import MANAGE_API_KEYS
 from customers.errors import ServiceError
-from customers.models import ApiKey, Env
+from customers.models import ApiKey, ApiKeyKind, Env
 from customers.services.api_keys import api_key_create, api_key_revoke
 
 
@@ -27,7 +27,11 @@ def api_key_list(request):
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             form = ApiKeyForm()
-    keys = ApiKey.objects.filter(env=env).select_related("created_by").order_by("revoked_at", "-created_at", "-id")
+    keys = (
+        ApiKey.objects.filter(env=env, kind=ApiKeyKind.SECRET)
+        .select_related("created_by")
+        .order_by("revoked_at", "-created_at", "-id")
+    )
     status = 201 if new_key else (422 if form.errors else 200)
     return render(
         request,
@@ -40,7 +44,9 @@ def api_key_list(request):
 @require_POST
 @permission_required(MANAGE_API_KEYS, raise_exception=True)
 def api_key_revoke_view(request, pk: int):
-    api_key = get_object_or_404(ApiKey, pk=pk, env=current_env(request))  # as listed: this environment's
+    api_key = get_object_or_404(
+        ApiKey, pk=pk, env=current_env(request), kind=ApiKeyKind.SECRET
+    )  # as listed: this environment's
     if api_key.revoked_at is None:
         api_key_revoke(api_key=api_key, actor=request.user)
         messages.success(request, f"Revoked “{api_key.name}” ({api_key.prefix}…): it no longer works.")
