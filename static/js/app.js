@@ -67,3 +67,40 @@ document.addEventListener("change", (e) => {
   if (!(t instanceof HTMLInputElement) || !t.dataset.selectAll || !t.form) return;
   for (const box of t.form.querySelectorAll(`input[type=checkbox][name="${t.dataset.selectAll}"]`)) box.checked = t.checked;
 });
+
+// The list's ticked rows: counted in its bulk bar and kept across its pages (for the same filters, in this
+// tab). Sent with the bulk form, so a selection can span pages; without JS a selection is one page's rows.
+(() => {
+  const form = document.querySelector("form[data-keep-selection]");
+  if (!form) return;
+  const key = `ticked:${form.dataset.keepSelection}`;
+  const ticked = new Set(JSON.parse(sessionStorage.getItem(key) || "[]"));
+  const boxes = () => form.querySelectorAll("input[type=checkbox][name=ids]");
+  const show = () => {
+    const out = form.querySelector("[data-ticked-count]");
+    if (out) out.textContent = ticked.size ? `${ticked.size.toLocaleString("en")} ticked` : "None ticked";
+    const clear = form.querySelector("[data-clear-ticked]");
+    if (clear) clear.hidden = !ticked.size;
+  };
+  const read = () => {
+    for (const box of boxes()) box.checked ? ticked.add(box.value) : ticked.delete(box.value);
+    sessionStorage.setItem(key, JSON.stringify([...ticked]));
+    show();
+  };
+  for (const box of boxes()) if (ticked.has(box.value)) box.checked = true;
+  show();
+  // After the "select this page" box has ticked its rows (its handler runs on the document, after this one).
+  form.addEventListener("change", () => setTimeout(read));
+  form.querySelector("[data-clear-ticked]")?.addEventListener("click", () => {
+    for (const box of boxes()) box.checked = false;
+    read();
+  });
+  form.addEventListener("submit", () => {
+    const here = new Set([...boxes()].map((box) => box.value));
+    for (const id of ticked) {
+      if (here.has(id)) continue;
+      const input = Object.assign(document.createElement("input"), { type: "hidden", name: "ids", value: id });
+      form.append(input);
+    }
+  });
+})();

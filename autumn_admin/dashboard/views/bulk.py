@@ -18,22 +18,30 @@ from autumn_admin.dashboard.forms.bulk import EXPORT, BulkActionForm
 from autumn_admin.dashboard.permissions import CANCEL_BULK_JOB, RUN_BULK_JOB, VIEW_BULK_JOB, require_perm
 from billing.models import BulkJob, BulkJobItem, BulkJobItemStatus, Interval, Reward
 from billing.services import bulk
+from billing.services.bulk_actions import REGISTRY
 from customers.errors import ServiceError
 
 
-def _choices() -> dict:
+def _choices(action) -> dict:
+    """The chosen action's choices only: an action's form shows (and reads) its own fields."""
+    fields = action.fields if action else ()
     return {
-        "actions": {**bulk.ACTIONS, EXPORT: "Export CSV"},
-        "feature_choices": listing.feature_choices(),
-        "reward_choices": list(Reward.objects.filter(active=True).order_by("name").values_list("reward_id", "name")),
-        "product_choices": listing.product_choices(),
+        "actions": list(REGISTRY.values()),
+        "feature_choices": listing.feature_choices() if "feature" in fields else [],
+        "reward_choices": (
+            list(Reward.objects.filter(active=True).order_by("name").values_list("reward_id", "name"))
+            if "reward" in fields
+            else []
+        ),
+        "product_choices": listing.product_choices() if "product" in fields else [],
         "interval_choices": Interval.choices,
     }
 
 
 @require_http_methods(["GET", "POST"])
 def bulk_action(request):
-    """GET: the action's form for the selection. POST "preview": what it would change. POST "run": the job."""
+    """In steps. GET without an action: pick one. GET with one: that action's fields only. POST "preview": what it
+    would change, naming customers. POST "run": the job."""
     require_perm(request, RUN_BULK_JOB)
     env = current_env(request)
     posted = request.method == "POST"
@@ -44,7 +52,16 @@ def bulk_action(request):
     values = form.values
     if not posted and not values["feature"]:
         values["feature"] = selection.filters.feature  # the feature the list was filtered by
-    context = {"selection": selection, "values": values, "errors": {}, "preview": None, **_choices()}
+    action = form.chosen_action
+    context = {
+        "selection": selection,
+        "action": action,
+        "values": values,
+        "errors": {},
+        "preview": None,
+        "change_action_query": urlencode(selection.hidden_fields(), doseq=True),
+        **_choices(action),
+    }
     status = 200
     if posted and form.is_valid():
         got, reason = form.cleaned_data["got"], form.cleaned_data["reason"]
