@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from autumn_admin.dashboard import customer_list as listing
+from autumn_admin.dashboard.selection import Selection
 from billing.services import bulk
 from billing.services.bulk_actions import INPUTS, REGISTRY, BulkAction
 from customers.errors import ServiceError
@@ -31,7 +31,7 @@ class BulkActionForm(forms.Form):
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
-        self.selection = listing.Selection.from_data(self.data)
+        self.selection = Selection.from_data(self.data)
         self.nul_in = sorted({name for name in self.data if "\x00" in name or _has_nul(self.data.getlist(name))})
 
     @property
