@@ -29,6 +29,9 @@ def team(catalogue):
     return {"sandbox": made, "live": live}
 
 
+R = {"reason": "x"}
+
+
 def run_form(client, data):
     return client.post("/bulk/", {**data, "run": "1"})
 
@@ -365,3 +368,22 @@ def test_the_preview_right_aligns_numbers_and_ends_in_one_primary_run_button(cli
     assert sample.count('<td class="num">') == 2 * 5  # before and after of each of the five
     assert page.count("btn primary") == 1 and 'class="btn primary" type="submit" name="run"' in page
     assert text(element(page, "bulk-run")) == "Run on 5 customers"
+
+
+def test_the_job_page_names_the_feature_and_shows_pace_and_the_skipped_linked_while_it_runs(client, ops, team):
+    client.force_login(ops)
+    run_form(client, {"scope": "all", "action": "add_balance", "act_feature": "api_calls", "act_amount": "5", **R})
+    job = BulkJob.objects.get()
+    bulk.bulk_job_run(job.pk, batch_size=2)  # cus_2, cus_3 and cus_4 have no API calls: skipped
+    # As seen while it ran: 5 of 10 processed in 10 seconds.
+    BulkJob.objects.filter(pk=job.pk).update(
+        status="running", finished_at=None, started_at=timezone.now() - timezone.timedelta(seconds=10), total=10
+    )
+
+    fragment = client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode()
+
+    assert text(element(fragment, "job-pace")) == "0.5 customers a second · about 10 s left"
+    problems = element(fragment, "job-problems")  # in the region that refreshes while the job runs
+    assert '<a href="/customers/cus_2/">cus_2</a>' in problems and "feature not on their plan" in problems
+    page = page_of(client.get(f"/jobs/{job.pk}/"))
+    assert text(element(page, "job-what")) == "Add to balance: 5 API calls"  # names, not ids

@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from autumn_admin.dashboard import customer_list as listing
@@ -107,14 +108,38 @@ def job_list(request):
     return render(request, "billing/jobs.html", {"page": page, "actions": bulk.ACTIONS})
 
 
+def _job_described(job: BulkJob) -> str:
+    """The job's action and inputs in words, with names ("Add to balance: 1,000 API calls"); the stored inputs
+    as they are when what they name has gone since."""
+    try:
+        return bulk.describe(bulk.bulk_input(job.action, job.params))
+    except ServiceError:
+        inputs = " · ".join(f"{k} {v}" for k, v in job.params.items() if v != "")
+        return f"{bulk.ACTIONS.get(job.action, job.action)}: {inputs}"
+
+
+def _pace(job: BulkJob) -> dict:
+    """How fast a running job goes (customers a second) and about when it ends (seconds left), once it has
+    processed some; {} before that and once it has finished."""
+    if job.is_finished or not job.started_at or not job.processed:
+        return {}
+    elapsed = max((timezone.now() - job.started_at).total_seconds(), 0.001)
+    rate = job.processed / elapsed
+    return {"rate": rate, "eta_seconds": int(job.left / rate) if rate else None}
+
+
 @require_GET
 def job_detail(request, pk: int):
     job = _job_for(request, pk)
-    problems = BulkJobItem.objects.filter(
-        job=job, status__in=[BulkJobItemStatus.FAILED, BulkJobItemStatus.SKIPPED]
-    ).order_by("-status", "id")
+    problems = (
+        BulkJobItem.objects.filter(job=job, status__in=[BulkJobItemStatus.FAILED, BulkJobItemStatus.SKIPPED])
+        .select_related("customer")
+        .order_by("-status", "id")
+    )
     context = {
         "job": job,
+        "described": _job_described(job),
+        "pace": _pace(job),
         "action_label": bulk.ACTIONS.get(job.action, job.action),
         "reasons": bulk.skipped_reasons(job),
         "problems": problems[:200],
