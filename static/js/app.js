@@ -104,3 +104,95 @@ document.addEventListener("change", (e) => {
     }
   });
 })();
+
+// Busy state. While an htmx request is out, the control that sent it is disabled and marked (its form's
+// submit buttons, or the button or link itself), and the region it will change says aria-busy; a plain form
+// submit marks its button the same way and ignores a second click. Polls and live previews typed into an
+// input mark their region only: the person keeps typing.
+const busyControls = (elt, submitter) => {
+  if (elt instanceof HTMLFormElement) {
+    const own = [...elt.querySelectorAll("button:not([type=button]), input[type=submit]")];
+    return submitter && !own.includes(submitter) ? [...own, submitter] : own;
+  }
+  return elt instanceof Element && elt.matches("button, a.btn, input[type=submit]") ? [elt] : [];
+};
+const markBusy = (controls) => {
+  for (const c of controls) {
+    if (c.dataset.busy) continue;
+    c.dataset.busy = "1";
+    c.setAttribute("aria-disabled", "true");
+    if ("disabled" in c) c.disabled = true;
+  }
+};
+const unmarkBusy = (controls) => {
+  for (const c of controls) {
+    if (!c.dataset.busy) continue;
+    delete c.dataset.busy;
+    c.removeAttribute("aria-disabled");
+    if ("disabled" in c) c.disabled = false;
+  }
+};
+document.addEventListener("htmx:beforeRequest", (e) => {
+  const { elt, target, requestConfig } = e.detail;
+  const submitter = requestConfig?.triggeringEvent?.submitter;
+  const controls = busyControls(elt, submitter);
+  const region = target instanceof Element ? target : null;
+  region?.setAttribute("aria-busy", "true");
+  document.body.classList.add("is-busy");
+  // Disabled after htmx has read the form: a disabled button's name and value would not be sent.
+  setTimeout(() => markBusy(controls));
+  e.detail.xhr.addEventListener("loadend", () => {
+    unmarkBusy(controls);
+    region?.removeAttribute("aria-busy");
+    if (!document.querySelector("[aria-busy=true]")) document.body.classList.remove("is-busy");
+  });
+});
+document.addEventListener("submit", (e) => {
+  const form = e.target;
+  if (!(form instanceof HTMLFormElement) || e.defaultPrevented || form.hasAttribute("hx-post") || form.hasAttribute("hx-get")) return;
+  if (form.dataset.submitting) { e.preventDefault(); return; }  // a second click while the page loads
+  if ((form.method || "get").toLowerCase() !== "post") return;
+  form.dataset.submitting = "1";
+  form.setAttribute("aria-busy", "true");
+  const controls = e.submitter ? [e.submitter] : busyControls(form);
+  setTimeout(() => markBusy(controls));
+  // Back to the page from the browser's cache: usable again.
+  window.addEventListener("pageshow", () => { delete form.dataset.submitting; form.removeAttribute("aria-busy"); unmarkBusy(controls); }, { once: true });
+});
+
+// Focus returns to the control that opened a popup when it closes (or to the same control redrawn since).
+let popupOpener = null;
+document.addEventListener("htmx:beforeRequest", (e) => {
+  const elt = e.detail.elt;
+  if (elt instanceof Element && elt.matches("a, button") && !elt.closest("dialog")) popupOpener = elt;
+});
+document.addEventListener("htmx:load", (e) => {
+  const root = e.detail.elt;
+  if (!(root instanceof Element) || !root.matches("dialog[data-popup]")) return;
+  const opener = popupOpener;
+  const openerId = opener?.id;
+  const openerHref = opener?.getAttribute("href");
+  root.addEventListener("close", () => {
+    let back = opener && opener.isConnected ? opener : null;
+    if (!back && openerId) back = document.getElementById(openerId);
+    if (!back && openerHref) back = document.querySelector(`a[href="${CSS.escape(openerHref)}"]`);
+    back?.focus();
+  });
+});
+
+// Esc closes an open menu (row, settings, user) and gives the focus back to its button, and cancels an
+// inline edit. A popup's own Esc (the <dialog>'s) is left to the browser.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  const t = e.target instanceof Element ? e.target : null;
+  const edit = t?.closest("form.inline-edit");
+  const cancel = edit?.querySelector("[data-cancel-edit]");
+  if (cancel) { e.preventDefault(); cancel.click(); return; }
+  const open = [...document.querySelectorAll("details[open]")].filter((d) => d.querySelector(".menu"));
+  if (!open.length) return;
+  for (const d of open) {
+    d.open = false;
+    if (d.contains(t)) d.querySelector("summary")?.focus();
+  }
+  e.preventDefault();
+});
