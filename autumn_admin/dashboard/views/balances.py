@@ -23,6 +23,7 @@ from billing.services.balances import (
     balance_add,
     balance_create,
     balance_delete,
+    balance_refusal,
     balance_set,
     balances_reset_due,
 )
@@ -62,10 +63,15 @@ def _overage_is_priced(balance: Balance) -> bool:
 
 
 def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | None) -> dict:
+    """What the value typed would do; a value the service would refuse says why instead (`refused`)."""
+    refused = "" if proposed is None else balance_refusal(balance, proposed)
+    if refused:
+        proposed = None
     before = upcoming_invoice(customer)
     after = None if proposed is None else upcoming_invoice(customer, remaining_overrides={balance.pk: proposed})
     return {
         "balance": balance,
+        "refused": refused,
         "proposed": proposed,
         "granted_after": None if proposed is None else balance.granted + proposed - balance.remaining,
         "overage_after": None if proposed is None else max(Decimal(0), -proposed),
