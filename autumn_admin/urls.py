@@ -14,6 +14,7 @@ from autumn_admin.dashboard.environment import switch_env
 from autumn_admin.dashboard.views import api_keys as api_key_views
 from autumn_admin.dashboard.views import bulk as bulk_views
 from autumn_admin.dashboard.views import catalogue as catalogue_views
+from autumn_admin.dashboard.views import overview as overview_views
 from autumn_admin.dashboard.views import stripe as stripe_views
 
 admin.site.site_header = "Billing admin"
@@ -50,6 +51,7 @@ urlpatterns = [
     path("catalogue/", catalogue_views.catalogue, name="catalogue"),
     path("stripe/", stripe_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
+    path("overview/", overview_views.overview_page, name="overview"),
     path("jobs/", bulk_views.job_list, name="jobs"),
     path("jobs/<int:pk>/", bulk_views.job_detail, name="job"),
     path("jobs/<int:pk>/cancel/", bulk_views.job_cancel, name="job-cancel"),

@@ -165,6 +165,7 @@ READ_ONLY = {
     "stripe-status",
     "jobs",
     "job",
+    "overview",
 }
 NOT_GUARDED = {"login", "logout", "switch-env", "stripe-webhook"}
 
