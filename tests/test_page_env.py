@@ -166,6 +166,7 @@ READ_ONLY = {
     "jobs",
     "job",
     "overview",
+    "customers:usage",
 }
 NOT_GUARDED = {"login", "logout", "switch-env", "stripe-webhook"}
 
@@ -195,6 +196,7 @@ def test_the_check_above_covers_every_dashboard_url_that_takes_a_post(world, ext
 @pytest.mark.parametrize("name", sorted(READ_ONLY))
 def test_the_read_only_pages_take_no_post(ops_client, world, name):  # noqa: F811
     args = {"customers:detail": ["acme_corp"], "customers:events": ["acme_corp"], "customers:invoices": ["acme_corp"]}
+    args["customers:usage"] = ["acme_corp", "messages"]
     args["job"] = [world.job.pk]
     before = db_state()
 
