@@ -62,7 +62,8 @@ class UsageChart:
             f", allowance {format_qty(self.allowance)}" if self.allowance is not None else ""
         )
         parts = [
-            f'<svg class="usage-chart" viewBox="0 0 {W} {H}" width="100%" role="img" aria-label="{escape(label)}">',
+            f'<svg class="usage-chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+            f'aria-label="{escape(label)}">',
         ]
         for frac in (0, 0.5, 1):  # the value axis
             v = top_value * Decimal(str(frac))
