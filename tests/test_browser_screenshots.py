@@ -31,7 +31,8 @@ NAMES = ["Acme Corp", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industrie
 def _demo(catalogue, ops) -> None:
     for i, name in enumerate(NAMES):
         slug = name.lower().replace(" ", "_")
-        c = customer_create(env="sandbox", customer_id=slug, actor=None, name=name, email=f"billing@{slug.replace('_', '-')}.test")
+        email = f"billing@{slug.replace('_', '-')}.test"
+        c = customer_create(env="sandbox", customer_id=slug, actor=None, name=name, email=email)
         if i % 2 == 0:
             plan_attach(customer=c, product=catalogue["scale"], actor=None, method=GRANT_FREE, reason="demo")
             balance_track(customer=c, feature=catalogue["api_calls"], value=Decimal(40000 + 25000 * i), actor=None)
