@@ -14,6 +14,7 @@ from autumn_admin.dashboard.environment import switch_env
 from autumn_admin.dashboard.views import api_keys as api_key_views
 from autumn_admin.dashboard.views import bulk as bulk_views
 from autumn_admin.dashboard.views import catalogue as catalogue_views
+from autumn_admin.dashboard.views import login as login_views
 from autumn_admin.dashboard.views import overview as overview_views
 from autumn_admin.dashboard.views import stripe as stripe_views
 
@@ -41,7 +42,7 @@ handler500 = server_error
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", login_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("env/", switch_env, name="switch-env"),
     path("healthz", healthz),

@@ -3,7 +3,7 @@ time zone; a balance that never resets is called that, the same everywhere."""
 
 from __future__ import annotations
 
-from billing.models import Balance
+from billing.models import Balance, CustomerProduct
 from billing.services.balances import balance_create
 from tests.html import element, page_of, text
 
@@ -37,3 +37,21 @@ def test_dates_say_their_time_zone_and_never_resets_is_one_word_everywhere(ops_c
     assert "Never resets" in create and "One-off" not in create
     assert "Never resets" in edit and "lifetime" not in edit.lower()
     assert "Never resets" in bulk and "Lifetime" not in bulk and "Expires (optional, UTC)" in bulk
+
+
+def test_the_cancel_popup_dismisses_with_keep_plan(ops_client, customer, catalogue):
+    cp = CustomerProduct.objects.get(customer=customer)
+    page = text(page_of(ops_client.get(f"/customers/acme_corp/products/{cp.pk}/cancel/")))
+    assert page.endswith("Keep plan Cancel product") and " Cancel Cancel product" not in page
+
+
+def test_with_debug_on_the_login_page_names_the_demo_logins(client, ops, settings):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("ops", password="x")
+    settings.DEBUG = True
+    assert text(element(page_of(client.get("/login/")), "demo-logins")) == (
+        "Demo logins (DEBUG is on): ops (Ops: everything); password demo ."
+    ).replace(" .", ".")
+    settings.DEBUG = False
+    assert 'id="demo-logins"' not in page_of(client.get("/login/"))
