@@ -55,3 +55,22 @@ def test_with_debug_on_the_login_page_names_the_demo_logins(client, ops, setting
     ).replace(" .", ".")
     settings.DEBUG = False
     assert 'id="demo-logins"' not in page_of(client.get("/login/"))
+
+
+def test_a_deleted_customers_address_says_when_and_by_whom_with_restore_for_ops(client, ops, support, customer):
+    from customers.services.customers import customer_delete
+
+    customer_delete(customer=customer, actor=ops, reason="duplicate")
+    client.force_login(ops)
+    response = client.get("/customers/acme_corp/")
+    page = page_of(response)
+    assert response.status_code == 404 and text(element(page, "h-notfound")) == "Acme Corp was deleted"
+    assert text(element(page, "deleted-when")).startswith("The customer acme_corp was deleted ")
+    assert text(element(page, "deleted-when")).endswith(f" by {ops.username}.")
+    restored = client.post(element(page, "restore-form").split('action="')[1].split('"')[0], {"page_env": "sandbox"})
+    assert restored.status_code == 302 and client.get("/customers/acme_corp/").status_code == 200
+
+    customer_delete(customer=customer, actor=ops, reason="duplicate")
+    client.force_login(support)
+    page = page_of(client.get("/customers/acme_corp/"))
+    assert 'id="restore-form"' not in page and "Ops can restore it from Deleted customers." in text(page)
