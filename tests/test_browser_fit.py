@@ -125,3 +125,31 @@ def test_esc_closes_menus_and_cancels_an_inline_edit_and_focus_returns_to_what_o
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
     expect(opener).to_be_focused()
+
+
+def test_clicking_anywhere_on_a_details_row_edits_it_and_metadata_rows_can_be_added(
+    live_server, page: Page, ops, customer
+):
+    from customers.models import Customer
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, live_server, ops)
+    open_customer(page, live_server)
+    details = page.locator("#section-sidebar-details")
+
+    details.locator("dt", has_text="Email").click()  # the row, not the 14 px ✎
+    expect(details.get_by_role("textbox", name="Email")).to_have_value("ada@acme.test")
+    details.get_by_role("textbox", name="Email").press("Escape")
+    expect(details.get_by_role("textbox", name="Email")).to_have_count(0)
+
+    details.locator("dt", has_text="Metadata").click()
+    details.get_by_role("button", name="Add a row").click()
+    details.get_by_role("button", name="Add a row").click()
+    expect(details.get_by_role("textbox", name="Key 4")).to_be_focused()
+    details.get_by_role("textbox", name="Key 1").fill("tier")
+    details.get_by_role("textbox", name="Value 1").fill("gold")
+    details.get_by_role("textbox", name="Key 4").fill("region")
+    details.get_by_role("textbox", name="Value 4").fill("eu")
+    details.get_by_role("button", name="Update").click()
+    expect(details).to_contain_text("region = eu")
+    assert Customer.objects.get(pk=customer.pk).metadata == {"tier": "gold", "region": "eu"}

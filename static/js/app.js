@@ -12,8 +12,9 @@ document.addEventListener("keydown", (e) => {
 document.addEventListener("click", (e) => {
   const t = e.target;
   if (!(t instanceof Element) || t.closest("a, button, input, select, textarea, summary, label")) return;
-  if (window.getSelection && String(window.getSelection()).length) return;  // selecting text, not clicking
   const row = t.closest("[data-row-link]");
+  const sel = window.getSelection && window.getSelection();
+  if (row && sel && !sel.isCollapsed && row.contains(sel.anchorNode)) return;  // selecting text, not clicking
   const link = row && row.querySelector("a.row-link");
   if (link) link.click();
 });
@@ -195,4 +196,32 @@ document.addEventListener("keydown", (e) => {
     if (d.contains(t)) d.querySelector("summary")?.focus();
   }
   e.preventDefault();
+});
+
+// Metadata rows: "Add a row" adds an empty key/value row (without JS the form always has two empty rows).
+document.addEventListener("htmx:load", (e) => {
+  const root = e.detail.elt;
+  if (!(root instanceof Element)) return;
+  for (const button of root.querySelectorAll("[data-add-row]")) button.hidden = false;
+});
+for (const button of document.querySelectorAll("[data-add-row]")) button.hidden = false;
+document.addEventListener("click", (e) => {
+  const button = e.target instanceof Element && e.target.closest("[data-add-row]");
+  if (!button) return;
+  const rows = button.closest("fieldset")?.querySelector(".kv-rows");
+  const last = rows?.querySelector(".kv-row:last-child");
+  if (!last) return;
+  const n = rows.querySelectorAll(".kv-row").length + 1;
+  const row = last.cloneNode(true);
+  for (const input of row.querySelectorAll("input")) {
+    input.value = "";
+    input.removeAttribute("autofocus");
+    input.id = input.id.replace(/\d+$/, String(n));
+  }
+  for (const label of row.querySelectorAll("label")) {
+    label.htmlFor = label.htmlFor.replace(/\d+$/, String(n));
+    label.textContent = label.textContent.replace(/\d+$/, String(n));
+  }
+  rows.append(row);
+  row.querySelector("input")?.focus();
 });
