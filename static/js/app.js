@@ -135,8 +135,9 @@ const unmarkBusy = (controls) => {
 };
 document.addEventListener("htmx:beforeRequest", (e) => {
   const { elt, target, requestConfig } = e.detail;
-  const submitter = requestConfig?.triggeringEvent?.submitter;
-  const controls = busyControls(elt, submitter);
+  const trigger = requestConfig?.triggeringEvent;
+  // Only a click or a submit disables what sent it: a live preview (keyup, change) or a poll must not.
+  const controls = ["click", "submit"].includes(trigger?.type) ? busyControls(elt, trigger.submitter) : [];
   const region = target instanceof Element ? target : null;
   region?.setAttribute("aria-busy", "true");
   document.body.classList.add("is-busy");
