@@ -13,6 +13,8 @@ from autumn_admin.dashboard.environment import switch_env
 from autumn_admin.dashboard.views import api_keys as api_key_views
 from autumn_admin.dashboard.views import bulk as bulk_views
 from autumn_admin.dashboard.views import catalogue as catalogue_views
+from autumn_admin.dashboard.views import login as login_views
+from autumn_admin.dashboard.views import overview as overview_views
 from autumn_admin.dashboard.views import stripe as stripe_views
 
 admin.site.site_header = "Billing admin"
@@ -39,7 +41,7 @@ handler500 = server_error
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", login_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("env/", switch_env, name="switch-env"),
     path("healthz", healthz),
@@ -49,6 +51,7 @@ urlpatterns = [
     path("catalogue/", catalogue_views.catalogue, name="catalogue"),
     path("stripe/", stripe_views.stripe_status, name="stripe-status"),
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
+    path("overview/", overview_views.overview_page, name="overview"),
     path("jobs/", bulk_views.job_list, name="jobs"),
     path("jobs/<int:pk>/", bulk_views.job_detail, name="job"),
     path("jobs/<int:pk>/cancel/", bulk_views.job_cancel, name="job-cancel"),

@@ -107,6 +107,21 @@ def test_popup_previews_the_next_invoice_for_overage(ops_client, acme_on_scale, 
     assert "usage stays 0" in html
 
 
+def test_the_live_preview_refuses_a_negative_balance_where_overage_is_not_allowed(ops_client, customer, catalogue):
+    messages = balance_of(customer, catalogue["messages"])  # the free plan: no overage
+    url = edit_url(customer, messages) + "?preview=1&mode=set&value=-5"
+
+    html = page_text(ops_client.get(url, **HTMX))
+
+    assert (
+        "A negative balance is only possible where overage is allowed, and this feature doesn't allow it. "
+        "Update would be refused." in html
+    )
+    assert "After the update" not in html  # no figures for what can't happen
+    refused = post_edit(ops_client, customer, messages, value="-5")  # and the server does refuse it
+    assert refused.status_code == 422 and "only possible where overage is allowed" in page_text(refused)
+
+
 def test_preview_without_javascript_changes_nothing(ops_client, acme_on_scale, catalogue):
     api_calls = balance_of(acme_on_scale, catalogue["api_calls"])
 

@@ -115,7 +115,8 @@ def test_bad_balance_input_is_shown_in_the_popup_and_esc_closes_it(live_server, 
     dialog.get_by_label("Reason").fill("testing")
     dialog.get_by_role("button", name="Update").click()
 
-    expect(dialog).to_contain_text("A negative balance is only possible where overage is allowed")
+    # The server's answer (an alert beside the field), not the live preview's note that it would be refused.
+    expect(dialog.get_by_role("alert")).to_contain_text("A negative balance is only possible where overage is allowed")
     expect(dialog.get_by_role("textbox", name="New balance")).to_have_value("-5")
     dialog.get_by_role("textbox", name="New balance").fill("NaN")
     dialog.get_by_role("button", name="Update").click()

@@ -58,7 +58,7 @@ def test_ops_add_to_the_balance_of_everyone_low_on_api_calls_and_watch_the_job(
     page.get_by_label("Reason (required").fill("Launch week top-up")
     page.get_by_role("button", name="Preview", exact=True).click()
     expect(page.locator("#will-change")).to_have_text("12")
-    expect(page.locator("#bulk-preview tbody tr").first).to_have_text("team_005001,500")
+    expect(page.locator("#bulk-preview tbody tr").first).to_have_text("Team 00team_005001,500")
     page.get_by_role("button", name="Run on 12 customers").click()
 
     job = BulkJob.objects.get()

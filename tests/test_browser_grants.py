@@ -31,7 +31,7 @@ def test_support_grants_an_expiring_top_up_that_tracks_draw_down_and_that_goes_o
     expect(dialog).to_be_visible()
     dialog.get_by_label("Feature").select_option(label="Messages")
     dialog.get_by_label("Amount").fill("50")
-    dialog.get_by_label("One-off").check()
+    dialog.get_by_label("Never resets").check()
     expires = timezone.localtime() + timedelta(days=3)
     dialog.get_by_label("Expires at").fill(expires.strftime("%Y-%m-%dT%H:%M"))
     dialog.get_by_role("button", name="Create Balance").click()

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Balance, BulkJob, BulkJobItem, CustomerProduct, CustomerReward
-from billing.services import bulk
+from billing.services import bulk, bulk_run
 from billing.services.plans import GRANT_FREE, plan_attach
 from billing.services.rewards import reward_apply
 from customers.audit import AuditAction
@@ -27,6 +27,9 @@ def team(catalogue):
         plan_attach(customer=c, product=catalogue["scale"], actor=None, method=GRANT_FREE, reason="x")
     live = customer_create(env="live", customer_id="cus_live", actor=None)
     return {"sandbox": made, "live": live}
+
+
+R = {"reason": "x"}
 
 
 def run_form(client, data):
@@ -50,8 +53,13 @@ def test_preview_says_how_many_change_which_are_skipped_and_why_with_a_sample(cl
     preview = text(element(page, "bulk-preview"))
     assert "Preview: Add to balance: 1,000 API calls" in preview
     assert "2 customers will change, of 6 selected." in preview
-    assert text(element(page, "will-skip")) == ("1 · other environment 1 · deleted since 2 · feature not on their plan")
-    assert "cus_0 100,000 101,000" in preview and "cus_1 100,000 101,000" in preview
+    # Each reason with the customers it skips, named (never another environment's), most first.
+    assert text(element(page, "will-skip")) == (
+        "2 · feature not on their plan: cus_2 (Cus 2), cus_3 (Cus 3) 1 · other environment "
+        "1 · deleted since: cus_4 (Cus 4)"
+    )
+    assert "cus_live" not in preview
+    assert "Cus 0 cus_0 100,000 101,000" in preview and "Cus 1 cus_1 100,000 101,000" in preview
     assert "Run on 2 customers" in preview
     assert not BulkJob.objects.exists()  # a preview changes nothing
 
@@ -317,7 +325,7 @@ def test_a_cancel_that_arrives_after_the_job_ended_says_it_had_already_finished_
 
 
 def test_a_cancel_that_the_last_customer_overtook_shows_the_job_done_not_stopping(client, ops, team, monkeypatch):
-    monkeypatch.setattr(bulk, "CANCEL_CHECK_SECONDS", 3600)  # the worker does not look before its last customer
+    monkeypatch.setattr(bulk_run, "CANCEL_CHECK_SECONDS", 3600)  # the worker does not look before its last customer
     job = started_job(client, ops)
 
     response = client.post(f"/jobs/{job.pk}/cancel/")  # asked while running …
@@ -331,3 +339,51 @@ def test_a_cancel_that_the_last_customer_overtook_shows_the_job_done_not_stoppin
     assert text(element(page, "job-stopped")) == (
         f"{ops.username} asked to cancel, but the job had reached its last customer: all 5 were processed."
     )
+
+
+def test_the_bulk_page_asks_for_the_action_first_then_shows_only_its_fields(client, ops, team, discount_rewards):
+    client.force_login(ops)
+    picker = page_of(client.get("/bulk/", {"scope": "all"}))
+    assert text(element(picker, "bulk-actions")).startswith("What should happen to these customers? Add to balance")
+    assert 'id="b-feature"' not in picker and 'id="b-reward"' not in picker and 'name="reason"' not in picker
+
+    coupon = page_of(client.get("/bulk/", {"scope": "all", "action": "add_coupon"}))
+    assert 'id="b-reward"' in coupon and 'name="reason"' in coupon
+    for other in ("b-feature", "b-amount", "b-interval", "b-expires", "b-product", "act_grant_free"):
+        assert other not in coupon
+    assert "20% off" in text(element(coupon, "b-reward"))
+    # The way back to step 1 keeps the selection.
+    assert element(coupon, "change-action").count("scope=all") == 1
+
+    grant = page_of(client.get("/bulk/", {"scope": "all", "action": "create_balance"}))
+    assert all(f'id="{i}"' in grant for i in ("b-feature", "b-amount", "b-interval", "b-expires"))
+    assert 'id="b-reward"' not in grant and 'id="b-product"' not in grant
+
+
+def test_the_preview_right_aligns_numbers_and_ends_in_one_primary_run_button(client, ops, team):
+    client.force_login(ops)
+    data = {"scope": "all", "action": "add_balance", "act_feature": "messages", "act_amount": "5", "reason": "x"}
+    page = page_of(client.post("/bulk/", {**data, "preview": "1"}))
+    sample = element(page, "preview-sample")
+    assert sample.count('<td class="num">') == 2 * 5  # before and after of each of the five
+    assert page.count("btn primary") == 1 and 'class="btn primary" type="submit" name="run"' in page
+    assert text(element(page, "bulk-run")) == "Run on 5 customers"
+
+
+def test_the_job_page_names_the_feature_and_shows_pace_and_the_skipped_linked_while_it_runs(client, ops, team):
+    client.force_login(ops)
+    run_form(client, {"scope": "all", "action": "add_balance", "act_feature": "api_calls", "act_amount": "5", **R})
+    job = BulkJob.objects.get()
+    bulk.bulk_job_run(job.pk, batch_size=2)  # cus_2, cus_3 and cus_4 have no API calls: skipped
+    # As seen while it ran: 5 of 10 processed in 10 seconds.
+    BulkJob.objects.filter(pk=job.pk).update(
+        status="running", finished_at=None, started_at=timezone.now() - timezone.timedelta(seconds=10), total=10
+    )
+
+    fragment = client.get(f"/jobs/{job.pk}/", headers={"HX-Request": "true"}).content.decode()
+
+    assert text(element(fragment, "job-pace")) == "0.5 customers a second · about 10 s left"
+    problems = element(fragment, "job-problems")  # in the region that refreshes while the job runs
+    assert '<a href="/customers/cus_2/">cus_2</a>' in problems and "feature not on their plan" in problems
+    page = page_of(client.get(f"/jobs/{job.pk}/"))
+    assert text(element(page, "job-what")) == "Add to balance: 5 API calls"  # names, not ids

@@ -73,7 +73,8 @@ def test_delete_popup_opened_in_sandbox_and_submitted_after_a_switch_to_live_del
 
 def test_bulk_job_previewed_in_sandbox_and_run_after_a_switch_to_live_runs_on_no_one(ops_client, customer, globex):
     data = {"scope": "all", "action": "add_balance", "act_feature": "messages", "act_amount": "10", "reason": "gift"}
-    preview = ops_client.post("/bulk/", {**form_values(ops_client.get("/bulk/", {"scope": "all"})), **data})
+    shown = ops_client.get("/bulk/", {"scope": "all", "action": "add_balance"})
+    preview = ops_client.post("/bulk/", {**form_values(shown), **data})
     assert preview.status_code == 200 and "Run on 1 customer" in page_text(preview)
     switch(ops_client, "live")
     before = db_state()
@@ -164,6 +165,8 @@ READ_ONLY = {
     "stripe-status",
     "jobs",
     "job",
+    "overview",
+    "customers:usage",
 }
 NOT_GUARDED = {"login", "logout", "switch-env", "stripe-webhook"}
 
@@ -193,6 +196,7 @@ def test_the_check_above_covers_every_dashboard_url_that_takes_a_post(world, ext
 @pytest.mark.parametrize("name", sorted(READ_ONLY))
 def test_the_read_only_pages_take_no_post(ops_client, world, name):  # noqa: F811
     args = {"customers:detail": ["acme_corp"], "customers:events": ["acme_corp"], "customers:invoices": ["acme_corp"]}
+    args["customers:usage"] = ["acme_corp", "messages"]
     args["job"] = [world.job.pk]
     before = db_state()
 
@@ -254,7 +258,7 @@ def test_every_form_of_the_dashboard_says_which_environment_it_was_shown_for(ops
         f"/customers/acme_corp/products/{world.product.pk}/cancel/",
         f"/customers/acme_corp/products/{world.cancelling.pk}/uncancel/",
         f"/jobs/{world.job.pk}/",
-        f"/bulk/?ids={world.customer.pk}",
+        f"/bulk/?ids={world.customer.pk}&action=add_balance",  # step 2: the action chosen, its POST form
     ]
 
     forms = _post_forms_of(ops_client, pages)

@@ -1,14 +1,10 @@
-"""The customers list of an environment: its filters and sorts, the search, and each row's products
-and status badge.
+"""The customers list of an environment: the queries its filters and sorts make, the search, each row's
+products and status badge, and the capped count.
 
-Every filter lives in the URL (so a view is a bookmark, a saved view and a bulk job's selection at once).
-A value the list can't use is refused with a message naming the filter, never guessed at."""
+Every filter lives in the URL (so a view is a bookmark, a saved view and a bulk job's selection at once); what
+it may say is `list_filters`, the bulk selection `selection`."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
 
 from django.db import OperationalError, connections, transaction
 from django.db.models import (
@@ -28,8 +24,17 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import NullIf, Round
-from django.utils import timezone
 
+from autumn_admin.dashboard.list_filters import (
+    BALANCE_FILTERS,
+    DEFAULT_SORT,
+    FEATURE_SORTS,
+    SORTS,
+    STATUS_FILTERS,
+    YES_NO,
+    ListFilters,
+    balance_condition,
+)
 from billing.models import (
     HELD_PRODUCT_STATUSES,
     LIVE_PRODUCT_STATUSES,
@@ -43,209 +48,17 @@ from billing.models import (
 )
 from customers.models import Customer
 
-STATUS_FILTERS = {
-    "active": ("Active", CustomerProductStatus.ACTIVE),
-    "trialing": ("Trialing", CustomerProductStatus.TRIALING),
-    "past_due": ("Past due", CustomerProductStatus.PAST_DUE),
-    "cancelling": ("Cancelling", "cancelling"),
-    "scheduled": ("Scheduled", CustomerProductStatus.SCHEDULED),
-    "none": ("No product", None),
-}
-SORTS = {
-    "-created": ("Newest first", ("-created_at", "-id")),
-    "created": ("Oldest first", ("created_at", "id")),
-    "name": ("Name A–Z", ("name", "customer_id")),
-    "-name": ("Name Z–A", ("-name", "-customer_id")),
-}
-# Sorts by the chosen feature's balance (the `feature` filter names it).
-FEATURE_SORTS = {
-    "remaining": "Remaining, least first",
-    "-remaining": "Remaining, most first",
-    "usage": "Usage, least first",
-    "-usage": "Usage, most first",
-}
-DEFAULT_SORT = "-created"
-BALANCE_FILTERS = {
-    "below": "Remaining below",
-    "below_pct": "Remaining below % of granted",
-    "overage": "In overage",
-    "unlimited": "Unlimited",
-}
-YES_NO = {"yes": "Yes", "no": "No"}
-MAX_QUANTITY = Decimal("1000000000000")
-QUANTITY_PLACES = 6  # a balance's decimal places (billing.models.QUANTITY)
-# The days a date filter may name: the list compares them as moments in the viewer's time zone, and the day
-# after "created after" must still be a date (9999-12-31 has none).
-FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9999, 12, 30)
-
-
-@dataclass
-class ListFilters:
-    q: str = ""
-    product: str = ""
-    status: str = ""
-    feature: str = ""
-    balance: str = ""
-    value: str = ""
-    created_after: str = ""
-    created_before: str = ""
-    coupon: str = ""
-    stripe: str = ""
-    sort: str = DEFAULT_SORT
-    errors: list[str] = field(default_factory=list)
-    # The filters whose values are refused (their inputs are marked on the list's form).
-    invalid: set[str] = field(default_factory=set)
-    # Parsed values, set by `from_query` when valid.
-    amount: Decimal | None = None
-    after: datetime | None = None
-    before: datetime | None = None
-    feature_obj: Feature | None = None
-
-    PARAMS = (
-        "q",
-        "product",
-        "status",
-        "feature",
-        "balance",
-        "value",
-        "created_after",
-        "created_before",
-        "coupon",
-        "stripe",
-    )
-
-    def refuse(self, name: str, message: str) -> None:
-        """Refuse the value of the filter `name` with `message` (shown above the list, its input marked)."""
-        self.errors.append(message)
-        self.invalid.add(name)
-
-    @classmethod
-    def from_query(cls, params) -> ListFilters:
-        """Read the list's filters from a query string. Each bad value adds a message to `errors`."""
-        f = cls(**{name: params.get(name, "").strip()[:255] for name in cls.PARAMS})
-        f.sort = params.get("sort", DEFAULT_SORT).strip() or DEFAULT_SORT
-        nul = [name for name in cls.PARAMS if name not in ("q", "product") and "\x00" in getattr(f, name)]
-        if nul:
-            f.errors.append("Filters can't contain a NUL character.")
-            f.invalid.update(nul)
-            return f
-        if f.status and f.status not in STATUS_FILTERS:
-            f.refuse("status", f"Unknown plan status {f.status!r}: choose one of the list.")
-        elif f.status == "none" and f.product:
-            f.refuse("status", "“No product” can't be combined with a product: choose a plan status or no product.")
-        for name, label in (("coupon", "Coupon"), ("stripe", "Stripe")):
-            if getattr(f, name) and getattr(f, name) not in YES_NO:
-                f.refuse(name, f"{label} must be yes or no.")
-        for name, label in (("created_after", "Created after"), ("created_before", "Created before")):
-            raw = getattr(f, name)
-            if raw:
-                try:
-                    day = date.fromisoformat(raw)
-                except ValueError:
-                    f.refuse(name, f"{label} must be a date like 2026-12-31, not {raw!r}.")
-                    continue
-                if not FIRST_DAY <= day <= LAST_DAY:
-                    f.refuse(name, f"{label} must be a date between {FIRST_DAY} and {LAST_DAY}, not {raw}.")
-                    continue
-                # The day in the viewer's time zone: after = from the end of that day, before = before its start.
-                moment = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
-                if name == "created_after":
-                    f.after = moment + timedelta(days=1)
-                else:
-                    f.before = moment
-        if f.feature:
-            f.feature_obj = Feature.objects.filter(feature_id=f.feature).first()
-            if f.feature_obj is None:
-                f.refuse("feature", f"There is no feature {f.feature!r}.")
-            elif f.feature_obj.type == FeatureType.BOOLEAN and (f.balance or f.sort.lstrip("-") in FEATURE_SORTS):
-                boolean = f"{f.feature_obj.name} is a boolean feature: it has no balance to filter or sort by."
-                f.refuse("feature", boolean)
-        if f.balance:
-            if f.balance not in BALANCE_FILTERS:
-                f.refuse("balance", f"Unknown balance filter {f.balance!r}.")
-            elif not f.feature:
-                f.refuse("feature", "Choose the feature whose balance to filter by.")
-            elif f.balance in ("below", "below_pct"):
-                f.amount, wrong = _quantity(f.value)
-                if f.amount is None:
-                    f.refuse("value", f"{BALANCE_FILTERS[f.balance]} {wrong}, not {f.value!r}.")
-                elif f.balance == "below_pct" and not 0 <= f.amount <= 100:
-                    f.refuse("value", "A percentage of granted must be between 0 and 100.")
-        if f.sort not in SORTS and f.sort not in _feature_sort_keys():
-            f.refuse("sort", f"Unknown sort {f.sort!r}.")
-            f.sort = DEFAULT_SORT
-        elif f.sort in _feature_sort_keys() and not f.feature:
-            f.refuse("sort", "Choose the feature to sort by.")
-            f.sort = DEFAULT_SORT
-        return f
-
-    @property
-    def sorted_by_feature(self) -> bool:
-        return self.sort in FEATURE_SORTS and self.feature_obj is not None and not self.errors
-
-    @property
-    def shows_matched_balance(self) -> bool:
-        """A balance filter names a feature: the list and the export show the balance it matched."""
-        return self.feature_obj is not None and not self.errors and balance_condition(self) is not None
-
-    @property
-    def active(self) -> bool:
-        return any(getattr(self, name) for name in self.PARAMS)
-
-    def query(self, *, with_sort: bool = True) -> dict[str, str]:
-        """The filters as query parameters (only those set)."""
-        params = {name: getattr(self, name) for name in self.PARAMS if getattr(self, name)}
-        if with_sort and self.sort != DEFAULT_SORT:
-            params["sort"] = self.sort
-        return params
-
-    def describe(self) -> str:
-        """The filters in words, for the jobs page and saved views."""
-        parts = []
-        if self.q:
-            parts.append(f"search “{self.q}”")
-        status = STATUS_FILTERS.get(self.status, (self.status,))[0]
-        if self.product and self.status:
-            parts.append(f"product {self.product} in status {status}")  # that product in that status
-        elif self.product:
-            parts.append(f"product {self.product}")
-        elif self.status:
-            parts.append(f"status {status}")
-        if self.balance and self.feature:
-            what = BALANCE_FILTERS.get(self.balance, self.balance)
-            suffix = {"below": f" {self.value}", "below_pct": f" {self.value} %"}.get(self.balance, "")
-            parts.append(f"{self.feature}: {what.lower()}{suffix}")
-        if self.created_after:
-            parts.append(f"created after {self.created_after}")
-        if self.created_before:
-            parts.append(f"created before {self.created_before}")
-        if self.coupon:
-            parts.append("has a coupon" if self.coupon == "yes" else "no coupon")
-        if self.stripe:
-            parts.append("linked to Stripe" if self.stripe == "yes" else "not linked to Stripe")
-        return ", ".join(parts) or "all customers"
-
-
-def _quantity(raw: str) -> tuple[Decimal | None, str]:
-    """`raw` as a quantity a balance can hold (at most MAX_QUANTITY either way, QUANTITY_PLACES decimal
-    places), or None and what is wrong with it. `1e-999999` or `1e999999` is a finite Decimal that PostgreSQL
-    can't compare with."""
-    try:
-        amount = Decimal(raw)
-    except (InvalidOperation, ValueError):
-        return None, "needs a number"
-    if not amount.is_finite():
-        return None, "needs a number"
-    if abs(amount) > MAX_QUANTITY:
-        return None, f"needs a number between −{MAX_QUANTITY:,} and {MAX_QUANTITY:,}"
-    exact = amount.quantize(Decimal(1).scaleb(-QUANTITY_PLACES))  # within the context's precision: ≤ 19 digits
-    if exact != amount:
-        return None, f"needs a number with at most {QUANTITY_PLACES} decimal places"
-    return exact, ""
-
-
-def _feature_sort_keys() -> set[str]:
-    return set(FEATURE_SORTS)
+# What the list's filters may say, for the list's users that read them here.
+__all__ = [
+    "BALANCE_FILTERS",
+    "DEFAULT_SORT",
+    "FEATURE_SORTS",
+    "SORTS",
+    "STATUS_FILTERS",
+    "YES_NO",
+    "ListFilters",
+    "balance_condition",
+]
 
 
 def _live_products_of(customer_pk_ref) -> QuerySet[CustomerProduct]:
@@ -288,23 +101,6 @@ def _active_coupons() -> QuerySet[CustomerReward]:
 def _matching_balances(filters: ListFilters, condition: Q) -> QuerySet[Balance]:
     """The balances of the chosen feature that the balance filter's `condition` picks."""
     return Balance.objects.filter(condition, feature=filters.feature_obj)
-
-
-def balance_condition(filters: ListFilters) -> Q | None:
-    """The condition on one balance of the chosen feature that the balance filter asks for."""
-    match filters.balance:
-        case "below" if filters.amount is not None:
-            return Q(unlimited=False, remaining__lt=filters.amount)
-        case "below_pct" if filters.amount is not None:
-            # remaining < pct % of granted, granted = allowance + adjustment, kept without a division
-            return Q(unlimited=False) & Q(
-                remaining__lt=(F("allowance") + F("adjustment")) * Value(filters.amount / 100, DecimalField())
-            )
-        case "overage":
-            return Q(unlimited=False, remaining__lt=0)
-        case "unlimited":
-            return Q(unlimited=True)
-    return None
 
 
 def customer_search(env: str, filters: ListFilters) -> QuerySet[Customer]:
@@ -576,50 +372,3 @@ def read_page(read, alias: str):
         rows = read()
         transaction.set_rollback(True, using=alias)
     return rows
-
-
-MAX_SELECTED = 1000  # rows ticked one by one; beyond that, "all N matching these filters"
-
-
-@dataclass
-class Selection:
-    """The customers a bulk action is for: the rows ticked on the list, or all that match its filters."""
-
-    filters: ListFilters
-    all_matching: bool
-    ids: list[int]
-
-    @classmethod
-    def from_data(cls, data) -> Selection:
-        ids = []
-        for raw in data.getlist("ids")[:MAX_SELECTED]:
-            try:
-                ids.append(int(raw))
-            except ValueError:
-                continue
-        return cls(filters=ListFilters.from_query(data), all_matching=data.get("scope") == "all", ids=ids)
-
-    @property
-    def empty(self) -> bool:
-        return not self.all_matching and not self.ids
-
-    def customers(self, env: str) -> QuerySet[Customer]:
-        """All matching: the list's query now. Ticked rows: exactly those, whatever became of them (a job
-        skips the deleted and other environments' ones, saying so)."""
-        if self.all_matching:
-            return customer_search(env, self.filters)
-        return Customer.objects.filter(pk__in=self.ids)
-
-    def describe(self) -> str:
-        if self.all_matching:
-            return f"all customers matching: {self.filters.describe()}"
-        return f"{len(self.ids)} selected customer{'s' if len(self.ids) != 1 else ''}"
-
-    def hidden_fields(self) -> list[tuple[str, str]]:
-        """The selection as form fields, to carry from the list through the preview to the job."""
-        fields = list(self.filters.query().items())
-        if self.all_matching:
-            fields.append(("scope", "all"))
-        else:
-            fields += [("ids", str(pk)) for pk in self.ids]
-        return fields

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from autumn_admin.dashboard.views import bulk, customer_list, customer_page, delete, details
+from autumn_admin.dashboard.views import bulk, customer_list, customer_page, delete, details, usage
 
 app_name = "customers"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("bulk/", bulk.bulk_action, name="bulk"),
     path("deleted-customers/<int:pk>/restore/", customer_list.customer_restore_view, name="restore"),
     path("customers/<str:customer_id>/", customer_page.customer_detail, name="detail"),
+    path("customers/<str:customer_id>/usage/<str:feature_id>/", usage.usage_chart_page, name="usage"),
     path("customers/<str:customer_id>/events/", customer_page.customer_events, name="events"),
     path("customers/<str:customer_id>/invoices/", customer_page.customer_invoices, name="invoices"),
     path("customers/<str:customer_id>/details/edit/", details.details_edit, name="details-edit"),

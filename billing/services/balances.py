@@ -189,6 +189,16 @@ def _check_new_balance(balance: Balance, new: Decimal) -> None:
         )
 
 
+def balance_refusal(balance: Balance, new: Decimal) -> str:
+    """Why `balance_set` and `balance_add` would refuse the new balance `new` ("" when they would not): a
+    form's live preview says it before the person submits."""
+    try:
+        _check_new_balance(balance, new)
+    except ServiceError as e:
+        return e.message
+    return ""
+
+
 def _check_new_reset(balance: Balance, next_reset_at: datetime, now: datetime) -> None:
     """Refuse a reset date for a balance that never resets, or one that isn't in the future."""
     if not balance.resets:

@@ -6,10 +6,14 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django import forms
+from django.conf import settings
 
 from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin, out_of_date, quantity, required_reason
 from billing.models import Feature, FeatureType, Interval
 from customers.validation import REASON_MAX_LENGTH
+
+# The one word for a balance that never resets, wherever the dashboard shows or offers one.
+NEVER_RESETS = "Never resets"
 
 
 def _moment_field(label: str, help_text: str) -> forms.DateTimeField:
@@ -18,7 +22,7 @@ def _moment_field(label: str, help_text: str) -> forms.DateTimeField:
         label=label,
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text=help_text,
+        help_text=f"{help_text} In {settings.TIME_ZONE}, the app's time zone.",
     )
 
 
@@ -74,7 +78,7 @@ class BalanceCreateForm(ServiceErrorsMixin, forms.Form):
         label="Amount", widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
     )
     kind = forms.ChoiceField(
-        choices=[(ONE_OFF, "One-off"), (RESETTING, "Resets every")], initial=ONE_OFF, widget=forms.RadioSelect
+        choices=[(ONE_OFF, NEVER_RESETS), (RESETTING, "Resets every")], initial=ONE_OFF, widget=forms.RadioSelect
     )
     interval = forms.ChoiceField(
         choices=[(v, label) for v, label in Interval.choices if v != Interval.LIFETIME],

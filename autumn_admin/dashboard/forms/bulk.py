@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django import forms
 
-from autumn_admin.dashboard import customer_list as listing
+from autumn_admin.dashboard.selection import Selection
 from billing.services import bulk
+from billing.services.bulk_actions import INPUTS, REGISTRY, BulkAction
 from customers.errors import ServiceError
 from customers.validation import REASON_MAX_LENGTH, require_reason
 
 EXPORT = "export"
 # The action's inputs are named act_* in the form: its other fields are the list's filters (feature, product…).
-INPUTS = ("feature", "amount", "interval", "expires_at", "reward", "product", "grant_free")
 
 
 class BulkActionForm(forms.Form):
@@ -31,7 +31,7 @@ class BulkActionForm(forms.Form):
 
     def __init__(self, data=None, **kwargs):
         super().__init__(data, **kwargs)
-        self.selection = listing.Selection.from_data(self.data)
+        self.selection = Selection.from_data(self.data)
         self.nul_in = sorted({name for name in self.data if "\x00" in name or _has_nul(self.data.getlist(name))})
 
     @property
@@ -41,6 +41,11 @@ class BulkActionForm(forms.Form):
             "action": self.data.get("action", ""),
             "reason": self.data.get("reason", ""),
         }
+
+    @property
+    def chosen_action(self) -> BulkAction | None:
+        """The registered action the form is for (its fields are the only ones shown), or None: pick one first."""
+        return REGISTRY.get(self.data.get("action", ""))
 
     @property
     def nul_problem(self) -> str:

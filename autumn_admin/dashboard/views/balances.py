@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods
 from autumn_admin.dashboard.forms.balances import BalanceCreateForm, BalanceDeleteForm, BalanceEditForm
 from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
-from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
+from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, popup_action, render_popup
 from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
 from billing.quantities import overage, parse_quantity
@@ -23,6 +23,7 @@ from billing.services.balances import (
     balance_add,
     balance_create,
     balance_delete,
+    balance_refusal,
     balance_set,
     balances_reset_due,
 )
@@ -62,10 +63,15 @@ def _overage_is_priced(balance: Balance) -> bool:
 
 
 def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | None) -> dict:
+    """What the value typed would do; a value the service would refuse says why instead (`refused`)."""
+    refused = "" if proposed is None else balance_refusal(balance, proposed)
+    if refused:
+        proposed = None
     before = upcoming_invoice(customer)
     after = None if proposed is None else upcoming_invoice(customer, remaining_overrides={balance.pk: proposed})
     return {
         "balance": balance,
+        "refused": refused,
         "proposed": proposed,
         "granted_after": None if proposed is None else balance.granted + proposed - balance.remaining,
         "overage_after": None if proposed is None else overage(proposed),
@@ -203,20 +209,6 @@ def balance_edit(request, customer_id: str, balance_pk: int):
 GRANT_SECTIONS = ["features", "upcoming-invoice", "sidebar-activity"]
 
 
-def _grant_action(request, customer: Customer, form, act, template: str, context: dict):
-    """The one shape of Create Balance and of deleting a grant: GET shows the form; a valid POST runs `act()`
-    (a service call, which returns the message to show) and refreshes the page; a refusal shows the form again."""
-    if request.method == "POST" and form.is_valid():
-        try:
-            message = act()
-        except ServiceError as e:
-            form.add_service_error(e)
-        else:
-            return action_done(request, customer, message, GRANT_SECTIONS)
-    status = FORM_INVALID if request.method == "POST" else 200
-    return render_popup(request, template, {"customer": customer, "form": form, **context}, status=status)
-
-
 @require_http_methods(["GET", "POST"])
 def balance_create_view(request, customer_id: str):
     """Create Balance: GET shows the form, POST grants the balance (or shows why not)."""
@@ -227,7 +219,15 @@ def balance_create_view(request, customer_id: str):
         balance = balance_create(customer=customer, actor=request.user, **form.grant())
         return f"Granted {format_qty(balance.granted)} {balance.feature.name} to {customer.display_name}."
 
-    return _grant_action(request, customer, form, grant, "billing/balance_create.html", {})
+    return popup_action(
+        request,
+        customer,
+        form=form,
+        act=grant,
+        template="billing/balance_create.html",
+        context={},
+        sections=GRANT_SECTIONS,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -243,4 +243,13 @@ def balance_delete_view(request, customer_id: str, balance_pk: int):
         balance_delete(balance=balance, actor=request.user, reason=form.cleaned_data["reason"])
         return f"Deleted the granted {balance.feature.name} balance of {customer.display_name}."
 
-    return _grant_action(request, customer, form, delete, "billing/balance_delete.html", {"balance": balance})
+    template = "billing/balance_delete.html"
+    return popup_action(
+        request,
+        customer,
+        form=form,
+        act=delete,
+        template=template,
+        context={"balance": balance},
+        sections=GRANT_SECTIONS,
+    )

@@ -10,30 +10,40 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
+from autumn_admin.dashboard.forms.balances import NEVER_RESETS
 from autumn_admin.dashboard.forms.bulk import EXPORT, BulkActionForm
 from autumn_admin.dashboard.permissions import CANCEL_BULK_JOB, RUN_BULK_JOB, VIEW_BULK_JOB, require_perm
 from billing.models import BulkJob, BulkJobItem, BulkJobItemStatus, Interval, Reward
 from billing.services import bulk
+from billing.services.bulk_actions import REGISTRY
 from customers.errors import ServiceError
 
 
-def _choices() -> dict:
+def _choices(action) -> dict:
+    """The chosen action's choices only: an action's form shows (and reads) its own fields."""
+    fields = action.fields if action else ()
     return {
-        "actions": {**bulk.ACTIONS, EXPORT: "Export CSV"},
-        "feature_choices": listing.feature_choices(),
-        "reward_choices": list(Reward.objects.filter(active=True).order_by("name").values_list("reward_id", "name")),
-        "product_choices": listing.product_choices(),
-        "interval_choices": Interval.choices,
+        "actions": list(REGISTRY.values()),
+        "feature_choices": listing.feature_choices() if "feature" in fields else [],
+        "reward_choices": (
+            list(Reward.objects.filter(active=True).order_by("name").values_list("reward_id", "name"))
+            if "reward" in fields
+            else []
+        ),
+        "product_choices": listing.product_choices() if "product" in fields else [],
+        "interval_choices": [(v, NEVER_RESETS if v == Interval.LIFETIME else label) for v, label in Interval.choices],
     }
 
 
 @require_http_methods(["GET", "POST"])
 def bulk_action(request):
-    """GET: the action's form for the selection. POST "preview": what it would change. POST "run": the job."""
+    """In steps. GET without an action: pick one. GET with one: that action's fields only. POST "preview": what it
+    would change, naming customers. POST "run": the job."""
     require_perm(request, RUN_BULK_JOB)
     env = current_env(request)
     posted = request.method == "POST"
@@ -44,7 +54,16 @@ def bulk_action(request):
     values = form.values
     if not posted and not values["feature"]:
         values["feature"] = selection.filters.feature  # the feature the list was filtered by
-    context = {"selection": selection, "values": values, "errors": {}, "preview": None, **_choices()}
+    action = form.chosen_action
+    context = {
+        "selection": selection,
+        "action": action,
+        "values": values,
+        "errors": {},
+        "preview": None,
+        "change_action_query": urlencode(selection.hidden_fields(), doseq=True),
+        **_choices(action),
+    }
     status = 200
     if posted and form.is_valid():
         got, reason = form.cleaned_data["got"], form.cleaned_data["reason"]
@@ -90,14 +109,38 @@ def job_list(request):
     return render(request, "billing/jobs.html", {"page": page, "actions": bulk.ACTIONS})
 
 
+def _job_described(job: BulkJob) -> str:
+    """The job's action and inputs in words, with names ("Add to balance: 1,000 API calls"); the stored inputs
+    as they are when what they name has gone since."""
+    try:
+        return bulk.describe(bulk.bulk_input(job.action, job.params))
+    except ServiceError:
+        inputs = " · ".join(f"{k} {v}" for k, v in job.params.items() if v != "")
+        return f"{bulk.ACTIONS.get(job.action, job.action)}: {inputs}"
+
+
+def _pace(job: BulkJob) -> dict:
+    """How fast a running job goes (customers a second) and about when it ends (seconds left), once it has
+    processed some; {} before that and once it has finished."""
+    if job.is_finished or not job.started_at or not job.processed:
+        return {}
+    elapsed = max((timezone.now() - job.started_at).total_seconds(), 0.001)
+    rate = job.processed / elapsed
+    return {"rate": rate, "eta_seconds": int(job.left / rate) if rate else None}
+
+
 @require_GET
 def job_detail(request, pk: int):
     job = _job_for(request, pk)
-    problems = BulkJobItem.objects.filter(
-        job=job, status__in=[BulkJobItemStatus.FAILED, BulkJobItemStatus.SKIPPED]
-    ).order_by("-status", "id")
+    problems = (
+        BulkJobItem.objects.filter(job=job, status__in=[BulkJobItemStatus.FAILED, BulkJobItemStatus.SKIPPED])
+        .select_related("customer")
+        .order_by("-status", "id")
+    )
     context = {
         "job": job,
+        "described": _job_described(job),
+        "pace": _pace(job),
         "action_label": bulk.ACTIONS.get(job.action, job.action),
         "reasons": bulk.skipped_reasons(job),
         "problems": problems[:200],

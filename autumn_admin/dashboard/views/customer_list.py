@@ -19,6 +19,7 @@ from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.forms.saved_views import SavedViewForm
 from autumn_admin.dashboard.permissions import RESTORE_CUSTOMER, SHARE_VIEW, VIEW_CUSTOMER, require_perm
 from autumn_admin.dashboard.replica import reads_from_replica
+from autumn_admin.dashboard.selection import Selection
 from billing.services.bulk import ACTIONS as BULK_ACTIONS
 from customers.errors import ServiceError
 from customers.models import TEXT_FIELDS, Customer, SavedView
@@ -215,7 +216,7 @@ def customer_export(request):
     env, filters, customers = _list_context(request)
     if filters.errors:
         return HttpResponseBadRequest("; ".join(filters.errors), content_type="text/plain; charset=utf-8")
-    selection = listing.Selection.from_data(request.GET)
+    selection = Selection.from_data(request.GET)
     if selection.ids and not selection.all_matching:
         customers = customers.filter(pk__in=selection.ids)
     rows = listing.with_live_products(customers).iterator(chunk_size=EXPORT_CHUNK)

@@ -12,7 +12,7 @@ from autumn_admin.dashboard.customer_lookup import get_customer_for
 from autumn_admin.dashboard.customer_page import customer_page_context, section_context
 from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.replica import reads_from_replica
-from customers.models import Env
+from customers.models import Customer, Env
 
 
 def _not_found(request, customer_id: str, exc: Http404):
@@ -27,6 +27,12 @@ def _not_found(request, customer_id: str, exc: Http404):
             "customer_id": customer_id,
             "env_label": Env(env).label,
             "other_env_label": Env(other).label,
+            # A customer of this id deleted here: when and by whom, with Restore for those who may.
+            "deleted": Customer.objects.deleted()
+            .filter(env=env, customer_id=customer_id)
+            .select_related("deleted_by")
+            .order_by("-deleted_at")
+            .first(),
         },
         status=404,
     )

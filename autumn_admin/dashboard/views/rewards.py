@@ -8,10 +8,9 @@ from django.views.decorators.http import require_http_methods
 from autumn_admin.dashboard.forms.rewards import RewardAddForm
 from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import APPLY_REWARD, customer_for_action
-from autumn_admin.dashboard.popups import FORM_INVALID, render_popup
+from autumn_admin.dashboard.popups import popup_action, render_popup
 from billing.models import CustomerReward
 from billing.services.rewards import reward_apply, reward_remove
-from customers.errors import ServiceError
 
 # The parts of the customer page a coupon changes.
 SECTIONS = ["sidebar-rewards", "upcoming-invoice", "sidebar-activity"]
@@ -21,22 +20,18 @@ SECTIONS = ["sidebar-rewards", "upcoming-invoice", "sidebar-activity"]
 def reward_add(request, customer_id: str):
     customer = customer_for_action(request, customer_id, APPLY_REWARD)
     form = RewardAddForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+
+    def add() -> str:
         reward = form.cleaned_data["reward"]
-        try:
-            reward_apply(customer=customer, reward=reward, actor=request.user)
-        except ServiceError as e:
-            form.add_service_error(e)
-        else:
-            return action_done(request, customer, f"Added {reward.name} to {customer.display_name}.", SECTIONS)
+        reward_apply(customer=customer, reward=reward, actor=request.user)
+        return f"Added {reward.name} to {customer.display_name}."
+
     applied = set(
         CustomerReward.objects.filter(customer=customer, removed_at__isnull=True).values_list("reward_id", flat=True)
     )
-    return render_popup(
-        request,
-        "billing/reward_add.html",
-        {"customer": customer, "form": form, "applied": applied},
-        status=FORM_INVALID if request.method == "POST" else 200,
+    context = {"applied": applied}
+    return popup_action(
+        request, customer, form=form, act=add, template="billing/reward_add.html", context=context, sections=SECTIONS
     )
 
 
