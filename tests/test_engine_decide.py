@@ -180,6 +180,14 @@ def test_what_a_track_writes_is_the_balances_it_changed_or_tracked():
     assert [b.pk for b in decision.changed] == [1]  # the pool was not reached; the expired grant is gone
 
 
+def test_a_track_leaves_an_expired_grant_as_it_is_even_when_its_reset_is_due():
+    plan = _balance(1)
+    expired = _balance(2, remaining="3", reset_in=timedelta(days=-1), expires_in=timedelta(seconds=-1))
+    decision = decide_track(_rows(plan, expired), D(1), NOW)
+    assert decision.resets == [] and [b.pk for b in decision.changed] == [1]
+    assert expired.remaining == D(3)
+
+
 # (rule, balances, required, allowed, answered by, required in its units)
 CHECKS = [
     ("covered", [_balance(1)], "100", True, "messages", "100"),

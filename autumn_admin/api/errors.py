@@ -35,9 +35,14 @@ def request_env(request: HttpRequest) -> str | None:
     return api_key.env if api_key is not None else getattr(request, "api_key_env", None)
 
 
+def error_body(message: str, code: str, env: str | None) -> bytes:
+    """Autumn's error body: what went wrong, its code, and the environment of the key that asked."""
+    return json.dumps({"message": message, "code": _CODE_ALIASES.get(code, code), "env": env}).encode()
+
+
 def error_response(request: HttpRequest, status: int, message: str, code: str) -> HttpResponse:
-    body = {"message": message, "code": _CODE_ALIASES.get(code, code), "env": request_env(request)}
-    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    body = error_body(message, code, request_env(request))
+    return HttpResponse(body, status=status, content_type="application/json")
 
 
 def internal_error_response(request: HttpRequest) -> HttpResponse:

@@ -136,11 +136,12 @@ def _legacy_track(key: tuple[str, str], params: LegacyTrackParams) -> dict:
 def _batch_track(key: tuple[str, str], items: list[BatchTrackItem]) -> dict:
     """Every item a common track (by feature id, no timestamp or idempotency key), all in one transaction;
     any other item, or one whose key, customer or feature is not found, leaves the whole batch (unwritten)
-    to the operation."""
+    to the operation. The items are drawn in the order of their customer and feature, whatever order they
+    came in, so two batches over the same balances lock them in one order and never deadlock."""
+    if any(item.idempotency_key is not None for item in items):
+        raise _NotHere
     with transaction.atomic():
-        for item in items:
-            if item.idempotency_key is not None:
-                raise _NotHere
+        for item in sorted(items, key=lambda item: (item.customer_id, item.feature_id or "")):
             _track_one(key, item)
     return {"success": True}
 
@@ -166,10 +167,24 @@ HOT: dict[str, tuple[type[BaseModel], Callable]] = {
 PATHS = {f"/v1/{path}" for path in HOT}
 
 
+def too_big(length: int) -> bool:
+    """Is a body of `length` bytes over the request limit (Django's, which the operation would apply)?"""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return length < 0 or (limit is not None and length > limit)
+
+
+def key_env(headers: Mapping[str, str]) -> str | None:
+    """The environment a well-formed bearer key names (for an error's body), else None."""
+    try:
+        return _key(headers)[1]
+    except _NotHere:
+        return None
+
+
 def answer(path: str, headers: Mapping[str, str], body: bytes) -> Answer | None:
     """The answer to a POST of `body` to /v1/`path` with `headers` (lower-case names), or None for a
     request the operation answers (see the module)."""
-    if path not in HOT or "idempotency-key" in headers or len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    if path not in HOT or "idempotency-key" in headers or too_big(len(body)):
         return None
     schema, serve = HOT[path]
     try:

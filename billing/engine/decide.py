@@ -292,7 +292,8 @@ class Decision:
 
 def decide_resets(rows: Rows, now: datetime) -> Decision:
     """Bring the rows current: every balance due for a reset is reset (the caller writes them)."""
-    resets = [r for r in (reset_due(b, now) for b in rows.balances) if r is not None]
+    # An expired grant is left as it is: nothing draws from it any more, and nothing resets it.
+    resets = [r for r in (reset_due(b, now) for b in rows.balances if is_live(b, now)) if r is not None]
     return Decision(resets=resets, changed=[r.balance for r in resets])
 
 

@@ -105,11 +105,15 @@ LEFT JOIN ({_balances("%(customer)s", "%(features)s", lock=lock)}) q ON TRUE"""
 
 # The same rows for a request that names the customer and feature by their ids and brings its secret key:
 # the key (active, of the environment), the live customer and the feature are found in the statement, and
-# the key's last use noted (at most once a minute, as `api_key_mark_used` does). No row: the key, the
-# customer or the feature is not found (the caller answers the error the usual way).
+# the key's last use noted (at most once a minute, as `api_key_mark_used` does). Noting it never waits for
+# the key's row (SKIP LOCKED; NO KEY UPDATE, the UPDATE's own lock, so events referencing the key still
+# insert): a batch that noted it holds that row until it commits, and a track by the same key must neither
+# queue behind it nor deadlock with it. No row: the key, the customer or the feature is not found (the
+# caller answers the error the usual way).
 _BY_KEY = {
     lock: f"""WITH k AS (
-    SELECT id FROM {ApiKey._meta.db_table} WHERE key_hash = %(key_hash)s AND env = %(env)s AND revoked_at IS NULL
+    SELECT id FROM {ApiKey._meta.db_table}
+    WHERE key_hash = %(key_hash)s AND env = %(env)s AND revoked_at IS NULL AND kind = 'secret'
 ), c AS (
     SELECT {select_list("c", Customer)} FROM {Customer._meta.db_table} c
     WHERE c.env = %(env)s AND c.customer_id = %(customer_id)s AND c.deleted_at IS NULL AND EXISTS (SELECT 1 FROM k)
@@ -117,7 +121,9 @@ _BY_KEY = {
     SELECT {select_list("f", Feature)} FROM {Feature._meta.db_table} f WHERE f.feature_id = %(feature_id)s
 ), u AS (
     UPDATE {ApiKey._meta.db_table} SET last_used_at = %(now)s
-    WHERE id = (SELECT id FROM k) AND (last_used_at IS NULL OR last_used_at <= %(last_used_before)s)
+    WHERE id = (SELECT a.id FROM {ApiKey._meta.db_table} a
+                WHERE a.id = (SELECT id FROM k) AND (a.last_used_at IS NULL OR a.last_used_at <= %(last_used_before)s)
+                FOR NO KEY UPDATE SKIP LOCKED)
       AND EXISTS (SELECT 1 FROM c) AND EXISTS (SELECT 1 FROM f)
 )
 SELECT (SELECT id FROM k), c.*, f.*, x.due, q.*

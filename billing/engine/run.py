@@ -186,6 +186,8 @@ def check_by_key(*, key_hash: str, env: str, customer_id: str, feature_id: str, 
         keyed = load_by_key(
             key_hash=key_hash, env=env, customer_id=customer_id, feature_id=feature_id, lock=False, now=now
         )
+        if keyed is None:  # deleted, or the key revoked, in between: the caller answers as for any such
+            return None
     return KeyedAnswer(keyed=keyed, check=decide_check(keyed.rows, keyed.feature, required, now))
 
 

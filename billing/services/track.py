@@ -85,7 +85,16 @@ def balance_batch_track(*, tracks: list[dict], actor: Actor, now: datetime | Non
     `tracks` holds balance_track's arguments (customer, features, value, event_name, properties,
     timestamp, idempotency_key). All are recorded, or none."""
     now = now or timezone.now()
-    return [balance_track(**track, actor=actor, now=now) for track in tracks]
+    # Drawn in the order of their customer and features, whatever order they came in: two batches over the
+    # same balances then lock them in one order and never deadlock. The results keep the request's order.
+    order = sorted(
+        range(len(tracks)),
+        key=lambda i: (tracks[i]["customer"].pk, [f.pk for f in tracks[i].get("features") or [tracks[i]["feature"]]]),
+    )
+    results: list[TrackResult | None] = [None] * len(tracks)
+    for i in order:
+        results[i] = balance_track(**tracks[i], actor=actor, now=now)
+    return results
 
 
 @transaction.atomic
