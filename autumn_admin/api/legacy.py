@@ -100,16 +100,6 @@ def track(request, params: LegacyTrackParams):
     else:
         features = features_for_event(params.event_name)  # every feature that counts it
     value = quantity_or_one(params.value)
-    for feature in features:
-        if params.overage_behavior != "reject" or feature.type == FeatureType.BOOLEAN:
-            continue
-        if not balance_check(customer=customer, feature=feature, required_balance=value).allowed:
-            raise ApiError(
-                409,
-                f"{customer.customer_id}'s balance of {feature.feature_id} doesn't cover {value.normalize():f}: "
-                "nothing was tracked.",
-                "insufficient_balance",
-            )
     balance_track(
         customer=customer,
         features=features,
@@ -119,6 +109,7 @@ def track(request, params: LegacyTrackParams):
         properties=params.properties,
         timestamp=from_ms(params.timestamp) if params.timestamp is not None else None,
         idempotency_key=params.idempotency_key,
+        reject_uncovered=params.overage_behavior == "reject",  # decided under the track's own locks
     )
     answer = {"customer_id": customer.customer_id}
     if params.feature_id:

@@ -26,6 +26,7 @@ from billing.engine.load import Keyed, load, load_by_key, load_due
 from billing.engine.store import Recording, store
 from billing.models import Balance, Event, EventIdempotencyKey, Feature, FeatureType
 from customers.audit import Actor
+from customers.errors import ServiceError
 from customers.models import ApiKey, Customer
 
 
@@ -69,8 +70,12 @@ def track(
     properties: dict | None = None,
     timestamp: datetime | None = None,
     idempotency_key: str | None = None,
+    reject_uncovered: bool = False,
 ) -> TrackResult:
-    """Track `value` of each of `features` (validated by the caller) in one transaction."""
+    """Track `value` of each of `features` (validated by the caller) in one transaction. With
+    `reject_uncovered` (Autumn's overage_behavior "reject"), a use that a feature's balances don't cover is
+    refused (409) and nothing is tracked: decided under the same locks as the track, so two such tracks can
+    never both pass and overdraw."""
     recording = _recording(
         actor,
         event_name=event_name,
@@ -85,7 +90,11 @@ def track(
             return replayed(customer, features, existing.event(), now=now)
     try:
         with transaction.atomic():
-            decision = decide_track(load(customer, features, lock=True, now=now), value, now)
+            rows = load(customer, features, lock=True, now=now)
+            decision = decide_resets(rows, now)
+            if reject_uncovered:
+                _refuse_uncovered(customer, rows, features, value, now)
+            decision = decide_track(rows, value, now, decision)
             events = _apply(customer, decision, actor=actor, now=now, recording=recording)
     except IntegrityError:
         if not idempotency_key:
@@ -96,6 +105,17 @@ def track(
     return TrackResult(
         event=events[0], balances=decision.balances, reached=decision.reached, deductions=decision.deductions
     )
+
+
+def _refuse_uncovered(customer: Customer, rows, features: list[Feature], value: Decimal, now: datetime) -> None:
+    for feature in features:
+        if feature.type != FeatureType.BOOLEAN and not decide_check(rows, feature, value, now).allowed:
+            raise ServiceError(
+                f"{customer.customer_id}'s balance of {feature.feature_id} doesn't cover {value.normalize():f}: "
+                "nothing was tracked.",
+                code="insufficient_balance",
+                status=409,
+            )
 
 
 def replayed(customer: Customer, features: list[Feature], event: Event, *, now: datetime) -> TrackResult:

@@ -56,10 +56,12 @@ def balance_track(
     timestamp: datetime | None = None,
     idempotency_key: str | None = None,
     now: datetime | None = None,
+    reject_uncovered: bool = False,
 ) -> TrackResult:
     """Record usage of `feature` (or of each of `features`, as a track by event name does): deduct it from
     the customer's balances — the feature's own first, then the credit systems that list it, at their
-    cost — and write the events, atomically (the engine: billing/engine/)."""
+    cost — and write the events, atomically (the engine: billing/engine/). `reject_uncovered`: a use the
+    balances don't cover is refused (409 `insufficient_balance`) and nothing is tracked."""
     features = features or [feature]
     for f in features:
         if f.type == FeatureType.BOOLEAN:
@@ -76,6 +78,7 @@ def balance_track(
         properties=properties,
         timestamp=timestamp,
         idempotency_key=idempotency_key,
+        reject_uncovered=reject_uncovered,
     )
 
 
