@@ -20,32 +20,32 @@ from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404, product_or_404
 from autumn_admin.api.schemas.catalogue import (
     ArchiveParams,
-    CatalogPreviewOut,
-    CatalogUpdateOut,
-    CatalogUpdateParams,
     CreateFeatureParams,
     CreatePlanParams,
-    CreateRewardParams,
     DeleteFeatureParams,
     DeletePlanParams,
     FeatureListOut,
     FeatureOut,
     GetFeatureParams,
     GetPlanParams,
-    GetRewardParams,
     ListPlansParams,
     PlanListOut,
     PlanOut,
+    UpdateFeatureParams,
+    UpdatePlanParams,
+)
+from autumn_admin.api.schemas.catalogue_sync import CatalogPreviewOut, CatalogUpdateOut, CatalogUpdateParams
+from autumn_admin.api.schemas.common import ERRORS, Params, SuccessOut
+from autumn_admin.api.schemas.rewards import (
+    CreateRewardParams,
+    GetRewardParams,
     RedeemedOut,
     RedeemRewardParams,
     ReferralProgramListOut,
     RewardListOut,
     RewardOut,
-    UpdateFeatureParams,
-    UpdatePlanParams,
     UpdateRewardParams,
 )
-from autumn_admin.api.schemas.common import ERRORS, Params, SuccessOut
 from autumn_admin.api.serializers.catalogue import (
     coupon_json,
     feature_change_json,
