@@ -21,8 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import loadgen
-from bench.generate import SCALES, Generator, Scale
-from bench.run import Plan, dashboard_session, setup_django
+from bench.dataset import SCALES, Scale
+from bench.generate import Generator
+from bench.measuring import dashboard_session
+from bench.plan import Plan, setup_django
 from bench.server import Server, server_env
 
 TARGET_P50_MS = 100.0

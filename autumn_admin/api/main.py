@@ -15,7 +15,19 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from autumn_admin.api import balances, billing, catalogue, cli, customers, events, invoices, keys, legacy
+from autumn_admin.api import (
+    balances,
+    billing,
+    catalogue,
+    catalogue_sync,
+    cli,
+    customers,
+    events,
+    invoices,
+    keys,
+    legacy,
+    rewards,
+)
 from autumn_admin.api.auth import SecretKeyAuth, authenticate
 from autumn_admin.api.errors import ApiError, error_response, install_handlers, json_on_unexpected_error
 from autumn_admin.api.idempotency import run_idempotently
@@ -152,5 +164,7 @@ api.add_router("", events.router)
 api.add_router("", invoices.router)
 api.add_router("", billing.router)
 api.add_router("", catalogue.router)
+api.add_router("", catalogue_sync.router)
+api.add_router("", rewards.router)
 api.add_router("", keys.router)
 api.add_router("", legacy.router)

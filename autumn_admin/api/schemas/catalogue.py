@@ -1,5 +1,7 @@
-"""The catalogue: what plans.list/get, features.list/get and rewards.list read, and the plan, feature
-and reward as they answer. The catalogue is one for both environments: a key of either reads it all."""
+"""The plans and features of the catalogue: what plans.list/get and features.list/get read, the plan and the
+feature as they answer, and what features.* and plans.* (one feature or plan at a time) send. The catalogue is
+one for both environments: a key of either reads it all. The rewards are in schemas/rewards.py, the whole
+catalogue at once (catalog.*) in schemas/catalogue_sync.py."""
 
 from __future__ import annotations
 
@@ -149,124 +151,7 @@ class FeatureListOut(Schema):
     list: FeatureOutList
 
 
-class DurationOut(Schema):
-    type: Literal["one_off", "months", "forever"]
-    length: Number | None
-
-
-class CouponCodeOut(Schema):
-    code: str
-    global_max_redemption: Number | None
-    first_time_transaction: bool | None
-
-
-class CouponOut(Schema):
-    id: str
-    name: str | None
-    type: Literal["percentage_discount", "fixed_discount"]
-    value: Number
-    duration: DurationOut
-    plan_ids: list[str] | None
-    promo_codes: list[CouponCodeOut]
-    created_at: Number
-
-
-class GrantExpiryOut(Schema):
-    type: Literal["day", "week", "month", "year"]
-    length: int
-
-
-class GrantOut(Schema):
-    feature_id: str
-    included: Number | None
-    expiry: GrantExpiryOut | None
-
-
-class GrantCodeOut(Schema):
-    code: str
-    max_uses: Number | None
-
-
-class FeatureGrantOut(Schema):
-    id: str
-    name: str | None
-    grants: list[GrantOut]
-    promo_codes: list[GrantCodeOut]
-    created_at: Number
-
-
-class RewardListOut(Schema):
-    coupons: list[CouponOut]
-    feature_grants: list[FeatureGrantOut]
-
-
-class RewardOut(Schema):
-    """rewards.get and rewards.create: the reward as a coupon or as a feature grant (one of the two)."""
-
-    coupon: CouponOut | None = None
-    feature_grant: FeatureGrantOut | None = None
-
-
-class GetRewardParams(Params):
-    reward_id: Slug
-
-
-class DurationIn(Params):
-    type: Literal["one_off", "months", "forever"]
-    length: Annotated[int, Field(ge=1, le=1200)] | None = None
-
-
-class CouponCodeIn(Params):
-    code: Slug
-    global_max_redemption: not_supported("a promo code here is redeemable without a global limit") = None
-    first_time_transaction: not_supported("a promo code here is not limited to first purchases", harmless=(False,)) = (
-        None
-    )
-
-
-class CouponIn(Params):
-    id: Slug
-    name: Slug
-    type: Literal["percentage_discount", "fixed_discount"]
-    value: Annotated[int | float, Field(ge=0)]
-    duration: DurationIn
-    plan_ids: not_supported("a discount here applies to every plan; send null", harmless=([],)) = None
-    promo_codes: list[CouponCodeIn] = []
-    internal_id: not_supported("rewards are named by their id") = None
-
-
-class GrantExpiryIn(Params):
-    type: Literal["month"]
-    length: Annotated[int, Field(ge=1, le=1200)]
-
-
-class GrantIn(Params):
-    feature_id: Slug
-    included: Annotated[int | float, Field(ge=0)]
-    expiry: GrantExpiryIn | None = None
-
-
-class GrantCodeIn(Params):
-    code: Slug
-    max_uses: not_supported("a promo code here is redeemable without a use limit") = None
-
-
-class FeatureGrantIn(Params):
-    id: Slug
-    name: Slug
-    grants: Annotated[list[GrantIn], Field(min_length=1, max_length=1, description="One feature per reward here.")]
-    promo_codes: list[GrantCodeIn] = []
-    internal_id: not_supported("rewards are named by their id") = None
-
-
-class CreateRewardParams(Params):
-    """Exactly one of coupon and feature_grant."""
-
-    coupon: CouponIn | None = None
-    feature_grant: FeatureGrantIn | None = None
-
-
-# --- catalogue writes: features.*, plans.*, catalog.* ------------------------------------------------
+# --- catalogue writes: features.*, plans.* ---------------------------------------------------------
 
 
 class FeatureDisplayIn(Params):
@@ -388,82 +273,8 @@ class DeletePlanParams(Params):
     all_versions: bool | None = None
 
 
-class CatalogPlanIn(UpdatePlanParams):
-    name: str
-
-
-class CatalogUpdateParams(Params):
-    features: list[CreateFeatureParams] | None = None
-    plans: list[CatalogPlanIn] | None = None
-    rewards: list[dict[str, Any]] | None = None
-    referral_programs: list[dict[str, Any]] | None = None
-    skip_deletions: bool | None = None
-    skip_feature_ids: list[Slug] | None = None
-    skip_plan_ids: list[Slug] | None = None
-    migration: dict[str, Any] | None = None
-
-
 class ArchiveParams(Params):
     archived: bool
-
-
-class CatalogFeatureChangeOut(Schema):
-    feature_id: str
-    feature: FeatureOut | None
-    action: Literal["create", "update", "remove", "skipped", "none"]
-    will_archive: bool
-    blocked: bool
-    blocked_reason: str | None
-    previous_attributes: dict[str, Any] | None
-
-
-class CatalogItemChangeOut(Schema):
-    feature_id: str
-    action: Literal["added", "removed", "updated"]
-
-
-class CatalogPlanChangeOut(Schema):
-    plan_id: str
-    version: Number | None
-    plan: PlanOut | None
-    action: Literal["created", "updated", "deleted", "skipped", "none"]
-    will_archive: bool
-    has_customers: bool
-    customer_count: Number
-    versionable: bool
-    customize: None
-    previous_attributes: dict[str, Any] | None
-    item_changes: list[CatalogItemChangeOut]
-    license_changes: list[Any]
-    license_parents: list[Any]
-    variants: list[Any]
-    other_versions: list[Any]
-
-
-class CatalogResourceChangeOut(Schema):
-    id: str
-    action: Literal["created", "updated", "deleted", "none", "conflict"]
-
-
-class CatalogPreviewOut(Schema):
-    plan_changes: list[CatalogPlanChangeOut]
-    feature_changes: list[CatalogFeatureChangeOut]
-    reward_changes: list[CatalogResourceChangeOut]
-    referral_program_changes: list[CatalogResourceChangeOut]
-
-
-class CatalogUpdateOut(Schema):
-    plans: list[PlanOut]
-    features: list[FeatureOut]
-    rewards: list[Any]
-    referral_programs: list[Any]
-
-
-AnyList = list[Any]
-
-
-class ReferralProgramListOut(Schema):
-    list: AnyList
 
 
 class OrganizationOut(Schema):
@@ -474,39 +285,3 @@ class OrganizationOut(Schema):
     created_at: Number | None
     default_currency: str
     stripe_connection: str
-
-
-class RedeemRewardParams(Params):
-    code: Slug
-    customer_id: CustomerId
-
-
-class EntitlementGrantedOut(Schema):
-    feature_id: str
-    balance: Number
-
-
-class RedeemedOut(Schema):
-    reward_id: str
-    entitlements_granted: list[EntitlementGrantedOut]
-
-
-class UpdateCouponIn(Params):
-    name: Slug | None = None
-    plan_ids: not_supported("a discount here applies to every plan; send null", harmless=([],)) = None
-    promo_codes: list[CouponCodeIn] | None = None
-    type: not_supported("a discount's type is fixed: create a new reward") = None
-    value: not_supported("a discount's amount is fixed (its Stripe coupons are): create a new reward") = None
-    duration: not_supported("a discount's duration is fixed (its Stripe coupons are): create a new reward") = None
-
-
-class UpdateFeatureGrantIn(Params):
-    name: Slug | None = None
-    grants: Annotated[list[GrantIn], Field(min_length=1, max_length=1)] | None = None
-    promo_codes: list[GrantCodeIn] | None = None
-
-
-class UpdateRewardParams(Params):
-    reward_id: Slug
-    coupon: UpdateCouponIn | None = None
-    feature_grant: UpdateFeatureGrantIn | None = None
