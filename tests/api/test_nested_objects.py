@@ -10,7 +10,17 @@ import typing
 
 import pytest
 
-from autumn_admin.api.schemas import balances, billing, catalogue, customers, events, invoices, legacy
+from autumn_admin.api.schemas import (
+    balances,
+    billing,
+    catalogue,
+    catalogue_sync,
+    customers,
+    events,
+    invoices,
+    legacy,
+    rewards,
+)
 from autumn_admin.api.schemas.common import Params
 from billing.models import Event, Feature, Product
 
@@ -19,6 +29,8 @@ WITH_ITEM = {**PLAN, "items": [{"feature_id": "messages", "included": 5}]}
 WORDS = {"feature_id": "words", "name": "W", "type": "metered", "consumable": True}
 POOL = {"feature_id": "pool", "name": "P", "type": "credit_system"}
 GRANT = {"customer_id": "acme_corp", "feature_id": "api_calls", "included_grant": 5}
+COUPON = {"id": "c1", "name": "C", "type": "percentage_discount", "value": 10}
+GRANT_REWARD = {"id": "g1", "name": "G", "grants": [{"feature_id": "messages", "included": 5}]}
 # (model, field): the request, and where the bad value goes in it.
 CASES = {
     ("ListEventsParams", "custom_range"): ("events.list", {"customer_id": "acme_corp"}, "custom_range"),
@@ -55,6 +67,33 @@ CASES = {
     ("ListCustomersParams", "plans"): ("customers.list", {}, "plans.0"),
     ("CatalogUpdateParams", "features"): ("catalog.update", {"plans": []}, "features.0"),
     ("CatalogUpdateParams", "plans"): ("catalog.update", {"features": []}, "plans.0"),
+    ("CreateRewardParams", "coupon"): ("rewards.create", {}, "coupon"),
+    ("CreateRewardParams", "feature_grant"): ("rewards.create", {}, "feature_grant"),
+    ("CouponIn", "duration"): ("rewards.create", {"coupon": COUPON}, "coupon.duration"),
+    ("CouponIn", "promo_codes"): (
+        "rewards.create",
+        {"coupon": {**COUPON, "duration": {"type": "forever"}}},
+        "coupon.promo_codes.0",
+    ),
+    ("FeatureGrantIn", "grants"): (
+        "rewards.create",
+        {"feature_grant": {"id": "g1", "name": "G"}},
+        "feature_grant.grants.0",
+    ),
+    ("FeatureGrantIn", "promo_codes"): (
+        "rewards.create",
+        {"feature_grant": GRANT_REWARD},
+        "feature_grant.promo_codes.0",
+    ),
+    ("GrantIn", "expiry"): ("rewards.create", {"feature_grant": GRANT_REWARD}, "feature_grant.grants.0.expiry"),
+    ("UpdateRewardParams", "coupon"): ("rewards.update", {"reward_id": "r1"}, "coupon"),
+    ("UpdateRewardParams", "feature_grant"): ("rewards.update", {"reward_id": "r1"}, "feature_grant"),
+    ("UpdateCouponIn", "promo_codes"): ("rewards.update", {"reward_id": "r1", "coupon": {}}, "coupon.promo_codes.0"),
+    ("UpdateFeatureGrantIn", "promo_codes"): (
+        "rewards.update",
+        {"reward_id": "r1", "feature_grant": {}},
+        "feature_grant.promo_codes.0",
+    ),
 }
 
 
@@ -81,7 +120,7 @@ def _set(body: dict, where: str, value) -> dict:
 def _nested_object_fields() -> set[tuple[str, str]]:
     """Every request field that holds an object of its own (or a list of them), read from the schemas."""
     found = set()
-    for module in (balances, billing, catalogue, customers, events, invoices, legacy):
+    for module in (balances, billing, catalogue, catalogue_sync, customers, events, invoices, legacy, rewards):
         for name, model in vars(module).items():
             if not (inspect.isclass(model) and issubclass(model, Params)) or model.__module__ != module.__name__:
                 continue

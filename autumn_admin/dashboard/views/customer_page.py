@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from autumn_admin.dashboard.customer_lookup import get_customer_for
+from autumn_admin.dashboard.customer_lookup import CUSTOMER_ID_RE, get_customer_for
 from autumn_admin.dashboard.customer_page import customer_page_context, section_context
 from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.replica import reads_from_replica
@@ -32,7 +32,9 @@ def _not_found(request, customer_id: str, exc: Http404):
             .filter(env=env, customer_id=customer_id)
             .select_related("deleted_by")
             .order_by("-deleted_at")
-            .first(),
+            .first()
+            if CUSTOMER_ID_RE.fullmatch(customer_id)  # an id no customer can have is looked up nowhere
+            else None,
         },
         status=404,
     )
