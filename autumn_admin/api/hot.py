@@ -38,7 +38,7 @@ from autumn_admin.api.main import _decoded, api
 from autumn_admin.api.schemas.balances import BatchTrackItem, CheckParams, TrackParams, quantity_or_one
 from autumn_admin.api.schemas.legacy import LegacyTrackParams
 from autumn_admin.api.serializers.balances import check_json, track_json
-from autumn_admin.api.serializers.legacy import legacy_check_json
+from autumn_admin.api.serializers.legacy import legacy_check_answer
 from billing.engine import run as engine
 from customers.services.api_keys import api_key_hash
 
@@ -85,13 +85,7 @@ def _check(key: tuple[str, str], params: CheckParams, *, legacy: bool) -> dict:
         raise _NotHere
     customer, feature, result = done.keyed.customer, done.keyed.feature, done.check
     if legacy:
-        return legacy_check_json(
-            customer=customer,
-            feature=result.answered_by or feature,
-            allowed=result.allowed,
-            required=result.required if result.required is not None else required,
-            fb=result.balance,
-        )
+        return legacy_check_answer(customer=customer, feature=feature, result=result, required=required)
     return check_json(
         customer=customer, feature=feature, required=required, result=result, prices=done.keyed.rows.prices
     )

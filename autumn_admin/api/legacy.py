@@ -19,7 +19,7 @@ from autumn_admin.api.schemas.legacy import (
     LegacyTrackParams,
     LegacyUsageParams,
 )
-from autumn_admin.api.serializers.legacy import entitled_json, legacy_check_json
+from autumn_admin.api.serializers.legacy import entitled_json, legacy_check_answer
 from autumn_admin.api.units import from_ms
 from billing.models import Balance, Feature, FeatureType
 from billing.services.balances import (
@@ -73,13 +73,7 @@ def check(request, params: CheckParams):
         track=params.send_event,
         properties=params.properties,
     )
-    return legacy_check_json(
-        customer=customer,
-        feature=result.answered_by or feature,
-        allowed=result.allowed,
-        required=result.required if result.required is not None else required,
-        fb=result.balance,
-    )
+    return legacy_check_answer(customer=customer, feature=feature, result=result, required=required)
 
 
 @router.post(

@@ -9,7 +9,7 @@ from autumn_admin.api.serializers.customers import customer_json
 from autumn_admin.api.units import ms
 from billing.models import Balance, CustomerProduct, Feature, FeatureType, UsageType
 from billing.quantities import to_number
-from billing.services.balances import FeatureBalance
+from billing.services.balances import CheckResult, FeatureBalance
 from customers.models import Customer
 
 
@@ -80,6 +80,18 @@ def _legacy_balance_json(balance: Balance) -> dict:
         "usage_limit": to_number(balance.usage_limit),
         "overage_allowed": balance.overage_allowed,
     }
+
+
+def legacy_check_answer(*, customer: Customer, feature: Feature, result: CheckResult, required: Decimal) -> dict:
+    """The 1.2 check's answer to `result`: in the terms of the balance that answered (a credit system's when
+    its pool covered the use), the operation's and the lean path's alike."""
+    return legacy_check_json(
+        customer=customer,
+        feature=result.answered_by or feature,
+        allowed=result.allowed,
+        required=result.required if result.required is not None else required,
+        fb=result.balance,
+    )
 
 
 def legacy_check_json(
