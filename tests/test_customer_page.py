@@ -17,7 +17,7 @@ from billing.services.balances import balance_set
 from billing.services.products import product_attach
 from billing.services.rewards import reward_apply
 from billing.services.track import balance_track
-from billing.stripe_io.sync import apply_invoice
+from billing.stripe_inbound.sync import apply_invoice
 from customers.formatting import format_day
 from customers.models import AuditEntry
 from customers.services.customers import customer_create, customer_delete

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from billing.models import CustomerProduct, Invoice
-from billing.stripe_io import sync as stripe_sync
+from billing.stripe_inbound import sync as stripe_sync
 from customers.models import AuditEntry, Customer
 
 

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from billing.models import CustomerReward, Price, Product, Reward
 from billing.services.checkout import checkout_url_for
 from billing.services.rewards import reward_apply, reward_remove
-from billing.stripe_io.backfill import retry_failed_push
+from billing.stripe_inbound.backfill import retry_failed_push
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.customers import customer_delete_in_stripe
 from customers.errors import ServiceError

@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from billing.models import CustomerProduct, Invoice, StripeEvent
-from billing.stripe_io.sync import HANDLERS
+from billing.stripe_inbound.sync import HANDLERS
 from customers.models import AuditEntry, Customer
 from tests.fake_stripe import WEBHOOK_SECRET, event, signed
 

@@ -1,5 +1,5 @@
 """Stripe's state applied to ours: an invoice created or brought up to a newer snapshot, a subscription linked
-to (or attaching) its customer product and moving it on. The inbound side (billing/stripe_io/sync.py: webhook
+to (or attaching) its customer product and moving it on. The inbound side (billing/stripe_inbound/sync.py: webhook
 events and the backfill) reads and checks Stripe's objects, then calls these.
 
 Each is guarded by `stripe_updated_at`, the `created` time of the newest event applied to the row, so an event
@@ -121,7 +121,7 @@ def _audit_invoice(
 
 @dataclass
 class StripeSubscription:
-    """The fields of a Stripe subscription this app reads, checked (billing/stripe_io/sync.py reads them)."""
+    """The fields of a Stripe subscription this app reads, checked (billing/stripe_inbound/sync.py reads them)."""
 
     id: str | None
     customer: str | None

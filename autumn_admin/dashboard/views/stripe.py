@@ -9,9 +9,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from autumn_admin.dashboard.environment import current_env
 from billing.models import StripeEvent
+from billing.stripe_inbound import sync as stripe_sync
+from billing.stripe_inbound import webhooks as stripe_webhooks
 from billing.stripe_io import client as stripe_client
-from billing.stripe_io import sync as stripe_sync
-from billing.stripe_io import webhooks as stripe_webhooks
 from customers.models import Customer
 
 

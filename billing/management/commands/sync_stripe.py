@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.stripe_io.backfill import backfill_customer, record_backfill, retry_failed_push
+from billing.stripe_inbound.backfill import backfill_customer, record_backfill, retry_failed_push
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import KEY_SETTING, is_configured
 from customers.models import Customer, Env

@@ -1,5 +1,5 @@
 """What `sync_stripe` does for each linked customer: read its invoices and subscriptions back from its
-environment's Stripe mode and apply them (billing/stripe_io/sync.py), record how that went, and send
+environment's Stripe mode and apply them (billing/stripe_inbound/sync.py), record how that went, and send
 again a push that failed."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from billing.services.rewards import discounts_push
-from billing.stripe_io import sync
+from billing.stripe_inbound import sync
+from billing.stripe_inbound.fields import Malformed
 from billing.stripe_io.client import StripeError, client, idempotency_key, paged
 from billing.stripe_io.customers import (
     BACKFILL,
@@ -19,7 +20,6 @@ from billing.stripe_io.customers import (
     record_failure,
     record_success,
 )
-from billing.stripe_io.fields import Malformed
 from customers.models import AuditEntry, Customer
 
 # The backfill stamps what it read slightly in the past, so a clock running ahead of Stripe's can

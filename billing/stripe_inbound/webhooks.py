@@ -8,8 +8,8 @@ import json
 
 import stripe
 
+from billing.stripe_inbound.fields import MAX_BIG_INT
 from billing.stripe_io.config import WEBHOOK_SETTING, webhook_secret
-from billing.stripe_io.fields import MAX_BIG_INT
 
 
 class WebhookRejected(Exception):

@@ -1,5 +1,5 @@
 """Stripe's state applied here: the one code path for webhook events (`process_event`, which records
-each event's outcome) and for `sync_stripe`'s backfill (billing/stripe_io/backfill.py): Stripe's objects read
+each event's outcome) and for `sync_stripe`'s backfill (billing/stripe_inbound/backfill.py): Stripe's objects read
 and checked here, applied through billing/services/stripe_state.py.
 
 Nothing in this module calls Stripe. Each Stripe object is upserted by its Stripe id in a
@@ -9,7 +9,7 @@ overwrites newer state.
 
 Every object is applied for one environment (`env`): it is matched only with that environment's
 customers and their rows, never with the other's. Its fields are read through the checked readers of
-billing/stripe_io/fields.py: a field of the wrong type raises Malformed before anything is written.
+billing/stripe_inbound/fields.py: a field of the wrong type raises Malformed before anything is written.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from billing.models import (
     StripeEvent,
 )
 from billing.services.stripe_state import StripeSubscription, invoice_from_stripe, products_of, subscription_from_stripe
-from billing.stripe_io.config import MODE, WEBHOOK_SETTING
-from billing.stripe_io.fields import (
+from billing.stripe_inbound.fields import (
     Malformed,
     as_time,
     read_dict,
@@ -40,6 +39,7 @@ from billing.stripe_io.fields import (
     read_time,
     read_url,
 )
+from billing.stripe_io.config import MODE, WEBHOOK_SETTING
 from customers.audit import SYSTEM
 from customers.models import Customer, Env
 from customers.services.customers import customer_stripe_link
