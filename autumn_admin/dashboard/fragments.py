@@ -55,7 +55,7 @@ def page_sections(
     return "\n".join(parts)
 
 
-def action_done(request, customer, message: str, sections: list[str], *, feature_ids=()) -> HttpResponse:
+def action_done(request, customer, message: str, sections: Iterable[str], *, feature_ids=()) -> HttpResponse:
     """After a change: htmx gets the refreshed sections (the popup, its target, is emptied and so
     closes); a plain post is redirected back to the customer page with the message."""
     if request.htmx:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django import forms
 
+from autumn_admin.dashboard.forms.validation import ServiceErrorsMixin
 from customers.models import Customer
 from customers.validation import REASON_MAX_LENGTH
 
 
-class CustomerDeleteForm(forms.Form):
+class CustomerDeleteForm(ServiceErrorsMixin, forms.Form):
     confirm_id = forms.CharField(
         label="Type the customer id to confirm",
         required=False,

@@ -21,3 +21,7 @@ class RewardAddForm(ServiceErrorsMixin, forms.Form):
         error_messages={"required": "Select a reward.", "invalid_choice": "That reward can't be added."},
     )
     service_fields = {"reward": "reward"}
+
+
+class RewardRemoveForm(ServiceErrorsMixin, forms.Form):
+    """Nothing to fill in: posting it confirms the removal."""

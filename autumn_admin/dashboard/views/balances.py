@@ -13,9 +13,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
 from autumn_admin.dashboard.forms.balances import BalanceCreateForm, BalanceDeleteForm, BalanceEditForm
-from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
-from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, popup_action, render_popup
+from autumn_admin.dashboard.popups import CONFLICT, popup_action, render_popup
 from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
 from billing.quantities import overage, parse_quantity
@@ -88,7 +87,8 @@ def _proposed(params, current: Decimal) -> Decimal | None:
     return current + value if params.get("mode", "") == BalanceEditForm.ADD else value
 
 
-def _balance_popup(request, customer, balance: Balance, form: BalanceEditForm, *, proposed=None, status=200):
+def _balance_context(request, customer, balance: Balance, proposed: Decimal | None) -> dict:
+    """What the popup shows besides the form: the balance's recent edits and what the value typed would do."""
     history = AuditEntry.objects.filter(
         target_type="balance",
         # The balances it continues (Customize recreates a product's balances) are its history too.
@@ -100,8 +100,12 @@ def _balance_popup(request, customer, balance: Balance, form: BalanceEditForm, *
         and request.user.has_perm(CUSTOMIZE_PRODUCT)
         and balance.customer_product.status in LIVE_PRODUCT_STATUSES
     )
-    context = {"customer": customer, "form": form, "history": history, "can_customize": can_customize}
-    return render_popup(request, TEMPLATE, {**context, **_impact_context(customer, balance, proposed)}, status=status)
+    return {"history": history, "can_customize": can_customize, **_impact_context(customer, balance, proposed)}
+
+
+def _balance_popup(request, customer, balance: Balance, form: BalanceEditForm, *, proposed=None, status=200):
+    context = {"customer": customer, "form": form, **_balance_context(request, customer, balance, proposed)}
+    return render_popup(request, TEMPLATE, context, status=status)
 
 
 def _show_form(request, customer: Customer, balance: Balance):
@@ -138,24 +142,33 @@ def _apply(request, balance: Balance, data: dict) -> Balance:
 
 def _save(request, customer: Customer, balance: Balance):
     form = BalanceEditForm(request.POST)
-    status = FORM_INVALID
-    if form.is_valid():
-        try:
-            updated = _apply(request, balance, form.cleaned_data)
-        except ServiceError as e:
-            form.add_service_error(e)
-            if isinstance(e, Conflict):
-                status = CONFLICT
-                balance.refresh_from_db()
-                # Submitting again after reading the new figures applies the edit to them.
-                form.data = form.data.copy()
-                form.data["expected_remaining"] = str(balance.remaining)
-        else:
-            message = f"{updated.feature.name} balance is now {format_qty(updated.remaining)}."
-            sections = ["upcoming-invoice", "sidebar-activity"]
-            return action_done(request, customer, message, sections, feature_ids=[updated.feature_id])
-    proposed = _proposed(request.POST, balance.remaining)
-    return _balance_popup(request, customer, balance, form, proposed=proposed, status=status)
+
+    def save() -> str:
+        updated = _apply(request, balance, form.cleaned_data)
+        return f"{updated.feature.name} balance is now {format_qty(updated.remaining)}."
+
+    def overtaken(form, error: ServiceError):
+        """Changed since the popup was opened: submitting again after reading the new figures applies the edit
+        to them."""
+        if not isinstance(error, Conflict):
+            return None
+        balance.refresh_from_db()
+        form.data = form.data.copy()
+        form.data["expected_remaining"] = str(balance.remaining)
+        return form
+
+    return popup_action(
+        request,
+        customer,
+        form=form,
+        act=save,
+        overtaken=overtaken,
+        template=TEMPLATE,
+        # The effect of the value typed, on the figures as they are now.
+        context=lambda form: _balance_context(request, customer, balance, _proposed(request.POST, balance.remaining)),
+        sections=["upcoming-invoice", "sidebar-activity"],
+        feature_ids=[balance.feature_id],
+    )
 
 
 def _replaced(request, customer: Customer, balance_pk: int):

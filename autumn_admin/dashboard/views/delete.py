@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -10,7 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from autumn_admin.dashboard.forms.delete import CustomerDeleteForm
 from autumn_admin.dashboard.permissions import DELETE_CUSTOMER, customer_for_action
-from autumn_admin.dashboard.popups import FORM_INVALID, render_popup
+from autumn_admin.dashboard.popups import popup_action
 from billing.models import LIVE_PRODUCT_STATUSES
 from billing.stripe_io.config import is_configured
 from billing.stripe_io.customers import customer_delete_everywhere
@@ -31,7 +32,8 @@ def _what_goes(customer: Customer) -> dict:
 def customer_delete_view(request, customer_id: str):
     customer = customer_for_action(request, customer_id, DELETE_CUSTOMER)
     form = CustomerDeleteForm(request.POST if request.method == "POST" else None, customer=customer)
-    if request.method == "POST" and form.is_valid():
+
+    def delete() -> HttpResponse:
         deletion = customer_delete_everywhere(
             customer=customer,
             actor=request.user,
@@ -47,16 +49,16 @@ def customer_delete_view(request, customer_id: str):
             messages.success(request, "The customer was also deleted in Stripe.")
         elif deletion.stripe_refusal is not None:
             messages.error(request, f"Deleted here, but not in Stripe: {deletion.stripe_refusal.message}")
+        # The customer page is gone: the list, with the messages.
         url = reverse("customers:list")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    return render_popup(
+
+    can_delete_in_stripe = bool(customer.stripe_id) and is_configured(customer.env)
+    return popup_action(
         request,
-        "customers/delete.html",
-        {
-            "customer": customer,
-            "form": form,
-            "counts": _what_goes(customer),
-            "can_delete_in_stripe": bool(customer.stripe_id) and is_configured(customer.env),
-        },
-        status=FORM_INVALID if request.method == "POST" else 200,
+        customer,
+        form=form,
+        act=delete,
+        template="customers/delete.html",
+        context={"counts": _what_goes(customer), "can_delete_in_stripe": can_delete_in_stripe},
     )

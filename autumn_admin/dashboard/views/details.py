@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -14,7 +14,7 @@ from autumn_admin.dashboard.customer_page import customer_page_context
 from autumn_admin.dashboard.forms.details import DetailFieldForm, MetadataForm
 from autumn_admin.dashboard.fragments import page_sections
 from autumn_admin.dashboard.permissions import CHANGE_CUSTOMER, customer_for_action
-from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID
+from autumn_admin.dashboard.popups import popup_action
 from customers.errors import ServiceError
 from customers.models import DETAIL_FIELDS, Customer
 from customers.services.customers import customer_update
@@ -39,20 +39,6 @@ def _field_form(request, customer: Customer, field: str) -> DetailFieldForm | Me
     return DetailFieldForm(data, field=field, customer=customer)
 
 
-def _save(request, customer: Customer, form) -> tuple[Customer | None, int]:
-    """The updated customer, or None and the status the refused form answers with."""
-    try:
-        return customer_update(customer=customer, actor=request.user, **form.service_kwargs()), 200
-    except ServiceError as e:
-        form.add_service_error(e)
-        if not isinstance(e, StaleForm):
-            return None, FORM_INVALID
-    # Changed since the form was opened: show the current value.
-    customer.refresh_from_db()
-    form.based_on(customer)
-    return None, CONFLICT
-
-
 def _saved(request, customer_id: str, field: str, updated: Customer) -> HttpResponse:
     """After a save: the Details in place (htmx) or the page, with the message."""
     what = "the ID" if field == "id" else DETAIL_FIELDS[field].lower()
@@ -75,14 +61,25 @@ def details_edit(request, customer_id: str):
     if field not in DETAIL_FIELDS:  # "Cancel" of an inline form
         return _details_section(request, customer) if request.htmx else redirect("customers:detail", customer_id)
     form = _field_form(request, customer, field)
-    status = FORM_INVALID if request.method == "POST" else 200
-    if request.method == "POST" and form.is_valid():
-        updated, status = _save(request, customer, form)
-        if updated is not None:
-            return _saved(request, customer_id, field, updated)
-    return render(
+
+    def save() -> HttpResponse:
+        updated = customer_update(customer=customer, actor=request.user, **form.service_kwargs())
+        return _saved(request, customer_id, field, updated)
+
+    def overtaken(form, error: ServiceError):
+        """Changed since the form was opened: the form shows the current value, and saving again replaces it."""
+        if not isinstance(error, StaleForm):
+            return None
+        customer.refresh_from_db()
+        form.based_on(customer)
+        return form
+
+    return popup_action(
         request,
-        "customers/details_edit.html" + ("#field-form" if request.htmx else ""),
-        {"customer": customer, "form": form, "field": field, "label": DETAIL_FIELDS[field]},
-        status=status,
+        customer,
+        form=form,
+        act=save,
+        overtaken=overtaken,
+        template="customers/details_edit.html" + ("#field-form" if request.htmx else ""),
+        context={"field": field, "label": DETAIL_FIELDS[field]},
     )

@@ -6,9 +6,8 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
 from autumn_admin.dashboard.forms.products import ProductCustomizeForm
-from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, customer_for_action
-from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, render_popup
+from autumn_admin.dashboard.popups import popup_action
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct
 from billing.services.balances import balances_reset_due
 from billing.services.products import product_customize
@@ -37,30 +36,11 @@ def _customer_product(request, customer: Customer, cp_pk: int) -> CustomerProduc
     return get_object_or_404(products, pk=cp_pk)
 
 
-def _refused(request, cp: CustomerProduct, form: ProductCustomizeForm, error: ServiceError):
-    """The form showing the service's refusal, and its status; after a concurrent change, the form
-    stands on the current figures, so submitting again applies the entries to them."""
-    status = FORM_INVALID
-    if isinstance(error, StaleForm):
-        status = CONFLICT
-        items, balances = _customize_basis(cp)
-        form = ProductCustomizeForm(request.POST, product_items=items, balances=balances)
-        form.based_on(items, balances)
-        form.is_valid()
-    form.add_service_error(error)
-    return form, status
-
-
-def _popup(request, customer: Customer, cp: CustomerProduct, form: ProductCustomizeForm, *, status: int):
+def _rows(form: ProductCustomizeForm) -> list:
+    """Each of the product's items with its field and its balance, as the popup lists them."""
     by_feature = {b.feature_id: b for b in form.balances}
     fields = {item.pk: form[name] for item, name in form.item_fields}
-    rows = [(item, fields.get(item.pk), by_feature.get(item.feature_id)) for item in form.product_items]
-    return render_popup(
-        request,
-        "billing/product_customize.html",
-        {"customer": customer, "cp": cp, "form": form, "rows": rows},
-        status=status,
-    )
+    return [(item, fields.get(item.pk), by_feature.get(item.feature_id)) for item in form.product_items]
 
 
 @require_http_methods(["GET", "POST"])
@@ -70,20 +50,36 @@ def product_customize_view(request, customer_id: str, cp_pk: int):
     items, balances = _customize_basis(cp)
     data = request.POST if request.method == "POST" else None
     form = ProductCustomizeForm(data, product_items=items, balances=balances)
-    status = FORM_INVALID if request.method == "POST" else 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            new_cp = product_customize(
-                customer=customer,
-                customer_product=cp,
-                items=form.cleaned_data["changes"],
-                actor=request.user,
-                reason=form.cleaned_data["reason"],
-                expected=form.cleaned_data["expected"],
-            )
-        except ServiceError as e:
-            form, status = _refused(request, cp, form, e)
-        else:
-            message = f"{customer.display_name} is now on a custom {new_cp.product.name}."
-            return action_done(request, customer, message, SECTIONS)
-    return _popup(request, customer, cp, form, status=status)
+
+    def customize() -> str:
+        new_cp = product_customize(
+            customer=customer,
+            customer_product=cp,
+            items=form.cleaned_data["changes"],
+            actor=request.user,
+            reason=form.cleaned_data["reason"],
+            expected=form.cleaned_data["expected"],
+        )
+        return f"{customer.display_name} is now on a custom {new_cp.product.name}."
+
+    def overtaken(form, error: ServiceError) -> ProductCustomizeForm | None:
+        """After a concurrent change, the form stands on the current figures, so submitting again applies the
+        entries to them."""
+        if not isinstance(error, StaleForm):
+            return None
+        items, balances = _customize_basis(cp)
+        current = ProductCustomizeForm(request.POST, product_items=items, balances=balances)
+        current.based_on(items, balances)
+        current.is_valid()
+        return current
+
+    return popup_action(
+        request,
+        customer,
+        form=form,
+        act=customize,
+        overtaken=overtaken,
+        template="billing/product_customize.html",
+        context=lambda form: {"cp": cp, "rows": _rows(form)},
+        sections=SECTIONS,
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
-from autumn_admin.dashboard.forms.rewards import RewardAddForm
-from autumn_admin.dashboard.fragments import action_done
+from autumn_admin.dashboard.forms.rewards import RewardAddForm, RewardRemoveForm
 from autumn_admin.dashboard.permissions import APPLY_REWARD, customer_for_action
-from autumn_admin.dashboard.popups import popup_action, render_popup
+from autumn_admin.dashboard.popups import popup_action
 from billing.models import CustomerReward
 from billing.services.rewards import reward_apply, reward_remove
 
@@ -41,8 +40,12 @@ def reward_remove_view(request, customer_id: str, cr_pk: int):
     applied = get_object_or_404(
         CustomerReward.objects.select_related("reward"), pk=cr_pk, customer=customer, removed_at__isnull=True
     )
-    if request.method == "POST":
+    form = RewardRemoveForm(request.POST if request.method == "POST" else None)
+
+    def remove() -> str:
         reward_remove(customer_reward=applied, actor=request.user)
-        message = f"Removed {applied.reward.name} from {customer.display_name}."
-        return action_done(request, customer, message, SECTIONS)
-    return render_popup(request, "billing/reward_remove.html", {"customer": customer, "applied": applied})
+        return f"Removed {applied.reward.name} from {customer.display_name}."
+
+    template = "billing/reward_remove.html"
+    context = {"applied": applied}
+    return popup_action(request, customer, form=form, act=remove, template=template, context=context, sections=SECTIONS)
