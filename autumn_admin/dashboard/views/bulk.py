@@ -3,6 +3,7 @@ pages with their live progress and Cancel."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -106,7 +107,13 @@ def job_list(request):
     require_perm(request, VIEW_BULK_JOB)
     jobs = BulkJob.objects.filter(env=current_env(request)).order_by("-created_at", "-id")
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
-    return render(request, "billing/jobs.html", {"page": page, "actions": bulk.ACTIONS})
+    described: dict[str, str] = {}  # jobs repeat their inputs: each distinct one is looked up once
+    for job in page.object_list:
+        inputs = json.dumps([job.action, job.params], sort_keys=True, default=str)
+        if inputs not in described:
+            described[inputs] = _job_described(job)
+        job.described = described[inputs]
+    return render(request, "billing/jobs.html", {"page": page})
 
 
 def _job_described(job: BulkJob) -> str:
