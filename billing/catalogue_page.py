@@ -15,6 +15,7 @@ from billing.models import (
     CustomerProduct,
     Feature,
     FeatureType,
+    Interval,
     Price,
     Product,
     ProductItem,
@@ -78,7 +79,8 @@ def _item(product: Product, item: ProductItem) -> ItemRow:
     if feature.type == FeatureType.BOOLEAN:
         return ItemRow(feature, "Included", "—", "—")
     included = "Unlimited" if item.unlimited else format_qty(item.included)
-    resets = per_interval(item.interval, item.interval_count).removeprefix("/ ") or "never"
+    every = per_interval(item.interval, item.interval_count).removeprefix("/ ")
+    resets = f"every {every}" if every else Interval.LIFETIME.label  # "Never resets", as on every page
     usage = product.usage_price_for(feature.pk) if item.overage_allowed else None
     if usage is not None:
         units = "" if usage.billing_units == 1 else f"{format_qty(usage.billing_units)} "
@@ -89,7 +91,7 @@ def _item(product: Product, item: ProductItem) -> ItemRow:
         overage = "allowed, not charged"
     else:
         overage = "stops at the allowance"
-    return ItemRow(feature, included, "every " + resets if resets != "never" else "never", overage)
+    return ItemRow(feature, included, resets, overage)
 
 
 def catalogue_plans(env: str) -> list[PlanRow]:

@@ -16,7 +16,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
-from autumn_admin.dashboard.forms.balances import NEVER_RESETS
 from autumn_admin.dashboard.forms.bulk import EXPORT, BulkActionForm
 from autumn_admin.dashboard.permissions import CANCEL_BULK_JOB, RUN_BULK_JOB, VIEW_BULK_JOB, require_perm
 from billing.models import BulkJob, BulkJobItem, BulkJobItemStatus, Interval, Reward
@@ -37,7 +36,7 @@ def _choices(action) -> dict:
             else []
         ),
         "product_choices": listing.product_choices() if "product" in fields else [],
-        "interval_choices": [(v, NEVER_RESETS if v == Interval.LIFETIME else label) for v, label in Interval.choices],
+        "interval_choices": Interval.choices,
     }
 
 
