@@ -64,7 +64,8 @@ class FeatureRow:
     used_by: list[CreditCost]
 
 
-def _price(product: Product) -> str:
+def price_text(product: Product) -> str:
+    """What a plan costs, as the catalogue says it: "$99.00 / month", "$50.00 once" or "Free"."""
     fixed = [p for p in product.prices.all() if p.type == Price.Type.FIXED]
     price = product.recurring_price or (fixed[0] if fixed else None)
     if price is None:
@@ -117,7 +118,7 @@ def catalogue_plans(env: str) -> list[PlanRow]:
     )
     rows: dict[str, PlanRow] = {}
     for p in products:
-        version = PlanVersion(p, _price(p), [_item(p, i) for i in p.items.all()], held.get(p.pk, 0))
+        version = PlanVersion(p, price_text(p), [_item(p, i) for i in p.items.all()], held.get(p.pk, 0))
         if p.product_id in rows:
             rows[p.product_id].older.append(version)
         else:
