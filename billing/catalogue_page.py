@@ -15,6 +15,7 @@ from billing.models import (
     CustomerProduct,
     Feature,
     FeatureType,
+    Interval,
     Price,
     Product,
     ProductItem,
@@ -63,7 +64,8 @@ class FeatureRow:
     used_by: list[CreditCost]
 
 
-def _price(product: Product) -> str:
+def price_text(product: Product) -> str:
+    """What a plan costs, as the catalogue says it: "$99.00 / month", "$50.00 once" or "Free"."""
     fixed = [p for p in product.prices.all() if p.type == Price.Type.FIXED]
     price = product.recurring_price or (fixed[0] if fixed else None)
     if price is None:
@@ -78,7 +80,8 @@ def _item(product: Product, item: ProductItem) -> ItemRow:
     if feature.type == FeatureType.BOOLEAN:
         return ItemRow(feature, "Included", "—", "—")
     included = "Unlimited" if item.unlimited else format_qty(item.included)
-    resets = per_interval(item.interval, item.interval_count).removeprefix("/ ") or "never"
+    every = per_interval(item.interval, item.interval_count).removeprefix("/ ")
+    resets = f"every {every}" if every else Interval.LIFETIME.label  # "Never resets", as on every page
     usage = product.usage_price_for(feature.pk) if item.overage_allowed else None
     if usage is not None:
         units = "" if usage.billing_units == 1 else f"{format_qty(usage.billing_units)} "
@@ -89,7 +92,7 @@ def _item(product: Product, item: ProductItem) -> ItemRow:
         overage = "allowed, not charged"
     else:
         overage = "stops at the allowance"
-    return ItemRow(feature, included, "every " + resets if resets != "never" else "never", overage)
+    return ItemRow(feature, included, resets, overage)
 
 
 def catalogue_plans(env: str) -> list[PlanRow]:
@@ -115,7 +118,7 @@ def catalogue_plans(env: str) -> list[PlanRow]:
     )
     rows: dict[str, PlanRow] = {}
     for p in products:
-        version = PlanVersion(p, _price(p), [_item(p, i) for i in p.items.all()], held.get(p.pk, 0))
+        version = PlanVersion(p, price_text(p), [_item(p, i) for i in p.items.all()], held.get(p.pk, 0))
         if p.product_id in rows:
             rows[p.product_id].older.append(version)
         else:

@@ -35,6 +35,7 @@ def test_attach_popup_previews_pro_for_a_free_customer(ops_client, customer, cat
     page = page_text(ops_client.get(ATTACH, {"product": catalogue["pro"].pk}))
     assert "Attach product" in page and "Takes effect now" in page
     assert "Grant for free" in page and "Stripe is not connected for sandbox" in page
+    assert "no charge instead of $99.00 / month" in page  # what granting it gives away
     preview = page[page.index('class="plan-preview"') :]
     assert "Free" in preview and "Pro" in preview
     assert ">5,000<" in preview and ">40<" in preview  # messages after, and the usage carried over
@@ -48,7 +49,8 @@ def test_ops_grants_pro_for_free_with_a_reason_and_the_page_says_so(ops_client, 
     assert response.status_code == 302
     assert _statuses(customer) == {"pro": "Active"}
     page = page_text(ops_client.get(URL))
-    assert "is now on Pro for free" in page and "granted" in page
+    assert "is now on Pro for free" in page
+    assert '>granted</span> <span class="muted small">free, not $99.00 / month<' in page
     assert "attached Pro (replacing Free)" in page and "Design partner" in page
     assert Balance.objects.get(customer=customer, feature=catalogue["messages"]).granted == 5000
 

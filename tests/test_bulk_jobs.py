@@ -120,7 +120,7 @@ def test_add_to_balance_runs_once_per_customer_through_the_single_edit_audited_w
     assert "done 5 · skipped 0 · failed 0" in text(element(page, "job-counts"))
     assert 'hx-trigger="every 1s"' not in page  # finished: no more polling
     jobs = text(element(page_of(client.get("/jobs/")), "jobs"))
-    assert f"#{job.pk} Add to balance 50 messages {ops.username}" in jobs and "(5) 5 0 0 Done" in jobs
+    assert f"#{job.pk} Add to balance: 50 Messages {ops.username}" in jobs and "(5) 5 0 0 Done" in jobs
 
 
 def test_coupon_and_product_jobs_skip_those_who_already_have_them(client, ops, team, catalogue, discount_rewards):
@@ -150,6 +150,9 @@ def test_coupon_and_product_jobs_skip_those_who_already_have_them(client, ops, t
     page = page_of(client.get(f"/jobs/{attach_job.pk}/"))
     assert "Skipped 2 · already has the product" in text(element(page, "job-reasons"))
     assert "cus_0 Skipped already has the product" in text(element(page, "job-problems"))
+    jobs = text(element(page_of(client.get("/jobs/")), "jobs"))  # the list names what each job gives
+    assert f"#{attach_job.pk} Attach Product: {catalogue['scale'].name} (granted for free)" in jobs
+    assert f"#{coupon_job.pk} Add Coupon: {discount_rewards['twenty'].name}" in jobs
 
 
 def test_create_balance_grants_with_expiry_and_set_balance_reports_failures(client, ops, team, catalogue):

@@ -42,7 +42,7 @@ def test_every_role_reads_the_plans_and_features(client, request, role, customer
         "$250.00 / month",
         "<td>100,000</td><td>every month</td><td>$1.00 per 1,000 beyond</td>",
         '<th scope="row"><a href="#feature-sso">SSO</a></th><td>Included</td>',
-        "<td>10</td><td>never</td><td>stops at the allowance</td>",
+        "<td>10</td><td>Never resets</td><td>stops at the allowance</td>",
         '<span class="tag">Add-on</span>',
         '<span class="tag">Default</span>',
         "1 Messages = 2 credits",

@@ -200,6 +200,19 @@ def test_the_count_is_capped_and_says_so(client, ops, catalogue, monkeypatch):
     assert "Showing 1–5 of more than 3" in text(page)
 
 
+def test_saved_views_are_chips_and_the_one_the_list_shows_is_marked(client, ops, crowd):
+    client.force_login(ops)
+    client.post("/saved-views/", {"name": "Coupons", "query": "coupon=yes&sort=name"})
+    client.post("/saved-views/", {"name": "No coupon", "query": "coupon=no"})
+    # The same filters in another order (and an empty one) are the same view.
+    page = page_of(client.get(LIST + "?sort=name&q=&coupon=yes"))
+    chips = page[page.index('<nav class="saved-views"') : page.index("</nav>", page.index('<nav class="saved-views"'))]
+    assert chips.count('aria-current="page"') == 1
+    assert re.search(r'class="chip active"><a href="/customers/\?coupon=yes&amp;sort=name" aria-current="page"', page)
+    assert 'class="chip"><a href="/customers/?coupon=no"' in page
+    assert "chip active" not in page_of(client.get(LIST))
+
+
 def test_saved_views_are_personal_unless_ops_share_them(client, ops, support, crowd):
     client.force_login(ops)
     query = "feature=api_calls&balance=below_pct&value=10"
@@ -207,11 +220,11 @@ def test_saved_views_are_personal_unless_ops_share_them(client, ops, support, cr
     assert response.status_code == 302 and response.url == f"/customers/?{query}"
     client.post("/saved-views/", {"name": "Mine only", "query": "coupon=yes"})
     page = page_of(client.get(LIST))
-    assert "Your views: Low on API calls (shared) × Mine only ×" in text(page)
+    assert "Low on API calls shared × Mine only ×" in text(page)
 
     client.force_login(support)
     page = page_of(client.get(LIST))
-    assert "Team views: Low on API calls" in text(page) and "Mine only" not in text(page)
+    assert "Low on API calls olivia_ops" in text(page) and "Mine only" not in text(page)
     assert f'href="/customers/?{query.replace("&", "&amp;")}"' in page
     # Support may save their own views, but not share them; and never delete another's.
     assert client.post("/saved-views/", {"name": "x", "query": "", "shared": "1"}).status_code == 403

@@ -37,6 +37,11 @@ def test_dates_say_their_time_zone_and_never_resets_is_one_word_everywhere(ops_c
     assert "Never resets" in create and "One-off" not in create
     assert "Never resets" in edit and "lifetime" not in edit.lower()
     assert "Never resets" in bulk and "Lifetime" not in bulk and "Expires (optional, UTC)" in bulk
+    cp = CustomerProduct.objects.get(customer=customer)
+    customize = text(page_of(ops_client.get(f"/customers/acme_corp/products/{cp.pk}/customize/")))
+    catalogue_page = text(page_of(ops_client.get("/catalogue/")))
+    for page in (customize, catalogue_page):
+        assert "Never resets" in page and "Lifetime" not in page and " never " not in page
 
 
 def test_the_cancel_popup_dismisses_with_keep_plan(ops_client, customer, catalogue):

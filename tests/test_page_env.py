@@ -258,6 +258,7 @@ def test_every_form_of_the_dashboard_says_which_environment_it_was_shown_for(ops
         f"/customers/acme_corp/products/{world.product.pk}/cancel/",
         f"/customers/acme_corp/products/{world.cancelling.pk}/uncancel/",
         f"/jobs/{world.job.pk}/",
+        f"/api-keys/{key.pk}/revoke/",
         f"/bulk/?ids={world.customer.pk}&action=add_balance",  # step 2: the action chosen, its POST form
     ]
 

@@ -25,7 +25,7 @@ class UsageType(models.TextChoices):
 
 
 class Interval(models.TextChoices):
-    LIFETIME = "lifetime", "Lifetime"
+    LIFETIME = "lifetime", "Never resets"  # one word for it on every page: never "Lifetime" or "one-off"
     DAY = "day", "Day"
     WEEK = "week", "Week"
     MONTH = "month", "Month"

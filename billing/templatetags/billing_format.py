@@ -5,6 +5,7 @@
 - qty: a Decimal quantity → "1,240", "12.5", "−300"
 - when: a datetime → <time title="full timestamp">12 Dec 2026</time>
 - ago: a datetime → <time title="full timestamp">2 min ago</time> (activity and events only)
+- plan_price: a product → "$99.00 / month", as the catalogue prices it
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.models import CustomerReward
+from billing.catalogue_page import price_text
+from billing.models import CustomerReward, Product
 from billing.money import format_money
 from billing.selectors import RewardRow
 from customers.formatting import DASH, format_ago, format_day, format_json, format_qty, format_timestamp
 
 register = template.Library()
+
+
+@register.filter
+def plan_price(product: Product) -> str:
+    return price_text(product)
 
 
 @register.filter

@@ -66,11 +66,42 @@ def test_ops_revoke_a_key_and_it_stops_working(ops_client, ops, client, customer
     assert ApiClient(client, raw).post("customers.get", {"customer_id": "acme_corp"}).status_code == 401
 
 
-def test_revoke_needs_a_post(ops_client, ops):
+def test_revoke_asks_first_on_a_page_of_its_own_and_changes_nothing_until_confirmed(ops_client, ops):
     api_key, _ = api_key_create(env="sandbox", name="Worker", actor=ops)
-    assert ops_client.get(f"/api-keys/{api_key.pk}/revoke/").status_code == 405
+    listing = ops_client.get("/api-keys/").content.decode()
+    assert f'href="/api-keys/{api_key.pk}/revoke/"' in listing and "confirm(" not in listing
+    page = ops_client.get(f"/api-keys/{api_key.pk}/revoke/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Revoke “Worker”?" in html and "401" in html and "never used" in html
+    assert f'action="/api-keys/{api_key.pk}/revoke/"' in html
+    assert 'href="/api-keys/">Keep key</a>' in html  # without JavaScript, the way back is a link
     api_key.refresh_from_db()
     assert api_key.revoked_at is None
+
+
+def test_revoke_in_a_popup_with_htmx_goes_back_to_the_keys_when_confirmed(ops_client, ops):
+    api_key, _ = api_key_create(env="sandbox", name="Worker", actor=ops)
+    popup = ops_client.get(f"/api-keys/{api_key.pk}/revoke/", headers={"HX-Request": "true"})
+    html = popup.content.decode()
+    assert html.lstrip().startswith("<dialog") and "data-popup" in html and "Keep key" in html
+    done = ops_client.post(f"/api-keys/{api_key.pk}/revoke/", headers={"HX-Request": "true"})
+    assert done.status_code == 204 and done["HX-Redirect"] == "/api-keys/"
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is not None
+
+
+def test_a_revoked_key_is_not_asked_about_again(ops_client, ops):
+    api_key, _ = api_key_create(env="sandbox", name="Worker", actor=ops)
+    ops_client.post(f"/api-keys/{api_key.pk}/revoke/")
+    response = ops_client.get(f"/api-keys/{api_key.pk}/revoke/", follow=True)
+    assert "“Worker” was already revoked." in response.content.decode()
+    assert AuditEntry.objects.filter(action="api_key.revoke").count() == 1
+
+
+def test_a_new_key_has_a_copy_button(ops_client):
+    html = ops_client.post("/api-keys/", {"name": "Backend"}).content.decode()
+    assert 'data-copy="#new-key-value"' in html and 'id="new-key-value"' in html
 
 
 @pytest.mark.parametrize("role", ["support", "viewer"])
@@ -80,6 +111,7 @@ def test_only_ops_manage_keys(client, role, request, ops):
     api_key, _ = api_key_create(env="sandbox", name="Worker", actor=ops)
     assert client.get("/api-keys/").status_code == 403
     assert client.post("/api-keys/", {"name": "Sneaky", "env": "live"}).status_code == 403
+    assert client.get(f"/api-keys/{api_key.pk}/revoke/").status_code == 403
     assert client.post(f"/api-keys/{api_key.pk}/revoke/").status_code == 403
     assert ApiKey.objects.count() == 1 and ApiKey.objects.get().revoked_at is None
     assert b'href="/api-keys/"' not in client.get("/customers/").content

@@ -2,13 +2,16 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from autumn_admin.dashboard.environment import current_env
 from autumn_admin.dashboard.forms.api_keys import ApiKeyForm
 from autumn_admin.dashboard.permissions import MANAGE_API_KEYS
+from autumn_admin.dashboard.popups import render_popup
 from customers.errors import ServiceError
 from customers.models import ApiKey, ApiKeyKind, Env
 from customers.services.api_keys import api_key_create, api_key_revoke
@@ -41,13 +44,24 @@ def api_key_list(request):
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @permission_required(MANAGE_API_KEYS, raise_exception=True)
 def api_key_revoke_view(request, pk: int):
+    """GET asks first (a popup for htmx, a page of its own without JavaScript); POST revokes and goes back
+    to the keys, where the key is listed as revoked."""
     api_key = get_object_or_404(
         ApiKey, pk=pk, env=current_env(request), kind=ApiKeyKind.SECRET
     )  # as listed: this environment's
+    if request.method == "GET":
+        if api_key.revoked_at is not None:
+            messages.info(request, f"“{api_key.name}” was already revoked.")
+            return redirect("api-keys")
+        return render_popup(
+            request, "customers/api_key_revoke.html", {"api_key": api_key, "close_url": reverse("api-keys")}
+        )
     if api_key.revoked_at is None:
         api_key_revoke(api_key=api_key, actor=request.user)
         messages.success(request, f"Revoked “{api_key.name}” ({api_key.prefix}…): it no longer works.")
+    if request.htmx:
+        return HttpResponse(status=204, headers={"HX-Redirect": reverse("api-keys")})
     return redirect("api-keys")

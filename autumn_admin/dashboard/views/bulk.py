@@ -3,6 +3,7 @@ pages with their live progress and Cancel."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -15,7 +16,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from autumn_admin.dashboard import customer_list as listing
 from autumn_admin.dashboard.environment import current_env
-from autumn_admin.dashboard.forms.balances import NEVER_RESETS
 from autumn_admin.dashboard.forms.bulk import EXPORT, BulkActionForm
 from autumn_admin.dashboard.permissions import CANCEL_BULK_JOB, RUN_BULK_JOB, VIEW_BULK_JOB, require_perm
 from billing.models import BulkJob, BulkJobItem, BulkJobItemStatus, Interval, Reward
@@ -36,7 +36,7 @@ def _choices(action) -> dict:
             else []
         ),
         "product_choices": listing.product_choices() if "product" in fields else [],
-        "interval_choices": [(v, NEVER_RESETS if v == Interval.LIFETIME else label) for v, label in Interval.choices],
+        "interval_choices": Interval.choices,
     }
 
 
@@ -106,7 +106,13 @@ def job_list(request):
     require_perm(request, VIEW_BULK_JOB)
     jobs = BulkJob.objects.filter(env=current_env(request)).order_by("-created_at", "-id")
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
-    return render(request, "billing/jobs.html", {"page": page, "actions": bulk.ACTIONS})
+    described: dict[str, str] = {}  # jobs repeat their inputs: each distinct one is looked up once
+    for job in page.object_list:
+        inputs = json.dumps([job.action, job.params], sort_keys=True, default=str)
+        if inputs not in described:
+            described[inputs] = _job_described(job)
+        job.described = described[inputs]
+    return render(request, "billing/jobs.html", {"page": page})
 
 
 def _job_described(job: BulkJob) -> str:

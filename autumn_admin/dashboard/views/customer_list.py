@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from urllib.parse import parse_qsl
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -104,7 +105,7 @@ def customer_list(request):
             "balance_choices": listing.BALANCE_FILTERS,
             "sort_choices": listing.SORTS,
             "feature_sorts": listing.FEATURE_SORTS,
-            "saved_views": saved_views_for(request.user, env),
+            "saved_views": saved_views_for(request.user, env, current=query.urlencode()),
             "bulk_actions": BULK_ACTIONS,
         },
         status=400 if filters.errors else 200,
@@ -164,11 +165,18 @@ def _export_row(customer: Customer, filters) -> list[str]:
     return row
 
 
-def saved_views_for(user, env: str) -> dict[str, list[SavedView]]:
-    """The person's own views of this environment, and those the team shares."""
+def _same_query(a: str, b: str) -> bool:
+    """Two list queries that show the same list: the same non-empty values, in any order."""
+    return sorted((k, v) for k, v in parse_qsl(a) if v) == sorted((k, v) for k, v in parse_qsl(b) if v)
+
+
+def saved_views_for(user, env: str, current: str | None = None) -> dict[str, list[SavedView]]:
+    """The person's own views of this environment, and those the team shares; the one whose filters are the
+    list's `current` query is marked active."""
     views = SavedView.objects.filter(env=env).filter(Q(owner=user) | Q(shared=True)).select_related("owner")
     mine, team = [], []
     for view in views:
+        view.active = current is not None and _same_query(view.query, current)
         (mine if view.owner_id == user.pk else team).append(view)
     return {"mine": mine, "team": team}
 
