@@ -93,3 +93,15 @@ class DashboardClient(Client):
             data = dict(data or {})
             data.setdefault("page_env", self.session.get("env", "sandbox"))
         return super().post(path, data, content_type, *args, **kwargs)
+
+
+# What the Details form (name, email and fingerprint together) posts for the `customer` fixture, unchanged:
+# a test overrides the field it edits, e.g. {**CONTACT, "name": "Acme Ltd"}.
+CONTACT = {
+    "name": "Acme Corp",
+    "email": "ada@acme.test",
+    "fingerprint": "",
+    "expected_name": "Acme Corp",
+    "expected_email": "ada@acme.test",
+    "expected_fingerprint": "",
+}

@@ -9,7 +9,7 @@ from billing.models import Balance, CustomerProduct, CustomerReward
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services.customers import customer_delete
-from tests.helpers import customize_basis, page_text
+from tests.helpers import CONTACT, customize_basis, page_text
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ ACTIONS = {
     ),
     "customer.update": (
         lambda s: "/customers/acme_corp/details/edit/?field=email",
-        lambda s: {"value": "new@acme.test", "expected": "ada@acme.test"},
+        lambda s: {**CONTACT, "email": "new@acme.test"},
         lambda s: Customer.objects.get(pk=s["customer"].pk).email,
         {"before": {"email": "ada@acme.test"}, "after": {"email": "new@acme.test"}},
     ),
@@ -109,7 +109,7 @@ def test_action_is_undone_when_its_audit_entry_cannot_be_written(ops_client, set
 def test_actions_show_in_the_activity_sidebar(ops_client, setup):
     for action in ("balance.set", "product.customize"):
         ops_client.post(ACTIONS[action][0](setup), ACTIONS[action][1](setup))
-    ops_client.post("/customers/acme_corp/details/edit/?field=name", {"value": "Acme Ltd", "expected": "Acme Corp"})
+    ops_client.post("/customers/acme_corp/details/edit/?field=name", {**CONTACT, "name": "Acme Ltd"})
 
     activity = page_text(ops_client.get("/customers/acme_corp/")).split('id="section-sidebar-activity"', 1)[1]
 

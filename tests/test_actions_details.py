@@ -8,7 +8,7 @@ import pytest
 
 from customers.models import AuditEntry, Customer
 from customers.services.customers import customer_update
-from tests.helpers import page_text
+from tests.helpers import CONTACT, page_text
 
 EDIT = "/customers/acme_corp/details/edit/"
 
@@ -19,7 +19,7 @@ EDIT = "/customers/acme_corp/details/edit/"
 def test_update_a_detail_field(ops_client, ops, customer, field, value):
     form = page_text(ops_client.get(f"{EDIT}?field={field}"))
 
-    response = ops_client.post(f"{EDIT}?field={field}", {"value": value, "expected": getattr(customer, field)})
+    response = ops_client.post(f"{EDIT}?field={field}", {**CONTACT, field: value})
 
     assert ">Update</button>" in form
     assert response.status_code == 302 and response.url == "/customers/acme_corp/"
@@ -37,11 +37,39 @@ def test_inline_form_is_a_fragment_for_htmx(ops_client, customer):
     assert 'value="Acme Corp"' in html and 'hx-post="/customers/acme_corp/details/edit/?field=name"' in html
 
 
+@pytest.mark.parametrize("clicked", ["name", "email", "fingerprint"])
+def test_clicking_name_email_or_fingerprint_opens_all_three_with_the_clicked_one_focused(ops_client, customer, clicked):
+    html = page_text(ops_client.get(f"{EDIT}?field={clicked}", HTTP_HX_REQUEST="true"))
+
+    for field, shown in (("name", "Acme Corp"), ("email", "ada@acme.test"), ("fingerprint", "")):
+        assert f'name="{field}" id="id_{field}" value="{shown}"' in html
+        assert f'name="expected_{field}" value="{shown}"' in html
+    assert html.count("autofocus") == 1 and f'id="id_{clicked}" value' in html.split("autofocus")[0][-200:]
+
+
+def test_name_email_and_fingerprint_change_together_in_one_audited_update(ops_client, ops, customer):
+    data = {**CONTACT, "name": "Acme Ltd", "email": "billing@acme.test", "fingerprint": "fp_9"}
+
+    response = ops_client.post(f"{EDIT}?field=name", data, follow=True)
+
+    assert "Updated name, email and fingerprint of Acme Ltd." in page_text(response)
+    customer.refresh_from_db()
+    assert (customer.name, customer.email, customer.fingerprint) == ("Acme Ltd", "billing@acme.test", "fp_9")
+    entry = AuditEntry.objects.get(action="customer.update", customer=customer)
+    assert entry.actor_user == ops
+    assert entry.after == {"name": "Acme Ltd", "email": "billing@acme.test", "fingerprint": "fp_9"}
+
+
+def test_updating_without_a_change_says_so_and_stores_nothing(ops_client, customer):
+    response = ops_client.post(f"{EDIT}?field=email", CONTACT, follow=True)
+
+    assert "Nothing to update: the name, email and fingerprint are as they were." in page_text(response)
+    assert not AuditEntry.objects.filter(action="customer.update").exists()
+
+
 @pytest.mark.parametrize("bad", ["not-an-email", "ada@", "@acme.test", "a b@acme.test"])
 def test_invalid_email_is_refused(ops_client, customer, bad):
-    response = ops_client.post(
-        f"{EDIT}?field=email", {"value": bad, "expected": "ada@acme.test"}, HTTP_HX_REQUEST="true"
-    )
+    response = ops_client.post(f"{EDIT}?field=email", {**CONTACT, "email": bad}, HTTP_HX_REQUEST="true")
 
     assert response.status_code == 422
     html = page_text(response)

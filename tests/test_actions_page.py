@@ -9,8 +9,8 @@ import pytest
 from billing.models import Balance, CustomerProduct
 from billing.services.products import product_attach
 from billing.services.track import balance_track
+from tests.helpers import CONTACT, customize_basis, page_text
 from tests.helpers import DashboardClient as Client
-from tests.helpers import customize_basis, page_text
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PAGE = "/customers/acme_corp/"
@@ -64,7 +64,7 @@ def test_controls_open_popups_with_htmx_and_still_have_an_href(ops_client, custo
     assert 'href="/customers/acme_corp/delete/" hx-get="/customers/acme_corp/delete/"' in html
     assert (
         'href="/customers/acme_corp/details/edit/?field=email" hx-get="/customers/acme_corp/details/edit/'
-        '?field=email" hx-target="closest dd"'
+        '?field=email" hx-target="closest dl"'
     ) in html
 
 
@@ -103,9 +103,7 @@ def test_reward_add_with_htmx_refreshes_rewards_and_invoice(ops_client, customer
 
 
 def test_detail_update_with_htmx_swaps_the_details_back_in_place(ops_client, customer):
-    response = ops_client.post(
-        "/customers/acme_corp/details/edit/?field=name", {"value": "Acme Ltd", "expected": "Acme Corp"}, **HTMX
-    )
+    response = ops_client.post("/customers/acme_corp/details/edit/?field=name", {**CONTACT, "name": "Acme Ltd"}, **HTMX)
 
     html = page_text(response)
     assert response.headers["HX-Retarget"] == "#section-sidebar-details"

@@ -14,8 +14,8 @@ from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_c
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
 from customers.services.customers import customer_delete
+from tests.helpers import CONTACT, customize_basis, page_text
 from tests.helpers import DashboardClient as Client
-from tests.helpers import customize_basis, page_text
 
 ROLES = ["anonymous", "viewer", "support", "ops", "superuser"]
 EVERYONE_WHO_EDITS = {"ops", "superuser"}
@@ -82,7 +82,7 @@ ENDPOINTS = {
     "remove reward": (lambda w: f"/customers/acme_corp/rewards/{w.applied.pk}/remove/", lambda w: {}, set()),
     "edit details": (
         lambda w: "/customers/acme_corp/details/edit/?field=name",
-        lambda w: {"value": "Acme Ltd", "expected": "Acme Corp"},
+        lambda w: {**CONTACT, "name": "Acme Ltd"},
         set(),
     ),
     "delete customer": (lambda w: "/customers/acme_corp/delete/", lambda w: {"confirm_id": "acme_corp"}, set()),

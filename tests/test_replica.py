@@ -23,7 +23,7 @@ from billing.models import Balance
 from customers.models import Customer
 from customers.services.api_keys import api_key_create
 from customers.services.customers import customer_create, customer_update
-from tests.helpers import page_text
+from tests.helpers import CONTACT, page_text
 
 pytestmark = [
     # Without a replica configured the alias does not exist: the tests skip (the fixture below).
@@ -143,7 +143,7 @@ def test_the_customer_page_reads_the_replica_and_only_the_session_from_the_prima
 
 def test_a_person_sees_their_own_change_on_the_next_page_while_the_replica_lags(ops_client, support_client, acme):
     with replay_paused():
-        edited = ops_client.post(f"{EDIT}?field=name", {"value": "Acme Corporation", "expected": "Acme Corp"})
+        edited = ops_client.post(f"{EDIT}?field=name", {**CONTACT, "name": "Acme Corporation"})
         own_page = page_text(ops_client.get(PAGE))
         own_list = page_text(ops_client.get("/customers/?q=acme"))
         someone_else = page_text(support_client.get(PAGE))
@@ -168,9 +168,7 @@ def test_a_change_refused_as_stale_is_judged_on_the_primary(ops_client, acme):
     replica still shows the old value the form was filled from."""
     with replay_paused():
         customer_update(customer=acme, actor=None, name="Acme Ltd")
-        stale = ops_client.post(
-            f"{EDIT}?field=name", {"value": "Acme Corporation", "expected": "Acme Corp"}, HTTP_HX_REQUEST="true"
-        )
+        stale = ops_client.post(f"{EDIT}?field=name", {**CONTACT, "name": "Acme Corporation"}, HTTP_HX_REQUEST="true")
 
     assert stale.status_code == 409
     assert Customer.objects.get(pk=acme.pk).name == "Acme Ltd"

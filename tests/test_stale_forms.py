@@ -58,7 +58,7 @@ def test_stale_details_form_answers_conflict_and_stores_nothing(ops_client, cust
     backend_api("acme_corp", email="billing@acme.test")  # meanwhile, the API
     entries = audit_count()
 
-    response = ops_client.post(f"{EDIT}?field=email", form_values(opened, value="ada.new@acme.test"), **extra)
+    response = ops_client.post(f"{EDIT}?field=email", form_values(opened, email="ada.new@acme.test"), **extra)
 
     html = page_text(response)
     assert response.status_code == 409
@@ -81,7 +81,7 @@ def test_stale_details_form_names_the_person_who_changed_it(ops_client, customer
     opened = ops_client.get(f"{EDIT}?field=name")
     customer_update(customer=customer, actor=support, name="Acme Inc", expected={"name": "Acme Corp"})
 
-    response = ops_client.post(f"{EDIT}?field=name", form_values(opened, value="Acme Corporation"))
+    response = ops_client.post(f"{EDIT}?field=name", form_values(opened, name="Acme Corporation"))
 
     assert response.status_code == 409
     assert "The name changed since you opened it (by sam_support, just now): it is now “Acme Inc”." in (
@@ -94,7 +94,7 @@ def test_change_of_another_field_is_no_conflict(ops_client, customer, backend_ap
     opened = ops_client.get(f"{EDIT}?field=name")
     backend_api("acme_corp", email="billing@acme.test")
 
-    response = ops_client.post(f"{EDIT}?field=name", form_values(opened, value="Acme Corporation"))
+    response = ops_client.post(f"{EDIT}?field=name", form_values(opened, name="Acme Corporation"))
 
     assert response.status_code == 302
     customer.refresh_from_db()
@@ -104,7 +104,7 @@ def test_change_of_another_field_is_no_conflict(ops_client, customer, backend_ap
 def test_fresh_details_form_saves(ops_client, customer):
     opened = ops_client.get(f"{EDIT}?field=fingerprint")
 
-    response = ops_client.post(f"{EDIT}?field=fingerprint", form_values(opened, value="fp_1"))
+    response = ops_client.post(f"{EDIT}?field=fingerprint", form_values(opened, fingerprint="fp_1"))
 
     assert response.status_code == 302
     assert Customer.objects.get(pk=customer.pk).fingerprint == "fp_1"
@@ -116,16 +116,16 @@ def test_stale_form_that_already_agrees_saves_nothing_and_is_no_conflict(ops_cli
     backend_api("acme_corp", email="billing@acme.test")
     entries = audit_count()
 
-    response = ops_client.post(f"{EDIT}?field=email", form_values(opened, value="billing@acme.test"))
+    response = ops_client.post(f"{EDIT}?field=email", form_values(opened, email="billing@acme.test"))
 
     assert response.status_code == 302 and audit_count() == entries
 
 
 def test_details_post_without_what_it_was_based_on_is_refused(ops_client, customer):
-    response = ops_client.post(f"{EDIT}?field=name", {"value": "Acme Ltd"})
+    response = ops_client.post(f"{EDIT}?field=name", {"name": "Acme Ltd", "email": "", "fingerprint": ""})
 
     assert response.status_code == 422
-    assert "This form is out of date: reopen it to see the current value." in page_text(response)
+    assert "This form is out of date: reopen it to see the current details." in page_text(response)
     assert Customer.objects.get(pk=customer.pk).name == "Acme Corp"
 
 

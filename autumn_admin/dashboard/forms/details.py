@@ -1,5 +1,5 @@
-"""The inline forms of a customer's Details: one text field (id, name, email, fingerprint), or the
-metadata as key/value rows. Each carries the value it showed."""
+"""The inline forms of a customer's Details: the id; name, email and fingerprint together; or the metadata
+as key/value rows. Each carries the values it showed."""
 
 from __future__ import annotations
 
@@ -9,15 +9,65 @@ from django import forms
 
 from autumn_admin.dashboard.forms.validation import out_of_date, shown_json
 from customers.errors import ServiceError
-from customers.models import DETAIL_FIELDS, Customer
+from customers.models import DETAIL_FIELDS, TEXT_FIELDS, Customer
 
 
 def _stored(customer: Customer, field: str):
     return customer.customer_id if field == "id" else getattr(customer, field)
 
 
+class ContactForm(forms.Form):
+    """Name, email and fingerprint, edited together (clicking any of them opens all three, the clicked one
+    focused). Only what was changed here is saved, each checked against the value the form showed: a field
+    someone else changed meanwhile, and not here, is left as they made it."""
+
+    fields_edited = TEXT_FIELDS
+    name = forms.CharField(required=False, label="Name")
+    email = forms.CharField(required=False, label="Email", widget=forms.EmailInput)
+    fingerprint = forms.CharField(required=False, label="Fingerprint")
+    expected_name = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+    expected_email = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+    expected_fingerprint = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, field: str, customer: Customer, **kwargs):
+        self.field = field  # the one clicked: focused first
+        shown = {f: getattr(customer, f) or "" for f in TEXT_FIELDS}
+        kwargs.setdefault("initial", {**shown, **{f"expected_{f}": v for f, v in shown.items()}})
+        super().__init__(*args, **kwargs)
+        for f in TEXT_FIELDS:
+            self.fields[f].widget.attrs.update({"autocomplete": "off"})
+        self.fields[field].widget.attrs["autofocus"] = True
+
+    def clean(self):
+        cleaned = super().clean()
+        if any(f"expected_{f}" not in self.data for f in TEXT_FIELDS):
+            raise out_of_date("details")
+        return cleaned
+
+    def changed(self) -> dict[str, str]:
+        """field → new value, for the fields this form changed from what it showed."""
+        return {
+            f: self.cleaned_data[f].strip()
+            for f in TEXT_FIELDS
+            if self.cleaned_data[f].strip() != self.cleaned_data[f"expected_{f}"]
+        }
+
+    def service_kwargs(self) -> dict:
+        changed = self.changed()
+        return {**changed, "expected": {f: self.cleaned_data[f"expected_{f}"] for f in changed}}
+
+    def add_service_error(self, error: ServiceError) -> None:
+        self.add_error(error.field if error.field in TEXT_FIELDS else None, error.message)
+
+    def based_on(self, customer: Customer) -> None:
+        """After a conflict: the form now stands on the current values, so saving again replaces them."""
+        self.data = self.data.copy()
+        for f in TEXT_FIELDS:
+            self.data[f"expected_{f}"] = getattr(customer, f) or ""
+
+
 class DetailFieldForm(forms.Form):
-    """One of id, name, email, fingerprint: a single text input."""
+    """The id: a single text input."""
 
     value = forms.CharField(required=False)  # the service refuses what is too long, as for the API
     # The value the form showed: saving over a value changed since is refused (empty is a value too).

@@ -1,4 +1,4 @@
-"""A customer's Details edited in place: one field (id, name, email, fingerprint) or the metadata."""
+"""A customer's Details edited in place: the id; name, email and fingerprint together; or the metadata."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from autumn_admin.dashboard.customer_page import customer_page_context
-from autumn_admin.dashboard.forms.details import DetailFieldForm, MetadataForm
+from autumn_admin.dashboard.forms.details import ContactForm, DetailFieldForm, MetadataForm
 from autumn_admin.dashboard.fragments import page_sections
 from autumn_admin.dashboard.permissions import CHANGE_CUSTOMER, customer_for_action
 from autumn_admin.dashboard.popups import popup_action
 from customers.errors import ServiceError
-from customers.models import DETAIL_FIELDS, Customer
+from customers.models import DETAIL_FIELDS, TEXT_FIELDS, Customer
 from customers.services.customers import customer_update
 from customers.stale import StaleForm
 
@@ -32,16 +32,26 @@ def _details_section(request, customer, *, message: str = "") -> HttpResponse:
     return retarget(reswap(HttpResponse(html), "outerHTML"), "#section-sidebar-details")
 
 
-def _field_form(request, customer: Customer, field: str) -> DetailFieldForm | MetadataForm:
+def _field_form(request, customer: Customer, field: str) -> ContactForm | DetailFieldForm | MetadataForm:
     data = request.POST if request.method == "POST" else None
     if field == "metadata":
         return MetadataForm(data, customer=customer)
+    if field in TEXT_FIELDS:
+        return ContactForm(data, field=field, customer=customer)
     return DetailFieldForm(data, field=field, customer=customer)
 
 
-def _saved(request, customer_id: str, field: str, updated: Customer) -> HttpResponse:
+def _what_changed(field: str, kwargs: dict) -> str:
+    if field == "id":
+        return "the ID"
+    if field in TEXT_FIELDS:
+        names = [DETAIL_FIELDS[f].lower() for f in TEXT_FIELDS if f in kwargs]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return DETAIL_FIELDS[field].lower()
+
+
+def _saved(request, customer_id: str, field: str, updated: Customer, what: str) -> HttpResponse:
     """After a save: the Details in place (htmx) or the page, with the message."""
-    what = "the ID" if field == "id" else DETAIL_FIELDS[field].lower()
     message = f"Updated {what} of {updated.display_name}."
     if field == "id" and updated.customer_id != customer_id:
         # The page lives at the new id now.
@@ -63,8 +73,15 @@ def details_edit(request, customer_id: str):
     form = _field_form(request, customer, field)
 
     def save() -> HttpResponse:
-        updated = customer_update(customer=customer, actor=request.user, **form.service_kwargs())
-        return _saved(request, customer_id, field, updated)
+        kwargs = form.service_kwargs()
+        if field in TEXT_FIELDS and not form.changed():
+            message = "Nothing to update: the name, email and fingerprint are as they were."
+            if request.htmx:
+                return _details_section(request, customer, message=message)
+            messages.info(request, message)
+            return redirect("customers:detail", customer_id)
+        updated = customer_update(customer=customer, actor=request.user, **kwargs)
+        return _saved(request, customer_id, field, updated, _what_changed(field, kwargs))
 
     def overtaken(form, error: ServiceError):
         """Changed since the form was opened: the form shows the current value, and saving again replaces it."""
@@ -81,5 +98,9 @@ def details_edit(request, customer_id: str):
         act=save,
         overtaken=overtaken,
         template="customers/details_edit.html" + ("#field-form" if request.htmx else ""),
-        context={"field": field, "label": DETAIL_FIELDS[field]},
+        context={
+            "field": field,
+            "label": "Name, email and fingerprint" if field in TEXT_FIELDS else DETAIL_FIELDS[field],
+            "contact": field in TEXT_FIELDS,
+        },
     )
