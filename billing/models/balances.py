@@ -137,6 +137,11 @@ class Balance(models.Model):
         return self.interval != Interval.LIFETIME
 
     @property
+    def balance_id(self) -> str:
+        """The id the API names a balance by: the caller's balance_id of a grant, else ours."""
+        return self.api_id or f"bal_{self.pk}"
+
+    @property
     def is_granted(self) -> bool:
         """A grant outside any plan (Create Balance, `balances.create`)."""
         return self.customer_product_id is None

@@ -80,11 +80,6 @@ def first_reset(interval: str, interval_count: int, now: datetime) -> datetime |
 # --- per feature: what the balances add up to, and the check ---------------------------------------
 
 
-def feature_balances(customer: Customer, feature: Feature) -> list[Balance]:
-    """The customer's balances of one feature (not expired), in the order a track draws from them."""
-    return draw_order(Balance.objects.filter(customer=customer, feature=feature).order_by("id"))
-
-
 def balance_check(
     *, customer: Customer, feature: Feature, required_balance=1, now: datetime | None = None
 ) -> CheckResult:

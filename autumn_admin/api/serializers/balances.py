@@ -15,7 +15,7 @@ from customers.models import Customer
 
 def balance_id(balance: Balance) -> str:
     """The id the API names a balance by: the caller's balance_id of a grant, else ours."""
-    return balance.api_id or f"bal_{balance.pk}"
+    return balance.balance_id
 
 
 def _usage_price(balance: Balance) -> Price | None:
