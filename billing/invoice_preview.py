@@ -83,7 +83,7 @@ def upcoming_invoice(
     """
     now = now or timezone.now()
     cps = customer_products(customer) if cps is None else cps
-    balances = customer_balances(customer, now=now) if balances is None else balances
+    balances = customer_balances(customer) if balances is None else balances
     rewards = customer_rewards(customer, now=now) if rewards is None else rewards
 
     # A product granted for free is charged nothing, neither its price nor its overage.

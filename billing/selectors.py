@@ -14,6 +14,7 @@ from django.core.exceptions import BadRequest
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from billing.engine.decide import FeatureBalance
 from billing.intervals import INTERVAL_WORDS
 from billing.models import (
     DISCOUNT_REWARD_TYPES,
@@ -35,7 +36,6 @@ from billing.models import (
 )
 from billing.money import format_money
 from billing.quantities import overage
-from billing.services.balances import FeatureBalance, balances_reset_due
 from billing.usage_graph import UsageHistory
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
@@ -184,18 +184,10 @@ def _balances_query(customer: Customer) -> QuerySet[Balance]:
     return Balance.objects.filter(customer=customer).select_related("feature", "customer_product__product")
 
 
-def customer_balances(customer: Customer, *, now: datetime | None = None) -> list[Balance]:
-    """The customer's balances, after any reset that has fallen due (lazy resets).
-
-    The due check runs on the rows just read, so a page with nothing to reset pays no extra query;
-    the reset itself is the balance engine's, as for every other reader.
-    """
-    now = now or timezone.now()
-    balances = list(_balances_query(customer))
-    due = any(b.is_due(now) for b in balances)
-    if due and balances_reset_due(customer=customer, now=now):
-        balances = list(_balances_query(customer))
-    return balances
+def customer_balances(customer: Customer) -> list[Balance]:
+    """The customer's balances that have not expired, as stored: a caller that shows them brings the customer
+    current first (`billing.services.current`), so no due reset is shown undone."""
+    return list(_balances_query(customer))
 
 
 def credit_schemas(features) -> list[CreditCost]:

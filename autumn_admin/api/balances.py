@@ -38,8 +38,8 @@ from billing.services.balances import (
     balance_create,
     balance_delete,
     balance_set,
-    balances_reset_due,
 )
+from billing.services.current import customer_bring_current
 from billing.services.track import balance_batch_track, balance_track, feature_for_track, features_for_event
 from customers.models import Customer
 
@@ -295,7 +295,7 @@ def balances_list(request, params: ListBalancesParams):
     plan's; `plan_id: null` only the grants outside any plan."""
     now = timezone.now()
     if params.customer_id is not None:
-        balances_reset_due(customer=customer_or_404(request, params.customer_id), now=now)
+        customer_bring_current(customer=customer_or_404(request, params.customer_id), now=now)
     statuses = set(params.statuses or ["active"])
     balances = of_customers(request, Balance.all_objects.all(), params.customer_id)
     if statuses == {"active"}:

@@ -27,8 +27,8 @@ from billing.services.balances import (
     CheckResult,
     balance_check,
     balance_check_and_track,
-    balances_reset_due,
 )
+from billing.services.current import customer_bring_current
 from billing.services.track import balance_track, balance_usage_set, feature_for_track, features_for_event
 from customers.models import Customer
 
@@ -126,7 +126,7 @@ def usage(request, params: LegacyUsageParams):
     feature = feature_or_404(params.feature_id)
     if feature.type == FeatureType.BOOLEAN:
         raise ApiError(422, f"{feature.feature_id} is an on/off feature: it has no usage.", "invalid_inputs")
-    balances_reset_due(customer=customer)  # a due reset first, so the usage is set in the current period
+    customer_bring_current(customer=customer)  # due resets first, so the usage is set in the current period
     balance_usage_set(
         customer=customer,
         feature=feature,

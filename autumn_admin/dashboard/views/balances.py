@@ -25,8 +25,8 @@ from billing.services.balances import (
     balance_delete,
     balance_refusal,
     balance_set,
-    balances_reset_due,
 )
+from billing.services.current import customer_bring_current
 from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
@@ -187,7 +187,7 @@ def _replaced(request, customer: Customer, balance_pk: int):
 @require_http_methods(["GET", "POST"])
 def balance_edit(request, customer_id: str, balance_pk: int):
     customer = customer_for_action(request, customer_id, EDIT_BALANCE)
-    balances_reset_due(customer=customer)  # the figures shown are today's
+    customer_bring_current(customer=customer)  # the figures shown are today's
     balance = Balance.objects.select_related("feature", "customer_product__product").filter(
         pk=balance_pk, customer=customer
     )
