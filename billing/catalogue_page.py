@@ -79,7 +79,7 @@ def _item(product: Product, item: ProductItem) -> ItemRow:
         return ItemRow(feature, "Included", "—", "—")
     included = "Unlimited" if item.unlimited else format_qty(item.included)
     resets = per_interval(item.interval, item.interval_count).removeprefix("/ ") or "never"
-    usage = product.usage_price_for(feature.pk) if item.overage_allowed else None
+    usage = product.item_usage_price(item)
     if usage is not None:
         units = "" if usage.billing_units == 1 else f"{format_qty(usage.billing_units)} "
         overage = f"{format_money(usage.amount, usage.currency)} per {units}beyond".replace("per beyond", "each beyond")

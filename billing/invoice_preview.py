@@ -129,9 +129,7 @@ def _overage_lines(
     products = {cp.pk: cp.product for cp in live}
     lines = []
     for b in sorted(balances, key=lambda b: (b.feature.name.lower(), b.pk)):
-        if b.customer_product_id not in products or not b.overage_allowed or b.unlimited:
-            continue
-        price = products[b.customer_product_id].usage_price_for(b.feature_id)
+        price = b.overage_price(products[b.customer_product_id]) if b.customer_product_id in products else None
         if price is None:
             continue
         over = overage(overrides.get(b.pk, b.remaining))

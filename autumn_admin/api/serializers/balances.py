@@ -18,14 +18,9 @@ def balance_id(balance: Balance) -> str:
     return balance.balance_id
 
 
-def _usage_price(balance: Balance) -> Price | None:
-    cp = balance.customer_product
-    return cp.product.usage_price_for(balance.feature_id) if cp is not None else None
-
-
 def breakdown_json(balance: Balance, prices: dict[int, Price | None] | None = None) -> dict:
     """One balance; its usage price is looked up in its product's prices unless `prices` (by pk) has it."""
-    price = prices[balance.pk] if prices and balance.pk in prices else _usage_price(balance)
+    price = prices[balance.pk] if prices and balance.pk in prices else balance.usage_price()
     resets = balance.interval != Interval.LIFETIME
     return {
         "id": balance_id(balance),

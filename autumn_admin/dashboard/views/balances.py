@@ -17,7 +17,7 @@ from autumn_admin.dashboard.fragments import action_done
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
 from autumn_admin.dashboard.popups import CONFLICT, FORM_INVALID, popup_action, render_popup
 from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
-from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
+from billing.models import LIVE_PRODUCT_STATUSES, Balance
 from billing.quantities import overage, parse_quantity
 from billing.services.balances import (
     balance_add,
@@ -50,18 +50,6 @@ class InvoiceImpact:
         return 0 if self.after is None else self.after.total - self.before.total
 
 
-def _overage_is_priced(balance: Balance) -> bool:
-    """Does going below 0 show on invoices: overage allowed, and a usage price of its product?"""
-    return (
-        balance.overage_allowed
-        and not balance.unlimited
-        and balance.customer_product_id is not None
-        and Price.objects.filter(
-            product_id=balance.customer_product.product_id, type=Price.Type.USAGE, feature_id=balance.feature_id
-        ).exists()
-    )
-
-
 def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | None) -> dict:
     """What the value typed would do; a value the service would refuse says why instead (`refused`)."""
     refused = "" if proposed is None else balance_refusal(balance, proposed)
@@ -75,7 +63,7 @@ def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | No
         "proposed": proposed,
         "granted_after": None if proposed is None else balance.granted + proposed - balance.remaining,
         "overage_after": None if proposed is None else overage(proposed),
-        "impact": InvoiceImpact(before=before, after=after, priced=_overage_is_priced(balance)),
+        "impact": InvoiceImpact(before=before, after=after, priced=balance.overage_price() is not None),
     }
 
 
