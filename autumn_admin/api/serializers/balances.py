@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from autumn_admin.api.units import major_units, ms
 from billing.models import Balance, Feature, FeatureType, Interval, Price
-from billing.quantities import to_number
+from billing.quantities import left, to_number
 from billing.services.balances import CheckResult, FeatureBalance
 from customers.models import Customer
 
@@ -27,7 +27,7 @@ def breakdown_json(balance: Balance, prices: dict[int, Price | None] | None = No
         "plan_id": balance.customer_product.product.product_id if balance.customer_product_id else None,
         "included_grant": to_number(balance.granted),
         "prepaid_grant": 0,
-        "remaining": to_number(max(balance.remaining, Decimal(0))),
+        "remaining": to_number(left(balance.remaining)),
         "usage": to_number(balance.usage),
         "unlimited": balance.unlimited,
         "reset": {
@@ -56,7 +56,7 @@ def balance_json(fb: FeatureBalance, prices: dict[int, Price | None] | None = No
         "feature_id": fb.feature.feature_id,
         "granted": to_number(fb.granted),
         # Autumn reports what is left, never below zero; usage beyond the allowance shows in `usage`.
-        "remaining": to_number(max(fb.remaining, Decimal(0))),
+        "remaining": to_number(left(fb.remaining)),
         "usage": to_number(fb.usage),
         "unlimited": fb.unlimited,
         "overage_allowed": fb.overage_allowed,
