@@ -82,7 +82,7 @@ def _item(product: Product, item: ProductItem) -> ItemRow:
     included = "Unlimited" if item.unlimited else format_qty(item.included)
     every = per_interval(item.interval, item.interval_count).removeprefix("/ ")
     resets = f"every {every}" if every else Interval.LIFETIME.label  # "Never resets", as on every page
-    usage = product.usage_price_for(feature.pk) if item.overage_allowed else None
+    usage = product.item_usage_price(item)
     if usage is not None:
         units = "" if usage.billing_units == 1 else f"{format_qty(usage.billing_units)} "
         overage = f"{format_money(usage.amount, usage.currency)} per {units}beyond".replace("per beyond", "each beyond")

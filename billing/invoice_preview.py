@@ -83,7 +83,7 @@ def upcoming_invoice(
     """
     now = now or timezone.now()
     cps = customer_products(customer) if cps is None else cps
-    balances = customer_balances(customer, now=now) if balances is None else balances
+    balances = customer_balances(customer) if balances is None else balances
     rewards = customer_rewards(customer, now=now) if rewards is None else rewards
 
     # A product granted for free is charged nothing, neither its price nor its overage.
@@ -129,9 +129,7 @@ def _overage_lines(
     products = {cp.pk: cp.product for cp in live}
     lines = []
     for b in sorted(balances, key=lambda b: (b.feature.name.lower(), b.pk)):
-        if b.customer_product_id not in products or not b.overage_allowed or b.unlimited:
-            continue
-        price = products[b.customer_product_id].usage_price_for(b.feature_id)
+        price = b.overage_price(products[b.customer_product_id]) if b.customer_product_id in products else None
         if price is None:
             continue
         over = overage(overrides.get(b.pk, b.remaining))

@@ -16,6 +16,11 @@ def overage(remaining: Decimal) -> Decimal:
     return max(ZERO, -remaining)
 
 
+def left(remaining: Decimal) -> Decimal:
+    """What a balance with `remaining` has left to use: never below zero (the usage beyond it is `overage`)."""
+    return max(ZERO, remaining)
+
+
 MAX_DECIMALS = 6
 QUANTUM = Decimal(10) ** -MAX_DECIMALS  # the smallest step of a quantity
 

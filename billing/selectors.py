@@ -14,6 +14,7 @@ from django.core.exceptions import BadRequest
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from billing.engine.decide import FeatureBalance
 from billing.intervals import INTERVAL_WORDS
 from billing.models import (
     DISCOUNT_REWARD_TYPES,
@@ -35,8 +36,8 @@ from billing.models import (
 )
 from billing.money import format_money
 from billing.quantities import overage
-from billing.services.balances import FeatureBalance, balances_reset_due
 from billing.usage_graph import UsageHistory
+from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
 from customers.models import Customer
 from customers.paging import InvalidCursor, Page, keyset_page
@@ -123,6 +124,59 @@ def product_rows(cps: list[CustomerProduct]) -> list[ProductRow]:
     return rows
 
 
+# --- which balance an edit targets ----------------------------------------------------------------
+
+PREFER_GRANT = "grant"  # among several: the grants outside any plan (only they can be deleted)
+PREFER_PLAN = "plan"  # among several: the plan's (the oldest plan's), else the oldest grant; never ambiguous
+
+
+def balance_to_edit(
+    customer: Customer,
+    feature: Feature | None = None,
+    *,
+    balance_id: str | None = None,
+    interval: str | None = None,
+    prefer: str | None = None,
+    limited: bool = False,
+) -> Balance:
+    """The one balance an edit changes: every edit's rule (balances.update and .delete, the 1.2 /usage, the bulk
+    actions that set or add to a balance). The candidates are the customer's balances that have not expired, of
+    `feature` (of any feature when None), narrowed by `balance_id` and `interval`; `limited` leaves out the
+    unlimited ones (they have no number to edit). Among several, `prefer` picks (PREFER_GRANT, PREFER_PLAN).
+
+    Refused, nothing being found to edit, with `balance_not_found` (404), `balance_unlimited` (409: only
+    unlimited ones) or `multiple_balances` (409: several remain; the message lists their ids)."""
+    balances = Balance.objects.filter(customer=customer).select_related("feature").order_by("id")
+    if feature is not None:
+        balances = balances.filter(feature=feature)
+    balances = list(balances)
+    if balance_id is not None:
+        balances = [b for b in balances if b.balance_id == balance_id]
+    if interval is not None:
+        balances = [b for b in balances if b.interval == interval]
+    of = f" of {feature.feature_id}" if feature else ""
+    if not balances:
+        raise ServiceError(f"{customer.customer_id} has no such balance{of}.", code="balance_not_found", status=404)
+    if limited:
+        balances = [b for b in balances if not b.unlimited]
+        if not balances:
+            raise Conflict(
+                f"{customer.customer_id}'s balance{of} is unlimited: no number to edit.", code="balance_unlimited"
+            )
+    if len(balances) > 1 and prefer == PREFER_GRANT:
+        balances = [b for b in balances if b.is_granted] or balances
+    elif len(balances) > 1 and prefer == PREFER_PLAN:
+        planned = sorted((b for b in balances if not b.is_granted), key=lambda b: (b.customer_product_id, b.pk))
+        balances = (planned or balances)[:1]
+    if len(balances) > 1:
+        raise Conflict(
+            f"{customer.customer_id} has {len(balances)} balances{of} "
+            f"({', '.join(b.balance_id for b in balances)}): name the one you mean by its balance_id.",
+            code="multiple_balances",
+        )
+    return balances[0]
+
+
 # --- balances ------------------------------------------------------------------------------------
 
 
@@ -130,18 +184,10 @@ def _balances_query(customer: Customer) -> QuerySet[Balance]:
     return Balance.objects.filter(customer=customer).select_related("feature", "customer_product__product")
 
 
-def customer_balances(customer: Customer, *, now: datetime | None = None) -> list[Balance]:
-    """The customer's balances, after any reset that has fallen due (lazy resets).
-
-    The due check runs on the rows just read, so a page with nothing to reset pays no extra query;
-    the reset itself is the balance engine's, as for every other reader.
-    """
-    now = now or timezone.now()
-    balances = list(_balances_query(customer))
-    due = any(b.is_due(now) for b in balances)
-    if due and balances_reset_due(customer=customer, now=now):
-        balances = list(_balances_query(customer))
-    return balances
+def customer_balances(customer: Customer) -> list[Balance]:
+    """The customer's balances that have not expired, as stored: a caller that shows them brings the customer
+    current first (`billing.services.current`), so no due reset is shown undone."""
+    return list(_balances_query(customer))
 
 
 def credit_schemas(features) -> list[CreditCost]:

@@ -12,6 +12,7 @@ from billing.intervals import add_intervals
 from billing.invoice_preview import upcoming_invoice
 from billing.models import Balance, CustomerProduct, Reward
 from billing.money import format_money
+from billing.services.balances import balance_create
 from billing.services.products import product_attach
 from billing.services.rewards import reward_apply
 from billing.services.track import balance_track
@@ -83,6 +84,20 @@ def test_what_a_balance_edit_would_do_to_the_invoice(on_scale, catalogue):
     invoice = upcoming_invoice(on_scale, remaining_overrides={balance.pk: Decimal(-12_500)})
     assert lines(invoice)[1] == ("API calls overage", 1300)
     assert invoice.lines[1].detail == "12,500 × $1.00 per 1,000"
+
+
+def test_only_a_plan_balance_that_allows_overage_is_charged_at_its_usage_price(on_scale, catalogue, ops):
+    calls = Balance.objects.get(customer=on_scale, feature=catalogue["api_calls"])
+    messages = Balance.objects.get(customer=on_scale, feature=catalogue["messages"], customer_product__isnull=False)
+    grant = balance_create(customer=on_scale, feature=catalogue["api_calls"], actor=ops, granted=5, reason="Promo")
+    assert (calls.overage_price().amount, calls.overage_price().billing_units) == (100, 1000)
+    assert messages.usage_price() is None and messages.overage_price() is None  # Scale prices no message usage
+    assert grant.usage_price() is None and grant.overage_price() is None  # a grant outside any plan
+    Balance.objects.filter(pk=calls.pk).update(overage_allowed=False)
+    calls.refresh_from_db()
+    assert calls.usage_price().amount == 100 and calls.overage_price() is None
+    scale = catalogue["scale"]
+    assert [scale.item_usage_price(item) is not None for item in scale.items.order_by("id")] == [True, False]
 
 
 def test_the_invoice_date_is_the_next_period_end_even_when_a_renewal_was_missed(on_scale):

@@ -26,9 +26,10 @@ from autumn_admin.api.schemas.balances import (
     quantity_or_one,
 )
 from autumn_admin.api.schemas.common import ERRORS, SuccessOut
-from autumn_admin.api.serializers.balances import balance_id, balance_row_json, check_json, track_json
+from autumn_admin.api.serializers.balances import balance_row_json, check_json, track_json
 from autumn_admin.api.units import from_ms
 from billing.models import Balance, Feature, Interval
+from billing.selectors import PREFER_GRANT, balance_to_edit
 from billing.services.balances import (
     UNSET,
     balance_add,
@@ -37,8 +38,8 @@ from billing.services.balances import (
     balance_create,
     balance_delete,
     balance_set,
-    balances_reset_due,
 )
+from billing.services.current import customer_bring_current
 from billing.services.track import balance_batch_track, balance_track, feature_for_track, features_for_event
 from customers.models import Customer
 
@@ -197,29 +198,16 @@ def _refuse_what_update_cannot_do(params: UpdateBalanceParams) -> None:
 def _the_balance(
     customer: Customer, feature: Feature | None, params: UpdateBalanceParams | DeleteBalanceParams, *, grants=False
 ) -> Balance:
-    """The one balance (of the feature, if given) that balance_id and interval name: a 404 when none, a 409 when
-    several. `grants`: among several, the grants outside any plan are meant (only they can be deleted)."""
-    balances = Balance.objects.filter(customer=customer).select_related("feature").order_by("id")
-    if feature is not None:
-        balances = balances.filter(feature=feature)
-    balances = list(balances)
-    if params.balance_id is not None:
-        balances = [b for b in balances if balance_id(b) == params.balance_id]
-    if params.interval is not None:
-        balances = [b for b in balances if b.interval == _interval(params.interval)]
-    if grants and len(balances) > 1:
-        balances = [b for b in balances if b.is_granted] or balances
-    of = f" of {feature.feature_id}" if feature else ""
-    if not balances:
-        raise ApiError(404, f"{customer.customer_id} has no such balance{of}.", "balance_not_found")
-    if len(balances) > 1:
-        ids = ", ".join(balance_id(b) for b in balances)
-        raise ApiError(
-            409,
-            f"{customer.customer_id} has {len(balances)} balances{of} ({ids}): pass balance_id to say which.",
-            "multiple_balances",
-        )
-    return balances[0]
+    """The one balance (of the feature, if given) that balance_id and interval name (billing's rule for every
+    edit): a 404 when none, a 409 when several. `grants`: among several, the grants outside any plan are meant
+    (only they can be deleted)."""
+    return balance_to_edit(
+        customer,
+        feature,
+        balance_id=params.balance_id,
+        interval=_interval(params.interval) if params.interval is not None else None,
+        prefer=PREFER_GRANT if grants else None,
+    )
 
 
 @router.post(
@@ -307,7 +295,7 @@ def balances_list(request, params: ListBalancesParams):
     plan's; `plan_id: null` only the grants outside any plan."""
     now = timezone.now()
     if params.customer_id is not None:
-        balances_reset_due(customer=customer_or_404(request, params.customer_id), now=now)
+        customer_bring_current(customer=customer_or_404(request, params.customer_id), now=now)
     statuses = set(params.statuses or ["active"])
     balances = of_customers(request, Balance.all_objects.all(), params.customer_id)
     if statuses == {"active"}:

@@ -21,6 +21,7 @@ from autumn_admin.api.schemas.events import AggregateEventsOut, AggregateEventsP
 from autumn_admin.api.serializers.customers import customer_json, load_customers
 from autumn_admin.api.serializers.events import event_json
 from billing.catalogue.specs import DEFAULT_CURRENCY
+from billing.services.current import customers_bring_current
 from billing.stripe_io.config import is_configured
 
 router = Router(tags=["cli"])
@@ -81,6 +82,7 @@ def customers_list_by_offset(request, params: OffsetCustomersParams):
         customers = customers.search(params.search)
     rows = list(customers.order_by("-created_at", "-id")[params.offset : params.offset + params.limit + 1])
     page = rows[: params.limit]
+    customers_bring_current(customers=page)
     return {
         "list": [customer_json(c) for c in load_customers(page)],
         "has_more": len(rows) > params.limit,
@@ -112,6 +114,7 @@ def events_list_by_offset(request, params: OffsetEventsParams):
         ]
     )
     page = rows[: params.limit]
+    customers_bring_current(customers=page)
     return {
         "list": [event_json(e, e.customer.customer_id) for e in page],
         "has_more": len(rows) > params.limit,

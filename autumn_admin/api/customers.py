@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Query, Router
 
 from autumn_admin.api import stripe
@@ -44,7 +43,7 @@ from billing.models import (
     Price,
     Product,
 )
-from billing.services.plans import customers_with_due_plans, plans_roll_due
+from billing.services.current import customer_bring_current, customers_bring_current
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import is_configured
 from billing.stripe_io.customers import customer_delete_everywhere
@@ -167,13 +166,7 @@ def _held_page(request: HttpRequest, params: ListHeldParams, *, one_off: bool):
         rows = rows.filter(product__product_id=params.plan_id)
     rows = rows.select_related("customer", "product").prefetch_related("product__prices")
     page = page_of(rows, time_field="started_at", cursor=params.start_cursor, limit=params.limit)
-    now = timezone.now()
-    due = customers_with_due_plans(list({cp.customer_id for cp in page.items}), now)
-    if due:
-        for cp in page.items:
-            if cp.customer_id in due:
-                due.discard(cp.customer_id)
-                plans_roll_due(customer=cp.customer, now=now)
+    if customers_bring_current(customers={cp.customer for cp in page.items}):
         page = page_of(rows, time_field="started_at", cursor=params.start_cursor, limit=params.limit)
     return page
 
@@ -227,6 +220,7 @@ def purchases_list(request, params: ListHeldParams):
 def customers_get_or_create(request, params: GetOrCreateCustomerParams):
     """Create the customer (on the default plans) if it doesn't exist, or return the existing one."""
     customer = _get_or_create(request, params.customer_id, params)
+    customer_bring_current(customer=customer)
     return customer_json(load_customer(customer), expand=params.expand or ())
 
 
@@ -239,6 +233,7 @@ def customers_get_or_create(request, params: GetOrCreateCustomerParams):
 )
 def customers_get(request, params: GetCustomerParams):
     customer = customer_or_404(request, params.customer_id)
+    customer_bring_current(customer=customer)
     return customer_json(load_customer(customer), expand=params.expand or ())
 
 
@@ -263,6 +258,7 @@ def customers_list(request, params: ListCustomersParams):
         limit=params.limit,
         ascending=params.sort_order == "asc",
     )
+    customers_bring_current(customers=page.items)
     return {"list": [customer_json(c) for c in load_customers(page.items)], "next_cursor": page.next_cursor}
 
 
@@ -276,7 +272,9 @@ def customers_list(request, params: ListCustomersParams):
 def customers_update(request, params: UpdateCustomerParams):
     """Change name, email, fingerprint, send_email_receipts, metadata (merged: a key set to null is
     removed) or the id itself (new_customer_id). Fields left out stay as they are."""
-    return customer_json(load_customer(_update(request, params.customer_id, params, params.new_customer_id)))
+    customer = _update(request, params.customer_id, params, params.new_customer_id)
+    customer_bring_current(customer=customer)
+    return customer_json(load_customer(customer))
 
 
 @router.post(
@@ -316,6 +314,7 @@ def customers_update_documented(request, params: UpdateCustomerParams):
 def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: int = Query(0, ge=0, le=10**9)):
     customers = customers_of(request).order_by("-created_at", "-id")
     page = list(customers[offset : offset + limit])
+    customers_bring_current(customers=page)
     return {
         "list": [legacy_customer_json(c) for c in load_customers(page)],
         "total": customers.count(),
@@ -334,6 +333,7 @@ def customers_list_rest(request, limit: int = Query(10, ge=1, le=100), offset: i
 def customers_create_rest(request, params: LegacyCreateCustomerParams):
     """Creates the customer, or returns it if one with this id exists."""
     customer = _get_or_create(request, params.id, params)
+    customer_bring_current(customer=customer)
     return legacy_customer_json(load_customer(customer))
 
 
@@ -345,11 +345,15 @@ def customers_create_rest(request, params: LegacyCreateCustomerParams):
     summary="Get a customer (REST)",
 )
 def customers_get_rest(request, customer_id: CustomerId):
-    return legacy_customer_json(load_customer(customer_or_404(request, customer_id)))
+    customer = customer_or_404(request, customer_id)
+    customer_bring_current(customer=customer)
+    return legacy_customer_json(load_customer(customer))
 
 
 def _update_rest(request, customer_id: str, params: LegacyUpdateCustomerParams) -> dict:
-    return legacy_customer_json(load_customer(_update(request, customer_id, params, params.id)))
+    customer = _update(request, customer_id, params, params.id)
+    customer_bring_current(customer=customer)
+    return legacy_customer_json(load_customer(customer))
 
 
 @router.post(

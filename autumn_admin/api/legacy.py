@@ -21,14 +21,14 @@ from autumn_admin.api.schemas.legacy import (
 )
 from autumn_admin.api.serializers.legacy import entitled_json, legacy_check_answer
 from autumn_admin.api.units import from_ms
-from billing.models import Balance, Feature, FeatureType
+from billing.models import Feature, FeatureType
+from billing.selectors import balance_to_edit
 from billing.services.balances import (
     CheckResult,
     balance_check,
     balance_check_and_track,
-    balances_reset_due,
-    feature_balances,
 )
+from billing.services.current import customer_bring_current
 from billing.services.track import balance_track, balance_usage_set, feature_for_track, features_for_event
 from customers.models import Customer
 
@@ -113,20 +113,6 @@ def track(request, params: LegacyTrackParams):
     return answer
 
 
-def _the_one_balance(customer: Customer, feature: Feature) -> Balance:
-    balances = list(feature_balances(customer, feature))
-    if not balances:
-        raise ApiError(404, f"{customer.customer_id} has no balance of {feature.feature_id}.", "balance_not_found")
-    if len(balances) > 1:
-        raise ApiError(
-            409,
-            f"{customer.customer_id} has {len(balances)} balances of {feature.feature_id}: set the one you "
-            "mean with balances.update and its balance_id.",
-            "multiple_balances",
-        )
-    return balances[0]
-
-
 @router.post(
     "/usage",
     response={200: SuccessOut, **ERRORS},
@@ -140,11 +126,11 @@ def usage(request, params: LegacyUsageParams):
     feature = feature_or_404(params.feature_id)
     if feature.type == FeatureType.BOOLEAN:
         raise ApiError(422, f"{feature.feature_id} is an on/off feature: it has no usage.", "invalid_inputs")
-    balances_reset_due(customer=customer)  # a due reset first, so the usage is set in the current period
+    customer_bring_current(customer=customer)  # due resets first, so the usage is set in the current period
     balance_usage_set(
         customer=customer,
         feature=feature,
-        balance=_the_one_balance(customer, feature),
+        balance=balance_to_edit(customer, feature),
         usage=params.value,
         actor=request.api_key,
     )

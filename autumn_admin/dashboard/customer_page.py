@@ -17,7 +17,7 @@ from autumn_admin.dashboard.permissions import user_can
 from billing import selectors as billing
 from billing.invoice_preview import upcoming_invoice
 from billing.models import CustomerProductStatus, Feature, FeatureType, Product
-from billing.services.plans import is_roll_due, plans_roll_due
+from billing.services.current import customer_bring_current, is_current
 from billing.stripe_io.config import is_configured
 from billing.usage_graph import history_start, usage_history
 from customers.models import DETAIL_FIELDS, TEXT_FIELDS, Customer, Env
@@ -94,7 +94,7 @@ def customer_page_context(
 ) -> dict:
     """Everything the customer page and each of its fragments need, in a constant number of queries.
 
-    Due balance resets are applied first. Query parameters read from the request:
+    The customer is brought current first (due period ends and resets applied). Query parameters read from the request:
     `events_feature`, `events_before` and `invoices_before` (keyset cursors; a malformed one is a 400).
 
     Keys: customer, now, can (what the user may do), detail_url, status (key, label), plans,
@@ -106,11 +106,10 @@ def customer_page_context(
     now = now or timezone.now()
     params = request.GET if request is not None else {}
 
-    cps = billing.customer_products(customer)
-    if is_roll_due(cps, now):  # period ends first (read from the rows at hand: no query when none is due)
-        plans_roll_due(customer=customer, now=now)
-        cps = billing.customer_products(customer)
-    balances = billing.customer_balances(customer, now=now)  # applies due resets first
+    cps, balances = billing.customer_products(customer), billing.customer_balances(customer)
+    if not is_current(products=cps, balances=balances, now=now):  # told by the rows at hand: no query when current
+        customer_bring_current(customer=customer, now=now)  # period ends, then resets: none is shown undone
+        cps, balances = billing.customer_products(customer), billing.customer_balances(customer)
     rows = billing.product_rows(cps)
     features = list({b.feature_id: b.feature for b in balances}.values())
     audit = page_audit_entries(customer, since=history_start(now))

@@ -203,7 +203,7 @@ def plan_spec_of(product: Product) -> PlanSpec:
     plan_price = product.recurring_price or (fixed[0] if fixed else None)
     items = []
     for item in product.items.all():
-        usage = next((p for p in prices if p.type == Price.Type.USAGE and p.feature_id == item.feature_id), None)
+        usage = product.item_usage_price(item)
         items.append(
             ItemSpec(
                 feature_id=item.feature.feature_id,
@@ -214,7 +214,7 @@ def plan_spec_of(product: Product) -> PlanSpec:
                 usage_price=UsagePriceSpec(
                     usage.amount, usage.billing_units, usage.interval, usage.interval_count, usage.currency
                 )
-                if usage and item.overage_allowed
+                if usage
                 else None,
                 usage_limit=item.usage_limit if item.overage_allowed else None,
             )

@@ -17,6 +17,7 @@ from billing.models.features import (
     Feature,
     Interval,
 )
+from billing.models.products import Price, Product
 from billing.quantities import overage
 from customers.models import Customer
 
@@ -135,6 +136,23 @@ class Balance(models.Model):
     @property
     def resets(self) -> bool:
         return self.interval != Interval.LIFETIME
+
+    def usage_price(self, product: Product | None = None) -> Price | None:
+        """Its product's usage price of its feature; None for a grant outside any plan. `product`: its product as
+        the caller read it (with its prices), else the one of its customer_product."""
+        if self.customer_product_id is None:
+            return None
+        return (product or self.customer_product.product).usage_price_for(self.feature_id)
+
+    def overage_price(self, product: Product | None = None) -> Price | None:
+        """The price its overage is charged at on the invoice: its usage price where overage is allowed (never for
+        an unlimited balance), else None."""
+        return self.usage_price(product) if self.overage_allowed and not self.unlimited else None
+
+    @property
+    def balance_id(self) -> str:
+        """The id the API names a balance by: the caller's balance_id of a grant, else ours."""
+        return self.api_id or f"bal_{self.pk}"
 
     @property
     def is_granted(self) -> bool:

@@ -118,8 +118,15 @@ class Product(models.Model):
         return next((p for p in self.prices.all() if p.is_recurring), None)
 
     def usage_price_for(self, feature_id: int) -> Price | None:
-        """The per-unit price of usage beyond the allowance of one feature, or None."""
+        """The per-unit price of usage beyond the allowance of one feature, or None: the one lookup of a usage
+        price (every reader goes through it, `item_usage_price` or `Balance.usage_price`; the engine's load
+        statement reads the same row in SQL)."""
         return next((p for p in self.prices.all() if p.type == Price.Type.USAGE and p.feature_id == feature_id), None)
+
+    def item_usage_price(self, item: ProductItem) -> Price | None:
+        """What usage beyond one of its items' allowance costs: the feature's usage price where the item allows
+        overage, else None (usage past the allowance is then stopped, or not charged)."""
+        return self.usage_price_for(item.feature_id) if item.overage_allowed else None
 
     @property
     def is_free(self) -> bool:

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.engine import run as engine
@@ -49,13 +50,18 @@ def reset_if_due(balance: Balance, now: datetime) -> bool:
     return True
 
 
+def due_balances(now: datetime) -> QuerySet[Balance]:
+    """The balances (not expired) whose reset time has passed."""
+    return Balance.objects.filter(next_reset_at__lte=now).exclude(interval=Interval.LIFETIME)
+
+
 def balances_reset_due(*, customer: Customer | None = None, now: datetime | None = None, batch_size: int = 500) -> int:
     """Reset every balance whose reset time has passed (of one customer, or all). Returns how many.
 
     Reads first without a lock, so a page that has nothing to reset pays one cheap query.
     """
     now = now or timezone.now()
-    due = Balance.objects.filter(next_reset_at__lte=now).exclude(interval=Interval.LIFETIME)
+    due = due_balances(now)
     if customer is not None:
         # One customer brought current: the engine's resets (one locking load, one store), as a track does.
         return engine.bring_current(customer, now=now) if due.filter(customer=customer).exists() else 0
@@ -78,11 +84,6 @@ def first_reset(interval: str, interval_count: int, now: datetime) -> datetime |
 
 
 # --- per feature: what the balances add up to, and the check ---------------------------------------
-
-
-def feature_balances(customer: Customer, feature: Feature) -> list[Balance]:
-    """The customer's balances of one feature (not expired), in the order a track draws from them."""
-    return draw_order(Balance.objects.filter(customer=customer, feature=feature).order_by("id"))
 
 
 def balance_check(

@@ -25,6 +25,7 @@ from billing.models import (
     Reward,
 )
 from billing.quantities import parse_quantity
+from billing.selectors import PREFER_PLAN, balance_to_edit
 from billing.services.balances import balance_add, balance_create, balance_set
 from billing.services.plans import CHECKOUT, GRANT_FREE, NOW, UPDATE_SUBSCRIPTION, plan_attach, plan_preview
 from billing.services.rewards import reward_apply
@@ -144,17 +145,8 @@ def _metered_feature(raw: dict) -> Feature:
     return feature
 
 
-def _editable_balance(customer: Customer, feature: Feature) -> Balance | str:
-    """The balance an edit of `feature` changes: the plan's (the oldest), else a grant. A skip reason when
-    the customer has none, or only unlimited ones."""
-    balances = list(Balance.objects.filter(customer=customer, feature=feature).order_by("customer_product_id", "id"))
-    if not balances:
-        return SKIP_NO_FEATURE
-    editable = [b for b in balances if not b.unlimited]
-    if not editable:
-        return SKIP_UNLIMITED
-    planned = [b for b in editable if b.customer_product_id is not None]
-    return (planned or editable)[0]
+# The skip reason of each refusal of billing.selectors.balance_to_edit (the one rule of which balance an edit changes).
+_SKIPS = {"balance_not_found": SKIP_NO_FEATURE, "balance_unlimited": SKIP_UNLIMITED}
 
 
 class _BalanceEdit(BulkAction):
@@ -182,9 +174,10 @@ class _BalanceEdit(BulkAction):
         raise NotImplementedError
 
     def assess(self, customer: Customer, got: BulkInput) -> Assessment:
-        balance = _editable_balance(customer, got.feature)
-        if isinstance(balance, str):
-            return Assessment(skip=balance)
+        try:  # the plan's balance (the oldest plan's), else a grant; never an unlimited one
+            balance = balance_to_edit(customer, got.feature, prefer=PREFER_PLAN, limited=True)
+        except ServiceError as refused:
+            return Assessment(skip=_SKIPS[refused.code])
         return Assessment(before=fmt(balance.remaining), after=fmt(self.new_remaining(balance, got)), balance=balance)
 
 

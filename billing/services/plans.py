@@ -5,8 +5,8 @@ active, an active plan rolls its period). A plan with a free trial starts `trial
 a trial of it (`trial_available`).
 
 The dashboard and the API both go through `plan_preview`, `plan_attach`, `plan_cancel` and `plan_uncancel`;
-`plans_roll_due` is applied lazily before each of them, on the customer page and the API's reads, and in
-bulk by `manage.py reset_balances`."""
+`plans_roll_due` is applied before each of them, before every read of a customer (with its due resets:
+`billing.services.current`), and in bulk by `manage.py reset_balances`."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ __all__ = [
     "UPDATE_SUBSCRIPTION",
     "AttachResult",
     "cancel_preview",
-    "customers_with_due_plans",
+    "due_products",
     "is_roll_due",
     "plan_attach",
     "plan_cancel",
@@ -312,7 +312,8 @@ def _uncancel(cp: CustomerProduct, *, actor: Actor, reason: str, now: datetime) 
 # --- the period end --------------------------------------------------------------------------------------
 
 
-def _due(now: datetime):
+def due_products(now: datetime):
+    """The products whose period end (or trial end, or start) has passed."""
     live_due = Q(status__in=LIVE_PRODUCT_STATUSES, current_period_end__lte=now)
     live_due |= Q(status=CustomerProductStatus.TRIALING, trial_ends_at__lte=now)
     scheduled_due = Q(status=CustomerProductStatus.SCHEDULED, started_at__lte=now)
@@ -329,17 +330,12 @@ def is_roll_due(cps: list[CustomerProduct], now: datetime) -> bool:
     )
 
 
-def customers_with_due_plans(customer_pks: list[int], now: datetime) -> set[int]:
-    """Which of these customers have a period end or a start that has passed (one query)."""
-    return set(_due(now).filter(customer_id__in=customer_pks).values_list("customer_id", flat=True))
-
-
 def plans_roll_due(*, customer: Customer | None = None, now: datetime | None = None) -> int:
     """Apply every period end that has passed (of one customer, or all): a pending cancellation expires,
     a scheduled plan starts, an active plan rolls on to its next period. Each change is audited as a
     system action. Returns how many products changed."""
     now = now or timezone.now()
-    due = _due(now)
+    due = due_products(now)
     if customer is not None:
         due = due.filter(customer=customer)
     count = 0
@@ -353,7 +349,7 @@ def _roll_customer(customer_pk: int, now: datetime) -> int:
     count = 0
     lock_customer_plans(customer_pk)
     rows = (
-        _due(now)
+        due_products(now)
         .select_for_update()
         .filter(customer_id=customer_pk)
         .select_related("product", "customer")
@@ -376,7 +372,7 @@ def _roll_customer(customer_pk: int, now: datetime) -> int:
         else:
             _roll_period(cp, now)
     for cp in (
-        _due(now)
+        due_products(now)
         .filter(customer_id=customer_pk, status=CustomerProductStatus.SCHEDULED)
         .select_related("product", "customer")
     ):

@@ -8,31 +8,26 @@ from decimal import Decimal
 
 from autumn_admin.api.units import major_units, ms
 from billing.models import Balance, Feature, FeatureType, Interval, Price
-from billing.quantities import to_number
+from billing.quantities import left, to_number
 from billing.services.balances import CheckResult, FeatureBalance
 from customers.models import Customer
 
 
 def balance_id(balance: Balance) -> str:
     """The id the API names a balance by: the caller's balance_id of a grant, else ours."""
-    return balance.api_id or f"bal_{balance.pk}"
-
-
-def _usage_price(balance: Balance) -> Price | None:
-    cp = balance.customer_product
-    return cp.product.usage_price_for(balance.feature_id) if cp is not None else None
+    return balance.balance_id
 
 
 def breakdown_json(balance: Balance, prices: dict[int, Price | None] | None = None) -> dict:
     """One balance; its usage price is looked up in its product's prices unless `prices` (by pk) has it."""
-    price = prices[balance.pk] if prices and balance.pk in prices else _usage_price(balance)
+    price = prices[balance.pk] if prices and balance.pk in prices else balance.usage_price()
     resets = balance.interval != Interval.LIFETIME
     return {
         "id": balance_id(balance),
         "plan_id": balance.customer_product.product.product_id if balance.customer_product_id else None,
         "included_grant": to_number(balance.granted),
         "prepaid_grant": 0,
-        "remaining": to_number(max(balance.remaining, Decimal(0))),
+        "remaining": to_number(left(balance.remaining)),
         "usage": to_number(balance.usage),
         "unlimited": balance.unlimited,
         "reset": {
@@ -61,7 +56,7 @@ def balance_json(fb: FeatureBalance, prices: dict[int, Price | None] | None = No
         "feature_id": fb.feature.feature_id,
         "granted": to_number(fb.granted),
         # Autumn reports what is left, never below zero; usage beyond the allowance shows in `usage`.
-        "remaining": to_number(max(fb.remaining, Decimal(0))),
+        "remaining": to_number(left(fb.remaining)),
         "usage": to_number(fb.usage),
         "unlimited": fb.unlimited,
         "overage_allowed": fb.overage_allowed,

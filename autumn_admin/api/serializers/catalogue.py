@@ -26,7 +26,7 @@ def _plan_price(product: Product) -> dict | None:
 def _item_json(product: Product, item: ProductItem) -> dict:
     feature = item.feature
     # Usage beyond the allowance is charged by its usage price; the usage limit caps it (Autumn's max_purchase).
-    price = product.usage_price_for(feature.pk) if item.overage_allowed else None
+    price = product.item_usage_price(item)
     max_purchase = item.usage_limit - item.included if price and item.usage_limit is not None else None
     return {
         "feature_id": feature.feature_id,

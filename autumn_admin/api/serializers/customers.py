@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db.models import Prefetch
-from django.utils import timezone
 
 from autumn_admin.api.serializers.balances import balance_or_flag, grouped_balances
 from autumn_admin.api.serializers.invoices import invoice_json
@@ -17,11 +16,8 @@ from billing.models import (
     CustomerProduct,
     CustomerProductStatus,
     CustomerReward,
-    Interval,
 )
 from billing.quantities import to_number
-from billing.services.balances import balances_reset_due
-from billing.services.plans import customers_with_due_plans, plans_roll_due
 from customers.models import Customer
 
 # A customer's products the API shows: the live ones (subscription_status "active") and the scheduled ones.
@@ -50,26 +46,13 @@ def with_api_relations(customers):
 
 
 def load_customer(customer: Customer) -> Customer:
-    """Apply due period ends and resets, then read the customer again with its products and balances."""
-    plans_roll_due(customer=customer)
-    balances_reset_due(customer=customer)
+    """Read the customer again with its products and balances (the view brought it current first:
+    `billing.services.current`)."""
     return with_api_relations(Customer.objects.filter(pk=customer.pk)).get()
 
 
 def load_customers(customers: list[Customer]) -> list[Customer]:
     """`load_customer` for a page of customers, in the page's order."""
-    now = timezone.now()
-    due = set(
-        Balance.objects.filter(customer__in=customers, next_reset_at__lte=now)
-        .exclude(interval=Interval.LIFETIME)
-        .values_list("customer_id", flat=True)
-    )
-    rolling = customers_with_due_plans([c.pk for c in customers], now)
-    for customer in customers:
-        if customer.pk in rolling:
-            plans_roll_due(customer=customer, now=now)
-        if customer.pk in due:
-            balances_reset_due(customer=customer, now=now)
     by_pk = {c.pk: c for c in with_api_relations(Customer.objects.filter(pk__in=[c.pk for c in customers]))}
     return [by_pk[c.pk] for c in customers if c.pk in by_pk]
 

@@ -16,7 +16,7 @@ from autumn_admin.dashboard.forms.balances import BalanceCreateForm, BalanceDele
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, EDIT_BALANCE, customer_for_action
 from autumn_admin.dashboard.popups import CONFLICT, popup_action, render_popup
 from billing.invoice_preview import UpcomingInvoice, upcoming_invoice
-from billing.models import LIVE_PRODUCT_STATUSES, Balance, Price
+from billing.models import LIVE_PRODUCT_STATUSES, Balance
 from billing.quantities import overage, parse_quantity
 from billing.services.balances import (
     balance_add,
@@ -24,8 +24,8 @@ from billing.services.balances import (
     balance_delete,
     balance_refusal,
     balance_set,
-    balances_reset_due,
 )
+from billing.services.current import customer_bring_current
 from customers.audit import AuditAction
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
@@ -49,18 +49,6 @@ class InvoiceImpact:
         return 0 if self.after is None else self.after.total - self.before.total
 
 
-def _overage_is_priced(balance: Balance) -> bool:
-    """Does going below 0 show on invoices: overage allowed, and a usage price of its product?"""
-    return (
-        balance.overage_allowed
-        and not balance.unlimited
-        and balance.customer_product_id is not None
-        and Price.objects.filter(
-            product_id=balance.customer_product.product_id, type=Price.Type.USAGE, feature_id=balance.feature_id
-        ).exists()
-    )
-
-
 def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | None) -> dict:
     """What the value typed would do; a value the service would refuse says why instead (`refused`)."""
     refused = "" if proposed is None else balance_refusal(balance, proposed)
@@ -74,7 +62,7 @@ def _impact_context(customer: Customer, balance: Balance, proposed: Decimal | No
         "proposed": proposed,
         "granted_after": None if proposed is None else balance.granted + proposed - balance.remaining,
         "overage_after": None if proposed is None else overage(proposed),
-        "impact": InvoiceImpact(before=before, after=after, priced=_overage_is_priced(balance)),
+        "impact": InvoiceImpact(before=before, after=after, priced=balance.overage_price() is not None),
     }
 
 
@@ -200,7 +188,7 @@ def _replaced(request, customer: Customer, balance_pk: int):
 @require_http_methods(["GET", "POST"])
 def balance_edit(request, customer_id: str, balance_pk: int):
     customer = customer_for_action(request, customer_id, EDIT_BALANCE)
-    balances_reset_due(customer=customer)  # the figures shown are today's
+    customer_bring_current(customer=customer)  # the figures shown are today's
     balance = Balance.objects.select_related("feature", "customer_product__product").filter(
         pk=balance_pk, customer=customer
     )

@@ -9,7 +9,7 @@ from autumn_admin.dashboard.forms.products import ProductCustomizeForm
 from autumn_admin.dashboard.permissions import CUSTOMIZE_PRODUCT, customer_for_action
 from autumn_admin.dashboard.popups import popup_action
 from billing.models import LIVE_PRODUCT_STATUSES, Balance, CustomerProduct
-from billing.services.balances import balances_reset_due
+from billing.services.current import customer_bring_current
 from billing.services.products import product_customize
 from customers.errors import ServiceError
 from customers.models import Customer
@@ -31,7 +31,7 @@ def _customer_product(request, customer: Customer, cp_pk: int) -> CustomerProduc
     products = CustomerProduct.objects.select_related("product").filter(customer=customer)
     if request.method == "GET":
         products = products.filter(status__in=LIVE_PRODUCT_STATUSES)
-        balances_reset_due(customer=customer)  # the figures shown are today's
+        customer_bring_current(customer=customer)  # the figures shown are today's
     # A form posted after the product was replaced is answered with that conflict, not a 404.
     return get_object_or_404(products, pk=cp_pk)
 

@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from billing.services.balances import balances_reset_due
-from billing.services.plans import plans_roll_due
+from billing.services.current import everyone_bring_current
 
 
 class Command(BaseCommand):
@@ -11,7 +10,6 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        plans = plans_roll_due()
-        count = balances_reset_due()
+        plans, count = everyone_bring_current()
         self.stdout.write(f"Moved {plans} product{'s' if plans != 1 else ''} on at their period end.")
         self.stdout.write(f"Reset {count} balance{'s' if count != 1 else ''}.")
