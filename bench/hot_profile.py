@@ -7,7 +7,7 @@ environ, on a small dataset of their own, with production settings:
 For each of balances.check and balances.track it prints the CPU this process spent per call (its own clock,
 so it holds on a busy machine), the CPU PostgreSQL's backends spent per call, and the floor's figures
 beside them, with the ratio floor ÷ project: what the throughput ratio at c = 8 tends to when both are
-bound by the machine's CPU (bench/run.py measures the real one). Each figure is the median of --rounds.
+bound by the machine's CPU (bench/run.py measures the real one). Each figure is the least of --rounds (whatever else runs on the machine only adds).
 `--profile NAME` (check or track) also prints where the project's calls spend their time (cProfile)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import io
 import json
 import os
 import pstats
-import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -134,6 +134,10 @@ def _call(app, requests: list[tuple[dict, bytes]], n: int) -> None:
             raise RuntimeError(f"{environ['PATH_INFO']} answered {statuses[-1]}")
 
 
+def _callgrind(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True)
+
+
 def _backend_seconds(database_url: str) -> float:
     """CPU seconds PostgreSQL's backends on the database have spent (this meter's own connection excepted)."""
     import psycopg
@@ -167,8 +171,11 @@ def _measure(app, requests, n: int, database_url: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per round (default 2000)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is their median (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is their least (default 3)")
     parser.add_argument("--profile", choices=sorted(CALLS), help="also profile the project's calls of this name")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="under valgrind's callgrind: count each kind's instructions"
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
     database_url = os.environ.get("DATABASE_URL", "")
@@ -183,14 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     floor.load(database_url, key, ENV, CUSTOMERS, FEATURE)
     os.environ["DATABASE_URL"] = database_url
     apps = {"project": application, "floor": floor.application}
+    requests = {name: _requests(path, extra, key) for name, (path, extra) in CALLS.items()}
+    for name in CALLS:
+        for app in apps.values():
+            _call(app, requests[name], min(args.calls, 300))  # warm: connections, prepared statements, caches
+    # Rounds interleaved, project then floor, so both see the same machine; each figure the least.
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(args.rounds):
+        for name in CALLS:
+            for label, app in apps.items():
+                runs.setdefault((name, label), []).append(_measure(app, requests[name], args.calls, database_url))
     figures: dict[str, dict[str, dict]] = {}
-    for name, (path, extra) in CALLS.items():
-        requests = _requests(path, extra, key)
-        figures[name] = {}
-        for label, app in apps.items():
-            _call(app, requests, min(args.calls, 300))  # warm: connections, prepared statements, caches
-            rounds = [_measure(app, requests, args.calls, database_url) for _ in range(args.rounds)]
-            figures[name][label] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    for (name, label), rounds in runs.items():
+        figures.setdefault(name, {})[label] = {k: min(r[k] for r in rounds) for k in rounds[0]}
     print(f"{'call':<8} {'':<8} {'CPU µs':>8} {'db µs':>8} {'wall µs':>8}   floor ÷ project: CPU, CPU+db")
     for name, by in figures.items():
         p, f = by["project"], by["floor"]
@@ -200,13 +212,20 @@ def main(argv: list[str] | None = None) -> int:
             r = by[label]
             print(f"{name:<8} {label:<8} {r['cpu_us']:8.0f} {r['db_us']:8.0f} {r['wall_us']:8.0f}")
         print(f"{name:<8} {'ratio':<8} {'':>26}   {by['ratio_cpu']:.2f}, {by['ratio_cpu_db']:.2f}")
+    if args.callgrind:
+        # Under `valgrind --tool=callgrind --collect-atstart=no`: count only the measured calls, each kind in
+        # a dump of its own (callgrind_annotate prints each dump's instructions).
+        for name in CALLS:
+            for label, app in apps.items():
+                _callgrind("-i", "on")
+                _call(app, requests[name], args.calls)
+                _callgrind("-i", "off")
+                _callgrind("-d", f"{name}-{label}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     if args.profile:
-        path, extra = CALLS[args.profile]
-        requests = _requests(path, extra, key)
         profiler = cProfile.Profile(time.process_time)  # CPU, not waiting on the database
-        profiler.runcall(_call, application, requests, args.calls)
+        profiler.runcall(_call, application, requests[args.profile], args.calls)
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).strip_dirs()
         stats.sort_stats("tottime").print_stats(30)

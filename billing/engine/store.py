@@ -62,15 +62,54 @@ def store(customer: Customer, decision: Decision, *, now: datetime, recording: R
     """Write `decision` in one statement (inside the caller's transaction, with the rows locked by
     `load`); returns the events written, in the decision's order. A repeated idempotency key raises
     IntegrityError (the caller answers as the first track did)."""
+    return write(customer, decision, now=now, recording=recording).events()
+
+
+class Written:
+    """A store statement sent (or, in a pipeline, queued): `events()` reads its answer, the events' ids,
+    and returns the events written."""
+
+    def __init__(self, customer: Customer, decision: Decision, recording: Recording | None, cursor=None):
+        self.customer, self.decision, self.recording, self.cursor = customer, decision, recording, cursor
+
+    def events(self) -> list[Event]:
+        if self.cursor is None:
+            return []
+        with self.cursor as cursor:
+            ids = [row[0] for row in cursor.fetchall()] if self.decision.events else []
+        customer, recording, events = self.customer, self.recording, []
+        for pk, e in zip(ids, self.decision.events, strict=True):
+            event = Event(
+                id=pk,
+                customer=customer,
+                feature=e.feature,
+                event_name=recording.event_name,
+                value=e.value,
+                timestamp=recording.timestamp,
+                properties=recording.properties,
+                idempotency_key=(recording.idempotency_key or None) if not events else None,
+                api_key=recording.api_key,
+                drawn_for=events[e.drawn_for] if e.drawn_for is not None else None,
+                created_at=recording.now,
+            )
+            event._state.adding = False
+            event._state.db = connection.alias
+            events.append(event)
+        return events
+
+
+def write(customer: Customer, decision: Decision, *, now: datetime, recording: Recording | None = None) -> Written:
+    """`store`'s statement and the resets' audit entries, sent; its answer read by `Written.events()`. Inside
+    a pipeline (billing/engine/run.py, the track by key) the statement is queued, not waited for: what
+    follows it (the COMMIT) goes to PostgreSQL in the same round trip."""
     if not decision.writes:
-        return []
+        return Written(customer, decision, recording)
     sql, params = [], []
     if decision.changed:
         sql.append(_BALANCES.replace("{values}", ", ".join([_BALANCE_VALUES] * len(decision.changed))))
         params.append(now)
         for b in decision.changed:
             params += [b.pk, b.remaining, b.adjustment, b.next_reset_at]
-    events = []
     if decision.events:
         r = recording
         sql.append(_EVENTS.replace("{values}", ", ".join([_EVENT_VALUES] * len(decision.events))))
@@ -85,9 +124,12 @@ def store(customer: Customer, decision: Decision, *, now: datetime, recording: R
     answer = "SELECT ids.id FROM ids ORDER BY ids.i" if decision.events else "SELECT 1"
     # Prepared: one plan per connection for each shape (so many balances, so many events), as planning
     # this statement costs more than running it.
-    with prepared_cursor() as cursor:
+    cursor = prepared_cursor()
+    try:
         cursor.execute("WITH " + ",\n".join(sql) + "\n" + answer, params)
-        ids = [row[0] for row in cursor.fetchall()] if decision.events else []
+    except BaseException:
+        cursor.close()
+        raise
     for reset in decision.resets:
         audit_record(
             actor=SYSTEM,
@@ -98,21 +140,4 @@ def store(customer: Customer, decision: Decision, *, now: datetime, recording: R
             before=reset.before,
             after=reset.after,
         )
-    for pk, e in zip(ids, decision.events, strict=True):
-        event = Event(
-            id=pk,
-            customer=customer,
-            feature=e.feature,
-            event_name=recording.event_name,
-            value=e.value,
-            timestamp=recording.timestamp,
-            properties=recording.properties,
-            idempotency_key=(recording.idempotency_key or None) if not events else None,
-            api_key=recording.api_key,
-            drawn_for=events[e.drawn_for] if e.drawn_for is not None else None,
-            created_at=recording.now,
-        )
-        event._state.adding = False
-        event._state.db = connection.alias
-        events.append(event)
-    return events
+    return Written(customer, decision, recording, cursor)
