@@ -213,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<8} {label:<8} {r['cpu_us']:8.0f} {r['db_us']:8.0f} {r['wall_us']:8.0f}")
         print(f"{name:<8} {'ratio':<8} {'':>26}   {by['ratio_cpu']:.2f}, {by['ratio_cpu_db']:.2f}")
     if args.callgrind:
-        # Under `valgrind --tool=callgrind --collect-atstart=no`: count only the measured calls, each kind in
+        # Under `valgrind --tool=callgrind --instr-atstart=no`: count only the measured calls, each kind in
         # a dump of its own (callgrind_annotate prints each dump's instructions).
         for name in CALLS:
             for label, app in apps.items():
+                _callgrind("-z")
                 _callgrind("-i", "on")
                 _call(app, requests[name], args.calls)
                 _callgrind("-i", "off")
