@@ -7,7 +7,8 @@ environ, on a small dataset of their own, with production settings:
 For each of balances.check and balances.track it prints the CPU this process spent per call (its own clock,
 so it holds on a busy machine), the CPU PostgreSQL's backends spent per call, and the floor's figures
 beside them, with the ratio floor ÷ project: what the throughput ratio at c = 8 tends to when both are
-bound by the machine's CPU (bench/run.py measures the real one). Each figure is the least of --rounds (whatever else runs on the machine only adds).
+bound by the machine's CPU (bench/run.py measures the real one). Each figure is the least of --rounds
+(whatever else runs on the machine only adds); `--callgrind`, run under valgrind, counts instructions.
 `--profile NAME` (check or track) also prints where the project's calls spend their time (cProfile)."""
 
 from __future__ import annotations
@@ -184,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup(database_url)
     key = _dataset()
 
-    from bench import floor
     from autumn_admin.wsgi import application
+    from bench import floor
 
     floor.load(database_url, key, ENV, CUSTOMERS, FEATURE)
     os.environ["DATABASE_URL"] = database_url

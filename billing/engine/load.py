@@ -11,9 +11,9 @@ from decimal import Decimal
 from functools import cache
 
 from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import signals
 from django.db.models.base import ModelState
-from django.db.backends.postgresql.base import ServerBindingCursor
 from psycopg import adapters as psycopg_adapters
 from psycopg.postgres import types as postgres_types
 from psycopg.pq import Format

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from django.db import connection
 
@@ -58,6 +59,18 @@ r AS (
 _EVENT_VALUES = "(%s::int, %s::bigint, %s::numeric, %s::int)"
 
 
+@cache
+def _statement(changed: int, events: int) -> str:
+    """The store statement writing `changed` balances and `events` events (one text per shape)."""
+    sql = []
+    if changed:
+        sql.append(_BALANCES.replace("{values}", ", ".join([_BALANCE_VALUES] * changed)))
+    if events:
+        sql.append(_EVENTS.replace("{values}", ", ".join([_EVENT_VALUES] * events)))
+    answer = "SELECT ids.id FROM ids ORDER BY ids.i" if events else "SELECT 1"
+    return "WITH " + ",\n".join(sql) + "\n" + answer
+
+
 def store(customer: Customer, decision: Decision, *, now: datetime, recording: Recording | None = None) -> list[Event]:
     """Write `decision` in one statement (inside the caller's transaction, with the rows locked by
     `load`); returns the events written, in the decision's order. A repeated idempotency key raises
@@ -104,15 +117,13 @@ def write(customer: Customer, decision: Decision, *, now: datetime, recording: R
     follows it (the COMMIT) goes to PostgreSQL in the same round trip."""
     if not decision.writes:
         return Written(customer, decision, recording)
-    sql, params = [], []
+    params = []
     if decision.changed:
-        sql.append(_BALANCES.replace("{values}", ", ".join([_BALANCE_VALUES] * len(decision.changed))))
         params.append(now)
         for b in decision.changed:
             params += [b.pk, b.remaining, b.adjustment, b.next_reset_at]
     if decision.events:
         r = recording
-        sql.append(_EVENTS.replace("{values}", ", ".join([_EVENT_VALUES] * len(decision.events))))
         for i, e in enumerate(decision.events):
             params += [i, e.feature.pk, e.value, e.drawn_for]
         properties = Event._meta.get_field("properties").get_db_prep_value(r.properties, connection)
@@ -121,12 +132,11 @@ def write(customer: Customer, decision: Decision, *, now: datetime, recording: R
         params += [customer.pk, r.event_name, r.timestamp, properties, key, api_key_id, r.now]
         params += [customer.pk, key, r.timestamp, key]
         params += [customer.pk, rollup.day_of(r.timestamp)]
-    answer = "SELECT ids.id FROM ids ORDER BY ids.i" if decision.events else "SELECT 1"
     # Prepared: one plan per connection for each shape (so many balances, so many events), as planning
     # this statement costs more than running it.
     cursor = prepared_cursor()
     try:
-        cursor.execute("WITH " + ",\n".join(sql) + "\n" + answer, params)
+        cursor.execute(_statement(len(decision.changed), len(decision.events)), params)
     except BaseException:
         cursor.close()
         raise

@@ -81,8 +81,11 @@ def test_a_track_the_lean_path_hands_on_leaves_nothing_open_and_notes_the_keys_u
     assert flag.status_code >= 400 and unknown.status_code == 404
     assert ApiKey.objects.get().last_used_at is not None
     # The same connection answers the next track at once: no transaction was left behind.
-    assert _track(client, key, {"customer_id": "acme_corp", "feature_id": "messages", "value": 2}).json()[
-        "balance"
-    ]["usage"] == 2
+    assert (
+        _track(client, key, {"customer_id": "acme_corp", "feature_id": "messages", "value": 2}).json()["balance"][
+            "usage"
+        ]
+        == 2
+    )
     assert _open_transactions() == 0
     assert Event.objects.count() == 1
