@@ -6,12 +6,17 @@ concurrent tracks queue on the rows and never deadlock."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.models import signals
+from django.db.models.base import ModelState
+from psycopg import adapters as psycopg_adapters
+from psycopg.postgres import types as postgres_types
+from psycopg.pq import Format
 
 from billing.engine.decide import Rows
 from billing.models import Balance, CreditCost, CustomerProduct, Feature, Price, Product
@@ -31,22 +36,54 @@ def select_list(alias: str, model) -> str:
 
 
 @cache
-def _converters(model) -> tuple[tuple, ...]:
-    """Each concrete field's database converters (the ORM's), looked up once per model."""
-    return tuple(
-        (f, tuple(f.get_db_converters(connection) + connection.ops.get_db_converters(f)))
-        for f in model._meta.concrete_fields
-    )
+def _builder(model):
+    """How `from_row` builds an instance of `model`: its fields' attribute names, and the position and ORM
+    database converters of each field that has any (a JSON field's), looked up once per model."""
+    fields = model._meta.concrete_fields
+    converting = []
+    for i, f in enumerate(fields):
+        converters = tuple(f.get_db_converters(connection) + connection.ops.get_db_converters(f))
+        if converters:
+            converting.append((i, f, converters))
+    # Django's own constructor where something listens to an instance being made (none of the engine's
+    # models has a listener: this is a guard, so such a listener is never skipped).
+    plain = not (signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model))
+    return tuple(f.attname for f in fields), tuple(converting), plain
 
 
-def from_row(model, raw):
-    """A model instance from a raw row of its concrete columns, converted as the ORM would."""
-    values = []
-    for (f, converters), value in zip(_converters(model), raw, strict=True):
-        for converter in converters:
-            value = converter(value, f, connection)
-        values.append(value)
-    return model.from_db(connection.alias, None, values)
+def from_row(model, raw, related: dict | None = None):
+    """A model instance from a raw row of its concrete columns, converted as the ORM would, as
+    `Model.from_db` makes it but without its per-field `__init__` (the instance's attributes set at once);
+    `related`: instances of its foreign keys already known, by field name (as `balance.customer = …` sets
+    them, the ids being the row's)."""
+    names, converting, plain = _builder(model)
+    if converting:
+        raw = list(raw)
+        for i, f, converters in converting:
+            value = raw[i]
+            for converter in converters:
+                value = converter(value, f, connection)
+            raw[i] = value
+    if not plain:
+        obj = model.from_db(connection.alias, None, raw)
+        for name, value in (related or {}).items():
+            setattr(obj, name, value)
+        return obj
+    obj = model.__new__(model)
+    obj.__dict__.update(zip(names, raw, strict=True))
+    state = obj._state = ModelState()
+    state.adding = False
+    state.db = connection.alias
+    if related:
+        state.fields_cache = dict(related)
+    return obj
+
+
+# psycopg's own timestamptz loader (in C with psycopg[binary]), which Django's connections replace with a
+# Python subclass of the pure-Python one to set the tzinfo: the same value for a connection in UTC, as
+# Django's always is with USE_TZ (DatabaseWrapper.ensure_timezone), at a fraction of the cost — a load
+# reads a dozen timestamps.
+_TIMESTAMPTZ = psycopg_adapters.get_loader(postgres_types["timestamptz"].oid, Format.TEXT)
 
 
 class _PreparedCursor(ServerBindingCursor):
@@ -59,13 +96,19 @@ class _PreparedCursor(ServerBindingCursor):
 def prepared_cursor():
     """A cursor whose statements PostgreSQL plans once per connection (a server-side prepared statement);
     Django's plain cursor where the connection's settings allow none (behind a pooler in transaction mode,
-    `prepare_threshold` None: settings.py)."""
+    `prepare_threshold` None: settings.py). Either reads timestamps with psycopg's own loader."""
     connection.close_if_health_check_failed()  # as Django's own cursor(): drop a failed connection, reconnect
     connection.ensure_connection()
     if connection.connection.prepare_threshold is None:
-        return connection.cursor()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(_PreparedCursor(connection.connection))
+        cursor = connection.cursor()
+        raw = cursor.cursor
+    else:
+        with connection.wrap_database_errors:
+            raw = _PreparedCursor(connection.connection)
+            cursor = connection._prepare_cursor(raw)
+    if connection.timezone_name == "UTC" and connection.timezone is UTC:
+        raw.adapters.register_loader("timestamptz", _TIMESTAMPTZ)
+    return cursor
 
 
 _N = {model: len(columns(model)) for model in (Balance, CustomerProduct, Product, Feature, Price)}
@@ -154,10 +197,12 @@ class Keyed:
 
 
 def load_by_key(
-    *, key_hash: str, env: str, customer_id: str, feature_id: str, lock: bool, now: datetime
+    *, key_hash: str, env: str, customer_id: str, feature_id: str, lock: bool, now: datetime, begin: bool = False
 ) -> Keyed | None:
     """`load` for a caller that names the customer and feature by their ids and holds a secret key, in the
-    same one statement; None when the key, the customer or the feature is not found."""
+    same one statement; None when the key, the customer or the feature is not found. `begin`: the caller's
+    own transaction starts here (the connection in autocommit, outside any atomic block): BEGIN and the
+    statement go to PostgreSQL together, in one round trip (a psycopg pipeline)."""
     params = {
         "key_hash": key_hash,
         "env": env,
@@ -167,7 +212,13 @@ def load_by_key(
         "last_used_before": now - API_KEY_LAST_USED_RESOLUTION,
     }
     with prepared_cursor() as cursor:
-        cursor.execute(_BY_KEY[lock], params)
+        if begin:
+            raw = connection.connection
+            with connection.wrap_database_errors, raw.pipeline():
+                raw.execute("BEGIN")
+                cursor.execute(_BY_KEY[lock], params)
+        else:
+            cursor.execute(_BY_KEY[lock], params)
         raw_rows = cursor.fetchall()
     if not raw_rows:
         return None
@@ -208,16 +259,14 @@ def _rows(customer: Customer, features: list[Feature], raw_rows) -> Rows:
                 pools[metered_id].append(line)
         if b_raw[0] in balances:
             continue
-        balance = from_row(Balance, b_raw)
-        balance.customer = customer
-        balance.feature = feature
+        related = {"customer": customer, "feature": feature}
         if cp_raw[0] is not None:
-            cp = from_row(CustomerProduct, cp_raw)
-            cp.customer = customer
             if p_raw[0] not in products:
                 products[p_raw[0]] = from_row(Product, p_raw)
-            cp.product = products[p_raw[0]]
-            balance.customer_product = cp
+            related["customer_product"] = from_row(
+                CustomerProduct, cp_raw, {"customer": customer, "product": products[p_raw[0]]}
+            )
+        balance = from_row(Balance, b_raw, related)
         prices[balance.pk] = from_row(Price, price_raw) if price_raw[0] is not None else None
         balances[balance.pk] = balance
     for lines in pools.values():
@@ -244,9 +293,8 @@ def load_due(customer: Customer, now: datetime) -> Rows:
     features: dict[int, Feature] = {}
     balances = []
     for raw in raw_rows:
-        balance = from_row(Balance, raw[:n])
         f_raw = raw[n:]
-        balance.customer = customer
-        balance.feature = features.get(f_raw[0]) or features.setdefault(f_raw[0], from_row(Feature, f_raw))
+        feature = features.get(f_raw[0]) or features.setdefault(f_raw[0], from_row(Feature, f_raw))
+        balance = from_row(Balance, raw[:n], {"customer": customer, "feature": feature})
         balances.append(balance)
     return Rows(features=list(features.values()), balances=balances)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from django.db import connection
 
@@ -58,22 +59,71 @@ r AS (
 _EVENT_VALUES = "(%s::int, %s::bigint, %s::numeric, %s::int)"
 
 
+@cache
+def _statement(changed: int, events: int) -> str:
+    """The store statement writing `changed` balances and `events` events (one text per shape)."""
+    sql = []
+    if changed:
+        sql.append(_BALANCES.replace("{values}", ", ".join([_BALANCE_VALUES] * changed)))
+    if events:
+        sql.append(_EVENTS.replace("{values}", ", ".join([_EVENT_VALUES] * events)))
+    answer = "SELECT ids.id FROM ids ORDER BY ids.i" if events else "SELECT 1"
+    return "WITH " + ",\n".join(sql) + "\n" + answer
+
+
 def store(customer: Customer, decision: Decision, *, now: datetime, recording: Recording | None = None) -> list[Event]:
     """Write `decision` in one statement (inside the caller's transaction, with the rows locked by
     `load`); returns the events written, in the decision's order. A repeated idempotency key raises
     IntegrityError (the caller answers as the first track did)."""
+    return write(customer, decision, now=now, recording=recording).events()
+
+
+class Written:
+    """A store statement sent (or, in a pipeline, queued): `events()` reads its answer, the events' ids,
+    and returns the events written."""
+
+    def __init__(self, customer: Customer, decision: Decision, recording: Recording | None, cursor=None):
+        self.customer, self.decision, self.recording, self.cursor = customer, decision, recording, cursor
+
+    def events(self) -> list[Event]:
+        if self.cursor is None:
+            return []
+        with self.cursor as cursor:
+            ids = [row[0] for row in cursor.fetchall()] if self.decision.events else []
+        customer, recording, events = self.customer, self.recording, []
+        for pk, e in zip(ids, self.decision.events, strict=True):
+            event = Event(
+                id=pk,
+                customer=customer,
+                feature=e.feature,
+                event_name=recording.event_name,
+                value=e.value,
+                timestamp=recording.timestamp,
+                properties=recording.properties,
+                idempotency_key=(recording.idempotency_key or None) if not events else None,
+                api_key=recording.api_key,
+                drawn_for=events[e.drawn_for] if e.drawn_for is not None else None,
+                created_at=recording.now,
+            )
+            event._state.adding = False
+            event._state.db = connection.alias
+            events.append(event)
+        return events
+
+
+def write(customer: Customer, decision: Decision, *, now: datetime, recording: Recording | None = None) -> Written:
+    """`store`'s statement and the resets' audit entries, sent; its answer read by `Written.events()`. Inside
+    a pipeline (billing/engine/run.py, the track by key) the statement is queued, not waited for: what
+    follows it (the COMMIT) goes to PostgreSQL in the same round trip."""
     if not decision.writes:
-        return []
-    sql, params = [], []
+        return Written(customer, decision, recording)
+    params = []
     if decision.changed:
-        sql.append(_BALANCES.replace("{values}", ", ".join([_BALANCE_VALUES] * len(decision.changed))))
         params.append(now)
         for b in decision.changed:
             params += [b.pk, b.remaining, b.adjustment, b.next_reset_at]
-    events = []
     if decision.events:
         r = recording
-        sql.append(_EVENTS.replace("{values}", ", ".join([_EVENT_VALUES] * len(decision.events))))
         for i, e in enumerate(decision.events):
             params += [i, e.feature.pk, e.value, e.drawn_for]
         properties = Event._meta.get_field("properties").get_db_prep_value(r.properties, connection)
@@ -82,12 +132,14 @@ def store(customer: Customer, decision: Decision, *, now: datetime, recording: R
         params += [customer.pk, r.event_name, r.timestamp, properties, key, api_key_id, r.now]
         params += [customer.pk, key, r.timestamp, key]
         params += [customer.pk, rollup.day_of(r.timestamp)]
-    answer = "SELECT ids.id FROM ids ORDER BY ids.i" if decision.events else "SELECT 1"
     # Prepared: one plan per connection for each shape (so many balances, so many events), as planning
     # this statement costs more than running it.
-    with prepared_cursor() as cursor:
-        cursor.execute("WITH " + ",\n".join(sql) + "\n" + answer, params)
-        ids = [row[0] for row in cursor.fetchall()] if decision.events else []
+    cursor = prepared_cursor()
+    try:
+        cursor.execute(_statement(len(decision.changed), len(decision.events)), params)
+    except BaseException:
+        cursor.close()
+        raise
     for reset in decision.resets:
         audit_record(
             actor=SYSTEM,
@@ -98,21 +150,4 @@ def store(customer: Customer, decision: Decision, *, now: datetime, recording: R
             before=reset.before,
             after=reset.after,
         )
-    for pk, e in zip(ids, decision.events, strict=True):
-        event = Event(
-            id=pk,
-            customer=customer,
-            feature=e.feature,
-            event_name=recording.event_name,
-            value=e.value,
-            timestamp=recording.timestamp,
-            properties=recording.properties,
-            idempotency_key=(recording.idempotency_key or None) if not events else None,
-            api_key=recording.api_key,
-            drawn_for=events[e.drawn_for] if e.drawn_for is not None else None,
-            created_at=recording.now,
-        )
-        event._state.adding = False
-        event._state.db = connection.alias
-        events.append(event)
-    return events
+    return Written(customer, decision, recording, cursor)

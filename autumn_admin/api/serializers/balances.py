@@ -135,14 +135,20 @@ def check_json(
     """The answer to balances.check: allowed, the balance that answered (a credit system's when its pool
     did; a flag for an on/off feature), and every metered balance the check looked at."""
     answered = result.answered_by or feature
+    # Each feature's balance written once: the answering one appears as `balance` and in `balances`.
     looked = {f: fb.balances for f, fb in result.balances.items()}
+    written = {
+        f: balance_json(FeatureBalance.of(f, group), prices) if group else None
+        for f, group in looked.items()
+        if f.is_metered
+    }
     group = looked.get(answered, [])
     balance, flag = None, None
     if group:
         if answered.type == FeatureType.BOOLEAN:
             flag = flag_json(answered, group)
         else:
-            balance = balance_json(FeatureBalance.of(answered, group), prices)
+            balance = written[answered]
     return {
         "allowed": result.allowed,
         "customer_id": customer.customer_id,
@@ -150,11 +156,7 @@ def check_json(
         "required_balance": to_number(result.required if result.required is not None else required),
         "balance": balance,
         "flag": flag,
-        "balances": {
-            f.feature_id: balance_json(FeatureBalance.of(f, group), prices) if group else None
-            for f, group in looked.items()
-            if f.is_metered
-        },
+        "balances": {f.feature_id: answer for f, answer in written.items() if f.is_metered},
     }
 
 
