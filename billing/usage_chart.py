@@ -95,9 +95,11 @@ class UsageChart:
         def y(v: Decimal) -> float:
             return TOP + plot_h - float(v) / float(top_value) * plot_h
 
-        label = f"{self.feature.name}: usage over {RANGES[self.range].lower()}, {format_qty(self.total)} in all" + (
-            f", allowance {format_qty(self.allowance)}" if self.allowance is not None else ""
-        ) + (f"; credits by feature: {self.split_words}" if self.series else "")
+        label = (
+            f"{self.feature.name}: usage over {RANGES[self.range].lower()}, {format_qty(self.total)} in all"
+            + (f", allowance {format_qty(self.allowance)}" if self.allowance is not None else "")
+            + (f"; credits by feature: {self.split_words}" if self.series else "")
+        )
         parts = [
             f'<svg class="usage-chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
             f'aria-label="{escape(label)}">',
@@ -115,10 +117,6 @@ class UsageChart:
                 f'<text class="date" x="{x(i):.1f}" y="{H - 8}" text-anchor="middle">'
                 f"{escape(format_day(self.days[i]))}</text>"
             )
-        if self.allowance is not None and self.in_overage:  # overage: the area above the allowance, shaded
-            pts = [f"{x(i):.1f},{y(max(c, self.allowance)):.1f}" for i, c in enumerate(self.cumulative)]
-            base = f"{x(n - 1):.1f},{y(self.allowance):.1f} {x(0):.1f},{y(self.allowance):.1f}"
-            parts.append(f'<polygon class="overage" points="{" ".join(pts)} {base}"><title>Overage</title></polygon>')
         below = [Decimal(0)] * n  # the split: each feature's credits this cycle, stacked
         for series in self.series:
             above = [b + c for b, c in zip(below, _cumulate(series.values, self.first, self.resets), strict=True)]
@@ -129,6 +127,10 @@ class UsageChart:
                 f"<title>{escape(series.name)}: {escape(format_qty(series.total))}</title></polygon>"
             )
             below = above
+        if self.allowance is not None and self.in_overage:  # overage: the area above the allowance, shaded
+            pts = [f"{x(i):.1f},{y(max(c, self.allowance)):.1f}" for i, c in enumerate(self.cumulative)]
+            base = f"{x(n - 1):.1f},{y(self.allowance):.1f} {x(0):.1f},{y(self.allowance):.1f}"
+            parts.append(f'<polygon class="overage" points="{" ".join(pts)} {base}"><title>Overage</title></polygon>')
         line = " ".join(f"{x(i):.1f},{y(c):.1f}" for i, c in enumerate(self.cumulative))
         parts.append(f'<polyline class="used" points="{line}"/>')
         for i, (day, value, c) in enumerate(zip(self.days, self.values, self.cumulative, strict=True)):

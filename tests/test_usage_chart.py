@@ -67,7 +67,9 @@ def _day_titles(chart: str) -> list[str]:
     return [html.unescape(t) for t in re.findall(r'<g class="day"><title>([^<]*)</title>', chart)]
 
 
-def test_a_credit_pools_chart_splits_its_credits_by_the_features_that_drew_them(client, viewer, ai_customer, credits_catalogue):
+def test_a_credit_pools_chart_splits_its_credits_by_the_features_that_drew_them(
+    client, viewer, ai_customer, credits_catalogue
+):
     _track(ai_customer, credits_catalogue, "images", 5)  # 5 × 0.6 = 3 credits
     _track(ai_customer, credits_catalogue, "messages", 15)  # 10 from their own balance, 5 × 0.2 = 1 credit
     _track(ai_customer, credits_catalogue, "ai_credits", 2)  # tracked on the pool itself

@@ -1,7 +1,8 @@
 """store: one statement writes what `decide` returned — the balances it changed, the events (their ids
 drawn from the events' sequence inside the statement, so a credit system's event can name the use it paid
 for), the first event's idempotency key, each feature's day in the daily rollup, and each draw's credits on
-its drawing feature's day (DailyCreditDraw). The only SQL that writes balances by usage. A reset is also audited (rare: once per balance and period)."""
+its drawing feature's day (DailyCreditDraw). The only SQL that writes balances by usage. A reset is also
+audited (rare: once per balance and period)."""
 
 from __future__ import annotations
 
