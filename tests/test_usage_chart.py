@@ -101,7 +101,8 @@ def test_a_credit_pools_chart_splits_its_credits_by_the_features_that_drew_them(
 
 
 def test_what_each_feature_drew_is_what_was_tracked_times_its_cost(client, viewer, ai_customer, credits_catalogue):
-    _track(ai_customer, credits_catalogue, "images", 7)
+    _track(ai_customer, credits_catalogue, "images", 9)
+    _track(ai_customer, credits_catalogue, "images", -2)  # a refund gives its credits back
     _track(ai_customer, credits_catalogue, "messages", 10)  # exactly their own 10: nothing drawn
     _track(ai_customer, credits_catalogue, "messages", 35)
     client.force_login(viewer)
