@@ -32,6 +32,7 @@ from bench.generate_events import EventRows
 # --- the generator --------------------------------------------------------------------------------
 
 APP_TABLES = [
+    "billing_dailycreditdraw",
     "billing_dailyusage",
     "billing_eventidempotencykey",
     "billing_event",

@@ -8,6 +8,7 @@ from billing.models import (
     CreditCost,
     CustomerProduct,
     CustomerReward,
+    DailyCreditDraw,
     DailyUsage,
     Event,
     EventIdempotencyKey,
@@ -177,6 +178,16 @@ class DailyUsageAdmin(ReadOnlyAdmin):
     """Computed from the events (billing/rollup.py), changed only by tracks and rebuilds."""
 
     list_display = ("customer", "feature", "day", "value")
+    raw_id_fields = ("customer",)
+    search_fields = ("customer__customer_id",)
+    show_full_result_count = False
+
+
+@admin.register(DailyCreditDraw)
+class DailyCreditDrawAdmin(ReadOnlyAdmin):
+    """Computed from the credit draws' events (billing/rollup.py), changed only by tracks and rebuilds."""
+
+    list_display = ("customer", "credit_system", "feature", "day", "value")
     raw_id_fields = ("customer",)
     search_fields = ("customer__customer_id",)
     show_full_result_count = False

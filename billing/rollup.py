@@ -7,6 +7,9 @@ every view made the customer page linear in the customer's size. The rollup is a
 transaction as the event (`add`, or the engine's store statement, billing/engine/store.py), so it is exact at
 every commit, and a graph reads one row per feature and day.
 
+`DailyCreditDraw` keeps, beside it, the credits each metered feature drew from each credit pool per day
+(written by the same statement as the draw's events), so a pool's chart splits its usage without the events.
+
 Days are calendar days in one time zone, recorded in `UsageRollup` (the deployment's TIME_ZONE when it
 was built). `rebuild` recomputes everything from the events, in the current TIME_ZONE: after changing
 TIME_ZONE (until then graphs sum the events instead), or after a bulk load of events.
@@ -30,6 +33,11 @@ from customers.audit import SYSTEM, AuditAction, audit_record
 ADD_ON_CONFLICT = (
     "ON CONFLICT (customer_id, day, feature_id) DO UPDATE SET value = billing_dailyusage.value + EXCLUDED.value, "
     "events = billing_dailyusage.events + EXCLUDED.events"
+)
+# How a draw's credits are added to the drawing feature's day (billing_dailycreditdraw, DailyCreditDraw).
+ADD_DRAW_ON_CONFLICT = (
+    "ON CONFLICT (customer_id, credit_system_id, day, feature_id) DO UPDATE "
+    "SET value = billing_dailycreditdraw.value + EXCLUDED.value"
 )
 UPSERT_SQL = (
     "INSERT INTO billing_dailyusage (customer_id, feature_id, day, value, events) VALUES (%s, %s, %s, %s, 1) "
@@ -77,6 +85,7 @@ def rebuild(*, apps=None) -> int:
     DailyUsage, Event, UsageRollup = (
         apps.get_model("billing", name) for name in ("DailyUsage", "Event", "UsageRollup")
     )
+    draws_kept = "dailycreditdraw" in {m._meta.model_name for m in apps.get_app_config("billing").get_models()}
     tz = zone()
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -94,6 +103,8 @@ def rebuild(*, apps=None) -> int:
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO billing_dailyusage ({columns}) {sql}", params)
             count = cursor.rowcount
+        if draws_kept:  # from 0021 on
+            rebuild_draws(zone_name_of(tz))
         state = UsageRollup.objects.select_for_update().order_by("pk").first() or UsageRollup()
         state.time_zone = zone_name_of(tz)
         state.rebuilt_at = timezone.now()
@@ -107,6 +118,28 @@ def rebuild(*, apps=None) -> int:
                 after={"time_zone": state.time_zone, "rows": count},
             )
     return count
+
+
+# Each draw (a credit system's event paying for a use) with its use's feature, summed per day. A draw and its
+# use share one timestamp, so the join finds the use in the draw's own partition.
+_DRAWS_SQL = """
+INSERT INTO billing_dailycreditdraw (customer_id, credit_system_id, feature_id, day, value)
+SELECT d.customer_id, d.feature_id, u.feature_id, (d."timestamp" AT TIME ZONE %s)::date, sum(d.value)
+FROM billing_event d JOIN billing_event u ON u.id = d.drawn_for_id AND u."timestamp" = d."timestamp"
+WHERE d.drawn_for_id IS NOT NULL AND d.feature_id IS NOT NULL AND u.feature_id IS NOT NULL
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 4, 3
+"""
+
+
+def rebuild_draws(zone_name: str) -> int:
+    """Recompute every customer's daily credit draws per drawing feature from the events, in the zone named
+    (inside `rebuild`'s transaction and lock, or migration 0021's)."""
+    with connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE billing_dailycreditdraw IN EXCLUSIVE MODE")
+        cursor.execute("DELETE FROM billing_dailycreditdraw")
+        cursor.execute(_DRAWS_SQL, [zone_name])
+        return cursor.rowcount
 
 
 def current_zone_name() -> str | None:

@@ -10,13 +10,14 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.db import connections, router
-from django.db.models import Q
+from django.db.models import Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from billing import rollup
-from billing.models import DailyUsage, Event, Feature
+from billing.models import DailyCreditDraw, DailyUsage, Event, Feature
 from billing.quantities import ZERO
 from customers.audit import AuditAction
 from customers.formatting import format_day, format_qty
@@ -217,6 +218,60 @@ def _daily_totals(customer: Customer, first: date, start: datetime) -> dict[int,
     for row in rollup.daily_sums(Event.objects.filter(customer=customer, timestamp__gte=start), tz):
         totals[row["feature_id"]][row["local_day"]] = row["total"] or ZERO
     return totals
+
+
+# The credits each feature drew from one pool per day, with the rollup's zone and the drawing features' names:
+# one query however many features drew it.
+_DRAWS_SQL = """
+SELECT r.time_zone, f.id, f.feature_id, f.name, d.day, d.value FROM billing_usagerollup r
+LEFT JOIN (billing_dailycreditdraw d JOIN billing_feature f ON f.id = d.feature_id)
+       ON d.customer_id = %s AND d.credit_system_id = %s AND d.day >= %s
+ORDER BY r.id, f.name, f.id, d.day
+"""
+
+
+@dataclass
+class Drawer:
+    """A feature that drew a credit pool, and the credits it drew per day."""
+
+    pk: int
+    feature_id: str
+    name: str
+    per_day: dict[date, Decimal] = field(default_factory=dict)
+
+
+def credit_draws(customer: Customer, pool: Feature, *, days: int, now: datetime | None = None) -> list[Drawer]:
+    """The features that drew `pool` (a credit system) for `customer` in the last `days` days, today included,
+    each with its credits per local day (from `DailyCreditDraw`, or, when the rollup counts days in another zone,
+    by summing the draws' events). Credits tracked on the pool directly are not among them."""
+    now = now or timezone.now()
+    start = history_start(now, days)
+    first = _local_day(start)
+    tz = timezone.get_current_timezone()
+    drawers: dict[int, Drawer] = {}
+    with connections[router.db_for_read(DailyCreditDraw)].cursor() as cursor:
+        cursor.execute(_DRAWS_SQL, [customer.pk, pool.pk, first])
+        rows = cursor.fetchall()
+    if rows and rows[0][0] == rollup.zone_name_of(tz):
+        for _, pk, feature_id, name, day, value in rows:
+            if pk is not None:  # None: the zone's row alone, no draws since `first`
+                drawers.setdefault(pk, Drawer(pk, feature_id, name)).per_day[day] = value
+        return list(drawers.values())
+    draws = (
+        Event.objects.filter(customer=customer, feature=pool, drawn_for__isnull=False, timestamp__gte=start)
+        .annotate(local_day=TruncDate("timestamp", tzinfo=tz))
+        .values("drawn_for__feature_id", "drawn_for__feature__feature_id", "drawn_for__feature__name", "local_day")
+        .annotate(total=Sum("value"))
+        .order_by("drawn_for__feature__name", "drawn_for__feature_id", "local_day")
+    )
+    for row in draws:
+        pk = row["drawn_for__feature_id"]
+        if pk is not None:
+            drawer = drawers.setdefault(
+                pk, Drawer(pk, row["drawn_for__feature__feature_id"], row["drawn_for__feature__name"])
+            )
+            drawer.per_day[row["local_day"]] = row["total"] or ZERO
+    return list(drawers.values())
 
 
 def usage_history(

@@ -1,7 +1,8 @@
 """store: one statement writes what `decide` returned — the balances it changed, the events (their ids
 drawn from the events' sequence inside the statement, so a credit system's event can name the use it paid
-for), the first event's idempotency key, and each feature's day in the daily rollup. The only SQL that
-writes balances by usage. A reset is also audited (rare: once per balance and period)."""
+for), the first event's idempotency key, each feature's day in the daily rollup, and each draw's credits on
+its drawing feature's day (DailyCreditDraw). The only SQL that writes balances by usage. A reset is also
+audited (rare: once per balance and period)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.db import connection
 from billing import rollup
 from billing.engine.decide import Decision
 from billing.engine.load import prepared_cursor
-from billing.models import Balance, DailyUsage, Event, EventIdempotencyKey
+from billing.models import Balance, DailyCreditDraw, DailyUsage, Event, EventIdempotencyKey
 from customers.audit import SYSTEM, AuditAction, audit_record
 from customers.models import ApiKey, Customer
 
@@ -56,17 +57,27 @@ r AS (
     SELECT %s, ev.feature_id, %s, sum(ev.value), count(*) FROM ev GROUP BY ev.feature_id
     {rollup.ADD_ON_CONFLICT}
 )"""
+# Only in a statement whose events include a draw: the credits each drawing feature took from each pool today.
+_DRAWS = f"""c AS (
+    INSERT INTO {DailyCreditDraw._meta.db_table} (customer_id, credit_system_id, feature_id, day, value)
+    SELECT %s, ev.feature_id, u.feature_id, %s, sum(ev.value) FROM ev JOIN ev u ON u.i = ev.drawn_for
+    GROUP BY ev.feature_id, u.feature_id
+    {rollup.ADD_DRAW_ON_CONFLICT}
+)"""
 _EVENT_VALUES = "(%s::int, %s::bigint, %s::numeric, %s::int)"
 
 
 @cache
-def _statement(changed: int, events: int) -> str:
-    """The store statement writing `changed` balances and `events` events (one text per shape)."""
+def _statement(changed: int, events: int, draws: bool) -> str:
+    """The store statement writing `changed` balances and `events` events, with the credits each draw took
+    when `draws` (one text per shape)."""
     sql = []
     if changed:
         sql.append(_BALANCES.replace("{values}", ", ".join([_BALANCE_VALUES] * changed)))
     if events:
         sql.append(_EVENTS.replace("{values}", ", ".join([_EVENT_VALUES] * events)))
+    if draws:
+        sql.append(_DRAWS)
     answer = "SELECT ids.id FROM ids ORDER BY ids.i" if events else "SELECT 1"
     return "WITH " + ",\n".join(sql) + "\n" + answer
 
@@ -117,7 +128,7 @@ def write(customer: Customer, decision: Decision, *, now: datetime, recording: R
     follows it (the COMMIT) goes to PostgreSQL in the same round trip."""
     if not decision.writes:
         return Written(customer, decision, recording)
-    params = []
+    params, draws = [], False
     if decision.changed:
         params.append(now)
         for b in decision.changed:
@@ -132,11 +143,14 @@ def write(customer: Customer, decision: Decision, *, now: datetime, recording: R
         params += [customer.pk, r.event_name, r.timestamp, properties, key, api_key_id, r.now]
         params += [customer.pk, key, r.timestamp, key]
         params += [customer.pk, rollup.day_of(r.timestamp)]
+        draws = any(e.drawn_for is not None for e in decision.events)
+        if draws:
+            params += [customer.pk, rollup.day_of(r.timestamp)]
     # Prepared: one plan per connection for each shape (so many balances, so many events), as planning
     # this statement costs more than running it.
     cursor = prepared_cursor()
     try:
-        cursor.execute(_statement(len(decision.changed), len(decision.events)), params)
+        cursor.execute(_statement(len(decision.changed), len(decision.events), draws), params)
     except BaseException:
         cursor.close()
         raise

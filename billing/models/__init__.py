@@ -25,7 +25,7 @@ from billing.models.features import (
 from billing.models.invoices import Invoice, InvoiceStatus, StripeEvent
 from billing.models.products import Price, Product, ProductItem, ProductQuerySet, TrialUnit
 from billing.models.rewards import DISCOUNT_REWARD_TYPES, CustomerReward, Reward, RewardDuration, RewardType
-from billing.models.usage import DailyUsage, Event, EventIdempotencyKey, UsageRollup
+from billing.models.usage import DailyCreditDraw, DailyUsage, Event, EventIdempotencyKey, UsageRollup
 
 __all__ = [
     "SLUG_PATTERN",
@@ -52,6 +52,7 @@ __all__ = [
     "Balance",
     "Event",
     "EventIdempotencyKey",
+    "DailyCreditDraw",
     "DailyUsage",
     "UsageRollup",
     "RewardType",

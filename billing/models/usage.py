@@ -103,6 +103,32 @@ class DailyUsage(models.Model):
         return f"{self.customer_id}: {self.feature_id} on {self.day}: {self.value}"
 
 
+class DailyCreditDraw(models.Model):
+    """Credits one metered feature drew from one credit system for one customer on one day (the days of
+    `DailyUsage`): what a credit pool's chart splits its usage by. Written with the draw's events (the engine's
+    store statement, billing/engine/store.py) and by `rollup.rebuild`. The pool's own `DailyUsage` counts
+    these and whatever was tracked on the pool directly."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No indexes of their own (each costs every draw): the unique index below serves the chart.
+    credit_system = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="+", db_index=False)
+    feature = models.ForeignKey(
+        Feature, on_delete=models.CASCADE, related_name="+", db_index=False, help_text="The drawing feature."
+    )
+    day = models.DateField()
+    value = models.DecimalField(max_digits=32, decimal_places=6, default=Decimal(0), help_text="In credits.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "credit_system", "day", "feature"], name="dailycreditdraw_customer_pool_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.feature_id} drew {self.value} of {self.credit_system_id} on {self.day}"
+
+
 class UsageRollup(models.Model):
     """One row: the time zone whose calendar days `DailyUsage` counts. Graphs shown in another zone
     (after TIME_ZONE changed, until `manage.py rebuild_usage_rollup`) sum the events instead."""
