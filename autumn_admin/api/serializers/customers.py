@@ -17,6 +17,7 @@ from billing.models import (
     CustomerProduct,
     CustomerProductStatus,
     CustomerReward,
+    Entity,
     Interval,
 )
 from billing.quantities import to_number
@@ -160,6 +161,18 @@ def rewards_json(customer: Customer) -> dict:
     }
 
 
+def entity_base_json(entity: Entity, customer: Customer) -> dict:
+    """An entity as customers.get lists it (expand "entities"); every entity answer starts with it."""
+    return {
+        "id": entity.entity_id,
+        "name": entity.name or None,
+        "customer_id": customer.customer_id,
+        "feature_id": entity.feature.feature_id,
+        "created_at": ms(entity.created_at),
+        "env": customer.env,
+    }
+
+
 # --- the customer -------------------------------------------------------------------------------
 
 
@@ -195,4 +208,7 @@ def customer_json(customer: Customer, *, expand: Iterable[str] = ()) -> dict:
         data["invoices"] = [invoice_json(i, customer.customer_id) for i in invoices]
     if "rewards" in expand:
         data["rewards"] = rewards_json(customer)
+    if "entities" in expand:
+        entities = Entity.objects.alive().filter(customer=customer).select_related("feature")
+        data["entities"] = [entity_base_json(e, customer) for e in entities]
     return data
