@@ -6,11 +6,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from autumn_sdk import Autumn
+from autumn_sdk.errors import AutumnDefaultError
 
 from billing.models import Balance, Entity, Event
 from billing.services.balances import balance_create
 from billing.services.products import product_attach
 from customers.models import AuditEntry
+from customers.services.customers import customer_create
 
 
 def _ok(response) -> dict:
@@ -246,3 +249,38 @@ def test_a_bad_entity_id_is_refused_before_anything_is_read(api, on_pro):
         assert (response.status_code, response.json()["code"]) == (422, "invalid_inputs"), bad
     assert _create(api, "x\u0000y").status_code == 400  # the API's JSON reader refuses a NUL anywhere
     assert not Entity.objects.exists()
+
+
+# --- Autumn's Python client against a running server ------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_python_client_creates_lists_gets_updates_and_deletes_entities(live_server, catalogue, sandbox_key):
+    customer = customer_create(env="sandbox", customer_id="acme_corp", actor=None, name="Acme Corp")
+    product_attach(customer=customer, product=catalogue["pro"], actor=None)
+    with Autumn(secret_key=sandbox_key[1], server_url=live_server.url, fail_open=False) as autumn:
+        created = autumn.entities.create(customer_id="acme_corp", entity_id="user_1", feature_id="seats", name="Ada")
+        assert (created.id, created.name, created.customer_id, created.feature_id, created.env) == (
+            "user_1",
+            "Ada",
+            "acme_corp",
+            "seats",
+            "sandbox",
+        )
+        assert created.balances["seats"].remaining == 9
+        autumn.entities.create(customer_id="acme_corp", entity_id="user_2", feature_id="seats")
+
+        listed = autumn.entities.list(customer_id="acme_corp", limit=1)
+        assert [e.id for e in listed.list] == ["user_2"]
+        rest = autumn.entities.list(customer_id="acme_corp", limit=1, start_cursor=listed.next_cursor)
+        assert ([e.id for e in rest.list], rest.next_cursor) == (["user_1"], None)
+        assert autumn.entities.get(entity_id="user_1").name == "Ada"
+        assert autumn.entities.update(customer_id="acme_corp", entity_id="user_1").id == "user_1"
+        fetched = autumn.customers.get(customer_id="acme_corp", expand=["entities"])
+        assert sorted(e.id for e in fetched.entities) == ["user_1", "user_2"]
+
+        assert autumn.entities.delete(customer_id="acme_corp", entity_id="user_1").success is True
+        with pytest.raises(AutumnDefaultError) as missing:
+            autumn.entities.get(customer_id="acme_corp", entity_id="user_1")
+        assert missing.value.status_code == 404
+    assert _seats_left(customer, catalogue) == 9
