@@ -108,7 +108,7 @@ def purchase_json(cp: CustomerProduct) -> dict:
 
 
 def _row_fields(cp: CustomerProduct) -> dict:
-    """What a row of subscriptions.list or purchases.list adds: whose it is. Customers here have no entities,
+    """What a row of subscriptions.list or purchases.list adds: whose it is. An entity's own plans are not built,
     so every row is the customer's own; a row was created when the plan started."""
     return {
         "customer_id": cp.customer.customer_id,
