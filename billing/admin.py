@@ -10,6 +10,7 @@ from billing.models import (
     CustomerReward,
     DailyCreditDraw,
     DailyUsage,
+    Entity,
     Event,
     EventIdempotencyKey,
     Feature,
@@ -204,6 +205,17 @@ class CustomerRewardAdmin(ReadOnlyAdmin):
 
     list_display = ("customer", "reward", "applied_at", "applied_by", "expires_at", "removed_at")
     raw_id_fields = ("customer",)
+
+
+@admin.register(Entity)
+class EntityAdmin(ReadOnlyAdmin):
+    """Read only: entities change through billing/services/entities.py (the customer page, entities.*), which
+    draws and gives back their unit."""
+
+    list_display = ("entity_id", "name", "customer", "feature", "created_at", "deleted_at")
+    list_filter = ("customer__env",)
+    search_fields = ("entity_id", "name", "customer__customer_id")
+    list_select_related = ("customer", "feature")
 
 
 @admin.register(Invoice)

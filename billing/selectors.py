@@ -24,6 +24,7 @@ from billing.models import (
     CustomerProduct,
     CustomerProductStatus,
     CustomerReward,
+    Entity,
     Event,
     Feature,
     FeatureType,
@@ -33,6 +34,7 @@ from billing.models import (
     Reward,
     RewardDuration,
     RewardType,
+    UsageType,
 )
 from billing.money import format_money
 from billing.quantities import overage
@@ -401,3 +403,38 @@ def active_discounts(customer: Customer, now: datetime | None = None) -> list[Re
         .order_by("-applied_at", "-id")
     )
     return [cr.reward for cr in applied]
+
+
+# --- entities --------------------------------------------------------------------------------------
+
+ENTITIES_SHOWN = 50
+
+
+@dataclass
+class EntityList:
+    """A customer's entities as the page's card shows them: the newest `ENTITIES_SHOWN`, and how many there are."""
+
+    items: list
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.items)
+
+
+def customer_entities(customer: Customer, *, limit: int = ENTITIES_SHOWN) -> EntityList:
+    """The customer's entities (not deleted), newest first, in two queries whatever their number."""
+    alive = Entity.objects.alive().filter(customer=customer)
+    items = list(alive.select_related("feature").order_by("-created_at", "-id")[:limit])
+    total = len(items) if len(items) < limit else alive.count()
+    return EntityList(items=items, total=total)
+
+
+def entity_features() -> QuerySet[Feature]:
+    """The features that may count a customer's entities: not consumable (continuous use, or on/off), not archived."""
+    return (
+        Feature.objects.filter(archived=False)
+        .exclude(type=FeatureType.CREDIT_SYSTEM)
+        .exclude(usage_type=UsageType.SINGLE_USE)
+        .order_by("name")
+    )

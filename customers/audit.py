@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     BALANCE_ADD = "balance.add"
     BALANCE_RESET = "balance.reset"
     BALANCE_DELETE = "balance.delete"
+    ENTITY_CREATE = "entity.create"
+    ENTITY_DELETE = "entity.delete"
     PRODUCT_ATTACH = "product.attach"
     PRODUCT_CUSTOMIZE = "product.customize"
     PRODUCT_UPDATE = "product.update"

@@ -38,6 +38,14 @@ def validate_customer_id(value, *, field: str = "id") -> str:
     return value
 
 
+def validate_entity_id(value, *, field: str = "entity_id") -> str:
+    """An entity's id: the rule of a customer's id (it is shown and linked the same way)."""
+    try:
+        return validate_customer_id(value, field=field)
+    except ServiceError as exc:
+        raise ServiceError(exc.message.replace("customer id", "entity id"), code=exc.code, field=field) from None
+
+
 def _depth(value) -> int:
     deepest, stack = 0, [(value, 0)]
     while stack:

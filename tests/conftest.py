@@ -71,6 +71,7 @@ def ensure_roles() -> None:
 
     importlib.import_module("billing.migrations.0002_roles").assign_roles(apps)
     importlib.import_module("billing.migrations.0016_bulk_jobs").assign_job_roles(apps)
+    importlib.import_module("billing.migrations.0022_entities").assign_entity_roles(apps)
 
 
 def _user(username: str, group: str | None = None, **extra) -> User:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pytest
 from django.urls import reverse
 
-from billing.models import Balance, BulkJob, CustomerProduct, CustomerReward
+from billing.models import Balance, BulkJob, CustomerProduct, CustomerReward, Entity
 from billing.services import bulk
 from billing.services.balances import balance_create
+from billing.services.entities import entity_create
 from billing.services.plans import END_OF_CYCLE, GRANT_FREE, plan_attach, plan_cancel
 from billing.services.rewards import reward_apply
 from customers.models import AuditEntry, Customer
@@ -33,6 +34,7 @@ class World:
     cancelling: CustomerProduct
     grant: Balance
     job: BulkJob
+    entity: Entity
 
 
 @pytest.fixture
@@ -58,6 +60,7 @@ def world(customer, other_customer, catalogue, discount_rewards) -> World:
             actor=None,
             reason="x",
         ),
+        entity=entity_create(customer=customer, entity_id="seat_1", feature=catalogue["seats"], actor=None),
     )
 
 
@@ -80,6 +83,16 @@ ENDPOINTS = {
     ),
     "add reward": (lambda w: "/customers/acme_corp/rewards/add/", lambda w: {"reward": w.rewards["twenty"].pk}, set()),
     "remove reward": (lambda w: f"/customers/acme_corp/rewards/{w.applied.pk}/remove/", lambda w: {}, set()),
+    "create entity": (
+        lambda w: "/customers/acme_corp/entities/create/",
+        lambda w: {"entity_id": "seat_2", "name": "Bo", "feature": w.catalogue["seats"].pk},
+        set(),
+    ),
+    "delete entity": (
+        lambda w: f"/customers/acme_corp/entities/{w.entity.pk}/delete/",
+        lambda w: {"reason": "left the team"},
+        set(),
+    ),
     "edit details": (
         lambda w: "/customers/acme_corp/details/edit/?field=name",
         lambda w: {**CONTACT, "name": "Acme Ltd"},

@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from autumn_admin.dashboard.views import balances as balance_views
 from billing.services.balances import balance_create
+from billing.services.entities import entity_create
 from billing.services.plans import GRANT_FREE, plan_attach
 from billing.services.products import product_customize
 from billing.services.track import balance_track
@@ -35,6 +36,13 @@ def _busiest(customer, catalogue, ops) -> None:
     balance_create(customer=customer, feature=catalogue["seats"], actor=ops, granted=5, reason="Goodwill seats")
     balance_track(customer=customer, feature=catalogue["api_calls"], value=Decimal(123456), actor=None)
     plan_attach(customer=customer, product=catalogue["pro"], actor=ops, method=GRANT_FREE, reason="x")
+    entity_create(
+        customer=customer,
+        entity_id="workspace_with_a_rather_long_identifier_0001",
+        name="The design team's shared workspace for the autumn launch",
+        feature=catalogue["seats"],
+        actor=ops,
+    )
 
 
 @pytest.mark.parametrize("width", [1024, 1280, 1920])
@@ -153,3 +161,31 @@ def test_clicking_anywhere_on_a_details_row_edits_it_and_metadata_rows_can_be_ad
     details.get_by_role("button", name="Update").click()
     expect(details).to_contain_text("region = eu")
     assert Customer.objects.get(pk=customer.pk).metadata == {"tier": "gold", "region": "eu"}
+
+
+def test_ops_creates_and_deletes_an_entity_in_popups_that_fit_at_1280_by_800(
+    live_server, page: Page, ops, customer, catalogue
+):
+    _busiest(customer, catalogue, ops)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, live_server, ops)
+    open_customer(page, live_server)
+    card = page.locator("#section-entities")
+
+    card.get_by_role("link", name="Create entity").click()
+    dialog = page.get_by_role("dialog", name="Create entity")
+    expect(dialog.get_by_role("button", name="Create entity")).to_be_in_viewport()
+    dialog.get_by_label("ID").fill("user_bo")
+    dialog.get_by_label("Name").fill("Bo")
+    dialog.get_by_role("button", name="Create entity").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(card.get_by_role("row", name="Bo")).to_contain_text("user_bo")
+
+    card.get_by_role("link", name="Delete entity Bo").click()
+    dialog = page.get_by_role("dialog", name="Delete entity Bo")
+    dialog.get_by_label("Reason").fill("Left the team")
+    expect(dialog.get_by_role("button", name="Delete entity")).to_be_in_viewport()
+    dialog.get_by_role("button", name="Delete entity").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(card.get_by_role("row", name="Bo")).to_have_count(0)
+    assert page.evaluate(OVERFLOW) == []

@@ -574,9 +574,9 @@ def test_the_page_runs_a_constant_number_of_queries(client, request, role, small
     small = _queries(client, "/customers/small/")
     large = _queries(client, "/customers/large/")
     assert small == large
-    # The session, the user with the role (one query: autumn_admin/dashboard/auth_backend.py), and the page's 11
-    # (the credit schema lines among them).
-    with django_assert_num_queries(13):
+    # The session, the user with the role (one query: autumn_admin/dashboard/auth_backend.py), and the page's 12
+    # (the credit schema lines and the customer's entities among them).
+    with django_assert_num_queries(14):
         client.get("/customers/large/")
 
 

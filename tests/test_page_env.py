@@ -229,6 +229,7 @@ PAGES = [
     "/customers/acme_corp/balances/create/",
     "/customers/acme_corp/delete/",
     "/customers/acme_corp/rewards/add/",
+    "/customers/acme_corp/entities/create/",
     "/customers/acme_corp/products/attach/",
 ]
 
@@ -254,6 +255,7 @@ def test_every_form_of_the_dashboard_says_which_environment_it_was_shown_for(ops
         f"/customers/acme_corp/balances/{world.messages.pk}/edit/",
         f"/customers/acme_corp/balances/{world.grant.pk}/delete/",
         f"/customers/acme_corp/rewards/{world.applied.pk}/remove/",
+        f"/customers/acme_corp/entities/{world.entity.pk}/delete/",
         f"/customers/acme_corp/products/{world.product.pk}/customize/",
         f"/customers/acme_corp/products/{world.product.pk}/cancel/",
         f"/customers/acme_corp/products/{world.cancelling.pk}/uncancel/",

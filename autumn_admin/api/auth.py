@@ -18,8 +18,8 @@ from customers.services.api_keys import API_KEY_PREFIXES, CUSTOMER_TOKEN_PREFIX,
 KEY_PATTERN = re.compile(r"^am_sk_(test|live)_[A-Za-z0-9_-]{40}$")
 ENV_OF_PREFIX = {"test": Env.SANDBOX, "live": Env.LIVE}
 TOKEN_PATTERN = re.compile(r"^am_jwt_[A-Za-z0-9_-]{40}$")
-# Autumn's allowlists of a customer's tokens (its server's customerJwtMiddleware), less entities.get: customers
-# here have no entities. Everything else answers 403.
+# Autumn's allowlists of a customer's tokens (its server's customerJwtMiddleware), less entities.get (not yet
+# scoped to a token's customer). Everything else answers 403.
 TOKEN_ROUTES = {
     ApiKeyKind.ACCESS: frozenset(
         f"POST /v1/{op}"

@@ -118,7 +118,7 @@ def _delete(request: HttpRequest, customer: Customer, delete_in_stripe: bool) ->
     return {"success": True}
 
 
-def _held(params: ListCustomersParams) -> QuerySet[CustomerProduct]:
+def held_products(params) -> QuerySet[CustomerProduct]:
     """The customers' products that customers.list's subscription_status and plans ask for."""
     statuses = {
         "active": LIVE_PRODUCT_STATUSES,
@@ -250,7 +250,7 @@ def customers_list(request, params: ListCustomersParams):
     if params.search:
         customers = customers.search(params.search)
     if params.subscription_status or params.plans:
-        customers = customers.filter(pk__in=_held(params).values("customer_id"))
+        customers = customers.filter(pk__in=held_products(params).values("customer_id"))
     page = page_of(
         customers,
         time_field="created_at",

@@ -22,6 +22,7 @@ from autumn_admin.api import (
     catalogue_sync,
     cli,
     customers,
+    entities,
     events,
     invoices,
     keys,
@@ -166,5 +167,6 @@ api.add_router("", billing.router)
 api.add_router("", catalogue.router)
 api.add_router("", catalogue_sync.router)
 api.add_router("", rewards.router)
+api.add_router("", entities.router)
 api.add_router("", keys.router)
 api.add_router("", legacy.router)

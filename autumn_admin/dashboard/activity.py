@@ -124,6 +124,10 @@ SENTENCES: dict[str, Callable[[AuditEntry, Names], str]] = {
     AuditAction.BALANCE_RESET: lambda e, n: f"reset {_feature(e, n)} to {format_qty(_after(e).get('remaining'))}",
     AuditAction.BALANCE_CREATE: lambda e, n: f"granted {format_qty(_after(e).get('granted'))} {_feature(e, n)}",
     AuditAction.BALANCE_DELETE: lambda e, n: f"deleted a granted balance of {_feature(e, n)}",
+    AuditAction.ENTITY_CREATE: lambda e, n: f"created entity {_after(e).get('name') or e.target_id} ({_feature(e, n)})",
+    AuditAction.ENTITY_DELETE: lambda e, n: (
+        f"deleted entity {_before(e).get('name') or e.target_id} ({_feature(e, n)})"
+    ),
     AuditAction.PRODUCT_ATTACH: _product_attached,
     AuditAction.PRODUCT_CUSTOMIZE: lambda e, n: f"made a custom {_named('product', e, n)} for this customer",
     AuditAction.REWARD_APPLY: lambda e, n: f"applied coupon {_named('reward', e, n)}",

@@ -17,6 +17,8 @@ EDIT_BALANCE = "billing.adjust_balance"
 APPLY_REWARD = "billing.apply_reward"
 CUSTOMIZE_PRODUCT = "billing.add_product"
 CHANGE_PLAN = "billing.change_customerproduct"  # attach, cancel, uncancel
+CREATE_ENTITY = "billing.add_entity"
+DELETE_ENTITY = "billing.delete_entity"
 CHANGE_CUSTOMER = "customers.change_customer"
 DELETE_CUSTOMER = "customers.delete_customer"
 RESTORE_CUSTOMER = "customers.restore_customer"
@@ -34,6 +36,8 @@ ABILITIES = {
     "delete_customer": DELETE_CUSTOMER,
     "customize_product": CUSTOMIZE_PRODUCT,
     "change_plan": CHANGE_PLAN,
+    "create_entity": CREATE_ENTITY,
+    "delete_entity": DELETE_ENTITY,
     "restore_customer": RESTORE_CUSTOMER,
     "manage_api_keys": MANAGE_API_KEYS,
     "run_bulk_job": RUN_BULK_JOB,

@@ -12,6 +12,7 @@ from billing.models.customer_products import (
     keep_live_product_flag,
     live_product_exists,
 )
+from billing.models.entities import Entity, EntityQuerySet
 from billing.models.features import (
     QUANTITY,
     SLUG_PATTERN,
@@ -67,4 +68,6 @@ __all__ = [
     "BulkJob",
     "BulkJobItemStatus",
     "BulkJobItem",
+    "EntityQuerySet",
+    "Entity",
 ]

@@ -16,6 +16,7 @@ from autumn_admin.api.schemas import (
     catalogue,
     catalogue_sync,
     customers,
+    entities,
     events,
     invoices,
     legacy,
@@ -65,6 +66,7 @@ CASES = {
         "items.0.price",
     ),
     ("ListCustomersParams", "plans"): ("customers.list", {}, "plans.0"),
+    ("ListEntitiesParams", "plans"): ("entities.list", {}, "plans.0"),
     ("CatalogUpdateParams", "features"): ("catalog.update", {"plans": []}, "features.0"),
     ("CatalogUpdateParams", "plans"): ("catalog.update", {"features": []}, "plans.0"),
     ("CreateRewardParams", "coupon"): ("rewards.create", {}, "coupon"),
@@ -120,7 +122,18 @@ def _set(body: dict, where: str, value) -> dict:
 def _nested_object_fields() -> set[tuple[str, str]]:
     """Every request field that holds an object of its own (or a list of them), read from the schemas."""
     found = set()
-    for module in (balances, billing, catalogue, catalogue_sync, customers, events, invoices, legacy, rewards):
+    for module in (
+        balances,
+        billing,
+        catalogue,
+        catalogue_sync,
+        customers,
+        entities,
+        events,
+        invoices,
+        legacy,
+        rewards,
+    ):
         for name, model in vars(module).items():
             if not (inspect.isclass(model) and issubclass(model, Params)) or model.__module__ != module.__name__:
                 continue

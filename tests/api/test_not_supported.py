@@ -135,7 +135,7 @@ def test_left_out_null_or_what_is_done_anyway_is_accepted(api, customer, case):
 
 def test_the_openapi_document_says_which_fields_are_not_supported(api):
     document = json.dumps(api.client.get("/v1/openapi.json").json())
-    assert "Not supported here: customers have no entities" in document
+    assert "Not supported here: an entity's own balances, plans and usage are not built" in document
     assert "Not supported here: billing controls" in document
 
 

@@ -8,6 +8,7 @@ from ninja import Schema
 from pydantic import Field
 
 from autumn_admin.api.schemas.common import (
+    ENTITY_SCOPE_NOT_BUILT,
     CustomerId,
     Omittable,
     Params,
@@ -25,7 +26,7 @@ _SUBSCRIPTION = "which Stripe subscription a plan goes on is not chosen by reque
 # What Autumn's plan changes (billing.attach, billing.update and their previews) carry and this server
 # does not build; sent with a value that asks for something, each is refused by name.
 _PLAN_CHANGE = {
-    "entity_id": "customers have no entities (seats, workspaces); leave entity_id out",
+    "entity_id": f"{ENTITY_SCOPE_NOT_BUILT}; leave entity_id out",
     "feature_quantities": "prepaid quantities are not built",
     "license_quantities": "licenses are not built",
     "customize": "a custom plan is made on the dashboard (Customize), not by a plan change",

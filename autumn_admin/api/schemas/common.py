@@ -104,7 +104,11 @@ def not_supported_fields(name: str, fields: dict[str, str], *, harmless: tuple =
 
 
 NO_AUTO_CREATE = not_supported("a customer is created first, with customers.get_or_create (or POST /customers)")
-NO_ENTITIES = not_supported("customers have no entities (seats, workspaces); leave entity_id out")
+ENTITY_SCOPE_NOT_BUILT = (
+    "an entity's own balances, plans and usage are not built (entities.* manage the entities themselves)"
+)
+"""Why `entity_id` on a check, a track or a plan change is refused: the entities themselves are built."""
+NO_ENTITIES = not_supported(f"{ENTITY_SCOPE_NOT_BUILT}; leave entity_id out")
 
 PLAN_VERSION_MAX = 1_000_000
 

@@ -40,7 +40,7 @@ Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
 
 # --- requests -----------------------------------------------------------------------------------
 
-CustomerExpand = Literal["invoices", "rewards"]
+CustomerExpand = Literal["invoices", "rewards", "entities"]
 
 
 class CustomerFields(Params):
@@ -155,6 +155,17 @@ class RewardsOut(Schema):
     discounts: list[DiscountOut]
 
 
+class EntityBaseOut(Schema):
+    """An entity as customers.get lists it (expand "entities"), and the start of entities.get's answer."""
+
+    id: str | None
+    name: str | None
+    customer_id: str | None
+    feature_id: str | None
+    created_at: Number
+    env: Literal["sandbox", "live"]
+
+
 class CustomerOut(Schema):
     id: str | None
     name: str | None
@@ -173,6 +184,7 @@ class CustomerOut(Schema):
     flags: dict[str, FlagOut]
     invoices: list[InvoiceOut] | None = Field(None, description='With expand: ["invoices"].')
     rewards: RewardsOut | None = Field(None, description='With expand: ["rewards"].')
+    entities: list[EntityBaseOut] | None = Field(None, description='With expand: ["entities"].')
 
 
 # An alias: a field named `list` would shadow the builtin inside its class body.

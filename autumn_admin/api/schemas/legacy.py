@@ -11,6 +11,7 @@ from pydantic import Field
 from autumn_admin.api.schemas.balances import JsonObject, Quantity, TrackParams
 from autumn_admin.api.schemas.billing import Url
 from autumn_admin.api.schemas.common import (
+    ENTITY_SCOPE_NOT_BUILT,
     NO_AUTO_CREATE,
     NO_ENTITIES,
     CustomerId,
@@ -31,8 +32,8 @@ LegacyAttachNotBuilt = not_supported_fields(
     "LegacyAttachNotBuilt",
     {
         "product_ids": "attach one product at a time here (product_id)",
-        "entity_id": "customers have no entities (seats, workspaces); leave entity_id out",
-        "entity_data": "customers have no entities (seats, workspaces)",
+        "entity_id": f"{ENTITY_SCOPE_NOT_BUILT}; leave entity_id out",
+        "entity_data": ENTITY_SCOPE_NOT_BUILT,
         "customer_data": "a customer is created first, with POST /customers",
         "options": "prepaid quantities are not built",
         "is_custom": "a custom plan is made on the dashboard (Customize), not by attach",

@@ -16,6 +16,7 @@ from billing.models import (
     CustomerProduct,
     CustomerProductStatus,
     CustomerReward,
+    Entity,
 )
 from billing.quantities import to_number
 from customers.models import Customer
@@ -90,7 +91,7 @@ def purchase_json(cp: CustomerProduct) -> dict:
 
 
 def _row_fields(cp: CustomerProduct) -> dict:
-    """What a row of subscriptions.list or purchases.list adds: whose it is. Customers here have no entities,
+    """What a row of subscriptions.list or purchases.list adds: whose it is. An entity's own plans are not built,
     so every row is the customer's own; a row was created when the plan started."""
     return {
         "customer_id": cp.customer.customer_id,
@@ -143,6 +144,18 @@ def rewards_json(customer: Customer) -> dict:
     }
 
 
+def entity_base_json(entity: Entity, customer: Customer) -> dict:
+    """An entity as customers.get lists it (expand "entities"); every entity answer starts with it."""
+    return {
+        "id": entity.entity_id,
+        "name": entity.name or None,
+        "customer_id": customer.customer_id,
+        "feature_id": entity.feature.feature_id,
+        "created_at": ms(entity.created_at),
+        "env": customer.env,
+    }
+
+
 # --- the customer -------------------------------------------------------------------------------
 
 
@@ -178,4 +191,7 @@ def customer_json(customer: Customer, *, expand: Iterable[str] = ()) -> dict:
         data["invoices"] = [invoice_json(i, customer.customer_id) for i in invoices]
     if "rewards" in expand:
         data["rewards"] = rewards_json(customer)
+    if "entities" in expand:
+        entities = Entity.objects.alive().filter(customer=customer).select_related("feature")
+        data["entities"] = [entity_base_json(e, customer) for e in entities]
     return data
