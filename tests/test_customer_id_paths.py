@@ -54,7 +54,7 @@ def test_customer_with_a_lookalike_id_opens_edits_and_deletes_like_any_other(ops
 
     edit = reverse("customers:details-edit", args=[customer_id]) + "?field=name"
     form = ops_client.get(edit)
-    assert ops_client.post(edit, form_values(form, value="Renamed")).status_code == 302
+    assert ops_client.post(edit, form_values(form, name="Renamed")).status_code == 302
     assert Customer.objects.get(pk=customer.pk).name == "Renamed"
 
     delete = reverse("customers:delete", args=[customer_id])
