@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -105,19 +106,28 @@ def _session_alive(pid: int) -> bool:
 def stop_servers_in(folder: Path) -> None:
     """Stop every PostgreSQL and PgBouncer whose command line names a path in `folder` (what a session
     killed with kill -9 leaves running: nothing else ever stops them)."""
-    prefix = str(folder)
-    doomed = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] in ("postgres", "pgbouncer") and any(
-            prefix in arg for arg in process.info["cmdline"] or []
-        ):
-            doomed.append(process)
+    inside = str(folder) + os.sep
+    doomed = [
+        process
+        for process in psutil.process_iter(["name", "cmdline"])
+        if process.info["name"] in ("postgres", "pgbouncer")
+        and any(inside in arg for arg in process.info["cmdline"] or [])
+    ]
+    # PostgreSQL's immediate shutdown (SIGQUIT: it takes its processes and shared memory with it), and
+    # PgBouncer's; SIGKILL for what is still there after 10 s.
     for process in doomed:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    wait_for(lambda: not any(map(_running, doomed)), timeout=10)
+        _signal(process, signal.SIGQUIT if process.info["name"] == "postgres" else signal.SIGTERM)
+    if not wait_for(lambda: not any(map(_running, doomed)), timeout=10):
+        for process in doomed:
+            _signal(process, signal.SIGKILL)
+        wait_for(lambda: not any(map(_running, doomed)), timeout=10)
+
+
+def _signal(process: psutil.Process, number: int) -> None:
+    try:
+        process.send_signal(number)
+    except psutil.NoSuchProcess:
+        pass
 
 
 def _running(process: psutil.Process) -> bool:

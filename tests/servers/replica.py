@@ -6,6 +6,7 @@ test database pytest-django creates on the primary later reaches the replica lik
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -93,7 +94,7 @@ def _facts(db: dict) -> dict:
     try:
         with _connect(db) as conn:
             names = ["server_version_num", "wal_level", *AT_LEAST_THE_PRIMARYS]
-            facts = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}  # noqa: S608
+            facts = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
             facts["in_recovery"] = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
             facts["size"] = conn.execute("SELECT sum(pg_database_size(oid)) FROM pg_database").fetchone()[0]
     except psycopg.Error as error:
@@ -155,7 +156,7 @@ def _copy(db: dict, bindir: Path, data: Path) -> None:
     args += ["-h", db.get("HOST") or "127.0.0.1", "-p", db.get("PORT") or 5432]
     if db.get("USER"):
         args += ["-U", db["USER"]]
-    env = {"PGPASSWORD": db["PASSWORD"], "PATH": "/usr/bin:/bin"} if db.get("PASSWORD") else None
+    env = {**os.environ, "PGPASSWORD": db["PASSWORD"]} if db.get("PASSWORD") else None
     code, out = run(args, timeout=600, env=env, cwd=data)
     if code != 0:
         reason = out.splitlines()[-1].removeprefix("pg_basebackup: error: ") if out else f"exit code {code}"
