@@ -2,8 +2,10 @@
 inside a change and the API read the primary; a person who has just changed something sees it on
 the next page even while the replica lags (replay paused with pg_wal_replay_pause()).
 
-Runs where DATABASE_REPLICA_URL names a streaming replica of the test database's server (.ci/run makes
-one on 5433); skipped elsewhere, a failure under REQUIRE_REPLICA=1.
+Runs against DATABASE_REPLICA_URL, a streaming replica of the test database's server (.ci/run makes one on
+5433), or, without it, the replica the test session makes itself of the server the tests use (tests/servers:
+the embedded PostgreSQL, or DATABASE_URL's when on this machine and allowing replication). Skipped with the
+reason when there is none, a failure under REQUIRE_REPLICA=1.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from customers.models import Customer
 from customers.services.api_keys import api_key_create
 from customers.services.customers import customer_create, customer_update
 from tests.helpers import CONTACT, page_text
+from tests.servers import replica_missing, replica_routing
 
 pytestmark = [
     # Without a replica configured the alias does not exist: the tests skip (the fixture below).
@@ -37,11 +40,12 @@ EDIT = "/customers/acme_corp/details/edit/"
 
 
 @pytest.fixture(autouse=True)
-def replica():
+def replica(request, settings):
     if "replica" not in settings.DATABASES:
         if os.environ.get("REQUIRE_REPLICA") == "1":
-            pytest.fail("REQUIRE_REPLICA=1 but DATABASE_REPLICA_URL is not set")
-        pytest.skip("needs a streaming replica (set DATABASE_REPLICA_URL)")
+            pytest.fail(f"REQUIRE_REPLICA=1 but there is no replica: {replica_missing(request.config)}")
+        pytest.skip(replica_missing(request.config))
+    replica_routing(settings)
     with connections["replica"].cursor() as cursor:
         cursor.execute("SELECT pg_is_in_recovery()")
         assert cursor.fetchone()[0], "DATABASE_REPLICA_URL must name a standby, not the primary"
