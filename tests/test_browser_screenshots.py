@@ -1,5 +1,7 @@
 """Screenshots of the screens issue 30 changed, at 1280×800, with demo-like data: the Overview, the bulk flow
-(the action first, then the preview), a job's page, the customer page, the Attach popup and a usage chart.
+(the action first, then the preview), a job's page and the Jobs list, the customers list with its saved views,
+the customer page, the Attach popup, the Details edited together, a usage chart and a credit pool's chart split
+by feature, and the API key's revoke popup.
 
 They are saved in `tmp_path`, or with SCREENSHOTS=docs/screenshots in that folder (how the README's were made);
 each must be a small PNG."""
@@ -20,7 +22,10 @@ from billing.services import bulk
 from billing.services.plans import GRANT_FREE, plan_attach
 from billing.services.track import balance_track
 from customers.models import Customer
+from customers.services.api_keys import api_key_create
 from customers.services.customers import customer_create
+from customers.services.saved_views import saved_view_create
+from tests.conftest import on_the_ai_plan
 from tests.test_browser_actions import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -52,7 +57,8 @@ def _demo(catalogue, ops) -> None:
     bulk.bulk_job_run(job.pk)
 
 
-def test_screenshots_of_the_changed_screens(live_server, page: Page, ops, catalogue, tmp_path):
+def test_screenshots_of_the_changed_screens(live_server, page: Page, ops, credits_catalogue, tmp_path):
+    catalogue = credits_catalogue
     _demo(catalogue, ops)
     out = Path(os.environ.get("SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +100,37 @@ def test_screenshots_of_the_changed_screens(live_server, page: Page, ops, catalo
     page.goto(f"{live_server.url}/customers/acme_corp/usage/api_calls/?range=7")
     shot("usage-chart")
 
+    page.goto(f"{live_server.url}/jobs/")
+    expect(page.locator("#jobs")).to_contain_text("Add to balance: 5,000 API calls")
+    shot("jobs")
+
+    saved_view_create(owner=ops, env="sandbox", name="On Scale", query="product=scale", shared=False)
+    saved_view_create(owner=ops, env="sandbox", name="Trials", query="status=trialing", shared=True)
+    page.goto(f"{live_server.url}/customers/?product=scale")
+    expect(page.locator(".saved-views .chip.active")).to_contain_text("On Scale")
+    shot("customers-saved-views")
+
+    page.goto(f"{live_server.url}/customers/acme_corp/")
+    page.locator("#section-sidebar-details").get_by_role("link", name="Edit email").click()
+    expect(page.get_by_role("textbox", name="Email")).to_be_focused()
+    page.locator("#section-sidebar-details").scroll_into_view_if_needed()
+    shot("details-edit")
+
+    pool = on_the_ai_plan("soylent_ai", catalogue, ops, name="Soylent AI")
+    for day, (images, messages) in enumerate([(9, 14), (4, 30), (12, 22), (6, 40), (15, 25)]):
+        when = timezone.now() - timedelta(days=4 - day)
+        balance_track(customer=pool, feature=catalogue["images"], value=Decimal(images), actor=None, timestamp=when)
+        balance_track(customer=pool, feature=catalogue["messages"], value=Decimal(messages), actor=None, timestamp=when)
+    page.goto(f"{live_server.url}/customers/soylent_ai/usage/ai_credits/?range=7")
+    expect(page.locator("#usage-chart")).to_contain_text("Images")
+    shot("usage-chart-credits")
+
+    api_key_create(env="sandbox", name="Backend worker", actor=ops)
+    page.goto(f"{live_server.url}/api-keys/")
+    page.get_by_role("link", name="Revoke…").click()
+    expect(page.get_by_role("dialog", name="Revoke “Backend worker”?")).to_be_visible()
+    shot("api-key-revoke")
+
     for png in out.glob("*.png"):
         assert png.stat().st_size < 400_000, png
-    assert len(list(out.glob("*.png"))) >= 7
+    assert len(list(out.glob("*.png"))) >= 12
