@@ -31,6 +31,7 @@ from billing.models import (
     Invoice,
     Price,
     ProductItem,
+    ReferralCode,
     Reward,
     RewardDuration,
     RewardType,
@@ -438,3 +439,54 @@ def entity_features() -> QuerySet[Feature]:
         .exclude(usage_type=UsageType.SINGLE_USE)
         .order_by("name")
     )
+
+
+@dataclass
+class ReferralCodeRow:
+    """One code the customer shares, with the redemptions of it (newest first) for the page's Referrals card."""
+
+    code: str
+    program_id: str
+    reward_name: str
+    received_by: str
+    redemptions: list[dict]
+
+
+def customer_referrals(customer: Customer) -> list[ReferralCodeRow]:
+    """The customer's referral codes and who redeemed them, in one query (a left join: a code nobody redeemed
+    yet comes back once, with empty redemption columns)."""
+    rows = (
+        ReferralCode.objects.filter(customer=customer)
+        .order_by("created_at", "id", "-redemptions__created_at", "-redemptions__id")
+        .values(
+            "id",
+            "code",
+            "program__program_id",
+            "program__reward__name",
+            "program__received_by",
+            "redemptions__redeemer__customer_id",
+            "redemptions__created_at",
+            "redemptions__triggered",
+            "redemptions__referrer_applied",
+            "redemptions__redeemer_applied",
+        )
+    )
+    codes: dict[int, ReferralCodeRow] = {}
+    for row in rows:
+        entry = codes.setdefault(
+            row["id"],
+            ReferralCodeRow(
+                row["code"], row["program__program_id"], row["program__reward__name"], row["program__received_by"], []
+            ),
+        )
+        if row["redemptions__redeemer__customer_id"] is not None:
+            entry.redemptions.append(
+                {
+                    "redeemer": row["redemptions__redeemer__customer_id"],
+                    "at": row["redemptions__created_at"],
+                    "triggered": row["redemptions__triggered"],
+                    "referrer_rewarded": row["redemptions__referrer_applied"],
+                    "redeemer_rewarded": row["redemptions__redeemer_applied"],
+                }
+            )
+    return list(codes.values())

@@ -15,6 +15,7 @@ from django.utils import timezone
 from billing.models import Balance, CreditCost, CustomerProduct, Feature, Invoice, Reward
 from billing.services.balances import balance_set
 from billing.services.products import product_attach
+from billing.services.referrals import referral_code_create, referral_code_redeem, referral_program_create
 from billing.services.rewards import reward_apply
 from billing.services.track import balance_track
 from billing.stripe_inbound.sync import apply_invoice
@@ -574,9 +575,9 @@ def test_the_page_runs_a_constant_number_of_queries(client, request, role, small
     small = _queries(client, "/customers/small/")
     large = _queries(client, "/customers/large/")
     assert small == large
-    # The session, the user with the role (one query: autumn_admin/dashboard/auth_backend.py), and the page's 12
-    # (the credit schema lines and the customer's entities among them).
-    with django_assert_num_queries(14):
+    # The session, the user with the role (one query: autumn_admin/dashboard/auth_backend.py), and the page's 13
+    # (the credit schema lines, the customer's entities and its referral codes with their redemptions among them).
+    with django_assert_num_queries(15):
         client.get("/customers/large/")
 
 
@@ -703,3 +704,27 @@ def test_a_cached_credit_pool_row_shows_a_changed_credit_cost_on_the_next_view(
     page = page_of(client.get(URL))
     assert "Messages 0.25 credits each" in text(element(page, "balance-row-ai_credits"))
     assert "Then from AI credits at 0.25 credits each" in text(element(page, "balance-row-messages"))
+
+
+def test_the_referrals_card_shows_the_customers_codes_who_redeemed_them_and_the_reward(
+    client, ops, customer, other_customer, discount_rewards
+):
+    program = referral_program_create(
+        env="sandbox",
+        program_id="friends",
+        reward=discount_rewards["twenty"],
+        redeem_on="customer_creation",
+        received_by="all",
+        actor=None,
+    )
+    code = referral_code_create(customer=customer, program=program, actor=None)
+    referral_code_redeem(customer=other_customer, code=code.code, actor=None)
+    login(client, ops)
+
+    page = client.get("/customers/acme_corp/").content.decode()
+
+    card = page[page.index('id="section-sidebar-referrals"') :]
+    card = card[: card.index("</section>")]
+    assert code.code in card and "friends" in card and "20% off (both parties)" in card
+    assert "Redeemed by" in card and "globex" in card
+    assert "reward granted to this customer and globex" in card

@@ -27,6 +27,7 @@ from autumn_admin.api import (
     invoices,
     keys,
     legacy,
+    referrals,
     rewards,
 )
 from autumn_admin.api.auth import SecretKeyAuth, authenticate
@@ -167,6 +168,7 @@ api.add_router("", billing.router)
 api.add_router("", catalogue.router)
 api.add_router("", catalogue_sync.router)
 api.add_router("", rewards.router)
+api.add_router("", referrals.router)
 api.add_router("", entities.router)
 api.add_router("", keys.router)
 api.add_router("", legacy.router)

@@ -1,5 +1,5 @@
 """The rewards of the catalogue: rewards.list/get/create/update/delete, rewards.redeem (a customer redeems a
-promo code), and referral_programs.list (always empty here). Rewards are one catalogue for both environments,
+promo code). Referral programs are in referrals.py. Rewards are one catalogue for both environments,
 like plans and features; a redemption is a customer's of the key's environment. Every write goes through
 billing/services/rewards.py with the key as the actor.
 """
@@ -18,7 +18,6 @@ from autumn_admin.api.schemas.rewards import (
     GetRewardParams,
     RedeemedOut,
     RedeemRewardParams,
-    ReferralProgramListOut,
     RewardListOut,
     RewardOut,
     UpdateRewardParams,
@@ -200,14 +199,3 @@ def rewards_redeem(request, params: RedeemRewardParams):
             {"feature_id": b.feature.feature_id, "balance": to_number(b.granted)} for b in granted
         ],
     }
-
-
-@router.post(
-    "/referral_programs.list",
-    response={200: ReferralProgramListOut, **ERRORS},
-    operation_id="listReferralPrograms",
-    summary="List referral programs",
-)
-def referral_programs_list(request, params: Params):
-    """Referral programs are not offered here: the list is empty (atmn pull reads it)."""
-    return {"list": []}

@@ -100,7 +100,7 @@ def customer_page_context(
     Keys: customer, now, can (what the user may do), detail_url, status (key, label), plans,
     product_rows, ended_product_rows, feature_rows, feature_rows_by_id (feature id → row: render one
     `balance-row` with it as `fb`), has_metered_features, has_boolean_features, upcoming, invoices,
-    events, event_features, event_feature, rewards, entities, activity, detail_fields, metadata_items,
+    events, event_features, event_feature, rewards, entities, referrals, activity, detail_fields, metadata_items,
     stripe_url, stripe_connected.
     """
     now = now or timezone.now()
@@ -134,6 +134,7 @@ def customer_page_context(
         "event_features": sorted((f for f in features if f.is_metered), key=lambda f: f.name.lower()),
         "rewards": rewards,
         "entities": billing.customer_entities(customer),
+        "referrals": billing.customer_referrals(customer),
         "activity": customer_activity(audit, names),
         "detail_fields": detail_fields(customer),
         "metadata_items": metadata_items(customer),

@@ -25,6 +25,7 @@ from billing.models.features import (
 )
 from billing.models.invoices import Invoice, InvoiceStatus, StripeEvent
 from billing.models.products import Price, Product, ProductItem, ProductQuerySet, TrialUnit
+from billing.models.referrals import ReceivedBy, RedeemOn, ReferralCode, ReferralProgram, ReferralRedemption
 from billing.models.rewards import DISCOUNT_REWARD_TYPES, CustomerReward, Reward, RewardDuration, RewardType
 from billing.models.usage import DailyCreditDraw, DailyUsage, Event, EventIdempotencyKey, UsageRollup
 
@@ -61,6 +62,11 @@ __all__ = [
     "RewardDuration",
     "Reward",
     "CustomerReward",
+    "RedeemOn",
+    "ReceivedBy",
+    "ReferralProgram",
+    "ReferralCode",
+    "ReferralRedemption",
     "InvoiceStatus",
     "Invoice",
     "StripeEvent",

@@ -24,6 +24,7 @@ from billing.models import (
 from billing.plan_preview import period_end_of, same_plan_group
 from billing.quantities import ZERO, parse_quantity
 from billing.services.balances import first_reset, reset_if_due
+from billing.services.referrals import referral_checkout
 from customers.audit import Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
 from customers.formatting import format_qty
@@ -112,6 +113,8 @@ def product_attach(
         after={"product": product.product_id, "version": product.version, "status": status},
         reason=reason,
     )
+    if replace is None and status in (CustomerProductStatus.ACTIVE, CustomerProductStatus.TRIALING):
+        referral_checkout(customer=customer, product=product, status=status, actor=actor, now=now)
     return cp
 
 

@@ -278,20 +278,51 @@ def reward_redeem(*, customer: Customer, code: str, actor: Actor, now: datetime 
             status=422,
         )
     applied = reward_apply(customer=customer, reward=reward, actor=actor, now=now)
-    granted = []
-    if reward.type == RewardType.FEATURE_GRANT and reward.grant_feature is not None:
-        granted.append(
-            balance_create(
-                customer=customer,
-                feature=reward.grant_feature,
-                actor=actor,
-                reason=f"Promo code {code} (reward {reward.reward_id})",
-                granted=reward.value,
-                expires_at=applied.expires_at,
-                now=now,
-            )
+    return reward, _grant_units(
+        customer=customer,
+        reward=reward,
+        actor=actor,
+        reason=f"Promo code {code} (reward {reward.reward_id})",
+        expires_at=applied.expires_at,
+        now=now,
+    )
+
+
+def _grant_units(*, customer: Customer, reward: Reward, actor: Actor, reason: str, expires_at, now) -> list:
+    if reward.type != RewardType.FEATURE_GRANT or reward.grant_feature is None:
+        return []
+    return [
+        balance_create(
+            customer=customer,
+            feature=reward.grant_feature,
+            actor=actor,
+            reason=reason,
+            granted=reward.value,
+            expires_at=expires_at,
+            now=now,
         )
-    return reward, granted
+    ]
+
+
+@transaction.atomic
+def reward_grant(*, customer: Customer, reward: Reward, actor: Actor, reason: str, now: datetime | None = None) -> bool:
+    """Give a customer a reward a referral earned it. A feature grant adds its units every time (each referral
+    earns them again), for the reward's months or until removed; a discount is applied unless the customer
+    already has it (a discount is not stacked on itself, as Autumn leaves a Stripe customer's discount alone).
+    Returns whether the customer received something."""
+    now = now or timezone.now()
+    if reward.type == RewardType.FREE_PRODUCT or not reward.active:
+        return False
+    held = CustomerReward.objects.filter(customer=customer, reward=reward, removed_at__isnull=True).first()
+    if held is None:
+        held = reward_apply(customer=customer, reward=reward, actor=actor, now=now)
+    elif reward.is_discount:
+        return False
+    expires_at = None
+    if reward.duration == RewardDuration.MONTHS and reward.duration_months:
+        expires_at = add_intervals(now, "month", reward.duration_months)
+    _grant_units(customer=customer, reward=reward, actor=actor, reason=reason, expires_at=expires_at, now=now)
+    return True
 
 
 @transaction.atomic

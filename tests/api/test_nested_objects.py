@@ -20,6 +20,7 @@ from autumn_admin.api.schemas import (
     events,
     invoices,
     legacy,
+    referrals,
     rewards,
 )
 from autumn_admin.api.schemas.common import Params
@@ -132,6 +133,7 @@ def _nested_object_fields() -> set[tuple[str, str]]:
         events,
         invoices,
         legacy,
+        referrals,  # flat: no nested request object yet
         rewards,
     ):
         for name, model in vars(module).items():

@@ -1,10 +1,10 @@
 """The rewards: what rewards.list/get read, the reward (a coupon or a feature grant) as it answers, what
-rewards.create/update send and rewards.redeem answers, and the (empty) list of referral programs. Like plans
+rewards.create/update send and rewards.redeem answers. Like plans
 and features, rewards are one catalogue for both environments."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from ninja import Schema
 from pydantic import Field
@@ -127,13 +127,6 @@ class CreateRewardParams(Params):
 
     coupon: CouponIn | None = None
     feature_grant: FeatureGrantIn | None = None
-
-
-AnyList = list[Any]
-
-
-class ReferralProgramListOut(Schema):
-    list: AnyList
 
 
 class RedeemRewardParams(Params):
