@@ -244,7 +244,7 @@ def test_ops_creates_a_customer_on_the_default_plan_and_goes_to_its_page(ops, ca
         HTTP_HX_REQUEST="true",
     )
 
-    assert response.status_code == 302 and response["HX-Redirect"] == "/customers/new_co/"
+    assert response.status_code == 200 and response["HX-Redirect"] == "/customers/new_co/"
     created = Customer.objects.get(customer_id="new_co")
     assert (created.env, created.name, created.email, created.fingerprint) == (
         "sandbox",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -129,9 +129,9 @@ def customer_create_view(request):
             except ServiceError as e:
                 form.add_service_error(e)
             else:
-                response = redirect("customers:detail", customer.customer_id)
-                if request.htmx:  # the popup leaves for the new customer's page
-                    response["HX-Redirect"] = response["Location"]
-                return response
+                page = reverse("customers:detail", args=[customer.customer_id])
+                if request.htmx:  # the popup leaves for the new customer's page (a 302 would be followed in place)
+                    return HttpResponse(headers={"HX-Redirect": page})
+                return redirect(page)
     context = {"form": form, "close_url": reverse("customers:list")}
     return render(request, "customers/customer_create.html", context, status=status)
