@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     BALANCE_ADD = "balance.add"
     BALANCE_RESET = "balance.reset"
     BALANCE_DELETE = "balance.delete"
+    BALANCE_CHECK_RUN = "balance.check_run"  # a check run from the dashboard: changes nothing, recorded who asked
+    USAGE_RECORD = "usage.record"  # usage recorded from the dashboard, with a reason
     ENTITY_CREATE = "entity.create"
     ENTITY_DELETE = "entity.delete"
     PRODUCT_ATTACH = "product.attach"

@@ -167,6 +167,7 @@ READ_ONLY = {
     "job",
     "overview",
     "customers:usage",
+    "customers:object",
 }
 NOT_GUARDED = {"login", "logout", "switch-env", "stripe-webhook"}
 
@@ -196,6 +197,7 @@ def test_the_check_above_covers_every_dashboard_url_that_takes_a_post(world, ext
 @pytest.mark.parametrize("name", sorted(READ_ONLY))
 def test_the_read_only_pages_take_no_post(ops_client, world, name):  # noqa: F811
     args = {"customers:detail": ["acme_corp"], "customers:events": ["acme_corp"], "customers:invoices": ["acme_corp"]}
+    args["customers:object"] = ["acme_corp"]
     args["customers:usage"] = ["acme_corp", "messages"]
     args["job"] = [world.job.pk]
     before = db_state()
@@ -231,6 +233,9 @@ PAGES = [
     "/customers/acme_corp/rewards/add/",
     "/customers/acme_corp/entities/create/",
     "/customers/acme_corp/products/attach/",
+    "/customers/acme_corp/features/messages/record-usage/",
+    "/customers/acme_corp/features/messages/check/",
+    "/new-customer/",
 ]
 
 

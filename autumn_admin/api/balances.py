@@ -26,7 +26,6 @@ from autumn_admin.api.schemas.balances import (
     quantity_or_one,
 )
 from autumn_admin.api.schemas.common import ERRORS, SuccessOut
-from autumn_admin.api.serializers.balances import balance_row_json, check_json, track_json
 from autumn_admin.api.units import from_ms
 from billing.models import Balance, Feature, Interval
 from billing.selectors import PREFER_GRANT, balance_to_edit
@@ -41,6 +40,7 @@ from billing.services.balances import (
 )
 from billing.services.current import customer_bring_current
 from billing.services.track import balance_batch_track, balance_track, feature_for_track, features_for_event
+from billing.shapes.balances import balance_row_json, check_json, track_json
 from customers.models import Customer
 
 router = Router(tags=["balances"])

@@ -18,10 +18,10 @@ from autumn_admin.api.schemas.catalogue import OrganizationOut
 from autumn_admin.api.schemas.common import ERRORS, Number, Params, whole_number
 from autumn_admin.api.schemas.customers import CustomerOut
 from autumn_admin.api.schemas.events import AggregateEventsOut, AggregateEventsParams, EventOut, ListEventsParams
-from autumn_admin.api.serializers.customers import customer_json, load_customers
 from autumn_admin.api.serializers.events import event_json
 from billing.catalogue.specs import DEFAULT_CURRENCY
 from billing.services.current import customers_bring_current
+from billing.shapes.customers import customer_json, load_customers
 from billing.stripe_io.config import is_configured
 
 router = Router(tags=["cli"])

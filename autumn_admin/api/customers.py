@@ -27,13 +27,6 @@ from autumn_admin.api.schemas.legacy import (
     LegacyCustomerOut,
     LegacyUpdateCustomerParams,
 )
-from autumn_admin.api.serializers.customers import (
-    customer_json,
-    load_customer,
-    load_customers,
-    purchase_row_json,
-    subscription_row_json,
-)
 from autumn_admin.api.serializers.legacy import legacy_customer_json
 from billing.models import (
     HELD_PRODUCT_STATUSES,
@@ -44,6 +37,13 @@ from billing.models import (
     Product,
 )
 from billing.services.current import customer_bring_current, customers_bring_current
+from billing.shapes.customers import (
+    customer_json,
+    load_customer,
+    load_customers,
+    purchase_row_json,
+    subscription_row_json,
+)
 from billing.stripe_io.client import StripeError
 from billing.stripe_io.config import is_configured
 from billing.stripe_io.customers import customer_delete_everywhere

@@ -37,9 +37,9 @@ from autumn_admin.api.errors import ApiError, json_on_unexpected_error
 from autumn_admin.api.main import _decoded, api
 from autumn_admin.api.schemas.balances import BatchTrackItem, CheckParams, TrackParams, quantity_or_one
 from autumn_admin.api.schemas.legacy import LegacyTrackParams
-from autumn_admin.api.serializers.balances import check_json, track_json
 from autumn_admin.api.serializers.legacy import legacy_check_answer
 from billing.engine import run as engine
+from billing.shapes.balances import check_json, track_json
 from customers.services.api_keys import api_key_hash
 
 CONTENT_TYPE = "application/json; charset=utf-8"

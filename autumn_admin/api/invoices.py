@@ -7,8 +7,8 @@ from ninja import Router
 from autumn_admin.api.lookups import of_customers, page_of
 from autumn_admin.api.schemas.common import ERRORS
 from autumn_admin.api.schemas.invoices import InvoiceListOut, ListInvoicesParams
-from autumn_admin.api.serializers.invoices import invoice_json
 from billing.models import Invoice
+from billing.shapes.invoices import invoice_json
 
 router = Router(tags=["invoices"])
 

@@ -11,7 +11,7 @@ from autumn_admin.api.errors import ApiError
 from autumn_admin.api.lookups import customer_or_404
 from autumn_admin.api.schemas.common import ErrorOut
 from autumn_admin.api.schemas.keys import MintKeyParams, RevokedOut, RevokeKeyParams, TokenPairOut
-from autumn_admin.api.units import ms
+from billing.shapes.units import ms
 from customers.models import ApiKeyKind
 from customers.services.api_keys import customer_token_mint, customer_token_refresh, customer_tokens_revoke
 

@@ -124,6 +124,14 @@ SENTENCES: dict[str, Callable[[AuditEntry, Names], str]] = {
     AuditAction.BALANCE_RESET: lambda e, n: f"reset {_feature(e, n)} to {format_qty(_after(e).get('remaining'))}",
     AuditAction.BALANCE_CREATE: lambda e, n: f"granted {format_qty(_after(e).get('granted'))} {_feature(e, n)}",
     AuditAction.BALANCE_DELETE: lambda e, n: f"deleted a granted balance of {_feature(e, n)}",
+    AuditAction.USAGE_RECORD: lambda e, n: (
+        f"recorded {format_qty(_after(e).get('value'))} {_feature(e, n)} usage"
+        + (f", {format_qty(_after(e)['remaining'])} left" if _after(e).get("remaining") is not None else "")
+    ),
+    AuditAction.BALANCE_CHECK_RUN: lambda e, n: (
+        f"checked {_feature(e, n)} for {format_qty(_after(e).get('required_balance'))}: "
+        + ("allowed" if _after(e).get("allowed") else "not allowed")
+    ),
     AuditAction.ENTITY_CREATE: lambda e, n: f"created entity {_after(e).get('name') or e.target_id} ({_feature(e, n)})",
     AuditAction.ENTITY_DELETE: lambda e, n: (
         f"deleted entity {_before(e).get('name') or e.target_id} ({_feature(e, n)})"

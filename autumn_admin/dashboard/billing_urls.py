@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from autumn_admin.dashboard.views import balances, entities, plans, products, rewards
+from autumn_admin.dashboard.views import balances, entities, plans, products, rewards, support
 
 app_name = "billing"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("<str:customer_id>/balances/<int:balance_pk>/edit/", balances.balance_edit, name="balance-edit"),
     path("<str:customer_id>/balances/create/", balances.balance_create_view, name="balance-create"),
     path("<str:customer_id>/balances/<int:balance_pk>/delete/", balances.balance_delete_view, name="balance-delete"),
+    path("<str:customer_id>/features/<str:feature_id>/record-usage/", support.usage_record_view, name="usage-record"),
+    path("<str:customer_id>/features/<str:feature_id>/check/", support.balance_check_view, name="balance-check"),
     path("<str:customer_id>/entities/create/", entities.entity_create_view, name="entity-create"),
     path("<str:customer_id>/entities/<int:entity_pk>/delete/", entities.entity_delete_view, name="entity-delete"),
     path("<str:customer_id>/rewards/add/", rewards.reward_add, name="reward-add"),

@@ -26,6 +26,9 @@ MANAGE_API_KEYS = "customers.manage_api_keys"
 VIEW_BULK_JOB = "billing.view_bulkjob"
 RUN_BULK_JOB = "billing.add_bulkjob"  # start a bulk action on the customers list (Ops)
 CANCEL_BULK_JOB = "billing.change_bulkjob"
+RECORD_USAGE = "billing.adjust_balance"  # Record Usage on a balance row: Support and Ops, who edit balances
+CHECK_BALANCE = "billing.adjust_balance"  # Check Balance on a balance row: the same people (it is audited)
+CREATE_CUSTOMER = "customers.change_customer"  # Create Customer on the list: Ops, who change customers' details
 SHARE_VIEW = "billing.add_bulkjob"  # share a saved view with the team: Ops, as they run what it selects
 
 # What templates ask: `{% if can.adjust_balance %}` shows the control of that permission.
@@ -43,6 +46,9 @@ ABILITIES = {
     "run_bulk_job": RUN_BULK_JOB,
     "cancel_bulk_job": CANCEL_BULK_JOB,
     "share_view": SHARE_VIEW,
+    "record_usage": RECORD_USAGE,
+    "check_balance": CHECK_BALANCE,
+    "create_customer": CREATE_CUSTOMER,
 }
 
 

@@ -3,8 +3,8 @@ now as line items, the plans coming in and going out, and the next cycle."""
 
 from __future__ import annotations
 
-from autumn_admin.api.units import major_units, ms
 from billing.plan_preview import CHECKOUT, PlanPreview, recurring_amount
+from billing.shapes.units import major_units, ms
 
 
 def _line(preview: PlanPreview, amount: int, description: str) -> dict:

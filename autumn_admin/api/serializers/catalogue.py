@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from autumn_admin.api.serializers.legacy import legacy_feature_type
-from autumn_admin.api.units import major_units, ms
 from billing.catalogue.specs import FeatureChange, PlanChange
 from billing.models import Feature, FeatureType, Interval, Product, ProductItem, Reward, RewardType, UsageType
 from billing.plan_eligibility import Eligibility
 from billing.quantities import to_number
+from billing.shapes.units import major_units, ms
 
 
 def _plan_price(product: Product) -> dict | None:

@@ -3,8 +3,8 @@ customer's plans, each shows its customer's subscriptions, purchases, balances a
 
 from __future__ import annotations
 
-from autumn_admin.api.serializers.customers import customer_json, entity_base_json, load_customers
 from billing.models import Entity
+from billing.shapes.customers import customer_json, entity_base_json, load_customers
 
 
 def entities_json(entities: list[Entity]) -> list[dict]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from autumn_admin.api.units import ms
 from billing.models import Event, Feature
 from billing.quantities import to_number
+from billing.shapes.units import ms
 from billing.usage_aggregate import Aggregate
 
 

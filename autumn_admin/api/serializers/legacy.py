@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from autumn_admin.api.serializers.balances import grouped_balances
-from autumn_admin.api.serializers.customers import customer_json
-from autumn_admin.api.units import ms
+from billing.engine.decide import CheckResult, FeatureBalance
 from billing.models import Balance, CustomerProduct, Feature, FeatureType, UsageType
 from billing.quantities import to_number
-from billing.services.balances import CheckResult, FeatureBalance
+from billing.shapes.balances import grouped_balances
+from billing.shapes.customers import customer_json
+from billing.shapes.units import ms
 from customers.models import Customer
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from autumn_admin.api.units import major_units, ms
 from billing.models import Invoice
+from billing.shapes.units import major_units, ms
 
 
 def invoice_json(invoice: Invoice, customer_id: str) -> dict:

@@ -7,9 +7,6 @@ from collections.abc import Iterable
 
 from django.db.models import Prefetch
 
-from autumn_admin.api.serializers.balances import balance_or_flag, grouped_balances
-from autumn_admin.api.serializers.invoices import invoice_json
-from autumn_admin.api.units import ms
 from billing.models import (
     HELD_PRODUCT_STATUSES,
     Balance,
@@ -19,6 +16,9 @@ from billing.models import (
     Entity,
 )
 from billing.quantities import to_number
+from billing.shapes.balances import balance_or_flag, grouped_balances
+from billing.shapes.invoices import invoice_json
+from billing.shapes.units import ms
 from customers.models import Customer
 
 # A customer's products the API shows: the live ones (subscription_status "active") and the scheduled ones.

@@ -6,10 +6,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 
-from autumn_admin.api.units import major_units, ms
+from billing.engine.decide import CheckResult, FeatureBalance
 from billing.models import Balance, Feature, FeatureType, Interval, Price
 from billing.quantities import left, to_number
-from billing.services.balances import CheckResult, FeatureBalance
+from billing.shapes.units import major_units, ms
 from customers.models import Customer
 
 
