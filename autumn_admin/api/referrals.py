@@ -22,7 +22,6 @@ from autumn_admin.api.schemas.referrals import (
     UpdateReferralProgramParams,
 )
 from autumn_admin.api.serializers.referrals import referral_program_json
-from autumn_admin.api.units import ms
 from billing.models import ReferralProgram, Reward
 from billing.services.referrals import (
     UNCHANGED,
@@ -32,6 +31,7 @@ from billing.services.referrals import (
     referral_program_delete,
     referral_program_update,
 )
+from billing.shapes.units import ms
 
 router = Router(tags=["referrals"])
 

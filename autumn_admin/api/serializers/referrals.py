@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from autumn_admin.api.units import ms
 from billing.models import ReferralProgram
+from billing.shapes.units import ms
 
 
 def referral_program_json(program: ReferralProgram) -> dict:
