@@ -26,13 +26,15 @@ __all__ = ["overage"]  # billing.quantities' (the rule decide reports)
 class Rows:
     """What `load` read for one request: the features asked about, the credit systems each falls through
     to (in order, with the cost of one unit there), and the customer's balances of all of them (id order,
-    each with its `feature` set)."""
+    each with its `feature` set): for a request naming an entity (`entity_named`), that entity's own balances
+    and the customer-level ones; else every balance, every entity's included."""
 
     features: list[Feature]
     pools: dict[int, list[tuple[Feature, Decimal]]] = field(default_factory=dict)
     balances: list[Balance] = field(default_factory=list)
     customer_due: bool = False  # is any balance of the customer due for a reset (read by a check)?
     prices: dict[int, Price | None] = field(default_factory=dict)  # each balance's usage price (by pk)
+    entity_named: bool = False
 
 
 # --- resets and order ---------------------------------------------------------------------------
@@ -76,11 +78,22 @@ def is_live(balance: Balance, now: datetime) -> bool:
     return balance.expires_at is None or balance.expires_at > now
 
 
-def draw_order(balances) -> list[Balance]:
+def draw_order(balances, *, entity_named: bool = False) -> list[Balance]:
     """The order a track draws balances of one feature down (README, balance rules): first the one whose
     remainder would be lost soonest (the earlier of its next reset and its expiry), those that never reset
-    or expire last, and the older first among equals. A refund gives usage back in the reverse order."""
-    return sorted(balances, key=lambda b: (b.lost_at() is None, b.lost_at() or b.created_at, b.pk))
+    or expire last, and the older first among equals. A refund gives usage back in the reverse order.
+
+    Entities first (Autumn's sortCusEntsForDeduction): a request naming an entity draws that entity's own
+    balances before the customer-level ones; one naming none, the customer-level ones before the entities'."""
+    return sorted(
+        balances,
+        key=lambda b: (
+            (b.entity_id is None) if entity_named else (b.entity_id is not None),
+            b.lost_at() is None,
+            b.lost_at() or b.created_at,
+            b.pk,
+        ),
+    )
 
 
 # --- a feature's total and the check ------------------------------------------------------------
@@ -149,7 +162,7 @@ def grouped(rows: Rows, now: datetime) -> dict[Feature, list[Balance]]:
     for b in rows.balances:
         if b.feature_id in held and is_live(b, now):
             held[b.feature_id].append(b)
-    return {features[pk]: draw_order(group) for pk, group in held.items()}
+    return {features[pk]: draw_order(group, entity_named=rows.entity_named) for pk, group in held.items()}
 
 
 def decide_check(rows: Rows, feature: Feature, required: Decimal, now: datetime) -> CheckResult:
