@@ -78,6 +78,12 @@ def is_live(balance: Balance, now: datetime) -> bool:
     return balance.expires_at is None or balance.expires_at > now
 
 
+def entity_group(balance: Balance, entity_named: bool) -> bool:
+    """Which side of Autumn's entity rule a balance is on: False (drawn first, and given back first) for an
+    entity's own balance when the request names the entity, and for a customer-level one when it names none."""
+    return (balance.entity_id is None) if entity_named else (balance.entity_id is not None)
+
+
 def draw_order(balances, *, entity_named: bool = False) -> list[Balance]:
     """The order a track draws balances of one feature down (README, balance rules): first the one whose
     remainder would be lost soonest (the earlier of its next reset and its expiry), those that never reset
@@ -88,7 +94,7 @@ def draw_order(balances, *, entity_named: bool = False) -> list[Balance]:
     return sorted(
         balances,
         key=lambda b: (
-            (b.entity_id is None) if entity_named else (b.entity_id is not None),
+            entity_group(b, entity_named),
             b.lost_at() is None,
             b.lost_at() or b.created_at,
             b.pk,
@@ -199,6 +205,7 @@ class Draw:
     own: bool = True  # a balance of the tracked feature itself (else a credit system's)
     taken: Decimal = ZERO
     reached: bool = False  # did the track come to it (with something left to draw or give back)?
+    later: bool = False  # on the later side of the entity rule (`entity_group`): drawn and given back last
 
     def take(self, amount: Decimal) -> None:
         self.balance.remaining -= amount
@@ -226,9 +233,11 @@ def draw(draws: list[Draw], value: Decimal) -> Decimal:
         return value
     if value < 0:
         # A refund gives usage back to the feature's own balances first, in the reverse draw order, then to
-        # the credit systems (Autumn's order: credits another feature used stay used while its own has any).
+        # the credit systems (Autumn's order: credits another feature used stay used while its own has any);
+        # the entity rule's first side first (Autumn reverses only the order by reset time).
         rest = Fraction(-value)
-        for d in [d for d in reversed(draws) if d.own] + [d for d in reversed(draws) if not d.own]:
+        own = sorted((d for d in reversed(draws) if d.own), key=lambda d: d.later)
+        for d in own + [d for d in reversed(draws) if not d.own]:
             d.reached = True
             if d.balance.unlimited:
                 continue
@@ -320,7 +329,7 @@ def decide_track(rows: Rows, value: Decimal, now: datetime, decision: Decision |
     by_feature = grouped(rows, now)
     came_to: set[Feature] = set()
     for feature in rows.features:
-        draws = [Draw(balance=b) for b in by_feature[feature]]
+        draws = [Draw(balance=b, later=entity_group(b, rows.entity_named)) for b in by_feature[feature]]
         for system, cost in rows.pools.get(feature.pk, []):
             draws += [Draw(balance=b, cost=cost, own=False) for b in by_feature[system]]
         index = len(decision.events)
