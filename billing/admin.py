@@ -80,7 +80,7 @@ class HeldVersionReadOnly:
 class ProductItemInline(HeldVersionReadOnly, admin.TabularInline):
     model = ProductItem
     extra = 1
-    autocomplete_fields = ("feature",)
+    autocomplete_fields = ("feature", "entity_feature")
 
 
 class PriceInline(HeldVersionReadOnly, admin.TabularInline):

@@ -31,10 +31,12 @@ def _balance(
     reset_in=timedelta(days=10),
     expires_in=None,
     age=timedelta(days=30),
+    entity=None,
 ):
     granted = D(granted)
     b = Balance(
         pk=pk,
+        entity_id=entity,
         allowance=granted,
         adjustment=D(0),
         remaining=granted if remaining is None else D(remaining),
@@ -158,6 +160,79 @@ def test_decide_track_follows_the_balance_rules(rule, balances, value, after, ev
     assert [(e.feature.feature_id, e.value) for e in decision.events] == [(f, D(v)) for f, v in events], rule
     pool_events = [e for e in decision.events if e.feature == CREDITS]
     assert all(e.drawn_for == 0 for e in pool_events)  # a pool's event names the use it paid for
+
+
+# Entities (Autumn's sortCusEntsForDeduction): the rows `load` read for a request naming an entity are its own
+# balances and the customer-level ones; for one naming none, every balance. (rule, entity named, balances, value,
+# the balances' remaining after, by pk)
+SEAT_1, SEAT_2 = 11, 12
+ENTITY_TRACKS = [
+    (
+        "naming an entity draws its own balance first, then the customer's",
+        True,
+        [_balance(1, granted="100", age=timedelta(days=60)), _balance(2, granted="500", entity=SEAT_1)],
+        "550",
+        {1: "50", 2: "0"},
+    ),
+    (
+        "naming an entity draws its own balance even when the customer's would be lost sooner",
+        True,
+        [_balance(1, reset_in=timedelta(days=1)), _balance(2, granted="500", entity=SEAT_1)],
+        "30",
+        {1: "100", 2: "470"},
+    ),
+    (
+        "naming none draws the customer's balance first, then the entities' in draw order",
+        False,
+        [
+            _balance(1, granted="500", entity=SEAT_1, reset_in=timedelta(days=3)),
+            _balance(2, granted="100"),
+            _balance(3, granted="500", entity=SEAT_2),
+        ],
+        "700",
+        {1: "0", 2: "0", 3: "400"},
+    ),
+    (
+        "an entity's refund gives back to its own balance first, then the customer's",
+        True,
+        [_balance(1, remaining="50"), _balance(2, granted="500", remaining="0", entity=SEAT_1)],
+        "-520",
+        {1: "70", 2: "500"},
+    ),
+    (
+        "a refund naming none gives back to the customer's balance first, then the entities'",
+        False,
+        [_balance(1, remaining="50"), _balance(2, granted="500", remaining="0", entity=SEAT_1)],
+        "-520",
+        {1: "100", 2: "470"},
+    ),
+    (
+        "an entity's balance without overage stops at 0 and the customer's with overage goes negative",
+        True,
+        [_balance(1, granted="0", overage=True), _balance(2, granted="10", entity=SEAT_1)],
+        "25",
+        {1: "-15", 2: "0"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "named", "balances", "value", "after"), ENTITY_TRACKS, ids=[t[0] for t in ENTITY_TRACKS]
+)
+def test_decide_track_draws_an_entitys_balances_by_autumns_order(rule, named, balances, value, after):
+    rows = _rows(*balances)
+    rows.entity_named = named
+    decision = decide_track(rows, D(value), NOW)
+    assert {b.pk: b.remaining for b in balances} == {pk: D(v) for pk, v in after.items()}, rule
+    assert [(e.feature.feature_id, e.value) for e in decision.events] == [("messages", D(value))], rule
+
+
+def test_a_check_naming_an_entity_adds_its_balance_and_the_customers():
+    rows = _rows(_balance(1, granted="100"), _balance(2, granted="500", remaining="20", entity=SEAT_1))
+    rows.entity_named = True
+    assert decide_check(rows, MESSAGES, D(120), NOW).allowed
+    refused = decide_check(rows, MESSAGES, D(121), NOW)
+    assert (refused.allowed, refused.balance.remaining) == (False, D(120))
 
 
 def test_a_track_by_event_name_draws_every_feature_that_lists_it():

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from autumn_admin.api.errors import ApiError
-from autumn_admin.api.lookups import customer_or_404, feature_or_404, of_customers, page_of
+from autumn_admin.api.lookups import customer_or_404, entity_or_404_of, feature_or_404, of_customers, page_of
 from autumn_admin.api.schemas.balances import (
     BATCH_TRACK_MAX,
     BalanceListOut,
@@ -65,6 +65,7 @@ def balances_check(request, params: CheckParams):
     credit cost: then `balance` is the pool's and `required_balance` is in credits. With send_event,
     an allowed check also tracks required_balance (its own balance first, then the pool)."""
     customer = customer_or_404(request, params.customer_id)
+    entity = entity_or_404_of(customer, params.entity_id)
     feature = feature_or_404(params.feature_id)
     required = quantity_or_one(params.required_balance)
     if params.send_event:
@@ -74,10 +75,11 @@ def balances_check(request, params: CheckParams):
             required_balance=required,
             actor=request.api_key,
             properties=params.properties,
+            entity=entity,
         ).check
     else:
-        result = balance_check(customer=customer, feature=feature, required_balance=required)
-    return check_json(customer=customer, feature=feature, required=required, result=result)
+        result = balance_check(customer=customer, feature=feature, required_balance=required, entity=entity)
+    return check_json(customer=customer, feature=feature, required=required, result=result, entity_id=params.entity_id)
 
 
 @router.post(
@@ -94,12 +96,14 @@ def balances_track(request, params: TrackParams):
     if not params.feature_id and not params.event_name:
         raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
+    entity = entity_or_404_of(customer, params.entity_id)
     if params.feature_id:
         features = [feature_for_track(feature_id=params.feature_id)]
     else:
         features = features_for_event(params.event_name)
     value = quantity_or_one(params.value)
     result = balance_track(
+        entity=entity,
         customer=customer,
         features=features,
         value=value,
@@ -115,6 +119,7 @@ def balances_track(request, params: TrackParams):
         balances=list(result.balances),
         event_name=params.event_name,
         reached=result.reached,
+        entity_id=params.entity_id,
     )
     if len(features) > 1:
         answer["balance"] = None  # Autumn's answer when an event name reached several features: see `balances`
@@ -143,11 +148,12 @@ def balances_batch_track(request):
         if not item.feature_id and not item.event_name:
             raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
         customer = customer_or_404(request, item.customer_id)
+        entity = entity_or_404_of(customer, item.entity_id)
         if item.feature_id:
             features = [feature_for_track(feature_id=item.feature_id)]
         else:
             features = features_for_event(item.event_name)
-        tracks.append((item, customer, features))
+        tracks.append((item, customer, entity, features))
     balance_batch_track(
         tracks=[
             {
@@ -158,8 +164,9 @@ def balances_batch_track(request):
                 "properties": item.properties,
                 "timestamp": from_ms(item.timestamp) if item.timestamp is not None else None,
                 "idempotency_key": item.idempotency_key,
+                "entity": entity,
             }
-            for item, customer, features in tracks
+            for item, customer, entity, features in tracks
         ],
         actor=request.api_key,
     )

@@ -12,8 +12,9 @@ runserver reach).
 Every other request gets None and goes to the ninja operation at the same path, which answers it with the
 one definition of every error shape, status code, request limit and the Idempotency-Key: a missing or
 malformed key, a body that is not JSON or that the schema refuses, an Idempotency-Key, a key, customer or
-feature not found (nothing is written then), a flag tracked, a track by event name or at a timestamp, a
-check with send_event, a 1.2 track with an idempotency_key or overage_behavior "reject".
+feature not found (nothing is written then), an entity the customer doesn't have, a flag tracked, a track
+by event name or at a timestamp, a check with send_event, a 1.2 track with an idempotency_key or
+overage_behavior "reject".
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _check(key: tuple[str, str], params: CheckParams, *, legacy: bool) -> dict:
         feature_id=params.feature_id,
         required=required,
         now=timezone.now(),
+        entity_id=params.entity_id,
     )
     if done is None:
         raise _NotHere
@@ -87,7 +89,12 @@ def _check(key: tuple[str, str], params: CheckParams, *, legacy: bool) -> dict:
     if legacy:
         return legacy_check_answer(customer=customer, feature=feature, result=result, required=required)
     return check_json(
-        customer=customer, feature=feature, required=required, result=result, prices=done.keyed.rows.prices
+        customer=customer,
+        feature=feature,
+        required=required,
+        result=result,
+        prices=done.keyed.rows.prices,
+        entity_id=params.entity_id,
     )
 
 
@@ -102,6 +109,7 @@ def _track_one(key: tuple[str, str], params: TrackParams) -> engine.KeyedAnswer:
         value=quantity_or_one(params.value),
         properties=params.properties,
         now=timezone.now(),
+        entity_id=params.entity_id,
     )
     if done is None:
         raise _NotHere
@@ -117,6 +125,7 @@ def _track(key: tuple[str, str], params: TrackParams) -> dict:
         balances=list(done.track.balances),
         reached=done.track.reached,
         prices=done.keyed.rows.prices,
+        entity_id=params.entity_id,
     )
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from ninja import Router
 
 from autumn_admin.api.errors import ApiError
-from autumn_admin.api.lookups import customer_or_404, feature_or_404
+from autumn_admin.api.lookups import customer_or_404, entity_or_404_of, feature_or_404
 from autumn_admin.api.schemas.balances import CheckParams, quantity_or_one
 from autumn_admin.api.schemas.common import ERRORS, SuccessOut
 from autumn_admin.api.schemas.legacy import (
@@ -21,7 +21,7 @@ from autumn_admin.api.schemas.legacy import (
 )
 from autumn_admin.api.serializers.legacy import entitled_json, legacy_check_answer
 from autumn_admin.api.units import from_ms
-from billing.models import Feature, FeatureType
+from billing.models import Entity, Feature, FeatureType
 from billing.selectors import balance_to_edit
 from billing.services.balances import (
     CheckResult,
@@ -36,14 +36,26 @@ router = Router(tags=["API 1.2"])
 
 
 def _check_and_track(
-    request, *, customer: Customer, feature: Feature, required: Decimal, track: bool, properties: dict | None
+    request,
+    *,
+    customer: Customer,
+    feature: Feature,
+    required: Decimal,
+    track: bool,
+    properties: dict | None,
+    entity: Entity | None = None,
 ) -> CheckResult:
     """balances.check's rule; when `track` and allowed, `required` is tracked too (never for a flag). The
     balance answered with is the one that answered: a credit system's when its pool covered the use."""
     if not track:
-        return balance_check(customer=customer, feature=feature, required_balance=required)
+        return balance_check(customer=customer, feature=feature, required_balance=required, entity=entity)
     done = balance_check_and_track(
-        customer=customer, feature=feature, required_balance=required, actor=request.api_key, properties=properties
+        customer=customer,
+        feature=feature,
+        required_balance=required,
+        actor=request.api_key,
+        properties=properties,
+        entity=entity,
     )
     result = done.check
     if result.allowed and done.track is not None:
@@ -63,10 +75,12 @@ def _check_and_track(
 def check(request, params: CheckParams):
     """balances.check, answered with the 1.2 keys (balance, usage, included_usage, interval…)."""
     customer = customer_or_404(request, params.customer_id)
+    entity = entity_or_404_of(customer, params.entity_id)
     feature = feature_or_404(params.feature_id)
     required = quantity_or_one(params.required_balance)
     result = _check_and_track(
         request,
+        entity=entity,
         customer=customer,
         feature=feature,
         required=required,
@@ -89,12 +103,14 @@ def track(request, params: LegacyTrackParams):
     if not params.feature_id and not params.event_name:
         raise ApiError(422, "Give feature_id or event_name: which feature is used?", "invalid_inputs")
     customer = customer_or_404(request, params.customer_id)
+    entity = entity_or_404_of(customer, params.entity_id)
     if params.feature_id:
         features = [feature_for_track(feature_id=params.feature_id)]
     else:
         features = features_for_event(params.event_name)  # every feature that counts it
     value = quantity_or_one(params.value)
     balance_track(
+        entity=entity,
         customer=customer,
         features=features,
         value=value,

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from autumn_admin.api.errors import ApiError
-from billing.models import Feature, Product
+from billing.models import Entity, Feature, Product
 from customers.models import Customer
 from customers.paging import InvalidCursor, Page, keyset_page
 
@@ -37,6 +37,17 @@ def of_customers(request: HttpRequest, rows: QuerySet, customer_id: str | None) 
     if customer_id is not None:
         rows = rows.filter(customer=customer_or_404(request, customer_id))
     return rows
+
+
+def entity_or_404_of(customer: Customer, entity_id: str | None) -> Entity | None:
+    """The customer's entity (not deleted) a check or track names, None when it names none; an id the customer
+    has no entity of (another customer's, a deleted one's) answers 404, as Autumn's `entity_not_found`."""
+    if entity_id is None:
+        return None
+    entity = Entity.objects.alive().filter(customer=customer, entity_id=entity_id).first()
+    if entity is None:
+        raise ApiError(404, f"Entity {entity_id} not found", "entity_not_found")
+    return entity
 
 
 def feature_or_404(feature_id: str) -> Feature:

@@ -26,13 +26,15 @@ __all__ = ["overage"]  # billing.quantities' (the rule decide reports)
 class Rows:
     """What `load` read for one request: the features asked about, the credit systems each falls through
     to (in order, with the cost of one unit there), and the customer's balances of all of them (id order,
-    each with its `feature` set)."""
+    each with its `feature` set): for a request naming an entity (`entity_named`), that entity's own balances
+    and the customer-level ones; else every balance, every entity's included."""
 
     features: list[Feature]
     pools: dict[int, list[tuple[Feature, Decimal]]] = field(default_factory=dict)
     balances: list[Balance] = field(default_factory=list)
     customer_due: bool = False  # is any balance of the customer due for a reset (read by a check)?
     prices: dict[int, Price | None] = field(default_factory=dict)  # each balance's usage price (by pk)
+    entity_named: bool = False
 
 
 # --- resets and order ---------------------------------------------------------------------------
@@ -76,11 +78,28 @@ def is_live(balance: Balance, now: datetime) -> bool:
     return balance.expires_at is None or balance.expires_at > now
 
 
-def draw_order(balances) -> list[Balance]:
+def entity_group(balance: Balance, entity_named: bool) -> bool:
+    """Which side of Autumn's entity rule a balance is on: False (drawn first, and given back first) for an
+    entity's own balance when the request names the entity, and for a customer-level one when it names none."""
+    return (balance.entity_id is None) if entity_named else (balance.entity_id is not None)
+
+
+def draw_order(balances, *, entity_named: bool = False) -> list[Balance]:
     """The order a track draws balances of one feature down (README, balance rules): first the one whose
     remainder would be lost soonest (the earlier of its next reset and its expiry), those that never reset
-    or expire last, and the older first among equals. A refund gives usage back in the reverse order."""
-    return sorted(balances, key=lambda b: (b.lost_at() is None, b.lost_at() or b.created_at, b.pk))
+    or expire last, and the older first among equals. A refund gives usage back in the reverse order.
+
+    Entities first (Autumn's sortCusEntsForDeduction): a request naming an entity draws that entity's own
+    balances before the customer-level ones; one naming none, the customer-level ones before the entities'."""
+    return sorted(
+        balances,
+        key=lambda b: (
+            entity_group(b, entity_named),
+            b.lost_at() is None,
+            b.lost_at() or b.created_at,
+            b.pk,
+        ),
+    )
 
 
 # --- a feature's total and the check ------------------------------------------------------------
@@ -149,7 +168,7 @@ def grouped(rows: Rows, now: datetime) -> dict[Feature, list[Balance]]:
     for b in rows.balances:
         if b.feature_id in held and is_live(b, now):
             held[b.feature_id].append(b)
-    return {features[pk]: draw_order(group) for pk, group in held.items()}
+    return {features[pk]: draw_order(group, entity_named=rows.entity_named) for pk, group in held.items()}
 
 
 def decide_check(rows: Rows, feature: Feature, required: Decimal, now: datetime) -> CheckResult:
@@ -186,6 +205,7 @@ class Draw:
     own: bool = True  # a balance of the tracked feature itself (else a credit system's)
     taken: Decimal = ZERO
     reached: bool = False  # did the track come to it (with something left to draw or give back)?
+    later: bool = False  # on the later side of the entity rule (`entity_group`): drawn and given back last
 
     def take(self, amount: Decimal) -> None:
         self.balance.remaining -= amount
@@ -213,9 +233,11 @@ def draw(draws: list[Draw], value: Decimal) -> Decimal:
         return value
     if value < 0:
         # A refund gives usage back to the feature's own balances first, in the reverse draw order, then to
-        # the credit systems (Autumn's order: credits another feature used stay used while its own has any).
+        # the credit systems (Autumn's order: credits another feature used stay used while its own has any);
+        # the entity rule's first side first (Autumn reverses only the order by reset time).
         rest = Fraction(-value)
-        for d in [d for d in reversed(draws) if d.own] + [d for d in reversed(draws) if not d.own]:
+        own = sorted((d for d in reversed(draws) if d.own), key=lambda d: d.later)
+        for d in own + [d for d in reversed(draws) if not d.own]:
             d.reached = True
             if d.balance.unlimited:
                 continue
@@ -307,7 +329,7 @@ def decide_track(rows: Rows, value: Decimal, now: datetime, decision: Decision |
     by_feature = grouped(rows, now)
     came_to: set[Feature] = set()
     for feature in rows.features:
-        draws = [Draw(balance=b) for b in by_feature[feature]]
+        draws = [Draw(balance=b, later=entity_group(b, rows.entity_named)) for b in by_feature[feature]]
         for system, cost in rows.pools.get(feature.pk, []):
             draws += [Draw(balance=b, cost=cost, own=False) for b in by_feature[system]]
         index = len(decision.events)

@@ -1,7 +1,11 @@
 """load: one statement reads every row a balance request needs — the customer's balances of the features
 asked about and of the credit systems that list them (with each line's cost), and the plan (customer
 product, product) each balance comes with — locked in id order when the request will write, so
-concurrent tracks queue on the rows and never deadlock."""
+concurrent tracks queue on the rows and never deadlock.
+
+Entities (Autumn's rule, its server's get_total_balance and performDeduction): a request that names an
+entity reads that entity's own balances (a plan's per-entity items) and the customer-level ones; a request
+that names none reads all of them, every entity's included."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from psycopg.postgres import types as postgres_types
 from psycopg.pq import Format
 
 from billing.engine.decide import Rows
-from billing.models import Balance, CreditCost, CustomerProduct, Feature, Price, Product
+from billing.models import Balance, CreditCost, CustomerProduct, Entity, Feature, Price, Product
 from customers.models import ApiKey, Customer
 from customers.services.api_keys import API_KEY_LAST_USED_RESOLUTION
 
@@ -125,6 +129,7 @@ LEFT JOIN {CreditCost._meta.db_table} cc
 LEFT JOIN LATERAL (SELECT * FROM {Price._meta.db_table} WHERE product_id = cp.product_id AND type = 'usage'
                    AND feature_id = b.feature_id ORDER BY id LIMIT 1) pr ON TRUE
 WHERE b.customer_id = {{customer}} AND (b.feature_id = ANY({{features}}) OR cc.id IS NOT NULL)
+  AND ({{any_entity}} OR b.entity_id IS NULL OR b.entity_id = {{entity}})
 ORDER BY b.id, bf.feature_id, cc.id
 """
 _DUE_EXISTS = f"""SELECT EXISTS (
@@ -133,8 +138,11 @@ _DUE_EXISTS = f"""SELECT EXISTS (
       AND (d.expires_at IS NULL OR d.expires_at > %(now)s)) AS due"""
 
 
-def _balances(customer: str, features: str, *, lock: bool) -> str:
+def _balances(customer: str, features: str, any_entity: str, entity: str, *, lock: bool) -> str:
+    """The balance rows' statement; `any_entity`: true when the request names no entity (every balance),
+    else `entity`: the entity's id (its balances and the customer-level ones)."""
     sql = _BALANCES.replace("{customer}", customer).replace("{features}", features)
+    sql = sql.replace("{any_entity}", any_entity).replace("{entity}", entity)
     return sql + ("FOR UPDATE OF b" if lock else "")
 
 
@@ -142,9 +150,12 @@ def _balances(customer: str, features: str, *, lock: bool) -> str:
 # the rows (none: one row of NULLs).
 _STATEMENT = {
     lock: f"""SELECT x.due, q.* FROM ({_DUE_EXISTS.replace("{customer}", "%(customer)s")}) x
-LEFT JOIN ({_balances("%(customer)s", "%(features)s", lock=lock)}) q ON TRUE"""
+LEFT JOIN ({_balances("%(customer)s", "%(features)s", "%(entity)s::bigint IS NULL", "%(entity)s::bigint", lock=lock)}) q
+ON TRUE"""
     for lock in (False, True)
 }
+
+_NO_ENTITY_NAMED = "%(entity_id)s::varchar IS NULL"
 
 # The same rows for a request that names the customer and feature by their ids and brings its secret key:
 # the key (active, of the environment), the live customer and the feature are found in the statement, and
@@ -152,7 +163,8 @@ LEFT JOIN ({_balances("%(customer)s", "%(features)s", lock=lock)}) q ON TRUE"""
 # the key's row (SKIP LOCKED; NO KEY UPDATE, the UPDATE's own lock, so events referencing the key still
 # insert): a batch that noted it holds that row until it commits, and a track by the same key must neither
 # queue behind it nor deadlock with it. No row: the key, the customer or the feature is not found (the
-# caller answers the error the usual way).
+# caller answers the error the usual way). A request naming an entity the customer doesn't have finds the
+# customer-level rows only, and says so (`Keyed.entity_pk` None): the caller answers the 404.
 _BY_KEY = {
     lock: f"""WITH k AS (
     SELECT id FROM {ApiKey._meta.db_table}
@@ -162,6 +174,9 @@ _BY_KEY = {
     WHERE c.env = %(env)s AND c.customer_id = %(customer_id)s AND c.deleted_at IS NULL AND EXISTS (SELECT 1 FROM k)
 ), f AS (
     SELECT {select_list("f", Feature)} FROM {Feature._meta.db_table} f WHERE f.feature_id = %(feature_id)s
+), en AS (
+    SELECT e.id FROM {Entity._meta.db_table} e JOIN c ON e.customer_id = c.id
+    WHERE %(entity_id)s::varchar IS NOT NULL AND e.entity_id = %(entity_id)s::varchar AND e.deleted_at IS NULL
 ), u AS (
     UPDATE {ApiKey._meta.db_table} SET last_used_at = %(now)s
     WHERE id = (SELECT a.id FROM {ApiKey._meta.db_table} a
@@ -169,35 +184,51 @@ _BY_KEY = {
                 FOR NO KEY UPDATE SKIP LOCKED)
       AND EXISTS (SELECT 1 FROM c) AND EXISTS (SELECT 1 FROM f)
 )
-SELECT (SELECT id FROM k), c.*, f.*, x.due, q.*
+SELECT (SELECT id FROM k), (SELECT id FROM en), c.*, f.*, x.due, q.*
 FROM c CROSS JOIN f
 CROSS JOIN LATERAL ({_DUE_EXISTS.replace("{customer}", "c.id")}) x
-LEFT JOIN LATERAL ({_balances("c.id", "ARRAY[f.id]", lock=lock)}) q ON TRUE"""
+LEFT JOIN LATERAL ({_balances("c.id", "ARRAY[f.id]", _NO_ENTITY_NAMED, "(SELECT id FROM en)", lock=lock)}) q
+ON TRUE"""
     for lock in (False, True)
 }
 
 
-def load(customer: Customer, features: list[Feature], *, lock: bool, now: datetime) -> Rows:
-    """The rows for a request about `features` of `customer` (see the module); `lock`: it will write."""
-    params = {"customer": customer.pk, "features": [f.pk for f in features], "now": now}
+def load(
+    customer: Customer, features: list[Feature], *, lock: bool, now: datetime, entity: Entity | None = None
+) -> Rows:
+    """The rows for a request about `features` of `customer` (see the module); `lock`: it will write;
+    `entity`: the customer's entity the request names (its balances and the customer's), else every balance."""
+    params = {"customer": customer.pk, "features": [f.pk for f in features], "now": now, "entity": entity and entity.pk}
     with prepared_cursor() as cursor:
         cursor.execute(_STATEMENT[lock], params)
         raw_rows = cursor.fetchall()
-    return _rows(customer, features, raw_rows)
+    rows = _rows(customer, features, raw_rows)
+    rows.entity_named = entity is not None
+    return rows
 
 
 @dataclass
 class Keyed:
-    """What a request by key found: the key's id, the customer, the feature, and the rows."""
+    """What a request by key found: the key's id, the customer, the feature, the rows, and the id of the
+    entity the request named (None when it named none, or one the customer doesn't have)."""
 
     api_key_id: int
     customer: Customer
     feature: Feature
     rows: Rows
+    entity_pk: int | None = None
 
 
 def load_by_key(
-    *, key_hash: str, env: str, customer_id: str, feature_id: str, lock: bool, now: datetime, begin: bool = False
+    *,
+    key_hash: str,
+    env: str,
+    customer_id: str,
+    feature_id: str,
+    lock: bool,
+    now: datetime,
+    begin: bool = False,
+    entity_id: str | None = None,
 ) -> Keyed | None:
     """`load` for a caller that names the customer and feature by their ids and holds a secret key, in the
     same one statement; None when the key, the customer or the feature is not found. `begin`: the caller's
@@ -208,6 +239,7 @@ def load_by_key(
         "env": env,
         "customer_id": customer_id,
         "feature_id": feature_id,
+        "entity_id": entity_id,
         "now": now,
         "last_used_before": now - API_KEY_LAST_USED_RESOLUTION,
     }
@@ -224,10 +256,11 @@ def load_by_key(
         return None
     first = raw_rows[0]
     n_c, n_f = len(columns(Customer)), _N[Feature]
-    customer = from_row(Customer, first[1 : 1 + n_c])
-    feature = from_row(Feature, first[1 + n_c : 1 + n_c + n_f])
-    rows = _rows(customer, [feature], [raw[1 + n_c + n_f :] for raw in raw_rows])
-    return Keyed(api_key_id=first[0], customer=customer, feature=feature, rows=rows)
+    customer = from_row(Customer, first[2 : 2 + n_c])
+    feature = from_row(Feature, first[2 + n_c : 2 + n_c + n_f])
+    rows = _rows(customer, [feature], [raw[2 + n_c + n_f :] for raw in raw_rows])
+    rows.entity_named = entity_id is not None
+    return Keyed(api_key_id=first[0], customer=customer, feature=feature, rows=rows, entity_pk=first[1])
 
 
 def _rows(customer: Customer, features: list[Feature], raw_rows) -> Rows:

@@ -25,7 +25,7 @@ from billing.engine.decide import (
 )
 from billing.engine.load import Keyed, load, load_by_key, load_due
 from billing.engine.store import Recording, store, write
-from billing.models import Balance, Event, EventIdempotencyKey, Feature, FeatureType
+from billing.models import Balance, Entity, Event, EventIdempotencyKey, Feature, FeatureType
 from customers.audit import Actor
 from customers.errors import ServiceError
 from customers.models import ApiKey, Customer
@@ -72,11 +72,13 @@ def track(
     timestamp: datetime | None = None,
     idempotency_key: str | None = None,
     reject_uncovered: bool = False,
+    entity: Entity | None = None,
 ) -> TrackResult:
     """Track `value` of each of `features` (validated by the caller) in one transaction. With
     `reject_uncovered` (Autumn's overage_behavior "reject"), a use that a feature's balances don't cover is
     refused (409) and nothing is tracked: decided under the same locks as the track, so two such tracks can
-    never both pass and overdraw."""
+    never both pass and overdraw. `entity`: the customer's entity the use is of (its own balances are drawn, and
+    the customer-level ones); without one, every balance of the customer."""
     recording = _recording(
         actor,
         event_name=event_name,
@@ -88,10 +90,10 @@ def track(
     if idempotency_key:
         existing = EventIdempotencyKey.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return replayed(customer, features, existing.event(), now=now)
+            return replayed(customer, features, existing.event(), now=now, entity=entity)
     try:
         with transaction.atomic():
-            rows = load(customer, features, lock=True, now=now)
+            rows = load(customer, features, lock=True, now=now, entity=entity)
             decision = decide_resets(rows, now)
             if reject_uncovered:
                 _refuse_uncovered(customer, rows, features, value, now)
@@ -102,7 +104,7 @@ def track(
             raise
         # A concurrent track with the same key committed first: answer as it did.
         key = EventIdempotencyKey.objects.get(customer=customer, idempotency_key=idempotency_key)
-        return replayed(customer, features, key.event(), now=now)
+        return replayed(customer, features, key.event(), now=now, entity=entity)
     return TrackResult(
         event=events[0], balances=decision.balances, reached=decision.reached, deductions=decision.deductions
     )
@@ -119,22 +121,31 @@ def _refuse_uncovered(customer: Customer, rows, features: list[Feature], value: 
             )
 
 
-def replayed(customer: Customer, features: list[Feature], event: Event, *, now: datetime) -> TrackResult:
+def replayed(
+    customer: Customer, features: list[Feature], event: Event, *, now: datetime, entity: Entity | None = None
+) -> TrackResult:
     """The answer to a track repeated with the Idempotency-Key of `event`: that event, and the balances now."""
-    rows = load(customer, features, lock=False, now=now)
+    rows = load(customer, features, lock=False, now=now, entity=entity)
     by_feature = grouped(rows, now)
     return TrackResult(event=event, balances=by_feature[features[0]], replayed=True, reached=by_feature)
 
 
 def check(
-    *, customer: Customer, feature: Feature, required: Decimal, now: datetime, actor: Actor = None
+    *,
+    customer: Customer,
+    feature: Feature,
+    required: Decimal,
+    now: datetime,
+    actor: Actor = None,
+    entity: Entity | None = None,
 ) -> CheckResult:
-    """May the customer use `required` of `feature` now? A read, unless a balance of the customer is due
-    for a reset: then the customer is brought current first (`bring_current`), and the rows read again."""
-    rows = load(customer, [feature], lock=False, now=now)
+    """May the customer (its `entity`, when given) use `required` of `feature` now? A read, unless a balance
+    of the customer is due for a reset: then the customer is brought current first (`bring_current`), and
+    the rows read again."""
+    rows = load(customer, [feature], lock=False, now=now, entity=entity)
     if rows.customer_due:
         bring_current(customer, now=now, actor=actor)
-        rows = load(customer, [feature], lock=False, now=now)
+        rows = load(customer, [feature], lock=False, now=now, entity=entity)
     return decide_check(rows, feature, required, now)
 
 
@@ -169,11 +180,12 @@ def check_and_track(
     actor: Actor,
     now: datetime,
     properties: dict | None = None,
+    entity: Entity | None = None,
 ) -> CheckAndTrack:
     """A check with send_event, in one transaction: allowed, it also tracks `required` (never for a flag)."""
     recording = _recording(actor, event_name="", properties=properties, timestamp=None, idempotency_key=None, now=now)
     with transaction.atomic():
-        rows = load(customer, [feature], lock=True, now=now)
+        rows = load(customer, [feature], lock=True, now=now, entity=entity)
         decision = decide_check_and_track(rows, feature, required, now)
         events = _apply(customer, decision, actor=actor, now=now, recording=recording)
     tracked = None
@@ -196,20 +208,35 @@ class KeyedAnswer:
     track: TrackResult | None = None
 
 
-def check_by_key(*, key_hash: str, env: str, customer_id: str, feature_id: str, required: Decimal, now: datetime):
-    """`check` for a caller holding a secret key; None when the key, customer or feature is not found (the
-    caller then answers the error the usual way)."""
-    keyed = load_by_key(key_hash=key_hash, env=env, customer_id=customer_id, feature_id=feature_id, lock=False, now=now)
+def check_by_key(
+    *,
+    key_hash: str,
+    env: str,
+    customer_id: str,
+    feature_id: str,
+    required: Decimal,
+    now: datetime,
+    entity_id: str | None = None,
+):
+    """`check` for a caller holding a secret key; None when the key, customer, feature or the entity named
+    is not found (the caller then answers the error the usual way)."""
+    args = {"key_hash": key_hash, "env": env, "customer_id": customer_id, "feature_id": feature_id}
+    keyed = _found(load_by_key(**args, entity_id=entity_id, lock=False, now=now), entity_id)
     if keyed is None:
         return None
     if keyed.rows.customer_due:
         bring_current(keyed.customer, now=now)
-        keyed = load_by_key(
-            key_hash=key_hash, env=env, customer_id=customer_id, feature_id=feature_id, lock=False, now=now
-        )
+        keyed = _found(load_by_key(**args, entity_id=entity_id, lock=False, now=now), entity_id)
         if keyed is None:  # deleted, or the key revoked, in between: the caller answers as for any such
             return None
     return KeyedAnswer(keyed=keyed, check=decide_check(keyed.rows, keyed.feature, required, now))
+
+
+def _found(keyed: Keyed | None, entity_id: str | None) -> Keyed | None:
+    """What the load found, None when it found no key, customer or feature, or not the entity named."""
+    if keyed is None or (entity_id is not None and keyed.entity_pk is None):
+        return None
+    return keyed
 
 
 def track_by_key(
@@ -221,6 +248,7 @@ def track_by_key(
     value: Decimal,
     properties: dict | None,
     now: datetime,
+    entity_id: str | None = None,
 ) -> KeyedAnswer | None:
     """`track` (without an idempotency key) for a caller holding a secret key, in one transaction: one
     load statement, decide, one store statement. None, having written nothing, when the key, customer or
@@ -231,6 +259,7 @@ def track_by_key(
     instead of four (BEGIN, load, store, COMMIT). Inside a caller's transaction (a batch, a test), or behind
     a pooler in transaction mode, it is a savepoint of it (`transaction.atomic`), as every other track."""
     args = {"key_hash": key_hash, "env": env, "customer_id": customer_id, "feature_id": feature_id}
+    args["entity_id"] = entity_id
     if connection.in_atomic_block or settings.BEHIND_TRANSACTION_POOLER:
         with transaction.atomic():
             return _track_by_key(args, value, properties, now, own=False)
@@ -250,7 +279,7 @@ def _rollback() -> None:
 
 
 def _track_by_key(args: dict, value: Decimal, properties: dict | None, now: datetime, *, own: bool):
-    keyed = load_by_key(**args, lock=True, now=now, begin=own)
+    keyed = _found(load_by_key(**args, lock=True, now=now, begin=own), args["entity_id"])
     if keyed is None or keyed.feature.type == FeatureType.BOOLEAN:
         if own:  # keeps the key's last use noted by the load (as the savepoint's release does)
             with connection.wrap_database_errors:

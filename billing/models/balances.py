@@ -12,6 +12,7 @@ from django.utils import timezone
 from billing.models.customer_products import (
     CustomerProduct,
 )
+from billing.models.entities import Entity
 from billing.models.features import (
     QUANTITY,
     Feature,
@@ -44,6 +45,14 @@ class Balance(models.Model):
         on_delete=models.SET_NULL,
         related_name="balances",
         help_text="The product that grants it; empty for a loose grant.",
+    )
+    entity = models.ForeignKey(
+        Entity,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="balances",
+        help_text="The entity (seat, workspace) it belongs to, for a plan's per-entity item; empty: the customer's.",
     )
     allowance = models.DecimalField(**QUANTITY, default=Decimal(0))
     adjustment = models.DecimalField(**QUANTITY, default=Decimal(0))
@@ -85,8 +94,13 @@ class Balance(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["customer_product", "feature"],
-                condition=Q(customer_product__isnull=False),
+                condition=Q(customer_product__isnull=False, entity__isnull=True),
                 name="balance_one_per_product_feature",
+            ),
+            models.UniqueConstraint(
+                fields=["customer_product", "feature", "entity"],
+                condition=Q(customer_product__isnull=False, entity__isnull=False),
+                name="balance_one_per_product_feature_entity",
             ),
         ]
         indexes = [

@@ -196,6 +196,14 @@ class ProductItem(models.Model):
     interval_count = models.PositiveSmallIntegerField(default=1)
     overage_allowed = models.BooleanField(default=False)
     usage_limit = models.DecimalField(**QUANTITY, null=True, blank=True)
+    entity_feature = models.ForeignKey(
+        Feature,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="per_entity_items",
+        help_text="Per entity: each of the customer's entities counted by this feature (seats) gets its own balance.",
+    )
 
     class Meta:
         ordering = ["product", "id"]

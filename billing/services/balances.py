@@ -13,7 +13,7 @@ from django.utils import timezone
 from billing.engine import run as engine
 from billing.engine.decide import CheckResult, FeatureBalance, covers, draw_order, reset_due, snapshot
 from billing.intervals import add_intervals
-from billing.models import Balance, Feature, Interval
+from billing.models import Balance, Entity, Feature, Interval
 from billing.quantities import MAX_ABS, ZERO, parse_quantity
 from customers.audit import SYSTEM, Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
@@ -87,15 +87,22 @@ def first_reset(interval: str, interval_count: int, now: datetime) -> datetime |
 
 
 def balance_check(
-    *, customer: Customer, feature: Feature, required_balance=1, now: datetime | None = None
+    *,
+    customer: Customer,
+    feature: Feature,
+    required_balance=1,
+    now: datetime | None = None,
+    entity: Entity | None = None,
 ) -> CheckResult:
-    """May the customer use `required_balance` of the feature now? Applies due resets first (the engine's
-    check: billing/engine/decide.py, `decide_check`)."""
+    """May the customer (its `entity`: that entity's balances and the customer-level ones) use
+    `required_balance` of the feature now? Applies due resets first (the engine's check:
+    billing/engine/decide.py, `decide_check`)."""
     return engine.check(
         customer=customer,
         feature=feature,
         required=parse_quantity(required_balance, field="required_balance"),
         now=now or timezone.now(),
+        entity=entity,
     )
 
 
@@ -107,6 +114,7 @@ def balance_check_and_track(
     actor: Actor,
     properties: dict | None = None,
     now: datetime | None = None,
+    entity: Entity | None = None,
 ) -> engine.CheckAndTrack:
     """A check with send_event (balances.check, 1.2 /check and /entitled): `balance_check`'s answer, and
     when allowed, a track of `required_balance` (never for a flag), in one transaction."""
@@ -117,6 +125,7 @@ def balance_check_and_track(
         actor=actor,
         properties=properties,
         now=now or timezone.now(),
+        entity=entity,
     )
 
 

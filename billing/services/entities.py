@@ -11,7 +11,9 @@ Autumn's rules (its server's entity actions):
   unless a usage limit stops it; here a balance goes below zero only where it allows overage (down to its usage
   limit), so an entity that no balance covers is refused (400 `feature_limit_reached`) and nothing is written;
 - a customer that holds no balance of the feature may still have entities: there is no unit to use;
-- deleting one gives its unit back (never more than the balances have used).
+- deleting one gives its unit back (never more than the balances have used);
+- an entity gets its own balance of every per-entity item of its customer's live plans counted by its feature, and
+  they end with it (billing/services/entity_balances.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Balance, Entity, Feature, FeatureType, UsageType
+from billing.services.entity_balances import entity_balances_end, entity_balances_start
 from billing.services.track import balance_track
 from customers.audit import Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
@@ -107,6 +110,7 @@ def entity_create(
                     code="feature_limit_reached",
                     field="feature_id",
                 ) from None
+        entity_balances_start(entity, now=now)
         audit_record(
             actor=actor,
             action=AuditAction.ENTITY_CREATE,
@@ -131,6 +135,7 @@ def entity_delete(*, entity: Entity, actor: Actor, reason: str = "", now: dateti
             raise Conflict(f"Entity {locked.entity_id} was already deleted.", code="entity_not_found")
         locked.deleted_at = now
         locked.save(update_fields=["deleted_at"])
+        entity_balances_end(locked, now=now)
         if _holds(customer, locked.feature):
             balance_track(
                 customer=customer,

@@ -24,6 +24,7 @@ from billing.models import (
 from billing.plan_preview import period_end_of, same_plan_group
 from billing.quantities import ZERO, parse_quantity
 from billing.services.balances import first_reset, reset_if_due
+from billing.services.entity_balances import plan_entity_balances_create
 from billing.services.referrals import referral_checkout
 from customers.audit import Actor, AuditAction, audit_record
 from customers.errors import Conflict, ServiceError
@@ -135,17 +136,19 @@ def _end_replaced(
     interval, count), and the balances each continues and itself per feature pk (whose edits its
     "Last edits" show), for a replacement in place to keep. `hand_over`: their Stripe subscription now
     belongs to the replacement."""
-    carried: dict[int, Decimal] = {}
+    carried: dict[int | tuple[int, int], Decimal] = {}
     kept_resets: dict[tuple[int, str, int], datetime | None] = {}
-    earlier: dict[int, list[int]] = {}
+    earlier: dict[int | tuple[int, int], list[int]] = {}
     if not replaced:
         return carried, kept_resets, earlier
     old_balances = Balance.objects.select_for_update().filter(customer_product__in=replaced)
     for old in old_balances.order_by("id"):
         reset_if_due(old, now)
-        carried[old.feature_id] = carried.get(old.feature_id, ZERO) + old.usage
+        # An entity's balance carries its usage to the same entity's balance of the feature (keyed by both).
+        key = old.feature_id if old.entity_id is None else (old.feature_id, old.entity_id)
+        carried[key] = carried.get(key, ZERO) + old.usage
         kept_resets[(old.feature_id, old.interval, old.interval_count)] = old.next_reset_at
-        earlier[old.feature_id] = [*earlier.get(old.feature_id, []), *old.earlier_ids, old.pk]
+        earlier[key] = [*earlier.get(key, []), *old.earlier_ids, old.pk]
         old.delete()
     for cp in replaced:
         cp.status = CustomerProductStatus.EXPIRED
@@ -196,15 +199,21 @@ def _start(
 def create_balances(
     cp: CustomerProduct,
     *,
-    carried: dict[int, Decimal],
+    carried: dict[int | tuple[int, int], Decimal],
     kept_resets: dict[tuple[int, str, int], datetime | None],
     now: datetime,
-    earlier: dict[int, list[int]] | None = None,
+    earlier: dict[int | tuple[int, int], list[int]] | None = None,
 ) -> None:
     """One balance per item of the product, for its quantity, less the usage `carried` over; reset dates from
     now, or those in `kept_resets` for the same feature and interval; continuing the balances in `earlier` of
-    the same feature."""
+    the same feature. A per-entity item gives each of the customer's entities its own balance instead
+    (billing/services/entity_balances.py), each less its own usage carried over."""
     for item in cp.product.items.select_related("feature").order_by("id"):
+        if item.entity_feature_id is not None:
+            plan_entity_balances_create(
+                cp, item, now=now, carried=carried, kept_resets=kept_resets, earlier=earlier or {}
+            )
+            continue
         feature = item.feature
         lifetime = item.interval == Interval.LIFETIME or feature.usage_type == UsageType.CONTINUOUS_USE
         allowance = ZERO if feature.type == FeatureType.BOOLEAN else item.included * cp.quantity

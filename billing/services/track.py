@@ -11,7 +11,7 @@ from django.utils import timezone
 from billing.engine import run as engine
 from billing.engine.decide import reset_due
 from billing.engine.run import TrackResult
-from billing.models import Balance, Feature, FeatureType
+from billing.models import Balance, Entity, Feature, FeatureType
 from billing.quantities import parse_quantity
 from customers.audit import Actor
 from customers.errors import ServiceError
@@ -57,11 +57,13 @@ def balance_track(
     idempotency_key: str | None = None,
     now: datetime | None = None,
     reject_uncovered: bool = False,
+    entity: Entity | None = None,
 ) -> TrackResult:
     """Record usage of `feature` (or of each of `features`, as a track by event name does): deduct it from
     the customer's balances — the feature's own first, then the credit systems that list it, at their
     cost — and write the events, atomically (the engine: billing/engine/). `reject_uncovered`: a use the
-    balances don't cover is refused (409 `insufficient_balance`) and nothing is tracked."""
+    balances don't cover is refused (409 `insufficient_balance`) and nothing is tracked. `entity`: the
+    customer's entity the use is of: its own balances and the customer-level ones are drawn."""
     features = features or [feature]
     for f in features:
         if f.type == FeatureType.BOOLEAN:
@@ -79,6 +81,7 @@ def balance_track(
         timestamp=timestamp,
         idempotency_key=idempotency_key,
         reject_uncovered=reject_uncovered,
+        entity=entity,
     )
 
 

@@ -105,6 +105,7 @@ def track_json(
     event_name: str | None = None,
     prices: dict[int, Price | None] | None = None,
     reached: dict[Feature, list[Balance]] | None = None,
+    entity_id: str | None = None,
 ) -> dict:
     """The answer to a track: the customer's balance of the feature after it. `reached`: every feature the
     track reached with its balances, when more than the tracked feature (an event name counted by several,
@@ -121,6 +122,8 @@ def track_json(
         }
     if event_name:
         answer["event_name"] = event_name
+    if entity_id is not None:
+        answer["entity_id"] = entity_id
     return answer
 
 
@@ -131,6 +134,7 @@ def check_json(
     required: Decimal,
     result: CheckResult,
     prices: dict[int, Price | None] | None = None,
+    entity_id: str | None = None,
 ) -> dict:
     """The answer to balances.check: allowed, the balance that answered (a credit system's when its pool
     did; a flag for an on/off feature), and every metered balance the check looked at."""
@@ -152,7 +156,7 @@ def check_json(
     return {
         "allowed": result.allowed,
         "customer_id": customer.customer_id,
-        "entity_id": None,
+        "entity_id": entity_id,
         "required_balance": to_number(result.required if result.required is not None else required),
         "balance": balance,
         "flag": flag,

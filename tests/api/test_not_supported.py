@@ -27,18 +27,12 @@ CONTROLS = {"spend_limits": [{"feature_id": "messages", "overage_limit": 10}]}
 
 REFUSED = [
     # (path, body, the field it sets)
-    ("balances.check", {**CHECK, "entity_id": SEAT}, "entity_id"),
     ("balances.check", {**CHECK, "lock": LOCK}, "lock"),
     ("balances.check", {**CHECK, "with_preview": True}, "with_preview"),
-    ("balances.check", {**CHECK, "send_event": True, "entity_id": SEAT}, "entity_id"),
-    ("balances.track", {**TRACK, "entity_id": SEAT}, "entity_id"),
     ("balances.track", {**TRACK, "overage_behavior": "reject"}, "overage_behavior"),
     ("balances.track", {**TRACK, "overage_behavior": "overflow"}, "overage_behavior"),
-    ("balances.track", {**ACME, "event_name": "message_sent", "entity_id": SEAT}, "entity_id"),
     ("balances.update", {**CHECK, "remaining": 5, "entity_id": SEAT}, "entity_id"),
-    ("check", {**CHECK, "entity_id": SEAT}, "entity_id"),
     ("check", {**CHECK, "send_event": True, "with_preview": True}, "with_preview"),
-    ("track", {**TRACK, "entity_id": SEAT}, "entity_id"),
     ("entitled", {**CHECK, "entity_id": SEAT, "event_data": {"a": "b"}}, "entity_id"),
     ("usage", {**CHECK, "value": 7, "entity_id": SEAT}, "entity_id"),
     ("customers.get_or_create", {**ACME, "billing_controls": CONTROLS}, "billing_controls"),
@@ -144,7 +138,9 @@ def test_the_python_client_is_told_what_is_not_supported(live_server, catalogue,
     with Autumn(secret_key=sandbox_key[1], server_url=live_server.url, fail_open=False) as autumn:
         autumn.customers.get_or_create(customer_id="user_1")
         calls = {
-            "entity_id": lambda: autumn.check(customer_id="user_1", feature_id="messages", entity_id=SEAT),
+            "entity_id": lambda: autumn.balances.update(
+                customer_id="user_1", feature_id="messages", remaining=5, entity_id=SEAT
+            ),
             "lock": lambda: autumn.check(customer_id="user_1", feature_id="messages", lock=LOCK),
             "with_preview": lambda: autumn.check(customer_id="user_1", feature_id="messages", with_preview=True),
             "overage_behavior": lambda: autumn.track(
@@ -155,7 +151,6 @@ def test_the_python_client_is_told_what_is_not_supported(live_server, catalogue,
         calls["feature_quantities"] = lambda: autumn.billing.attach(
             customer_id="user_1", plan_id="seats_addon", feature_quantities=[{"feature_id": "seats", "quantity": 3}]
         )
-        calls["entity_id "] = lambda: autumn.track(customer_id="user_1", feature_id="messages", entity_id=SEAT)
         for field, call in calls.items():
             with pytest.raises(AutumnDefaultError) as refused:
                 call()

@@ -14,6 +14,7 @@ from autumn_admin.api.schemas.common import (
     NO_ENTITIES,
     Cursor,
     CustomerId,
+    EntityId,
     EpochMs,
     Number,
     Omittable,
@@ -68,7 +69,9 @@ ApiInterval = Literal["one_off", "day", "week", "month", "quarter", "semi_annual
 class CheckParams(Params):
     customer_id: CustomerId
     feature_id: Slug
-    entity_id: NO_ENTITIES = None
+    entity_id: EntityId | None = Field(
+        None, description="The customer's entity: its own balances and the customer-level ones answer."
+    )
     required_balance: Omittable[Quantity] = None
     send_event: Omittable[bool] = False
     properties: JsonObject | None = None
@@ -80,7 +83,9 @@ class CheckParams(Params):
 class TrackParams(Params):
     customer_id: CustomerId
     feature_id: Slug | None = None
-    entity_id: NO_ENTITIES = None
+    entity_id: EntityId | None = Field(
+        None, description="The customer's entity: its own balances are drawn, and the customer-level ones."
+    )
     customer_data: NO_AUTO_CREATE = None
     event_name: Slug | None = None
     value: Omittable[Quantity] = None
@@ -244,6 +249,7 @@ class CheckOut(Schema):
 
 class TrackOut(Schema):
     customer_id: str
+    entity_id: str = Field(None, description="The entity tracked for; absent when the track named none.")
     event_name: str = Field(None, description="The event name usage was tracked by; absent when tracked by feature_id.")
     value: Number
     balance: BalanceOut | None = Field(

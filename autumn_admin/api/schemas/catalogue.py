@@ -217,7 +217,9 @@ class PlanItemIn(Params):
     unlimited: bool | None = None
     reset: ResetIn | None = None
     price: ItemPriceIn | None = None
-    entity_feature_id: not_supported("entities are not built") = None
+    entity_feature_id: not_supported(
+        "a per-entity item is made in the admin (Products: an item's entity feature); plans.create/update don't take it"
+    ) = None
     pooled: not_supported("pooled balances are not built", harmless=(False,)) = None
     rollover: not_supported("rollovers are not built") = None
     proration: not_supported("prepaid quantities (what proration applies to) are not built", harmless=({},)) = None

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 from autumn_admin.api.units import MAX_EPOCH_MS
 from customers.errors import ServiceError
 from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
-from customers.validation import validate_customer_id
+from customers.validation import validate_customer_id, validate_entity_id
 
 T = TypeVar("T")
 
@@ -101,6 +101,24 @@ def not_supported_fields(name: str, fields: dict[str, str], *, harmless: tuple =
         __module__=__name__,
         **{field: (not_supported(why, harmless=harmless), None) for field, why in fields.items()},
     )
+
+
+def _entity_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    try:
+        return validate_entity_id(value)
+    except ServiceError as exc:
+        raise ValueError(exc.message) from None
+
+
+EntityId = Annotated[
+    Any,
+    BeforeValidator(_entity_id),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": CUSTOMER_ID_MAX_LENGTH, "pattern": CUSTOMER_ID_PATTERN}
+    ),
+]
 
 
 NO_AUTO_CREATE = not_supported("a customer is created first, with customers.get_or_create (or POST /customers)")

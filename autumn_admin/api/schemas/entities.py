@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import Field
 
 from autumn_admin.api.schemas.balances import BalanceOut, FlagOut
 from autumn_admin.api.schemas.common import (
     NO_AUTO_CREATE,
     CustomerId,
+    EntityId,
     PageParams,
     Params,
     Slug,
@@ -18,27 +19,6 @@ from autumn_admin.api.schemas.common import (
 )
 from autumn_admin.api.schemas.customers import EntityBaseOut, PlanFilter, PurchaseOut, SubscriptionOut
 from billing.services.entities import NAME_MAX_LENGTH
-from customers.errors import ServiceError
-from customers.models import CUSTOMER_ID_MAX_LENGTH, CUSTOMER_ID_PATTERN
-from customers.validation import validate_entity_id
-
-
-def _entity_id(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    try:
-        return validate_entity_id(value)
-    except ServiceError as exc:
-        raise ValueError(exc.message) from None
-
-
-EntityId = Annotated[
-    Any,
-    BeforeValidator(_entity_id),
-    WithJsonSchema(
-        {"type": "string", "minLength": 1, "maxLength": CUSTOMER_ID_MAX_LENGTH, "pattern": CUSTOMER_ID_PATTERN}
-    ),
-]
 
 NO_BILLING_CONTROLS = not_supported(
     "per-entity billing controls (spend limits, usage limits, alerts, overage) are not built",
