@@ -26,6 +26,7 @@ MANAGE_API_KEYS = "customers.manage_api_keys"
 VIEW_BULK_JOB = "billing.view_bulkjob"
 RUN_BULK_JOB = "billing.add_bulkjob"  # start a bulk action on the customers list (Ops)
 CANCEL_BULK_JOB = "billing.change_bulkjob"
+MANAGE_INVOICE = "billing.change_invoice"  # void, refund, credit (Ops)
 SHARE_VIEW = "billing.add_bulkjob"  # share a saved view with the team: Ops, as they run what it selects
 
 # What templates ask: `{% if can.adjust_balance %}` shows the control of that permission.
@@ -43,6 +44,7 @@ ABILITIES = {
     "run_bulk_job": RUN_BULK_JOB,
     "cancel_bulk_job": CANCEL_BULK_JOB,
     "share_view": SHARE_VIEW,
+    "manage_invoice": MANAGE_INVOICE,
 }
 
 

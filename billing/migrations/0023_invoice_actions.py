@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('refund_amount', models.BigIntegerField(default=0)),
                 ('credit_amount', models.BigIntegerField(default=0)),
                 ('out_of_band_amount', models.BigIntegerField(default=0)),
-                ('reason', models.CharField(blank=True, default='', max_length=32)),
+                ('reason', models.CharField(blank=True, choices=[('duplicate', 'Duplicate'), ('fraudulent', 'Fraudulent'), ('order_change', 'Order change'), ('product_unsatisfactory', 'Product unsatisfactory')], default='', max_length=32)),
                 ('memo', models.CharField(blank=True, default='', max_length=500)),
                 ('pdf', models.URLField(blank=True, default='', max_length=1000)),
                 ('lines', models.JSONField(blank=True, default=list)),

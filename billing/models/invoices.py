@@ -107,7 +107,7 @@ class CreditNote(models.Model):
     refund_amount = models.BigIntegerField(default=0)
     credit_amount = models.BigIntegerField(default=0)
     out_of_band_amount = models.BigIntegerField(default=0)
-    reason = models.CharField(max_length=32, blank=True, default="")
+    reason = models.CharField(max_length=32, choices=CreditNoteReason.choices, blank=True, default="")
     memo = models.CharField(max_length=500, blank=True, default="")
     pdf = models.URLField(max_length=1000, blank=True, default="")
     lines = models.JSONField(default=list, blank=True)

@@ -183,7 +183,9 @@ def credit_note_params(
     if (amount is None) == (not lines):
         raise ServiceError("Credit either an amount or lines of the invoice, not both.", field="amount")
     if credit_reason and credit_reason not in CreditNoteReason.values:
-        raise ServiceError(f"A credit note's reason is one of {', '.join(CreditNoteReason.values)}.", field="reason")
+        raise ServiceError(
+            f"A credit note's reason is one of {', '.join(CreditNoteReason.values)}.", field="credit_reason"
+        )
     if destination not in CREDIT_DESTINATIONS:
         raise ServiceError(f"destination is one of {', '.join(CREDIT_DESTINATIONS)}.", field="destination")
     params: dict = {"invoice": invoice.stripe_id}
