@@ -244,6 +244,7 @@ def invoice_credit(
     credit_reason: str = "",
     memo: str = "",
     destination: str = "customer_balance",
+    send_email: bool = False,
 ) -> CreditNote:
     """Issue a Stripe credit note on an open or paid invoice, then record it (and the invoice's new figures)."""
     reason = require_reason(reason)
@@ -253,6 +254,7 @@ def invoice_credit(
     params = credit_note_params(
         current, amount=amount, lines=lines, credit_reason=credit_reason, memo=memo, destination=destination
     )
+    params["email_type"] = "credit_note" if send_email else "none"
     try:
         note = stripe_invoices.credit_note_create(
             env=current.customer.env,
