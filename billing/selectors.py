@@ -337,7 +337,7 @@ def events_page(
 
 
 def invoices_page(customer: Customer, *, before: str | None = None, limit: int = INVOICES_PAGE_SIZE) -> Page:
-    qs = Invoice.objects.filter(customer=customer)
+    qs = Invoice.objects.filter(customer=customer).prefetch_related("credit_notes")
     return _keyset_page(qs, time_field="created_at", before=before, limit=limit, name="invoices")
 
 

@@ -73,6 +73,22 @@ SUBSCRIPTION_UPDATE_PARAMS = {
 SUBSCRIPTION_CANCEL_PARAMS = {"prorate", "invoice_now", "expand"}
 PORTAL_SESSION_PARAMS = {"customer", "return_url", "configuration", "expand"}
 PRODUCT_CREATE_PARAMS = {"name", "metadata"}
+REFUND_PARAMS = {"payment_intent", "charge", "amount", "reason", "metadata", "expand"}
+REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+CREDIT_NOTE_PARAMS = {
+    "invoice",
+    "amount",
+    "lines",
+    "reason",
+    "memo",
+    "credit_amount",
+    "refund_amount",
+    "out_of_band_amount",
+    "email_type",
+    "metadata",
+    "expand",
+}
+CREDIT_NOTE_REASONS = {"duplicate", "fraudulent", "order_change", "product_unsatisfactory"}
 STRIPE_INTERVALS = {"day", "week", "month", "year"}
 
 
@@ -149,6 +165,9 @@ class FakeStripe:
         self.subscriptions: dict[str, dict] = {}
         self.products: dict[str, dict] = {}
         self.portal_sessions: dict[str, dict] = {}
+        self.payment_intents: dict[str, dict] = {}  # what paid each paid invoice, and how much of it is refunded
+        self.refunds: dict[str, dict] = {}
+        self.credit_notes: dict[str, dict] = {}
         self.account = {
             "id": "acct_fake123",
             "object": "account",
@@ -288,6 +307,8 @@ class FakeStripe:
                     {
                         "id": self.new_id("il"),
                         "object": "line_item",
+                        "description": f"1 × {product_id or 'Subscription'}",
+                        "quantity": 1,
                         "amount": total,
                         "currency": currency,
                         "metadata": {"product_id": product_id} if product_id else {},
@@ -297,7 +318,21 @@ class FakeStripe:
             **fields,
         }
         self.invoices[invoice_id] = invoice
+        if invoice["amount_paid"]:
+            intent_id = self.new_id("pi")
+            self.payment_intents[intent_id] = {
+                "id": intent_id,
+                "object": "payment_intent",
+                "amount": invoice["amount_paid"],
+                "amount_refunded": 0,
+                "currency": currency,
+                "invoice": invoice_id,
+            }
         return invoice
+
+    def payment_of(self, invoice_id: str) -> dict | None:
+        """The payment intent that paid the invoice (its `amount_refunded` says how much went back)."""
+        return next((p for p in self.payment_intents.values() if p["invoice"] == invoice_id), None)
 
     def add_subscription(
         self,
@@ -397,6 +432,10 @@ class FakeStripe:
             ("GET", r"/v1/coupons/([^/]+)", lambda i: self._get(self.coupons, "coupon", i)),
             ("POST", r"/v1/checkout/sessions", lambda: self._session_create(params)),
             ("GET", r"/v1/invoices", lambda: self._list(self.invoices, "/v1/invoices", query)),
+            ("GET", r"/v1/invoices/([^/]+)", lambda i: self._invoice(i, query)),
+            ("POST", r"/v1/invoices/([^/]+)/void", lambda i: self._invoice_void(i, params)),
+            ("POST", r"/v1/refunds", lambda: self._refund_create(params)),
+            ("POST", r"/v1/credit_notes", lambda: self._credit_note_create(params)),
             ("GET", r"/v1/subscriptions", lambda: self._list(self.subscriptions, "/v1/subscriptions", query)),
             ("GET", r"/v1/subscriptions/([^/]+)", lambda i: self._get(self.subscriptions, "subscription", i)),
             ("POST", r"/v1/subscriptions/([^/]+)", lambda i: self._subscription_update(i, params)),
@@ -674,6 +713,189 @@ class FakeStripe:
         }
         self.portal_sessions[session_id] = session
         return session
+
+    def _invoice(self, invoice_id: str, query: dict) -> dict:
+        invoice = dict(self._get(self.invoices, "invoice", invoice_id))
+        if "payments" in (query.get("expand") or []):
+            intent = self.payment_of(invoice_id)
+            paid = (
+                [
+                    {
+                        "id": f"inpay_{intent['id']}",
+                        "object": "invoice_payment",
+                        "invoice": invoice_id,
+                        "status": "paid",
+                        "amount_paid": intent["amount"],
+                        "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+                    }
+                ]
+                if intent
+                else []
+            )
+            invoice["payments"] = {"object": "list", "has_more": False, "data": paid}
+        return invoice
+
+    def _invoice_void(self, invoice_id: str, params: dict) -> dict:
+        invoice = self._get(self.invoices, "invoice", invoice_id)
+        self._only(params, {"expand"})
+        if invoice["status"] != "open":
+            raise StripeFailure(400, "You can only pass in open invoices. This invoice isn't open.")
+        invoice["status"] = "void"
+        return invoice
+
+    def _refund_create(self, params: dict) -> dict:
+        self._only(params, REFUND_PARAMS)
+        if not params.get("payment_intent") and not params.get("charge"):
+            raise StripeFailure(
+                400, "One of the following params should be provided for this request: payment_intent or charge."
+            )
+        if params.get("charge"):
+            raise _missing("charge", params["charge"], param="charge", status=400)  # the fake's payments are intents
+        intent = self.payment_intents.get(params["payment_intent"])
+        if intent is None:
+            raise _missing("payment_intent", params["payment_intent"], param="payment_intent", status=400)
+        if params.get("reason") and params["reason"] not in REFUND_REASONS:
+            raise StripeFailure(
+                400, f"Invalid reason: must be one of {', '.join(sorted(REFUND_REASONS))}", param="reason"
+            )
+        left = intent["amount"] - intent["amount_refunded"]
+        amount = int(params.get("amount") or left)
+        if left <= 0:
+            raise StripeFailure(
+                400, f"Charge for {intent['id']} has already been refunded.", code="charge_already_refunded"
+            )
+        if amount <= 0:
+            raise StripeFailure(400, "Invalid positive integer", param="amount")
+        if amount > left:
+            raise StripeFailure(
+                400,
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                code="amount_too_large",
+                param="amount",
+            )
+        return self._refund(intent, amount, reason=params.get("reason"), metadata=params.get("metadata") or {})
+
+    def _refund(self, intent: dict, amount: int, *, reason: str | None, metadata: dict) -> dict:
+        intent["amount_refunded"] += amount
+        refund = {
+            "id": self.new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "currency": intent["currency"],
+            "payment_intent": intent["id"],
+            "status": "succeeded",
+            "reason": reason,
+            "metadata": metadata,
+            "created": self.now(),
+        }
+        self.refunds[refund["id"]] = refund
+        return refund
+
+    def _credit_note_create(self, params: dict) -> dict:
+        self._only(params, CREDIT_NOTE_PARAMS)
+        invoice_id = params.get("invoice") or ""
+        if invoice_id not in self.invoices:
+            raise _missing("invoice", invoice_id, param="invoice", status=400)
+        invoice = self.invoices[invoice_id]
+        if invoice["status"] not in ("open", "paid"):
+            raise StripeFailure(400, "You can only create a credit note for an open or paid invoice.", param="invoice")
+        if "amount" in params and "lines" in params:
+            raise StripeFailure(400, "You may only specify one of these parameters: amount, lines.")
+        if params.get("reason") and params["reason"] not in CREDIT_NOTE_REASONS:
+            raise StripeFailure(400, "Invalid reason.", param="reason")
+        lines = self._credit_note_lines(invoice, params.get("lines") or [])
+        total = int(params["amount"]) if "amount" in params else sum(line["amount"] for line in lines)
+        credited = sum(n["total"] for n in self.credit_notes.values() if n["invoice"] == invoice_id)
+        if total <= 0 or total > invoice["total"] - credited:
+            raise StripeFailure(
+                400,
+                f"The credit note's total ({total}) must be positive and at most the invoice's remaining amount "
+                f"({invoice['total'] - credited}).",
+                param="amount",
+            )
+        split = {k: int(params[k]) for k in ("credit_amount", "refund_amount", "out_of_band_amount") if k in params}
+        post = total if invoice["status"] == "paid" else 0
+        if split and sum(split.values()) != post:
+            raise StripeFailure(
+                400,
+                f"The sum of credit amount, refund amount and out of band amount ({sum(split.values())}) must equal "
+                f"the credit note amount ({post}).",
+            )
+        refunds = []
+        if split.get("refund_amount"):
+            intent = self.payment_of(invoice_id)
+            left = intent["amount"] - intent["amount_refunded"] if intent else 0
+            if split["refund_amount"] > left:
+                raise StripeFailure(
+                    400,
+                    f"Refund amount ({split['refund_amount']}) is greater than unrefunded amount on charge ({left})",
+                    code="amount_too_large",
+                    param="refund_amount",
+                )
+            refund = self._refund(intent, split["refund_amount"], reason=None, metadata={})
+            refunds.append({"refund": refund["id"], "amount_refunded": refund["amount"]})
+        if invoice["status"] == "open":
+            invoice["amount_due"] = invoice.get("amount_due", invoice["total"]) - total
+        note_id = self.new_id("cn")
+        note = {
+            "id": note_id,
+            "object": "credit_note",
+            "number": f"CN-{len(self.credit_notes) + 1:04d}",
+            "invoice": invoice_id,
+            "customer": invoice["customer"],
+            "status": "issued",
+            "currency": invoice["currency"],
+            "amount": total,
+            "subtotal": total,
+            "total": total,
+            "discount_amount": 0,
+            "pre_payment_amount": total - post,
+            "post_payment_amount": post,
+            "out_of_band_amount": split.get("out_of_band_amount") or None,
+            "refunds": refunds,
+            "reason": params.get("reason"),
+            "memo": params.get("memo"),
+            "pdf": f"https://pay.stripe.com/credit_notes/{note_id}/pdf",
+            "created": self.now(),
+            "livemode": self.livemode,
+            "lines": {"object": "list", "has_more": False, "data": lines},
+        }
+        self.credit_notes[note_id] = note
+        return note
+
+    def _credit_note_lines(self, invoice: dict, lines: list) -> list[dict]:
+        by_id = {line["id"]: line for line in invoice["lines"]["data"]}
+        out = []
+        for index, line in enumerate(lines):
+            billed = by_id.get(line.get("invoice_line_item"))
+            if line.get("type") != "invoice_line_item" or billed is None:
+                raise _missing(
+                    "invoice_line_item",
+                    line.get("invoice_line_item"),
+                    param=f"lines[{index}][invoice_line_item]",
+                    status=400,
+                )
+            quantity = int(line["quantity"]) if "quantity" in line else None
+            if quantity is not None and quantity > (billed.get("quantity") or 1):
+                raise StripeFailure(
+                    400,
+                    "The quantity cannot exceed the invoice line item's quantity.",
+                    param=f"lines[{index}][quantity]",
+                )
+            unit = billed["amount"] // max(1, billed.get("quantity") or 1)
+            amount = int(line["amount"]) if "amount" in line else unit * (quantity or 1)
+            out.append(
+                {
+                    "id": self.new_id("cnli"),
+                    "object": "credit_note_line_item",
+                    "type": "invoice_line_item",
+                    "invoice_line_item": billed["id"],
+                    "description": billed.get("description"),
+                    "quantity": quantity,
+                    "amount": amount,
+                }
+            )
+        return out
 
     def _list(self, store: dict, url: str, query: dict) -> dict:
         rows = list(store.values())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from django.urls import reverse
 
-from billing.models import Balance, BulkJob, CustomerProduct, CustomerReward, Entity
+from billing.models import Balance, BulkJob, CustomerProduct, CustomerReward, Entity, Invoice
 from billing.services import bulk
 from billing.services.balances import balance_create
 from billing.services.entities import entity_create
@@ -35,10 +35,27 @@ class World:
     grant: Balance
     job: BulkJob
     entity: Entity
+    invoices: dict
+
+
+def stripe_invoices(fake, customer) -> dict:
+    """A paid and an open invoice of the customer, in the fake Stripe and recorded here."""
+    found = {}
+    for status in ("paid", "open"):
+        obj = fake.add_invoice(customer="cus_acme", status=status, total=9900)
+        found[status] = Invoice.objects.create(
+            customer=customer,
+            stripe_id=obj["id"],
+            status=status,
+            total=9900,
+            amount_paid=obj["amount_paid"],
+            lines=[{"id": obj["lines"]["data"][0]["id"], "description": "Pro", "quantity": 1, "amount": 9900}],
+        )
+    return found
 
 
 @pytest.fixture
-def world(customer, other_customer, catalogue, discount_rewards) -> World:
+def world(customer, other_customer, catalogue, discount_rewards, fake_stripe) -> World:
     applied = reward_apply(customer=customer, reward=discount_rewards["ten_dollars"], actor=None)
     customer_delete(customer=other_customer, actor=None)
     addon = plan_attach(customer=customer, product=catalogue["seats_addon"], actor=None, method=GRANT_FREE, reason="x")
@@ -61,6 +78,7 @@ def world(customer, other_customer, catalogue, discount_rewards) -> World:
             reason="x",
         ),
         entity=entity_create(customer=customer, entity_id="seat_1", feature=catalogue["seats"], actor=None),
+        invoices=stripe_invoices(fake_stripe, customer),
     )
 
 
@@ -146,6 +164,34 @@ ENDPOINTS |= {
         {"support"},
     ),
     "create customer": (lambda w: "/new-customer/", lambda w: {"id": "new_co", "name": "New Co"}, set()),
+    "void invoice": (
+        lambda w: f"/customers/acme_corp/invoices/{w.invoices['open'].pk}/void/",
+        lambda w: {"reason": "billed twice", "expected_status": "open"},
+        set(),
+    ),
+    "refund invoice": (
+        lambda w: f"/customers/acme_corp/invoices/{w.invoices['paid'].pk}/refund/",
+        lambda w: {
+            "amount": "10.00",
+            "stripe_reason": "requested_by_customer",
+            "reason": "outage",
+            "expected_status": "paid",
+            "expected_refunded": "0",
+        },
+        set(),
+    ),
+    "credit invoice": (
+        lambda w: f"/customers/acme_corp/invoices/{w.invoices['paid'].pk}/credit/",
+        lambda w: {
+            "amount": "5.00",
+            "credit_reason": "order_change",
+            "memo": "",
+            "destination": "customer_balance",
+            "reason": "goodwill",
+            "expected_status": "paid",
+        },
+        set(),
+    ),
 }
 # Actions that answer in place (the popup shows their result) rather than going back to the page.
 ANSWERED_IN_PLACE = {"check balance"}

@@ -230,11 +230,13 @@ def test_invoices_show_date_products_money_status_and_links(client, ops, acme):
     rows = [text(r) for r in re.findall(r"<tr>.*?</tr>", section, flags=re.S)][1:]
     newest, older, oldest = Invoice.objects.filter(customer=acme).order_by("-created_at")
     assert rows == [
-        f"{format_day(newest.created_at)} Pro, Extra seats $119.00 Open View ↗ invoice of "
-        f"{newest.created_at:%-d %b %Y} (opens in a new tab)",
-        f"{format_day(older.created_at)} Pro $99.00 Paid View ↗ invoice of {older.created_at:%-d %b %Y} "
-        f"(opens in a new tab) PDF of the invoice of {older.created_at:%-d %b %Y}",
-        f"{format_day(oldest.created_at)} legacy_plan €50.00 Void",
+        f"{format_day(newest.created_at)} Pro, Extra seats $119.00 Open Details of the invoice of "
+        f"{newest.created_at:%-d %b %Y} View ↗ invoice of {newest.created_at:%-d %b %Y} (opens in a new tab)",
+        f"{format_day(older.created_at)} Pro $99.00 Paid Details of the invoice of {older.created_at:%-d %b %Y} "
+        f"View ↗ invoice of {older.created_at:%-d %b %Y} (opens in a new tab) PDF of the invoice of "
+        f"{older.created_at:%-d %b %Y}",
+        f"{format_day(oldest.created_at)} legacy_plan €50.00 Void Details of the invoice of "
+        f"{oldest.created_at:%-d %b %Y}",
     ]
     assert '<a href="https://invoice.stripe.test/i/1" target="_blank" rel="noopener">' in section
     assert '<a href="https://invoice.stripe.test/i/1/pdf" target="_blank" rel="noopener">' in section
@@ -576,8 +578,9 @@ def test_the_page_runs_a_constant_number_of_queries(client, request, role, small
     large = _queries(client, "/customers/large/")
     assert small == large
     # The session, the user with the role (one query: autumn_admin/dashboard/auth_backend.py), and the page's 13
-    # (the credit schema lines, the customer's entities and its referral codes with their redemptions among them).
-    with django_assert_num_queries(15):
+    # (the credit schema lines, the customer's entities, its referral codes with their redemptions and the invoices'
+    # credit notes among them).
+    with django_assert_num_queries(16):
         client.get("/customers/large/")
 
 

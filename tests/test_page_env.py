@@ -168,6 +168,7 @@ READ_ONLY = {
     "overview",
     "customers:usage",
     "customers:object",
+    "billing:invoice-detail",
 }
 NOT_GUARDED = {"login", "logout", "switch-env", "stripe-webhook"}
 
@@ -200,6 +201,7 @@ def test_the_read_only_pages_take_no_post(ops_client, world, name):  # noqa: F81
     args["customers:object"] = ["acme_corp"]
     args["customers:usage"] = ["acme_corp", "messages"]
     args["job"] = [world.job.pk]
+    args["billing:invoice-detail"] = ["acme_corp", world.invoices["paid"].pk]
     before = db_state()
 
     response = ops_client.post(reverse(name, args=args.get(name, [])))
@@ -266,6 +268,9 @@ def test_every_form_of_the_dashboard_says_which_environment_it_was_shown_for(ops
         f"/customers/acme_corp/products/{world.cancelling.pk}/uncancel/",
         f"/jobs/{world.job.pk}/",
         f"/api-keys/{key.pk}/revoke/",
+        f"/customers/acme_corp/invoices/{world.invoices['open'].pk}/void/",
+        f"/customers/acme_corp/invoices/{world.invoices['paid'].pk}/refund/",
+        f"/customers/acme_corp/invoices/{world.invoices['paid'].pk}/credit/",
         f"/bulk/?ids={world.customer.pk}&action=add_balance",  # step 2: the action chosen, its POST form
     ]
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from autumn_admin.dashboard.views import balances, entities, plans, products, rewards, support
+from autumn_admin.dashboard.views import balances, entities, invoices, plans, products, rewards, support
 
 app_name = "billing"
 
@@ -14,6 +14,10 @@ urlpatterns = [
     path("<str:customer_id>/features/<str:feature_id>/check/", support.balance_check_view, name="balance-check"),
     path("<str:customer_id>/entities/create/", entities.entity_create_view, name="entity-create"),
     path("<str:customer_id>/entities/<int:entity_pk>/delete/", entities.entity_delete_view, name="entity-delete"),
+    path("<str:customer_id>/invoices/<int:invoice_pk>/", invoices.invoice_detail, name="invoice-detail"),
+    path("<str:customer_id>/invoices/<int:invoice_pk>/void/", invoices.invoice_void_view, name="invoice-void"),
+    path("<str:customer_id>/invoices/<int:invoice_pk>/refund/", invoices.invoice_refund_view, name="invoice-refund"),
+    path("<str:customer_id>/invoices/<int:invoice_pk>/credit/", invoices.invoice_credit_view, name="invoice-credit"),
     path("<str:customer_id>/rewards/add/", rewards.reward_add, name="reward-add"),
     path("<str:customer_id>/rewards/<int:cr_pk>/remove/", rewards.reward_remove_view, name="reward-remove"),
     path(

@@ -29,6 +29,7 @@ CANCEL_BULK_JOB = "billing.change_bulkjob"
 RECORD_USAGE = "billing.adjust_balance"  # Record Usage on a balance row: Support and Ops, who edit balances
 CHECK_BALANCE = "billing.adjust_balance"  # Check Balance on a balance row: the same people (it is audited)
 CREATE_CUSTOMER = "customers.change_customer"  # Create Customer on the list: Ops, who change customers' details
+MANAGE_INVOICE = "billing.change_invoice"  # void, refund, credit (Ops)
 SHARE_VIEW = "billing.add_bulkjob"  # share a saved view with the team: Ops, as they run what it selects
 
 # What templates ask: `{% if can.adjust_balance %}` shows the control of that permission.
@@ -49,6 +50,7 @@ ABILITIES = {
     "record_usage": RECORD_USAGE,
     "check_balance": CHECK_BALANCE,
     "create_customer": CREATE_CUSTOMER,
+    "manage_invoice": MANAGE_INVOICE,
 }
 
 

@@ -23,7 +23,14 @@ from billing.models.features import (
     PriceInterval,
     UsageType,
 )
-from billing.models.invoices import Invoice, InvoiceStatus, StripeEvent
+from billing.models.invoices import (
+    CreditNote,
+    CreditNoteReason,
+    Invoice,
+    InvoiceRefund,
+    InvoiceStatus,
+    StripeEvent,
+)
 from billing.models.products import Price, Product, ProductItem, ProductQuerySet, TrialUnit
 from billing.models.referrals import ReceivedBy, RedeemOn, ReferralCode, ReferralProgram, ReferralRedemption
 from billing.models.rewards import DISCOUNT_REWARD_TYPES, CustomerReward, Reward, RewardDuration, RewardType
@@ -69,6 +76,9 @@ __all__ = [
     "ReferralRedemption",
     "InvoiceStatus",
     "Invoice",
+    "InvoiceRefund",
+    "CreditNote",
+    "CreditNoteReason",
     "StripeEvent",
     "BulkJobStatus",
     "BulkJob",

@@ -82,3 +82,28 @@ def read_meta(metadata: dict, key: str = "product_id") -> str | None:
     """A metadata value that is a non-empty text; None for anything else (metadata is free-form)."""
     value = metadata.get(key)
     return value if isinstance(value, str) and value else None
+
+
+def read_invoice_detail(obj: dict) -> dict:
+    """What an invoice bills, when the snapshot carries its lines: `lines` ([{id, description, quantity,
+    amount}]), `subtotal`, `tax` and `discounts` ([{name, amount}]), amounts in minor units. {} without them."""
+    if "lines" not in obj:
+        return {}
+    lines = []
+    for line in read_dicts(read_dict(obj, "lines"), "data"):
+        quantity = read_int(line, "quantity")
+        lines.append(
+            {
+                "id": read_ref(line, "id") or "",
+                "description": read_str(line, "description", max_length=5000) or "",
+                "quantity": quantity,
+                "amount": read_int(line, "amount") or 0,
+            }
+        )
+    taxes = read_dicts(obj, "total_taxes")
+    tax = sum(read_int(t, "amount") or 0 for t in taxes) if taxes else read_int(obj, "tax")
+    discounts = [
+        {"name": read_ref(d, "discount") or "Discount", "amount": read_int(d, "amount") or 0}
+        for d in read_dicts(obj, "total_discount_amounts")
+    ]
+    return {"lines": lines, "subtotal": read_int(obj, "subtotal"), "tax": tax, "discounts": discounts}

@@ -33,6 +33,7 @@ from billing.stripe_inbound.fields import (
     read_dict,
     read_dicts,
     read_int,
+    read_invoice_detail,
     read_meta,
     read_ref,
     read_str,
@@ -123,6 +124,7 @@ def _invoice_fields(obj: dict) -> dict:
         "currency": (currency or "usd").lower()[:3],
         "hosted_invoice_url": read_url(obj, "hosted_invoice_url"),
         "invoice_pdf": read_url(obj, "invoice_pdf"),
+        **read_invoice_detail(obj),
     }
 
 

@@ -71,6 +71,7 @@ CASES = {
     ("CatalogUpdateParams", "features"): ("catalog.update", {"plans": []}, "features.0"),
     ("CatalogUpdateParams", "plans"): ("catalog.update", {"features": []}, "plans.0"),
     ("CreateRewardParams", "coupon"): ("rewards.create", {}, "coupon"),
+    ("IssueCreditNoteParams", "lines"): ("invoices.issue_credit_note", {"invoice_id": "inv_1"}, "lines.0"),
     ("CreateRewardParams", "feature_grant"): ("rewards.create", {}, "feature_grant"),
     ("CouponIn", "duration"): ("rewards.create", {"coupon": COUPON}, "coupon.duration"),
     ("CouponIn", "promo_codes"): (
