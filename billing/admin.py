@@ -6,6 +6,7 @@ from billing.models import (
     BulkJob,
     BulkJobItem,
     CreditCost,
+    CreditNote,
     CustomerProduct,
     CustomerReward,
     DailyCreditDraw,
@@ -16,9 +17,13 @@ from billing.models import (
     Feature,
     FeatureType,
     Invoice,
+    InvoiceRefund,
     Price,
     Product,
     ProductItem,
+    ReferralCode,
+    ReferralProgram,
+    ReferralRedemption,
     Reward,
     StripeEvent,
     UsageRollup,
@@ -226,6 +231,54 @@ class InvoiceAdmin(ReadOnlyAdmin):
     list_filter = ("status", "currency")
     raw_id_fields = ("customer",)
     search_fields = ("stripe_id", "customer__customer_id")
+
+
+@admin.register(InvoiceRefund)
+class InvoiceRefundAdmin(ReadOnlyAdmin):
+    """Read only: refunds are made on the customer page (billing/services/invoices.py), in Stripe and here."""
+
+    list_display = ("stripe_id", "invoice", "amount", "reason", "created_at")
+    raw_id_fields = ("invoice",)
+    search_fields = ("stripe_id", "invoice__stripe_id")
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdmin):
+    """Read only: credit notes are issued on the customer page or with invoices.issue_credit_note."""
+
+    list_display = ("stripe_id", "number", "invoice", "total", "reason", "status", "created_at")
+    list_filter = ("status", "reason")
+    raw_id_fields = ("invoice",)
+    search_fields = ("stripe_id", "number", "invoice__stripe_id")
+
+
+@admin.register(ReferralProgram)
+class ReferralProgramAdmin(ReadOnlyAdmin):
+    """Read only: programs change through referral_programs.* (billing/services/referrals.py), audited."""
+
+    list_display = ("program_id", "env", "reward", "redeem_on", "received_by", "max_redemptions", "created_at")
+    list_filter = ("env", "redeem_on", "received_by")
+    search_fields = ("program_id",)
+
+
+@admin.register(ReferralCode)
+class ReferralCodeAdmin(ReadOnlyAdmin):
+    """Read only: a customer's code is made by referrals.create_code."""
+
+    list_display = ("code", "env", "program", "customer", "created_at")
+    list_filter = ("env",)
+    raw_id_fields = ("customer",)
+    search_fields = ("code", "customer__customer_id")
+
+
+@admin.register(ReferralRedemption)
+class ReferralRedemptionAdmin(ReadOnlyAdmin):
+    """Read only: redemptions are made by referrals.redeem_code and triggered by a checkout."""
+
+    list_display = ("code", "program", "redeemer", "triggered", "referrer_applied", "redeemer_applied", "created_at")
+    list_filter = ("triggered",)
+    raw_id_fields = ("redeemer",)
+    search_fields = ("code__code", "redeemer__customer_id")
 
 
 @admin.register(StripeEvent)
