@@ -72,6 +72,7 @@ def ensure_roles() -> None:
     importlib.import_module("billing.migrations.0002_roles").assign_roles(apps)
     importlib.import_module("billing.migrations.0016_bulk_jobs").assign_job_roles(apps)
     importlib.import_module("billing.migrations.0022_entities").assign_entity_roles(apps)
+    importlib.import_module("billing.migrations.0025_invoice_actions").assign_invoice_roles(apps)
 
 
 def _user(username: str, group: str | None = None, **extra) -> User:

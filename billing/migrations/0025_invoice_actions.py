@@ -105,6 +105,11 @@ def assign_invoice_perms(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
+    assign_invoice_roles(apps)
+
+
+def assign_invoice_roles(apps):
+    """The groups' invoice permissions (also what the tests call after a flush, as for the other roles)."""
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, codes in INVOICE_PERMS.items():
